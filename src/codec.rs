@@ -1,0 +1,324 @@
+//! Payload codecs: bytes to jq values and back, and the JSON envelope of local outputs.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use jaq_json::{Num, Val};
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+/// How payload bytes are handed to transforms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Codec {
+    /// The payload is one JSON document; malformed JSON is a failed event.
+    #[default]
+    Json,
+    /// The payload is opaque: transforms see it as one string (invalid UTF-8 as a byte string),
+    /// and a string result is written back as-is.
+    Raw,
+}
+
+/// Why a payload could not be decoded or a value encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The payload is not valid JSON.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// A transform produced a value JSON cannot represent.
+    #[error("result is not valid JSON: {0}")]
+    NotJson(&'static str),
+}
+
+/// Deepest nesting written; deeper values come only from transforms and are refused.
+const MAX_DEPTH: usize = 256;
+
+/// Decodes a payload for transforms.
+pub fn decode(codec: Codec, payload: &[u8]) -> Result<Val, CodecError> {
+    match codec {
+        Codec::Json => {
+            // serde_json is strict (no comments, NaN or trailing data) and limits nesting to 128.
+            let mut de = serde_json::Deserializer::from_slice(payload);
+            let val =
+                Val::deserialize(&mut de).map_err(|e| CodecError::MalformedJson(e.to_string()))?;
+            de.end()
+                .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
+            Ok(val)
+        }
+        Codec::Raw => Ok(match std::str::from_utf8(payload) {
+            Ok(_) => Val::utf8_str(Bytes::copy_from_slice(payload)),
+            Err(_) => Val::byte_str(Bytes::copy_from_slice(payload)),
+        }),
+    }
+}
+
+/// Encodes a transform result as a payload.
+pub fn encode(codec: Codec, val: &Val, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    match (codec, val) {
+        (Codec::Raw, Val::TStr(s) | Val::BStr(s)) => {
+            out.extend_from_slice(s);
+            Ok(())
+        }
+        _ => write_json(val, out, 0),
+    }
+}
+
+/// Writes strict JSON: non-finite numbers, byte strings and non-string keys are errors.
+pub fn write_json(val: &Val, out: &mut Vec<u8>, depth: usize) -> Result<(), CodecError> {
+    if depth > MAX_DEPTH {
+        return Err(CodecError::NotJson("nested deeper than 256 levels"));
+    }
+    match val {
+        Val::Null => out.extend_from_slice(b"null"),
+        Val::Bool(true) => out.extend_from_slice(b"true"),
+        Val::Bool(false) => out.extend_from_slice(b"false"),
+        Val::Num(n) => write_num(n, out)?,
+        Val::TStr(s) => write_str(s, out),
+        Val::BStr(_) => return Err(CodecError::NotJson("byte string")),
+        Val::Arr(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json(item, out, depth + 1)?;
+            }
+            out.push(b']');
+        }
+        Val::Obj(map) => {
+            out.push(b'{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match k {
+                    Val::TStr(s) => write_str(s, out),
+                    _ => return Err(CodecError::NotJson("object key that is not a string")),
+                }
+                out.push(b':');
+                write_json(v, out, depth + 1)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+fn write_num(n: &Num, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    use std::io::Write as _;
+    match n {
+        Num::Float(f) if !f.is_finite() => {
+            return Err(CodecError::NotJson("NaN or infinite number"));
+        }
+        Num::Float(f) => out.extend_from_slice(ryu::Buffer::new().format_finite(*f).as_bytes()),
+        Num::Dec(d) if d.parse::<f64>().is_ok_and(|f| f.is_finite()) => {
+            out.extend_from_slice(d.as_bytes())
+        }
+        Num::Dec(_) => return Err(CodecError::NotJson("NaN or infinite number")),
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+    Ok(())
+}
+
+fn write_str(s: &[u8], out: &mut Vec<u8>) {
+    match std::str::from_utf8(s) {
+        Ok(s) => escape_into(s, out),
+        Err(_) => escape_into(&String::from_utf8_lossy(s), out),
+    }
+}
+
+fn escape_into(s: &str, out: &mut Vec<u8>) {
+    // serde_json's escaper; writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// How local outputs (stdout, file) write an event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// The payload bytes, one event per line.
+    #[default]
+    Payload,
+    /// A JSON object per line with the payload and its metadata (see [`write_envelope`]).
+    Envelope,
+}
+
+/// Writes the envelope of an event, one JSON object on one line:
+/// `{"payload": {...}, "key": "...", "headers": {"name": "value"}, "timestamp": 1700000000000,
+/// "destination": "...", "source": "kafka:orders/0@42"}`. A payload that is JSON is embedded as
+/// JSON; one that is other UTF-8 text is written as `payload_text`, anything else base64-encoded
+/// as `payload_base64` (likewise `key` / `key_base64`). Absent fields are left out.
+pub fn write_envelope(event: &Event, out: &mut Vec<u8>) {
+    out.push(b'{');
+    write_payload(&event.payload, out);
+    if let Some(key) = &event.key {
+        out.push(b',');
+        match std::str::from_utf8(key) {
+            Ok(s) => field_str(out, "key", s),
+            Err(_) => field_str(
+                out,
+                "key_base64",
+                &base64::engine::general_purpose::STANDARD.encode(key),
+            ),
+        }
+    }
+    if !event.headers.is_empty() {
+        out.extend_from_slice(b",\"headers\":{");
+        for (i, (name, value)) in event.headers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            field_str(out, name, &String::from_utf8_lossy(value));
+        }
+        out.push(b'}');
+    }
+    if let Some(ts) = event.timestamp {
+        out.extend_from_slice(b",\"timestamp\":");
+        out.extend_from_slice(itoa::Buffer::new().format(ts).as_bytes());
+    }
+    if let Some(dest) = &event.destination {
+        out.push(b',');
+        field_str(out, "destination", dest);
+    }
+    out.push(b',');
+    field_str(out, "source", &event.position.to_string());
+    out.push(b'}');
+}
+
+fn field_str(out: &mut Vec<u8>, name: &str, value: &str) {
+    escape_into(name, out);
+    out.push(b':');
+    escape_into(value, out);
+}
+
+fn write_payload(payload: &[u8], out: &mut Vec<u8>) {
+    let json = serde_json::from_slice::<serde::de::IgnoredAny>(payload).is_ok();
+    match std::str::from_utf8(payload) {
+        Ok(_) if json && !payload.contains(&b'\n') => {
+            out.extend_from_slice(b"\"payload\":");
+            out.extend_from_slice(payload.trim_ascii());
+        }
+        Ok(_) if json => {
+            // Multi-line JSON: written compact so the envelope stays on one line.
+            out.extend_from_slice(b"\"payload\":");
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
+                let _ = serde_json::to_writer(&mut *out, &v);
+            }
+        }
+        Ok(text) => field_str(out, "payload_text", text),
+        Err(_) => field_str(
+            out,
+            "payload_base64",
+            &base64::engine::general_purpose::STANDARD.encode(payload),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Position;
+    use crate::runtime::ack::Ack;
+
+    fn roundtrip(input: &str) -> String {
+        let v = decode(Codec::Json, input.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        encode(Codec::Json, &v, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn json_roundtrip_keeps_order_and_values() {
+        assert_eq!(
+            roundtrip(r#"{"b":1,"a":[true,null,"x\"y\n"],"c":-2.5,"d":{}}"#),
+            r#"{"b":1,"a":[true,null,"x\"y\n"],"c":-2.5,"d":{}}"#
+        );
+        assert_eq!(roundtrip(" 12345678901234567890 "), "12345678901234567890");
+        assert_eq!(roundtrip(r#""\u00e9\ud83d\ude00""#), "\"é😀\"");
+    }
+
+    #[test]
+    fn malformed_inputs_are_errors() {
+        for bad in [
+            "",
+            "{",
+            "{\"a\":1} x",
+            "NaN",
+            "[1,]",
+            "{'a':1}",
+            "\u{feff}{}",
+            "# c\n{}",
+        ] {
+            assert!(
+                matches!(
+                    decode(Codec::Json, bad.as_bytes()),
+                    Err(CodecError::MalformedJson(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(decode(Codec::Json, b"\xff\xfe").is_err());
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        assert!(
+            decode(Codec::Json, deep.as_bytes()).is_err(),
+            "deep nesting must be refused, not overflow the stack"
+        );
+    }
+
+    #[test]
+    fn non_json_results_are_errors() {
+        let mut out = Vec::new();
+        assert!(write_json(&Val::Num(Num::Float(f64::NAN)), &mut out, 0).is_err());
+        assert!(write_json(&Val::byte_str(Bytes::from_static(b"\xff")), &mut out, 0).is_err());
+    }
+
+    #[test]
+    fn raw_codec_passes_bytes_through() {
+        let v = decode(Codec::Raw, b"not json \xff").unwrap();
+        let mut out = Vec::new();
+        encode(Codec::Raw, &v, &mut out).unwrap();
+        assert_eq!(out, b"not json \xff");
+    }
+
+    #[test]
+    fn envelope_has_payload_metadata_and_source() {
+        let mut e = Event::new(
+            Bytes::from_static(b"{bad"),
+            Position::Line {
+                source: "stdin".into(),
+                line: 7,
+            },
+            Ack::untracked(),
+        );
+        e.key = Some(Bytes::from_static(b"\xff\x00"));
+        e.headers.push((
+            "sluice-error-reason".into(),
+            Bytes::from_static(b"malformed JSON"),
+        ));
+        e.timestamp = Some(1700000000000);
+        let mut out = Vec::new();
+        write_envelope(&e, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["payload_text"], "{bad");
+        assert_eq!(v["key_base64"], "/wA=");
+        assert_eq!(v["headers"]["sluice-error-reason"], "malformed JSON");
+        assert_eq!(v["timestamp"], 1700000000000i64);
+        assert_eq!(v["source"], "stdin:7");
+        assert!(v.get("payload").is_none());
+
+        e.payload = Bytes::from_static(b"{\n  \"a\": [1, 2]\n}");
+        let mut out = Vec::new();
+        write_envelope(&e, &mut out);
+        assert!(!out.contains(&b'\n'), "one line per event");
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["payload"], serde_json::json!({"a": [1, 2]}));
+
+        e.payload = Bytes::from_static(b"\xff");
+        let mut out = Vec::new();
+        write_envelope(&e, &mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["payload_base64"], "/w==");
+    }
+}

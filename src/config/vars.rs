@@ -1,0 +1,341 @@
+//! Environment interpolation of pipeline files: `${VAR}`, `${VAR:-default}`, `${VAR:?message}`, `$$`.
+//!
+//! Interpolation runs on the raw text before YAML parsing, so the result keeps a map back to the
+//! original text: errors found later in the interpolated text still point at the right line:column.
+
+/// One error found while interpolating, at a 1-based line and column of the original text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VarError {
+    /// 1-based line of the `${` that failed.
+    pub line: usize,
+    /// 1-based column (in characters) of the `${` that failed.
+    pub column: usize,
+    /// What went wrong, naming the variable.
+    pub message: String,
+}
+
+/// Interpolated text plus what is needed to map its positions back to the original.
+#[derive(Debug, Clone)]
+pub struct Interpolated {
+    /// The text after substitution.
+    pub text: String,
+    /// Segments in order: (start in output, start in input, length in output, literal?), in chars.
+    segments: Vec<Segment>,
+    /// Char offsets of line starts in the original text.
+    original_line_starts: Vec<usize>,
+    /// Char offsets of line starts in the interpolated text.
+    output_line_starts: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    out_start: usize,
+    in_start: usize,
+    out_len: usize,
+    literal: bool,
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    for (i, c) in text.chars().enumerate() {
+        if c == '\n' {
+            starts.push(i + 1);
+        }
+    }
+    starts
+}
+
+fn to_line_col(starts: &[usize], offset: usize) -> (usize, usize) {
+    let line = starts.partition_point(|&s| s <= offset).max(1);
+    (line, offset - starts[line - 1] + 1)
+}
+
+impl Interpolated {
+    /// Maps a 1-based line:column of the interpolated text to the original text. A position inside
+    /// a substituted value maps to the `${` that produced it.
+    pub fn original_position(&self, line: usize, column: usize) -> (usize, usize) {
+        let Some(&line_start) = self.output_line_starts.get(line.saturating_sub(1)) else {
+            return (line, column);
+        };
+        let out = line_start + column.saturating_sub(1);
+        let idx = self.segments.partition_point(|s| s.out_start <= out);
+        let Some(seg) = idx.checked_sub(1).map(|i| self.segments[i]) else {
+            return (line, column);
+        };
+        let within = (out - seg.out_start).min(seg.out_len);
+        let input = if seg.literal {
+            seg.in_start + within
+        } else {
+            seg.in_start
+        };
+        to_line_col(&self.original_line_starts, input)
+    }
+}
+
+/// Looks a variable up; `std::env::var` in production, a table in tests.
+pub trait Lookup {
+    /// The variable's value, or `None` when it is unset (or not valid Unicode).
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// Reads the process environment.
+pub struct ProcessEnv;
+
+impl Lookup for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Lookup for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Substitutes every `${...}` in `input`. Returns every error at once.
+pub fn interpolate(input: &str, env: &dyn Lookup) -> Result<Interpolated, Vec<VarError>> {
+    let chars: Vec<char> = input.chars().collect();
+    let original_line_starts = line_starts(input);
+    let mut out = String::with_capacity(input.len());
+    let mut out_len = 0usize;
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut errors = Vec::new();
+    let mut literal_from = 0usize;
+    let mut i = 0usize;
+
+    let push_literal = |segments: &mut Vec<Segment>,
+                        out: &mut String,
+                        out_len: &mut usize,
+                        from: usize,
+                        to: usize| {
+        if to > from {
+            segments.push(Segment {
+                out_start: *out_len,
+                in_start: from,
+                out_len: to - from,
+                literal: true,
+            });
+            out.extend(&chars[from..to]);
+            *out_len += to - from;
+        }
+    };
+
+    while i < chars.len() {
+        if chars[i] != '$' {
+            i += 1;
+            continue;
+        }
+        match chars.get(i + 1) {
+            Some('$') => {
+                // `$$` is a literal `$`.
+                push_literal(&mut segments, &mut out, &mut out_len, literal_from, i + 1);
+                i += 2;
+                literal_from = i;
+            }
+            Some('{') => {
+                let (line, column) = to_line_col(&original_line_starts, i);
+                let Some(close) = chars[i + 2..].iter().position(|&c| c == '}' || c == '\n') else {
+                    errors.push(VarError {
+                        line,
+                        column,
+                        message: "unterminated `${`".into(),
+                    });
+                    i += 2;
+                    continue;
+                };
+                let close = i + 2 + close;
+                if chars[close] == '\n' {
+                    errors.push(VarError {
+                        line,
+                        column,
+                        message: "unterminated `${`".into(),
+                    });
+                    i = close;
+                    continue;
+                }
+                let body: String = chars[i + 2..close].iter().collect();
+                push_literal(&mut segments, &mut out, &mut out_len, literal_from, i);
+                let value = resolve(&body, env).map_err(|message| VarError {
+                    line,
+                    column,
+                    message,
+                });
+                match value {
+                    Ok(value) => {
+                        let n = value.chars().count();
+                        segments.push(Segment {
+                            out_start: out_len,
+                            in_start: i,
+                            out_len: n,
+                            literal: false,
+                        });
+                        out.push_str(&value);
+                        out_len += n;
+                    }
+                    Err(e) => errors.push(e),
+                }
+                i = close + 1;
+                literal_from = i;
+            }
+            _ => i += 1,
+        }
+    }
+    push_literal(
+        &mut segments,
+        &mut out,
+        &mut out_len,
+        literal_from,
+        chars.len(),
+    );
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let output_line_starts = line_starts(&out);
+    Ok(Interpolated {
+        text: out,
+        segments,
+        original_line_starts,
+        output_line_starts,
+    })
+}
+
+fn resolve(body: &str, env: &dyn Lookup) -> Result<String, String> {
+    let (name, op, arg) = match body.find(":-").or_else(|| body.find(":?")) {
+        Some(at) => (&body[..at], &body[at..at + 2], Some(&body[at + 2..])),
+        None => (body, "", None),
+    };
+    if !valid_name(name) {
+        return Err(format!(
+            "invalid environment variable name `{name}` in `${{{body}}}`"
+        ));
+    }
+    let value = env.get(name);
+    match (op, arg) {
+        (":-", Some(default)) => Ok(value.filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())),
+        (":?", Some(message)) => match value.filter(|v| !v.is_empty()) {
+            Some(v) => Ok(v),
+            None if message.is_empty() => Err(format!("environment variable `{name}` is required")),
+            None => Err(format!("environment variable `{name}` is required: {message}")),
+        },
+        _ => value.ok_or_else(|| format!("environment variable `{name}` is not set (use `${{{name}:-default}}` for a default)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "BROKERS" => Some("b1:9092,b2:9092".into()),
+            "EMPTY" => Some(String::new()),
+            "MULTI" => Some("a\nb".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("plain text", Ok("plain text")),
+            ("${BROKERS}", Ok("b1:9092,b2:9092")),
+            ("x=${BROKERS}!", Ok("x=b1:9092,b2:9092!")),
+            ("${MISSING:-local:9092}", Ok("local:9092")),
+            ("${EMPTY:-fallback}", Ok("fallback")),
+            ("${BROKERS:-fallback}", Ok("b1:9092,b2:9092")),
+            ("${EMPTY}", Ok("")),
+            ("${BROKERS:?set it}", Ok("b1:9092,b2:9092")),
+            ("cost: $$5", Ok("cost: $5")),
+            ("$${BROKERS}", Ok("${BROKERS}")),
+            ("jq: '$key // .id'", Ok("jq: '$key // .id'")),
+            (
+                "${MISSING}",
+                Err("environment variable `MISSING` is not set"),
+            ),
+            (
+                "${MISSING:?brokers are needed}",
+                Err("environment variable `MISSING` is required: brokers are needed"),
+            ),
+            (
+                "${EMPTY:?}",
+                Err("environment variable `EMPTY` is required"),
+            ),
+            ("${1BAD}", Err("invalid environment variable name `1BAD`")),
+            ("${BROKERS", Err("unterminated `${`")),
+        ];
+        for (input, expected) in cases {
+            let got = interpolate(input, &env);
+            match (expected, got) {
+                (Ok(want), Ok(got)) => assert_eq!(&got.text, want, "input {input:?}"),
+                (Err(want), Err(errs)) => {
+                    assert_eq!(errs.len(), 1, "input {input:?}: {errs:?}");
+                    assert!(
+                        errs[0].message.starts_with(want),
+                        "input {input:?}: got {:?}",
+                        errs[0].message
+                    );
+                }
+                (want, got) => panic!("input {input:?}: wanted {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn reports_every_error_with_position() {
+        let text = "a: ${ONE}\nb:\n  c: x ${TWO:?needed}\n";
+        let errs = interpolate(text, &env).unwrap_err();
+        assert_eq!(
+            errs.iter().map(|e| (e.line, e.column)).collect::<Vec<_>>(),
+            vec![(1, 4), (3, 8)]
+        );
+        assert!(errs[0].message.contains("`ONE`"));
+        assert!(errs[1].message.contains("`TWO`") && errs[1].message.contains("needed"));
+    }
+
+    #[test]
+    fn maps_positions_back() {
+        let text = "a: ${BROKERS} tail\nm: ${MULTI} z\nlast: 1\n";
+        let got = interpolate(text, &env).unwrap();
+        assert_eq!(got.text, "a: b1:9092,b2:9092 tail\nm: a\nb z\nlast: 1\n");
+        // "tail" on line 1 moved right by the substitution.
+        assert_eq!(got.original_position(1, 20), (1, 15));
+        // inside the substituted value: points at `${`.
+        assert_eq!(got.original_position(1, 8), (1, 4));
+        // the substituted newline added a line: output line 4 is original line 3.
+        assert_eq!(got.original_position(4, 1), (3, 1));
+        assert_eq!(got.original_position(3, 3), (2, 13));
+    }
+
+    proptest! {
+        #[test]
+        fn text_without_dollar_is_unchanged(s in "[^$]{0,200}") {
+            let got = interpolate(&s, &env).unwrap();
+            prop_assert_eq!(&got.text, &s);
+            for (li, line) in s.split('\n').enumerate() {
+                for col in 1..=line.chars().count() {
+                    prop_assert_eq!(got.original_position(li + 1, col), (li + 1, col));
+                }
+            }
+        }
+
+        #[test]
+        fn literal_positions_survive_substitution(prefix in "[a-z ]{0,20}", suffix in "[a-z ]{1,20}") {
+            let text = format!("{prefix}${{BROKERS}}{suffix}");
+            let got = interpolate(&text, &env).unwrap();
+            let value_len = "b1:9092,b2:9092".len();
+            let p = prefix.chars().count();
+            for k in 0..suffix.chars().count() {
+                prop_assert_eq!(got.original_position(1, p + value_len + 1 + k), (1, p + "${BROKERS}".len() + 1 + k));
+            }
+        }
+    }
+}

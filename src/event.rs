@@ -1,0 +1,117 @@
+//! Event: payload bytes, key, headers, timestamp, where it came from, and its acknowledgement.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::runtime::ack::Ack;
+
+/// Message headers in order; a name may repeat (Kafka and NATS both allow it).
+pub type Headers = Vec<(String, Bytes)>;
+
+/// Where an event was read from: enough to find it again and to say so in a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// Not from a readable position (generated events).
+    Generated {
+        /// Sequence number of the generated event, from 0.
+        seq: u64,
+    },
+    /// A line of a file or of standard input.
+    Line {
+        /// The file path, or `stdin`.
+        source: Arc<str>,
+        /// 1-based line number.
+        line: u64,
+    },
+    /// A Kafka record.
+    Kafka {
+        /// Topic.
+        topic: Arc<str>,
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+    },
+    /// A NATS message; JetStream messages also carry their stream and sequence.
+    Nats {
+        /// Subject it was published to.
+        subject: Arc<str>,
+        /// JetStream stream name and stream sequence, when read from JetStream.
+        stream: Option<(Arc<str>, u64)>,
+    },
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position::Generated { seq } => write!(f, "generate:{seq}"),
+            Position::Line { source, line } => write!(f, "{source}:{line}"),
+            Position::Kafka {
+                topic,
+                partition,
+                offset,
+            } => write!(f, "kafka:{topic}/{partition}@{offset}"),
+            Position::Nats {
+                subject,
+                stream: None,
+            } => write!(f, "nats:{subject}"),
+            Position::Nats {
+                subject,
+                stream: Some((stream, seq)),
+            } => {
+                write!(f, "jetstream:{stream}/{seq} ({subject})")
+            }
+        }
+    }
+}
+
+/// One event moving through a pipeline.
+#[derive(Debug)]
+pub struct Event {
+    /// The payload, as read or as produced by the transforms.
+    pub payload: Bytes,
+    /// Message key (Kafka key; NATS has none unless set by a transform).
+    pub key: Option<Bytes>,
+    /// Headers.
+    pub headers: Headers,
+    /// Milliseconds since the Unix epoch, when known.
+    pub timestamp: Option<i64>,
+    /// Output topic or subject chosen for this event; `None` uses the output's default.
+    pub destination: Option<Arc<str>>,
+    /// Output partition chosen for this event (Kafka); `None` lets the output choose.
+    pub partition: Option<i32>,
+    /// Where the input this event derives from was read.
+    pub position: Arc<Position>,
+    /// Completed once this event is delivered (or deliberately dropped).
+    pub ack: Ack,
+}
+
+impl Event {
+    /// A new event read at `position`, with no key, headers or timestamp.
+    pub fn new(payload: Bytes, position: Position, ack: Ack) -> Self {
+        Event {
+            payload,
+            key: None,
+            headers: Headers::new(),
+            timestamp: None,
+            destination: None,
+            partition: None,
+            position: Arc::new(position),
+            ack,
+        }
+    }
+
+    /// The first header with this name.
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// Current time in milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,23 @@
+//! sluice: a stream processor that moves and reshapes events between Kafka, NATS and local
+//! inputs and outputs, acknowledging an input only once everything derived from it is delivered.
+//!
+//! # Layout
+//! - [`config`]: pipeline file schema, `${VAR}` interpolation, loading and validation.
+//! - [`event`]: the event (payload, key, headers, timestamp, source position, ack).
+//! - [`codec`]: payload bytes to jq values and back; the JSON envelope of local outputs.
+//! - [`source`]: inputs (stdin, file, generate, Kafka, NATS, JetStream).
+//! - [`transform`]: steps (jq, filter, route) and the chain that runs them.
+//! - [`sink`]: outputs (stdout, file, Kafka, NATS, JetStream).
+//! - [`runtime`]: wiring and running pipelines, acknowledgement tracking, the transform stage.
+//! - [`observe`]: metrics and logs of what happens to events.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod config;
+pub mod event;
+pub mod observe;
+pub mod runtime;
+pub mod sink;
+pub mod source;
+pub mod transform;

@@ -1,0 +1,169 @@
+//! The `sluice` command: check or run pipeline files.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Move and reshape events between Kafka, NATS and local inputs/outputs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate pipeline files (including every jq program); exit non-zero on any error.
+    Check {
+        /// Pipeline files.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+    },
+    /// Run pipelines until their inputs end or SIGINT/SIGTERM.
+    Run {
+        /// Pipeline files.
+        #[arg(required = true)]
+        pipelines: Vec<PathBuf>,
+        /// Log format on stderr.
+        #[arg(long, env = "SLUICE_LOG_FORMAT", default_value = "human")]
+        log_format: LogFormat,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn print_diagnostics(errors: &[sluice::config::Diagnostic]) {
+    for e in errors {
+        eprintln!("{e}");
+    }
+    eprintln!(
+        "{} error{} found",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { pipelines } => match sluice::config::load_files(&pipelines) {
+            Ok(loaded) => {
+                for p in &loaded {
+                    println!("{}: ok (pipeline `{}`)", p.file.display(), p.name);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                print_diagnostics(&errors);
+                ExitCode::FAILURE
+            }
+        },
+        Command::Run {
+            pipelines,
+            log_format,
+        } => {
+            let loaded = match sluice::config::load_files(&pipelines) {
+                Ok(loaded) => loaded,
+                Err(errors) => {
+                    print_diagnostics(&errors);
+                    return ExitCode::FAILURE;
+                }
+            };
+            init_logs(log_format);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let code = runtime.block_on(run(loaded));
+            // Standard input is read on a blocking thread that may never return; do not wait for it.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+            code
+        }
+    }
+}
+
+async fn run(pipelines: Vec<sluice::config::Pipeline>) -> ExitCode {
+    let deadline = pipelines
+        .iter()
+        .map(|p| p.config.settings.shutdown_timeout.0)
+        .max()
+        .unwrap_or(Duration::from_secs(25));
+    let shutdown = CancellationToken::new();
+    let mut work = tokio::spawn(sluice::runtime::run_all(pipelines, shutdown.clone()));
+
+    let result = tokio::select! {
+        r = &mut work => r,
+        signal = wait_for_signal() => {
+            tracing::info!(signal, deadline_ms = deadline.as_millis() as u64, "shutting down: no new events are read; in-flight events are delivered");
+            shutdown.cancel();
+            tokio::select! {
+                r = &mut work => r,
+                _ = tokio::time::sleep(deadline) => {
+                    tracing::error!("shutdown deadline passed with events in flight; they were not acknowledged");
+                    return ExitCode::FAILURE;
+                }
+                signal = wait_for_signal() => {
+                    tracing::error!(signal, "second signal: exiting now; in-flight events were not acknowledged");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(errors)) => {
+            for e in &errors {
+                tracing::error!(error = %e, "exiting on error");
+            }
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "internal error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers only the inputs ending stops the process.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,140 @@
+//! Running pipelines: wiring source -> transforms -> sink over bounded channels, and shutdown.
+
+pub mod ack;
+pub mod processor;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ErrorPolicy, Pipeline};
+use crate::sink::SinkContext;
+use crate::source::SourceContext;
+
+/// Why a pipeline failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The input failed.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    /// The output or the dead-letter output failed.
+    #[error(transparent)]
+    Sink(#[from] crate::sink::SinkError),
+    /// The transform stage stopped.
+    #[error(transparent)]
+    Process(#[from] processor::ProcessError),
+    /// A task panicked: a bug.
+    #[error("internal error: {0}")]
+    Panic(String),
+}
+
+/// Runs one pipeline until its input ends or `shutdown` is cancelled and everything read is
+/// delivered. Any failure stops the pipeline's input, lets the rest drain, and is returned.
+pub async fn run_pipeline(
+    pipeline: Pipeline,
+    shutdown: CancellationToken,
+) -> Result<(), Vec<PipelineError>> {
+    let name: Arc<str> = Arc::from(pipeline.name.as_str());
+    let config = Arc::new(pipeline.config);
+    let capacity = config.settings.channel_batches;
+    let stop = shutdown.child_token();
+
+    let (source_tx, source_rx) = mpsc::channel(capacity);
+    let (out_tx, out_rx) = mpsc::channel(capacity);
+    let (dlq_tx, dlq_rx) = match &config.errors {
+        ErrorPolicy::Output(_) => {
+            let (tx, rx) = mpsc::channel(capacity);
+            (Some(tx), Some(rx))
+        }
+        _ => (None, None),
+    };
+
+    let processor =
+        processor::Processor::start(name.clone(), &config).map_err(|e| vec![e.into()])?;
+    let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
+
+    let ctx = SourceContext {
+        pipeline: name.clone(),
+        out: source_tx,
+        shutdown: stop.clone(),
+        batch_size: config.settings.batch_size,
+    };
+    let c = config.clone();
+    tasks.spawn(async move { c.input.run(ctx).await.map_err(PipelineError::from) });
+    tasks.spawn(async move {
+        processor
+            .run(source_rx, out_tx, dlq_tx)
+            .await
+            .map_err(PipelineError::from)
+    });
+    let c = config.clone();
+    let ctx = SinkContext {
+        pipeline: name.clone(),
+        dead_letter: false,
+    };
+    tasks.spawn(async move { c.output.run(out_rx, ctx).await.map_err(PipelineError::from) });
+    if let Some(rx) = dlq_rx {
+        let c = config.clone();
+        let ctx = SinkContext {
+            pipeline: name.clone(),
+            dead_letter: true,
+        };
+        tasks.spawn(async move {
+            match &c.errors {
+                ErrorPolicy::Output(out) => out.run(rx, ctx).await.map_err(PipelineError::from),
+                _ => Ok(()),
+            }
+        });
+    }
+
+    tracing::info!(pipeline = %name, input = config.input.kind(), output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");
+    let mut errors = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.unwrap_or_else(|e| Err(PipelineError::Panic(e.to_string())));
+        if let Err(e) = result {
+            tracing::error!(pipeline = %name, error = %e, "pipeline failed");
+            errors.push(e);
+            stop.cancel();
+        }
+    }
+    if errors.is_empty() {
+        tracing::info!(pipeline = %name, "pipeline finished");
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Runs every pipeline in this process. A failing pipeline shuts the others down too (so an
+/// orchestrator restarts the process); returns every error.
+pub async fn run_all(
+    pipelines: Vec<Pipeline>,
+    shutdown: CancellationToken,
+) -> Result<(), Vec<PipelineError>> {
+    let mut set = JoinSet::new();
+    for p in pipelines {
+        let shutdown = shutdown.clone();
+        set.spawn(async move {
+            let result = run_pipeline(p, shutdown.clone()).await;
+            if result.is_err() {
+                shutdown.cancel();
+            }
+            result
+        });
+    }
+    let mut errors = Vec::new();
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => errors.extend(e),
+            Err(e) => errors.push(PipelineError::Panic(e.to_string())),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}

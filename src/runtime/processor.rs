@@ -1,0 +1,337 @@
+//! The transform stage: batches fan out to worker threads and come back in input order.
+//!
+//! Transforms are CPU work, so they run on dedicated threads (each with its own compiled jq
+//! programs), never on the I/O tasks. Batches are processed in parallel and their results put
+//! back in the order they were read, so no partition or key is ever reordered.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::{self, Codec};
+use crate::config::{ErrorPolicy, PipelineConfig};
+use crate::event::Event;
+use crate::runtime::ack::Outcome;
+use crate::transform::{Chain, Record};
+
+/// Headers a dead letter gains, on top of its original ones.
+pub mod headers {
+    /// Why the event failed.
+    pub const REASON: &str = "sluice-error-reason";
+    /// Which step failed: `decode`, `transforms[N] (kind)`, or `output`.
+    pub const STEP: &str = "sluice-error-step";
+    /// Where the input was read, like `kafka:orders/3@1042` or `stdin:17`.
+    pub const SOURCE: &str = "sluice-error-source";
+    /// When it failed, RFC 3339 in UTC.
+    pub const TIME: &str = "sluice-error-time";
+    /// The pipeline's name.
+    pub const PIPELINE: &str = "sluice-error-pipeline";
+}
+
+/// Worker threads get a large stack: jq programs and deep documents recurse.
+const WORKER_STACK: usize = 64 * 1024 * 1024;
+
+/// An event that could not be processed, with the step and reason.
+#[derive(Debug)]
+pub struct Failure {
+    /// The original event, untouched.
+    pub event: Event,
+    /// Which step failed.
+    pub step: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What came of a batch.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// Events for the output, in order.
+    pub outputs: Vec<Event>,
+    /// Inputs that failed.
+    pub failures: Vec<Failure>,
+    /// Inputs that produced no output.
+    pub filtered: usize,
+}
+
+/// Why the pipeline stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// `errors: stop` and an event failed.
+    #[error("event from {position} failed at {step}: {reason} (errors: stop)")]
+    Stopped {
+        /// Where the event was read.
+        position: String,
+        /// The failing step.
+        step: String,
+        /// Why.
+        reason: String,
+    },
+    /// A worker thread could not start.
+    #[error("transform worker failed to start: {0}")]
+    Worker(String),
+    /// The output stopped taking events.
+    #[error("the output stopped")]
+    OutputGone,
+}
+
+struct Job {
+    batch: Vec<Event>,
+    reply: oneshot::Sender<Processed>,
+}
+
+/// Runs the chain of a pipeline on one worker thread.
+struct Worker {
+    chain: Chain,
+    codec: Codec,
+    records: Vec<Record>,
+    encoded: Vec<(Record, Bytes)>,
+}
+
+impl Worker {
+    fn process(&mut self, batch: Vec<Event>) -> Processed {
+        let mut done = Processed {
+            outputs: Vec::with_capacity(batch.len()),
+            ..Processed::default()
+        };
+        for event in batch {
+            match self.one(&event) {
+                Ok(()) if self.encoded.is_empty() => {
+                    done.filtered += 1;
+                    event.ack.complete(Outcome::Delivered);
+                }
+                Ok(()) => {
+                    for (r, payload) in self.encoded.drain(..) {
+                        done.outputs.push(Event {
+                            payload,
+                            key: r.key,
+                            headers: r.headers,
+                            timestamp: r.timestamp,
+                            destination: r.destination,
+                            partition: r.partition,
+                            position: event.position.clone(),
+                            ack: event.ack.fork(),
+                        });
+                    }
+                    event.ack.complete(Outcome::Delivered);
+                }
+                Err((step, reason)) => done.failures.push(Failure {
+                    event,
+                    step,
+                    reason,
+                }),
+            }
+        }
+        done
+    }
+
+    /// Runs one event through decode, the chain and encode; results land in `self.encoded`, all
+    /// or nothing.
+    fn one(&mut self, event: &Event) -> Result<(), (String, String)> {
+        self.encoded.clear();
+        let value = codec::decode(self.codec, &event.payload)
+            .map_err(|e| ("decode".to_string(), e.to_string()))?;
+        let record = Record {
+            value,
+            key: event.key.clone(),
+            headers: event.headers.clone(),
+            timestamp: event.timestamp,
+            destination: event.destination.clone(),
+            partition: event.partition,
+        };
+        self.chain
+            .run(record, &event.position, &mut self.records)
+            .map_err(|e| (e.step, e.reason))?;
+        for r in self.records.drain(..) {
+            let mut buf = Vec::with_capacity(event.payload.len() + 16);
+            if let Err(e) = codec::encode(self.codec, &r.value, &mut buf) {
+                self.encoded.clear();
+                return Err(("encode".to_string(), e.to_string()));
+            }
+            self.encoded.push((r, Bytes::from(buf)));
+        }
+        Ok(())
+    }
+}
+
+/// The transform stage of one pipeline.
+pub struct Processor {
+    pipeline: Arc<str>,
+    policy: ErrorPolicy,
+    jobs: Option<crossbeam_channel::Sender<Job>>,
+    max_pending: usize,
+}
+
+impl Processor {
+    /// Starts the worker threads (none when there are no transforms: events pass through
+    /// without being decoded).
+    pub fn start(pipeline: Arc<str>, config: &PipelineConfig) -> Result<Processor, ProcessError> {
+        let workers = config.settings.worker_count();
+        let mut processor = Processor {
+            pipeline: pipeline.clone(),
+            policy: config.errors.clone(),
+            jobs: None,
+            max_pending: workers * 2,
+        };
+        if config.transforms.is_empty() {
+            return Ok(processor);
+        }
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(workers * 2);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for i in 0..workers {
+            let rx = rx.clone();
+            let ready = ready_tx.clone();
+            let transforms = config.transforms.clone();
+            let codec = config.input.codec();
+            let max_fanout = config.settings.max_fanout;
+            std::thread::Builder::new()
+                .name(format!("{pipeline}-w{i}"))
+                .stack_size(WORKER_STACK)
+                .spawn(move || {
+                    let chain = match Chain::build(&transforms, max_fanout) {
+                        Ok(chain) => {
+                            let _ = ready.send(Ok(()));
+                            chain
+                        }
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
+                    let mut worker = Worker {
+                        chain,
+                        codec,
+                        records: Vec::new(),
+                        encoded: Vec::new(),
+                    };
+                    // Ends when the processor drops the sender.
+                    while let Ok(job) = rx.recv() {
+                        let _ = job.reply.send(worker.process(job.batch));
+                    }
+                })
+                .map_err(|e| ProcessError::Worker(e.to_string()))?;
+        }
+        drop(ready_tx);
+        for _ in 0..workers {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(ProcessError::Worker(e)),
+                Err(_) => return Err(ProcessError::Worker("worker exited".into())),
+            }
+        }
+        processor.jobs = Some(tx);
+        Ok(processor)
+    }
+
+    /// Takes batches until the input closes, sends results on in order, and applies the error
+    /// policy to failures.
+    pub async fn run(
+        self,
+        mut input: mpsc::Receiver<Vec<Event>>,
+        output: mpsc::Sender<Vec<Event>>,
+        dead_letters: Option<mpsc::Sender<Vec<Event>>>,
+    ) -> Result<(), ProcessError> {
+        let Some(jobs) = &self.jobs else {
+            while let Some(batch) = input.recv().await {
+                output
+                    .send(batch)
+                    .await
+                    .map_err(|_| ProcessError::OutputGone)?;
+            }
+            return Ok(());
+        };
+        let mut pending = FuturesOrdered::new();
+        let mut input_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                Some(done) = pending.next(), if !pending.is_empty() => {
+                    let done: Result<Processed, _> = done;
+                    let done = done.map_err(|_| ProcessError::Worker("a worker thread died".into()))?;
+                    self.deliver(done, &output, dead_letters.as_ref()).await?;
+                }
+                batch = input.recv(), if input_open && pending.len() < self.max_pending => match batch {
+                    Some(batch) => {
+                        let (reply, rx) = oneshot::channel();
+                        // Never blocks: at most max_pending jobs are out and the queue holds that many.
+                        jobs.send(Job { batch, reply }).map_err(|_| ProcessError::Worker("workers are gone".into()))?;
+                        pending.push_back(rx);
+                    }
+                    None => input_open = false,
+                },
+                else => break,
+            }
+        }
+        Ok(())
+    }
+
+    async fn deliver(
+        &self,
+        done: Processed,
+        output: &mpsc::Sender<Vec<Event>>,
+        dead_letters: Option<&mpsc::Sender<Vec<Event>>>,
+    ) -> Result<(), ProcessError> {
+        crate::observe::events_filtered(&self.pipeline, done.filtered);
+        let mut letters = Vec::new();
+        for f in done.failures {
+            crate::observe::event_failed(
+                &self.pipeline,
+                &f.step,
+                &f.reason,
+                &f.event.position.to_string(),
+            );
+            match &self.policy {
+                ErrorPolicy::Drop => {
+                    crate::observe::events_dropped(&self.pipeline, 1);
+                    f.event.ack.complete(Outcome::Rejected);
+                }
+                ErrorPolicy::Stop => {
+                    let err = ProcessError::Stopped {
+                        position: f.event.position.to_string(),
+                        step: f.step,
+                        reason: f.reason,
+                    };
+                    f.event.ack.complete(Outcome::Failed);
+                    return Err(err);
+                }
+                ErrorPolicy::Output(_) => letters.push(dead_letter(f, &self.pipeline)),
+            }
+        }
+        if !letters.is_empty()
+            && let Some(dlq) = dead_letters
+        {
+            dlq.send(letters)
+                .await
+                .map_err(|_| ProcessError::OutputGone)?;
+        }
+        if !done.outputs.is_empty() {
+            output
+                .send(done.outputs)
+                .await
+                .map_err(|_| ProcessError::OutputGone)?;
+        }
+        Ok(())
+    }
+}
+
+/// The original event with headers saying what failed, for the dead-letter output.
+pub fn dead_letter(f: Failure, pipeline: &str) -> Event {
+    let mut e = f.event;
+    let source = e.position.to_string();
+    let time = jiff::Timestamp::now().to_string();
+    for (name, value) in [
+        (headers::REASON, f.reason),
+        (headers::STEP, f.step),
+        (headers::SOURCE, source),
+        (headers::TIME, time),
+        (headers::PIPELINE, pipeline.to_string()),
+    ] {
+        e.headers.push((name.to_string(), Bytes::from(value)));
+    }
+    // The dead-letter output decides where it goes.
+    e.destination = None;
+    e.partition = None;
+    e
+}

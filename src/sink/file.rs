@@ -1,0 +1,72 @@
+//! The `file` output: one event per line, appended to a file.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::{SinkContext, SinkError, encode_lines, resolve_format};
+use crate::codec::Format;
+use crate::config::Validator;
+use crate::event::Event;
+
+/// Appends each event as a line to a file (created if missing). Events are confirmed once
+/// written (and, with `fsync`, synced to disk).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutputConfig {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// `payload` or `envelope`. Default: `payload`, or `envelope` for a dead-letter output.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// Sync the file to disk before confirming each batch (survives a power loss; slower).
+    #[serde(default)]
+    pub fsync: bool,
+}
+
+impl FileOutputConfig {
+    /// Checks values serde cannot.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        if self.path.as_os_str().is_empty() {
+            v.error_at(&format!("{path}.path"), "path must not be empty");
+        }
+    }
+}
+
+fn write_error(config: &FileOutputConfig, e: std::io::Error) -> SinkError {
+    SinkError::Write {
+        output: "file",
+        message: format!("{}: {e}", config.path.display()),
+    }
+}
+
+/// Writes batches until the channel closes.
+pub async fn run(
+    config: &FileOutputConfig,
+    mut rx: mpsc::Receiver<Vec<Event>>,
+    ctx: SinkContext,
+) -> Result<(), SinkError> {
+    let format = resolve_format(config.format, &ctx);
+    let mut file = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&config.path)
+        .await
+        .map_err(|e| write_error(config, e))?;
+    let mut buf = Vec::with_capacity(256 * 1024);
+    while let Some(batch) = rx.recv().await {
+        buf.clear();
+        encode_lines(&batch, format, &mut buf);
+        file.write_all(&buf)
+            .await
+            .map_err(|e| write_error(config, e))?;
+        file.flush().await.map_err(|e| write_error(config, e))?;
+        if config.fsync {
+            file.sync_data().await.map_err(|e| write_error(config, e))?;
+        }
+        ctx.confirm(batch);
+    }
+    Ok(())
+}

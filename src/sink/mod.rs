@@ -1,0 +1,142 @@
+//! Outputs: the output registry (`OutputConfig`) and what every sink gets to run.
+
+pub mod file;
+pub mod jetstream;
+pub mod kafka;
+pub mod nats;
+pub mod stdout;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::codec::Format;
+use crate::config::Validator;
+use crate::event::Event;
+use crate::runtime::ack::Outcome;
+
+/// Where a pipeline writes events (or, under `errors:`, dead letters): exactly one of these keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputConfig {
+    /// Standard output, one event per line.
+    Stdout(stdout::StdoutConfig),
+    /// A file, one event per line, appended.
+    File(file::FileOutputConfig),
+    /// A Kafka topic.
+    Kafka(kafka::KafkaOutputConfig),
+    /// A core NATS subject.
+    Nats(nats::NatsOutputConfig),
+    /// A JetStream subject, each publish confirmed by the stream.
+    Jetstream(jetstream::JetStreamOutputConfig),
+}
+
+/// Why a sink stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Writing failed and cannot be retried.
+    #[error("{output} output: {message}")]
+    Write {
+        /// Output kind.
+        output: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// This output kind cannot run in this build.
+    #[error("the {0} output cannot run yet; `sluice check` validates its configuration")]
+    Unavailable(&'static str),
+}
+
+/// What a running sink is given.
+pub struct SinkContext {
+    /// The pipeline's name.
+    pub pipeline: Arc<str>,
+    /// True for the dead-letter output: deliveries complete inputs as rejected, not delivered.
+    pub dead_letter: bool,
+}
+
+impl SinkContext {
+    /// The outcome a confirmed delivery gives the input.
+    pub fn delivered(&self) -> Outcome {
+        if self.dead_letter {
+            Outcome::Rejected
+        } else {
+            Outcome::Delivered
+        }
+    }
+
+    /// Completes the acks of a delivered batch and counts it.
+    pub fn confirm(&self, batch: Vec<Event>) {
+        let n = batch.len();
+        let outcome = self.delivered();
+        for e in batch {
+            e.ack.complete(outcome);
+        }
+        if self.dead_letter {
+            crate::observe::events_dead_lettered(&self.pipeline, n);
+        } else {
+            crate::observe::events_sent(&self.pipeline, n);
+        }
+    }
+}
+
+impl OutputConfig {
+    /// The output kind, as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            OutputConfig::Stdout(_) => "stdout",
+            OutputConfig::File(_) => "file",
+            OutputConfig::Kafka(_) => "kafka",
+            OutputConfig::Nats(_) => "nats",
+            OutputConfig::Jetstream(_) => "jetstream",
+        }
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        match self {
+            OutputConfig::Stdout(_) => {}
+            OutputConfig::File(c) => c.validate(&format!("{path}.file"), v),
+            OutputConfig::Kafka(c) => c.validate(&format!("{path}.kafka"), v),
+            OutputConfig::Nats(c) => c.validate(&format!("{path}.nats"), v),
+            OutputConfig::Jetstream(c) => c.validate(&format!("{path}.jetstream"), v),
+        }
+    }
+
+    /// Delivers batches until the channel closes, completing each event's ack once delivered.
+    pub async fn run(
+        &self,
+        rx: mpsc::Receiver<Vec<Event>>,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        match self {
+            OutputConfig::Stdout(c) => stdout::run(c, rx, ctx).await,
+            OutputConfig::File(c) => file::run(c, rx, ctx).await,
+            OutputConfig::Kafka(_) => Err(SinkError::Unavailable("kafka")),
+            OutputConfig::Nats(_) => Err(SinkError::Unavailable("nats")),
+            OutputConfig::Jetstream(_) => Err(SinkError::Unavailable("jetstream")),
+        }
+    }
+}
+
+/// Writes a batch as lines in `format` into `buf`.
+pub(crate) fn encode_lines(batch: &[Event], format: Format, buf: &mut Vec<u8>) {
+    for e in batch {
+        match format {
+            Format::Payload => buf.extend_from_slice(&e.payload),
+            Format::Envelope => crate::codec::write_envelope(e, buf),
+        }
+        buf.push(b'\n');
+    }
+}
+
+/// The format of a local output: as configured, or by default the payload for outputs and the
+/// envelope for dead letters (so the reason headers are not lost).
+pub(crate) fn resolve_format(format: Option<Format>, ctx: &SinkContext) -> Format {
+    format.unwrap_or(if ctx.dead_letter {
+        Format::Envelope
+    } else {
+        Format::Payload
+    })
+}

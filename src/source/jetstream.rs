@@ -1,0 +1,134 @@
+//! The `jetstream` input: a durable pull consumer shared by every replica.
+
+use serde::Deserialize;
+
+use super::nats::{NatsAuth, check_subject, check_url};
+use crate::codec::Codec;
+use crate::config::{HumanDuration, Validator};
+
+/// Pulls from a durable consumer of a stream; replicas using the same consumer share the work.
+/// A message is acknowledged only after everything derived from it is delivered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JetStreamInputConfig {
+    /// Server URLs, `nats://host:port[,...]`.
+    pub url: String,
+    /// Stream to read.
+    pub stream: String,
+    /// Durable consumer name.
+    pub consumer: String,
+    /// Use the existing consumer as it is, instead of creating or updating it from the settings
+    /// below.
+    #[serde(default)]
+    pub bind: bool,
+    /// Subjects of the stream this consumer receives; empty means all.
+    #[serde(default)]
+    pub filter_subjects: Vec<String>,
+    /// Where a new consumer starts: `all`, `new`, `last` or `last_per_subject`.
+    #[serde(default)]
+    pub deliver_policy: DeliverPolicy,
+    /// How long the server waits for an acknowledgement before redelivering. Slow events get
+    /// in-progress acks so they are not redelivered while still being worked on.
+    #[serde(default = "default_ack_wait")]
+    pub ack_wait: HumanDuration,
+    /// Deliveries of one message before it is dead-lettered with its last failure reason.
+    #[serde(default = "default_max_deliver")]
+    pub max_deliver: i64,
+    /// Most unacknowledged messages the consumer hands out (across replicas).
+    #[serde(default = "default_max_ack_pending")]
+    pub max_ack_pending: i64,
+    /// Delays before redelivery of a message whose output failed, by attempt; the last repeats.
+    #[serde(default = "default_backoff")]
+    pub backoff: Vec<HumanDuration>,
+    /// Messages asked for per fetch.
+    #[serde(default = "default_fetch_batch")]
+    pub fetch_batch: usize,
+    /// `json` or `raw`.
+    #[serde(default)]
+    pub codec: Codec,
+    /// Authentication.
+    #[serde(default)]
+    pub auth: NatsAuth,
+}
+
+/// Where a new consumer starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliverPolicy {
+    /// Every message in the stream.
+    #[default]
+    All,
+    /// Only messages stored after the consumer is created.
+    New,
+    /// The last message of the stream, then new ones.
+    Last,
+    /// The last message of each subject, then new ones.
+    LastPerSubject,
+}
+
+// The JetStream server default.
+fn default_ack_wait() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(30))
+}
+
+// Five attempts ride out a short outage of an output without keeping a poison message forever.
+fn default_max_deliver() -> i64 {
+    5
+}
+
+// The JetStream server default.
+fn default_max_ack_pending() -> i64 {
+    1000
+}
+
+fn default_backoff() -> Vec<HumanDuration> {
+    [1, 5, 30]
+        .map(|s| HumanDuration(std::time::Duration::from_secs(s)))
+        .to_vec()
+}
+
+// Large enough to amortise a round trip, small enough to spread a backlog across replicas.
+fn default_fetch_batch() -> usize {
+    256
+}
+
+impl JetStreamInputConfig {
+    /// Checks values serde cannot.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        check_url(&self.url, &format!("{path}.url"), v);
+        for (field, value) in [("stream", &self.stream), ("consumer", &self.consumer)] {
+            if value.is_empty() || value.contains(|c: char| c.is_whitespace() || ".*>".contains(c))
+            {
+                v.error_at(
+                    &format!("{path}.{field}"),
+                    format!("{field} must be a name without spaces, `.`, `*` or `>`"),
+                );
+            }
+        }
+        for (i, s) in self.filter_subjects.iter().enumerate() {
+            check_subject(s, true, &format!("{path}.filter_subjects.{i}"), v);
+        }
+        if self.max_deliver == 0 || self.max_deliver < -1 {
+            v.error_at(
+                &format!("{path}.max_deliver"),
+                "max_deliver must be at least 1 (or -1 for unlimited)",
+            );
+        }
+        if self.max_ack_pending < 1 {
+            v.error_at(
+                &format!("{path}.max_ack_pending"),
+                "max_ack_pending must be at least 1",
+            );
+        }
+        if self.fetch_batch == 0 {
+            v.error_at(
+                &format!("{path}.fetch_batch"),
+                "fetch_batch must be at least 1",
+            );
+        }
+        if self.ack_wait.0 < std::time::Duration::from_secs(1) {
+            v.error_at(&format!("{path}.ack_wait"), "ack_wait must be at least 1s");
+        }
+        self.auth.validate(&format!("{path}.auth"), v);
+    }
+}

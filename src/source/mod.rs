@@ -1,0 +1,125 @@
+//! Inputs: the input registry (`InputConfig`) and what every source gets to run.
+
+pub mod file;
+pub mod generate;
+pub mod jetstream;
+pub mod kafka;
+mod lines;
+pub mod nats;
+pub mod stdin;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::codec::Codec;
+use crate::config::Validator;
+use crate::event::Event;
+
+/// Where a pipeline reads events: exactly one of these keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputConfig {
+    /// JSON lines (or raw lines) from standard input; the pipeline ends at end of input.
+    Stdin(stdin::StdinConfig),
+    /// Lines of a file; the pipeline ends at end of file unless `follow` is set.
+    File(file::FileConfig),
+    /// Synthetic events from a jq template, at a given rate and count.
+    Generate(generate::GenerateConfig),
+    /// A Kafka consumer group.
+    Kafka(kafka::KafkaInputConfig),
+    /// Core NATS subjects, optionally in a queue group (at-most-once).
+    Nats(nats::NatsInputConfig),
+    /// A JetStream durable pull consumer.
+    Jetstream(jetstream::JetStreamInputConfig),
+}
+
+/// Why a source stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Reading failed.
+    #[error("{input} input: {message}")]
+    Read {
+        /// Input kind.
+        input: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// This input kind cannot run in this build.
+    #[error("the {0} input cannot run yet; `sluice check` validates its configuration")]
+    Unavailable(&'static str),
+}
+
+/// What a running source is given.
+pub struct SourceContext {
+    /// The pipeline's name, for logs and metrics.
+    pub pipeline: Arc<str>,
+    /// Where batches of read events go. Sending waits while the pipeline is full (backpressure).
+    pub out: mpsc::Sender<Vec<Event>>,
+    /// Cancelled when the source must stop reading (shutdown, or the pipeline failed).
+    pub shutdown: CancellationToken,
+    /// Most events per batch.
+    pub batch_size: usize,
+}
+
+impl InputConfig {
+    /// The input kind, as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            InputConfig::Stdin(_) => "stdin",
+            InputConfig::File(_) => "file",
+            InputConfig::Generate(_) => "generate",
+            InputConfig::Kafka(_) => "kafka",
+            InputConfig::Nats(_) => "nats",
+            InputConfig::Jetstream(_) => "jetstream",
+        }
+    }
+
+    /// How payloads of this input are decoded.
+    pub fn codec(&self) -> Codec {
+        match self {
+            InputConfig::Stdin(c) => c.codec,
+            InputConfig::File(c) => c.codec,
+            InputConfig::Generate(_) => Codec::Json,
+            InputConfig::Kafka(c) => c.codec,
+            InputConfig::Nats(c) => c.codec,
+            InputConfig::Jetstream(c) => c.codec,
+        }
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        match self {
+            InputConfig::Stdin(_) => {}
+            InputConfig::File(c) => c.validate(&format!("{path}.file"), v),
+            InputConfig::Generate(c) => c.validate(&format!("{path}.generate"), v),
+            InputConfig::Kafka(c) => c.validate(&format!("{path}.kafka"), v),
+            InputConfig::Nats(c) => c.validate(&format!("{path}.nats"), v),
+            InputConfig::Jetstream(c) => c.validate(&format!("{path}.jetstream"), v),
+        }
+    }
+
+    /// Reads until the input ends, the shutdown token is cancelled, or the pipeline stops
+    /// taking events.
+    pub async fn run(&self, ctx: SourceContext) -> Result<(), SourceError> {
+        match self {
+            InputConfig::Stdin(c) => stdin::run(c, ctx).await,
+            InputConfig::File(c) => file::run(c, ctx).await,
+            InputConfig::Generate(c) => generate::run(c, ctx).await,
+            InputConfig::Kafka(_) => Err(SourceError::Unavailable("kafka")),
+            InputConfig::Nats(_) => Err(SourceError::Unavailable("nats")),
+            InputConfig::Jetstream(_) => Err(SourceError::Unavailable("jetstream")),
+        }
+    }
+}
+
+/// Sends a batch downstream; false when the pipeline no longer takes events.
+pub(crate) async fn send(ctx: &SourceContext, batch: Vec<Event>) -> bool {
+    if batch.is_empty() {
+        return true;
+    }
+    crate::observe::events_received(&ctx.pipeline, batch.len());
+    ctx.out.send(batch).await.is_ok()
+}

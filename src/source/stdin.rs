@@ -1,0 +1,33 @@
+//! The `stdin` input: one event per line of standard input.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use super::lines::pump;
+use super::{SourceContext, SourceError};
+use crate::codec::Codec;
+
+/// Reads standard input line by line; blank lines are skipped. The pipeline ends at end of
+/// input, after every event read is delivered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdinConfig {
+    /// `json` (each line is a JSON document) or `raw` (each line is opaque text).
+    #[serde(default)]
+    pub codec: Codec,
+}
+
+/// Reads stdin until end of input or shutdown.
+pub async fn run(_config: &StdinConfig, ctx: SourceContext) -> Result<(), SourceError> {
+    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, tokio::io::stdin());
+    let source: Arc<str> = Arc::from("stdin");
+    let mut line = 0;
+    pump(&mut reader, &source, &mut line, &ctx)
+        .await
+        .map_err(|e| SourceError::Read {
+            input: "stdin",
+            message: e.to_string(),
+        })?;
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! Transforms: the step registry (`TransformConfig`), the record they work on, and the chain.
+//!
+//! Steps are synchronous and stateless: one record in, zero or more records out. They run on
+//! worker threads, on values decoded once per event and encoded once at the end of the chain.
+
+pub mod filter;
+pub mod jq;
+pub mod program;
+pub mod route;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use jaq_json::Val;
+use marked_yaml::Spanned;
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::config::Validator;
+use crate::event::{Headers, Position};
+
+/// One step of a pipeline's `transforms` list.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransformConfig {
+    /// Run a jq program on the payload: each output becomes an event (none drops the event,
+    /// several fan out). Written as `jq: '<program>'` or `jq: {program: ..., name: ...}`.
+    Jq(Spanned<ProgramConfig>),
+    /// Keep only events for which a jq condition is true (neither `false` nor `null`).
+    /// Written as `filter: '<condition>'` or `filter: {program: ..., name: ...}`.
+    Filter(Spanned<ProgramConfig>),
+    /// Set the output topic/subject, key, partition, timestamp and headers from jq expressions
+    /// on the event.
+    Route(Spanned<route::RouteConfig>),
+}
+
+/// A jq program with an optional step name, as a string or a mapping.
+#[derive(Debug, Clone)]
+pub struct ProgramConfig {
+    /// The jq program.
+    pub program: Spanned<String>,
+    /// A name for this step in errors, dead-letter headers and metrics.
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProgramConfigFull {
+    /// The jq program.
+    program: Spanned<String>,
+    /// A name for this step.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ProgramConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ProgramConfig;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a jq program, or a mapping with `program` and optional `name`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ProgramConfig, E> {
+                // The span is filled in from the enclosing `Spanned` by `program()`.
+                Ok(ProgramConfig {
+                    program: Spanned::new(marked_yaml::Span::new_blank(), s.to_string()),
+                    name: None,
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ProgramConfig, A::Error> {
+                let full =
+                    ProgramConfigFull::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ProgramConfig {
+                    program: full.program,
+                    name: full.name,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The program of a step, with the best span known for it.
+fn program(step: &Spanned<ProgramConfig>) -> Spanned<String> {
+    if step.program.span().start().is_some() {
+        step.program.clone()
+    } else {
+        Spanned::new(*step.span(), step.program.to_string())
+    }
+}
+
+impl TransformConfig {
+    /// The kind of step, as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TransformConfig::Jq(_) => "jq",
+            TransformConfig::Filter(_) => "filter",
+            TransformConfig::Route(_) => "route",
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        match self {
+            TransformConfig::Jq(p) | TransformConfig::Filter(p) => p.name.as_deref(),
+            TransformConfig::Route(r) => r.name.as_deref(),
+        }
+    }
+
+    /// How this step is named in errors and dead letters: `transforms[1] (jq "reshape")`.
+    pub fn label(&self, index: usize) -> String {
+        match self.name() {
+            Some(name) => format!("transforms[{index}] ({} \"{name}\")", self.kind()),
+            None => format!("transforms[{index}] ({})", self.kind()),
+        }
+    }
+
+    /// Checks the step, compiling every jq program it holds.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        match self {
+            TransformConfig::Jq(p) | TransformConfig::Filter(p) => check_program(&program(p), v),
+            TransformConfig::Route(r) => r.validate(&format!("{path}.route"), v),
+        }
+    }
+
+    /// Builds the runtime step (compiling its programs for the calling thread).
+    pub fn build(&self, max_fanout: usize) -> Result<Box<dyn Transform>, String> {
+        Ok(match self {
+            TransformConfig::Jq(p) => {
+                Box::new(jq::Jq::new(compile_or_describe(&p.program)?, max_fanout))
+            }
+            TransformConfig::Filter(p) => {
+                Box::new(filter::Filter::new(compile_or_describe(&p.program)?))
+            }
+            TransformConfig::Route(r) => Box::new(route::Route::new(r)?),
+        })
+    }
+}
+
+/// Compiles a program at load time, reporting each error at its place in the file.
+pub(crate) fn check_program(code: &Spanned<String>, v: &mut Validator<'_>) {
+    if let Err(errors) = program::compile(code) {
+        for e in errors {
+            v.error_in(code, e.offset, e.message);
+        }
+    }
+}
+
+pub(crate) fn compile_or_describe(code: &str) -> Result<program::Program, String> {
+    program::compile(code).map_err(|errs| {
+        errs.into_iter()
+            .map(|e| format!("at {}: {}", e.offset, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// What a step works on: the decoded payload and the metadata a step may change.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The payload as a jq value.
+    pub value: Val,
+    /// Message key.
+    pub key: Option<Bytes>,
+    /// Headers.
+    pub headers: Headers,
+    /// Milliseconds since the epoch.
+    pub timestamp: Option<i64>,
+    /// Output topic/subject.
+    pub destination: Option<Arc<str>>,
+    /// Output partition.
+    pub partition: Option<i32>,
+}
+
+impl Record {
+    /// The metadata variables of jq programs for this record.
+    pub fn meta<'a>(&'a self, source: &'a Position) -> program::Meta<'a> {
+        program::Meta {
+            key: self.key.as_deref(),
+            headers: &self.headers,
+            timestamp: self.timestamp,
+            source,
+        }
+    }
+
+    /// A record with a new value and this record's metadata.
+    pub fn with_value(&self, value: Val) -> Record {
+        Record {
+            value,
+            key: self.key.clone(),
+            headers: self.headers.clone(),
+            timestamp: self.timestamp,
+            destination: self.destination.clone(),
+            partition: self.partition,
+        }
+    }
+}
+
+/// One stateless step.
+pub trait Transform {
+    /// Applies the step to one record, pushing its results to `out`.
+    fn apply(&self, record: Record, source: &Position, out: &mut Vec<Record>)
+    -> Result<(), String>;
+}
+
+/// A failed step: which one and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepError {
+    /// The step's label, like `transforms[1] (jq)`.
+    pub step: String,
+    /// What went wrong.
+    pub reason: String,
+}
+
+/// The steps of one pipeline, built for one worker thread.
+pub struct Chain {
+    steps: Vec<(String, Box<dyn Transform>)>,
+    max_fanout: usize,
+}
+
+impl Chain {
+    /// Builds every step.
+    pub fn build(configs: &[TransformConfig], max_fanout: usize) -> Result<Chain, String> {
+        let steps = configs
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Ok((
+                    c.label(i),
+                    c.build(max_fanout)
+                        .map_err(|e| format!("{}: {e}", c.label(i)))?,
+                ))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Chain { steps, max_fanout })
+    }
+
+    /// Runs every step on `record`; the results are appended to `out` (cleared first).
+    pub fn run(
+        &self,
+        record: Record,
+        source: &Position,
+        out: &mut Vec<Record>,
+    ) -> Result<(), StepError> {
+        out.clear();
+        out.push(record);
+        let mut next = Vec::new();
+        for (label, step) in &self.steps {
+            for r in out.drain(..) {
+                step.apply(r, source, &mut next)
+                    .map_err(|reason| StepError {
+                        step: label.clone(),
+                        reason,
+                    })?;
+                if next.len() > self.max_fanout {
+                    return Err(StepError {
+                        step: label.clone(),
+                        reason: format!(
+                            "more than {} events from one input (settings.max_fanout)",
+                            self.max_fanout
+                        ),
+                    });
+                }
+            }
+            std::mem::swap(out, &mut next);
+            if out.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
