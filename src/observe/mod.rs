@@ -1,39 +1,120 @@
-//! Things that happen to events, each emitted once as a metric and, where useful, a log record.
+//! What happens to events, each emitted once as a metric (and a log record where useful), plus
+//! per-pipeline totals for the summary logged when a pipeline ends.
 
-use metrics::counter;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Events read by the pipeline's input.
-pub fn events_received(pipeline: &str, n: usize) {
-    counter!("sluice_events_received_total", "pipeline" => pipeline.to_string())
-        .increment(n as u64);
+use metrics::{Counter, counter};
+
+/// Per-pipeline counters: Prometheus metrics and in-process totals.
+pub struct Telemetry {
+    pipeline: Arc<str>,
+    received: Counter,
+    sent: Counter,
+    filtered: Counter,
+    dropped: Counter,
+    dead_lettered: Counter,
+    totals: [AtomicU64; 6],
 }
 
-/// Events confirmed delivered by the pipeline's output.
-pub fn events_sent(pipeline: &str, n: usize) {
-    counter!("sluice_events_sent_total", "pipeline" => pipeline.to_string()).increment(n as u64);
+/// Totals of one pipeline run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Events read by the input.
+    pub received: u64,
+    /// Events confirmed delivered by the output.
+    pub sent: u64,
+    /// Inputs that produced no output.
+    pub filtered: u64,
+    /// Events that failed (decode, transform, encode, output).
+    pub failed: u64,
+    /// Failed events dropped by `errors: drop`.
+    pub dropped: u64,
+    /// Failed events delivered to the dead-letter output.
+    pub dead_lettered: u64,
 }
 
-/// Inputs that produced no output (a filter or a jq program emitted nothing).
-pub fn events_filtered(pipeline: &str, n: usize) {
-    if n > 0 {
-        counter!("sluice_events_filtered_total", "pipeline" => pipeline.to_string())
-            .increment(n as u64);
+const RECEIVED: usize = 0;
+const SENT: usize = 1;
+const FILTERED: usize = 2;
+const FAILED: usize = 3;
+const DROPPED: usize = 4;
+const DEAD_LETTERED: usize = 5;
+
+impl Telemetry {
+    /// Counters for `pipeline`.
+    pub fn new(pipeline: &str) -> Arc<Telemetry> {
+        let label = || ("pipeline", pipeline.to_string());
+        Arc::new(Telemetry {
+            pipeline: Arc::from(pipeline),
+            received: counter!("sluice_events_received_total", &[label()]),
+            sent: counter!("sluice_events_sent_total", &[label()]),
+            filtered: counter!("sluice_events_filtered_total", &[label()]),
+            dropped: counter!("sluice_events_dropped_total", &[label()]),
+            dead_lettered: counter!("sluice_events_dead_lettered_total", &[label()]),
+            totals: Default::default(),
+        })
     }
-}
 
-/// An event that failed at `step` (decode, a transform, an output) and goes to the error policy.
-pub fn event_failed(pipeline: &str, step: &str, reason: &str, source: &str) {
-    counter!("sluice_events_failed_total", "pipeline" => pipeline.to_string(), "step" => step.to_string()).increment(1);
-    tracing::warn!(pipeline, step, reason, source, "event failed");
-}
+    /// The pipeline's name.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
 
-/// Failed events dropped by `errors: drop`.
-pub fn events_dropped(pipeline: &str, n: usize) {
-    counter!("sluice_events_dropped_total", "pipeline" => pipeline.to_string()).increment(n as u64);
-}
+    fn add(&self, which: usize, n: usize) {
+        self.totals[which].fetch_add(n as u64, Ordering::Relaxed);
+    }
 
-/// Failed events confirmed delivered to the dead-letter output.
-pub fn events_dead_lettered(pipeline: &str, n: usize) {
-    counter!("sluice_events_dead_lettered_total", "pipeline" => pipeline.to_string())
-        .increment(n as u64);
+    /// Events read by the input.
+    pub fn received(&self, n: usize) {
+        self.received.increment(n as u64);
+        self.add(RECEIVED, n);
+    }
+
+    /// Events confirmed delivered by the output.
+    pub fn sent(&self, n: usize) {
+        self.sent.increment(n as u64);
+        self.add(SENT, n);
+    }
+
+    /// Inputs that produced no output (a filter, or a jq program that emitted nothing).
+    pub fn filtered(&self, n: usize) {
+        if n > 0 {
+            self.filtered.increment(n as u64);
+            self.add(FILTERED, n);
+        }
+    }
+
+    /// An event failed at `step` (decode, a transform, encode, output); the error policy decides
+    /// what happens to it next.
+    pub fn failed(&self, step: &str, reason: &str, source: &str) {
+        counter!("sluice_events_failed_total", "pipeline" => self.pipeline.to_string(), "step" => step.to_string()).increment(1);
+        self.add(FAILED, 1);
+        tracing::warn!(pipeline = %self.pipeline, step, reason, source, "event failed");
+    }
+
+    /// Failed events dropped by `errors: drop`.
+    pub fn dropped(&self, n: usize) {
+        self.dropped.increment(n as u64);
+        self.add(DROPPED, n);
+    }
+
+    /// Failed events confirmed delivered to the dead-letter output.
+    pub fn dead_lettered(&self, n: usize) {
+        self.dead_lettered.increment(n as u64);
+        self.add(DEAD_LETTERED, n);
+    }
+
+    /// Totals so far.
+    pub fn summary(&self) -> Summary {
+        let get = |i: usize| self.totals[i].load(Ordering::Relaxed);
+        Summary {
+            received: get(RECEIVED),
+            sent: get(SENT),
+            filtered: get(FILTERED),
+            failed: get(FAILED),
+            dropped: get(DROPPED),
+            dead_lettered: get(DEAD_LETTERED),
+        }
+    }
 }

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ErrorPolicy, Pipeline};
+use crate::observe::Telemetry;
 use crate::sink::SinkContext;
 use crate::source::SourceContext;
 
@@ -36,7 +37,8 @@ pub async fn run_pipeline(
     pipeline: Pipeline,
     shutdown: CancellationToken,
 ) -> Result<(), Vec<PipelineError>> {
-    let name: Arc<str> = Arc::from(pipeline.name.as_str());
+    let telemetry = Telemetry::new(&pipeline.name);
+    let name = pipeline.name.clone();
     let config = Arc::new(pipeline.config);
     let capacity = config.settings.channel_batches;
     let stop = shutdown.child_token();
@@ -52,11 +54,11 @@ pub async fn run_pipeline(
     };
 
     let processor =
-        processor::Processor::start(name.clone(), &config).map_err(|e| vec![e.into()])?;
+        processor::Processor::start(telemetry.clone(), &config).map_err(|e| vec![e.into()])?;
     let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
 
     let ctx = SourceContext {
-        pipeline: name.clone(),
+        telemetry: telemetry.clone(),
         out: source_tx,
         shutdown: stop.clone(),
         batch_size: config.settings.batch_size,
@@ -71,14 +73,14 @@ pub async fn run_pipeline(
     });
     let c = config.clone();
     let ctx = SinkContext {
-        pipeline: name.clone(),
+        telemetry: telemetry.clone(),
         dead_letter: false,
     };
     tasks.spawn(async move { c.output.run(out_rx, ctx).await.map_err(PipelineError::from) });
     if let Some(rx) = dlq_rx {
         let c = config.clone();
         let ctx = SinkContext {
-            pipeline: name.clone(),
+            telemetry: telemetry.clone(),
             dead_letter: true,
         };
         tasks.spawn(async move {
@@ -99,8 +101,18 @@ pub async fn run_pipeline(
             stop.cancel();
         }
     }
+    let s = telemetry.summary();
+    tracing::info!(
+        pipeline = %name,
+        received = s.received,
+        sent = s.sent,
+        filtered = s.filtered,
+        failed = s.failed,
+        dead_lettered = s.dead_lettered,
+        dropped = s.dropped,
+        "pipeline stopped"
+    );
     if errors.is_empty() {
-        tracing::info!(pipeline = %name, "pipeline finished");
         Ok(())
     } else {
         Err(errors)

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::codec::{self, Codec};
 use crate::config::{ErrorPolicy, PipelineConfig};
 use crate::event::Event;
+use crate::observe::Telemetry;
 use crate::runtime::ack::Outcome;
 use crate::transform::{Chain, Record};
 
@@ -158,7 +159,7 @@ impl Worker {
 
 /// The transform stage of one pipeline.
 pub struct Processor {
-    pipeline: Arc<str>,
+    telemetry: Arc<Telemetry>,
     policy: ErrorPolicy,
     jobs: Option<crossbeam_channel::Sender<Job>>,
     max_pending: usize,
@@ -167,10 +168,14 @@ pub struct Processor {
 impl Processor {
     /// Starts the worker threads (none when there are no transforms: events pass through
     /// without being decoded).
-    pub fn start(pipeline: Arc<str>, config: &PipelineConfig) -> Result<Processor, ProcessError> {
+    pub fn start(
+        telemetry: Arc<Telemetry>,
+        config: &PipelineConfig,
+    ) -> Result<Processor, ProcessError> {
         let workers = config.settings.worker_count();
+        let pipeline = telemetry.pipeline().to_string();
         let mut processor = Processor {
-            pipeline: pipeline.clone(),
+            telemetry,
             policy: config.errors.clone(),
             jobs: None,
             max_pending: workers * 2,
@@ -273,18 +278,14 @@ impl Processor {
         output: &mpsc::Sender<Vec<Event>>,
         dead_letters: Option<&mpsc::Sender<Vec<Event>>>,
     ) -> Result<(), ProcessError> {
-        crate::observe::events_filtered(&self.pipeline, done.filtered);
+        let t = &self.telemetry;
+        t.filtered(done.filtered);
         let mut letters = Vec::new();
         for f in done.failures {
-            crate::observe::event_failed(
-                &self.pipeline,
-                &f.step,
-                &f.reason,
-                &f.event.position.to_string(),
-            );
+            t.failed(&f.step, &f.reason, &f.event.position.to_string());
             match &self.policy {
                 ErrorPolicy::Drop => {
-                    crate::observe::events_dropped(&self.pipeline, 1);
+                    t.dropped(1);
                     f.event.ack.complete(Outcome::Rejected);
                 }
                 ErrorPolicy::Stop => {
@@ -296,7 +297,7 @@ impl Processor {
                     f.event.ack.complete(Outcome::Failed);
                     return Err(err);
                 }
-                ErrorPolicy::Output(_) => letters.push(dead_letter(f, &self.pipeline)),
+                ErrorPolicy::Output(_) => letters.push(dead_letter(f, t.pipeline())),
             }
         }
         if !letters.is_empty()

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::codec::Format;
 use crate::config::Validator;
 use crate::event::Event;
+use crate::observe::Telemetry;
 use crate::runtime::ack::Outcome;
 
 /// Where a pipeline writes events (or, under `errors:`, dead letters): exactly one of these keys.
@@ -50,8 +51,8 @@ pub enum SinkError {
 
 /// What a running sink is given.
 pub struct SinkContext {
-    /// The pipeline's name.
-    pub pipeline: Arc<str>,
+    /// The pipeline's counters.
+    pub telemetry: Arc<Telemetry>,
     /// True for the dead-letter output: deliveries complete inputs as rejected, not delivered.
     pub dead_letter: bool,
 }
@@ -74,9 +75,9 @@ impl SinkContext {
             e.ack.complete(outcome);
         }
         if self.dead_letter {
-            crate::observe::events_dead_lettered(&self.pipeline, n);
+            self.telemetry.dead_lettered(n);
         } else {
-            crate::observe::events_sent(&self.pipeline, n);
+            self.telemetry.sent(n);
         }
     }
 }

@@ -106,7 +106,7 @@ fn generate(config: &GenerateConfig, ctx: &SourceContext) -> Result<(), SourceEr
             seq += 1;
         }
         let n = batch.len();
-        crate::observe::events_received(&ctx.pipeline, n);
+        ctx.telemetry.received(n);
         if n > 0 && ctx.out.blocking_send(batch).is_err() {
             return Ok(());
         }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::codec::Codec;
 use crate::config::Validator;
 use crate::event::Event;
+use crate::observe::Telemetry;
 
 /// Where a pipeline reads events: exactly one of these keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -54,8 +55,8 @@ pub enum SourceError {
 
 /// What a running source is given.
 pub struct SourceContext {
-    /// The pipeline's name, for logs and metrics.
-    pub pipeline: Arc<str>,
+    /// The pipeline's counters.
+    pub telemetry: Arc<Telemetry>,
     /// Where batches of read events go. Sending waits while the pipeline is full (backpressure).
     pub out: mpsc::Sender<Vec<Event>>,
     /// Cancelled when the source must stop reading (shutdown, or the pipeline failed).
@@ -120,6 +121,6 @@ pub(crate) async fn send(ctx: &SourceContext, batch: Vec<Event>) -> bool {
     if batch.is_empty() {
         return true;
     }
-    crate::observe::events_received(&ctx.pipeline, batch.len());
+    ctx.telemetry.received(batch.len());
     ctx.out.send(batch).await.is_ok()
 }

@@ -31,7 +31,7 @@ pub enum TransformConfig {
     Filter(Spanned<ProgramConfig>),
     /// Set the output topic/subject, key, partition, timestamp and headers from jq expressions
     /// on the event.
-    Route(Spanned<route::RouteConfig>),
+    Route(Box<Spanned<route::RouteConfig>>),
 }
 
 /// A jq program with an optional step name, as a string or a mapping.

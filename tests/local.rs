@@ -1,0 +1,365 @@
+//! Local inputs and outputs end to end through the real binary.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{lines, log_records, pipeline, run_with_stdin, sluice};
+
+/// 100,000 JSON lines with malformed lines and transform failures mixed in, stdin to stdout.
+#[test]
+fn stdin_to_stdout_keeps_order_and_dead_letters_bad_lines_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = dir.path().join("dead.jsonl");
+    let file = pipeline(
+        dir.path(),
+        "p",
+        &format!(
+            "\
+input:
+  stdin: {{}}
+transforms:
+  - jq: '{{id, next: (.n + 1), tags: [.tags[]? | ascii_upcase]}}'
+output:
+  stdout: {{}}
+errors:
+  output:
+    file:
+      path: {}
+settings:
+  batch_size: 256
+  workers: 2
+",
+            dlq.display()
+        ),
+    );
+    let mut input = String::new();
+    let mut expected = Vec::new();
+    let mut malformed = Vec::new(); // (line number, text)
+    let mut failing = Vec::new(); // (line number, id)
+    for i in 0..100_000u64 {
+        let line_no = i + 1;
+        if i % 997 == 13 {
+            let text = format!("{{\"id\": {i}, \"n\": ");
+            malformed.push((line_no, text.clone()));
+            input.push_str(&text);
+        } else if i % 1009 == 7 {
+            // `.n + 1` fails on a string.
+            input.push_str(&format!("{{\"id\":{i},\"n\":\"x\"}}"));
+            failing.push((line_no, i));
+        } else {
+            input.push_str(&format!("{{\"id\":{i},\"n\":{i},\"tags\":[\"a\",\"b\"]}}"));
+            expected.push(format!(
+                "{{\"id\":{i},\"next\":{},\"tags\":[\"A\",\"B\"]}}",
+                i + 1
+            ));
+        }
+        input.push('\n');
+    }
+
+    let out = run_with_stdin(&file, input.as_bytes());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
+    let got: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        got == expected,
+        "transformed events differ from the expected ones, in content or order"
+    );
+
+    let letters: Vec<serde_json::Value> = lines(&dlq)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(letters.len(), malformed.len() + failing.len());
+    let mut seen_malformed = 0;
+    let mut seen_failing = 0;
+    for letter in &letters {
+        let source = letter["source"].as_str().unwrap();
+        let line_no: u64 = source.strip_prefix("stdin:").unwrap().parse().unwrap();
+        let headers = &letter["headers"];
+        assert_eq!(headers["sluice-error-source"], source);
+        assert_eq!(headers["sluice-error-pipeline"], "p");
+        assert!(
+            headers["sluice-error-time"]
+                .as_str()
+                .unwrap()
+                .ends_with('Z')
+        );
+        if let Some((_, text)) = malformed.iter().find(|(n, _)| *n == line_no) {
+            assert_eq!(
+                letter["payload_text"],
+                text.as_str(),
+                "original payload kept"
+            );
+            assert_eq!(headers["sluice-error-step"], "decode");
+            assert!(
+                headers["sluice-error-reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("malformed JSON"),
+                "{letter}"
+            );
+            seen_malformed += 1;
+        } else {
+            let (_, id) = failing
+                .iter()
+                .find(|(n, _)| *n == line_no)
+                .expect("dead letter for a good line");
+            assert_eq!(letter["payload"], serde_json::json!({"id": id, "n": "x"}));
+            assert_eq!(headers["sluice-error-step"], "transforms[0] (jq)");
+            assert!(
+                headers["sluice-error-reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("cannot"),
+                "{letter}"
+            );
+            seen_failing += 1;
+        }
+    }
+    assert_eq!(
+        (seen_malformed, seen_failing),
+        (malformed.len(), failing.len())
+    );
+
+    let summary = &log_records(&stderr, "pipeline stopped")[0];
+    assert_eq!(summary["received"], 100_000);
+    assert_eq!(summary["sent"], expected.len());
+    assert_eq!(summary["dead_lettered"], letters.len());
+    assert_eq!(summary["failed"], letters.len());
+}
+
+#[test]
+fn fan_out_filter_and_route_set_keys_headers_and_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(
+        &input,
+        "{\"order\":1,\"region\":\"eu\",\"items\":[{\"sku\":\"a\",\"qty\":2},{\"sku\":\"b\",\"qty\":0}]}\n\n\
+         {\"order\":2,\"region\":\"us\",\"items\":[]}\n\
+         {\"order\":3,\"region\":\"us\",\"items\":[{\"sku\":\"c\",\"qty\":5}]}\n",
+    )
+    .unwrap();
+    let file = pipeline(
+        dir.path(),
+        "fanout",
+        &format!(
+            "\
+input:
+  file:
+    path: {}
+transforms:
+  - jq:
+      name: explode
+      program: '.order as $o | .region as $r | .items[] | . + {{order: $o, region: $r}}'
+  - filter: '.qty > 0'
+  - route:
+      destination: '\"orders.\" + .region'
+      key: '.order'
+      headers:
+        sku: '.sku'
+        line: '$source.line'
+output:
+  file:
+    path: {}
+    format: envelope
+errors: stop
+",
+            input.display(),
+            out.display()
+        ),
+    );
+    let status = sluice().arg("run").arg(&file).status().unwrap();
+    assert!(status.success());
+    let got: Vec<serde_json::Value> = lines(&out)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        got.iter().map(|v| v["payload"].clone()).collect::<Vec<_>>(),
+        vec![
+            serde_json::json!({"sku": "a", "qty": 2, "order": 1, "region": "eu"}),
+            serde_json::json!({"sku": "c", "qty": 5, "order": 3, "region": "us"}),
+        ]
+    );
+    assert_eq!(got[0]["key"], "1");
+    assert_eq!(got[0]["destination"], "orders.eu");
+    assert_eq!(
+        got[0]["headers"],
+        serde_json::json!({"sku": "a", "line": "1"})
+    );
+    assert_eq!(got[1]["key"], "3");
+    assert_eq!(got[1]["destination"], "orders.us");
+    // Line 2 is blank and skipped; order 3 is on line 4.
+    assert_eq!(
+        got[1]["headers"],
+        serde_json::json!({"sku": "c", "line": "4"})
+    );
+    assert_eq!(got[1]["source"], format!("{}:4", input.display()));
+}
+
+#[test]
+fn quickstart_prints_transformed_events() {
+    let out = sluice()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "pipelines/quickstart.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e["payload"]["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![0, 4, 8, 12, 16], "every fourth event is a 503");
+    for e in &events {
+        assert_eq!(e["key"], e["payload"]["service"]);
+        assert_eq!(e["headers"]["x-severity"], "error");
+        assert!(e["payload"]["latency_ms"].is_number());
+        assert!(e["payload"].get("status").is_none(), "reshaped away");
+    }
+}
+
+#[test]
+fn errors_stop_fails_loudly_after_delivering_what_came_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "stop",
+        "input:\n  stdin: {}\ntransforms:\n  - jq: '.a + 1'\noutput:\n  stdout: {}\nerrors: stop\nsettings:\n  batch_size: 1\n  workers: 1\n",
+    );
+    let out = run_with_stdin(&file, b"{\"a\":1}\n{\"a\":\"x\"}\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(std::str::from_utf8(&out.stdout).unwrap(), "2\n");
+    let failure = &log_records(&stderr, "exiting on error")[0];
+    assert!(
+        failure["error"].as_str().unwrap().contains("stdin:2"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn errors_drop_counts_and_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "drop",
+        "input:\n  stdin: {}\noutput:\n  stdout: {}\ntransforms:\n  - jq: .\nerrors: drop\n",
+    );
+    let out = run_with_stdin(&file, b"1\nnope\n3\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(std::str::from_utf8(&out.stdout).unwrap(), "1\n3\n");
+    let summary = &log_records(&stderr, "pipeline stopped")[0];
+    assert_eq!(
+        (summary["dropped"].as_u64(), summary["sent"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(log_records(&stderr, "event failed").len(), 1);
+}
+
+#[test]
+fn raw_codec_routes_non_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "raw",
+        "input:\n  stdin:\n    codec: raw\ntransforms:\n  - filter: 'startswith(\"ERROR\")'\n  - jq: 'ascii_downcase'\noutput:\n  stdout: {}\nerrors: stop\n",
+    );
+    let out = run_with_stdin(&file, b"ERROR disk full\nINFO fine\nERROR {not json}\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::str::from_utf8(&out.stdout).unwrap(),
+        "error disk full\nerror {not json}\n"
+    );
+}
+
+#[test]
+fn several_pipelines_run_in_one_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_out = dir.path().join("a.jsonl");
+    let b_out = dir.path().join("b.jsonl");
+    let a = pipeline(
+        dir.path(),
+        "a",
+        &format!(
+            "input:\n  generate:\n    count: 1000\n    template: '{{n: .}}'\noutput:\n  file:\n    path: {}\nerrors: stop\n",
+            a_out.display()
+        ),
+    );
+    let b = pipeline(
+        dir.path(),
+        "b",
+        &format!(
+            "input:\n  generate:\n    count: 500\n    template: '{{n: .}}'\ntransforms:\n  - filter: '.n % 2 == 0'\noutput:\n  file:\n    path: {}\nerrors: stop\n",
+            b_out.display()
+        ),
+    );
+    let status = sluice().arg("run").arg(&a).arg(&b).status().unwrap();
+    assert!(status.success());
+    let a_lines = lines(&a_out);
+    let b_lines = lines(&b_out);
+    assert_eq!(
+        a_lines,
+        (0..1000)
+            .map(|n| format!("{{\"n\":{n}}}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        b_lines,
+        (0..500)
+            .step_by(2)
+            .map(|n| format!("{{\"n\":{n}}}"))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn file_input_follows_appended_lines() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let out = dir.path().join("out.jsonl");
+    std::fs::write(&input, "{\"n\":1}\n").unwrap();
+    let file = pipeline(
+        dir.path(),
+        "follow",
+        &format!(
+            "input:\n  file:\n    path: {}\n    follow: true\n    poll_interval: 20ms\noutput:\n  file:\n    path: {}\nerrors: stop\n",
+            input.display(),
+            out.display()
+        ),
+    );
+    let mut child = sluice().arg("run").arg(&file).spawn().unwrap();
+    common::wait_for("the first line", Duration::from_secs(20), || {
+        (lines(&out).len() == 1).then_some(())
+    });
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap()
+        .write_all(b"{\"n\":2}\n{\"n\":3}\n")
+        .unwrap();
+    common::wait_for("the appended lines", Duration::from_secs(20), || {
+        (lines(&out).len() == 3).then_some(())
+    });
+    common::signal(&child, "TERM");
+    let status = common::wait_exit(&mut child, Duration::from_secs(30));
+    assert!(status.success());
+    assert_eq!(lines(&out), vec!["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
+}
