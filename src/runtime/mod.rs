@@ -1,6 +1,7 @@
 //! Running pipelines: wiring source -> transforms -> sink over bounded channels, and shutdown.
 
 pub mod ack;
+pub mod failures;
 pub mod processor;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::config::{ErrorPolicy, Pipeline};
 use crate::observe::Telemetry;
 use crate::sink::SinkContext;
 use crate::source::SourceContext;
+use failures::{Failures, Route};
 
 /// Why a pipeline failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,16 +47,18 @@ pub async fn run_pipeline(
 
     let (source_tx, source_rx) = mpsc::channel(capacity);
     let (out_tx, out_rx) = mpsc::channel(capacity);
-    let (dlq_tx, dlq_rx) = match &config.errors {
+    let (route, dlq_rx) = match &config.errors {
+        ErrorPolicy::Drop => (Route::Drop, None),
+        ErrorPolicy::Stop => (Route::Stop, None),
         ErrorPolicy::Output(_) => {
             let (tx, rx) = mpsc::channel(capacity);
-            (Some(tx), Some(rx))
+            (Route::DeadLetter(tx), Some(rx))
         }
-        _ => (None, None),
     };
+    let failures = Failures::new(telemetry.clone(), route);
 
-    let processor =
-        processor::Processor::start(telemetry.clone(), &config).map_err(|e| vec![e.into()])?;
+    let processor = processor::Processor::start(telemetry.clone(), &config, failures.clone())
+        .map_err(|e| vec![e.into()])?;
     let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
 
     let ctx = SourceContext {
@@ -62,12 +66,13 @@ pub async fn run_pipeline(
         out: source_tx,
         shutdown: stop.clone(),
         batch_size: config.settings.batch_size,
+        drain_timeout: config.settings.shutdown_timeout.0,
     };
     let c = config.clone();
     tasks.spawn(async move { c.input.run(ctx).await.map_err(PipelineError::from) });
     tasks.spawn(async move {
         processor
-            .run(source_rx, out_tx, dlq_tx)
+            .run(source_rx, out_tx)
             .await
             .map_err(PipelineError::from)
     });
@@ -75,13 +80,15 @@ pub async fn run_pipeline(
     let ctx = SinkContext {
         telemetry: telemetry.clone(),
         dead_letter: false,
+        failures,
     };
     tasks.spawn(async move { c.output.run(out_rx, ctx).await.map_err(PipelineError::from) });
-    if let Some(rx) = dlq_rx {
+    if let (Some(rx), ErrorPolicy::Output(_)) = (dlq_rx, &config.errors) {
         let c = config.clone();
         let ctx = SinkContext {
             telemetry: telemetry.clone(),
             dead_letter: true,
+            failures: Failures::new(telemetry.clone(), Route::Nowhere),
         };
         tasks.spawn(async move {
             match &c.errors {

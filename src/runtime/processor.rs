@@ -12,39 +12,15 @@ use futures_util::stream::FuturesOrdered;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{self, Codec};
-use crate::config::{ErrorPolicy, PipelineConfig};
+use crate::config::PipelineConfig;
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::runtime::ack::Outcome;
+use crate::runtime::failures::{Failure, Failures, MustStop};
 use crate::transform::{Chain, Record};
-
-/// Headers a dead letter gains, on top of its original ones.
-pub mod headers {
-    /// Why the event failed.
-    pub const REASON: &str = "sluice-error-reason";
-    /// Which step failed: `decode`, `transforms[N] (kind)`, or `output`.
-    pub const STEP: &str = "sluice-error-step";
-    /// Where the input was read, like `kafka:orders/3@1042` or `stdin:17`.
-    pub const SOURCE: &str = "sluice-error-source";
-    /// When it failed, RFC 3339 in UTC.
-    pub const TIME: &str = "sluice-error-time";
-    /// The pipeline's name.
-    pub const PIPELINE: &str = "sluice-error-pipeline";
-}
 
 /// Worker threads get a large stack: jq programs and deep documents recurse.
 const WORKER_STACK: usize = 64 * 1024 * 1024;
-
-/// An event that could not be processed, with the step and reason.
-#[derive(Debug)]
-pub struct Failure {
-    /// The original event, untouched.
-    pub event: Event,
-    /// Which step failed.
-    pub step: String,
-    /// Why.
-    pub reason: String,
-}
 
 /// What came of a batch.
 #[derive(Debug, Default)]
@@ -60,16 +36,9 @@ pub struct Processed {
 /// Why the pipeline stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
-    /// `errors: stop` and an event failed.
-    #[error("event from {position} failed at {step}: {reason} (errors: stop)")]
-    Stopped {
-        /// Where the event was read.
-        position: String,
-        /// The failing step.
-        step: String,
-        /// Why.
-        reason: String,
-    },
+    /// A failed event stops the pipeline.
+    #[error(transparent)]
+    Stopped(#[from] MustStop),
     /// A worker thread could not start.
     #[error("transform worker failed to start: {0}")]
     Worker(String),
@@ -160,7 +129,7 @@ impl Worker {
 /// The transform stage of one pipeline.
 pub struct Processor {
     telemetry: Arc<Telemetry>,
-    policy: ErrorPolicy,
+    failures: Failures,
     jobs: Option<crossbeam_channel::Sender<Job>>,
     max_pending: usize,
 }
@@ -171,12 +140,13 @@ impl Processor {
     pub fn start(
         telemetry: Arc<Telemetry>,
         config: &PipelineConfig,
+        failures: Failures,
     ) -> Result<Processor, ProcessError> {
         let workers = config.settings.worker_count();
         let pipeline = telemetry.pipeline().to_string();
         let mut processor = Processor {
             telemetry,
-            policy: config.errors.clone(),
+            failures,
             jobs: None,
             max_pending: workers * 2,
         };
@@ -236,7 +206,6 @@ impl Processor {
         self,
         mut input: mpsc::Receiver<Vec<Event>>,
         output: mpsc::Sender<Vec<Event>>,
-        dead_letters: Option<mpsc::Sender<Vec<Event>>>,
     ) -> Result<(), ProcessError> {
         let Some(jobs) = &self.jobs else {
             while let Some(batch) = input.recv().await {
@@ -255,7 +224,7 @@ impl Processor {
                 Some(done) = pending.next(), if !pending.is_empty() => {
                     let done: Result<Processed, _> = done;
                     let done = done.map_err(|_| ProcessError::Worker("a worker thread died".into()))?;
-                    self.deliver(done, &output, dead_letters.as_ref()).await?;
+                    self.deliver(done, &output).await?;
                 }
                 batch = input.recv(), if input_open && pending.len() < self.max_pending => match batch {
                     Some(batch) => {
@@ -276,37 +245,9 @@ impl Processor {
         &self,
         done: Processed,
         output: &mpsc::Sender<Vec<Event>>,
-        dead_letters: Option<&mpsc::Sender<Vec<Event>>>,
     ) -> Result<(), ProcessError> {
-        let t = &self.telemetry;
-        t.filtered(done.filtered);
-        let mut letters = Vec::new();
-        for f in done.failures {
-            t.failed(&f.step, &f.reason, &f.event.position.to_string());
-            match &self.policy {
-                ErrorPolicy::Drop => {
-                    t.dropped(1);
-                    f.event.ack.complete(Outcome::Rejected);
-                }
-                ErrorPolicy::Stop => {
-                    let err = ProcessError::Stopped {
-                        position: f.event.position.to_string(),
-                        step: f.step,
-                        reason: f.reason,
-                    };
-                    f.event.ack.complete(Outcome::Failed);
-                    return Err(err);
-                }
-                ErrorPolicy::Output(_) => letters.push(dead_letter(f, t.pipeline())),
-            }
-        }
-        if !letters.is_empty()
-            && let Some(dlq) = dead_letters
-        {
-            dlq.send(letters)
-                .await
-                .map_err(|_| ProcessError::OutputGone)?;
-        }
+        self.telemetry.filtered(done.filtered);
+        self.failures.handle(done.failures).await?;
         if !done.outputs.is_empty() {
             output
                 .send(done.outputs)
@@ -315,24 +256,4 @@ impl Processor {
         }
         Ok(())
     }
-}
-
-/// The original event with headers saying what failed, for the dead-letter output.
-pub fn dead_letter(f: Failure, pipeline: &str) -> Event {
-    let mut e = f.event;
-    let source = e.position.to_string();
-    let time = jiff::Timestamp::now().to_string();
-    for (name, value) in [
-        (headers::REASON, f.reason),
-        (headers::STEP, f.step),
-        (headers::SOURCE, source),
-        (headers::TIME, time),
-        (headers::PIPELINE, pipeline.to_string()),
-    ] {
-        e.headers.push((name.to_string(), Bytes::from(value)));
-    }
-    // The dead-letter output decides where it goes.
-    e.destination = None;
-    e.partition = None;
-    e
 }

@@ -16,6 +16,7 @@ use crate::config::Validator;
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::runtime::ack::Outcome;
+use crate::runtime::failures::{Failures, MustStop};
 
 /// Where a pipeline writes events (or, under `errors:`, dead letters): exactly one of these keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +45,9 @@ pub enum SinkError {
         /// What failed.
         message: String,
     },
+    /// An event the output rejected stops the pipeline.
+    #[error(transparent)]
+    Stopped(#[from] MustStop),
     /// This output kind cannot run in this build.
     #[error("the {0} output cannot run yet; `sluice check` validates its configuration")]
     Unavailable(&'static str),
@@ -55,6 +59,8 @@ pub struct SinkContext {
     pub telemetry: Arc<Telemetry>,
     /// True for the dead-letter output: deliveries complete inputs as rejected, not delivered.
     pub dead_letter: bool,
+    /// Where events the output rejects go (the pipeline's error policy).
+    pub failures: Failures,
 }
 
 impl SinkContext {

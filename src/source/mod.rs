@@ -63,6 +63,9 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     /// Most events per batch.
     pub batch_size: usize,
+    /// On shutdown, how long to wait for in-flight events to be delivered before the final
+    /// acknowledgement (Kafka commit, JetStream acks).
+    pub drain_timeout: std::time::Duration,
 }
 
 impl InputConfig {
