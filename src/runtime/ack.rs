@@ -112,26 +112,13 @@ impl Drop for Ack {
     }
 }
 
-/// The source side: hands out acks and receives their results.
-pub struct AckChannel {
+/// Hands out acks for one source; cheap to clone.
+#[derive(Clone)]
+pub struct AckSender {
     tx: mpsc::UnboundedSender<AckMsg>,
-    /// Results, one per input, in completion order.
-    pub rx: mpsc::UnboundedReceiver<AckMsg>,
 }
 
-impl Default for AckChannel {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl AckChannel {
-    /// A new channel.
-    pub fn new() -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        AckChannel { tx, rx }
-    }
-
+impl AckSender {
     /// An ack for input `id` of `lane`.
     pub fn ack(&self, lane: u32, id: u64) -> Ack {
         Ack {
@@ -143,6 +130,13 @@ impl AckChannel {
             })),
         }
     }
+}
+
+/// A source's ack channel: the sender makes acks, the receiver gets one [`AckMsg`] per input
+/// once everything derived from it is done.
+pub fn ack_channel() -> (AckSender, mpsc::UnboundedReceiver<AckMsg>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (AckSender { tx }, rx)
 }
 
 /// Ordered acknowledgement for one lane (a Kafka partition, a file): ids are read in increasing
@@ -165,6 +159,11 @@ impl OrderedTracker {
     /// A tracker with nothing read yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// One past the highest id read, once anything was read.
+    pub fn next_read(&self) -> Option<u64> {
+        self.next
     }
 
     /// Records that `id` was read. Ids must increase; a repeated or lower id is ignored and
@@ -217,6 +216,15 @@ impl OrderedTracker {
         self.pending.iter().filter(|(_, o)| o.is_none()).count()
     }
 
+    /// Inputs with ids up to `max` whose outcome is not known yet.
+    pub fn in_flight_upto(&self, max: u64) -> usize {
+        self.pending
+            .iter()
+            .take_while(|(id, _)| *id <= max)
+            .filter(|(_, o)| o.is_none())
+            .count()
+    }
+
     /// Whether nothing is pending (everything read was released).
     pub fn is_idle(&self) -> bool {
         self.pending.is_empty()
@@ -231,36 +239,33 @@ mod tests {
 
     #[test]
     fn ack_fires_once_with_the_worst_outcome() {
-        let mut ch = AckChannel::new();
+        let (ch, mut rx) = ack_channel();
         let a = ch.ack(3, 42);
         let b = a.fork();
         let c = a.fork();
         a.complete(Outcome::Delivered);
         b.complete(Outcome::Rejected);
-        assert!(
-            ch.rx.try_recv().is_err(),
-            "acked before every fork completed"
-        );
+        assert!(rx.try_recv().is_err(), "acked before every fork completed");
         c.complete(Outcome::Delivered);
         assert_eq!(
-            ch.rx.try_recv().unwrap(),
+            rx.try_recv().unwrap(),
             AckMsg {
                 lane: 3,
                 id: 42,
                 outcome: Outcome::Rejected
             }
         );
-        assert!(ch.rx.try_recv().is_err());
+        assert!(rx.try_recv().is_err());
     }
 
     #[test]
     fn a_dropped_fork_fails_the_input() {
-        let mut ch = AckChannel::new();
+        let (ch, mut rx) = ack_channel();
         let a = ch.ack(0, 1);
         let b = a.fork();
         a.complete(Outcome::Delivered);
         drop(b);
-        assert_eq!(ch.rx.try_recv().unwrap().outcome, Outcome::Failed);
+        assert_eq!(rx.try_recv().unwrap().outcome, Outcome::Failed);
     }
 
     #[test]
@@ -350,7 +355,7 @@ mod tests {
         /// Every input delivered through forks is eventually acknowledged exactly once.
         #[test]
         fn every_delivered_input_is_acknowledged(fanouts in prop::collection::vec(0usize..4, 1..50), order in any::<u64>()) {
-            let mut ch = AckChannel::new();
+            let (ch, mut rx) = ack_channel();
             let mut forks = Vec::new();
             for (id, n) in fanouts.iter().enumerate() {
                 let ack = ch.ack(0, id as u64);
@@ -365,7 +370,7 @@ mod tests {
             let mut forks: Vec<Option<Ack>> = forks.into_iter().map(Some).collect();
             for i in idx { forks[i].take().unwrap().complete(Outcome::Delivered); }
             let mut seen = std::collections::HashSet::new();
-            while let Ok(msg) = ch.rx.try_recv() {
+            while let Ok(msg) = rx.try_recv() {
                 prop_assert_eq!(msg.outcome, Outcome::Delivered);
                 prop_assert!(seen.insert(msg.id), "acknowledged twice: {}", msg.id);
             }

@@ -1,8 +1,20 @@
 //! The `kafka` output: an idempotent producer; each event is confirmed by its delivery report.
 
-use serde::Deserialize;
+use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::{SinkContext, SinkError};
 use crate::config::{ClientOptions, HumanDuration, Validator};
+use crate::event::Event;
+use crate::runtime::failures::Failure;
 use crate::source::kafka::{check_brokers, check_options};
 
 /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
@@ -94,4 +106,144 @@ impl KafkaOutputConfig {
             v,
         );
     }
+}
+
+/// Most events awaiting their delivery report at once; librdkafka's own queue holds 100,000.
+const MAX_IN_FLIGHT: usize = 50_000;
+
+/// The librdkafka producer configuration of a pipeline.
+pub fn producer_config(config: &KafkaOutputConfig, pipeline: &str) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.brokers)
+        .set("client.id", format!("sluice-{pipeline}"))
+        .set(
+            "enable.idempotence",
+            if config.idempotent { "true" } else { "false" },
+        )
+        .set("compression.type", config.compression.as_str())
+        .set("linger.ms", config.linger.0.as_millis().to_string())
+        .set(
+            "delivery.timeout.ms",
+            config.delivery_timeout.0.as_millis().to_string(),
+        );
+    for (k, v) in &config.options.0 {
+        cc.set(k, v);
+    }
+    cc
+}
+
+fn write_error(message: impl std::fmt::Display) -> SinkError {
+    SinkError::Write {
+        output: "kafka",
+        message: message.to_string(),
+    }
+}
+
+/// Produces batches until the channel closes and every delivery report is in.
+pub async fn run(
+    config: &KafkaOutputConfig,
+    mut rx: mpsc::Receiver<Vec<Event>>,
+    ctx: SinkContext,
+) -> Result<(), SinkError> {
+    let producer: FutureProducer = producer_config(config, ctx.telemetry.pipeline())
+        .create()
+        .map_err(write_error)?;
+    let mut in_flight = FuturesUnordered::new();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            Some((event, report)) = in_flight.next(), if !in_flight.is_empty() => settle(event, report, &ctx).await?,
+            batch = rx.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => match batch {
+                Some(batch) => {
+                    for event in batch {
+                        let mut event = event;
+                        loop {
+                            match enqueue(&producer, config, event) {
+                                Ok(delivery) => {
+                                    in_flight.push(delivery);
+                                    break;
+                                }
+                                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                                    // librdkafka's queue is full: wait for a report, then retry.
+                                    event = back;
+                                    match in_flight.next().await {
+                                        Some((done, report)) => settle(done, report, &ctx).await?,
+                                        None => tokio::time::sleep(Duration::from_millis(5)).await,
+                                    }
+                                }
+                                Err((e, back)) => {
+                                    ctx.failures.handle(vec![Failure { event: back, step: "output".into(), reason: e.to_string() }]).await?;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                None => open = false,
+            },
+            else => break,
+        }
+    }
+    Ok(())
+}
+
+/// A delivery report; `Err(())` when the producer went away before reporting.
+type Report = Result<rdkafka::producer::future_producer::OwnedDeliveryResult, ()>;
+
+/// Hands one event to the producer; returns a future of its delivery report.
+#[allow(clippy::result_large_err)]
+fn enqueue(
+    producer: &FutureProducer,
+    config: &KafkaOutputConfig,
+    event: Event,
+) -> Result<impl std::future::Future<Output = (Event, Report)> + use<>, (KafkaError, Event)> {
+    let sent = {
+        let topic = event.destination.as_deref().unwrap_or(&config.topic);
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(topic).payload(&event.payload[..]);
+        if let Some(key) = &event.key {
+            record = record.key(&key[..]);
+        }
+        if let Some(p) = event.partition {
+            record = record.partition(p);
+        }
+        if let Some(ts) = event.timestamp {
+            record = record.timestamp(ts);
+        }
+        if !event.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(event.headers.len());
+            for (name, value) in &event.headers {
+                headers = headers.insert(Header {
+                    key: name,
+                    value: Some(&value[..]),
+                });
+            }
+            record = record.headers(headers);
+        }
+        producer.send_result(record).map_err(|(e, _)| e)
+    };
+    match sent {
+        Ok(delivery) => Ok(async move { (event, delivery.await.map_err(|_| ())) }),
+        Err(e) => Err((e, event)),
+    }
+}
+
+async fn settle(event: Event, report: Report, ctx: &SinkContext) -> Result<(), SinkError> {
+    let reason = match report {
+        Ok(Ok(_)) => {
+            ctx.confirm_one(event);
+            return Ok(());
+        }
+        Ok(Err((e, _))) => e.to_string(),
+        Err(_) => "the producer dropped the message".to_string(),
+    };
+    ctx.failures
+        .handle(vec![Failure {
+            event,
+            step: "output".into(),
+            reason,
+        }])
+        .await?;
+    Ok(())
 }

@@ -73,6 +73,16 @@ impl SinkContext {
         }
     }
 
+    /// Completes the ack of one delivered event and counts it.
+    pub fn confirm_one(&self, event: Event) {
+        event.ack.complete(self.delivered());
+        if self.dead_letter {
+            self.telemetry.dead_lettered(1);
+        } else {
+            self.telemetry.sent(1);
+        }
+    }
+
     /// Completes the acks of a delivered batch and counts it.
     pub fn confirm(&self, batch: Vec<Event>) {
         let n = batch.len();
@@ -120,7 +130,7 @@ impl OutputConfig {
         match self {
             OutputConfig::Stdout(c) => stdout::run(c, rx, ctx).await,
             OutputConfig::File(c) => file::run(c, rx, ctx).await,
-            OutputConfig::Kafka(_) => Err(SinkError::Unavailable("kafka")),
+            OutputConfig::Kafka(c) => kafka::run(c, rx, ctx).await,
             OutputConfig::Nats(_) => Err(SinkError::Unavailable("nats")),
             OutputConfig::Jetstream(_) => Err(SinkError::Unavailable("jetstream")),
         }

@@ -112,7 +112,7 @@ impl InputConfig {
             InputConfig::Stdin(c) => stdin::run(c, ctx).await,
             InputConfig::File(c) => file::run(c, ctx).await,
             InputConfig::Generate(c) => generate::run(c, ctx).await,
-            InputConfig::Kafka(_) => Err(SourceError::Unavailable("kafka")),
+            InputConfig::Kafka(c) => kafka::run(c, ctx).await,
             InputConfig::Nats(_) => Err(SourceError::Unavailable("nats")),
             InputConfig::Jetstream(_) => Err(SourceError::Unavailable("jetstream")),
         }
