@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
-use common::kafka::{Collector, Rec, committed, end_offsets, produce, unique};
+use common::kafka::{Collector, Outgoing, Rec, committed, end_offsets, produce, unique};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tokio_util::sync::CancellationToken;
@@ -88,10 +88,7 @@ fn start(
 }
 
 /// Events `{"id": i, "n": i}` keyed `k{i % 20}`; ids in `bad` get a malformed payload.
-fn events(
-    range: std::ops::Range<u64>,
-    bad: &[u64],
-) -> Vec<(Option<String>, Vec<u8>, Vec<(&'static str, &'static str)>)> {
+fn events(range: std::ops::Range<u64>, bad: &[u64]) -> Vec<Outgoing> {
     range
         .map(|i| {
             let payload = if bad.contains(&i) {

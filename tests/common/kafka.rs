@@ -35,12 +35,11 @@ impl Rec {
     }
 }
 
-/// Produces records (key, payload, headers) and waits until all are acknowledged.
-pub fn produce<'a>(
-    brokers: &str,
-    topic: &str,
-    records: impl IntoIterator<Item = (Option<String>, Vec<u8>, Vec<(&'a str, &'a str)>)>,
-) {
+/// A record to produce: key, payload, headers.
+pub type Outgoing = (Option<String>, Vec<u8>, Vec<(&'static str, &'static str)>);
+
+/// Produces records and waits until all are acknowledged.
+pub fn produce(brokers: &str, topic: &str, records: impl IntoIterator<Item = Outgoing>) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")
@@ -104,8 +103,8 @@ impl Collector {
         let (r, s) = (records.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                match consumer.poll(Duration::from_millis(100)) {
-                    Some(Ok(m)) => {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    {
                         let headers = m
                             .headers()
                             .map(|h| {
@@ -128,7 +127,6 @@ impl Collector {
                             headers,
                         });
                     }
-                    Some(Err(_)) | None => {}
                 }
             }
         });
