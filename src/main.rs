@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use sluice::observe::server::Health;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -34,6 +35,10 @@ enum Command {
         /// Log format on stderr.
         #[arg(long, env = "SLUICE_LOG_FORMAT", default_value = "human")]
         log_format: LogFormat,
+        /// Address for /metrics, /health/live and /health/ready (for example 0.0.0.0:9090).
+        /// Without it no HTTP endpoint is opened.
+        #[arg(long, env = "SLUICE_METRICS_ADDR")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
 }
 
@@ -84,6 +89,7 @@ fn main() -> ExitCode {
         Command::Run {
             pipelines,
             log_format,
+            metrics_addr,
         } => {
             let loaded = match sluice::config::load_files(&pipelines) {
                 Ok(loaded) => loaded,
@@ -103,7 +109,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let code = runtime.block_on(run(loaded));
+            let code = runtime.block_on(run(loaded, metrics_addr));
             // Standard input is read on a blocking thread that may never return; do not wait for it.
             runtime.shutdown_timeout(Duration::from_millis(100));
             code
@@ -111,19 +117,53 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(pipelines: Vec<sluice::config::Pipeline>) -> ExitCode {
+async fn run(
+    pipelines: Vec<sluice::config::Pipeline>,
+    metrics_addr: Option<std::net::SocketAddr>,
+) -> ExitCode {
+    let health = Health::new(pipelines.len());
+    let server_stop = CancellationToken::new();
+    let _stop_server = server_stop.clone().drop_guard();
+    if let Some(addr) = metrics_addr {
+        let handle = match sluice::observe::server::install_recorder() {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install the metrics recorder");
+                return ExitCode::FAILURE;
+            }
+        };
+        match sluice::observe::server::bind(addr, handle, health.clone(), server_stop.clone()).await
+        {
+            Ok(server) => {
+                tokio::spawn(async move {
+                    if let Err(e) = server.await {
+                        tracing::error!(error = %e, "metrics endpoint failed");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::error!(address = %addr, error = %e, "cannot listen for metrics");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let deadline = pipelines
         .iter()
         .map(|p| p.config.settings.shutdown_timeout.0)
         .max()
         .unwrap_or(Duration::from_secs(25));
     let shutdown = CancellationToken::new();
-    let mut work = tokio::spawn(sluice::runtime::run_all(pipelines, shutdown.clone()));
+    let mut work = tokio::spawn(sluice::runtime::run_all(
+        pipelines,
+        shutdown.clone(),
+        health.clone(),
+    ));
 
     let result = tokio::select! {
         r = &mut work => r,
         signal = wait_for_signal() => {
             tracing::info!(signal, deadline_ms = deadline.as_millis() as u64, "shutting down: no new events are read; in-flight events are delivered");
+            health.shutting_down();
             shutdown.cancel();
             tokio::select! {
                 r = &mut work => r,

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ErrorPolicy, Pipeline};
 use crate::observe::Telemetry;
+use crate::observe::server::Health;
 use crate::sink::SinkContext;
 use crate::source::SourceContext;
 use failures::{Failures, Route};
@@ -131,12 +132,16 @@ pub async fn run_pipeline(
 pub async fn run_all(
     pipelines: Vec<Pipeline>,
     shutdown: CancellationToken,
+    health: Arc<Health>,
 ) -> Result<(), Vec<PipelineError>> {
     let mut set = JoinSet::new();
     for p in pipelines {
         let shutdown = shutdown.clone();
+        let health = health.clone();
         set.spawn(async move {
+            health.pipeline_started();
             let result = run_pipeline(p, shutdown.clone()).await;
+            health.pipeline_stopped();
             if result.is_err() {
                 shutdown.cancel();
             }
