@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing sluice needs, idempotently. Safe to run again.
 #   scripts/setup.sh build   # toolchain components and C build tools
+#   scripts/setup.sh kafka   # a local Kafka-protocol broker (tansu) and a Python Kafka client
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use
 set -euo pipefail
 
@@ -49,13 +50,18 @@ setup_tansu() {
 setup_test() {
   setup_build
   command -v nats-server >/dev/null || apt_install nats-server
+  # The Kafka-protocol broker and an independent Kafka client (current librdkafka).
+  setup_kafka
+}
+
+setup_kafka() {
   setup_tansu
-  # An independent Kafka client (current librdkafka) for tests and benchmarks.
   python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install --quiet 'confluent-kafka>=2.6'
 }
 
 case "$what" in
   build) setup_build ;;
+  kafka) setup_kafka ;;
   test) setup_test ;;
-  *) log "usage: $0 [build|test]"; exit 2 ;;
+  *) log "usage: $0 [build|kafka|test]"; exit 2 ;;
 esac
