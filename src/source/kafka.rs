@@ -137,6 +137,10 @@ const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// pipeline sets `statistics.interval.ms` itself.
 const STATS_INTERVAL_MS: &str = "5000";
 
+/// How long the pipeline must stay full before fetching pauses (the member keeps polling, so it
+/// stays in the group while the output is slow or down).
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
 fn read_error(message: impl std::fmt::Display) -> SourceError {
     SourceError::Read {
         input: "kafka",
@@ -475,6 +479,7 @@ fn consume(
     ctx: &SourceContext,
     runtime: tokio::runtime::Handle,
 ) -> Result<(), SourceError> {
+    let waiter = runtime.clone();
     let pipeline: Arc<str> = Arc::from(ctx.telemetry.pipeline());
     let (acks, ack_rx) = ack_channel();
     let context = KafkaContext {
@@ -500,6 +505,7 @@ fn consume(
     let mut last_commit = Instant::now();
     let mut pending: Option<Vec<Event>> = None;
     let mut paused = false;
+    let mut full_since: Option<Instant> = None;
     let mut revocations = 0;
     let result = loop {
         if ctx.shutdown.is_cancelled() {
@@ -520,11 +526,33 @@ fn consume(
         // Hand the last batch on; while the pipeline is full, pause fetching but keep polling so
         // the group sees us alive and rebalances are served.
         if let Some(batch) = pending.take() {
-            let n = batch.len();
-            let last = handed_upto(&batch);
-            match ctx.out.try_send(batch) {
-                Ok(()) => {
+            // Wait a little for room before pausing: a pause drops what librdkafka prefetched,
+            // so pausing at every brief stall would refetch constantly.
+            let permit = match ctx.out.try_reserve() {
+                Ok(permit) => Some(permit),
+                Err(TrySendError::Closed(())) => break Ok(()),
+                Err(TrySendError::Full(())) => {
+                    let wait = if paused {
+                        Duration::from_millis(50)
+                    } else {
+                        Duration::from_millis(200)
+                    };
+                    match waiter
+                        .block_on(async { tokio::time::timeout(wait, ctx.out.reserve()).await })
+                    {
+                        Ok(Ok(permit)) => Some(permit),
+                        Ok(Err(_)) => break Ok(()),
+                        Err(_) => None,
+                    }
+                }
+            };
+            match permit {
+                Some(permit) => {
+                    let n = batch.len();
+                    let last = handed_upto(&batch);
+                    permit.send(batch);
                     ctx.telemetry.received(n);
+                    full_since = None;
                     let mut state = consumer.context().state();
                     for ((topic, partition), offset) in last {
                         if let Some(id) = state.current.get(&(topic, partition)).copied()
@@ -541,28 +569,30 @@ fn consume(
                         paused = false;
                     }
                 }
-                Err(TrySendError::Full(batch)) => {
+                None => {
                     pending = Some(batch);
-                    if !paused {
+                    let since = *full_since.get_or_insert_with(Instant::now);
+                    if !paused && since.elapsed() >= PAUSE_AFTER {
                         if let Ok(assignment) = consumer.assignment() {
                             let _ = consumer.pause(&assignment);
                         }
                         paused = true;
+                        tracing::debug!(pipeline = %pipeline, "pipeline full: fetching paused");
                     }
                 }
-                Err(TrySendError::Closed(_)) => break Ok(()),
             }
         }
-        let wait = if pending.is_some() {
-            Duration::from_millis(10)
-        } else {
-            Duration::from_millis(100)
-        };
+        // While paused (the pipeline is full) poll anyway: it serves rebalances and keeps the
+        // member in the group; a record fetched before the pause is kept in the waiting batch.
         let mut batch = pending
             .take()
             .unwrap_or_else(|| Vec::with_capacity(ctx.batch_size.min(1024)));
-        let mut timeout = wait;
-        while batch.len() < ctx.batch_size {
+        let mut timeout = if paused {
+            Duration::from_millis(50)
+        } else {
+            Duration::from_millis(100)
+        };
+        loop {
             match consumer.poll(timeout) {
                 None => break,
                 Some(Ok(msg)) => {
@@ -575,6 +605,9 @@ fn consume(
                     tracing::warn!(pipeline = %pipeline, error = %e, "kafka consumer error");
                     break;
                 }
+            }
+            if paused || batch.len() >= ctx.batch_size {
+                break;
             }
             timeout = Duration::ZERO;
         }
@@ -611,7 +644,8 @@ fn consume(
         state.update_lag();
     }
     consumer.unsubscribe();
-    tracing::info!(pipeline = %pipeline, "kafka consumer closed");
+    // Dropping the consumer leaves the group; the final revocation runs here.
     drop(consumer);
+    tracing::info!(pipeline = %pipeline, "kafka consumer closed");
     result
 }
