@@ -2,6 +2,9 @@
 //! conditions with a deadline.
 #![allow(dead_code)]
 
+pub mod kafka;
+pub mod tansu;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
