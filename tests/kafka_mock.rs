@@ -312,3 +312,61 @@ async fn a_restart_resumes_from_the_committed_offsets() {
         "a graceful stop commits everything delivered, so nothing is read twice"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_output_rejects_is_dead_lettered_and_the_rest_flows() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let s = setup(&cluster);
+    // Event 3 is too large for the output producer (message.max.bytes below), not for the DLQ.
+    let big = format!("{{\"id\":3,\"n\":3,\"blob\":\"{}\"}}", "x".repeat(4000));
+    let mut records = events(0..10, &[]);
+    records[3].1 = big.clone().into_bytes();
+    produce(&brokers, &s.input, records);
+    let yaml = pipeline_yaml(&brokers, &s)
+        .replace(
+            "  - jq: '{id, doubled: (.n * 2)}'",
+            "  - jq: '. + {doubled: (.n * 2)} | del(.n)'",
+        )
+        .replace(
+            "    linger: 1ms\n",
+            "    linger: 1ms\n    options:\n      message.max.bytes: \"2000\"\n",
+        );
+    let out = Collector::start(&brokers, &s.output, PARTITIONS);
+    let dlq = Collector::start(&brokers, &s.dlq, PARTITIONS);
+    let (token, handle) = start(&yaml);
+    wait_count("outputs", &out, 9, Duration::from_secs(60)).await;
+    wait_count("the dead letter", &dlq, 1, Duration::from_secs(60)).await;
+    token.cancel();
+    handle.await.unwrap().expect("pipeline ends cleanly");
+
+    let mut ids: Vec<u64> = out
+        .records()
+        .iter()
+        .map(|r| r.json()["id"].as_u64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    let letter = &dlq.records()[0];
+    assert_eq!(letter.header("sluice-error-step"), Some("output"));
+    assert!(
+        letter
+            .header("sluice-error-reason")
+            .unwrap()
+            .contains("too large"),
+        "{letter:?}"
+    );
+    assert_eq!(letter.json()["id"], 3, "the event as it was to be written");
+    assert_eq!(letter.json()["doubled"], 6);
+    // Its input counts as handled: everything is committed.
+    let (b, i, g) = (brokers.clone(), s.input.clone(), s.group.clone());
+    let (done, ends) = tokio::task::spawn_blocking(move || {
+        (
+            committed(&b, &g, &i, PARTITIONS),
+            end_offsets(&b, &i, PARTITIONS),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(done, ends);
+}
