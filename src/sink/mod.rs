@@ -131,7 +131,7 @@ impl OutputConfig {
             OutputConfig::Stdout(c) => stdout::run(c, rx, ctx).await,
             OutputConfig::File(c) => file::run(c, rx, ctx).await,
             OutputConfig::Kafka(c) => kafka::run(c, rx, ctx).await,
-            OutputConfig::Nats(_) => Err(SinkError::Unavailable("nats")),
+            OutputConfig::Nats(c) => nats::run(c, rx, ctx).await,
             OutputConfig::Jetstream(_) => Err(SinkError::Unavailable("jetstream")),
         }
     }

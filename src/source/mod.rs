@@ -113,7 +113,7 @@ impl InputConfig {
             InputConfig::File(c) => file::run(c, ctx).await,
             InputConfig::Generate(c) => generate::run(c, ctx).await,
             InputConfig::Kafka(c) => kafka::run(c, ctx).await,
-            InputConfig::Nats(_) => Err(SourceError::Unavailable("nats")),
+            InputConfig::Nats(c) => nats::run(c, ctx).await,
             InputConfig::Jetstream(_) => Err(SourceError::Unavailable("jetstream")),
         }
     }

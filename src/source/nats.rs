@@ -1,9 +1,15 @@
 //! The `nats` input: core NATS subjects, optionally in a queue group. At-most-once.
 
+use std::sync::Arc;
+
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 
+use super::{SourceContext, SourceError, send};
 use crate::codec::Codec;
 use crate::config::{Secret, Validator};
+use crate::event::{Event, Position};
+use crate::runtime::ack::Ack;
 
 /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
 /// while no replica is subscribed, or dropped because a replica fell behind (a slow consumer),
@@ -101,4 +107,148 @@ impl NatsInputConfig {
         }
         self.auth.validate(&format!("{path}.auth"), v);
     }
+}
+
+/// Connects to NATS with the configured authentication. The client reconnects by itself; every
+/// reconnect, disconnect and slow-consumer drop is counted and logged.
+pub async fn connect(
+    url: &str,
+    auth: &NatsAuth,
+    pipeline: &str,
+) -> Result<async_nats::Client, String> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("sluice-{pipeline}"))
+        .retry_on_initial_connect();
+    if let Some(path) = &auth.credentials_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+    }
+    if let Some(token) = &auth.token {
+        options = options.token(token.0.clone());
+    }
+    if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
+        options = options.user_and_password(user.clone(), password.0.clone());
+    }
+    let pipeline = pipeline.to_string();
+    options = options.event_callback(move |event| {
+        let pipeline = pipeline.clone();
+        async move {
+            let label = ("pipeline", pipeline.clone());
+            match event {
+                async_nats::Event::Connected => {
+                    metrics::counter!("sluice_nats_connects_total", &[label]).increment(1);
+                    tracing::info!(pipeline, "nats connected");
+                }
+                async_nats::Event::Disconnected => {
+                    metrics::counter!("sluice_nats_disconnects_total", &[label]).increment(1);
+                    tracing::warn!(pipeline, "nats disconnected; reconnecting");
+                }
+                async_nats::Event::SlowConsumer(sid) => {
+                    metrics::counter!("sluice_nats_slow_consumer_total", &[label]).increment(1);
+                    tracing::warn!(
+                        pipeline,
+                        subscription = sid,
+                        "nats slow consumer: messages were dropped"
+                    );
+                }
+                other => tracing::info!(pipeline, event = %other, "nats event"),
+            }
+        }
+    });
+    let servers: Vec<&str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let addrs: Vec<async_nats::ServerAddr> = servers
+        .iter()
+        .map(|s| s.parse().map_err(|e| format!("invalid server `{s}`: {e}")))
+        .collect::<Result<_, _>>()?;
+    options.connect(addrs).await.map_err(|e| e.to_string())
+}
+
+fn read_error(message: impl std::fmt::Display) -> SourceError {
+    SourceError::Read {
+        input: "nats",
+        message: message.to_string(),
+    }
+}
+
+/// Builds an event from a NATS message.
+pub(crate) fn to_event(msg: async_nats::Message, position: Position, ack: Ack) -> Event {
+    let mut event = Event::new(msg.payload, position, ack);
+    if let Some(headers) = &msg.headers {
+        for (name, values) in headers.iter() {
+            for value in values {
+                event.headers.push((
+                    name.to_string(),
+                    bytes::Bytes::copy_from_slice(value.as_str().as_bytes()),
+                ));
+            }
+        }
+    }
+    event
+}
+
+/// Subscribes and reads until shutdown. Messages already received are delivered; messages in
+/// flight on the server at shutdown are not (core NATS keeps nothing).
+pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), SourceError> {
+    let client = connect(&config.url, &config.auth, ctx.telemetry.pipeline())
+        .await
+        .map_err(read_error)?;
+    let mut subscriptions = Vec::new();
+    for subject in &config.subjects {
+        let sub = match &config.queue_group {
+            Some(group) => client.queue_subscribe(subject.clone(), group.clone()).await,
+            None => client.subscribe(subject.clone()).await,
+        }
+        .map_err(read_error)?;
+        subscriptions.push(sub);
+    }
+    // Make sure the server has the subscriptions before saying so.
+    client.flush().await.map_err(read_error)?;
+    tracing::info!(pipeline = %ctx.telemetry.pipeline(), subjects = ?config.subjects, queue_group = ?config.queue_group, "nats subscribed");
+    let mut messages = futures_util::stream::select_all(subscriptions);
+    let mut subjects: std::collections::HashMap<String, Arc<str>> =
+        std::collections::HashMap::new();
+    let mut position = |subject: &str| {
+        let subject = subjects
+            .entry(subject.to_string())
+            .or_insert_with(|| Arc::from(subject))
+            .clone();
+        Position::Nats {
+            subject,
+            stream: None,
+        }
+    };
+    loop {
+        let first = tokio::select! {
+            biased;
+            _ = ctx.shutdown.cancelled() => break,
+            m = messages.next() => m,
+        };
+        let Some(first) = first else { break };
+        let mut batch = Vec::with_capacity(ctx.batch_size.min(1024));
+        let p = position(&first.subject);
+        batch.push(to_event(first, p, Ack::untracked()));
+        // Take what is already buffered, without waiting.
+        while batch.len() < ctx.batch_size {
+            match messages.next().now_or_never() {
+                Some(Some(m)) => {
+                    let p = position(&m.subject);
+                    batch.push(to_event(m, p, Ack::untracked()));
+                }
+                _ => break,
+            }
+        }
+        if !send(&ctx, batch).await {
+            break;
+        }
+    }
+    // Stop the server sending more; what it already sent is dropped with the subscriptions.
+    drop(messages);
+    let _ = client.flush().await;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod nats;
 pub mod tansu;
 
 use std::path::{Path, PathBuf};
