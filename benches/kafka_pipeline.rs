@@ -257,7 +257,10 @@ fn main() {
 
     if !bench {
         // Too few events to time: this run only shows that every workload drains.
-        println!("smoke run: {n} events through each of {} workloads", rows.len());
+        println!(
+            "smoke run: {n} events through each of {} workloads",
+            rows.len()
+        );
         return;
     }
     // Rates are of input events: the filter workload writes half as many.
