@@ -84,6 +84,9 @@ pub struct Event {
     pub partition: Option<i32>,
     /// Where the input this event derives from was read.
     pub position: Arc<Position>,
+    /// Index of this event among those derived from the same input (fan-out), from 0: with
+    /// `position` it names the event uniquely (JetStream `Nats-Msg-Id`).
+    pub derived: u32,
     /// Completed once this event is delivered (or deliberately dropped).
     pub ack: Ack,
 }
@@ -99,6 +102,7 @@ impl Event {
             destination: None,
             partition: None,
             position: Arc::new(position),
+            derived: 0,
             ack,
         }
     }

@@ -132,3 +132,93 @@ errors: stop
         "both workers shared the work: {handled:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_output_confirms_publishes_and_drops_redelivered_duplicates() {
+    let server = NatsServer::start();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let (stream, subject) = (unique("OUT").replace('-', "_"), unique("orders"));
+    let mut out = js
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: stream.clone(),
+            subjects: vec![format!("{subject}.>")],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "js-out",
+        &format!(
+            "\
+input:
+  stdin: {{}}
+transforms:
+  - jq: '.items[] | {{sku, order: $source.line}}'
+  - route:
+      destination: '\"{subject}.\" + .sku'
+output:
+  jetstream:
+    url: {url}
+    subject: {subject}.unknown
+errors: stop
+",
+            url = server.url()
+        ),
+    );
+    let input: String = (0..100)
+        .map(|i| format!("{{\"items\":[{{\"sku\":\"a{i}\"}},{{\"sku\":\"b{i}\"}}]}}\n"))
+        .collect();
+    // The same input twice, as after a redelivery: the second run publishes the same ids.
+    for run in 0..2 {
+        let done = common::run_with_stdin(&file, input.as_bytes());
+        assert!(
+            done.status.success(),
+            "run {run}: {}",
+            String::from_utf8_lossy(&done.stderr)
+        );
+        let summary = &log_records(&String::from_utf8_lossy(&done.stderr), "pipeline stopped")[0];
+        assert_eq!(
+            summary["sent"], 200,
+            "every publish acknowledged by the stream: {summary}"
+        );
+    }
+    let info = out.info().await.unwrap();
+    assert_eq!(
+        info.state.messages, 200,
+        "two outputs per input, each stored once"
+    );
+
+    let consumer = out
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("check".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.fetch().max_messages(200).messages().await.unwrap();
+    let mut ids = Vec::new();
+    while let Some(m) = messages.next().await {
+        let m = m.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        assert_eq!(
+            m.subject.as_str(),
+            format!("{subject}.{}", v["sku"].as_str().unwrap())
+        );
+        ids.push(
+            m.headers
+                .as_ref()
+                .unwrap()
+                .get("Nats-Msg-Id")
+                .unwrap()
+                .as_str()
+                .to_string(),
+        );
+    }
+    assert_eq!(ids.len(), 200);
+    assert_eq!(ids[0], "stdin:1#0");
+    assert_eq!(ids[1], "stdin:1#1");
+}

@@ -73,7 +73,7 @@ impl Worker {
                     event.ack.complete(Outcome::Delivered);
                 }
                 Ok(()) => {
-                    for (r, payload) in self.encoded.drain(..) {
+                    for (derived, (r, payload)) in self.encoded.drain(..).enumerate() {
                         done.outputs.push(Event {
                             payload,
                             key: r.key,
@@ -82,6 +82,7 @@ impl Worker {
                             destination: r.destination,
                             partition: r.partition,
                             position: event.position.clone(),
+                            derived: derived as u32,
                             ack: event.ack.fork(),
                         });
                     }

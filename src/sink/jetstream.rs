@@ -1,9 +1,13 @@
 //! The `jetstream` output: publish to a stream and wait for its acknowledgement.
 
 use serde::Deserialize;
+use tokio::sync::mpsc;
 
+use super::{SinkContext, SinkError};
 use crate::config::Validator;
-use crate::source::nats::{NatsAuth, check_subject, check_url};
+use crate::event::Event;
+use crate::runtime::failures::Failure;
+use crate::source::nats::{NatsAuth, check_subject, check_url, connect};
 
 /// Publishes each event to a subject captured by a stream and waits for the stream's publish
 /// acknowledgement before the input is acknowledged.
@@ -34,4 +38,64 @@ impl JetStreamOutputConfig {
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
         self.auth.validate(&format!("{path}.auth"), v);
     }
+}
+
+/// The `Nats-Msg-Id` of an event: its input's position and its index among the events derived
+/// from that input, so a redelivered input publishes the same ids and the stream drops the
+/// copies within its duplicate window.
+pub fn msg_id(event: &Event, dead_letter: bool) -> String {
+    let kind = if dead_letter { "dead-letter:" } else { "" };
+    format!("{kind}{}#{}", event.position, event.derived)
+}
+
+/// Publishes batches until the channel closes. All events of a batch are published, then each
+/// is confirmed by the stream's acknowledgement; one the stream refuses follows the error policy.
+pub async fn run(
+    config: &JetStreamOutputConfig,
+    mut rx: mpsc::Receiver<Vec<Event>>,
+    ctx: SinkContext,
+) -> Result<(), SinkError> {
+    let write_error = |m: String| SinkError::Write {
+        output: "jetstream",
+        message: m,
+    };
+    let client = connect(&config.url, &config.auth, ctx.telemetry.pipeline())
+        .await
+        .map_err(write_error)?;
+    let js = async_nats::jetstream::new(client);
+    while let Some(batch) = rx.recv().await {
+        let mut pending = Vec::with_capacity(batch.len());
+        for event in batch {
+            let subject = event
+                .destination
+                .as_deref()
+                .unwrap_or(&config.subject)
+                .to_string();
+            let mut headers = super::nats::headers(&event);
+            if config.msg_id {
+                headers.insert("Nats-Msg-Id", msg_id(&event, ctx.dead_letter).as_str());
+            }
+            let published = js
+                .publish_with_headers(subject, headers, event.payload.clone())
+                .await;
+            pending.push((event, published));
+        }
+        let mut failures = Vec::new();
+        for (event, published) in pending {
+            let acked = match published {
+                Ok(ack) => ack.await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match acked {
+                Ok(_) => ctx.confirm_one(event),
+                Err(reason) => failures.push(Failure {
+                    event,
+                    step: "output".into(),
+                    reason,
+                }),
+            }
+        }
+        ctx.failures.handle(failures).await?;
+    }
+    Ok(())
 }

@@ -132,7 +132,7 @@ impl OutputConfig {
             OutputConfig::File(c) => file::run(c, rx, ctx).await,
             OutputConfig::Kafka(c) => kafka::run(c, rx, ctx).await,
             OutputConfig::Nats(c) => nats::run(c, rx, ctx).await,
-            OutputConfig::Jetstream(_) => Err(SinkError::Unavailable("jetstream")),
+            OutputConfig::Jetstream(c) => jetstream::run(c, rx, ctx).await,
         }
     }
 }
