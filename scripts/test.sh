@@ -12,3 +12,5 @@ echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --all-targets --locked
+echo "== deployment files (Dockerfile, k8s/)"
+scripts/check-deploy.sh
