@@ -101,6 +101,20 @@ fn events(range: std::ops::Range<u64>, bad: &[u64]) -> Vec<Outgoing> {
         .collect()
 }
 
+/// The group committed every input partition up to its end: everything read was handled.
+async fn assert_all_committed(brokers: &str, s: &Setup) {
+    let (b, i, g) = (brokers.to_string(), s.input.clone(), s.group.clone());
+    let (done, ends) = tokio::task::spawn_blocking(move || {
+        (
+            committed(&b, &g, &i, PARTITIONS),
+            end_offsets(&b, &i, PARTITIONS),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(done, ends, "committed offsets equal the end offsets");
+}
+
 async fn wait_count(what: &str, c: &Collector, n: usize, timeout: Duration) {
     let deadline = tokio::time::Instant::now() + timeout;
     while c.count() < n {
@@ -204,16 +218,7 @@ async fn delivers_in_key_order_dead_letters_bad_events_and_commits_everything() 
         );
     }
     // Everything done was committed on shutdown.
-    let (b, i, g) = (brokers.clone(), s.input.clone(), s.group.clone());
-    let (done, ends) = tokio::task::spawn_blocking(move || {
-        (
-            committed(&b, &g, &i, PARTITIONS),
-            end_offsets(&b, &i, PARTITIONS),
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(done, ends);
+    assert_all_committed(&brokers, &s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,14 +364,5 @@ async fn an_event_the_output_rejects_is_dead_lettered_and_the_rest_flows() {
     assert_eq!(letter.json()["id"], 3, "the event as it was to be written");
     assert_eq!(letter.json()["doubled"], 6);
     // Its input counts as handled: everything is committed.
-    let (b, i, g) = (brokers.clone(), s.input.clone(), s.group.clone());
-    let (done, ends) = tokio::task::spawn_blocking(move || {
-        (
-            committed(&b, &g, &i, PARTITIONS),
-            end_offsets(&b, &i, PARTITIONS),
-        )
-    })
-    .await
-    .unwrap();
-    assert_eq!(done, ends);
+    assert_all_committed(&brokers, &s).await;
 }
