@@ -9,16 +9,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::kafka::{Collector, produce, unique};
-use common::{pipeline, sluice, wait_exit, wait_for};
+use common::{free_port, pipeline, sluice, wait_exit, wait_for};
 use rdkafka::mocking::MockCluster;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// GET a path; returns (status, body), or None when nothing listens yet.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {

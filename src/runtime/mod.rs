@@ -84,19 +84,14 @@ pub async fn run_pipeline(
         failures,
     };
     tasks.spawn(async move { c.output.run(out_rx, ctx).await.map_err(PipelineError::from) });
-    if let (Some(rx), ErrorPolicy::Output(_)) = (dlq_rx, &config.errors) {
-        let c = config.clone();
+    if let (Some(rx), ErrorPolicy::Output(out)) = (dlq_rx, &config.errors) {
+        let out = out.clone();
         let ctx = SinkContext {
             telemetry: telemetry.clone(),
             dead_letter: true,
             failures: Failures::new(telemetry.clone(), Route::Nowhere),
         };
-        tasks.spawn(async move {
-            match &c.errors {
-                ErrorPolicy::Output(out) => out.run(rx, ctx).await.map_err(PipelineError::from),
-                _ => Ok(()),
-            }
-        });
+        tasks.spawn(async move { out.run(rx, ctx).await.map_err(PipelineError::from) });
     }
 
     tracing::info!(pipeline = %name, input = config.input.kind(), output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");

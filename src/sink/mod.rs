@@ -48,9 +48,6 @@ pub enum SinkError {
     /// An event the output rejected stops the pipeline.
     #[error(transparent)]
     Stopped(#[from] MustStop),
-    /// This output kind cannot run in this build.
-    #[error("the {0} output cannot run yet; `sluice check` validates its configuration")]
-    Unavailable(&'static str),
 }
 
 /// What a running sink is given.
@@ -76,11 +73,7 @@ impl SinkContext {
     /// Completes the ack of one delivered event and counts it.
     pub fn confirm_one(&self, event: Event) {
         event.ack.complete(self.delivered());
-        if self.dead_letter {
-            self.telemetry.dead_lettered(1);
-        } else {
-            self.telemetry.sent(1);
-        }
+        self.count(1);
     }
 
     /// Completes the acks of a delivered batch and counts it.
@@ -90,6 +83,10 @@ impl SinkContext {
         for e in batch {
             e.ack.complete(outcome);
         }
+        self.count(n);
+    }
+
+    fn count(&self, n: usize) {
         if self.dead_letter {
             self.telemetry.dead_lettered(n);
         } else {

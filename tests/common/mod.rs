@@ -17,6 +17,15 @@ pub fn sluice() -> Command {
     cmd
 }
 
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .expect("local addr")
+        .port()
+}
+
 /// Writes a pipeline file into `dir` and returns its path.
 pub fn pipeline(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));

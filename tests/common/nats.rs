@@ -29,11 +29,7 @@ fn spawn(port: u16, store: &Path) -> Child {
 impl NatsServer {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> NatsServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let store = tempfile::tempdir().unwrap();
         let child = spawn(port, store.path());
         NatsServer { child, port, store }
