@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use super::{SinkContext, SinkError};
 use crate::config::Validator;
 use crate::event::Event;
-use crate::runtime::failures::Failure;
+use crate::runtime::failures::{Failure, OUTPUT_STEP};
 use crate::source::nats::{NatsAuth, check_subject, check_url, connect};
 
 /// Publishes each event to a subject captured by a stream and waits for the stream's publish
@@ -80,17 +80,25 @@ pub async fn run(
                 .await;
             pending.push((event, published));
         }
+        // Await the acknowledgements together: each has its own timeout, and after a server
+        // restart none of the lost ones may hold up the rest.
+        let acked = futures_util::future::join_all(pending.into_iter().map(
+            |(event, published)| async move {
+                let acked = match published {
+                    Ok(ack) => ack.await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                (event, acked)
+            },
+        ))
+        .await;
         let mut failures = Vec::new();
-        for (event, published) in pending {
-            let acked = match published {
-                Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+        for (event, acked) in acked {
             match acked {
                 Ok(_) => ctx.confirm_one(event),
                 Err(reason) => failures.push(Failure {
                     event,
-                    step: "output".into(),
+                    step: OUTPUT_STEP.into(),
                     reason,
                 }),
             }
