@@ -3,49 +3,14 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Stdio;
 use std::time::Duration;
 
 use common::kafka::{Collector, produce, unique};
-use common::{free_port, pipeline, sluice, wait_exit, wait_for};
+use common::{
+    free_port, http_get as get, metric_values as values, pipeline, sluice, wait_exit, wait_for,
+};
 use rdkafka::mocking::MockCluster;
-
-/// GET a path; returns (status, body), or None when nothing listens yet.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let status = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((status, body))
-}
-
-/// Values of a metric whose labels contain every `(name, value)` in `labels`.
-fn values(body: &str, metric: &str, labels: &[(&str, &str)]) -> Vec<(String, f64)> {
-    body.lines()
-        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with('{'))
-        .filter(|l| {
-            labels
-                .iter()
-                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
-        })
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_string(), value.parse().ok()?))
-        })
-        .collect()
-}
 
 #[test]
 fn counters_match_and_lag_drains_to_zero() {

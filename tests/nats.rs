@@ -3,30 +3,12 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use common::kafka::unique;
-use common::nats::NatsServer;
-use common::{log_records, pipeline, sluice, wait_exit, wait_for};
+use common::nats::{NatsServer, logged, worker};
+use common::{log_records, pipeline, wait_exit, wait_for};
 use futures_util::StreamExt;
-
-fn start_worker(file: &std::path::Path, log: &std::path::Path) -> Child {
-    sluice()
-        .args(["run", "--log-format", "json"])
-        .arg(file)
-        .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
-        .spawn()
-        .unwrap()
-}
-
-fn subscribed(log: &std::path::Path) -> bool {
-    !log_records(
-        &std::fs::read_to_string(log).unwrap_or_default(),
-        "nats subscribed",
-    )
-    .is_empty()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_group_of_two_handles_every_event_once() {
@@ -63,9 +45,11 @@ errors: stop
     client.flush().await.unwrap();
 
     let logs = [dir.path().join("w1.log"), dir.path().join("w2.log")];
-    let mut workers: Vec<Child> = logs.iter().map(|l| start_worker(&file, l)).collect();
+    let mut workers: Vec<_> = logs.iter().map(|l| worker(&file, l)).collect();
     wait_for("both workers subscribed", Duration::from_secs(30), || {
-        logs.iter().all(|l| subscribed(l)).then_some(())
+        logs.iter()
+            .all(|l| logged(l, "nats subscribed"))
+            .then_some(())
     });
 
     let n = 5_000u64;

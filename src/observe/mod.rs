@@ -95,6 +95,13 @@ impl Telemetry {
         tracing::warn!(pipeline = %self.pipeline, step, reason, source, "event failed");
     }
 
+    /// A failed event's input will be delivered again by the bus instead of following the error
+    /// policy (JetStream below `max_deliver`).
+    pub fn redelivery_requested(&self, source: &str) {
+        counter!("sluice_events_redelivery_requested_total", "pipeline" => self.pipeline.to_string()).increment(1);
+        tracing::warn!(pipeline = %self.pipeline, source, "input not acknowledged; it will be redelivered");
+    }
+
     /// Failed events dropped by `errors: drop`.
     pub fn dropped(&self, n: usize) {
         self.dropped.increment(n as u64);

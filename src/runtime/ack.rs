@@ -53,6 +53,7 @@ pub struct AckMsg {
 struct Shared {
     lane: u32,
     id: u64,
+    redeliverable: bool,
     outcome: AtomicU8,
     tx: mpsc::UnboundedSender<AckMsg>,
 }
@@ -96,6 +97,13 @@ impl Ack {
         }
     }
 
+    /// Whether the bus redelivers this input if it is not acknowledged (a JetStream message below
+    /// its delivery limit): an output failure then asks for a redelivery instead of applying the
+    /// error policy.
+    pub fn redeliverable(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.redeliverable)
+    }
+
     /// Gives up this claim with an outcome.
     pub fn complete(mut self, outcome: Outcome) {
         if let Some(s) = self.shared.take() {
@@ -121,10 +129,16 @@ pub struct AckSender {
 impl AckSender {
     /// An ack for input `id` of `lane`.
     pub fn ack(&self, lane: u32, id: u64) -> Ack {
+        self.ack_with(lane, id, false)
+    }
+
+    /// An ack for input `id` of `lane`, saying whether the bus would redeliver the input.
+    pub fn ack_with(&self, lane: u32, id: u64, redeliverable: bool) -> Ack {
         Ack {
             shared: Some(Arc::new(Shared {
                 lane,
                 id,
+                redeliverable,
                 outcome: AtomicU8::new(Outcome::Delivered as u8),
                 tx: self.tx.clone(),
             })),

@@ -24,6 +24,9 @@ pub mod headers {
     pub const PIPELINE: &str = "sluice-error-pipeline";
 }
 
+/// The step name of failures at the output.
+pub const OUTPUT_STEP: &str = "output";
+
 /// An event that could not be processed or delivered, with the step and reason.
 #[derive(Debug)]
 pub struct Failure {
@@ -88,6 +91,12 @@ impl Failures {
         for f in failures {
             let position = f.event.position.to_string();
             t.failed(&f.step, &f.reason, &position);
+            if f.step == OUTPUT_STEP && f.event.ack.redeliverable() {
+                // The bus delivers it again (after a backoff): retry rather than give up.
+                t.redelivery_requested(&position);
+                f.event.ack.complete(Outcome::Failed);
+                continue;
+            }
             let why = match &self.route {
                 Route::Drop => {
                     t.dropped(1);

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::{SinkContext, SinkError};
 use crate::config::{ClientOptions, HumanDuration, Validator};
 use crate::event::Event;
-use crate::runtime::failures::Failure;
+use crate::runtime::failures::{Failure, OUTPUT_STEP};
 use crate::source::kafka::{check_brokers, check_options};
 
 /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
@@ -173,7 +173,7 @@ pub async fn run(
                                     }
                                 }
                                 Err((e, back)) => {
-                                    ctx.failures.handle(vec![Failure { event: back, step: "output".into(), reason: e.to_string() }]).await?;
+                                    ctx.failures.handle(vec![Failure { event: back, step: OUTPUT_STEP.into(), reason: e.to_string() }]).await?;
                                     break;
                                 }
                             }
@@ -241,7 +241,7 @@ async fn settle(event: Event, report: Report, ctx: &SinkContext) -> Result<(), S
     ctx.failures
         .handle(vec![Failure {
             event,
-            step: "output".into(),
+            step: OUTPUT_STEP.into(),
             reason,
         }])
         .await?;

@@ -48,9 +48,6 @@ pub enum SourceError {
         /// What failed.
         message: String,
     },
-    /// This input kind cannot run in this build.
-    #[error("the {0} input cannot run yet; `sluice check` validates its configuration")]
-    Unavailable(&'static str),
 }
 
 /// What a running source is given.
@@ -114,7 +111,7 @@ impl InputConfig {
             InputConfig::Generate(c) => generate::run(c, ctx).await,
             InputConfig::Kafka(c) => kafka::run(c, ctx).await,
             InputConfig::Nats(c) => nats::run(c, ctx).await,
-            InputConfig::Jetstream(_) => Err(SourceError::Unavailable("jetstream")),
+            InputConfig::Jetstream(c) => jetstream::run(c, ctx).await,
         }
     }
 }

@@ -116,6 +116,17 @@ pub async fn connect(
     auth: &NatsAuth,
     pipeline: &str,
 ) -> Result<async_nats::Client, String> {
+    connect_notify(url, auth, pipeline, None).await
+}
+
+/// [`connect`], also waking `on_connect` at every (re)connection: server-side state tied to the
+/// old connection, like pending pull requests, is gone.
+pub async fn connect_notify(
+    url: &str,
+    auth: &NatsAuth,
+    pipeline: &str,
+    on_connect: Option<Arc<tokio::sync::Notify>>,
+) -> Result<async_nats::Client, String> {
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("sluice-{pipeline}"))
         .retry_on_initial_connect();
@@ -134,10 +145,14 @@ pub async fn connect(
     let pipeline = pipeline.to_string();
     options = options.event_callback(move |event| {
         let pipeline = pipeline.clone();
+        let on_connect = on_connect.clone();
         async move {
             let label = ("pipeline", pipeline.clone());
             match event {
                 async_nats::Event::Connected => {
+                    if let Some(n) = on_connect {
+                        n.notify_one();
+                    }
                     metrics::counter!("sluice_nats_connects_total", &[label]).increment(1);
                     tracing::info!(pipeline, "nats connected");
                 }

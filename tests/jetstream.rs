@@ -1,0 +1,355 @@
+//! JetStream input through the real binary and a real nats-server: acknowledgement after
+//! delivery, crashes, server restarts, redelivery with backoff, in-progress acks.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::kafka::unique;
+use common::nats::{
+    NatsServer, consumer_state, create_stream, eventually, logged, publish_all, read_stream,
+    stored, worker,
+};
+use common::{log_records, pipeline, signal, wait_exit};
+
+fn name(prefix: &str) -> String {
+    unique(prefix).replace('-', "_")
+}
+
+fn header(m: &async_nats::jetstream::Message, name: &str) -> Option<String> {
+    m.headers
+        .as_ref()
+        .and_then(|h| h.get(name))
+        .map(|v| v.as_str().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_arrives_once_through_a_crash_and_a_server_restart() {
+    let mut server = NatsServer::start();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let (input, output) = (name("IN"), name("OUT"));
+    let (in_subject, out_subject) = (name("in"), name("out"));
+    create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
+    create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
+    let n = 100_000u64;
+    publish_all(
+        &js,
+        (0..n).map(|i| {
+            (
+                format!("{in_subject}.site{}", i % 4),
+                format!("{{\"id\":{i},\"pad\":\"{}\"}}", "x".repeat(100)).into(),
+            )
+        }),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "js-to-js",
+        &format!(
+            "\
+input:
+  jetstream:
+    url: {url}
+    stream: {input}
+    consumer: proc
+    ack_wait: 5s
+    max_deliver: -1
+    backoff: [200ms]
+transforms:
+  - jq: '{{id, site: ($source.subject | split(\".\") | last), seq: $source.sequence}}'
+  - route:
+      destination: '\"{out_subject}.\" + .site'
+output:
+  jetstream:
+    url: {url}
+    subject: {out_subject}.unrouted
+errors: stop
+",
+            url = server.url()
+        ),
+    );
+    let log = |i: usize| dir.path().join(format!("w{i}.log"));
+
+    // One worker, killed without warning part-way.
+    let mut first = worker(&file, &log(0));
+    eventually("20,000 events out", Duration::from_secs(120), || async {
+        stored(&js, &output).await.filter(|m| *m >= 20_000)
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // Two replicas take over the same durable consumer; the server restarts under them.
+    let mut replicas = vec![worker(&file, &log(1)), worker(&file, &log(2))];
+    eventually("50,000 events out", Duration::from_secs(120), || async {
+        stored(&js, &output).await.filter(|m| *m >= 50_000)
+    })
+    .await;
+    server.restart();
+
+    eventually(
+        "every input acknowledged",
+        Duration::from_secs(240),
+        || async {
+            consumer_state(&js, &input, "proc")
+                .await
+                .filter(|(unacked, waiting, _)| *unacked == 0 && *waiting == 0)
+        },
+    )
+    .await;
+    let messages = read_stream(&js, &output).await;
+    let mut ids: BTreeMap<u64, usize> = BTreeMap::new();
+    for m in &messages {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let id = v["id"].as_u64().unwrap();
+        assert_eq!(
+            m.subject.as_str(),
+            format!("{out_subject}.site{}", id % 4),
+            "routed by the input subject"
+        );
+        assert_eq!(v["seq"], id + 1, "stream sequence of the input");
+        assert_eq!(
+            header(m, "Nats-Msg-Id"),
+            Some(format!(
+                "jetstream:{input}/{} ({in_subject}.site{})#0",
+                id + 1,
+                id % 4
+            ))
+        );
+        *ids.entry(id).or_default() += 1;
+    }
+    let missing: Vec<u64> = (0..n).filter(|i| !ids.contains_key(i)).take(10).collect();
+    assert!(missing.is_empty(), "inputs never delivered: {missing:?}");
+    let twice: Vec<(&u64, &usize)> = ids.iter().filter(|(_, c)| **c > 1).take(10).collect();
+    assert!(twice.is_empty(), "stored more than once: {twice:?}");
+    assert_eq!(messages.len() as u64, n);
+
+    for w in &replicas {
+        signal(w, "TERM");
+    }
+    for (i, w) in replicas.iter_mut().enumerate() {
+        assert!(wait_exit(w, Duration::from_secs(40)).success());
+        let text = std::fs::read_to_string(log(i + 1)).unwrap();
+        let summary = &log_records(&text, "pipeline stopped")[0];
+        assert!(
+            summary["sent"].as_u64().unwrap() > 0,
+            "both replicas shared the consumer: {summary}"
+        );
+        // Publishes cut off by the restart failed; each was retried, none given up.
+        let retried = log_records(&text, "input not acknowledged; it will be redelivered").len();
+        assert_eq!(summary["failed"], retried, "{summary}");
+        assert_eq!(summary["dead_lettered"], 0, "{summary}");
+        assert_eq!(summary["dropped"], 0, "{summary}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_output_redelivers_with_backoff_then_dead_letters_after_max_deliver() {
+    let server = NatsServer::start();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let (input, output) = (name("IN"), name("OUT"));
+    let (in_subject, out_subject, nowhere) = (name("in"), name("out"), name("nowhere"));
+    create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
+    create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
+    publish_all(
+        &js,
+        (1..=10).map(|i| {
+            let body = if i == 4 {
+                format!("{{\"id\":{i},\"to\":\"{nowhere}.x\"}}")
+            } else {
+                format!("{{\"id\":{i},\"to\":\"{out_subject}.ok\"}}")
+            };
+            (format!("{in_subject}.tag"), body.into())
+        }),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dlq = dir.path().join("dead.jsonl");
+    let file = pipeline(
+        dir.path(),
+        "poison",
+        &format!(
+            "\
+input:
+  jetstream:
+    url: {url}
+    stream: {input}
+    consumer: proc
+    max_deliver: 3
+    backoff: [100ms, 300ms]
+transforms:
+  - route:
+      destination: .to
+output:
+  jetstream:
+    url: {url}
+    subject: {out_subject}.default
+errors:
+  output:
+    file:
+      path: {dlq}
+      format: envelope
+",
+            url = server.url(),
+            dlq = dlq.display()
+        ),
+    );
+    let log = dir.path().join("w.log");
+    let mut w = worker(&file, &log);
+    let letter = common::wait_for("the dead letter", Duration::from_secs(60), || {
+        common::lines(&dlq).first().cloned()
+    });
+    eventually(
+        "every input acknowledged",
+        Duration::from_secs(30),
+        || async {
+            consumer_state(&js, &input, "proc")
+                .await
+                .filter(|(unacked, waiting, _)| *unacked == 0 && *waiting == 0)
+        },
+    )
+    .await;
+    let ok: Vec<u64> = read_stream(&js, &output)
+        .await
+        .iter()
+        .map(|m| {
+            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ok, vec![1, 2, 3, 5, 6, 7, 8, 9, 10]);
+
+    let letter: serde_json::Value = serde_json::from_str(&letter).unwrap();
+    assert_eq!(letter["payload"]["id"], 4);
+    let headers = &letter["headers"];
+    assert_eq!(headers["sluice-error-step"], "output");
+    assert_eq!(
+        headers["sluice-error-source"],
+        format!("jetstream:{input}/4 ({in_subject}.tag)")
+    );
+    let reason = headers["sluice-error-reason"].as_str().unwrap();
+    assert!(!reason.is_empty(), "the reason is given: {letter}");
+
+    signal(&w, "TERM");
+    assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+    assert_eq!(common::lines(&dlq).len(), 1, "dead-lettered once");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let retries = log_records(&text, "input not acknowledged; it will be redelivered");
+    assert_eq!(
+        retries.len(),
+        2,
+        "two deliveries retried before the third gives up"
+    );
+    assert!(
+        retries
+            .iter()
+            .all(|r| r["source"] == headers["sluice-error-source"])
+    );
+    let summary = &log_records(&text, "pipeline stopped")[0];
+    assert_eq!(
+        summary["received"], 12,
+        "10 inputs and 2 redeliveries: {summary}"
+    );
+    assert_eq!(summary["sent"], 9, "{summary}");
+    assert_eq!(summary["dead_lettered"], 1, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_slower_than_the_ack_wait_are_kept_alive_not_redelivered() {
+    let server = NatsServer::start();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let (input, in_subject) = (name("IN"), name("in"));
+    create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
+    publish_all(
+        &js,
+        (0..5).map(|i| (format!("{in_subject}.a"), format!("{{\"id\":{i}}}").into())),
+    )
+    .await;
+    // The output is a pipe nobody reads yet: the events wait longer than the ack wait.
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("out.pipe");
+
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let port = common::free_port();
+    let file = pipeline(
+        dir.path(),
+        "slow",
+        &format!(
+            "\
+input:
+  jetstream:
+    url: {url}
+    stream: {input}
+    consumer: proc
+    ack_wait: 1s
+output:
+  file:
+    path: {fifo}
+errors: stop
+",
+            url = server.url(),
+            fifo = fifo.display()
+        ),
+    );
+    let log = dir.path().join("w.log");
+    let mut w = common::sluice()
+        .args(["run", "--log-format", "json", "--metrics-addr"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&file)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Each of the 5 events is kept alive every half ack wait: 25 means they waited for more than
+    // two ack waits.
+    common::wait_for("in-progress acks", Duration::from_secs(60), || {
+        let (_, body) = common::http_get(port, "/metrics")?;
+        let sent = common::metric_values(
+            &body,
+            "sluice_jetstream_acks_total",
+            &[("kind", "in_progress")],
+        );
+        (sent.first()?.1 >= 25.0).then_some(())
+    });
+    // Now read the pipe: the output completes and the inputs are acknowledged.
+    use std::io::BufRead;
+    let reader = std::io::BufReader::new(std::fs::File::open(&fifo).unwrap());
+    let ids: Vec<u64> = reader
+        .lines()
+        .take(5)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids, vec![0, 1, 2, 3, 4]);
+    let (unacked, waiting, redelivered) = eventually(
+        "every input acknowledged",
+        Duration::from_secs(30),
+        || async {
+            consumer_state(&js, &input, "proc")
+                .await
+                .filter(|(unacked, _, _)| *unacked == 0)
+        },
+    )
+    .await;
+    assert_eq!(
+        (unacked, waiting, redelivered),
+        (0, 0, 0),
+        "nothing redelivered"
+    );
+    assert!(logged(&log, "jetstream consuming"));
+    signal(&w, "TERM");
+    assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+}
