@@ -2,6 +2,7 @@
 # Installs what building and testing sluice needs, idempotently. Safe to run again.
 #   scripts/setup.sh build   # toolchain components and C build tools
 #   scripts/setup.sh kafka   # a local Kafka-protocol broker (tansu) and a Python Kafka client
+#   scripts/setup.sh nats    # nats-server and a Python NATS client
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use
 set -euo pipefail
 
@@ -49,9 +50,14 @@ setup_tansu() {
 
 setup_test() {
   setup_build
-  command -v nats-server >/dev/null || apt_install nats-server
+  setup_nats
   # The Kafka-protocol broker and an independent Kafka client (current librdkafka).
   setup_kafka
+}
+
+setup_nats() {
+  command -v nats-server >/dev/null || apt_install nats-server
+  python3 -c 'import nats' 2>/dev/null || python3 -m pip install --quiet 'nats-py>=2.9'
 }
 
 setup_kafka() {
@@ -62,6 +68,7 @@ setup_kafka() {
 case "$what" in
   build) setup_build ;;
   kafka) setup_kafka ;;
+  nats) setup_nats ;;
   test) setup_test ;;
-  *) log "usage: $0 [build|kafka|test]"; exit 2 ;;
+  *) log "usage: $0 [build|kafka|nats|test]"; exit 2 ;;
 esac
