@@ -15,12 +15,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, in their own layer, so code changes do not rebuild them. Cargo.toml declares
-# a [[bench]] target: cargo refuses a manifest whose declared target file is missing, so a stub
-# stands in for it (benches are not built by `cargo build`; the stub stays for the second build).
+# [[bench]] targets: cargo refuses a manifest whose declared target file is missing, so stubs
+# stand in for them (benches are not built by `cargo build`; the stubs stay for the second build).
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && echo 'fn main() {}' > benches/kafka_pipeline.rs \
+ && for b in kafka_pipeline jetstream_pipeline; do echo 'fn main() {}' > "benches/$b.rs"; done \
  && cargo build --release --locked \
  && rm -rf src
 COPY src src
