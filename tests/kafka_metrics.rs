@@ -85,8 +85,15 @@ errors: stop
             let (_, body) = get(port, "/metrics")?;
             let lag = values(&body, "sluice_kafka_consumer_lag", &labels);
             assert!(lag.iter().all(|(_, v)| *v >= 0.0), "negative lag: {lag:?}");
-            (out.count() == kept && lag.len() == 3 && lag.iter().all(|(_, v)| *v == 0.0))
-                .then_some(body)
+            let pipeline = [("pipeline", "lagged")];
+            let in_flight = values(&body, "sluice_events_in_flight", &pipeline);
+            let timed = values(&body, "sluice_event_latency_seconds_count", &pipeline);
+            (out.count() == kept
+                && lag.len() == 3
+                && lag.iter().all(|(_, v)| *v == 0.0)
+                && in_flight.first().is_some_and(|(_, v)| *v == 0.0)
+                && timed.first().is_some_and(|(_, v)| *v == n as f64))
+            .then_some(body)
         },
     );
     let one = |m: &str| {
@@ -99,6 +106,23 @@ errors: stop
     assert_eq!(
         one("sluice_events_filtered_total"),
         Some((n as usize - kept) as f64)
+    );
+
+    // Every input went through one batch into the transforms; the kept ones came out in batches.
+    let batched = |stage: &str| {
+        values(
+            &body,
+            "sluice_batch_size_sum",
+            &[("pipeline", "lagged"), ("stage", stage)],
+        )
+        .first()
+        .map(|(_, v)| *v)
+    };
+    assert_eq!(batched("input"), Some(n as f64));
+    assert_eq!(batched("output"), Some(kept as f64));
+    assert!(
+        body.contains("sluice_event_latency_seconds_bucket{pipeline=\"lagged\",le=\"0.0005\"}"),
+        "latency histogram buckets"
     );
 
     common::signal(&child, "TERM");

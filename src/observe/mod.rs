@@ -102,6 +102,21 @@ impl Telemetry {
         tracing::warn!(pipeline = %self.pipeline, source, "input not acknowledged; it will be redelivered");
     }
 
+    /// Inputs read and not yet finished (delivered, dead-lettered or dropped).
+    pub fn in_flight_gauge(&self) -> metrics::Gauge {
+        metrics::gauge!("sluice_events_in_flight", "pipeline" => self.pipeline.to_string())
+    }
+
+    /// Seconds from reading an input to the delivery of everything derived from it.
+    pub fn latency_histogram(&self) -> metrics::Histogram {
+        metrics::histogram!("sluice_event_latency_seconds", "pipeline" => self.pipeline.to_string())
+    }
+
+    /// Events per batch entering the transforms (`input`) and handed to the output (`output`).
+    pub fn batch_size_histogram(&self, stage: &'static str) -> metrics::Histogram {
+        metrics::histogram!("sluice_batch_size", "pipeline" => self.pipeline.to_string(), "stage" => stage)
+    }
+
     /// Failed events dropped by `errors: drop`.
     pub fn dropped(&self, n: usize) {
         self.dropped.increment(n as u64);

@@ -9,8 +9,11 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
 
 use tokio::sync::mpsc;
+
+use crate::observe::Telemetry;
 
 /// How an input ended. Ordered: the worst outcome of all derived events wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -50,23 +53,40 @@ pub struct AckMsg {
     pub outcome: Outcome,
 }
 
+/// What every ack of one source shares: where answers go, and the pipeline's in-flight gauge and
+/// latency histogram.
+struct Channel {
+    tx: Option<mpsc::UnboundedSender<AckMsg>>,
+    in_flight: metrics::Gauge,
+    latency: metrics::Histogram,
+}
+
 struct Shared {
     lane: u32,
     id: u64,
     redeliverable: bool,
     outcome: AtomicU8,
-    tx: mpsc::UnboundedSender<AckMsg>,
+    read_at: Instant,
+    channel: Arc<Channel>,
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
         let outcome = Outcome::from_u8(self.outcome.load(Ordering::Acquire));
+        self.channel.in_flight.decrement(1);
+        if outcome == Outcome::Delivered {
+            self.channel
+                .latency
+                .record(self.read_at.elapsed().as_secs_f64());
+        }
         // The source may be gone (shutdown deadline passed); then nobody needs the answer.
-        let _ = self.tx.send(AckMsg {
-            lane: self.lane,
-            id: self.id,
-            outcome,
-        });
+        if let Some(tx) = &self.channel.tx {
+            let _ = tx.send(AckMsg {
+                lane: self.lane,
+                id: self.id,
+                outcome,
+            });
+        }
     }
 }
 
@@ -123,7 +143,7 @@ impl Drop for Ack {
 /// Hands out acks for one source; cheap to clone.
 #[derive(Clone)]
 pub struct AckSender {
-    tx: mpsc::UnboundedSender<AckMsg>,
+    channel: Arc<Channel>,
 }
 
 impl AckSender {
@@ -134,23 +154,41 @@ impl AckSender {
 
     /// An ack for input `id` of `lane`, saying whether the bus would redeliver the input.
     pub fn ack_with(&self, lane: u32, id: u64, redeliverable: bool) -> Ack {
+        self.channel.in_flight.increment(1);
         Ack {
             shared: Some(Arc::new(Shared {
                 lane,
                 id,
                 redeliverable,
                 outcome: AtomicU8::new(Outcome::Delivered as u8),
-                tx: self.tx.clone(),
+                read_at: Instant::now(),
+                channel: self.channel.clone(),
             })),
         }
     }
 }
 
+fn sender(telemetry: &Telemetry, tx: Option<mpsc::UnboundedSender<AckMsg>>) -> AckSender {
+    AckSender {
+        channel: Arc::new(Channel {
+            tx,
+            in_flight: telemetry.in_flight_gauge(),
+            latency: telemetry.latency_histogram(),
+        }),
+    }
+}
+
 /// A source's ack channel: the sender makes acks, the receiver gets one [`AckMsg`] per input
 /// once everything derived from it is done.
-pub fn ack_channel() -> (AckSender, mpsc::UnboundedReceiver<AckMsg>) {
+pub fn ack_channel(telemetry: &Telemetry) -> (AckSender, mpsc::UnboundedReceiver<AckMsg>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (AckSender { tx }, rx)
+    (sender(telemetry, Some(tx)), rx)
+}
+
+/// Acks for a source with nothing to acknowledge (core NATS, files, generated events): they
+/// only count events in flight and their latency.
+pub fn ack_counter(telemetry: &Telemetry) -> AckSender {
+    sender(telemetry, None)
 }
 
 /// Ordered acknowledgement for one lane (a Kafka partition, a file): ids are read in increasing
@@ -253,7 +291,7 @@ mod tests {
 
     #[test]
     fn ack_fires_once_with_the_worst_outcome() {
-        let (ch, mut rx) = ack_channel();
+        let (ch, mut rx) = ack_channel(&Telemetry::new("test"));
         let a = ch.ack(3, 42);
         let b = a.fork();
         let c = a.fork();
@@ -274,7 +312,7 @@ mod tests {
 
     #[test]
     fn a_dropped_fork_fails_the_input() {
-        let (ch, mut rx) = ack_channel();
+        let (ch, mut rx) = ack_channel(&Telemetry::new("test"));
         let a = ch.ack(0, 1);
         let b = a.fork();
         a.complete(Outcome::Delivered);
@@ -369,7 +407,7 @@ mod tests {
         /// Every input delivered through forks is eventually acknowledged exactly once.
         #[test]
         fn every_delivered_input_is_acknowledged(fanouts in prop::collection::vec(0usize..4, 1..50), order in any::<u64>()) {
-            let (ch, mut rx) = ack_channel();
+            let (ch, mut rx) = ack_channel(&Telemetry::new("test"));
             let mut forks = Vec::new();
             for (id, n) in fanouts.iter().enumerate() {
                 let ack = ch.ack(0, id as u64);

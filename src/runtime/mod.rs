@@ -67,6 +67,7 @@ pub async fn run_pipeline(
         out: source_tx,
         shutdown: stop.clone(),
         batch_size: config.settings.batch_size,
+        counted: ack::ack_counter(&telemetry),
         drain_timeout: config.settings.shutdown_timeout.0,
     };
     let c = config.clone();

@@ -208,8 +208,12 @@ impl Processor {
         mut input: mpsc::Receiver<Vec<Event>>,
         output: mpsc::Sender<Vec<Event>>,
     ) -> Result<(), ProcessError> {
+        let batch_in = self.telemetry.batch_size_histogram("input");
+        let batch_out = self.telemetry.batch_size_histogram("output");
         let Some(jobs) = &self.jobs else {
             while let Some(batch) = input.recv().await {
+                batch_in.record(batch.len() as f64);
+                batch_out.record(batch.len() as f64);
                 output
                     .send(batch)
                     .await
@@ -225,10 +229,14 @@ impl Processor {
                 Some(done) = pending.next(), if !pending.is_empty() => {
                     let done: Result<Processed, _> = done;
                     let done = done.map_err(|_| ProcessError::Worker("a worker thread died".into()))?;
+                    if !done.outputs.is_empty() {
+                        batch_out.record(done.outputs.len() as f64);
+                    }
                     self.deliver(done, &output).await?;
                 }
                 batch = input.recv(), if input_open && pending.len() < self.max_pending => match batch {
                     Some(batch) => {
+                        batch_in.record(batch.len() as f64);
                         let (reply, rx) = oneshot::channel();
                         // Never blocks: at most max_pending jobs are out and the queue holds that many.
                         jobs.send(Job { batch, reply }).map_err(|_| ProcessError::Worker("workers are gone".into()))?;

@@ -11,7 +11,6 @@ use super::{SourceContext, SourceError};
 use crate::codec::write_json;
 use crate::config::Validator;
 use crate::event::{Event, Position};
-use crate::runtime::ack::Ack;
 use crate::transform::{check_program, compile_or_describe};
 
 /// Generates events from a jq template evaluated with the sequence number (0, 1, 2, ...) as
@@ -100,7 +99,7 @@ fn generate(config: &GenerateConfig, ctx: &SourceContext) -> Result<(), SourceEr
             let mut payload = Vec::with_capacity(128);
             write_json(&value, &mut payload, 0)
                 .map_err(|e| fail(format!("template result for event {seq}: {e}")))?;
-            let mut event = Event::new(Bytes::from(payload), position, Ack::untracked());
+            let mut event = Event::new(Bytes::from(payload), position, ctx.counted.ack(0, 0));
             event.timestamp = Some(crate::event::now_millis());
             batch.push(event);
             seq += 1;

@@ -621,7 +621,7 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
         .subscribe(format!("{inbox}.*"))
         .await
         .map_err(read_error)?;
-    let (acks, mut ack_rx) = ack_channel();
+    let (acks, mut ack_rx) = ack_channel(&ctx.telemetry);
     let mut r = Reader {
         config,
         ctx: &ctx,

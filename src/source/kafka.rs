@@ -481,7 +481,7 @@ fn consume(
 ) -> Result<(), SourceError> {
     let waiter = runtime.clone();
     let pipeline: Arc<str> = Arc::from(ctx.telemetry.pipeline());
-    let (acks, ack_rx) = ack_channel();
+    let (acks, ack_rx) = ack_channel(&ctx.telemetry);
     let context = KafkaContext {
         state: Mutex::new(State {
             pipeline: pipeline.clone(),

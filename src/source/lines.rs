@@ -7,7 +7,6 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{SourceContext, send};
 use crate::event::{Event, Position};
-use crate::runtime::ack::Ack;
 
 /// How a pump ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,7 +63,7 @@ pub(crate) async fn pump<R: AsyncRead + Unpin>(
             batch.push(Event::new(
                 Bytes::copy_from_slice(text),
                 position,
-                Ack::untracked(),
+                ctx.counted.ack(0, 0),
             ));
         }
         if !send(ctx, batch).await {

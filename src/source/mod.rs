@@ -60,6 +60,9 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     /// Most events per batch.
     pub batch_size: usize,
+    /// Acks for inputs that nothing acknowledges (core NATS, files, generated events): they
+    /// still count events in flight and their latency.
+    pub counted: crate::runtime::ack::AckSender,
     /// On shutdown, how long to wait for in-flight events to be delivered before the final
     /// acknowledgement (Kafka commit, JetStream acks).
     pub drain_timeout: std::time::Duration,

@@ -247,13 +247,13 @@ pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), Sou
         let Some(first) = first else { break };
         let mut batch = Vec::with_capacity(ctx.batch_size.min(1024));
         let p = position(&first.subject);
-        batch.push(to_event(first, p, Ack::untracked()));
+        batch.push(to_event(first, p, ctx.counted.ack(0, 0)));
         // Take what is already buffered, without waiting.
         while batch.len() < ctx.batch_size {
             match messages.next().now_or_never() {
                 Some(Some(m)) => {
                     let p = position(&m.subject);
-                    batch.push(to_event(m, p, Ack::untracked()));
+                    batch.push(to_event(m, p, ctx.counted.ack(0, 0)));
                 }
                 _ => break,
             }
