@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use common::kafka::unique;
 use common::nats::{
-    NatsServer, consumer_state, create_stream, eventually, logged, publish_all, read_stream,
-    stored, worker,
+    NatsServer, consumer_state, create_stream, eventually, publish_all, read_stream, stored, worker,
 };
 use common::{log_records, pipeline, signal, wait_exit};
 
@@ -261,7 +260,7 @@ errors:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_slower_than_the_ack_wait_are_kept_alive_not_redelivered() {
+async fn slow_events_are_kept_alive_and_a_shutdown_waits_to_deliver_them() {
     let server = NatsServer::start();
     let client = async_nats::connect(server.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
@@ -321,7 +320,22 @@ errors: stop
         );
         (sent.first()?.1 >= 25.0).then_some(())
     });
-    // Now read the pipe: the output completes and the inputs are acknowledged.
+    // SIGTERM while the events are stuck in the output: not ready any more, still live, and
+    // the process waits for them instead of exiting.
+    signal(&w, "TERM");
+    common::wait_for("not ready", Duration::from_secs(30), || {
+        common::http_get(port, "/health/ready").filter(|(status, _)| *status == 503)
+    });
+    assert_eq!(
+        common::http_get(port, "/health/live").map(|r| r.0),
+        Some(200)
+    );
+    assert!(
+        w.try_wait().unwrap().is_none(),
+        "exited with events in flight"
+    );
+
+    // Now read the pipe: the output completes, the inputs are acknowledged, the process exits.
     use std::io::BufRead;
     let reader = std::io::BufReader::new(std::fs::File::open(&fifo).unwrap());
     let ids: Vec<u64> = reader
@@ -349,7 +363,94 @@ errors: stop
         (0, 0, 0),
         "nothing redelivered"
     );
-    assert!(logged(&log, "jetstream consuming"));
-    signal(&w, "TERM");
     assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let summary = &log_records(&text, "pipeline stopped")[0];
+    assert_eq!(summary["sent"], 5, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_exits_in_time_and_loses_nothing() {
+    let server = NatsServer::start();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let (input, output) = (name("IN"), name("OUT"));
+    let (in_subject, out_subject) = (name("in"), name("out"));
+    create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
+    create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
+    let n = 50_000u64;
+    publish_all(
+        &js,
+        (0..n).map(|i| (format!("{in_subject}.a"), format!("{{\"id\":{i}}}").into())),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "term",
+        &format!(
+            "\
+input:
+  jetstream:
+    url: {url}
+    stream: {input}
+    consumer: proc
+transforms:
+  - jq: '{{id, n: (.id * 2)}}'
+output:
+  jetstream:
+    url: {url}
+    subject: {out_subject}.all
+errors: stop
+settings:
+  shutdown_timeout: 10s
+",
+            url = server.url()
+        ),
+    );
+    let log = |i: usize| dir.path().join(format!("w{i}.log"));
+    let mut first = worker(&file, &log(0));
+    eventually("5,000 events out", Duration::from_secs(60), || async {
+        stored(&js, &output).await.filter(|m| *m >= 5_000)
+    })
+    .await;
+    signal(&first, "TERM");
+    // Exits 0 before its shutdown_timeout (10 s); the margin covers process start-up noise.
+    assert!(wait_exit(&mut first, Duration::from_secs(15)).success());
+    let text = std::fs::read_to_string(log(0)).unwrap();
+    let summary = &log_records(&text, "pipeline stopped")[0];
+    assert_eq!(
+        summary["received"], summary["sent"],
+        "everything read was delivered: {summary}"
+    );
+    let stopped_at = stored(&js, &output).await.unwrap();
+    assert!(stopped_at < n, "stopped under load, with work left");
+
+    // Nothing it took is left unacknowledged: a second worker finishes the rest.
+    let mut second = worker(&file, &log(1));
+    eventually(
+        "every input acknowledged",
+        Duration::from_secs(120),
+        || async {
+            consumer_state(&js, &input, "proc")
+                .await
+                .filter(|(unacked, waiting, _)| *unacked == 0 && *waiting == 0)
+        },
+    )
+    .await;
+    signal(&second, "TERM");
+    assert!(wait_exit(&mut second, Duration::from_secs(15)).success());
+    let mut ids: Vec<u64> = read_stream(&js, &output)
+        .await
+        .iter()
+        .map(|m| {
+            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, n, "every input delivered");
+    assert_eq!(stored(&js, &output).await, Some(n), "none twice");
 }
