@@ -23,6 +23,29 @@ fn header(m: &async_nats::jetstream::Message, name: &str) -> Option<String> {
         .map(|v| v.as_str().to_string())
 }
 
+/// Waits until consumer `proc` of `stream` has nothing unacknowledged and nothing left to
+/// deliver; returns how many messages it redelivered.
+async fn all_acknowledged(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    timeout: Duration,
+) -> usize {
+    let (_, _, redelivered) = eventually("every input acknowledged", timeout, || async {
+        consumer_state(js, stream, "proc")
+            .await
+            .filter(|(unacked, waiting, _)| *unacked == 0 && *waiting == 0)
+    })
+    .await;
+    redelivered
+}
+
+/// The `id` field of a JSON payload.
+fn id(payload: &[u8]) -> u64 {
+    serde_json::from_slice::<serde_json::Value>(payload).unwrap()["id"]
+        .as_u64()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_arrives_once_through_a_crash_and_a_server_restart() {
     let mut server = NatsServer::start();
@@ -90,21 +113,12 @@ errors: stop
     .await;
     server.restart();
 
-    eventually(
-        "every input acknowledged",
-        Duration::from_secs(240),
-        || async {
-            consumer_state(&js, &input, "proc")
-                .await
-                .filter(|(unacked, waiting, _)| *unacked == 0 && *waiting == 0)
-        },
-    )
-    .await;
+    all_acknowledged(&js, &input, Duration::from_secs(240)).await;
     let messages = read_stream(&js, &output).await;
     let mut ids: BTreeMap<u64, usize> = BTreeMap::new();
     for m in &messages {
         let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
-        let id = v["id"].as_u64().unwrap();
+        let id = id(&m.payload);
         assert_eq!(
             m.subject.as_str(),
             format!("{out_subject}.site{}", id % 4),
@@ -203,24 +217,11 @@ errors:
     let letter = common::wait_for("the dead letter", Duration::from_secs(60), || {
         common::lines(&dlq).first().cloned()
     });
-    eventually(
-        "every input acknowledged",
-        Duration::from_secs(30),
-        || async {
-            consumer_state(&js, &input, "proc")
-                .await
-                .filter(|(unacked, waiting, _)| *unacked == 0 && *waiting == 0)
-        },
-    )
-    .await;
+    all_acknowledged(&js, &input, Duration::from_secs(30)).await;
     let ok: Vec<u64> = read_stream(&js, &output)
         .await
         .iter()
-        .map(|m| {
-            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["id"]
-                .as_u64()
-                .unwrap()
-        })
+        .map(|m| id(&m.payload))
         .collect();
     assert_eq!(ok, vec![1, 2, 3, 5, 6, 7, 8, 9, 10]);
 
@@ -341,28 +342,11 @@ errors: stop
     let ids: Vec<u64> = reader
         .lines()
         .take(5)
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap()["id"]
-                .as_u64()
-                .unwrap()
-        })
+        .map(|l| id(l.unwrap().as_bytes()))
         .collect();
     assert_eq!(ids, vec![0, 1, 2, 3, 4]);
-    let (unacked, waiting, redelivered) = eventually(
-        "every input acknowledged",
-        Duration::from_secs(30),
-        || async {
-            consumer_state(&js, &input, "proc")
-                .await
-                .filter(|(unacked, _, _)| *unacked == 0)
-        },
-    )
-    .await;
-    assert_eq!(
-        (unacked, waiting, redelivered),
-        (0, 0, 0),
-        "nothing redelivered"
-    );
+    let redelivered = all_acknowledged(&js, &input, Duration::from_secs(30)).await;
+    assert_eq!(redelivered, 0, "nothing redelivered");
     assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
     let text = std::fs::read_to_string(&log).unwrap();
     let summary = &log_records(&text, "pipeline stopped")[0];
@@ -428,29 +412,21 @@ settings:
 
     // Nothing it took is left unacknowledged: a second worker finishes the rest.
     let mut second = worker(&file, &log(1));
-    eventually(
-        "every input acknowledged",
-        Duration::from_secs(120),
-        || async {
-            consumer_state(&js, &input, "proc")
-                .await
-                .filter(|(unacked, waiting, _)| *unacked == 0 && *waiting == 0)
-        },
-    )
-    .await;
+    all_acknowledged(&js, &input, Duration::from_secs(120)).await;
     signal(&second, "TERM");
     assert!(wait_exit(&mut second, Duration::from_secs(15)).success());
     let mut ids: Vec<u64> = read_stream(&js, &output)
         .await
         .iter()
-        .map(|m| {
-            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["id"]
-                .as_u64()
-                .unwrap()
-        })
+        .map(|m| id(&m.payload))
         .collect();
     ids.sort_unstable();
     ids.dedup();
+    let missing: Vec<u64> = (0..n)
+        .filter(|i| ids.binary_search(i).is_err())
+        .take(10)
+        .collect();
+    assert!(missing.is_empty(), "inputs never delivered: {missing:?}");
     assert_eq!(ids.len() as u64, n, "every input delivered");
     assert_eq!(stored(&js, &output).await, Some(n), "none twice");
 }
