@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use super::nats::{NatsAuth, check_subject, check_url, connect_notify, to_event};
+use super::nats::{NatsAuth, SubjectMemo, check_subject, check_url, connect_notify, to_event};
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
 use crate::config::{HumanDuration, Validator};
@@ -158,10 +158,6 @@ const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(500);
 /// Pull requests lost or unanswered in a row before the consumer is looked up (and, unless
 /// bound, created) again: the server may have lost it.
 const REBIND_AFTER: u32 = 3;
-/// Distinct subjects remembered for sharing their names between events; past this the memo is
-/// cleared so that subjects with ids in them do not grow memory.
-const SUBJECT_MEMO: usize = 4096;
-
 fn read_error(message: impl std::fmt::Display) -> SourceError {
     SourceError::Read {
         input: "jetstream",
@@ -335,9 +331,12 @@ struct Reader<'a> {
     next_ticket: u64,
     acks: AckSender,
     batch: Vec<Event>,
-    stopping: bool,
+    /// Set once stopping: how long in-flight events may still take.
+    drain_until: Option<Instant>,
+    /// The pipeline takes no more events.
+    out_closed: bool,
     stream: Arc<str>,
-    subjects: HashMap<String, Arc<str>>,
+    subjects: SubjectMemo,
     metrics: Metrics,
 }
 
@@ -478,9 +477,9 @@ impl Reader<'_> {
         if delivery.delivered > 1 {
             self.metrics.redelivered.increment(1);
         }
-        if self.stopping {
-            // Give it straight back so another replica takes it.
-            self.publish(reply, Bytes::from_static(b"-NAK")).await;
+        if self.out_closed {
+            // Nothing takes events any more: give it back so another replica takes it.
+            self.publish(reply, stop_nak()).await;
             self.metrics.naked.increment(1);
             return;
         }
@@ -488,18 +487,7 @@ impl Reader<'_> {
         self.next_ticket += 1;
         let max = self.config.max_deliver;
         let redeliverable = max < 0 || delivery.delivered < max;
-        if self.subjects.len() >= SUBJECT_MEMO && !self.subjects.contains_key(msg.subject.as_str())
-        {
-            self.subjects.clear();
-        }
-        let subject = match self.subjects.get(msg.subject.as_str()) {
-            Some(s) => s.clone(),
-            None => {
-                let s: Arc<str> = Arc::from(msg.subject.as_str());
-                self.subjects.insert(msg.subject.to_string(), s.clone());
-                s
-            }
-        };
+        let subject = self.subjects.get(msg.subject.as_str());
         let position = Position::Nats {
             subject,
             stream: Some((self.stream.clone(), delivery.stream_seq)),
@@ -537,8 +525,8 @@ impl Reader<'_> {
             }
             Outcome::Failed => {
                 self.metrics.naked.increment(1);
-                let payload = if self.stopping {
-                    Bytes::from_static(b"-NAK")
+                let payload = if self.out_closed {
+                    stop_nak()
                 } else {
                     nak(&self.config.backoff, u.delivered)
                 };
@@ -580,14 +568,39 @@ impl Reader<'_> {
         }
     }
 
-    /// Stops taking messages: those read but not handed on are given back at once, like
-    /// everything that fails from now on, so that another replica takes them.
+    fn stopping(&self) -> bool {
+        self.drain_until.is_some()
+    }
+
+    /// Stops pulling. Messages of the pull requests still open are handed on like any other:
+    /// giving them back instead would have them redelivered to those same requests, each time
+    /// using up one of their `max_deliver` attempts.
     fn stop(&mut self) {
-        self.stopping = true;
+        self.drain_until = Some(Instant::now() + self.ctx.drain_timeout);
+    }
+
+    /// The pipeline takes no more events: stop, and give back what was read and not handed on.
+    fn close_out(&mut self) {
+        self.stop();
+        self.out_closed = true;
         for event in std::mem::take(&mut self.batch) {
             event.ack.complete(Outcome::Failed);
         }
     }
+
+    /// Nothing left to wait for once stopping: no open pull request, nothing read.
+    fn drained(&self) -> bool {
+        self.pulls.is_empty() && self.batch.is_empty() && self.unsettled.is_empty()
+    }
+}
+
+/// `-NAK` for a message given back at shutdown, delayed until this process's pull requests have
+/// expired so that it goes to another replica instead of back to this one.
+fn stop_nak() -> Bytes {
+    Bytes::from(format!(
+        "-NAK {{\"delay\":{}}}",
+        (PULL_EXPIRES + PULL_GRACE).as_nanos()
+    ))
 }
 
 /// `-NAK` with the backoff for the given delivery attempt.
@@ -640,9 +653,10 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
         next_ticket: 0,
         acks,
         batch: Vec::new(),
-        stopping: false,
+        drain_until: None,
+        out_closed: false,
         stream: Arc::from(config.stream.as_str()),
-        subjects: HashMap::new(),
+        subjects: SubjectMemo::default(),
         metrics: Metrics::new(&pipeline, config),
     };
     tracing::info!(pipeline, stream = %config.stream, consumer = %config.consumer, "jetstream consuming");
@@ -650,11 +664,10 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
     let period = (config.ack_wait.0 / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut drain_until: Option<Instant> = None;
     let out: &mpsc::Sender<Vec<Event>> = &ctx.out;
     let result = loop {
-        let stopping = drain_until.is_some();
-        if stopping && r.unsettled.is_empty() {
+        let stopping = r.stopping();
+        if stopping && r.drained() {
             break Ok(());
         }
         if !stopping {
@@ -667,25 +680,19 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
         }
         tokio::select! {
             biased;
-            _ = ctx.shutdown.cancelled(), if !stopping => {
-                drain_until = Some(Instant::now() + ctx.drain_timeout);
-                r.stop();
-            }
-            msg = sub.next(), if stopping || r.batch.len() < ctx.batch_size => match msg {
+            _ = ctx.shutdown.cancelled(), if !stopping => r.stop(),
+            msg = sub.next(), if r.out_closed || r.batch.len() < ctx.batch_size => match msg {
                 Some(msg) => r.on_message(msg).await,
                 None => break Err(read_error("the connection closed")),
             },
-            permit = out.reserve(), if !stopping && !r.batch.is_empty() => match permit {
+            permit = out.reserve(), if !r.out_closed && !r.batch.is_empty() => match permit {
                 Ok(permit) => {
                     let batch = std::mem::take(&mut r.batch);
                     ctx.telemetry.received(batch.len());
                     permit.send(batch);
                 }
                 // The pipeline stopped taking events: drain what it has.
-                Err(_) => {
-                    drain_until = Some(Instant::now() + ctx.drain_timeout);
-                    r.stop();
-                }
+                Err(_) => r.close_out(),
             },
             Some(first) = ack_rx.recv() => {
                 r.settle(first).await;
@@ -700,14 +707,14 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
             _ = tick.tick() => {
                 r.expire_pulls();
                 r.keep_alive().await;
-                if drain_until.is_some_and(|t| Instant::now() >= t) {
+                if r.drain_until.is_some_and(|t| Instant::now() >= t) {
                     break Ok(());
                 }
             }
         }
     };
-    // Whatever is still in flight is given back so another replica takes it now rather than
-    // after the ack wait.
+    // Whatever is still in flight at the deadline is given back, so that another replica takes
+    // it soon rather than after the ack wait.
     while let Ok(msg) = ack_rx.try_recv() {
         r.settle(msg).await;
     }
@@ -716,7 +723,7 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
         tracing::warn!(pipeline = %ctx.telemetry.pipeline(), unfinished = left.len(), "jetstream input stopping with unfinished messages; they will be redelivered");
     }
     for reply in left {
-        r.publish(reply, Bytes::from_static(b"-NAK")).await;
+        r.publish(reply, stop_nak()).await;
     }
     drop(sub);
     if let Err(e) = client.flush().await {

@@ -191,6 +191,29 @@ fn read_error(message: impl std::fmt::Display) -> SourceError {
     }
 }
 
+/// Distinct subjects remembered, so that events from one subject share its name; past this the
+/// memo starts over, so that subjects with ids in them do not grow memory.
+const SUBJECT_MEMO: usize = 4096;
+
+/// Shared names of the subjects messages arrive on.
+#[derive(Default)]
+pub(crate) struct SubjectMemo(std::collections::HashMap<String, Arc<str>>);
+
+impl SubjectMemo {
+    /// The shared name of `subject`.
+    pub(crate) fn get(&mut self, subject: &str) -> Arc<str> {
+        if let Some(s) = self.0.get(subject) {
+            return s.clone();
+        }
+        if self.0.len() >= SUBJECT_MEMO {
+            self.0.clear();
+        }
+        let s: Arc<str> = Arc::from(subject);
+        self.0.insert(subject.to_string(), s.clone());
+        s
+    }
+}
+
 /// Builds an event from a NATS message.
 pub(crate) fn to_event(msg: async_nats::Message, position: Position, ack: Ack) -> Event {
     let mut event = Event::new(msg.payload, position, ack);
@@ -226,17 +249,10 @@ pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), Sou
     client.flush().await.map_err(read_error)?;
     tracing::info!(pipeline = %ctx.telemetry.pipeline(), subjects = ?config.subjects, queue_group = ?config.queue_group, "nats subscribed");
     let mut messages = futures_util::stream::select_all(subscriptions);
-    let mut subjects: std::collections::HashMap<String, Arc<str>> =
-        std::collections::HashMap::new();
-    let mut position = |subject: &str| {
-        let subject = subjects
-            .entry(subject.to_string())
-            .or_insert_with(|| Arc::from(subject))
-            .clone();
-        Position::Nats {
-            subject,
-            stream: None,
-        }
+    let mut subjects = SubjectMemo::default();
+    let mut position = |subject: &str| Position::Nats {
+        subject: subjects.get(subject),
+        stream: None,
     };
     loop {
         let first = tokio::select! {
