@@ -200,7 +200,11 @@ async fn sluice_pipeline(
     let pipeline = sluice::config::load_str(Path::new("bench.yaml"), &yaml, &|_: &str| None)
         .expect("pipeline");
     let token = CancellationToken::new();
-    let handle = tokio::spawn(sluice::runtime::run_pipeline(pipeline, token.clone()));
+    let handle = tokio::spawn(sluice::runtime::run_pipeline(
+        pipeline,
+        token.clone(),
+        sluice::observe::health::Health::new(1),
+    ));
     let reading = measure(js, &name.to_uppercase(), expect).await;
     token.cancel();
     let _ = handle.await;

@@ -208,7 +208,11 @@ fn sluice_pipeline(
         .build()
         .unwrap();
     let token = CancellationToken::new();
-    let handle = rt.spawn(sluice::runtime::run_pipeline(pipeline, token.clone()));
+    let handle = rt.spawn(sluice::runtime::run_pipeline(
+        pipeline,
+        token.clone(),
+        sluice::observe::health::Health::new(1),
+    ));
     let reading = measure(brokers, output, expect as i64, Duration::from_secs(600));
     token.cancel();
     let _ = rt.block_on(handle);

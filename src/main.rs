@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use sluice::observe::server::Health;
+use sluice::observe::health::Health;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]

@@ -430,3 +430,139 @@ settings:
     assert_eq!(ids.len() as u64, n, "every input delivered");
     assert_eq!(stored(&js, &output).await, Some(n), "none twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_server_down_for_a_while_holds_the_input_back_and_loses_nothing() {
+    // Input and output on separate servers, so the output can go down alone.
+    let in_server = NatsServer::start();
+    let mut out_server = NatsServer::start();
+    let in_js = async_nats::jetstream::new(async_nats::connect(in_server.url()).await.unwrap());
+    let out_js = async_nats::jetstream::new(async_nats::connect(out_server.url()).await.unwrap());
+    let (input, output) = (name("IN"), name("OUT"));
+    create_stream(&in_js, &input, &[format!("{input}.>")]).await;
+    create_stream(&out_js, &output, &[format!("{output}.>")]).await;
+    let n = 20_000u64;
+    publish_all(
+        &in_js,
+        (0..n).map(|i| (format!("{input}.e"), format!("{{\"id\":{i}}}").into())),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let batch = 200;
+    let file = pipeline(
+        dir.path(),
+        "outage",
+        &format!(
+            "\
+input:
+  jetstream:
+    url: {in_url}
+    stream: {input}
+    consumer: proc
+output:
+  jetstream:
+    url: {out_url}
+    subject: {output}.e
+errors:
+  output:
+    file:
+      path: {dead}
+settings:
+  batch_size: {batch}
+  retry:
+    initial_backoff: 50ms
+    max_backoff: 500ms
+    unready_after: 1s
+",
+            in_url = in_server.url(),
+            out_url = out_server.url(),
+            dead = dead.display(),
+        ),
+    );
+    let port = common::free_port();
+    let log = dir.path().join("w.log");
+    let mut w = common::nats::Worker(
+        common::sluice()
+            .args(["run", "--log-format", "json", "--metrics-addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(&file)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let metric = |name: &str| {
+        let (_, body) = common::http_get(port, "/metrics")?;
+        common::metric_values(&body, name, &[("pipeline", "outage")])
+            .first()
+            .map(|v| v.1)
+    };
+    eventually("a quarter delivered", Duration::from_secs(60), || async {
+        stored(&out_js, &output).await.filter(|s| *s >= n / 4)
+    })
+    .await;
+
+    out_server.stop();
+    common::wait_for("the circuit open", Duration::from_secs(60), || {
+        (metric("sluice_output_circuit_open")? == 1.0).then_some(())
+    });
+    let (_, ready) = common::wait_for("not ready", Duration::from_secs(30), || {
+        common::http_get(port, "/health/ready").filter(|r| r.1.contains("output failing"))
+    });
+    assert_eq!(
+        ready,
+        "not ready: outage: jetstream output not connected; outage: output failing\n"
+    );
+    // Reading stopped: what was read is bounded by the pipeline's buffers (four batches per
+    // channel, the batches being transformed and held, one pull), and the rest waits in the
+    // input stream.
+    let in_flight = metric("sluice_events_in_flight").unwrap();
+    assert!(
+        in_flight <= (15 * batch) as f64,
+        "{in_flight} events in flight"
+    );
+    let (_, waiting, _) = consumer_state(&in_js, &input, "proc").await.unwrap();
+    assert!(waiting >= n / 2, "only {waiting} left in the input stream");
+    assert!(common::nats::logged(
+        &log,
+        "output unavailable; circuit open: reading pauses and the held events are retried"
+    ));
+
+    out_server.resume();
+    eventually(
+        "every event delivered",
+        Duration::from_secs(120),
+        || async { stored(&out_js, &output).await.filter(|s| *s == n) },
+    )
+    .await;
+    all_acknowledged(&in_js, &input, Duration::from_secs(60)).await;
+    common::wait_for("ready again", Duration::from_secs(30), || {
+        common::http_get(port, "/health/ready").filter(|r| r.0 == 200)
+    });
+    assert_eq!(metric("sluice_output_circuit_open"), Some(0.0));
+    assert!(metric("sluice_output_retries_total").unwrap() > 0.0);
+    let mut ids: Vec<u64> = read_stream(&out_js, &output)
+        .await
+        .iter()
+        .map(|m| id(&m.payload))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..n).collect::<Vec<_>>(), "every event exactly once");
+
+    signal(&w, "TERM");
+    assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+    assert!(
+        std::fs::read_to_string(&dead)
+            .unwrap_or_default()
+            .is_empty(),
+        "nothing dead-lettered"
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(common::nats::logged(
+        &log,
+        "output recovered; circuit closed, reading resumes"
+    ));
+    let summary = &log_records(&text, "pipeline stopped")[0];
+    assert_eq!(summary["failed"], 0, "{summary}");
+}

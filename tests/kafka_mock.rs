@@ -5,11 +5,13 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::kafka::{Collector, Outgoing, Rec, committed, end_offsets, produce, unique};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use sluice::observe::health::Health;
 use tokio_util::sync::CancellationToken;
 
 const PARTITIONS: i32 = 3;
@@ -74,17 +76,25 @@ settings:
     )
 }
 
-fn start(
-    yaml: &str,
-) -> (
-    CancellationToken,
-    tokio::task::JoinHandle<Result<(), Vec<sluice::runtime::PipelineError>>>,
-) {
+type Running = tokio::task::JoinHandle<Result<(), Vec<sluice::runtime::PipelineError>>>;
+
+fn start(yaml: &str) -> (CancellationToken, Running) {
+    let (token, handle, _) = start_with_health(yaml);
+    (token, handle)
+}
+
+fn start_with_health(yaml: &str) -> (CancellationToken, Running, Arc<Health>) {
     let pipeline = sluice::config::load_str(Path::new("mock.yaml"), yaml, &|_: &str| None)
         .expect("valid pipeline");
     let token = CancellationToken::new();
-    let handle = tokio::spawn(sluice::runtime::run_pipeline(pipeline, token.clone()));
-    (token, handle)
+    let health = Health::new(1);
+    health.pipeline_started();
+    let handle = tokio::spawn(sluice::runtime::run_pipeline(
+        pipeline,
+        token.clone(),
+        health.clone(),
+    ));
+    (token, handle, health)
 }
 
 /// Events `{"id": i, "n": i}` keyed `k{i % 20}`; ids in `bad` get a malformed payload.
@@ -364,5 +374,85 @@ async fn an_event_the_output_rejects_is_dead_lettered_and_the_rest_flows() {
     assert_eq!(letter.json()["id"], 3, "the event as it was to be written");
     assert_eq!(letter.json()["doubled"], 6);
     // Its input counts as handled: everything is committed.
+    assert_all_committed(&brokers, &s).await;
+}
+
+/// Waits until readiness is `ready`; returns the reasons given when it is not.
+async fn wait_ready(health: &Health, ready: bool) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let problems = health.problems();
+        if problems.is_empty() == ready {
+            return problems;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readiness did not become {ready}: {problems:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_cluster_and_an_outage_loses_nothing() {
+    let cluster = MockCluster::new(3).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let s = setup(&cluster);
+    let n = 20_000;
+    produce(&brokers, &s.input, events(0..n, &[]));
+    let out = Collector::start(&brokers, &s.output, PARTITIONS);
+    // Statistics (which carry the broker connection states) every 200 ms instead of 5 s.
+    let stats = "statistics.interval.ms: \"200\"";
+    let yaml = pipeline_yaml(&brokers, &s)
+        .replace(
+            "heartbeat.interval.ms: \"500\"",
+            &format!("heartbeat.interval.ms: \"500\"\n      {stats}"),
+        )
+        .replace(
+            "linger: 1ms",
+            &format!("linger: 1ms\n    options:\n      {stats}"),
+        )
+        .replace(
+            &format!("topic: {}\n", s.dlq),
+            &format!("topic: {}\n      options:\n        {stats}\n", s.dlq),
+        );
+    let (token, handle, health) = start_with_health(&yaml);
+    wait_ready(&health, true).await;
+    wait_count("first outputs", &out, 2_000, Duration::from_secs(60)).await;
+
+    for b in 1..=3 {
+        cluster.broker_down(b).unwrap();
+    }
+    // Each client (consumer, producer, dead-letter producer) notices on its own.
+    let all_down = [
+        "mock: kafka input not connected",
+        "mock: kafka output not connected",
+        "mock: kafka dead-letter output not connected",
+    ];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut problems = health.problems();
+        problems.sort();
+        let mut expected = all_down.map(String::from).to_vec();
+        expected.sort();
+        if problems == expected {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every client noticed the outage: {problems:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for b in 1..=3 {
+        cluster.broker_up(b).unwrap();
+    }
+    wait_ready(&health, true).await;
+
+    wait_count("every output", &out, n as usize, Duration::from_secs(180)).await;
+    token.cancel();
+    handle.await.unwrap().expect("pipeline ends cleanly");
+    let dups = check_output(&out.records(), n, &[], &s.input);
+    println!("duplicates after the cluster went down and up: {dups}");
     assert_all_committed(&brokers, &s).await;
 }

@@ -206,3 +206,89 @@ errors: stop
     assert_eq!(ids[0], "stdin:1#0");
     assert_eq!(ids[1], "stdin:1#1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_server_connection() {
+    let mut server = NatsServer::start();
+    let (input, output) = (unique("in"), unique("out"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "conn",
+        &format!(
+            "\
+input:
+  nats:
+    url: {url}
+    subjects: [\"{input}\"]
+output:
+  nats:
+    url: {url}
+    subject: {output}
+errors: stop
+",
+            url = server.url()
+        ),
+    );
+    let port = common::free_port();
+    let log = dir.path().join("w.log");
+    let mut w = common::nats::Worker(
+        common::sluice()
+            .args(["run", "--log-format", "json", "--metrics-addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(&file)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let ready = |want: (u16, &str)| {
+        wait_for(
+            &format!("/health/ready {want:?}"),
+            Duration::from_secs(60),
+            || common::http_get(port, "/health/ready").filter(|r| (r.0, r.1.as_str()) == want),
+        )
+    };
+    ready((200, "ready\n"));
+
+    // Both clients notice on their own.
+    server.stop();
+    ready((
+        503,
+        "not ready: conn: nats input not connected; conn: nats output not connected\n",
+    ));
+    assert_eq!(
+        common::http_get(port, "/health/live").map(|r| r.0),
+        Some(200),
+        "still live while the server is away"
+    );
+    let (_, metrics) = common::http_get(port, "/metrics").unwrap();
+    let connected = common::metric_values(&metrics, "sluice_connected", &[("pipeline", "conn")]);
+    assert_eq!(connected.len(), 2, "{connected:?}");
+    assert!(connected.iter().all(|(_, v)| *v == 0.0), "{connected:?}");
+
+    server.resume();
+    ready((200, "ready\n"));
+    // Events flow again after the reconnection.
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let mut out = client.subscribe(output.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut i = 0u64;
+    let first = loop {
+        // The input may resubscribe a moment after readiness: publish until one comes out.
+        client
+            .publish(input.clone(), format!("{{\"id\":{i}}}").into())
+            .await
+            .unwrap();
+        i += 1;
+        match tokio::time::timeout(Duration::from_millis(200), out.next()).await {
+            Ok(Some(msg)) => break msg,
+            _ => assert!(tokio::time::Instant::now() < deadline, "nothing came out"),
+        }
+    };
+    let v: serde_json::Value = serde_json::from_slice(&first.payload).unwrap();
+    assert!(v["id"].as_u64().unwrap() < i);
+
+    common::signal(&w, "TERM");
+    assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+}

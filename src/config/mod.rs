@@ -74,6 +74,10 @@ pub struct Settings {
     /// error policy. Guards against programs like `repeat(.)`.
     #[serde(default = "default_max_fanout")]
     pub max_fanout: usize,
+    /// How the output and the dead-letter output retry deliveries that failed for a passing
+    /// reason (broker down, timeout), and when the circuit opens.
+    #[serde(default)]
+    pub retry: crate::sink::retry::RetryConfig,
 }
 
 // Far above any sane fan-out, far below what exhausts memory.
@@ -104,6 +108,7 @@ impl Default for Settings {
             channel_batches: default_channel_batches(),
             shutdown_timeout: default_shutdown_timeout(),
             max_fanout: default_max_fanout(),
+            retry: Default::default(),
         }
     }
 }
@@ -516,6 +521,7 @@ impl PipelineConfig {
         if s.workers == Some(0) {
             v.error_at("settings.workers", "workers must be at least 1");
         }
+        s.retry.validate("settings.retry", v);
     }
 }
 

@@ -1,6 +1,7 @@
 //! What happens to events, each emitted once as a metric (and a log record where useful), plus
 //! per-pipeline totals for the summary logged when a pipeline ends.
 
+pub mod health;
 pub mod server;
 
 use std::sync::Arc;

@@ -2,11 +2,11 @@
 //!
 //! - `GET /metrics`: Prometheus text format.
 //! - `GET /health/live`: 200 while the process serves requests.
-//! - `GET /health/ready`: 200 while every pipeline runs and no shutdown has begun; 503 otherwise.
+//! - `GET /health/ready`: 200 while every pipeline runs, every input and output is connected and no
+//!   shutdown has begun; 503 otherwise, with the reasons in the body.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -15,43 +15,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
-/// Process-wide readiness.
-#[derive(Debug, Default)]
-pub struct Health {
-    shutting_down: AtomicBool,
-    running: AtomicUsize,
-    expected: AtomicUsize,
-}
-
-impl Health {
-    /// Readiness for `pipelines` pipelines, none running yet.
-    pub fn new(pipelines: usize) -> Arc<Health> {
-        let h = Health::default();
-        h.expected.store(pipelines, Ordering::Relaxed);
-        Arc::new(h)
-    }
-
-    /// A pipeline started.
-    pub fn pipeline_started(&self) {
-        self.running.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// A pipeline stopped.
-    pub fn pipeline_stopped(&self) {
-        self.running.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    /// Shutdown began: not ready any more.
-    pub fn shutting_down(&self) {
-        self.shutting_down.store(true, Ordering::Release);
-    }
-
-    /// Whether the process should receive traffic/work.
-    pub fn is_ready(&self) -> bool {
-        !self.shutting_down.load(Ordering::Acquire)
-            && self.running.load(Ordering::Acquire) >= self.expected.load(Ordering::Acquire)
-    }
-}
+use super::health::Health;
 
 /// Installs the Prometheus recorder for this process.
 pub fn install_recorder() -> Result<PrometheusHandle, String> {
@@ -111,10 +75,14 @@ pub async fn bind(
         .route(
             "/health/ready",
             get(|State(s): State<AppState>| async move {
-                if s.health.is_ready() {
-                    (StatusCode::OK, "ready\n")
+                let problems = s.health.problems();
+                if problems.is_empty() {
+                    (StatusCode::OK, "ready\n".to_string())
                 } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("not ready: {}\n", problems.join("; ")),
+                    )
                 }
             }),
         )

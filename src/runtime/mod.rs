@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{ErrorPolicy, Pipeline};
 use crate::observe::Telemetry;
-use crate::observe::server::Health;
+use crate::observe::health::Health;
 use crate::sink::SinkContext;
 use crate::source::SourceContext;
 use failures::{Failures, Route};
@@ -39,10 +39,21 @@ pub enum PipelineError {
 pub async fn run_pipeline(
     pipeline: Pipeline,
     shutdown: CancellationToken,
+    health: Arc<Health>,
 ) -> Result<(), Vec<PipelineError>> {
     let telemetry = Telemetry::new(&pipeline.name);
     let name = pipeline.name.clone();
     let config = Arc::new(pipeline.config);
+    // Registered before anything awaits, so readiness never sees the pipeline without them.
+    let link = |remote: bool, component: &str, kind: &str| {
+        remote.then(|| health.link(&name, component, kind))
+    };
+    let input_link = link(config.input.remote(), "input", config.input.kind());
+    let output_link = link(config.output.remote(), "output", config.output.kind());
+    let dead_letter_link = match &config.errors {
+        ErrorPolicy::Output(out) => link(out.remote(), "dead-letter output", out.kind()),
+        _ => None,
+    };
     let capacity = config.settings.channel_batches;
     let stop = shutdown.child_token();
 
@@ -69,6 +80,7 @@ pub async fn run_pipeline(
         batch_size: config.settings.batch_size,
         counted: ack::ack_counter(&telemetry),
         drain_timeout: config.settings.shutdown_timeout.0,
+        link: input_link,
     };
     let c = config.clone();
     tasks.spawn(async move { c.input.run(ctx).await.map_err(PipelineError::from) });
@@ -83,6 +95,9 @@ pub async fn run_pipeline(
         telemetry: telemetry.clone(),
         dead_letter: false,
         failures,
+        link: output_link,
+        health: health.clone(),
+        retry: config.settings.retry.clone(),
     };
     tasks.spawn(async move { c.output.run(out_rx, ctx).await.map_err(PipelineError::from) });
     if let (Some(rx), ErrorPolicy::Output(out)) = (dlq_rx, &config.errors) {
@@ -91,6 +106,9 @@ pub async fn run_pipeline(
             telemetry: telemetry.clone(),
             dead_letter: true,
             failures: Failures::new(telemetry.clone(), Route::Nowhere),
+            link: dead_letter_link,
+            health: health.clone(),
+            retry: config.settings.retry.clone(),
         };
         tasks.spawn(async move { out.run(rx, ctx).await.map_err(PipelineError::from) });
     }
@@ -135,9 +153,10 @@ pub async fn run_all(
         let shutdown = shutdown.clone();
         let health = health.clone();
         set.spawn(async move {
+            let name = p.name.clone();
             health.pipeline_started();
-            let result = run_pipeline(p, shutdown.clone()).await;
-            health.pipeline_stopped();
+            let result = run_pipeline(p, shutdown.clone(), health.clone()).await;
+            health.pipeline_stopped(&name);
             if result.is_err() {
                 shutdown.cancel();
             }

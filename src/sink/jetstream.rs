@@ -3,11 +3,13 @@
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
 use crate::config::Validator;
 use crate::event::Event;
 use crate::runtime::failures::{Failure, OUTPUT_STEP};
 use crate::source::nats::{NatsAuth, check_subject, check_url, connect};
+use async_nats::jetstream::context::PublishErrorKind;
 
 /// Publishes each event to a subject captured by a stream and waits for the stream's publish
 /// acknowledgement before the input is acknowledged.
@@ -49,61 +51,94 @@ pub fn msg_id(event: &Event, dead_letter: bool) -> String {
 }
 
 /// Publishes batches until the channel closes. All events of a batch are published, then each
-/// is confirmed by the stream's acknowledgement; one the stream refuses follows the error policy.
+/// is confirmed by the stream's acknowledgement. Publishes that failed for a passing reason (no
+/// acknowledgement in time, connection lost) are retried; one the stream refuses follows the
+/// error policy.
 pub async fn run(
     config: &JetStreamOutputConfig,
     mut rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let write_error = |m: String| SinkError::Write {
+    let client = connect(
+        &config.url,
+        &config.auth,
+        ctx.telemetry.pipeline(),
+        ctx.link.clone(),
+    )
+    .await
+    .map_err(|m| SinkError::Write {
         output: "jetstream",
         message: m,
-    };
-    let client = connect(&config.url, &config.auth, ctx.telemetry.pipeline())
-        .await
-        .map_err(write_error)?;
+    })?;
     let js = async_nats::jetstream::new(client);
+    let mut retry = Retry::new(&ctx);
     while let Some(batch) = rx.recv().await {
-        let mut pending = Vec::with_capacity(batch.len());
-        for event in batch {
-            let subject = event
-                .destination
-                .as_deref()
-                .unwrap_or(&config.subject)
-                .to_string();
-            let mut headers = super::nats::headers(&event);
-            if config.msg_id {
-                headers.insert("Nats-Msg-Id", msg_id(&event, ctx.dead_letter).as_str());
-            }
-            let published = js
-                .publish_with_headers(subject, headers, event.payload.clone())
-                .await;
-            pending.push((event, published));
+        let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
+        while !todo.is_empty() {
+            let failed = publish(&js, config, &ctx, todo).await?;
+            todo = retry.after_attempt(failed, &ctx).await?;
         }
-        // Await the acknowledgements together: each has its own timeout, and after a server
-        // restart none of the lost ones may hold up the rest.
-        let acked = futures_util::future::join_all(pending.into_iter().map(
-            |(event, published)| async move {
-                let acked = match published {
-                    Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
-                };
-                (event, acked)
-            },
-        ))
-        .await;
-        let mut failures = Vec::new();
-        for (event, acked) in acked {
-            match acked {
-                Ok(_) => ctx.confirm_one(event),
-                Err(reason) => failures.push(Failure {
-                    event,
-                    step: OUTPUT_STEP.into(),
-                    reason,
-                }),
-            }
-        }
-        ctx.failures.handle(failures).await?;
     }
     Ok(())
+}
+
+/// Whether a publish failure may pass by itself (retry) rather than being about the event.
+fn passing(kind: PublishErrorKind) -> bool {
+    matches!(
+        kind,
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::MaxAckPending
+    )
+}
+
+/// One attempt: publishes `todo`, confirms what the stream acknowledged, hands refused events to
+/// the error policy and returns those to retry.
+async fn publish(
+    js: &async_nats::jetstream::Context,
+    config: &JetStreamOutputConfig,
+    ctx: &SinkContext,
+    todo: Vec<Held>,
+) -> Result<Vec<(Held, String)>, SinkError> {
+    let mut pending = Vec::with_capacity(todo.len());
+    for held in todo {
+        let event = &held.event;
+        let subject = event
+            .destination
+            .as_deref()
+            .unwrap_or(&config.subject)
+            .to_string();
+        let mut headers = super::nats::headers(event);
+        if config.msg_id {
+            headers.insert("Nats-Msg-Id", msg_id(event, ctx.dead_letter).as_str());
+        }
+        let published = js
+            .publish_with_headers(subject, headers, event.payload.clone())
+            .await;
+        pending.push((held, published));
+    }
+    // Await the acknowledgements together: each has its own timeout, and after a server
+    // restart none of the lost ones may hold up the rest.
+    let acked =
+        futures_util::future::join_all(pending.into_iter().map(|(held, published)| async move {
+            let acked = match published {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            (held, acked)
+        }))
+        .await;
+    let mut refused = Vec::new();
+    let mut again = Vec::new();
+    for (held, acked) in acked {
+        match acked {
+            Ok(_) => ctx.confirm_one(held.event),
+            Err(e) if passing(e.kind()) => again.push((held, e.to_string())),
+            Err(e) => refused.push(Failure {
+                event: held.event,
+                step: OUTPUT_STEP.into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+    ctx.failures.handle(refused).await?;
+    Ok(again)
 }

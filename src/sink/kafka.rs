@@ -2,20 +2,21 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
-use rdkafka::ClientConfig;
+use futures_util::{FutureExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, ClientContext, Statistics};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
 use crate::config::{ClientOptions, HumanDuration, Validator};
 use crate::event::Event;
 use crate::runtime::failures::{Failure, OUTPUT_STEP};
-use crate::source::kafka::{check_brokers, check_options};
+use crate::source::kafka::{BrokerLink, STATS_INTERVAL_MS, check_brokers, check_options};
 
 /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
 /// `headers` are used per event.
@@ -125,7 +126,8 @@ pub fn producer_config(config: &KafkaOutputConfig, pipeline: &str) -> ClientConf
         .set(
             "delivery.timeout.ms",
             config.delivery_timeout.0.as_millis().to_string(),
-        );
+        )
+        .set("statistics.interval.ms", STATS_INTERVAL_MS);
     for (k, v) in &config.options.0 {
         cc.set(k, v);
     }
@@ -139,46 +141,68 @@ fn write_error(message: impl std::fmt::Display) -> SinkError {
     }
 }
 
-/// Produces batches until the channel closes and every delivery report is in.
+/// The producer's client context: broker connection state for readiness.
+struct ProducerLink(BrokerLink);
+
+impl ClientContext for ProducerLink {
+    fn stats(&self, statistics: Statistics) {
+        self.0.stats(&statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.error(&error, reason);
+    }
+}
+
+/// Produces batches until the channel closes and every delivery report is in. librdkafka retries
+/// a record itself until `delivery_timeout`; a record that still fails for a passing reason
+/// (brokers unreachable, timeout) is produced again after a backoff, while no new batch is taken.
 pub async fn run(
     config: &KafkaOutputConfig,
     mut rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let producer: FutureProducer = producer_config(config, ctx.telemetry.pipeline())
-        .create()
+    let pipeline = ctx.telemetry.pipeline();
+    let link = ProducerLink(BrokerLink::new(ctx.link.clone(), pipeline, "producer"));
+    let producer: FutureProducer<ProducerLink> = producer_config(config, pipeline)
+        .create_with_context(link)
         .map_err(write_error)?;
-    let mut in_flight = FuturesUnordered::new();
+    let mut retry = Retry::new(&ctx);
+    let mut in_flight: InFlight = FuturesUnordered::new();
+    // Events whose delivery failed for a passing reason, to be produced again.
+    let mut failed = Vec::new();
     let mut open = true;
     loop {
+        if !failed.is_empty() {
+            // Take in every report already there, so one backoff covers them all.
+            while let Some(Some((held, report))) = in_flight.next().now_or_never() {
+                settle(held, report, &ctx, &mut retry, &mut failed).await?;
+            }
+            let again = retry
+                .after_attempt(std::mem::take(&mut failed), &ctx)
+                .await?;
+            produce(
+                &producer,
+                config,
+                again,
+                &mut in_flight,
+                &ctx,
+                &mut retry,
+                &mut failed,
+            )
+            .await?;
+            continue;
+        }
         tokio::select! {
             biased;
-            Some((event, report)) = in_flight.next(), if !in_flight.is_empty() => settle(event, report, &ctx).await?,
-            batch = rx.recv(), if open && in_flight.len() < MAX_IN_FLIGHT => match batch {
+            Some((held, report)) = in_flight.next(), if !in_flight.is_empty() => {
+                settle(held, report, &ctx, &mut retry, &mut failed).await?;
+            }
+            // While the circuit is open no new batch is taken: the input waits on the bus.
+            batch = rx.recv(), if open && !retry.is_open() && in_flight.len() < MAX_IN_FLIGHT => match batch {
                 Some(batch) => {
-                    for event in batch {
-                        let mut event = event;
-                        loop {
-                            match enqueue(&producer, config, event) {
-                                Ok(delivery) => {
-                                    in_flight.push(delivery);
-                                    break;
-                                }
-                                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                                    // librdkafka's queue is full: wait for a report, then retry.
-                                    event = back;
-                                    match in_flight.next().await {
-                                        Some((done, report)) => settle(done, report, &ctx).await?,
-                                        None => tokio::time::sleep(Duration::from_millis(5)).await,
-                                    }
-                                }
-                                Err((e, back)) => {
-                                    ctx.failures.handle(vec![Failure { event: back, step: OUTPUT_STEP.into(), reason: e.to_string() }]).await?;
-                                    break;
-                                }
-                            }
-                        }
-                    }
+                    let batch = batch.into_iter().map(Held::new).collect();
+                    produce(&producer, config, batch, &mut in_flight, &ctx, &mut retry, &mut failed).await?;
                 }
                 None => open = false,
             },
@@ -191,14 +215,53 @@ pub async fn run(
 /// A delivery report; `Err(())` when the producer went away before reporting.
 type Report = Result<rdkafka::producer::future_producer::OwnedDeliveryResult, ()>;
 
+type InFlight = FuturesUnordered<std::pin::Pin<Box<dyn Future<Output = (Held, Report)> + Send>>>;
+
+/// Hands events to the producer. While librdkafka's queue is full, waits for delivery reports.
+async fn produce(
+    producer: &FutureProducer<ProducerLink>,
+    config: &KafkaOutputConfig,
+    events: Vec<Held>,
+    in_flight: &mut InFlight,
+    ctx: &SinkContext,
+    retry: &mut Retry,
+    failed: &mut Vec<(Held, String)>,
+) -> Result<(), SinkError> {
+    let mut queue = std::collections::VecDeque::from(events);
+    while let Some(held) = queue.pop_front() {
+        match enqueue(producer, config, held) {
+            Ok(delivery) => in_flight.push(Box::pin(delivery)),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                // librdkafka's queue is full: wait for a report, then retry.
+                queue.push_front(back);
+                match in_flight.next().await {
+                    Some((done, report)) => settle(done, report, ctx, retry, failed).await?,
+                    None => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            }
+            Err((e, back)) => {
+                ctx.failures
+                    .handle(vec![Failure {
+                        event: back.event,
+                        step: OUTPUT_STEP.into(),
+                        reason: e.to_string(),
+                    }])
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Hands one event to the producer; returns a future of its delivery report.
 #[allow(clippy::result_large_err)]
 fn enqueue(
-    producer: &FutureProducer,
+    producer: &FutureProducer<ProducerLink>,
     config: &KafkaOutputConfig,
-    event: Event,
-) -> Result<impl std::future::Future<Output = (Event, Report)> + use<>, (KafkaError, Event)> {
+    held: Held,
+) -> Result<impl Future<Output = (Held, Report)> + Send + use<>, (KafkaError, Held)> {
     let sent = {
+        let event = &held.event;
         let topic = event.destination.as_deref().unwrap_or(&config.topic);
         let mut record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(topic).payload(&event.payload[..]);
@@ -224,15 +287,50 @@ fn enqueue(
         producer.send_result(record).map_err(|(e, _)| e)
     };
     match sent {
-        Ok(delivery) => Ok(async move { (event, delivery.await.map_err(|_| ())) }),
-        Err(e) => Err((e, event)),
+        Ok(delivery) => Ok(async move { (held, delivery.await.map_err(|_| ())) }),
+        Err(e) => Err((e, held)),
     }
 }
 
-async fn settle(event: Event, report: Report, ctx: &SinkContext) -> Result<(), SinkError> {
+/// Whether a delivery failure may pass by itself (retry) rather than being about the record.
+fn passing(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::MessageTimedOut
+            | C::AllBrokersDown
+            | C::BrokerTransportFailure
+            | C::RequestTimedOut
+            | C::NetworkException
+            | C::BrokerNotAvailable
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::NotEnoughReplicas
+            | C::NotEnoughReplicasAfterAppend
+            | C::NotCoordinator
+            | C::CoordinatorNotAvailable
+            | C::KafkaStorageError
+            | C::ThrottlingQuotaExceeded
+    )
+}
+
+/// Completes a delivered event; a failed one follows the error policy, or, if the failure may
+/// pass, goes to `failed` to be produced again after the backoff.
+async fn settle(
+    held: Held,
+    report: Report,
+    ctx: &SinkContext,
+    retry: &mut Retry,
+    failed: &mut Vec<(Held, String)>,
+) -> Result<(), SinkError> {
     let reason = match report {
         Ok(Ok(_)) => {
-            ctx.confirm_one(event);
+            retry.succeeded();
+            ctx.confirm_one(held.event);
+            return Ok(());
+        }
+        Ok(Err((KafkaError::MessageProduction(code), _))) if passing(code) => {
+            failed.push((held, code.to_string()));
             return Ok(());
         }
         Ok(Err((e, _))) => e.to_string(),
@@ -240,7 +338,7 @@ async fn settle(event: Event, report: Report, ctx: &SinkContext) -> Result<(), S
     };
     ctx.failures
         .handle(vec![Failure {
-            event,
+            event: held.event,
             step: OUTPUT_STEP.into(),
             reason,
         }])

@@ -4,6 +4,7 @@ pub mod file;
 pub mod jetstream;
 pub mod kafka;
 pub mod nats;
+pub mod retry;
 pub mod stdout;
 
 use std::sync::Arc;
@@ -58,9 +59,31 @@ pub struct SinkContext {
     pub dead_letter: bool,
     /// Where events the output rejects go (the pipeline's error policy).
     pub failures: Failures,
+    /// Where an output that talks to a broker reports whether it is connected (readiness).
+    pub link: Option<Arc<crate::observe::health::Link>>,
+    /// Readiness, for conditions other than the connection (a circuit open too long).
+    pub health: Arc<crate::observe::health::Health>,
+    /// How deliveries that failed for a passing reason are retried.
+    pub retry: retry::RetryConfig,
 }
 
 impl SinkContext {
+    /// `output` or `dead-letter output`, for logs and metrics.
+    pub fn component(&self) -> &'static str {
+        if self.dead_letter {
+            "dead-letter output"
+        } else {
+            "output"
+        }
+    }
+
+    /// Reports whether the output can reach its broker.
+    pub fn connected(&self, up: bool) {
+        if let Some(l) = &self.link {
+            l.set(up);
+        }
+    }
+
     /// The outcome a confirmed delivery gives the input.
     pub fn delivered(&self) -> Outcome {
         if self.dead_letter {
@@ -96,6 +119,14 @@ impl SinkContext {
 }
 
 impl OutputConfig {
+    /// Whether the output talks to a broker (and so has a connection state for readiness).
+    pub fn remote(&self) -> bool {
+        matches!(
+            self,
+            OutputConfig::Kafka(_) | OutputConfig::Nats(_) | OutputConfig::Jetstream(_)
+        )
+    }
+
     /// The output kind, as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {

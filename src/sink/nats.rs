@@ -1,7 +1,14 @@
 //! The `nats` output: publish to core NATS subjects.
 
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::Subject;
+use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
+
+use super::retry::{Held, Retry};
 
 use super::{SinkContext, SinkError};
 use crate::config::Validator;
@@ -9,7 +16,8 @@ use crate::event::Event;
 use crate::source::nats::{NatsAuth, check_subject, check_url, connect};
 
 /// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
-/// headers. Core NATS has no delivery confirmation beyond the server receiving the message.
+/// headers. Core NATS confirms nothing beyond the server having received a message: whether a
+/// subscriber got it is not known.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsOutputConfig {
@@ -40,8 +48,15 @@ pub(crate) fn headers(event: &Event) -> async_nats::HeaderMap {
     map
 }
 
+/// How long the server may take to echo a batch's confirmation before the batch is published
+/// again.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Publishes batches until the channel closes. A batch is confirmed once the server has
-/// received it (a flush round trip).
+/// processed it: after the batch, a message to this output's own inbox must come back on the
+/// same connection (the server handles a connection's messages in order). When it does not
+/// come back in time, or the connection was re-established meanwhile, the whole batch is
+/// published again (at least once), with backoff.
 pub async fn run(
     config: &NatsOutputConfig,
     mut rx: mpsc::Receiver<Vec<Event>>,
@@ -51,31 +66,104 @@ pub async fn run(
         output: "nats",
         message: m,
     };
-    let client = connect(&config.url, &config.auth, ctx.telemetry.pipeline())
-        .await
-        .map_err(write_error)?;
+    let client = connect(
+        &config.url,
+        &config.auth,
+        ctx.telemetry.pipeline(),
+        ctx.link.clone(),
+    )
+    .await
+    .map_err(write_error)?;
+    let mut confirm = Confirm {
+        inbox: Subject::from(client.new_inbox()),
+        echoes: None,
+        sent: 0,
+    };
+    let mut retry = Retry::new(&ctx);
     while let Some(batch) = rx.recv().await {
-        for event in &batch {
-            let subject = event
-                .destination
-                .as_deref()
-                .unwrap_or(&config.subject)
-                .to_string();
-            let published = if event.headers.is_empty() {
-                client.publish(subject, event.payload.clone()).await
-            } else {
-                client
-                    .publish_with_headers(subject, headers(event), event.payload.clone())
-                    .await
-            };
-            // Fails only when the client is closed: nothing of this batch is confirmed.
-            published.map_err(|e| write_error(e.to_string()))?;
+        let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
+        while !todo.is_empty() {
+            match publish(&client, config, &mut confirm, &todo).await {
+                Ok(()) => {
+                    retry.succeeded();
+                    ctx.confirm(todo.into_iter().map(|h| h.event).collect());
+                    break;
+                }
+                Err(reason) => {
+                    let failed = todo.into_iter().map(|h| (h, reason.clone())).collect();
+                    todo = retry.after_attempt(failed, &ctx).await?;
+                }
+            }
         }
-        client
-            .flush()
-            .await
-            .map_err(|e| write_error(e.to_string()))?;
-        ctx.confirm(batch);
+    }
+    Ok(())
+}
+
+/// The round trip that confirms a batch.
+struct Confirm {
+    inbox: Subject,
+    echoes: Option<async_nats::Subscriber>,
+    sent: u64,
+}
+
+/// One attempt at a batch: publish it, then wait for the server to echo the confirmation.
+async fn publish(
+    client: &async_nats::Client,
+    config: &NatsOutputConfig,
+    confirm: &mut Confirm,
+    batch: &[Held],
+) -> Result<(), String> {
+    let connects = client.statistics().connects.load(Ordering::Relaxed);
+    let echoes = match &mut confirm.echoes {
+        Some(echoes) => echoes,
+        None => confirm.echoes.insert(
+            client
+                .subscribe(confirm.inbox.clone())
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    for held in batch {
+        let event = &held.event;
+        let subject = Subject::from(event.destination.as_deref().unwrap_or(&config.subject));
+        let published = if event.headers.is_empty() {
+            client.publish(subject, event.payload.clone()).await
+        } else {
+            client
+                .publish_with_headers(subject, headers(event), event.payload.clone())
+                .await
+        };
+        published.map_err(|e| e.to_string())?;
+    }
+    confirm.sent += 1;
+    let token = confirm.sent.to_string();
+    client
+        .publish(confirm.inbox.clone(), token.clone().into())
+        .await
+        .map_err(|e| e.to_string())?;
+    let deadline = tokio::time::sleep(CONFIRM_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            echo = echoes.next() => match echo {
+                // Echoes of earlier, timed-out attempts are skipped.
+                Some(m) if m.payload == token.as_bytes() => break,
+                Some(_) => {}
+                None => {
+                    confirm.echoes = None;
+                    return Err("the confirmation subscription closed".into());
+                }
+            },
+            _ = &mut deadline => {
+                return Err(format!(
+                    "the server did not confirm the batch within {} s",
+                    CONFIRM_TIMEOUT.as_secs()
+                ));
+            }
+        }
+    }
+    if client.statistics().connects.load(Ordering::Relaxed) != connects {
+        return Err("the connection was re-established during the batch".into());
     }
     Ok(())
 }

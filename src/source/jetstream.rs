@@ -621,6 +621,7 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
         &config.url,
         &config.auth,
         &pipeline,
+        ctx.link.clone(),
         Some(reconnected.clone()),
     )
     .await

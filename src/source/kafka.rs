@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers as _};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, Statistics, TopicPartitionList};
 use serde::Deserialize;
@@ -22,6 +23,7 @@ use super::{SourceContext, SourceError};
 use crate::codec::Codec;
 use crate::config::{ClientOptions, HumanDuration, Validator};
 use crate::event::{Event, Position};
+use crate::observe::health::Link;
 use crate::runtime::ack::{AckMsg, AckSender, OrderedTracker, ack_channel};
 
 /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
@@ -133,9 +135,10 @@ pub(crate) fn check_options(
 /// kept well under the default `max.poll.interval.ms` (300 s) and rebalance timeouts.
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often librdkafka reports statistics (high watermarks, for the lag gauge), unless the
+/// How often librdkafka reports statistics (high watermarks for the lag gauge, broker connection
+/// states for readiness), unless the
 /// pipeline sets `statistics.interval.ms` itself.
-const STATS_INTERVAL_MS: &str = "5000";
+pub(crate) const STATS_INTERVAL_MS: &str = "5000";
 
 /// How long the pipeline must stay full before fetching pauses (the member keeps polling, so it
 /// stays in the group while the output is slow or down).
@@ -351,8 +354,59 @@ impl State {
     }
 }
 
+/// Whether a Kafka client can reach the cluster, for readiness: up while librdkafka's
+/// statistics show a broker connection `UP`, down from "all brokers down" until they do again.
+pub(crate) struct BrokerLink {
+    link: Option<Arc<Link>>,
+    pipeline: Arc<str>,
+    client: &'static str,
+}
+
+impl BrokerLink {
+    /// Reports the connection state of `client` (`consumer`, `producer`) to `link`.
+    pub(crate) fn new(link: Option<Arc<Link>>, pipeline: &str, client: &'static str) -> Self {
+        BrokerLink {
+            link,
+            pipeline: Arc::from(pipeline),
+            client,
+        }
+    }
+
+    /// Reads the broker connection states from statistics.
+    pub(crate) fn stats(&self, statistics: &Statistics) {
+        self.set(statistics.brokers.values().any(|b| b.state == "UP"));
+    }
+
+    /// A client-wide error from librdkafka: logged, and "all brokers down" marks it disconnected.
+    pub(crate) fn error(&self, error: &KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.set(false);
+        }
+        tracing::warn!(pipeline = %self.pipeline, client = self.client, error = %error, reason, "kafka client error");
+    }
+
+    fn set(&self, up: bool) {
+        if let Some(link) = &self.link
+            && link.set(up)
+        {
+            let labels = [
+                ("pipeline", self.pipeline.to_string()),
+                ("client", self.client.to_string()),
+            ];
+            if up {
+                metrics::counter!("sluice_kafka_connects_total", &labels).increment(1);
+                tracing::info!(pipeline = %self.pipeline, client = self.client, "kafka brokers reachable");
+            } else {
+                metrics::counter!("sluice_kafka_disconnects_total", &labels).increment(1);
+                tracing::warn!(pipeline = %self.pipeline, client = self.client, "no kafka broker reachable");
+            }
+        }
+    }
+}
+
 struct KafkaContext {
     state: Mutex<State>,
+    link: BrokerLink,
 }
 
 impl KafkaContext {
@@ -363,7 +417,12 @@ impl KafkaContext {
 }
 
 impl ClientContext for KafkaContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.link.error(&error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
+        self.link.stats(&statistics);
         let mut state = self.state();
         for (name, topic) in statistics.topics {
             for (partition, p) in topic.partitions {
@@ -493,6 +552,7 @@ fn consume(
             runtime,
             revocations: 0,
         }),
+        link: BrokerLink::new(ctx.link.clone(), &pipeline, "consumer"),
     };
     let consumer: BaseConsumer<KafkaContext> = consumer_config(config, &pipeline)
         .create_with_context(context)

@@ -66,9 +66,28 @@ pub struct SourceContext {
     /// On shutdown, how long to wait for in-flight events to be delivered before the final
     /// acknowledgement (Kafka commit, JetStream acks).
     pub drain_timeout: std::time::Duration,
+    /// Where an input that talks to a broker reports whether it is connected (readiness).
+    pub link: Option<Arc<crate::observe::health::Link>>,
+}
+
+impl SourceContext {
+    /// Reports whether the input can reach its broker.
+    pub fn connected(&self, up: bool) {
+        if let Some(l) = &self.link {
+            l.set(up);
+        }
+    }
 }
 
 impl InputConfig {
+    /// Whether the input talks to a broker (and so has a connection state for readiness).
+    pub fn remote(&self) -> bool {
+        matches!(
+            self,
+            InputConfig::Kafka(_) | InputConfig::Nats(_) | InputConfig::Jetstream(_)
+        )
+    }
+
     /// The input kind, as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {

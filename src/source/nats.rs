@@ -9,6 +9,7 @@ use super::{SourceContext, SourceError, send};
 use crate::codec::Codec;
 use crate::config::{Secret, Validator};
 use crate::event::{Event, Position};
+use crate::observe::health::Link;
 use crate::runtime::ack::Ack;
 
 /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
@@ -110,13 +111,15 @@ impl NatsInputConfig {
 }
 
 /// Connects to NATS with the configured authentication. The client reconnects by itself; every
-/// reconnect, disconnect and slow-consumer drop is counted and logged.
+/// reconnect, disconnect and slow-consumer drop is counted and logged, and the connection state
+/// is reported to `link` (readiness).
 pub async fn connect(
     url: &str,
     auth: &NatsAuth,
     pipeline: &str,
+    link: Option<Arc<Link>>,
 ) -> Result<async_nats::Client, String> {
-    connect_notify(url, auth, pipeline, None).await
+    connect_notify(url, auth, pipeline, link, None).await
 }
 
 /// [`connect`], also waking `on_connect` at every (re)connection: server-side state tied to the
@@ -125,6 +128,7 @@ pub async fn connect_notify(
     url: &str,
     auth: &NatsAuth,
     pipeline: &str,
+    link: Option<Arc<Link>>,
     on_connect: Option<Arc<tokio::sync::Notify>>,
 ) -> Result<async_nats::Client, String> {
     let mut options = async_nats::ConnectOptions::new()
@@ -146,10 +150,17 @@ pub async fn connect_notify(
     options = options.event_callback(move |event| {
         let pipeline = pipeline.clone();
         let on_connect = on_connect.clone();
+        let link = link.clone();
+        let connected = move |up: bool| {
+            if let Some(l) = &link {
+                l.set(up);
+            }
+        };
         async move {
             let label = ("pipeline", pipeline.clone());
             match event {
                 async_nats::Event::Connected => {
+                    connected(true);
                     if let Some(n) = on_connect {
                         n.notify_one();
                     }
@@ -157,6 +168,7 @@ pub async fn connect_notify(
                     tracing::info!(pipeline, "nats connected");
                 }
                 async_nats::Event::Disconnected => {
+                    connected(false);
                     metrics::counter!("sluice_nats_disconnects_total", &[label]).increment(1);
                     tracing::warn!(pipeline, "nats disconnected; reconnecting");
                 }
@@ -233,9 +245,14 @@ pub(crate) fn to_event(msg: async_nats::Message, position: Position, ack: Ack) -
 /// Subscribes and reads until shutdown. Messages already received are delivered; messages in
 /// flight on the server at shutdown are not (core NATS keeps nothing).
 pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), SourceError> {
-    let client = connect(&config.url, &config.auth, ctx.telemetry.pipeline())
-        .await
-        .map_err(read_error)?;
+    let client = connect(
+        &config.url,
+        &config.auth,
+        ctx.telemetry.pipeline(),
+        ctx.link.clone(),
+    )
+    .await
+    .map_err(read_error)?;
     let mut subscriptions = Vec::new();
     for subject in &config.subjects {
         let sub = match &config.queue_group {

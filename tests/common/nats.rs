@@ -37,8 +37,19 @@ impl NatsServer {
 
     /// Stops the server and starts it again on the same port with the same storage.
     pub fn restart(&mut self) {
+        self.stop();
+        self.resume();
+    }
+
+    /// Kills the server.
+    #[allow(dead_code)]
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts a stopped server again on the same port with the same storage.
+    pub fn resume(&mut self) {
         self.child = spawn(self.port, self.store.path());
     }
 

@@ -1,0 +1,286 @@
+//! Retrying events an output could not deliver for a passing reason (broker down, timeout), with
+//! exponential backoff and jitter, and the circuit breaker that holds the input back meanwhile.
+//!
+//! While an output retries it takes no new batches, so the bounded channels fill and the input
+//! stops reading: events wait on the bus, not in memory. After `open_after` failed attempts in a
+//! row the circuit is open: that is logged and exported, the held events are probed every
+//! `max_backoff`, and after `unready_after` readiness reports the output as failing. The first
+//! delivery closes the circuit again.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::SinkContext;
+use crate::config::{HumanDuration, Validator};
+use crate::event::Event;
+use crate::observe::health::Link;
+use crate::runtime::failures::{Failure, MustStop, OUTPUT_STEP};
+
+/// How outputs retry deliveries that failed for a passing reason (the broker is down or slow).
+/// Failures that will not pass (a record too large, a subject no stream captures) follow the
+/// error policy at once.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Wait before the first retry; each further retry waits twice as long, up to `max_backoff`,
+    /// with random jitter (between half and all of it) so replicas do not retry in step.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff: HumanDuration,
+    /// Longest wait between two attempts; also the probe interval while the circuit is open.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: HumanDuration,
+    /// Attempts per event before it follows the error policy (dead letter, drop or stop);
+    /// 0 retries until delivered.
+    #[serde(default)]
+    pub max_attempts: u32,
+    /// Failed attempts in a row after which the circuit opens (logged, and the
+    /// `sluice_output_circuit_open` gauge is 1).
+    #[serde(default = "default_open_after")]
+    pub open_after: u32,
+    /// How long the circuit may stay open before `/health/ready` reports the output as failing.
+    #[serde(default = "default_unready_after")]
+    pub unready_after: HumanDuration,
+}
+
+// Short enough that a blip costs little, long enough not to hammer a broker that is restarting.
+fn default_initial_backoff() -> HumanDuration {
+    HumanDuration(Duration::from_millis(100))
+}
+
+// A down output is probed every 10 s at most: it resumes within seconds of coming back.
+fn default_max_backoff() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+// Three failed attempts in a row (about 0.3 s to 0.7 s of backoff) is no longer a blip.
+fn default_open_after() -> u32 {
+    3
+}
+
+// Two or three readiness probes' worth of failing is worth an operator's attention.
+fn default_unready_after() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            initial_backoff: default_initial_backoff(),
+            max_backoff: default_max_backoff(),
+            max_attempts: 0,
+            open_after: default_open_after(),
+            unready_after: default_unready_after(),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// Checks values serde cannot.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        if self.initial_backoff.0.is_zero() {
+            v.error_at(
+                &format!("{path}.initial_backoff"),
+                "initial_backoff must be more than 0",
+            );
+        }
+        if self.max_backoff.0 < self.initial_backoff.0 {
+            v.error_at(
+                &format!("{path}.max_backoff"),
+                "max_backoff must not be less than initial_backoff",
+            );
+        }
+        if self.open_after == 0 {
+            v.error_at(
+                &format!("{path}.open_after"),
+                "open_after must be at least 1",
+            );
+        }
+    }
+
+    /// The wait after `failures` failed attempts in a row (1 or more), before jitter.
+    pub fn backoff(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(32);
+        self.initial_backoff
+            .0
+            .saturating_mul(1u32 << doublings.min(31))
+            .min(self.max_backoff.0)
+    }
+}
+
+/// Between half and all of `delay`, at random.
+fn jitter(delay: Duration) -> Duration {
+    // RandomState is seeded per instance: random enough to spread retries, no extra crate.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let half = delay / 2;
+    half + half.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
+}
+
+/// An event being retried, with the attempts it has had.
+#[derive(Debug)]
+pub struct Held {
+    /// The event.
+    pub event: Event,
+    attempts: u32,
+}
+
+impl Held {
+    /// An event on its first attempt.
+    pub fn new(event: Event) -> Self {
+        Held { event, attempts: 0 }
+    }
+}
+
+/// The retry state of one output: failed attempts in a row, and the circuit.
+pub struct Retry {
+    config: RetryConfig,
+    pipeline: Arc<str>,
+    component: &'static str,
+    failures: u32,
+    opened: Option<Instant>,
+    ready: Arc<Link>,
+    retried: metrics::Counter,
+    open: metrics::Gauge,
+}
+
+impl Retry {
+    /// The retry state of the output `ctx` runs.
+    pub fn new(ctx: &SinkContext) -> Self {
+        let component = ctx.component();
+        let pipeline = ctx.telemetry.pipeline();
+        let labels = [
+            ("pipeline", pipeline.to_string()),
+            ("component", component.to_string()),
+        ];
+        let open = metrics::gauge!("sluice_output_circuit_open", &labels);
+        open.set(0.0);
+        Retry {
+            config: ctx.retry.clone(),
+            pipeline: Arc::from(pipeline),
+            component,
+            failures: 0,
+            opened: None,
+            ready: ctx
+                .health
+                .condition(format!("{pipeline}: {component} failing")),
+            retried: metrics::counter!("sluice_output_retries_total", &labels),
+            open,
+        }
+    }
+
+    /// An attempt delivered something: the output works, the circuit closes.
+    pub fn succeeded(&mut self) {
+        if let Some(since) = self.opened.take() {
+            self.open.set(0.0);
+            self.ready.set(true);
+            tracing::info!(
+                pipeline = %self.pipeline,
+                component = self.component,
+                open_ms = since.elapsed().as_millis() as u64,
+                failed_attempts = self.failures,
+                "output recovered; circuit closed, reading resumes"
+            );
+        }
+        self.failures = 0;
+    }
+
+    /// Whether the circuit is open.
+    pub fn is_open(&self) -> bool {
+        self.opened.is_some()
+    }
+
+    /// After an attempt: `failed` are the events that could not be delivered for a passing
+    /// reason. Events out of attempts follow the error policy; the rest are returned for the next
+    /// attempt, after the backoff. An empty `failed` is a success.
+    pub async fn after_attempt(
+        &mut self,
+        failed: Vec<(Held, String)>,
+        ctx: &SinkContext,
+    ) -> Result<Vec<Held>, MustStop> {
+        if failed.is_empty() {
+            self.succeeded();
+            return Ok(Vec::new());
+        }
+        self.failures += 1;
+        let mut again = Vec::with_capacity(failed.len());
+        let mut given_up = Vec::new();
+        let mut last_reason = String::new();
+        for (mut held, reason) in failed {
+            held.attempts += 1;
+            if self.config.max_attempts > 0 && held.attempts >= self.config.max_attempts {
+                given_up.push(Failure {
+                    event: held.event,
+                    step: OUTPUT_STEP.into(),
+                    reason: format!("{reason} (after {} attempts)", held.attempts),
+                });
+            } else {
+                last_reason = reason;
+                again.push(held);
+            }
+        }
+        ctx.failures.handle(given_up).await?;
+        if again.is_empty() {
+            return Ok(again);
+        }
+        self.retried.increment(again.len() as u64);
+        let delay = jitter(self.config.backoff(self.failures));
+        if self.opened.is_none() && self.failures >= self.config.open_after {
+            self.opened = Some(Instant::now());
+            self.open.set(1.0);
+            tracing::warn!(
+                pipeline = %self.pipeline,
+                component = self.component,
+                held = again.len(),
+                reason = %last_reason,
+                probe_every_ms = self.config.max_backoff.0.as_millis() as u64,
+                "output unavailable; circuit open: reading pauses and the held events are retried"
+            );
+        } else {
+            tracing::debug!(
+                pipeline = %self.pipeline,
+                component = self.component,
+                held = again.len(),
+                attempt = self.failures,
+                delay_ms = delay.as_millis() as u64,
+                reason = %last_reason,
+                "output failed; retrying"
+            );
+        }
+        tokio::time::sleep(delay).await;
+        if let Some(since) = self.opened
+            && since.elapsed() >= self.config.unready_after.0
+        {
+            self.ready.set(false);
+        }
+        Ok(again)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let c = RetryConfig::default();
+        let ms = |n| c.backoff(n).as_millis();
+        assert_eq!(
+            (1..=9).map(ms).collect::<Vec<_>>(),
+            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
+        assert_eq!(c.backoff(u32::MAX), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn jitter_stays_between_half_and_all() {
+        let d = Duration::from_millis(1000);
+        let samples: Vec<Duration> = (0..200).map(|_| jitter(d)).collect();
+        assert!(samples.iter().all(|j| *j >= d / 2 && *j <= d));
+        let distinct: std::collections::HashSet<_> = samples.iter().collect();
+        assert!(distinct.len() > 100, "jitter varies: {}", distinct.len());
+    }
+}
