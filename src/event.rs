@@ -92,8 +92,10 @@ pub struct Event {
 }
 
 impl Event {
-    /// A new event read at `position`, with no key, headers or timestamp.
+    /// A new event read at `position`, with no key, headers or timestamp. Its payload counts
+    /// against the pipeline's in-flight byte budget until its input is finished.
     pub fn new(payload: Bytes, position: Position, ack: Ack) -> Self {
+        ack.charge(payload.len());
         Event {
             payload,
             key: None,

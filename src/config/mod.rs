@@ -74,6 +74,15 @@ pub struct Settings {
     /// error policy. Guards against programs like `repeat(.)`.
     #[serde(default = "default_max_fanout")]
     pub max_fanout: usize,
+    /// Largest event accepted, read or written (`1MiB`, `512KiB`, or a number of bytes). A larger
+    /// one fails and follows the error policy (step `limits` when read, `encode` when a
+    /// transform makes it).
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: ByteSize,
+    /// Most payload bytes of inputs read and not yet finished; reading pauses at this much until
+    /// events are delivered. Bounds memory whatever the event sizes.
+    #[serde(default = "default_max_in_flight_bytes")]
+    pub max_in_flight_bytes: ByteSize,
     /// How the output and the dead-letter output retry deliveries that failed for a passing
     /// reason (broker down, timeout), and when the circuit opens.
     #[serde(default)]
@@ -83,6 +92,17 @@ pub struct Settings {
 // Far above any sane fan-out, far below what exhausts memory.
 fn default_max_fanout() -> usize {
     10_000
+}
+
+// The default largest message of Kafka (message.max.bytes) and NATS (max_payload).
+fn default_max_event_bytes() -> ByteSize {
+    ByteSize(1024 * 1024)
+}
+
+// Far above what the bounded channels hold of ordinary events (4 x 500 x 1 KiB per edge), so it
+// only bites when events are large; well inside the Kubernetes manifests' memory limit.
+fn default_max_in_flight_bytes() -> ByteSize {
+    ByteSize(64 * 1024 * 1024)
 }
 
 // 500 events amortise a channel hand-off and a write call without adding noticeable latency.
@@ -108,6 +128,8 @@ impl Default for Settings {
             channel_batches: default_channel_batches(),
             shutdown_timeout: default_shutdown_timeout(),
             max_fanout: default_max_fanout(),
+            max_event_bytes: default_max_event_bytes(),
+            max_in_flight_bytes: default_max_in_flight_bytes(),
             retry: Default::default(),
         }
     }
@@ -165,6 +187,61 @@ impl<'de> Deserialize<'de> for HumanDuration {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}ms", self.0.as_millis())
+    }
+}
+
+/// A size in bytes, written as a number of bytes or with a unit: `512KiB`, `1MiB`, `2GiB`, `1MB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl ByteSize {
+    /// Parses `<number>[unit]`, unit one of `B`, `KB`, `MB`, `GB` (powers of 1000) or `KiB`,
+    /// `MiB`, `GiB` (powers of 1024).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("invalid size `{text}`: expected a number, like `1MiB`"))?;
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" => 1000,
+            "MB" => 1000 * 1000,
+            "GB" => 1000 * 1000 * 1000,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}` in `{text}`: use B, KB, MB, GB, KiB, MiB or GiB"
+                ));
+            }
+        };
+        value
+            .checked_mul(scale)
+            .and_then(|b| usize::try_from(b).ok())
+            .map(ByteSize)
+            .ok_or_else(|| format!("size `{text}` is out of range"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => usize::try_from(n)
+                .map(ByteSize)
+                .map_err(|_| serde::de::Error::custom(format!("size {n} is out of range"))),
+            Raw::Text(t) => ByteSize::parse(&t).map_err(serde::de::Error::custom),
+        }
     }
 }
 
@@ -521,6 +598,15 @@ impl PipelineConfig {
         if s.workers == Some(0) {
             v.error_at("settings.workers", "workers must be at least 1");
         }
+        if s.max_event_bytes.0 == 0 {
+            v.error_at("settings.max_event_bytes", "max_event_bytes must be more than 0");
+        }
+        if s.max_in_flight_bytes.0 < s.max_event_bytes.0 {
+            v.error_at(
+                "settings.max_in_flight_bytes",
+                "max_in_flight_bytes must be at least max_event_bytes",
+            );
+        }
         s.retry.validate("settings.retry", v);
     }
 }
@@ -697,6 +783,29 @@ settings:
             HumanDuration::parse("5 parsecs")
                 .unwrap_err()
                 .contains("unknown duration unit")
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        let bytes = |t: &str| ByteSize::parse(t).map(|b| b.0);
+        assert_eq!(bytes("1024"), Ok(1024));
+        assert_eq!(bytes("512KiB"), Ok(512 * 1024));
+        assert_eq!(bytes("1MiB"), Ok(1 << 20));
+        assert_eq!(bytes("2 MB"), Ok(2_000_000));
+        assert!(bytes("1.5MiB").unwrap_err().contains("unknown size unit"));
+        assert!(bytes("MiB").unwrap_err().contains("invalid size"));
+        assert!(bytes("99999999999GiB").unwrap_err().contains("out of range"));
+        let p = load_str(
+            Path::new("s.yaml"),
+            "input: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\nsettings: {max_event_bytes: 100, max_in_flight_bytes: 10}\n",
+            &|_: &str| None,
+        )
+        .unwrap_err();
+        assert!(
+            p.iter()
+                .any(|d| d.message.contains("max_in_flight_bytes must be at least")),
+            "{p:?}"
         );
     }
 }

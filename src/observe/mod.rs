@@ -5,7 +5,7 @@ pub mod health;
 pub mod server;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use metrics::{Counter, counter};
 
@@ -18,6 +18,62 @@ pub struct Telemetry {
     dropped: Counter,
     dead_lettered: Counter,
     totals: [AtomicU64; 6],
+    budget: Arc<Budget>,
+}
+
+/// The bytes of inputs read and not yet finished, against `max_in_flight_bytes`: inputs stop
+/// reading while it is used up.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    limit: usize,
+    room: tokio::sync::Notify,
+    gauge: metrics::Gauge,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize, gauge: metrics::Gauge) -> Self {
+        Budget {
+            used: AtomicUsize::new(0),
+            limit: limit.max(1),
+            room: tokio::sync::Notify::new(),
+            gauge,
+        }
+    }
+
+    /// An input of `bytes` was read.
+    pub fn charge(&self, bytes: usize) {
+        self.used.fetch_add(bytes, Ordering::AcqRel);
+        self.gauge.increment(bytes as f64);
+    }
+
+    /// An input of `bytes` is finished.
+    pub fn release(&self, bytes: usize) {
+        let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
+        self.gauge.decrement(bytes as f64);
+        if before >= self.limit && before - bytes < self.limit {
+            self.room.notify_waiters();
+        }
+    }
+
+    /// Whether the budget is used up: inputs should not read more.
+    pub fn is_full(&self) -> bool {
+        self.used.load(Ordering::Acquire) >= self.limit
+    }
+
+    /// Waits until the budget is no longer used up.
+    pub async fn room(&self) {
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.is_full() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Totals of one pipeline run.
@@ -45,8 +101,8 @@ const DROPPED: usize = 4;
 const DEAD_LETTERED: usize = 5;
 
 impl Telemetry {
-    /// Counters for `pipeline`.
-    pub fn new(pipeline: &str) -> Arc<Telemetry> {
+    /// Counters for `pipeline`, with an in-flight budget of `max_in_flight_bytes`.
+    pub fn new(pipeline: &str, max_in_flight_bytes: usize) -> Arc<Telemetry> {
         let label = || ("pipeline", pipeline.to_string());
         Arc::new(Telemetry {
             pipeline: Arc::from(pipeline),
@@ -56,7 +112,16 @@ impl Telemetry {
             dropped: counter!("sluice_events_dropped_total", &[label()]),
             dead_lettered: counter!("sluice_events_dead_lettered_total", &[label()]),
             totals: Default::default(),
+            budget: Arc::new(Budget::new(
+                max_in_flight_bytes,
+                metrics::gauge!("sluice_bytes_in_flight", &[label()]),
+            )),
         })
+    }
+
+    /// The pipeline's in-flight byte budget.
+    pub fn budget(&self) -> &Arc<Budget> {
+        &self.budget
     }
 
     /// The pipeline's name.
@@ -141,5 +206,30 @@ impl Telemetry {
             dropped: get(DROPPED),
             dead_lettered: get(DEAD_LETTERED),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_budget_blocks_when_used_up_and_wakes_when_room_is_made() {
+        let t = Telemetry::new("budget", 100);
+        let b = t.budget().clone();
+        b.charge(60);
+        assert!(!b.is_full());
+        b.room().await;
+        b.charge(60);
+        assert!(b.is_full());
+        let waiter = tokio::spawn({
+            let b = b.clone();
+            async move { b.room().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "waits while used up");
+        b.release(60);
+        waiter.await.unwrap();
+        assert!(!b.is_full());
     }
 }

@@ -8,12 +8,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::observe::Telemetry;
+use crate::observe::{Budget, Telemetry};
 
 /// How an input ended. Ordered: the worst outcome of all derived events wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -59,6 +59,7 @@ struct Channel {
     tx: Option<mpsc::UnboundedSender<AckMsg>>,
     in_flight: metrics::Gauge,
     latency: metrics::Histogram,
+    budget: Arc<Budget>,
 }
 
 struct Shared {
@@ -67,6 +68,7 @@ struct Shared {
     redeliverable: bool,
     outcome: AtomicU8,
     read_at: Instant,
+    bytes: AtomicUsize,
     channel: Arc<Channel>,
 }
 
@@ -74,6 +76,9 @@ impl Drop for Shared {
     fn drop(&mut self) {
         let outcome = Outcome::from_u8(self.outcome.load(Ordering::Acquire));
         self.channel.in_flight.decrement(1);
+        self.channel
+            .budget
+            .release(self.bytes.load(Ordering::Acquire));
         if outcome == Outcome::Delivered {
             self.channel
                 .latency
@@ -124,6 +129,14 @@ impl Ack {
         self.shared.as_ref().is_some_and(|s| s.redeliverable)
     }
 
+    /// Counts the input's `bytes` against the pipeline's in-flight budget until it is finished.
+    pub fn charge(&self, bytes: usize) {
+        if let Some(s) = &self.shared {
+            s.bytes.fetch_add(bytes, Ordering::AcqRel);
+            s.channel.budget.charge(bytes);
+        }
+    }
+
     /// Gives up this claim with an outcome.
     pub fn complete(mut self, outcome: Outcome) {
         if let Some(s) = self.shared.take() {
@@ -162,6 +175,7 @@ impl AckSender {
                 redeliverable,
                 outcome: AtomicU8::new(Outcome::Delivered as u8),
                 read_at: Instant::now(),
+                bytes: AtomicUsize::new(0),
                 channel: self.channel.clone(),
             })),
         }
@@ -174,6 +188,7 @@ fn sender(telemetry: &Telemetry, tx: Option<mpsc::UnboundedSender<AckMsg>>) -> A
             tx,
             in_flight: telemetry.in_flight_gauge(),
             latency: telemetry.latency_histogram(),
+            budget: telemetry.budget().clone(),
         }),
     }
 }
@@ -291,7 +306,7 @@ mod tests {
 
     #[test]
     fn ack_fires_once_with_the_worst_outcome() {
-        let (ch, mut rx) = ack_channel(&Telemetry::new("test"));
+        let (ch, mut rx) = ack_channel(&Telemetry::new("test", usize::MAX));
         let a = ch.ack(3, 42);
         let b = a.fork();
         let c = a.fork();
@@ -312,7 +327,7 @@ mod tests {
 
     #[test]
     fn a_dropped_fork_fails_the_input() {
-        let (ch, mut rx) = ack_channel(&Telemetry::new("test"));
+        let (ch, mut rx) = ack_channel(&Telemetry::new("test", usize::MAX));
         let a = ch.ack(0, 1);
         let b = a.fork();
         a.complete(Outcome::Delivered);
@@ -407,7 +422,7 @@ mod tests {
         /// Every input delivered through forks is eventually acknowledged exactly once.
         #[test]
         fn every_delivered_input_is_acknowledged(fanouts in prop::collection::vec(0usize..4, 1..50), order in any::<u64>()) {
-            let (ch, mut rx) = ack_channel(&Telemetry::new("test"));
+            let (ch, mut rx) = ack_channel(&Telemetry::new("test", usize::MAX));
             let mut forks = Vec::new();
             for (id, n) in fanouts.iter().enumerate() {
                 let ack = ch.ack(0, id as u64);

@@ -41,7 +41,10 @@ pub async fn run_pipeline(
     shutdown: CancellationToken,
     health: Arc<Health>,
 ) -> Result<(), Vec<PipelineError>> {
-    let telemetry = Telemetry::new(&pipeline.name);
+    let telemetry = Telemetry::new(
+        &pipeline.name,
+        pipeline.config.settings.max_in_flight_bytes.0,
+    );
     let name = pipeline.name.clone();
     let config = Arc::new(pipeline.config);
     // Registered before anything awaits, so readiness never sees the pipeline without them.

@@ -56,6 +56,7 @@ struct Job {
 struct Worker {
     chain: Chain,
     codec: Codec,
+    max_event_bytes: usize,
     records: Vec<Record>,
     encoded: Vec<(Record, Bytes)>,
 }
@@ -102,6 +103,7 @@ impl Worker {
     /// or nothing.
     fn one(&mut self, event: &Event) -> Result<(), (String, String)> {
         self.encoded.clear();
+        check_size(event, self.max_event_bytes)?;
         let value = codec::decode(self.codec, &event.payload)
             .map_err(|e| ("decode".to_string(), e.to_string()))?;
         let record = Record {
@@ -121,10 +123,39 @@ impl Worker {
                 self.encoded.clear();
                 return Err(("encode".to_string(), e.to_string()));
             }
+            if buf.len() > self.max_event_bytes {
+                self.encoded.clear();
+                return Err((
+                    "encode".to_string(),
+                    format!(
+                        "a result of {} bytes is over max_event_bytes ({})",
+                        buf.len(),
+                        self.max_event_bytes
+                    ),
+                ));
+            }
             self.encoded.push((r, Bytes::from(buf)));
         }
         Ok(())
     }
+}
+
+/// The step name of events refused for their size when read.
+pub const LIMITS_STEP: &str = "limits";
+
+/// Refuses an input over `max` bytes before any work is spent on it.
+fn check_size(event: &Event, max: usize) -> Result<(), (String, String)> {
+    if event.payload.len() > max {
+        return Err((LIMITS_STEP.to_string(), oversize(event, max)));
+    }
+    Ok(())
+}
+
+fn oversize(event: &Event, max: usize) -> String {
+    format!(
+        "event of {} bytes is over max_event_bytes ({max})",
+        event.payload.len()
+    )
 }
 
 /// The transform stage of one pipeline.
@@ -133,6 +164,7 @@ pub struct Processor {
     failures: Failures,
     jobs: Option<crossbeam_channel::Sender<Job>>,
     max_pending: usize,
+    max_event_bytes: usize,
 }
 
 impl Processor {
@@ -150,6 +182,7 @@ impl Processor {
             failures,
             jobs: None,
             max_pending: workers * 2,
+            max_event_bytes: config.settings.max_event_bytes.0,
         };
         if config.transforms.is_empty() {
             return Ok(processor);
@@ -162,6 +195,7 @@ impl Processor {
             let transforms = config.transforms.clone();
             let codec = config.input.codec();
             let max_fanout = config.settings.max_fanout;
+            let max_event_bytes = config.settings.max_event_bytes.0;
             std::thread::Builder::new()
                 .name(format!("{pipeline}-w{i}"))
                 .stack_size(WORKER_STACK)
@@ -179,6 +213,7 @@ impl Processor {
                     let mut worker = Worker {
                         chain,
                         codec,
+                        max_event_bytes,
                         records: Vec::new(),
                         encoded: Vec::new(),
                     };
@@ -211,8 +246,26 @@ impl Processor {
         let batch_in = self.telemetry.batch_size_histogram("input");
         let batch_out = self.telemetry.batch_size_histogram("output");
         let Some(jobs) = &self.jobs else {
-            while let Some(batch) = input.recv().await {
+            while let Some(mut batch) = input.recv().await {
                 batch_in.record(batch.len() as f64);
+                if batch.iter().any(|e| e.payload.len() > self.max_event_bytes) {
+                    let (fit, over): (Vec<_>, Vec<_>) = batch
+                        .into_iter()
+                        .partition(|e| e.payload.len() <= self.max_event_bytes);
+                    batch = fit;
+                    let failures = over
+                        .into_iter()
+                        .map(|event| Failure {
+                            reason: oversize(&event, self.max_event_bytes),
+                            step: LIMITS_STEP.to_string(),
+                            event,
+                        })
+                        .collect();
+                    self.failures.handle(failures).await?;
+                }
+                if batch.is_empty() {
+                    continue;
+                }
                 batch_out.record(batch.len() as f64);
                 output
                     .send(batch)

@@ -46,7 +46,8 @@ impl GenerateConfig {
 /// Generates until the count is reached or shutdown. Runs the template on its own thread.
 pub async fn run(config: &GenerateConfig, ctx: SourceContext) -> Result<(), SourceError> {
     let config = config.clone();
-    tokio::task::spawn_blocking(move || generate(&config, &ctx))
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || generate(&config, &ctx, &runtime))
         .await
         .map_err(|e| SourceError::Read {
             input: "generate",
@@ -61,7 +62,11 @@ fn fail(message: String) -> SourceError {
     }
 }
 
-fn generate(config: &GenerateConfig, ctx: &SourceContext) -> Result<(), SourceError> {
+fn generate(
+    config: &GenerateConfig,
+    ctx: &SourceContext,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(), SourceError> {
     let program = compile_or_describe(&config.template).map_err(fail)?;
     let headers = Vec::new();
     let start = Instant::now();
@@ -108,6 +113,9 @@ fn generate(config: &GenerateConfig, ctx: &SourceContext) -> Result<(), SourceEr
         ctx.telemetry.received(n);
         if n > 0 && ctx.out.blocking_send(batch).is_err() {
             return Ok(());
+        }
+        if ctx.telemetry.budget().is_full() {
+            runtime.block_on(ctx.telemetry.budget().room());
         }
     }
     Ok(())

@@ -373,11 +373,15 @@ impl Metrics {
 }
 
 impl Reader<'_> {
-    /// Opens pull requests while there is room downstream: at most two at a time, the second
-    /// once the first is half served, so messages keep flowing without piling up.
+    /// Opens pull requests while there is room downstream (and in the in-flight byte budget): at
+    /// most two at a time, the second once the first is half served, so messages keep flowing
+    /// without piling up.
     async fn pull(&mut self) {
         let now = Instant::now();
-        if self.paused_until.is_some_and(|t| now < t) || self.batch.len() >= self.ctx.batch_size {
+        if self.paused_until.is_some_and(|t| now < t)
+            || self.batch.len() >= self.ctx.batch_size
+            || self.ctx.telemetry.budget().is_full()
+        {
             return;
         }
         let batch = self.config.fetch_batch;

@@ -588,7 +588,14 @@ fn consume(
         if let Some(batch) = pending.take() {
             // Wait a little for room before pausing: a pause drops what librdkafka prefetched,
             // so pausing at every brief stall would refetch constantly.
-            let permit = match ctx.out.try_reserve() {
+            // A used-up in-flight byte budget counts as a full pipeline.
+            let budget = ctx.telemetry.budget();
+            let reserved = if budget.is_full() {
+                Err(TrySendError::Full(()))
+            } else {
+                ctx.out.try_reserve()
+            };
+            let permit = match reserved {
                 Ok(permit) => Some(permit),
                 Err(TrySendError::Closed(())) => break Ok(()),
                 Err(TrySendError::Full(())) => {
@@ -597,9 +604,11 @@ fn consume(
                     } else {
                         Duration::from_millis(200)
                     };
-                    match waiter
-                        .block_on(async { tokio::time::timeout(wait, ctx.out.reserve()).await })
-                    {
+                    let room = async {
+                        budget.room().await;
+                        ctx.out.reserve().await
+                    };
+                    match waiter.block_on(async { tokio::time::timeout(wait, room).await }) {
                         Ok(Ok(permit)) => Some(permit),
                         Ok(Err(_)) => break Ok(()),
                         Err(_) => None,

@@ -138,11 +138,15 @@ impl InputConfig {
     }
 }
 
-/// Sends a batch downstream; false when the pipeline no longer takes events.
+/// Sends a batch downstream, then waits while the in-flight byte budget is used up; false when
+/// the pipeline no longer takes events.
 pub(crate) async fn send(ctx: &SourceContext, batch: Vec<Event>) -> bool {
     if batch.is_empty() {
         return true;
     }
     ctx.telemetry.received(batch.len());
-    ctx.out.send(batch).await.is_ok()
+    // The batch is read; more waits until the in-flight byte budget has room again.
+    let sent = ctx.out.send(batch).await.is_ok();
+    ctx.telemetry.budget().room().await;
+    sent
 }

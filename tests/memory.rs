@@ -1,0 +1,146 @@
+//! Memory stays bounded when a fast input feeds a slow output: reading waits for the output
+//! (bounded channels, the in-flight byte budget) instead of buffering.
+
+mod common;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use common::{pipeline, signal, wait_exit};
+
+/// Resident set size of a process, in bytes.
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+#[test]
+fn a_fast_input_into_a_slow_output_for_a_minute_keeps_memory_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("out.pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Events of about 10 KB, generated as fast as the pipeline takes them.
+    let budget = 4 * 1024 * 1024;
+    let batch = 100;
+    let file = pipeline(
+        dir.path(),
+        "mem",
+        &format!(
+            "\
+input:
+  generate:
+    template: '{{id: ., pad: (\"x\" * 10000)}}'
+output:
+  file:
+    path: {fifo}
+errors: stop
+settings:
+  batch_size: {batch}
+  max_in_flight_bytes: {budget}
+",
+            fifo = fifo.display()
+        ),
+    );
+    let port = common::free_port();
+    let mut w = common::nats::Worker(
+        common::sluice()
+            .args(["run", "--metrics-addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(&file)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = w.id();
+
+    // The slow output: the pipe is read at about 2 MB/s (some 200 events/s), in order.
+    let reader = std::thread::spawn(move || {
+        let mut pipe = std::fs::File::open(&fifo).unwrap();
+        let mut chunk = vec![0u8; 20_000];
+        let mut text = Vec::new();
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.extend_from_slice(&chunk[..n]),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        text
+    });
+
+    let start = Instant::now();
+    let mut samples = Vec::new();
+    let mut most_in_flight = 0.0f64;
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Some(r) = rss(pid) {
+            samples.push((start.elapsed(), r));
+        }
+        if let Some((_, body)) = common::http_get(port, "/metrics")
+            && let Some((_, v)) = common::metric_values(&body, "sluice_bytes_in_flight", &[])
+                .first()
+                .cloned()
+        {
+            most_in_flight = most_in_flight.max(v);
+        }
+        // A sampling interval, not a synchronisation.
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(w.try_wait().unwrap().is_none(), "still running");
+    signal(&w, "TERM");
+    let text = reader.join().unwrap();
+    assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+
+    // The output got every generated event up to the shutdown, once each, in order.
+    let ids: Vec<u64> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert!(ids.len() > 1000, "only {} events came out", ids.len());
+    assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
+
+    // Reading waited for the output: at most the budget plus the batch being handed on.
+    let event_bytes = 10_020.0;
+    assert!(
+        most_in_flight <= budget as f64 + batch as f64 * event_bytes,
+        "{most_in_flight} bytes in flight"
+    );
+    let peak = samples.iter().map(|s| s.1).max().unwrap();
+    let first_half = samples
+        .iter()
+        .filter(|s| s.0 < Duration::from_secs(30))
+        .map(|s| s.1)
+        .max()
+        .unwrap();
+    let second_half = samples
+        .iter()
+        .filter(|s| s.0 >= Duration::from_secs(30))
+        .map(|s| s.1)
+        .max()
+        .unwrap();
+    println!(
+        "peak RSS {:.1} MiB (first 30 s {:.1} MiB, last 30 s {:.1} MiB), most bytes in flight {:.1} MiB, {} events out",
+        peak as f64 / 1048576.0,
+        first_half as f64 / 1048576.0,
+        second_half as f64 / 1048576.0,
+        most_in_flight / 1048576.0,
+        ids.len()
+    );
+    assert!(peak < 150 * 1024 * 1024, "peak RSS {peak} bytes");
+    assert!(
+        second_half <= first_half + first_half / 5,
+        "RSS grew from {first_half} to {second_half} bytes"
+    );
+}
