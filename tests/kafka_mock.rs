@@ -456,3 +456,160 @@ async fn readiness_follows_the_cluster_and_an_outage_loses_nothing() {
     println!("duplicates after the cluster went down and up: {dups}");
     assert_all_committed(&brokers, &s).await;
 }
+
+/// The process-wide metrics recorder, installed once for the tests that read metrics.
+fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| sluice::observe::server::install_recorder().unwrap())
+}
+
+fn gauge(name: &str, pipeline: &str) -> f64 {
+    common::metric_values(&metrics().render(), name, &[("pipeline", pipeline)])
+        .first()
+        .map_or(0.0, |v| v.1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_cluster_down_holds_the_input_back_and_loses_nothing() {
+    metrics();
+    // Input (and dead letters) on one cluster, output on another that goes down.
+    let a = MockCluster::new(1).unwrap();
+    let b = MockCluster::new(1).unwrap();
+    let (brokers_a, brokers_b) = (a.bootstrap_servers(), b.bootstrap_servers());
+    let s = Setup {
+        input: unique("in"),
+        output: unique("out"),
+        dlq: unique("dlq"),
+        group: unique("group"),
+    };
+    for t in [&s.input, &s.dlq] {
+        a.create_topic(t, PARTITIONS, 1).unwrap();
+    }
+    b.create_topic(&s.output, PARTITIONS, 1).unwrap();
+    let n = 100_000;
+    produce(&brokers_a, &s.input, events(0..n, &[]));
+    let out = Collector::start(&brokers_b, &s.output, PARTITIONS);
+    let budget = 256 * 1024;
+    let yaml = pipeline_yaml(&brokers_a, &s)
+        .replace("name: mock", "name: output-outage")
+        .replace(
+            &format!("    brokers: {brokers_a}\n    topic: {}", s.output),
+            &format!(
+                "    brokers: {brokers_b}\n    topic: {}\n    options:\n      statistics.interval.ms: \"200\"",
+                s.output
+            ),
+        )
+        .replace(
+            "  shutdown_timeout: 20s\n",
+            &format!("  shutdown_timeout: 20s\n  max_in_flight_bytes: {budget}\n  max_event_bytes: 64KiB\n"),
+        );
+    let (token, handle, health) = start_with_health(&yaml);
+    wait_count("first outputs", &out, 5_000, Duration::from_secs(60)).await;
+    wait_ready(&health, true).await;
+
+    b.broker_down(1).unwrap();
+    let problems = wait_ready(&health, false).await;
+    assert_eq!(problems, ["output-outage: kafka output not connected"]);
+    // While the output is down, reading stops at the in-flight byte budget: the rest of the
+    // input waits in Kafka. Watch it for a while (up to 3 s; a sampling interval).
+    let mut most_bytes = 0.0f64;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        most_bytes = most_bytes.max(gauge("sluice_bytes_in_flight", "output-outage"));
+    }
+    let received = common::metric_values(
+        &metrics().render(),
+        "sluice_events_received_total",
+        &[("pipeline", "output-outage")],
+    )[0]
+    .1;
+    assert!(
+        most_bytes <= (budget + 200 * 64) as f64,
+        "{most_bytes} bytes in flight"
+    );
+    assert!(received < n as f64 / 2.0, "read {received} of {n}");
+
+    b.broker_up(1).unwrap();
+    wait_ready(&health, true).await;
+    wait_count("every output", &out, n as usize, Duration::from_secs(180)).await;
+    token.cancel();
+    handle.await.unwrap().expect("pipeline ends cleanly");
+    let dups = check_output(&out.records(), n, &[], &s.input);
+    println!(
+        "output cluster down: at most {most_bytes} bytes in flight, {received} events read during the outage, {dups} duplicates"
+    );
+    assert_all_committed(&brokers_a, &s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_output_that_refuses_stops_the_pipeline_and_keeps_the_input() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let s = Setup {
+        input: unique("in"),
+        output: unique("out"),
+        dlq: unique("dlq"),
+        group: unique("group"),
+    };
+    for t in [&s.input, &s.output, &s.dlq] {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    // Event 5 is malformed (and over 1,000 bytes): it must go to the dead-letter topic.
+    let bad = format!("{{\"id\": 5, oops {}", "x".repeat(2000)).into_bytes();
+    let mut records = events(0..10, &[]);
+    records[5].1 = bad.clone();
+    produce(&brokers, &s.input, records);
+    let good = pipeline_yaml(&brokers, &s);
+    // A dead-letter producer that takes records of 1,000 bytes at most: the dead letter is
+    // refused.
+    let refusing = good.replace(
+        &format!("      topic: {}\n", s.dlq),
+        &format!(
+            "      topic: {}\n      options:\n        message.max.bytes: \"1000\"\n",
+            s.dlq
+        ),
+    );
+    let (_token, handle) = start(&refusing);
+    let errors = handle
+        .await
+        .unwrap()
+        .expect_err("the pipeline stops when a dead letter is refused");
+    let text = errors
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ");
+    assert!(text.contains("the dead-letter output failed"), "{text}");
+    // The failed input (offset 5) is not acknowledged.
+    let (b, g, i) = (brokers.clone(), s.group.clone(), s.input.clone());
+    let done = tokio::task::spawn_blocking(move || committed(&b, &g, &i, 1))
+        .await
+        .unwrap();
+    assert!(done[0] <= 5, "committed {done:?} past the refused event");
+
+    // With a dead-letter output that works, the next run dead-letters it and goes on.
+    let out = Collector::start(&brokers, &s.output, 1);
+    let dlq = Collector::start(&brokers, &s.dlq, 1);
+    let (token, handle) = start(&good);
+    wait_count("the dead letter", &dlq, 1, Duration::from_secs(60)).await;
+    wait_count("outputs", &out, 9, Duration::from_secs(60)).await;
+    token.cancel();
+    handle.await.unwrap().expect("pipeline ends cleanly");
+    let letter = &dlq.records()[0];
+    assert_eq!(letter.header("sluice-error-step"), Some("decode"));
+    assert_eq!(letter.payload, bad);
+    let mut ids: Vec<u64> = out
+        .records()
+        .iter()
+        .map(|r| r.json()["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
+    let (b, g, i) = (brokers.clone(), s.group.clone(), s.input.clone());
+    let done = tokio::task::spawn_blocking(move || committed(&b, &g, &i, 1))
+        .await
+        .unwrap();
+    assert_eq!(done, vec![10]);
+}
