@@ -31,7 +31,7 @@ pub enum CodecError {
 }
 
 /// Deepest nesting written; deeper values come only from transforms and are refused.
-const MAX_DEPTH: usize = 256;
+pub const MAX_DEPTH: usize = 256;
 
 /// Decodes a payload for transforms.
 pub fn decode(codec: Codec, payload: &[u8]) -> Result<Val, CodecError> {

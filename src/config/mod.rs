@@ -354,7 +354,7 @@ impl<'a> Validator<'a> {
             })
             .collect();
         let node = yaml::find(self.root, &steps);
-        let (line, column) = yaml::start(node.span()).unwrap_or((1, 1));
+        let (line, column) = yaml::node_start(node).unwrap_or((1, 1));
         self.push(line, column, message.into());
     }
 
@@ -362,7 +362,8 @@ impl<'a> Validator<'a> {
     /// into the value (for example where a jq parse error is).
     pub fn error_in(&mut self, value: &Spanned<String>, offset: usize, message: impl Into<String>) {
         let (line, column) = yaml::start(value.span()).unwrap_or((1, 1));
-        let (line, column) = self.position_in_scalar(line, column, value.as_str(), offset);
+        let (line, column) =
+            yaml::position_in_scalar(&self.text.text, line, column, value.as_str(), offset);
         self.push(line, column, message.into());
     }
 
@@ -374,52 +375,6 @@ impl<'a> Validator<'a> {
             column,
             message,
         });
-    }
-
-    /// Maps an offset inside a scalar's value to the file position, for the scalar styles a jq
-    /// program is written in: plain or quoted on one line, or a `|` block.
-    fn position_in_scalar(
-        &self,
-        line: usize,
-        column: usize,
-        value: &str,
-        offset: usize,
-    ) -> (usize, usize) {
-        let before: String = value.chars().take(offset).collect();
-        let value_line = before.matches('\n').count();
-        let value_col = before.rsplit('\n').next().map_or(0, |l| l.chars().count());
-        let source_line = self.text.text.lines().nth(line - 1).unwrap_or("");
-        let at: String = source_line.chars().skip(column - 1).collect();
-        if at.starts_with('|') || at.starts_with('>') {
-            // Block scalar: content starts on the next line at the block's indentation.
-            let target = line + 1 + value_line;
-            let indent = self
-                .text
-                .text
-                .lines()
-                .skip(line)
-                .find(|l| !l.trim().is_empty())
-                .map_or(0, |l| l.len() - l.trim_start().len());
-            (target, indent + value_col + 1)
-        } else if at.starts_with('\'') || at.starts_with('"') {
-            (
-                line + value_line,
-                if value_line == 0 {
-                    column + 1 + value_col
-                } else {
-                    value_col + 1
-                },
-            )
-        } else {
-            (
-                line + value_line,
-                if value_line == 0 {
-                    column + value_col
-                } else {
-                    value_col + 1
-                },
-            )
-        }
     }
 }
 
@@ -481,6 +436,8 @@ pub fn load_str(
         column,
         message,
     };
+    // A byte order mark is not shown by editors, and the YAML parser takes it for content.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let interpolated = vars::interpolate(text, env).map_err(|errs| {
         errs.into_iter()
             .map(|e| at(e.line, e.column, e.message))
@@ -488,17 +445,16 @@ pub fn load_str(
     })?;
 
     let options = LoaderOptions::default().error_on_duplicate_keys(true);
-    let parsed = std::panic::catch_unwind(|| {
-        marked_yaml::parse_yaml_with_options(0, &interpolated.text, options)
-    });
-    let root = match parsed {
-        Ok(Ok(root)) => root,
-        Ok(Err(e)) => {
-            let (line, column, message) = load_error(&e);
+    let root = match yaml::parse(&interpolated.text, options) {
+        Ok(root) => root,
+        Err(e) => {
+            let (line, column, message) = match e {
+                yaml::ParseError::Load(e) => load_error(&e),
+                yaml::ParseError::At(line, column, message) => (line, column, message),
+            };
             let (line, column) = interpolated.original_position(line, column);
             return Err(vec![at(line, column, message)]);
         }
-        Err(_) => return Err(vec![at(1, 1, "the YAML parser failed on this file".into())]),
     };
 
     let yaml::Deserialized {
@@ -565,7 +521,8 @@ fn load_error(e: &marked_yaml::LoadError) -> (usize, usize, String) {
         UnexpectedTag(_) => "YAML tags are not supported in pipeline files".into(),
         MappingKeyMustBeScalar(_) => "mapping keys must be plain strings".into(),
         DuplicateKey(inner) => format!("duplicate key `{}`", inner.key.as_str()),
-        ScanError(_, s) => format!("invalid YAML: {s}"),
+        // `info()`: the full message repeats the position, in the interpolated text.
+        ScanError(_, s) => format!("invalid YAML: {}", s.info()),
         other => other.to_string(),
     };
     let (line, column) = mark.map_or((1, 1), |m| (m.line().max(1), m.column().max(1)));
@@ -599,7 +556,10 @@ impl PipelineConfig {
             v.error_at("settings.workers", "workers must be at least 1");
         }
         if s.max_event_bytes.0 == 0 {
-            v.error_at("settings.max_event_bytes", "max_event_bytes must be more than 0");
+            v.error_at(
+                "settings.max_event_bytes",
+                "max_event_bytes must be more than 0",
+            );
         }
         if s.max_in_flight_bytes.0 < s.max_event_bytes.0 {
             v.error_at(
@@ -795,7 +755,11 @@ settings:
         assert_eq!(bytes("2 MB"), Ok(2_000_000));
         assert!(bytes("1.5MiB").unwrap_err().contains("unknown size unit"));
         assert!(bytes("MiB").unwrap_err().contains("invalid size"));
-        assert!(bytes("99999999999GiB").unwrap_err().contains("out of range"));
+        assert!(
+            bytes("99999999999GiB")
+                .unwrap_err()
+                .contains("out of range")
+        );
         let p = load_str(
             Path::new("s.yaml"),
             "input: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\nsettings: {max_event_bytes: 100, max_in_flight_bytes: 10}\n",

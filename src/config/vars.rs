@@ -23,8 +23,9 @@ pub struct Interpolated {
     segments: Vec<Segment>,
     /// Char offsets of line starts in the original text.
     original_line_starts: Vec<usize>,
-    /// Char offsets of line starts in the interpolated text.
-    output_line_starts: Vec<usize>,
+    /// Lines of the interpolated text as char offsets: where each starts, and where its line
+    /// break (or the text) ends it.
+    output_lines: Vec<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -35,14 +36,32 @@ struct Segment {
     literal: bool,
 }
 
-fn line_starts(text: &str) -> Vec<usize> {
-    let mut starts = vec![0];
-    for (i, c) in text.chars().enumerate() {
-        if c == '\n' {
-            starts.push(i + 1);
+/// Lines as char offsets (start, end): `end` is where the line break starts, or the end of the
+/// text. Line breaks are YAML's (`\n`, `\r\n`, a lone `\r`), so that lines agree with the positions
+/// the YAML parser reports.
+fn lines(text: &str) -> Vec<(usize, usize)> {
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let mut end = 0;
+    let mut chars = text.chars().enumerate().peekable();
+    while let Some((i, c)) = chars.next() {
+        end = i + 1;
+        let crlf = c == '\r' && matches!(chars.peek(), Some((_, '\n')));
+        if crlf {
+            chars.next();
+            end = i + 2;
+        }
+        if crlf || c == '\n' || c == '\r' {
+            lines.push((start, i));
+            start = end;
         }
     }
-    starts
+    lines.push((start, end.max(start)));
+    lines
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    lines(text).into_iter().map(|(start, _)| start).collect()
 }
 
 fn to_line_col(starts: &[usize], offset: usize) -> (usize, usize) {
@@ -52,15 +71,18 @@ fn to_line_col(starts: &[usize], offset: usize) -> (usize, usize) {
 
 impl Interpolated {
     /// Maps a 1-based line:column of the interpolated text to the original text. A position inside
-    /// a substituted value maps to the `${` that produced it.
+    /// a substituted value maps to the `${` that produced it. A position past the end of its line
+    /// or of the text (the YAML parser reports the end of input on the line after the last) is
+    /// taken as the end of that line or of the text.
     pub fn original_position(&self, line: usize, column: usize) -> (usize, usize) {
-        let Some(&line_start) = self.output_line_starts.get(line.saturating_sub(1)) else {
-            return (line, column);
+        let text_end = self.output_lines.last().map_or(0, |&(_, end)| end);
+        let out = match self.output_lines.get(line.saturating_sub(1)) {
+            Some(&(start, end)) => (start + column.saturating_sub(1)).min(end),
+            None => text_end,
         };
-        let out = line_start + column.saturating_sub(1);
         let idx = self.segments.partition_point(|s| s.out_start <= out);
         let Some(seg) = idx.checked_sub(1).map(|i| self.segments[i]) else {
-            return (line, column);
+            return (1, 1);
         };
         let within = (out - seg.out_start).min(seg.out_len);
         let input = if seg.literal {
@@ -141,7 +163,10 @@ pub fn interpolate(input: &str, env: &dyn Lookup) -> Result<Interpolated, Vec<Va
             }
             Some('{') => {
                 let (line, column) = to_line_col(&original_line_starts, i);
-                let Some(close) = chars[i + 2..].iter().position(|&c| c == '}' || c == '\n') else {
+                let Some(close) = chars[i + 2..]
+                    .iter()
+                    .position(|&c| matches!(c, '}' | '\n' | '\r'))
+                else {
                     errors.push(VarError {
                         line,
                         column,
@@ -151,7 +176,7 @@ pub fn interpolate(input: &str, env: &dyn Lookup) -> Result<Interpolated, Vec<Va
                     continue;
                 };
                 let close = i + 2 + close;
-                if chars[close] == '\n' {
+                if chars[close] != '}' {
                     errors.push(VarError {
                         line,
                         column,
@@ -198,12 +223,12 @@ pub fn interpolate(input: &str, env: &dyn Lookup) -> Result<Interpolated, Vec<Va
     if !errors.is_empty() {
         return Err(errors);
     }
-    let output_line_starts = line_starts(&out);
+    let output_lines = lines(&out);
     Ok(Interpolated {
         text: out,
         segments,
         original_line_starts,
-        output_line_starts,
+        output_lines,
     })
 }
 
@@ -315,13 +340,41 @@ mod tests {
         assert_eq!(got.original_position(3, 3), (2, 13));
     }
 
+    #[test]
+    fn lines_break_where_yaml_breaks_them() {
+        // `\r\n` is one break, a lone `\r` is one too.
+        let text = "a: ${BROKERS}\rb: ${MISSING}\r\nc: 1\n";
+        let errs = interpolate(text, &env).unwrap_err();
+        assert_eq!((errs[0].line, errs[0].column), (2, 4));
+        let got = interpolate("a: ${BROKERS}\rb: x\r\nc: y", &env).unwrap();
+        assert_eq!(got.original_position(2, 4), (2, 4));
+        assert_eq!(got.original_position(3, 1), (3, 1));
+        // An unterminated `${` ends at a line break of any kind.
+        let errs = interpolate("a: ${BROKERS\rb: }", &env).unwrap_err();
+        assert_eq!(errs[0].message, "unterminated `${`");
+    }
+
+    #[test]
+    fn positions_past_the_end_stay_in_the_text() {
+        let got = interpolate("a: ${BROKERS}\nb: 2", &env).unwrap();
+        // Past the end of a line: the end of that line.
+        assert_eq!(got.original_position(2, 99), (2, 5));
+        // Past the last line (the YAML parser's end of input): the end of the text.
+        assert_eq!(got.original_position(3, 1), (2, 5));
+        assert_eq!(got.original_position(7, 7), (2, 5));
+        // Past the end of a line that ends in a substitution: the end of the original line.
+        assert_eq!(got.original_position(1, 99), (1, 14));
+        let empty = interpolate("", &env).unwrap();
+        assert_eq!(empty.original_position(2, 1), (1, 1));
+    }
+
     proptest! {
         #[test]
         fn text_without_dollar_is_unchanged(s in "[^$]{0,200}") {
             let got = interpolate(&s, &env).unwrap();
             prop_assert_eq!(&got.text, &s);
-            for (li, line) in s.split('\n').enumerate() {
-                for col in 1..=line.chars().count() {
+            for (li, (start, end)) in lines(&s).into_iter().enumerate() {
+                for col in 1..=end - start {
                     prop_assert_eq!(got.original_position(li + 1, col), (li + 1, col));
                 }
             }

@@ -4,12 +4,302 @@
 //! and deserialization runs again; errors that only follow from a removal are not reported.
 
 use marked_yaml::spanned_serde::NodeDeserializer;
-use marked_yaml::{Node, Span};
+use marked_yaml::{LoaderOptions, Node, Span};
 use serde::de::DeserializeOwned;
 use serde_path_to_error::Segment;
 
 /// Upper bound on recovery rounds: a file with more mistakes than this is reported in part.
 const MAX_ROUNDS: usize = 64;
+
+/// Deepest indentation (in columns, counting the `- ` and `? ` that open nested collections on a
+/// line) a pipeline file may have. The YAML parser recurses once per nesting level, with no limit
+/// for block collections: a 10 kB line of `- - - ...` overflowed the stack and aborted.
+const MAX_INDENT: usize = 256;
+
+/// Stack of the thread the parser runs on. Nesting is bounded by [`MAX_INDENT`] (two levels per
+/// column at most) plus 255 flow levels (the scanner's limit): about 800 levels, which take
+/// about 2 MiB in a debug build.
+const PARSE_STACK: usize = 16 * 1024 * 1024;
+
+/// Why the YAML text gave no tree.
+#[derive(Debug)]
+pub enum ParseError {
+    /// The YAML loader's own error (syntax, duplicate key, anchor, ...).
+    Load(marked_yaml::LoadError),
+    /// Refused before or failed while parsing, at a 1-based line and column of the text.
+    At(usize, usize, String),
+}
+
+/// Parses a pipeline file's YAML, whatever the stack of the calling thread: nesting deeper than a
+/// pipeline needs is refused first, and the parser runs on a thread with a known stack.
+pub fn parse(text: &str, options: LoaderOptions) -> Result<Node, ParseError> {
+    if let Some(line) = too_deep(text) {
+        return Err(ParseError::At(
+            line,
+            MAX_INDENT + 1,
+            format!("nested too deeply: indented more than {MAX_INDENT} columns"),
+        ));
+    }
+    let parsed = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("yaml-parser".into())
+            .stack_size(PARSE_STACK)
+            .spawn_scoped(scope, move || {
+                marked_yaml::parse_yaml_with_options(0, text, options)
+            })
+            .map(|parser| parser.join())
+    });
+    match parsed {
+        Ok(Ok(Ok(root))) => Ok(root),
+        Ok(Ok(Err(e))) => Err(ParseError::Load(e)),
+        // marked-yaml asserts on parser states it does not expect.
+        Ok(Err(_panic)) => Err(ParseError::At(
+            1,
+            1,
+            "the YAML parser failed on this file".into(),
+        )),
+        Err(e) => Err(ParseError::At(
+            1,
+            1,
+            format!("cannot start the YAML parser: {e}"),
+        )),
+    }
+}
+
+/// Lines as YAML counts them: broken at `\n`, `\r\n` or a lone `\r`.
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    text.split('\n')
+        .flat_map(|l| l.strip_suffix('\r').unwrap_or(l).split('\r'))
+}
+
+/// The first 1-based line whose block indentation is over [`MAX_INDENT`].
+fn too_deep(text: &str) -> Option<usize> {
+    lines(text)
+        .position(|line| block_indent(line) > MAX_INDENT)
+        .map(|i| i + 1)
+}
+
+/// Columns before a line's content: blanks, plus the `- `, `? ` and `: ` indicators and
+/// `&anchor` / `!tag` properties that open a collection on the same line. A block collection
+/// nested in another starts at a greater column, or the same one for a list under a key, so
+/// nesting is at most twice this plus one. Blank and comment lines open nothing.
+fn block_indent(line: &str) -> usize {
+    let chars: Vec<char> = line.chars().take(MAX_INDENT + 2).collect();
+    let blank = |at: usize| matches!(chars.get(at), None | Some(' ' | '\t'));
+    let mut col = 0;
+    let mut opened = false;
+    while let Some(&c) = chars.get(col) {
+        match c {
+            ' ' | '\t' => col += 1,
+            '-' | '?' | ':' if blank(col + 1) => {
+                col += 1;
+                opened = true;
+            }
+            '&' | '!' => {
+                while !blank(col) {
+                    col += 1;
+                }
+                opened = true;
+            }
+            _ => break,
+        }
+    }
+    match chars.get(col) {
+        None | Some('#') if !opened => 0,
+        _ => col,
+    }
+}
+
+/// The 1-based line and column in `text` of the char at `offset` in a scalar's value, given where
+/// the scalar's span starts (an opening quote, a plain scalar's first char, a block scalar's `|` or
+/// `>` or the first char of its content). The source and the value are walked together, skipping
+/// what the value does not keep (indentation, folded line breaks, quotes, escapes), so the result
+/// is exact for a jq program over several lines in any scalar style, and never outside `text`.
+pub fn position_in_scalar(
+    text: &str,
+    line: usize,
+    column: usize,
+    value: &str,
+    offset: usize,
+) -> (usize, usize) {
+    let Some(source) = from_position(text, line, column) else {
+        return (line, column);
+    };
+    let mut src = Source {
+        chars: source.chars().peekable(),
+        line,
+        column,
+    };
+    let first = source.chars().next();
+    let style = match first {
+        Some('|' | '>') if block_header(source) => {
+            // Content starts on the next line.
+            while src.peek().is_some_and(|c| c != '\n' && c != '\r') {
+                src.next();
+            }
+            src.next();
+            Style::Plain
+        }
+        Some('"') if !block_content(text, line, column) => {
+            src.next();
+            Style::Double
+        }
+        Some('\'') if !block_content(text, line, column) => {
+            src.next();
+            Style::Single
+        }
+        _ => Style::Plain,
+    };
+    // An error at the end of the program points just after its last char, not after trailing
+    // line breaks.
+    let offset = offset.min(value.trim_end().chars().count());
+    for want in value.chars().take(offset) {
+        if !src.consume(want, style) {
+            break;
+        }
+    }
+    if let Some(want) = value.chars().nth(offset)
+        && !want.is_whitespace()
+    {
+        // Skip indentation and folded line breaks before the char itself.
+        while src.peek().is_some_and(|c| c != want && is_space(c)) {
+            src.next();
+        }
+    }
+    (src.line, src.column)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Plain,
+    Double,
+    Single,
+}
+
+/// Source text being walked, with the line and column of its next char.
+struct Source<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: usize,
+    column: usize,
+}
+
+fn is_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+impl Source<'_> {
+    fn peek(&mut self) -> Option<char> {
+        self.chars.peek().copied()
+    }
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.chars.next()?;
+        match c {
+            '\r' if self.peek() == Some('\n') => {}
+            '\n' | '\r' => {
+                self.line += 1;
+                self.column = 1;
+            }
+            _ => self.column += 1,
+        }
+        Some(c)
+    }
+
+    /// Moves past the source of one value char; false when the source cannot explain it.
+    fn consume(&mut self, want: char, style: Style) -> bool {
+        while let Some(c) = self.peek() {
+            match (c, style) {
+                ('\\', Style::Double) => {
+                    self.next();
+                    let escaped = self.next();
+                    let digits = match escaped {
+                        Some('x') => 2,
+                        Some('u') => 4,
+                        Some('U') => 8,
+                        // An escaped line break keeps nothing.
+                        Some('\n' | '\r') => continue,
+                        _ => 0,
+                    };
+                    for _ in 0..digits {
+                        self.next();
+                    }
+                    return true;
+                }
+                ('\'', Style::Single) if want == '\'' => {
+                    self.next();
+                    self.next();
+                    return true;
+                }
+                _ if c == want => {
+                    self.next();
+                    return true;
+                }
+                _ if is_space(c) => {
+                    self.next();
+                }
+                // A space or line break of the value that folding made from source already passed.
+                _ if is_space(want) => return true,
+                _ => return false,
+            }
+        }
+        false
+    }
+}
+
+/// `text` from a 1-based line and column on (YAML line breaks, columns in chars).
+fn from_position(text: &str, line: usize, column: usize) -> Option<&str> {
+    let mut rest = text;
+    for _ in 1..line {
+        let end = rest.find(['\n', '\r'])?;
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + skip..];
+    }
+    let at = rest
+        .char_indices()
+        .map(|(i, _)| i)
+        .chain([rest.len()])
+        .nth(column.checked_sub(1)?)?;
+    Some(&rest[at..])
+}
+
+/// Whether `source` starts with a block scalar header: `|` or `>`, optional chomping and
+/// indentation indicators, then only blanks or a comment to the end of the line.
+fn block_header(source: &str) -> bool {
+    let rest =
+        source[1..].trim_start_matches(['+', '-', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    let line = rest.split(['\n', '\r']).next().unwrap_or("");
+    let line = line.trim_start_matches([' ', '\t']);
+    line.is_empty() || (line.starts_with('#') && rest.starts_with([' ', '\t']))
+}
+
+/// Whether a span at `line`:`column` is the content of a block scalar: the first char of its line,
+/// after a line ending in a block scalar header (blank lines between).
+fn block_content(text: &str, line: usize, column: usize) -> bool {
+    let all: Vec<&str> = lines(text).take(line).collect();
+    let Some(this) = all.get(line.wrapping_sub(1)) else {
+        return false;
+    };
+    if this.chars().take_while(|c| *c == ' ').count() + 1 != column {
+        return false;
+    }
+    let Some(before) = all[..line - 1].iter().rev().find(|l| !l.trim().is_empty()) else {
+        return false;
+    };
+    // The last `|` or `>` of the line, if what follows makes it a header.
+    before
+        .char_indices()
+        .filter(|(i, c)| {
+            matches!(c, '|' | '>')
+                && (*i == 0 || before[..*i].ends_with([' ', '\t']))
+                && block_header(&before[*i..])
+        })
+        .count()
+        > 0
+}
 
 /// An error inside the YAML tree: the interpolated text's 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +371,17 @@ pub fn find<'a>(root: &'a Node, path: &[Step]) -> &'a Node {
 /// The 1-based (line, column) where a span starts, if it has one.
 pub fn start(span: &Span) -> Option<(usize, usize)> {
     span.start().map(|m| (m.line(), m.column()))
+}
+
+/// Where a node starts for a reader. The span of a block mapping starts at the `:` after its
+/// first key (where the parser knew it was a mapping): point at that key instead.
+pub fn node_start(node: &Node) -> Option<(usize, usize)> {
+    let span = start(node.span());
+    let first_key = node.as_mapping().and_then(|m| m.keys().next());
+    match (first_key.and_then(|k| start(k.span())), span) {
+        (Some(key), Some(span)) => Some(key.min(span)),
+        (key, span) => key.or(span),
+    }
 }
 
 fn key_span<'a>(map: &'a Node, key: &str) -> Option<&'a Span> {
@@ -168,6 +469,10 @@ pub fn deserialize<T: DeserializeOwned>(mut root: Node) -> Deserialized<T> {
         let mut target = path.clone();
         if !derived {
             let mut span = inner.start_mark().map(|m| (m.line(), m.column()));
+            let failed = find(&root, &path);
+            if span.is_some() && span == start(failed.span()) {
+                span = node_start(failed);
+            }
             let mut text = tidy(&message);
             match &inner {
                 marked_yaml::spanned_serde::Error::UnknownFieldError(field, _, _) => {
@@ -208,8 +513,7 @@ pub fn deserialize<T: DeserializeOwned>(mut root: Node) -> Deserialized<T> {
                 }
             }
             if span.is_none() {
-                span =
-                    start(find(&root, &target).span()).or_else(|| start(find(&root, &path).span()));
+                span = node_start(find(&root, &target)).or_else(|| node_start(find(&root, &path)));
             }
             let (line, column) = span.unwrap_or((1, 1));
             let error = TreeError {
@@ -262,4 +566,190 @@ fn tidy(message: &str) -> String {
         .replace("a sequence", "a list")
         .replace("struct ", "")
         .replace("enum ", "one of ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+    use std::path::Path;
+
+    fn load_errors(text: &str) -> Vec<String> {
+        let env = |_: &str| None;
+        match load_str(Path::new("p.yaml"), text, &env) {
+            Ok(_) => Vec::new(),
+            Err(errs) => errs
+                .iter()
+                .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_parsing() {
+        // 5,000 nested lists in 10 kB: the parser's recursion overflowed the main thread's stack.
+        let text = format!(
+            "input:\n{}x\noutput:\n  stdout: {{}}\nerrors: drop\n",
+            "- ".repeat(5000)
+        );
+        let errs = load_errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("2:257: nested too deeply"), "{errs:?}");
+
+        let mut text = "input:\n".to_string();
+        for i in 1..=300 {
+            text.push_str(&format!("{}-\n", " ".repeat(i)));
+        }
+        let errs = load_errors(&text);
+        assert!(
+            errs[0].starts_with("257:257: nested too deeply"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_parses_on_any_thread() {
+        // As deep as the limit lets through, block and flow together, on a small stack: the
+        // parser runs on its own thread.
+        let mut text = "input:\n".to_string();
+        for i in 0..250 {
+            text.push_str(&format!("{}- \n", " ".repeat(i)));
+        }
+        text.push_str(&format!(
+            "{}- {}{}\n",
+            " ".repeat(250),
+            "[".repeat(255),
+            "]".repeat(255)
+        ));
+        let parsed = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || parse(&text, LoaderOptions::default()).map(|_| ()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(parsed.is_ok(), "{parsed:?}");
+    }
+
+    #[test]
+    fn block_indent_counts_indicators_not_content() {
+        assert_eq!(block_indent("    key: value"), 4);
+        assert_eq!(block_indent("  - - - x"), 8);
+        assert_eq!(block_indent("- &a !t - x"), 10);
+        assert_eq!(block_indent("- - -"), 5);
+        assert_eq!(block_indent("        "), 0);
+        assert_eq!(block_indent("      # comment"), 0);
+        assert_eq!(block_indent("---"), 0);
+        assert_eq!(block_indent("  -x"), 2);
+    }
+
+    #[test]
+    fn scalar_positions_in_every_style() {
+        type Position = (usize, usize);
+        // (text, span start, value, offset, expected position)
+        let cases: &[(&str, Position, &str, usize, Position)] = &[
+            ("a: .b | ]\n", (1, 4), ".b | ]", 5, (1, 9)),
+            ("a: '.b | ]'\n", (1, 4), ".b | ]", 5, (1, 10)),
+            ("a: 'it''s ]'\n", (1, 4), "it's ]", 5, (1, 11)),
+            ("a: \"\\u00e9 | ]\"\n", (1, 4), "é | ]", 4, (1, 14)),
+            ("a: \"x \\\n  y ]\"\n", (1, 4), "x y ]", 4, (2, 5)),
+            // End of program: just after its last char (here the closing quote).
+            ("a: '.b =='\n", (1, 4), ".b ==", 5, (1, 10)),
+            // Folded plain and quoted scalars: the value has a space where the source breaks.
+            ("a: .b\n  | {c .d}\n", (1, 4), ".b | {c .d}", 8, (2, 8)),
+            ("a: \".b\n   | ]\"\n", (1, 4), ".b | ]", 5, (2, 6)),
+            // Block scalars, with the span at the header or at the content.
+            (
+                "a: |\n  {b: .b,\n   c: ]}\n",
+                (1, 4),
+                "{b: .b,\n c: ]}\n",
+                12,
+                (3, 7),
+            ),
+            (
+                "a: |\n  {b: .b,\n   c: ]}\n",
+                (2, 3),
+                "{b: .b,\n c: ]}\n",
+                12,
+                (3, 7),
+            ),
+            ("a: |2\n    x |\n    ]\n", (2, 3), "  x |\n  ]\n", 8, (3, 5)),
+            ("a: >-\n  .b\n  | ]\n", (2, 3), ".b | ]", 5, (3, 5)),
+            ("a: |\r\n  .b |\r\n  ]\r\n", (2, 3), ".b |\n]\n", 5, (3, 3)),
+            ("a: |\r  .b |\r  ]\r", (2, 3), ".b |\n]\n", 5, (3, 3)),
+            ("a: |\n  .b |\n\n", (2, 3), ".b |\n", 99, (2, 7)),
+            // Block content starting with a quote is not a quoted scalar.
+            ("a: |\n  \"x\" + ]\n", (2, 3), "\"x\" + ]\n", 6, (2, 9)),
+        ];
+        for &(text, (line, column), value, offset, want) in cases {
+            assert_eq!(
+                position_in_scalar(text, line, column, value, offset),
+                want,
+                "{text:?} offset {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn jq_errors_point_at_the_mistake_in_any_scalar_style() {
+        let text = "\
+input:
+  stdin: {}
+transforms:
+  - jq: |
+      {a: .a,
+       b: (.b | ]}
+  - jq: .a
+      | {b .c}
+  - jq:
+      program: >
+        .a
+        | (.b +
+        ]
+output:
+  stdout: {}
+errors: drop
+";
+        let errs = load_errors(text);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].starts_with("6:17: jq syntax error"), "{errs:?}");
+        assert!(errs[1].starts_with("8:12: jq syntax error"), "{errs:?}");
+        assert!(errs[2].starts_with("13:9: jq syntax error"), "{errs:?}");
+    }
+
+    #[test]
+    fn positions_follow_yaml_lines_and_stay_in_the_file() {
+        // Lone carriage returns break lines for the YAML parser, so for diagnostics too.
+        let errs = load_errors("input:\r  stdin: {}\routput:\r  stdout: {}\rerrors: sideways\r");
+        assert!(errs[0].starts_with("5:9: errors: unknown kind"), "{errs:?}");
+        // The parser reports the end of input on a line after the last one.
+        let errs = load_errors("#🫎");
+        assert!(
+            errs[0].starts_with("1:3: missing field `input`"),
+            "{errs:?}"
+        );
+        // The position is said once, in the file's terms.
+        let errs = load_errors("input:\n  stdin: {\noutput: x\n");
+        assert_eq!(errs.len(), 1);
+        assert!(!errs[0].contains("byte"), "{errs:?}");
+    }
+
+    #[test]
+    fn mapping_errors_point_at_the_first_key() {
+        let errs = load_errors("name: only-a-name\n");
+        assert!(
+            errs[0].starts_with("1:1: missing field `input`"),
+            "{errs:?}"
+        );
+        let errs = load_errors(
+            "input:\n  stdin: {}\ntransforms:\n  - jq: .\n    nmae: typo\noutput:\n  stdout: {}\nerrors: drop\n",
+        );
+        assert!(errs[0].starts_with("4:5: transforms[0]"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_content() {
+        let errs =
+            load_errors("\u{feff}input:\n  stdin: {}\noutput:\n  stdout: {}\nerrors: nope\n");
+        assert!(errs[0].starts_with("5:9: errors: unknown kind"), "{errs:?}");
+    }
 }
