@@ -9,9 +9,10 @@
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use super::SinkContext;
 use crate::config::{HumanDuration, Validator};
@@ -263,6 +264,95 @@ impl Retry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Position;
+    use crate::observe::Telemetry;
+    use crate::observe::health::Health;
+    use crate::runtime::ack::Ack;
+    use crate::runtime::failures::{Failures, Route};
+
+    fn context(retry: RetryConfig, health: &Arc<Health>) -> SinkContext {
+        let telemetry = Telemetry::new("retry", usize::MAX);
+        SinkContext {
+            failures: Failures::new(telemetry.clone(), Route::Drop),
+            telemetry,
+            dead_letter: false,
+            link: None,
+            health: health.clone(),
+            retry,
+        }
+    }
+
+    fn held(n: u64) -> Vec<(Held, String)> {
+        (0..n)
+            .map(|seq| {
+                let e = Event::new(
+                    bytes::Bytes::from_static(b"{}"),
+                    Position::Generated { seq },
+                    Ack::untracked(),
+                );
+                (Held::new(e), "timed out".to_string())
+            })
+            .collect()
+    }
+
+    fn again(events: Vec<Held>) -> Vec<(Held, String)> {
+        events
+            .into_iter()
+            .map(|h| (h, "timed out".into()))
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_circuit_opens_after_failures_in_a_row_reports_not_ready_and_closes_on_success() {
+        let health = Health::new(1);
+        health.pipeline_started();
+        let config = RetryConfig {
+            unready_after: HumanDuration(Duration::from_secs(5)),
+            ..RetryConfig::default()
+        };
+        let ctx = context(config, &health);
+        let mut retry = Retry::new(&ctx);
+        let start = tokio::time::Instant::now();
+        let mut todo = retry.after_attempt(held(3), &ctx).await.unwrap();
+        assert_eq!(todo.len(), 3, "all held for the next attempt");
+        assert!(!retry.is_open());
+        for _ in 0..2 {
+            todo = retry.after_attempt(again(todo), &ctx).await.unwrap();
+        }
+        assert!(retry.is_open(), "open after three failed attempts");
+        assert!(health.is_ready(), "not failing long enough to be unready");
+        // Waits grow (with jitter, between half and all of 100, 200, 400 ms, ...) up to 10 s.
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(350) && waited <= Duration::from_millis(700),
+            "{waited:?}"
+        );
+        while start.elapsed() < Duration::from_secs(6) {
+            todo = retry.after_attempt(again(todo), &ctx).await.unwrap();
+        }
+        assert_eq!(health.problems(), ["retry: output failing"]);
+        assert_eq!(todo.len(), 3, "nothing given up without max_attempts");
+        retry.succeeded();
+        assert!(!retry.is_open());
+        assert!(health.is_ready());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_out_of_attempts_follow_the_error_policy() {
+        let health = Health::new(1);
+        let config = RetryConfig {
+            max_attempts: 2,
+            ..RetryConfig::default()
+        };
+        let ctx = context(config, &health);
+        let mut retry = Retry::new(&ctx);
+        let todo = retry.after_attempt(held(2), &ctx).await.unwrap();
+        assert_eq!(todo.len(), 2);
+        let todo = retry.after_attempt(again(todo), &ctx).await.unwrap();
+        assert!(todo.is_empty(), "given up after two attempts");
+        let s = ctx.telemetry.summary();
+        assert_eq!((s.failed, s.dropped), (2, 2), "{s:?}");
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_maximum() {
