@@ -198,8 +198,9 @@ pub async fn run(
             Some((held, report)) = in_flight.next(), if !in_flight.is_empty() => {
                 settle(held, report, &ctx, &mut retry, &mut failed).await?;
             }
-            // While the circuit is open no new batch is taken: the input waits on the bus.
-            batch = rx.recv(), if open && !retry.is_open() && in_flight.len() < MAX_IN_FLIGHT => match batch {
+            // While the circuit is open no new batch is taken (the input waits on the bus), unless
+            // nothing is left to probe the output with.
+            batch = rx.recv(), if open && (!retry.is_open() || in_flight.is_empty()) && in_flight.len() < MAX_IN_FLIGHT => match batch {
                 Some(batch) => {
                     let batch = batch.into_iter().map(Held::new).collect();
                     produce(&producer, config, batch, &mut in_flight, &ctx, &mut retry, &mut failed).await?;
