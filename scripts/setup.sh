@@ -4,6 +4,7 @@
 #   scripts/setup.sh kafka   # a local Kafka-protocol broker (tansu) and a Python Kafka client
 #   scripts/setup.sh nats    # nats-server and a Python NATS client
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use
+#   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/)
 set -euo pipefail
 
 what="${1:-test}"
@@ -65,10 +66,36 @@ setup_kafka() {
   python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install --quiet 'confluent-kafka>=2.6'
 }
 
+# Tools a user would pick instead of sluice, run by benches/baselines/run.py. Pinned.
+# kcat is Debian's (librdkafka 2.0.2: it cannot talk to tansu 0.6, see benches/baselines/run.py).
+JAQ_VERSION=3.1.2
+QUIXSTREAMS_VERSION=3.28.1
+BYTEWAX_VERSION=0.21.1
+# The Python stream processors get a virtualenv of their own: quixstreams requires
+# confluent-kafka < 2.13, which would downgrade the client the tests use.
+BENCH_VENV="${BENCH_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/bench-venv}"
+setup_bench() {
+  command -v kcat >/dev/null || apt_install kcat
+  if ! { command -v jaq >/dev/null && jaq --version 2>/dev/null | grep -q "$JAQ_VERSION"; }; then
+    log "installing jaq $JAQ_VERSION"
+    cargo install jaq --version "$JAQ_VERSION" --locked --quiet
+  fi
+  if [ ! -x "$BENCH_VENV/bin/python" ]; then
+    # Debian's own python3 makes virtualenvs only with python3-venv installed.
+    python3 -m venv "$BENCH_VENV" 2>/dev/null || { rm -rf "$BENCH_VENV"; apt_install python3-venv; python3 -m venv "$BENCH_VENV"; }
+  fi
+  local check="import sys; from importlib.metadata import version as v; sys.exit(v('quixstreams') != '$QUIXSTREAMS_VERSION' or v('bytewax') != '$BYTEWAX_VERSION')"
+  "$BENCH_VENV/bin/python" -c "$check" 2>/dev/null || {
+    log "installing quixstreams $QUIXSTREAMS_VERSION and bytewax $BYTEWAX_VERSION into $BENCH_VENV"
+    "$BENCH_VENV/bin/python" -m pip install --quiet "quixstreams==$QUIXSTREAMS_VERSION" "bytewax==$BYTEWAX_VERSION"
+  }
+}
+
 case "$what" in
   build) setup_build ;;
   kafka) setup_kafka ;;
   nats) setup_nats ;;
   test) setup_test ;;
-  *) log "usage: $0 [build|kafka|nats|test]"; exit 2 ;;
+  bench) setup_bench ;;
+  *) log "usage: $0 [build|kafka|nats|test|bench]"; exit 2 ;;
 esac
