@@ -1,0 +1,630 @@
+//! The benchmark suite: sluice against the raw client loop and other tools, workload by
+//! workload, each worker a process of its own measured on its own, in one run, printed as one
+//! table (see BENCHMARKS.md).
+//!
+//! ```text
+//! cargo bench --bench suite                     # every workload
+//! cargo bench --bench suite -- w1 w3            # named workloads
+//! cargo bench --bench suite -- --events 50000   # fewer events per workload
+//! ```
+//!
+//! - W1 Kafka passthrough and W2 Kafka filter + reshape (half pass), 1 KB events with about 20
+//!   fields, drained from a backlog on librdkafka's mock cluster (in this process; 32
+//!   partitions, as it keeps at most 5 MB per partition). Other tools run the same logic:
+//!   `kcat | jaq | kcat` and bytewax through `benches/baselines/run.py` (`scripts/setup.sh
+//!   bench`); quixstreams cannot run on the mock cluster.
+//! - W3 core NATS subscribe -> jq -> publish, 256-byte events published at rising rates: the
+//!   highest rate each worker kept up with, with no message lost (slow-consumer drops).
+//! - W4 JetStream pull -> jq -> publish with acks, 512-byte events from a pre-loaded stream.
+//!
+//! Rates are of input events over the window from 2% to 100% of the outputs (connected and
+//! warm); CPU is the worker process's own (the broker and this driver are not counted), per
+//! input event; peak RSS is the worker's. Other tools report their whole run instead (start-up
+//! included), as `run.py` measures them. Run without `--bench` (as `cargo test` does) it
+//! does nothing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{NatsServer, Reading, Worker, event, watch};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+/// W2's program: half the events have status 500.
+const W2_PROGRAM: &str =
+    "select(.status >= 500) | {ts, service, msg, latency_ms: (.latency * 1000)}";
+/// W3 and W4's program.
+const RESHAPE: &str = "{id, ts, service, status, latency_ms: (.latency * 1000)}";
+const PARTITIONS: i32 = 32;
+const TIMEOUT: Duration = Duration::from_secs(900);
+
+/// One line of the table.
+struct Row {
+    workload: &'static str,
+    runner: String,
+    reading: Option<Reading>,
+    note: String,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("raw") {
+        raw::main(&args[1..]);
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        println!("the benchmark suite runs with `cargo bench --bench suite`");
+        return;
+    }
+    let events: Option<u64> = args
+        .iter()
+        .position(|a| a == "--events")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
+    let named: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| a.starts_with('w') && a.len() == 2)
+        .collect();
+    let wants = |w: &str| named.is_empty() || named.contains(&w);
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    if wants("w1") || wants("w2") {
+        let n = events.unwrap_or(150_000);
+        assert!(
+            n <= 4_500 * PARTITIONS as u64,
+            "the mock cluster keeps at most 5 MB per partition"
+        );
+        kafka(&mut rows, dir.path(), n, wants("w1"), wants("w2"));
+    }
+    if wants("w3") {
+        nats_core(&mut rows, dir.path(), events.unwrap_or(200_000));
+    }
+    if wants("w4") {
+        jetstream(&mut rows, dir.path(), events.unwrap_or(200_000));
+    }
+    print_table(&rows);
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n| workload | runner | events/s | ratio | cpu-us/event | peak RSS MiB | note |\n| --- | --- | ---: | ---: | ---: | ---: | --- |"
+    );
+    let mut base: Option<(&str, f64)> = None;
+    for r in rows {
+        if base.is_none_or(|(w, _)| w != r.workload) {
+            base = r.reading.map(|x| (r.workload, x.rate()));
+        }
+        match r.reading {
+            Some(x) => println!(
+                "| {} | {} | {:.0} | {:.2} | {:.1} | {:.0} | {} |",
+                r.workload,
+                r.runner,
+                x.rate(),
+                base.map_or(f64::NAN, |(_, b)| x.rate() / b),
+                x.cpu_us(),
+                x.peak_rss_mib,
+                r.note
+            ),
+            None => println!(
+                "| {} | {} | - | - | - | - | {} |",
+                r.workload, r.runner, r.note
+            ),
+        }
+    }
+}
+
+fn sluice() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    cmd.arg("run").env("RUST_LOG", "warn");
+    cmd
+}
+
+fn raw_worker(args: &[&str]) -> Worker {
+    Worker::spawn(
+        Command::new(std::env::current_exe().unwrap())
+            .arg("raw")
+            .args(args),
+    )
+}
+
+fn write(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+fn kafka_total(consumer: &BaseConsumer, topic: &str) -> u64 {
+    (0..PARTITIONS)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_or(0, |w| w.1.max(0) as u64)
+        })
+        .sum()
+}
+
+fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let topics = [
+        "in",
+        "w1-raw",
+        "w1-sluice",
+        "w1-kcat-jaq",
+        "w1-bytewax",
+        "w2-sluice",
+        "w2-kcat-jaq",
+        "w2-bytewax",
+    ];
+    for t in topics {
+        cluster.create_topic(t, PARTITIONS, 1).unwrap();
+    }
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    for i in 0..n {
+        let payload = event(i, 1024);
+        let key = format!("k{}", i % 64);
+        let mut rec = BaseRecord::to("in")
+            .payload(&payload)
+            .key(&key)
+            .partition((i % PARTITIONS as u64) as i32);
+        while let Err((_, back)) = producer.send(rec) {
+            rec = back;
+            producer.poll(Duration::from_millis(5));
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let counter: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let kafka_run = |workload: &'static str, runner: &str, worker: Worker, expect: u64| {
+        let output = format!("{}-{runner}", workload.to_lowercase());
+        let per_output = n as f64 / expect as f64;
+        let reading = watch(worker.pid(), expect, per_output, TIMEOUT, || {
+            kafka_total(&counter, &output)
+        });
+        drop(worker);
+        Row {
+            workload,
+            runner: runner.to_string(),
+            reading: Some(reading),
+            note: String::new(),
+        }
+    };
+    let pipeline = |name: &str, output: &str, program: Option<&str>| {
+        let transforms = program
+            .map(|p| format!("transforms:\n  - jq: '{p}'\n"))
+            .unwrap_or_default();
+        write(
+            dir,
+            name,
+            &format!(
+                "input:\n  kafka:\n    brokers: {brokers}\n    topics: [in]\n    group_id: {name}\n    options:\n      session.timeout.ms: \"6000\"\n\
+                 {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
+            ),
+        )
+    };
+    if w1 {
+        let raw = raw_worker(&["kafka", &brokers, "in", "w1-raw", &n.to_string()]);
+        rows.push(kafka_run("W1", "raw", raw, n));
+        let file = pipeline("w1", "w1-sluice", None);
+        rows.push(kafka_run(
+            "W1",
+            "sluice",
+            Worker::spawn(sluice().arg(&file)),
+            n,
+        ));
+        for tool in ["kcat-jaq", "bytewax"] {
+            rows.push(baseline("W1", tool, &brokers, &format!("w1-{tool}"), n));
+        }
+        rows.push(Row {
+            workload: "W1",
+            runner: "quixstreams".into(),
+            reading: None,
+            note: "not run: it cannot run on librdkafka's mock cluster (no controller)".into(),
+        });
+    }
+    if w2 {
+        let file = pipeline("w2", "w2-sluice", Some(W2_PROGRAM));
+        let worker = Worker::spawn(sluice().arg(&file));
+        rows.push(kafka_run("W2", "sluice", worker, n.div_ceil(2)));
+        for tool in ["kcat-jaq", "bytewax"] {
+            rows.push(baseline("W2", tool, &brokers, &format!("w2-{tool}"), n));
+        }
+    }
+}
+
+/// Runs another tool through `benches/baselines/run.py`, which reports its whole run.
+fn baseline(workload: &'static str, tool: &str, brokers: &str, output: &str, n: u64) -> Row {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baselines/run.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--tool", tool, "--workload", &workload.to_lowercase()])
+        .args(["--brokers", brokers, "--input", "in", "--output", output])
+        .args(["--count", &n.to_string()])
+        .stderr(std::process::Stdio::null())
+        .output();
+    let report = out
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+    let Some(r) = report else {
+        return Row {
+            workload,
+            runner: tool.into(),
+            reading: None,
+            note: "not run: failed or not installed (scripts/setup.sh bench)".into(),
+        };
+    };
+    let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+    Row {
+        workload,
+        runner: tool.into(),
+        reading: Some(Reading {
+            events: f("events"),
+            seconds: f("wall_s"),
+            cpu_seconds: f("cpu_s"),
+            peak_rss_mib: f("peak_rss_kb") / 1024.0,
+        }),
+        note: "whole run, start-up included".into(),
+    }
+}
+
+/// W3: the highest of a rising series of publish rates each worker keeps up with, losing
+/// nothing.
+fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
+    let server = NatsServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(async_nats::connect(&server.url)).unwrap();
+    let file = write(
+        dir,
+        "w3",
+        &format!(
+            "input:\n  nats:\n    url: {url}\n    subjects: [w3.in]\n\
+             transforms:\n  - jq: '{RESHAPE}'\n\
+             output:\n  nats:\n    url: {url}\n    subject: w3.out.sluice\nerrors: drop\n",
+            url = server.url
+        ),
+    );
+    let raw_args = ["nats", &server.url, "w3.in", "w3.out.raw"];
+    for (runner, start) in [
+        ("raw", &(|| raw_worker(&raw_args)) as &dyn Fn() -> Worker),
+        ("sluice", &|| Worker::spawn(sluice().arg(&file))),
+    ] {
+        let mut best: Option<Reading> = None;
+        let mut note = String::new();
+        for rate in [25_000u64, 50_000, 100_000, 200_000, 400_000] {
+            let worker = start();
+            let trial = rt.block_on(nats_trial(&client, &worker, runner, n, rate));
+            match trial {
+                Ok(r) => best = Some(r),
+                Err(lost) => {
+                    note = format!("at {rate}/s: {lost} of {n} lost");
+                    break;
+                }
+            }
+        }
+        if note.is_empty() {
+            note = "kept up at the highest rate tried".into();
+        }
+        rows.push(Row {
+            workload: "W3",
+            runner: runner.into(),
+            reading: best,
+            note: format!("256 B; 0 lost at the rate shown; {note}"),
+        });
+    }
+}
+
+/// Publishes `n` events at `rate` to a started worker; Ok with the reading if every event came
+/// out, else Err with how many were lost.
+async fn nats_trial(
+    client: &async_nats::Client,
+    worker: &Worker,
+    runner: &str,
+    n: u64,
+    rate: u64,
+) -> Result<Reading, u64> {
+    use futures_util::StreamExt;
+    let mut out = client.subscribe(format!("w3.out.{runner}")).await.unwrap();
+    client.flush().await.unwrap();
+    // Until the worker is subscribed, publishes are lost: probe until one comes back.
+    let probe = event(u64::MAX, 256);
+    loop {
+        client.publish("w3.in", probe.clone().into()).await.unwrap();
+        if tokio::time::timeout(Duration::from_millis(200), out.next())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+    }
+    // Late probe echoes, then count.
+    while tokio::time::timeout(Duration::from_millis(300), out.next())
+        .await
+        .is_ok()
+    {}
+    let received = Arc::new(AtomicU64::new(0));
+    let counting = {
+        let received = received.clone();
+        tokio::spawn(async move {
+            while out.next().await.is_some() {
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    let pid = worker.pid().to_string();
+    let (t0, c0) = (Instant::now(), common::cpu_seconds(&pid));
+    let per_tick = (rate / 100).max(1);
+    let mut sent = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    while sent < n {
+        tick.tick().await;
+        for _ in 0..per_tick.min(n - sent) {
+            client
+                .publish("w3.in", event(sent, 256).into())
+                .await
+                .unwrap();
+            sent += 1;
+        }
+    }
+    client.flush().await.unwrap();
+    let publish_secs = t0.elapsed().as_secs_f64();
+    // Done when nothing more arrives for a second.
+    let mut last = (received.load(Ordering::Relaxed), Instant::now());
+    while received.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = received.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+    }
+    let cpu = common::cpu_seconds(&pid) - c0;
+    let peak = common::peak_rss_mib(&pid);
+    counting.abort();
+    let got = received.load(Ordering::Relaxed);
+    if got < n {
+        return Err(n - got);
+    }
+    Ok(Reading {
+        events: n as f64,
+        seconds: publish_secs,
+        cpu_seconds: cpu,
+        peak_rss_mib: peak,
+    })
+}
+
+/// W4: a pre-loaded stream drained through a durable pull consumer into another stream.
+fn jetstream(rows: &mut Vec<Row>, dir: &Path, n: u64) {
+    use async_nats::jetstream::{self, stream};
+    let server = NatsServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let js = rt.block_on(async {
+        let js = jetstream::new(async_nats::connect(&server.url).await.unwrap());
+        for (name, subject) in [
+            ("IN", "w4.in.>"),
+            ("RAW", "w4.raw"),
+            ("SLUICE", "w4.sluice"),
+        ] {
+            js.create_stream(stream::Config {
+                name: name.into(),
+                subjects: vec![subject.into()],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        }
+        let mut acks = Vec::new();
+        for i in 0..n {
+            acks.push(
+                js.publish(format!("w4.in.{}", i % 8), event(i, 512).into())
+                    .await
+                    .unwrap(),
+            );
+            if acks.len() == 4096 {
+                for a in futures_util::future::join_all(
+                    acks.drain(..).map(std::future::IntoFuture::into_future),
+                )
+                .await
+                {
+                    a.unwrap();
+                }
+            }
+        }
+        for a in futures_util::future::join_all(
+            acks.into_iter().map(std::future::IntoFuture::into_future),
+        )
+        .await
+        {
+            a.unwrap();
+        }
+        js
+    });
+    let stored = |name: &str| {
+        rt.block_on(async {
+            match js.get_stream(name).await {
+                Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages),
+                Err(_) => 0,
+            }
+        })
+    };
+    let raw = raw_worker(&["jetstream", &server.url, "IN", "w4.raw", &n.to_string()]);
+    let reading = watch(raw.pid(), n, 1.0, TIMEOUT, || stored("RAW"));
+    drop(raw);
+    rows.push(Row {
+        workload: "W4",
+        runner: "raw".into(),
+        reading: Some(reading),
+        note: "512 B; fetch -> publish -> await acks -> ack, no parsing".into(),
+    });
+    let file = write(
+        dir,
+        "w4",
+        &format!(
+            "input:\n  jetstream:\n    url: {url}\n    stream: IN\n    consumer: sluice\n\
+             transforms:\n  - jq: '{RESHAPE}'\n\
+             output:\n  jetstream:\n    url: {url}\n    subject: w4.sluice\nerrors: drop\n",
+            url = server.url
+        ),
+    );
+    let worker = Worker::spawn(sluice().arg(&file));
+    let reading = watch(worker.pid(), n, 1.0, TIMEOUT, || stored("SLUICE"));
+    drop(worker);
+    rows.push(Row {
+        workload: "W4",
+        runner: "sluice".into(),
+        reading: Some(reading),
+        note: "512 B; jq reshape".into(),
+    });
+}
+
+/// The raw client loops, run as child processes of the suite: the physical limit of each bus
+/// on this machine, with no parsing.
+mod raw {
+    use std::time::{Duration, Instant};
+
+    use futures_util::StreamExt;
+    use rdkafka::ClientConfig;
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    pub fn main(args: &[String]) {
+        let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
+        match arg(0) {
+            "kafka" => kafka(arg(1), arg(2), arg(3), arg(4).parse().unwrap()),
+            "nats" => {
+                tokio::runtime::Runtime::new()
+                    .unwrap()
+                    .block_on(nats(arg(1), arg(2), arg(3)))
+            }
+            "jetstream" => tokio::runtime::Runtime::new().unwrap().block_on(jetstream(
+                arg(1),
+                arg(2),
+                arg(3),
+                arg(4).parse().unwrap(),
+            )),
+            other => panic!("unknown raw loop {other}"),
+        }
+    }
+
+    /// Consume, produce the payload and key unchanged, commit every second after a flush.
+    fn kafka(brokers: &str, input: &str, output: &str, n: u64) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "raw-loop")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[input]).unwrap();
+        let mut seen = 0u64;
+        let mut last_commit = Instant::now();
+        while seen < n {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                let mut rec = BaseRecord::to(output).payload(m.payload().unwrap_or_default());
+                if let Some(k) = m.key() {
+                    rec = rec.key(k);
+                }
+                while let Err((_, back)) = producer.send(rec) {
+                    rec = back;
+                    producer.poll(Duration::from_millis(1));
+                }
+                producer.poll(Duration::ZERO);
+                seen += 1;
+            }
+            if last_commit.elapsed() > Duration::from_secs(1) {
+                producer.flush(Duration::from_secs(30)).unwrap();
+                let _ = consumer.commit_consumer_state(CommitMode::Async);
+                last_commit = Instant::now();
+            }
+        }
+        producer.flush(Duration::from_secs(60)).unwrap();
+        let _ = consumer.commit_consumer_state(CommitMode::Sync);
+        // Stay until the suite has read this process's CPU and memory, then is killed.
+        loop {
+            std::thread::park();
+        }
+    }
+
+    /// Subscribe and publish each payload unchanged.
+    async fn nats(url: &str, input: &str, output: &str) {
+        let client = async_nats::connect(url).await.unwrap();
+        let mut sub = client.subscribe(input.to_string()).await.unwrap();
+        let output = async_nats::Subject::from(output);
+        while let Some(m) = sub.next().await {
+            client.publish(output.clone(), m.payload).await.unwrap();
+        }
+    }
+
+    /// Fetch a batch, publish each payload with a `Nats-Msg-Id`, await the stream's acks, then
+    /// ack the inputs.
+    async fn jetstream(url: &str, stream: &str, output: &str, n: u64) {
+        use async_nats::jetstream::{self, consumer::pull};
+        let js = jetstream::new(async_nats::connect(url).await.unwrap());
+        let consumer = js
+            .get_stream(stream)
+            .await
+            .unwrap()
+            .create_consumer(pull::Config {
+                durable_name: Some("raw".into()),
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut done = 0u64;
+        while done < n {
+            let mut batch = consumer.fetch().max_messages(256).messages().await.unwrap();
+            let mut inputs = Vec::with_capacity(256);
+            let mut acks = Vec::with_capacity(256);
+            while let Some(m) = batch.next().await {
+                let m = m.unwrap();
+                let seq = m.info().map(|i| i.stream_sequence).unwrap_or(0);
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", format!("{stream}/{seq}").as_str());
+                acks.push(
+                    js.publish_with_headers(output.to_string(), headers, m.payload.clone())
+                        .await
+                        .unwrap(),
+                );
+                inputs.push(m);
+            }
+            for a in futures_util::future::join_all(
+                acks.into_iter().map(std::future::IntoFuture::into_future),
+            )
+            .await
+            {
+                a.unwrap();
+            }
+            for m in &inputs {
+                m.ack().await.unwrap();
+            }
+            done += inputs.len() as u64;
+        }
+        // Stay until the suite has read this process's CPU and memory, then is killed.
+        std::future::pending::<()>().await;
+    }
+}
