@@ -164,8 +164,18 @@ async fn run(
 
     let result = tokio::select! {
         r = &mut work => r,
-        signal = wait_for_signal() => {
-            tracing::info!(signal, deadline_ms = deadline.as_millis() as u64, "shutting down: no new events are read; in-flight events are delivered");
+        // A signal, or a failed pipeline stopping the others: either way the rest must be done
+        // before the deadline (an output still retrying would otherwise hold the process).
+        signal = async {
+            tokio::select! {
+                s = wait_for_signal() => Some(s),
+                _ = shutdown.cancelled() => None,
+            }
+        } => {
+            match signal {
+                Some(signal) => tracing::info!(signal, deadline_ms = deadline.as_millis() as u64, "shutting down: no new events are read; in-flight events are delivered"),
+                None => tracing::warn!(deadline_ms = deadline.as_millis() as u64, "a pipeline failed: stopping the others; in-flight events are delivered"),
+            }
             health.shutting_down();
             shutdown.cancel();
             tokio::select! {

@@ -566,3 +566,74 @@ settings:
     let summary = &log_records(&text, "pipeline stopped")[0];
     assert_eq!(summary["failed"], 0, "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_output_batch_is_confirmed_and_a_header_nats_cannot_carry_is_dead_lettered() {
+    let server = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let output = name("OUT");
+    create_stream(&js, &output, &[format!("{output}.>")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    // One batch of 6,000 events: more than async-nats lets await their acknowledgement at once.
+    let n = 6_000u64;
+    let mut lines = String::new();
+    for i in 0..n {
+        let msg = if i == 7 { "line one\nline two" } else { "ok" };
+        lines.push_str(&serde_json::json!({"id": i, "msg": msg}).to_string());
+        lines.push('\n');
+    }
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, lines).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let file = pipeline(
+        dir.path(),
+        "big",
+        &format!(
+            "\
+input:
+  file:
+    path: {input}
+transforms:
+  - route:
+      headers:
+        x-msg: '.msg'
+output:
+  jetstream:
+    url: {url}
+    subject: {output}.e
+errors:
+  output:
+    file:
+      path: {dead}
+settings:
+  batch_size: 6000
+",
+            input = input.display(),
+            url = server.url(),
+            dead = dead.display(),
+        ),
+    );
+    let log = dir.path().join("w.log");
+    let mut w = worker(&file, &log);
+    assert!(wait_exit(&mut w, Duration::from_secs(120)).success());
+    let mut ids: Vec<u64> = read_stream(&js, &output)
+        .await
+        .iter()
+        .map(|m| id(&m.payload))
+        .collect();
+    ids.sort_unstable();
+    let want: Vec<u64> = (0..n).filter(|i| *i != 7).collect();
+    assert_eq!(ids, want);
+    let letters = common::lines(&dead);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter: serde_json::Value = serde_json::from_str(&letters[0]).unwrap();
+    assert_eq!(letter["payload"]["id"], 7);
+    assert_eq!(letter["headers"]["sluice-error-step"], "output");
+    assert!(
+        letter["headers"]["sluice-error-reason"]
+            .as_str()
+            .unwrap()
+            .contains("x-msg"),
+        "{letter}"
+    );
+}

@@ -613,3 +613,24 @@ async fn a_dead_letter_output_that_refuses_stops_the_pipeline_and_keeps_the_inpu
         .unwrap();
     assert_eq!(done, vec![10]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_flight_budget_smaller_than_a_batch_still_delivers_everything() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let s = setup(&cluster);
+    let n = 2_000;
+    produce(&brokers, &s.input, events(0..n, &[]));
+    let out = Collector::start(&brokers, &s.output, PARTITIONS);
+    // A batch of 200 events of about 20 bytes is over the budget on its own.
+    let yaml = pipeline_yaml(&brokers, &s).replace(
+        "  shutdown_timeout: 20s\n",
+        "  shutdown_timeout: 20s\n  max_in_flight_bytes: 1KiB\n  max_event_bytes: 512\n",
+    );
+    let (token, handle) = start(&yaml);
+    wait_count("every output", &out, n as usize, Duration::from_secs(120)).await;
+    token.cancel();
+    handle.await.unwrap().expect("pipeline ends cleanly");
+    check_output(&out.records(), n, &[], &s.input);
+    assert_all_committed(&brokers, &s).await;
+}

@@ -139,8 +139,15 @@ pub fn dead_letter(f: Failure, pipeline: &str) -> Event {
     let mut e = f.event;
     let source = e.position.to_string();
     let time = jiff::Timestamp::now().to_string();
+    // One line each: reasons can quote input (a jq `error(...)`), and NATS headers cannot carry
+    // line breaks.
+    let reason: String = f
+        .reason
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     for (name, value) in [
-        (headers::REASON, f.reason),
+        (headers::REASON, reason),
         (headers::STEP, f.step),
         (headers::SOURCE, source),
         (headers::TIME, time),

@@ -101,6 +101,7 @@ pub async fn run_pipeline(
         link: output_link,
         health: health.clone(),
         retry: config.settings.retry.clone(),
+        max_event_bytes: config.settings.max_event_bytes.0,
     };
     tasks.spawn(async move { c.output.run(out_rx, ctx).await.map_err(PipelineError::from) });
     if let (Some(rx), ErrorPolicy::Output(out)) = (dlq_rx, &config.errors) {
@@ -112,6 +113,7 @@ pub async fn run_pipeline(
             link: dead_letter_link,
             health: health.clone(),
             retry: config.settings.retry.clone(),
+            max_event_bytes: config.settings.max_event_bytes.0,
         };
         tasks.spawn(async move { out.run(rx, ctx).await.map_err(PipelineError::from) });
     }

@@ -90,53 +90,72 @@ fn passing(kind: PublishErrorKind) -> bool {
     )
 }
 
-/// One attempt: publishes `todo`, confirms what the stream acknowledged, hands refused events to
-/// the error policy and returns those to retry.
+/// Most publishes awaiting their acknowledgement at once: below async-nats' limit of pending
+/// acknowledgements (5,000), past which a publish would wait for an acknowledgement nobody
+/// awaits yet.
+const ACK_WINDOW: usize = 1_000;
+
+/// One attempt: publishes `todo` (a window at a time), confirms what the stream acknowledged,
+/// hands refused events to the error policy and returns those to retry.
 async fn publish(
     js: &async_nats::jetstream::Context,
     config: &JetStreamOutputConfig,
     ctx: &SinkContext,
     todo: Vec<Held>,
 ) -> Result<Vec<(Held, String)>, SinkError> {
-    let mut pending = Vec::with_capacity(todo.len());
-    for held in todo {
-        let event = &held.event;
-        let subject = event
-            .destination
-            .as_deref()
-            .unwrap_or(&config.subject)
-            .to_string();
-        let mut headers = super::nats::headers(event);
-        if config.msg_id {
-            headers.insert("Nats-Msg-Id", msg_id(event, ctx.dead_letter).as_str());
-        }
-        let published = js
-            .publish_with_headers(subject, headers, event.payload.clone())
-            .await;
-        pending.push((held, published));
-    }
-    // Await the acknowledgements together: each has its own timeout, and after a server
-    // restart none of the lost ones may hold up the rest.
-    let acked =
-        futures_util::future::join_all(pending.into_iter().map(|(held, published)| async move {
-            let acked = match published {
-                Ok(ack) => ack.await,
-                Err(e) => Err(e),
-            };
-            (held, acked)
-        }))
-        .await;
     let mut refused = Vec::new();
     let mut again = Vec::new();
-    for (held, acked) in acked {
-        match acked {
-            Ok(_) => ctx.confirm_one(held.event),
-            Err(e) if passing(e.kind()) => again.push((held, e.to_string())),
-            Err(e) => refused.push(Failure {
-                event: held.event,
-                step: OUTPUT_STEP.into(),
-                reason: e.to_string(),
-            }),
+    let mut todo = todo.into_iter().peekable();
+    while todo.peek().is_some() {
+        let mut pending = Vec::with_capacity(ACK_WINDOW);
+        for held in todo.by_ref().take(ACK_WINDOW) {
+            let event = &held.event;
+            let subject = event
+                .destination
+                .as_deref()
+                .unwrap_or(&config.subject)
+                .to_string();
+            let mut headers = match super::nats::headers(event) {
+                Ok(h) => h,
+                Err(reason) => {
+                    refused.push(Failure {
+                        event: held.event,
+                        step: OUTPUT_STEP.into(),
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            if config.msg_id {
+                headers.insert("Nats-Msg-Id", msg_id(event, ctx.dead_letter).as_str());
+            }
+            let published = js
+                .publish_with_headers(subject, headers, event.payload.clone())
+                .await;
+            pending.push((held, published));
+        }
+        // Await the acknowledgements together: each has its own timeout, and after a server
+        // restart none of the lost ones may hold up the rest.
+        let acked = futures_util::future::join_all(pending.into_iter().map(
+            |(held, published)| async move {
+                let acked = match published {
+                    Ok(ack) => ack.await,
+                    Err(e) => Err(e),
+                };
+                (held, acked)
+            },
+        ))
+        .await;
+        for (held, acked) in acked {
+            match acked {
+                Ok(_) => ctx.confirm_one(held.event),
+                Err(e) if passing(e.kind()) => again.push((held, e.to_string())),
+                Err(e) => refused.push(Failure {
+                    event: held.event,
+                    step: OUTPUT_STEP.into(),
+                    reason: e.to_string(),
+                }),
+            }
         }
     }
     ctx.failures.handle(refused).await?;

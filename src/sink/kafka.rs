@@ -113,7 +113,17 @@ impl KafkaOutputConfig {
 const MAX_IN_FLIGHT: usize = 50_000;
 
 /// The librdkafka producer configuration of a pipeline.
-pub fn producer_config(config: &KafkaOutputConfig, pipeline: &str) -> ClientConfig {
+/// Room for a record's key, headers (dead letters gain five) and framing on top of its payload.
+const RECORD_OVERHEAD: usize = 64 * 1024;
+
+/// The librdkafka producer configuration of a pipeline whose events are at most
+/// `max_event_bytes`: the producer's own record limit (`message.max.bytes`, 1,000,000 by
+/// default) is raised to fit them, unless `options` set it.
+pub fn producer_config(
+    config: &KafkaOutputConfig,
+    pipeline: &str,
+    max_event_bytes: usize,
+) -> ClientConfig {
     let mut cc = ClientConfig::new();
     cc.set("bootstrap.servers", &config.brokers)
         .set("client.id", format!("sluice-{pipeline}"))
@@ -127,7 +137,13 @@ pub fn producer_config(config: &KafkaOutputConfig, pipeline: &str) -> ClientConf
             "delivery.timeout.ms",
             config.delivery_timeout.0.as_millis().to_string(),
         )
-        .set("statistics.interval.ms", STATS_INTERVAL_MS);
+        .set("statistics.interval.ms", STATS_INTERVAL_MS)
+        .set(
+            "message.max.bytes",
+            (max_event_bytes + RECORD_OVERHEAD)
+                .clamp(1_000_000, 1_000_000_000)
+                .to_string(),
+        );
     for (k, v) in &config.options.0 {
         cc.set(k, v);
     }
@@ -164,9 +180,10 @@ pub async fn run(
 ) -> Result<(), SinkError> {
     let pipeline = ctx.telemetry.pipeline();
     let link = ProducerLink(BrokerLink::new(ctx.link.clone(), pipeline, "producer"));
-    let producer: FutureProducer<ProducerLink> = producer_config(config, pipeline)
-        .create_with_context(link)
-        .map_err(write_error)?;
+    let producer: FutureProducer<ProducerLink> =
+        producer_config(config, pipeline, ctx.max_event_bytes)
+            .create_with_context(link)
+            .map_err(write_error)?;
     let mut retry = Retry::new(&ctx);
     let mut in_flight: InFlight = FuturesUnordered::new();
     // Events whose delivery failed for a passing reason, to be produced again.
@@ -240,6 +257,9 @@ async fn produce(
                     None => tokio::time::sleep(Duration::from_millis(5)).await,
                 }
             }
+            Err((KafkaError::MessageProduction(code), _)) if fatal(code) => {
+                return Err(write_error(format!("the producer failed: {code}")));
+            }
             Err((e, back)) => {
                 ctx.failures
                     .handle(vec![Failure {
@@ -293,6 +313,13 @@ fn enqueue(
     }
 }
 
+/// Whether the producer can deliver nothing more: a fatal (idempotence) error, after which
+/// librdkafka purges its queue and refuses every record.
+fn fatal(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(code, C::Fatal | C::PurgeQueue | C::PurgeInflight)
+}
+
 /// Whether a delivery failure may pass by itself (retry) rather than being about the record.
 fn passing(code: RDKafkaErrorCode) -> bool {
     use RDKafkaErrorCode as C;
@@ -329,6 +356,12 @@ async fn settle(
             retry.succeeded();
             ctx.confirm_one(held.event);
             return Ok(());
+        }
+        Ok(Err((KafkaError::MessageProduction(code), _))) if fatal(code) => {
+            // The producer is unusable (or purged its queue): nothing more is delivered, so the
+            // output stops and the input is not acknowledged.
+            drop(held);
+            return Err(write_error(format!("the producer failed: {code}")));
         }
         Ok(Err((KafkaError::MessageProduction(code), _))) if passing(code) => {
             failed.push((held, code.to_string()));

@@ -65,6 +65,8 @@ pub struct SinkContext {
     pub health: Arc<crate::observe::health::Health>,
     /// How deliveries that failed for a passing reason are retried.
     pub retry: retry::RetryConfig,
+    /// The pipeline's largest event (`settings.max_event_bytes`).
+    pub max_event_bytes: usize,
 }
 
 impl SinkContext {

@@ -9,6 +9,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::retry::{Held, Retry};
+use crate::runtime::failures::{Failure, OUTPUT_STEP};
+use async_nats::client::PublishErrorKind;
 
 use super::{SinkContext, SinkError};
 use crate::config::Validator;
@@ -39,13 +41,21 @@ impl NatsOutputConfig {
     }
 }
 
-/// NATS headers from event headers (values as text).
-pub(crate) fn headers(event: &Event) -> async_nats::HeaderMap {
+/// NATS headers from event headers (values as text); an error names a header NATS cannot carry
+/// (a name with spaces, `:` or control characters, a value with a line break).
+pub(crate) fn headers(event: &Event) -> Result<async_nats::HeaderMap, String> {
     let mut map = async_nats::HeaderMap::new();
     for (name, value) in &event.headers {
-        map.append(name.as_str(), String::from_utf8_lossy(value).as_ref());
+        let header: async_nats::HeaderName = name
+            .parse()
+            .map_err(|_| format!("header name {name:?} is not valid in NATS"))?;
+        let text = String::from_utf8_lossy(value);
+        let value: async_nats::HeaderValue = text
+            .parse()
+            .map_err(|_| format!("header {name} has a value NATS cannot carry: {text:?}"))?;
+        map.append(header, value);
     }
-    map
+    Ok(map)
 }
 
 /// How long the server may take to echo a batch's confirmation before the batch is published
@@ -83,16 +93,20 @@ pub async fn run(
     while let Some(batch) = rx.recv().await {
         let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
         while !todo.is_empty() {
-            match publish(&client, config, &mut confirm, &todo).await {
-                Ok(()) => {
-                    retry.succeeded();
-                    ctx.confirm(todo.into_iter().map(|h| h.event).collect());
+            match publish(&client, config, &mut confirm, &mut todo).await {
+                Ok(refused) => {
+                    ctx.failures.handle(refused).await?;
+                    if !todo.is_empty() {
+                        retry.succeeded();
+                        ctx.confirm(todo.into_iter().map(|h| h.event).collect());
+                    }
                     break;
                 }
-                Err(reason) => {
+                Err(Attempt::Failed(reason)) => {
                     let failed = todo.into_iter().map(|h| (h, reason.clone())).collect();
                     todo = retry.after_attempt(failed, &ctx).await?;
                 }
+                Err(Attempt::Closed(reason)) => return Err(write_error(reason)),
             }
         }
     }
@@ -107,12 +121,14 @@ struct Confirm {
 }
 
 /// One attempt at a batch: publish it, then wait for the server to echo the confirmation.
+/// Events NATS refuses (a subject or header it cannot carry, a payload over the server's
+/// maximum) are taken out of the batch and returned with the reason; the rest is confirmed.
 async fn publish(
     client: &async_nats::Client,
     config: &NatsOutputConfig,
     confirm: &mut Confirm,
-    batch: &[Held],
-) -> Result<(), String> {
+    batch: &mut Vec<Held>,
+) -> Result<Vec<Failure>, Attempt> {
     let connects = client.statistics().connects.load(Ordering::Relaxed);
     let echoes = match &mut confirm.echoes {
         Some(echoes) => echoes,
@@ -120,27 +136,48 @@ async fn publish(
             client
                 .subscribe(confirm.inbox.clone())
                 .await
-                .map_err(|e| e.to_string())?,
+                .map_err(|e| Attempt::Failed(e.to_string()))?,
         ),
     };
-    for held in batch {
+    let mut refused = Vec::new();
+    let mut kept = Vec::with_capacity(batch.len());
+    let mut events = std::mem::take(batch).into_iter();
+    while let Some(held) = events.next() {
         let event = &held.event;
         let subject = Subject::from(event.destination.as_deref().unwrap_or(&config.subject));
-        let published = if event.headers.is_empty() {
-            client.publish(subject, event.payload.clone()).await
-        } else {
-            client
-                .publish_with_headers(subject, headers(event), event.payload.clone())
-                .await
+        let published = match headers(event) {
+            Ok(h) if h.is_empty() => client.publish(subject, event.payload.clone()).await,
+            Ok(h) => {
+                client
+                    .publish_with_headers(subject, h, event.payload.clone())
+                    .await
+            }
+            Err(reason) => {
+                refused.push(refusal(held, reason));
+                continue;
+            }
         };
-        published.map_err(|e| e.to_string())?;
+        match published {
+            Ok(()) => kept.push(held),
+            Err(e) if matches!(e.kind(), PublishErrorKind::Send) => {
+                kept.push(held);
+                kept.extend(events);
+                *batch = kept;
+                return Err(Attempt::Closed(e.to_string()));
+            }
+            Err(e) => refused.push(refusal(held, e.to_string())),
+        }
+    }
+    *batch = kept;
+    if batch.is_empty() {
+        return Ok(refused);
     }
     confirm.sent += 1;
     let token = confirm.sent.to_string();
     client
         .publish(confirm.inbox.clone(), token.clone().into())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Attempt::Closed(e.to_string()))?;
     let deadline = tokio::time::sleep(CONFIRM_TIMEOUT);
     tokio::pin!(deadline);
     loop {
@@ -151,19 +188,37 @@ async fn publish(
                 Some(_) => {}
                 None => {
                     confirm.echoes = None;
-                    return Err("the confirmation subscription closed".into());
+                    return Err(Attempt::Failed("the confirmation subscription closed".into()));
                 }
             },
             _ = &mut deadline => {
-                return Err(format!(
+                return Err(Attempt::Failed(format!(
                     "the server did not confirm the batch within {} s",
                     CONFIRM_TIMEOUT.as_secs()
-                ));
+                )));
             }
         }
     }
     if client.statistics().connects.load(Ordering::Relaxed) != connects {
-        return Err("the connection was re-established during the batch".into());
+        return Err(Attempt::Failed(
+            "the connection was re-established during the batch".into(),
+        ));
     }
-    Ok(())
+    Ok(refused)
+}
+
+/// Why an attempt at a batch failed.
+enum Attempt {
+    /// It may pass: publish the batch again after the backoff.
+    Failed(String),
+    /// The client is closed: nothing more can be published.
+    Closed(String),
+}
+
+fn refusal(held: Held, reason: String) -> Failure {
+    Failure {
+        event: held.event,
+        step: OUTPUT_STEP.into(),
+        reason,
+    }
 }

@@ -279,6 +279,7 @@ mod tests {
             link: None,
             health: health.clone(),
             retry,
+            max_event_bytes: usize::MAX,
         }
     }
 

@@ -588,14 +588,7 @@ fn consume(
         if let Some(batch) = pending.take() {
             // Wait a little for room before pausing: a pause drops what librdkafka prefetched,
             // so pausing at every brief stall would refetch constantly.
-            // A used-up in-flight byte budget counts as a full pipeline.
-            let budget = ctx.telemetry.budget();
-            let reserved = if budget.is_full() {
-                Err(TrySendError::Full(()))
-            } else {
-                ctx.out.try_reserve()
-            };
-            let permit = match reserved {
+            let permit = match ctx.out.try_reserve() {
                 Ok(permit) => Some(permit),
                 Err(TrySendError::Closed(())) => break Ok(()),
                 Err(TrySendError::Full(())) => {
@@ -604,11 +597,9 @@ fn consume(
                     } else {
                         Duration::from_millis(200)
                     };
-                    let room = async {
-                        budget.room().await;
-                        ctx.out.reserve().await
-                    };
-                    match waiter.block_on(async { tokio::time::timeout(wait, room).await }) {
+                    match waiter
+                        .block_on(async { tokio::time::timeout(wait, ctx.out.reserve()).await })
+                    {
                         Ok(Ok(permit)) => Some(permit),
                         Ok(Err(_)) => break Ok(()),
                         Err(_) => None,
@@ -630,25 +621,38 @@ fn consume(
                             lane.handed = Some(offset);
                         }
                     }
-                    drop(state);
-                    if paused {
-                        if let Ok(assignment) = consumer.assignment() {
-                            let _ = consumer.resume(&assignment);
-                        }
-                        paused = false;
-                    }
                 }
-                None => {
-                    pending = Some(batch);
-                    let since = *full_since.get_or_insert_with(Instant::now);
-                    if !paused && since.elapsed() >= PAUSE_AFTER {
-                        if let Ok(assignment) = consumer.assignment() {
-                            let _ = consumer.pause(&assignment);
-                        }
-                        paused = true;
-                        tracing::debug!(pipeline = %pipeline, "pipeline full: fetching paused");
-                    }
+                None => pending = Some(batch),
+            }
+        }
+        // Full: a batch waits for room downstream, or the in-flight byte budget is used up (a
+        // batch already read is still handed on: only reading more waits for the budget).
+        let budget = ctx.telemetry.budget();
+        let mut budget_full = budget.is_full();
+        if budget_full && !paused {
+            // Until fetching pauses, wait a little for room rather than read on.
+            budget_full = waiter
+                .block_on(async {
+                    tokio::time::timeout(Duration::from_millis(50), budget.room()).await
+                })
+                .is_err();
+        }
+        if pending.is_some() || budget_full {
+            let since = *full_since.get_or_insert_with(Instant::now);
+            if !paused && since.elapsed() >= PAUSE_AFTER {
+                if let Ok(assignment) = consumer.assignment() {
+                    let _ = consumer.pause(&assignment);
                 }
+                paused = true;
+                tracing::debug!(pipeline = %pipeline, "pipeline full: fetching paused");
+            }
+        } else {
+            full_since = None;
+            if paused {
+                if let Ok(assignment) = consumer.assignment() {
+                    let _ = consumer.resume(&assignment);
+                }
+                paused = false;
             }
         }
         // While paused (the pipeline is full) poll anyway: it serves rebalances and keeps the
@@ -675,7 +679,7 @@ fn consume(
                     break;
                 }
             }
-            if paused || batch.len() >= ctx.batch_size {
+            if paused || budget_full || batch.len() >= ctx.batch_size {
                 break;
             }
             timeout = Duration::ZERO;
