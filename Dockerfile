@@ -20,7 +20,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
- && for b in kafka_pipeline jetstream_pipeline transform suite; do echo 'fn main() {}' > "benches/$b.rs"; done \
+ && for b in transform suite; do echo 'fn main() {}' > "benches/$b.rs"; done \
  && cargo build --release --locked \
  && rm -rf src
 COPY src src

@@ -5,6 +5,8 @@
 //! criterion. Run without `--bench` (as `cargo test --all-targets` does) each benchmark runs once
 //! as a check, untimed.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -28,32 +30,6 @@ const W2: &str = "select(.status >= 500) | {ts, service, msg, latency_ms: (.late
 const FANOUT: &str = ".items[] | {id: .}";
 /// Items in each event of the fan-out benchmark.
 const ITEMS: u64 = 10;
-
-/// A 1 KB JSON event with about 20 fields (the same as `benches/kafka_pipeline.rs`).
-fn event(i: u64) -> Vec<u8> {
-    let mut e = format!(
-        "{{\"id\":{i},\"ts\":{},\"service\":\"svc-{}\",\"status\":{},\"latency\":{:.4},\"msg\":\"request handled\",\
-         \"host\":\"host-{}\",\"region\":\"eu-west-1\",\"method\":\"GET\",\"path\":\"/api/v1/items/{}\",\"bytes\":{},\
-         \"user\":\"user-{}\",\"agent\":\"bench/1.0\",\"trace\":\"{:016x}\",\"span\":\"{:08x}\",\"env\":\"prod\",\
-         \"version\":\"1.2.3\",\"retries\":{},\"cache\":\"miss\",\"pad\":\"",
-        1_700_000_000_000u64 + i,
-        i % 17,
-        if i.is_multiple_of(2) { 500 } else { 200 },
-        (i % 1000) as f64 / 997.0,
-        i % 31,
-        i % 1000,
-        i * 7 % 65536,
-        i % 5000,
-        i.wrapping_mul(0x9e3779b97f4a7c15),
-        i as u32,
-        i % 3
-    );
-    while e.len() < 1022 {
-        e.push('x');
-    }
-    e.push_str("\"}");
-    e.into_bytes()
-}
 
 /// An order with `ITEMS` item ids, for the fan-out benchmark.
 fn order(i: u64) -> Vec<u8> {
@@ -181,7 +157,7 @@ fn bench(
 }
 
 fn transform(c: &mut Criterion) {
-    let events = batch(event);
+    let events = batch(|i| common::event(i, 1024));
     let orders = batch(order);
 
     // The identities write back what they read: with the JSON codec the same values (numbers
