@@ -303,13 +303,7 @@ errors: stop
         ),
     );
     let log = dir.path().join("w.log");
-    let mut w = common::sluice()
-        .args(["run", "--log-format", "json", "--metrics-addr"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(&file)
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut w = common::nats::worker_with_metrics(&file, &log, port);
     // Each of the 5 events is kept alive every half ack wait: 25 means they waited for more than
     // two ack waits.
     common::wait_for("in-progress acks", Duration::from_secs(60), || {
@@ -483,15 +477,7 @@ settings:
     );
     let port = common::free_port();
     let log = dir.path().join("w.log");
-    let mut w = common::nats::Worker(
-        common::sluice()
-            .args(["run", "--log-format", "json", "--metrics-addr"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(&file)
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut w = common::nats::worker_with_metrics(&file, &log, port);
     let metric = |name: &str| {
         let (_, body) = common::http_get(port, "/metrics")?;
         common::metric_values(&body, name, &[("pipeline", "outage")])

@@ -232,15 +232,7 @@ errors: stop
     );
     let port = common::free_port();
     let log = dir.path().join("w.log");
-    let mut w = common::nats::Worker(
-        common::sluice()
-            .args(["run", "--log-format", "json", "--metrics-addr"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(&file)
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let mut w = common::nats::worker_with_metrics(&file, &log, port);
     let ready = |want: (u16, &str)| {
         wait_for(
             &format!("/health/ready {want:?}"),

@@ -171,9 +171,20 @@ pub async fn consumer_state(
 
 /// A `sluice run` of `file` logging JSON to `log`; killed if the test fails before it exits.
 pub fn worker(file: &Path, log: &Path) -> Worker {
+    spawn_worker(file, log, &[])
+}
+
+/// [`worker`], serving metrics and health on 127.0.0.1:`port`.
+#[allow(dead_code)]
+pub fn worker_with_metrics(file: &Path, log: &Path, port: u16) -> Worker {
+    spawn_worker(file, log, &["--metrics-addr", &format!("127.0.0.1:{port}")])
+}
+
+fn spawn_worker(file: &Path, log: &Path, args: &[&str]) -> Worker {
     Worker(
         super::sluice()
             .args(["run", "--log-format", "json"])
+            .args(args)
             .arg(file)
             .stderr(Stdio::from(std::fs::File::create(log).unwrap()))
             .spawn()
