@@ -9,7 +9,7 @@ use crate::config::Validator;
 use crate::event::Event;
 use crate::runtime::failures::{Failure, OUTPUT_STEP};
 use crate::source::nats::{NatsAuth, check_subject, check_url, connect};
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 
 /// Publishes each event to a subject captured by a stream and waits for the stream's publish
 /// acknowledgement before the input is acknowledged.
@@ -82,12 +82,20 @@ pub async fn run(
     Ok(())
 }
 
-/// Whether a publish failure may pass by itself (retry) rather than being about the event.
-fn passing(kind: PublishErrorKind) -> bool {
-    matches!(
-        kind,
-        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::MaxAckPending
-    )
+/// Whether a publish failure may pass by itself (retry) rather than being about the event: no
+/// acknowledgement in time, the connection lost, or the server saying it cannot store anything
+/// right now. "No stream for the subject" is a refusal: retrying would hold the output forever
+/// for an event routed where nothing stores it.
+fn passing(e: &PublishError) -> bool {
+    match e.kind() {
+        PublishErrorKind::TimedOut
+        | PublishErrorKind::BrokenPipe
+        | PublishErrorKind::MaxAckPending => true,
+        PublishErrorKind::Other => std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+            .is_some_and(|j| crate::source::jetstream::unavailable(j.error_code())),
+        _ => false,
+    }
 }
 
 /// Most publishes awaiting their acknowledgement at once: below async-nats' limit of pending
@@ -149,7 +157,7 @@ async fn publish(
         for (held, acked) in acked {
             match acked {
                 Ok(_) => ctx.confirm_one(held.event),
-                Err(e) if passing(e.kind()) => again.push((held, e.to_string())),
+                Err(e) if passing(&e) => again.push((held, e.to_string())),
                 Err(e) => refused.push(Failure {
                     event: held.event,
                     step: OUTPUT_STEP.into(),

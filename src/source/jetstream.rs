@@ -173,9 +173,10 @@ enum SetupError {
     Fatal(String),
 }
 
-// JetStream errors saying the cluster cannot answer right now, as opposed to a wrong request.
-fn unavailable(code: async_nats::jetstream::ErrorCode) -> bool {
-    matches!(code.0, 10004..=10011 | 10040 | 10044)
+/// JetStream errors saying the server or cluster cannot answer right now (no leader, JetStream
+/// temporarily unavailable, out of resources, a store failure), as opposed to a wrong request.
+pub(crate) fn unavailable(code: async_nats::jetstream::ErrorCode) -> bool {
+    matches!(code.0, 10004..=10011 | 10023 | 10040 | 10044 | 10077)
 }
 
 impl JetStreamInputConfig {

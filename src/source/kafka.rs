@@ -128,6 +128,14 @@ pub(crate) fn check_options(
             );
         }
     }
+    if let Some(ms) = options.0.get("statistics.interval.ms")
+        && ms.trim().parse::<u64>().is_ok_and(|ms| ms == 0)
+    {
+        v.error_at(
+            &format!("{path}.statistics.interval.ms"),
+            "statistics.interval.ms must be above 0: readiness and the lag gauge come from statistics",
+        );
+    }
 }
 
 /// How long a revocation waits for the revoked partitions' in-flight events before committing
@@ -136,8 +144,7 @@ pub(crate) fn check_options(
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often librdkafka reports statistics (high watermarks for the lag gauge, broker connection
-/// states for readiness), unless the
-/// pipeline sets `statistics.interval.ms` itself.
+/// states for readiness), unless the pipeline sets `statistics.interval.ms` itself.
 pub(crate) const STATS_INTERVAL_MS: &str = "5000";
 
 /// How long the pipeline must stay full before fetching pauses (the member keeps polling, so it
