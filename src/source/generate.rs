@@ -115,7 +115,12 @@ fn generate(
             return Ok(());
         }
         if ctx.telemetry.budget().is_full() {
-            runtime.block_on(ctx.telemetry.budget().room());
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = ctx.telemetry.budget().room() => {}
+                    _ = ctx.shutdown.cancelled() => {}
+                }
+            });
         }
     }
     Ok(())

@@ -147,6 +147,10 @@ pub(crate) async fn send(ctx: &SourceContext, batch: Vec<Event>) -> bool {
     ctx.telemetry.received(batch.len());
     // The batch is read; more waits until the in-flight byte budget has room again.
     let sent = ctx.out.send(batch).await.is_ok();
-    ctx.telemetry.budget().room().await;
+    tokio::select! {
+        _ = ctx.telemetry.budget().room() => {}
+        // Stopping: the caller reads no more anyway.
+        _ = ctx.shutdown.cancelled() => {}
+    }
     sent
 }
