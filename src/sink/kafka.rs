@@ -179,7 +179,15 @@ pub async fn run(
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
     let pipeline = ctx.telemetry.pipeline();
-    let link = ProducerLink(BrokerLink::new(ctx.link.clone(), pipeline, "producer"));
+    let link = ProducerLink(BrokerLink::new(
+        ctx.link.clone(),
+        pipeline,
+        if ctx.dead_letter {
+            "dead-letter producer"
+        } else {
+            "producer"
+        },
+    ));
     let producer: FutureProducer<ProducerLink> =
         producer_config(config, pipeline, ctx.max_event_bytes)
             .create_with_context(link)
