@@ -16,6 +16,10 @@
 //! - W3 core NATS subscribe -> jq -> publish, 256-byte events published at rising rates: the
 //!   highest rate each worker kept up with, with no message lost (slow-consumer drops).
 //! - W4 JetStream pull -> jq -> publish with acks, 512-byte events from a pre-loaded stream.
+//! - W5 latency: events stamped with their send time, produced at 20,000/s (and at half W2's
+//!   rate when W2 ran) for a warm-up and 10 s, through the raw loop and sluice (Kafka: W2's
+//!   pipeline on 512-byte events; core NATS: the reshape on 256-byte events); p50, p99 and
+//!   p99.9 from send to receipt by a consumer in this driver, and how many arrived.
 //!
 //! Rates are of input events over the window from 2% to 100% of the outputs (connected and
 //! warm); CPU is the worker process's own (the broker and this driver are not counted), per
@@ -91,6 +95,269 @@ fn main() {
         jetstream(&mut rows, dir.path(), events.unwrap_or(200_000));
     }
     print_table(&rows);
+    if wants("w5") {
+        // At a fixed rate, and at half the W2 maximum when W2 ran.
+        let mut rates = vec![
+            std::env::var("W5_RATE")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(20_000u64),
+        ];
+        if let Some(w2) = rows
+            .iter()
+            .find(|r| r.workload == "W2" && r.runner == "sluice")
+            .and_then(|r| r.reading)
+        {
+            rates.push((w2.rate() / 2.0) as u64);
+        }
+        let mut latencies = Vec::new();
+        for rate in rates {
+            latencies.extend(latency_kafka(dir.path(), rate));
+            latencies.extend(latency_nats(dir.path(), rate));
+        }
+        print_latencies(&latencies);
+    }
+}
+
+/// How long each latency run publishes, after a warm-up.
+const LATENCY_SECS: u64 = 10;
+const WARM_UP: Duration = Duration::from_secs(3);
+
+/// One line of the latency table.
+struct Latency {
+    bus: &'static str,
+    runner: &'static str,
+    rate: u64,
+    /// Microseconds from the producer's timestamp to the consumer's receipt, sorted.
+    samples: Vec<u64>,
+    expected: u64,
+}
+
+fn print_latencies(rows: &[Latency]) {
+    println!(
+        "\n| W5 | runner | rate/s | p50 ms | p99 ms | p99.9 ms | received of expected |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for r in rows {
+        let at = |q: f64| {
+            r.samples
+                .get(((r.samples.len() as f64 * q) as usize).min(r.samples.len().saturating_sub(1)))
+                .map_or(f64::NAN, |us| *us as f64 / 1000.0)
+        };
+        println!(
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {} of {} |",
+            r.bus,
+            r.runner,
+            r.rate,
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            r.samples.len(),
+            r.expected
+        );
+    }
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Event `i` of `size` bytes whose `ts` is the time it is sent, in microseconds.
+fn timed_event(i: u64, size: usize) -> Vec<u8> {
+    let e = String::from_utf8(event(i, size)).unwrap_or_default();
+    e.replacen(
+        &format!("\"ts\":{}", 1_700_000_000_000u64 + i),
+        &format!("\"ts\":{}", now_us()),
+        1,
+    )
+    .into_bytes()
+}
+
+/// Microseconds since the `ts` of a payload, if it was sent after `since`.
+fn latency_of(payload: &[u8], since: u64) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let ts = v["ts"].as_u64()?;
+    (ts >= since).then(|| now_us().saturating_sub(ts))
+}
+
+/// W5 on Kafka: 512-byte events produced at `rate` for a warm-up and then `LATENCY_SECS`,
+/// through the raw loop and through sluice's W2 pipeline; latency of the events sent after the
+/// warm-up.
+fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let total = rate * (WARM_UP.as_secs() + LATENCY_SECS);
+    let mut out = Vec::new();
+    for runner in ["raw", "sluice"] {
+        let (input, output) = (format!("lat-in-{runner}"), format!("lat-out-{runner}"));
+        // 512-byte events over 32 partitions: the mock cluster keeps at most 5 MB of each.
+        for t in [&input, &output] {
+            cluster.create_topic(t, PARTITIONS, 1).unwrap();
+        }
+        let worker = if runner == "raw" {
+            raw_worker(&["kafka", &brokers, &input, &output, &total.to_string()])
+        } else {
+            let file = write(
+                dir,
+                &format!("lat-{rate}"),
+                &format!(
+                    "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: lat\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
+                     transforms:\n  - jq: '{W2_PROGRAM}'\n\
+                     output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
+                ),
+            );
+            Worker::spawn(sluice().arg(&file))
+        };
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let measured_from = now_us() + WARM_UP.as_micros() as u64;
+        let reader = {
+            let (brokers, output, samples) = (brokers.clone(), output.clone(), samples.clone());
+            std::thread::spawn(move || {
+                let c: BaseConsumer = ClientConfig::new()
+                    .set("bootstrap.servers", &brokers)
+                    // assign() needs a group id; no group is joined and nothing committed.
+                    .set("group.id", "latency-reader")
+                    .set("enable.auto.commit", "false")
+                    .set("fetch.wait.max.ms", "1")
+                    .create()
+                    .unwrap();
+                let mut tpl = rdkafka::TopicPartitionList::new();
+                for p in 0..PARTITIONS {
+                    tpl.add_partition_offset(&output, p, rdkafka::Offset::Beginning)
+                        .unwrap();
+                }
+                c.assign(&tpl).unwrap();
+                let until = Instant::now() + WARM_UP + Duration::from_secs(LATENCY_SECS + 5);
+                while Instant::now() < until {
+                    if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                        use rdkafka::Message;
+                        if let Some(l) = latency_of(m.payload().unwrap_or_default(), measured_from)
+                        {
+                            samples.lock().unwrap().push(l);
+                        }
+                    }
+                }
+            })
+        };
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("linger.ms", "0")
+            .create()
+            .unwrap();
+        let start = Instant::now();
+        for i in 0..total {
+            // Paced: event i goes out at i / rate seconds.
+            let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let payload = timed_event(i, 512);
+            let mut rec = BaseRecord::<(), [u8]>::to(&input).payload(&payload);
+            while let Err((_, back)) = producer.send(rec) {
+                rec = back;
+                producer.poll(Duration::from_millis(1));
+            }
+            producer.poll(Duration::ZERO);
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+        reader.join().unwrap();
+        drop(worker);
+        let mut samples = std::mem::take(&mut *samples.lock().unwrap());
+        samples.sort_unstable();
+        let measured = rate * LATENCY_SECS;
+        out.push(Latency {
+            bus: "Kafka",
+            runner: if runner == "raw" { "raw" } else { "sluice W2" },
+            rate,
+            samples,
+            expected: if runner == "raw" {
+                measured
+            } else {
+                measured / 2
+            },
+        });
+    }
+    out
+}
+
+/// W5 on core NATS: 256-byte events published at `rate` through the raw loop and through
+/// sluice's reshape; latency of the events sent after the warm-up.
+fn latency_nats(dir: &Path, rate: u64) -> Vec<Latency> {
+    use futures_util::StreamExt;
+    let server = NatsServer::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(async_nats::connect(&server.url)).unwrap();
+    let file = write(
+        dir,
+        "lat-nats",
+        &format!(
+            "input:\n  nats:\n    url: {url}\n    subjects: [lat.in]\n\
+             transforms:\n  - jq: '{RESHAPE}'\n\
+             output:\n  nats:\n    url: {url}\n    subject: lat.out.sluice\nerrors: drop\n",
+            url = server.url
+        ),
+    );
+    let mut out = Vec::new();
+    for runner in ["raw", "sluice"] {
+        let worker = if runner == "raw" {
+            raw_worker(&["nats", &server.url, "lat.in", "lat.out.raw"])
+        } else {
+            Worker::spawn(sluice().arg(&file))
+        };
+        let samples = rt.block_on(async {
+            let mut sub = client.subscribe(format!("lat.out.{runner}")).await.unwrap();
+            client.flush().await.unwrap();
+            // Until the worker is subscribed, publishes are lost: probe until one comes back.
+            loop {
+                client
+                    .publish("lat.in", timed_event(0, 256).into())
+                    .await
+                    .unwrap();
+                if tokio::time::timeout(Duration::from_millis(200), sub.next())
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+            }
+            let measured_from = now_us() + WARM_UP.as_micros() as u64;
+            let reading = tokio::spawn(async move {
+                let mut samples = Vec::new();
+                let until =
+                    tokio::time::Instant::now() + WARM_UP + Duration::from_secs(LATENCY_SECS + 3);
+                while let Ok(Some(m)) = tokio::time::timeout_at(until, sub.next()).await {
+                    if let Some(l) = latency_of(&m.payload, measured_from) {
+                        samples.push(l);
+                    }
+                }
+                samples
+            });
+            let total = rate * (WARM_UP.as_secs() + LATENCY_SECS);
+            let start = tokio::time::Instant::now();
+            for i in 0..total {
+                let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+                tokio::time::sleep_until(due).await;
+                client
+                    .publish("lat.in", timed_event(i, 256).into())
+                    .await
+                    .unwrap();
+            }
+            client.flush().await.unwrap();
+            reading.await.unwrap()
+        });
+        drop(worker);
+        let mut samples = samples;
+        samples.sort_unstable();
+        out.push(Latency {
+            bus: "NATS",
+            runner: if runner == "raw" { "raw" } else { "sluice jq" },
+            rate,
+            samples,
+            expected: rate * LATENCY_SECS,
+        });
+    }
+    out
 }
 
 fn print_table(rows: &[Row]) {
@@ -527,6 +794,9 @@ mod raw {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "raw-loop")
+            // The mock cluster answers a fetch only when its wait is up, even with data to
+            // give: keep it short, as W5's sluice pipeline does.
+            .set("fetch.wait.max.ms", "5")
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
             .set("session.timeout.ms", "6000")
