@@ -1,5 +1,6 @@
 //! Microbenchmarks of the per-event transform path the pipeline's worker threads run: decode the
-//! payload, run the transform chain, encode each result (`runtime::processor::Worker::one`).
+//! payload, run the transform chain, encode each result (`runtime::processor::Worker`, the
+//! same code).
 //!
 //! `cargo bench --bench transform` times each benchmark over a batch of 500 events with
 //! criterion. Run without `--bench` (as `cargo test --all-targets` does) each benchmark runs once
@@ -12,12 +13,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use sluice::codec::{self, Codec};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sluice::config::load_str;
 use sluice::event::{Event, Position};
 use sluice::runtime::ack::Ack;
-use sluice::transform::{Chain, Record};
+use sluice::runtime::processor::{Processed, Worker};
 
 /// Events per batch: the default `settings.batch_size`.
 const BATCH: usize = 500;
@@ -63,81 +63,43 @@ fn batch(payload: impl Fn(u64) -> Vec<u8>) -> Vec<Event> {
         .collect()
 }
 
-/// A pipeline's transform stage as one worker thread holds it, with its reused buffers.
-struct Stage {
-    codec: Codec,
-    chain: Chain,
-    max_event_bytes: usize,
-    records: Vec<Record>,
-    encoded: Vec<(Record, Bytes)>,
+/// The transform stage of a pipeline whose input has `codec` and whose only transform is
+/// `jq: program`, loaded from a pipeline file as `sluice run` loads it: the worker a transform
+/// thread runs.
+fn worker(codec: &str, program: &str) -> Worker {
+    let text = format!(
+        "input:\n  stdin: {{codec: {codec}}}\ntransforms:\n  - jq: '{program}'\noutput:\n  stdout: {{}}\nerrors: drop\n"
+    );
+    let no_env = |_: &str| None;
+    let pipeline = load_str(Path::new("bench.yaml"), &text, &no_env)
+        .unwrap_or_else(|d| panic!("{program}: {d:#?}"));
+    Worker::new(&pipeline.config).unwrap_or_else(|e| panic!("{program}: {e}"))
 }
 
-impl Stage {
-    /// The stage of a pipeline whose input has `codec` and whose only transform is `jq: program`,
-    /// loaded from a pipeline file as `sluice run` loads it.
-    fn new(codec: &str, program: &str) -> Stage {
-        let text = format!(
-            "input:\n  stdin: {{codec: {codec}}}\ntransforms:\n  - jq: '{program}'\noutput:\n  stdout: {{}}\nerrors: drop\n"
-        );
-        let no_env = |_: &str| None;
-        let pipeline = load_str(Path::new("bench.yaml"), &text, &no_env)
-            .unwrap_or_else(|d| panic!("{program}: {d:#?}"));
-        let config = pipeline.config;
-        Stage {
-            codec: config.input.codec(),
-            chain: Chain::build(&config.transforms, config.settings.max_fanout)
-                .unwrap_or_else(|e| panic!("{program}: {e}")),
-            max_event_bytes: config.settings.max_event_bytes.0,
-            records: Vec::new(),
-            encoded: Vec::new(),
-        }
-    }
-
-    /// Decode, chain, encode: `Worker::one` for one event, its results appended to
-    /// `self.encoded`.
-    fn one(&mut self, event: &Event) -> Result<(), (String, String)> {
-        if event.payload.len() > self.max_event_bytes {
-            return Err(("limits".to_string(), "too large".to_string()));
-        }
-        let value = codec::decode(self.codec, &event.payload)
-            .map_err(|e| ("decode".to_string(), e.to_string()))?;
-        let record = Record {
-            value,
-            key: event.key.clone(),
-            headers: event.headers.clone(),
-            timestamp: event.timestamp,
-            destination: event.destination.clone(),
-            partition: event.partition,
-        };
-        self.chain
-            .run(record, &event.position, &mut self.records)
-            .map_err(|e| (e.step, e.reason))?;
-        for r in self.records.drain(..) {
-            let mut buf = Vec::with_capacity(event.payload.len() + 16);
-            codec::encode(self.codec, &r.value, &mut buf)
-                .map_err(|e| ("encode".to_string(), e.to_string()))?;
-            if buf.len() > self.max_event_bytes {
-                return Err(("encode".to_string(), "too large".to_string()));
-            }
-            self.encoded.push((r, Bytes::from(buf)));
-        }
-        Ok(())
-    }
-
-    /// Runs a batch; returns the number of outputs (the outputs are dropped, as the sink would
-    /// once it has delivered them).
-    fn batch(&mut self, events: &[Event]) -> usize {
-        self.encoded.clear();
-        for event in events {
-            if let Err((step, reason)) = self.one(event) {
-                panic!("{step}: {reason}");
-            }
-        }
-        self.encoded.len()
-    }
+/// A fresh copy of a batch (events are consumed by the worker; payloads are shared).
+fn copy(events: &[Event]) -> Vec<Event> {
+    events
+        .iter()
+        .map(|e| {
+            let mut c = Event::new(e.payload.clone(), (*e.position).clone(), Ack::untracked());
+            c.key = e.key.clone();
+            c.timestamp = e.timestamp;
+            c
+        })
+        .collect()
 }
 
-/// Times `program` over `events`, after checking once that it makes `outputs` events.
+/// Runs one batch, checking that nothing failed.
+fn run(worker: &mut Worker, events: Vec<Event>) -> Processed {
+    let done = worker.process(events);
+    if let Some(f) = done.failures.first() {
+        panic!("{}: {}", f.step, f.reason);
+    }
+    done
+}
+
+/// Times `program` over `events`, after checking once that it makes `outputs` events. Copying
+/// the batch in is not timed; dropping the results is.
 fn bench(
     c: &mut Criterion,
     name: &str,
@@ -146,12 +108,20 @@ fn bench(
     events: &[Event],
     outputs: usize,
 ) {
-    let mut stage = Stage::new(codec, program);
-    assert_eq!(stage.batch(events), outputs, "{name}: outputs of one batch");
+    let mut w = worker(codec, program);
+    assert_eq!(
+        run(&mut w, copy(events)).outputs.len(),
+        outputs,
+        "{name}: outputs of one batch"
+    );
     let mut group = c.benchmark_group("transform");
     group.throughput(Throughput::Elements(events.len() as u64));
     group.bench_function(name, |b| {
-        b.iter(|| black_box(stage.batch(black_box(events))))
+        b.iter_batched(
+            || copy(events),
+            |batch| run(&mut w, black_box(batch)).outputs.len(),
+            BatchSize::SmallInput,
+        )
     });
     group.finish();
 }
@@ -163,19 +133,17 @@ fn transform(c: &mut Criterion) {
     // The identities write back what they read: with the JSON codec the same values (numbers
     // may be spelled differently: `0.0000` comes out as `0.0`), with the raw codec the same bytes.
     let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
-    let mut identity = Stage::new("json", IDENTITY);
-    identity.batch(&events);
-    for ((_, out), e) in identity.encoded.iter().zip(&events) {
-        let got = json(out);
+    let out = run(&mut worker("json", IDENTITY), copy(&events));
+    for (o, e) in out.outputs.iter().zip(&events) {
+        let got = json(&o.payload);
         assert!(
             got.is_some() && got == json(&e.payload),
             "jq '.' changed an event"
         );
     }
-    let mut raw = Stage::new("raw", IDENTITY);
-    raw.batch(&events);
-    for ((_, out), e) in raw.encoded.iter().zip(&events) {
-        assert_eq!(*out, e.payload, "raw jq '.' changed an event");
+    let out = run(&mut worker("raw", IDENTITY), copy(&events));
+    for (o, e) in out.outputs.iter().zip(&events) {
+        assert_eq!(o.payload, e.payload, "raw jq '.' changed an event");
     }
 
     bench(c, "json_identity", "json", IDENTITY, &events, BATCH);

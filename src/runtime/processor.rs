@@ -52,17 +52,34 @@ struct Job {
     reply: oneshot::Sender<Processed>,
 }
 
-/// Runs the chain of a pipeline on one worker thread.
-struct Worker {
+/// The transform stage of one worker thread: decode, the chain, encode, with buffers reused from
+/// event to event.
+pub struct Worker {
     chain: Chain,
     codec: Codec,
     max_event_bytes: usize,
     records: Vec<Record>,
     encoded: Vec<(Record, Bytes)>,
+    /// Reused for encoding, so each result gets one allocation of its exact size.
+    scratch: Vec<u8>,
 }
 
 impl Worker {
-    fn process(&mut self, batch: Vec<Event>) -> Processed {
+    /// A worker for `config`'s transforms (jq programs compiled once per worker).
+    pub fn new(config: &PipelineConfig) -> Result<Worker, String> {
+        Ok(Worker {
+            chain: Chain::build(&config.transforms, config.settings.max_fanout)?,
+            codec: config.input.codec(),
+            max_event_bytes: config.settings.max_event_bytes.0,
+            records: Vec::new(),
+            encoded: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Transforms a batch: outputs in input order, failures, and the inputs that produced
+    /// nothing (their acks completed).
+    pub fn process(&mut self, batch: Vec<Event>) -> Processed {
         let mut done = Processed {
             outputs: Vec::with_capacity(batch.len()),
             ..Processed::default()
@@ -118,8 +135,9 @@ impl Worker {
             .run(record, &event.position, &mut self.records)
             .map_err(|e| (e.step, e.reason))?;
         for r in self.records.drain(..) {
-            let mut buf = Vec::with_capacity(event.payload.len() + 16);
-            if let Err(e) = codec::encode(self.codec, &r.value, &mut buf) {
+            let buf = &mut self.scratch;
+            buf.clear();
+            if let Err(e) = codec::encode(self.codec, &r.value, buf) {
                 self.encoded.clear();
                 return Err(("encode".to_string(), e.to_string()));
             }
@@ -134,7 +152,7 @@ impl Worker {
                     ),
                 ));
             }
-            self.encoded.push((r, Bytes::from(buf)));
+            self.encoded.push((r, Bytes::copy_from_slice(buf)));
         }
         Ok(())
     }
@@ -192,30 +210,20 @@ impl Processor {
         for i in 0..workers {
             let rx = rx.clone();
             let ready = ready_tx.clone();
-            let transforms = config.transforms.clone();
-            let codec = config.input.codec();
-            let max_fanout = config.settings.max_fanout;
-            let max_event_bytes = config.settings.max_event_bytes.0;
+            let config = config.clone();
             std::thread::Builder::new()
                 .name(format!("{pipeline}-w{i}"))
                 .stack_size(WORKER_STACK)
                 .spawn(move || {
-                    let chain = match Chain::build(&transforms, max_fanout) {
-                        Ok(chain) => {
+                    let mut worker = match Worker::new(&config) {
+                        Ok(worker) => {
                             let _ = ready.send(Ok(()));
-                            chain
+                            worker
                         }
                         Err(e) => {
                             let _ = ready.send(Err(e));
                             return;
                         }
-                    };
-                    let mut worker = Worker {
-                        chain,
-                        codec,
-                        max_event_bytes,
-                        records: Vec::new(),
-                        encoded: Vec::new(),
                     };
                     // Ends when the processor drops the sender.
                     while let Ok(job) = rx.recv() {
