@@ -79,13 +79,6 @@ impl SinkContext {
         }
     }
 
-    /// Reports whether the output can reach its broker.
-    pub fn connected(&self, up: bool) {
-        if let Some(l) = &self.link {
-            l.set(up);
-        }
-    }
-
     /// The outcome a confirmed delivery gives the input.
     pub fn delivered(&self) -> Outcome {
         if self.dead_letter {

@@ -70,15 +70,6 @@ pub struct SourceContext {
     pub link: Option<Arc<crate::observe::health::Link>>,
 }
 
-impl SourceContext {
-    /// Reports whether the input can reach its broker.
-    pub fn connected(&self, up: bool) {
-        if let Some(l) = &self.link {
-            l.set(up);
-        }
-    }
-}
-
 impl InputConfig {
     /// Whether the input talks to a broker (and so has a connection state for readiness).
     pub fn remote(&self) -> bool {
