@@ -8,6 +8,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use sluice::observe::health::Health;
 use tokio_util::sync::CancellationToken;
 
+// Events are allocated on the input's thread and freed on the output's: glibc's malloc contends
+// on its arena locks for that, mimalloc frees across threads without them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
