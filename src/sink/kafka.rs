@@ -2,11 +2,9 @@
 
 use std::time::Duration;
 
-use futures_util::stream::FuturesUnordered;
-use futures_util::{FutureExt, StreamExt};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Statistics};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -157,18 +155,42 @@ fn write_error(message: impl std::fmt::Display) -> SinkError {
     }
 }
 
-/// The producer's client context: broker connection state for readiness.
-struct ProducerLink(BrokerLink);
+/// A delivery report: the event, and the error when it was not delivered.
+type Report = (Box<Held>, Result<(), KafkaError>);
+
+/// The producer's client context: broker connection state for readiness, and delivery reports,
+/// passed from librdkafka's polling thread to the output's task without copying the record.
+struct ProducerLink {
+    link: BrokerLink,
+    reports: mpsc::UnboundedSender<Report>,
+}
 
 impl ClientContext for ProducerLink {
     fn stats(&self, statistics: Statistics) {
-        self.0.stats(&statistics);
+        self.link.stats(&statistics);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        self.0.error(&error, reason);
+        self.link.error(&error, reason);
     }
 }
+
+impl ProducerContext for ProducerLink {
+    type DeliveryOpaque = Box<Held>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, held: Box<Held>) {
+        let result = match result {
+            Ok(_) => Ok(()),
+            Err((e, _)) => Err(e.clone()),
+        };
+        // Only gone once the output stopped: then the event is dropped unacknowledged and its
+        // input is read again.
+        let _ = self.reports.send((held, result));
+    }
+}
+
+/// Most delivery reports settled in one go.
+const REPORTS_AT_ONCE: usize = 4096;
 
 /// Produces batches until the channel closes and every delivery report is in. librdkafka retries
 /// a record itself until `delivery_timeout`; a record that still fails for a passing reason
@@ -179,57 +201,56 @@ pub async fn run(
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
     let pipeline = ctx.telemetry.pipeline();
-    let link = ProducerLink(BrokerLink::new(
-        ctx.link.clone(),
-        pipeline,
-        if ctx.dead_letter {
-            "dead-letter producer"
-        } else {
-            "producer"
-        },
-    ));
-    let producer: FutureProducer<ProducerLink> =
+    let (reports_tx, reports) = mpsc::unbounded_channel();
+    let link = ProducerLink {
+        link: BrokerLink::new(
+            ctx.link.clone(),
+            pipeline,
+            if ctx.dead_letter {
+                "dead-letter producer"
+            } else {
+                "producer"
+            },
+        ),
+        reports: reports_tx,
+    };
+    let producer: ThreadedProducer<ProducerLink> =
         producer_config(config, pipeline, ctx.max_event_bytes)
             .create_with_context(link)
             .map_err(write_error)?;
-    let mut retry = Retry::new(&ctx);
-    let mut in_flight: InFlight = FuturesUnordered::new();
-    // Events whose delivery failed for a passing reason, to be produced again.
-    let mut failed = Vec::new();
+    let mut out = Output {
+        producer,
+        config,
+        retry: Retry::new(&ctx),
+        ctx,
+        reports,
+        in_flight: 0,
+        settled: Vec::with_capacity(REPORTS_AT_ONCE),
+        delivered: Vec::new(),
+        failed: Vec::new(),
+    };
     let mut open = true;
     loop {
-        if !failed.is_empty() {
+        if !out.failed.is_empty() {
             // Take in every report already there, so one backoff covers them all.
-            while let Some(Some((held, report))) = in_flight.next().now_or_never() {
-                settle(held, report, &ctx, &mut retry, &mut failed).await?;
-            }
-            let again = retry
-                .after_attempt(std::mem::take(&mut failed), &ctx)
+            while out.settle_ready().await? {}
+            let again = out
+                .retry
+                .after_attempt(std::mem::take(&mut out.failed), &out.ctx)
                 .await?;
-            produce(
-                &producer,
-                config,
-                again,
-                &mut in_flight,
-                &ctx,
-                &mut retry,
-                &mut failed,
-            )
-            .await?;
+            out.produce(again).await?;
             continue;
         }
+        let waiting = out.in_flight > 0;
+        // While the circuit is open no new batch is taken (the input waits on the bus), unless
+        // nothing is left to probe the output with.
+        let take =
+            open && (!out.retry.is_open() || out.in_flight == 0) && out.in_flight < MAX_IN_FLIGHT;
         tokio::select! {
             biased;
-            Some((held, report)) = in_flight.next(), if !in_flight.is_empty() => {
-                settle(held, report, &ctx, &mut retry, &mut failed).await?;
-            }
-            // While the circuit is open no new batch is taken (the input waits on the bus), unless
-            // nothing is left to probe the output with.
-            batch = rx.recv(), if open && (!retry.is_open() || in_flight.is_empty()) && in_flight.len() < MAX_IN_FLIGHT => match batch {
-                Some(batch) => {
-                    let batch = batch.into_iter().map(Held::new).collect();
-                    produce(&producer, config, batch, &mut in_flight, &ctx, &mut retry, &mut failed).await?;
-                }
+            _ = out.settle_next(), if waiting => out.settle().await?,
+            batch = rx.recv(), if take => match batch {
+                Some(batch) => out.produce(batch.into_iter().map(Held::new).collect()).await?,
                 None => open = false,
             },
             else => break,
@@ -238,72 +259,131 @@ pub async fn run(
     Ok(())
 }
 
-/// A delivery report; `Err(())` when the producer went away before reporting.
-type Report = Result<rdkafka::producer::future_producer::OwnedDeliveryResult, ()>;
-
-type InFlight = FuturesUnordered<std::pin::Pin<Box<dyn Future<Output = (Held, Report)> + Send>>>;
-
-/// Hands events to the producer. While librdkafka's queue is full, waits for delivery reports.
-async fn produce(
-    producer: &FutureProducer<ProducerLink>,
-    config: &KafkaOutputConfig,
-    events: Vec<Held>,
-    in_flight: &mut InFlight,
-    ctx: &SinkContext,
-    retry: &mut Retry,
-    failed: &mut Vec<(Held, String)>,
-) -> Result<(), SinkError> {
-    let mut queue = std::collections::VecDeque::from(events);
-    while let Some(held) = queue.pop_front() {
-        match enqueue(producer, config, held) {
-            Ok(delivery) => in_flight.push(Box::pin(delivery)),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                // librdkafka's queue is full: wait for a report, then retry.
-                queue.push_front(back);
-                match in_flight.next().await {
-                    Some((done, report)) => settle(done, report, ctx, retry, failed).await?,
-                    None => tokio::time::sleep(Duration::from_millis(5)).await,
-                }
-            }
-            Err((KafkaError::MessageProduction(code), _)) if fatal(code) => {
-                return Err(write_error(format!("the producer failed: {code}")));
-            }
-            Err((e, back)) => {
-                ctx.failures
-                    .handle(vec![Failure {
-                        event: back.event,
-                        step: OUTPUT_STEP.into(),
-                        reason: e.to_string(),
-                    }])
-                    .await?;
-            }
-        }
-    }
-    Ok(())
+/// A running output: the producer and the events it holds.
+struct Output<'a> {
+    producer: ThreadedProducer<ProducerLink>,
+    config: &'a KafkaOutputConfig,
+    retry: Retry,
+    ctx: SinkContext,
+    reports: mpsc::UnboundedReceiver<Report>,
+    /// Events handed to the producer whose report is not settled yet.
+    in_flight: usize,
+    /// Reports received and not yet settled.
+    settled: Vec<Report>,
+    /// Reused for the delivered events of one settling.
+    delivered: Vec<Event>,
+    /// Events whose delivery failed for a passing reason, to be produced again.
+    failed: Vec<(Held, String)>,
 }
 
-/// Hands one event to the producer; returns a future of its delivery report.
-#[allow(clippy::result_large_err)]
-fn enqueue(
-    producer: &FutureProducer<ProducerLink>,
-    config: &KafkaOutputConfig,
-    held: Held,
-) -> Result<impl Future<Output = (Held, Report)> + Send + use<>, (KafkaError, Held)> {
-    let sent = {
+impl Output<'_> {
+    /// Waits for at least one delivery report (cancel safe: reports are only moved into
+    /// `settled`).
+    async fn settle_next(&mut self) {
+        if self.settled.is_empty() {
+            self.reports
+                .recv_many(&mut self.settled, REPORTS_AT_ONCE)
+                .await;
+        }
+    }
+
+    /// Settles the reports already there, if any; false when there were none.
+    async fn settle_ready(&mut self) -> Result<bool, SinkError> {
+        while self.settled.len() < REPORTS_AT_ONCE {
+            match self.reports.try_recv() {
+                Ok(report) => self.settled.push(report),
+                Err(_) => break,
+            }
+        }
+        if self.settled.is_empty() {
+            return Ok(false);
+        }
+        self.settle().await?;
+        Ok(true)
+    }
+
+    /// Completes delivered events; a failed one follows the error policy, or, if the failure may
+    /// pass, goes to `failed` to be produced again after the backoff.
+    async fn settle(&mut self) -> Result<(), SinkError> {
+        let mut refused = Vec::new();
+        self.in_flight -= self.settled.len();
+        for (held, result) in self.settled.drain(..) {
+            match result {
+                Ok(()) => self.delivered.push(held.event),
+                Err(KafkaError::MessageProduction(code)) if fatal(code) => {
+                    // The producer is unusable (or purged its queue): nothing more is delivered,
+                    // so the output stops and the input is not acknowledged.
+                    return Err(write_error(format!("the producer failed: {code}")));
+                }
+                Err(KafkaError::MessageProduction(code)) if passing(code) => {
+                    self.failed.push((*held, code.to_string()));
+                }
+                Err(e) => refused.push(Failure {
+                    event: held.event,
+                    step: OUTPUT_STEP.into(),
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        if !self.delivered.is_empty() {
+            self.retry.succeeded();
+            self.ctx.confirm(self.delivered.drain(..));
+        }
+        self.ctx.failures.handle(refused).await?;
+        Ok(())
+    }
+
+    /// Hands events to the producer. While librdkafka's queue is full, waits for delivery
+    /// reports.
+    async fn produce(&mut self, events: Vec<Held>) -> Result<(), SinkError> {
+        let mut events = events.into_iter();
+        let mut next = events.next().map(Box::new);
+        while let Some(held) = next.take() {
+            match self.enqueue(held) {
+                Ok(()) => {
+                    self.in_flight += 1;
+                    next = events.next().map(Box::new);
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // librdkafka's queue is full: wait for reports, then try again.
+                    next = Some(back);
+                    if self.in_flight > 0 {
+                        self.settle_next().await;
+                        self.settle().await?;
+                    } else {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+                Err((KafkaError::MessageProduction(code), _)) if fatal(code) => {
+                    return Err(write_error(format!("the producer failed: {code}")));
+                }
+                Err((e, back)) => {
+                    next = events.next().map(Box::new);
+                    self.ctx
+                        .failures
+                        .handle(vec![Failure {
+                            event: back.event,
+                            step: OUTPUT_STEP.into(),
+                            reason: e.to_string(),
+                        }])
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands one event to the producer; its report arrives through `reports`.
+    #[allow(clippy::result_large_err)]
+    fn enqueue(&self, held: Box<Held>) -> Result<(), (KafkaError, Box<Held>)> {
         let event = &held.event;
-        let topic = event.destination.as_deref().unwrap_or(&config.topic);
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(topic).payload(&event.payload[..]);
-        if let Some(key) = &event.key {
-            record = record.key(&key[..]);
-        }
-        if let Some(p) = event.partition {
-            record = record.partition(p);
-        }
-        if let Some(ts) = event.timestamp {
-            record = record.timestamp(ts);
-        }
-        if !event.headers.is_empty() {
+        let destination = event.destination.clone();
+        let topic = destination.as_deref().unwrap_or(&self.config.topic);
+        // The record borrows the event, which travels in the record as its opaque: the payload,
+        // key and headers are only read by librdkafka before `send` returns (it copies them).
+        let (payload, key) = (event.payload.clone(), event.key.clone());
+        let (partition, timestamp) = (event.partition, event.timestamp);
+        let headers = (!event.headers.is_empty()).then(|| {
             let mut headers = OwnedHeaders::new_with_capacity(event.headers.len());
             for (name, value) in &event.headers {
                 headers = headers.insert(Header {
@@ -311,13 +391,25 @@ fn enqueue(
                     value: Some(&value[..]),
                 });
             }
+            headers
+        });
+        let mut record: BaseRecord<'_, [u8], [u8], Box<Held>> =
+            BaseRecord::with_opaque_to(topic, held).payload(&payload[..]);
+        if let Some(key) = &key {
+            record = record.key(&key[..]);
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        if let Some(ts) = timestamp {
+            record = record.timestamp(ts);
+        }
+        if let Some(headers) = headers {
             record = record.headers(headers);
         }
-        producer.send_result(record).map_err(|(e, _)| e)
-    };
-    match sent {
-        Ok(delivery) => Ok(async move { (held, delivery.await.map_err(|_| ())) }),
-        Err(e) => Err((e, held)),
+        self.producer
+            .send(record)
+            .map_err(|(e, record)| (e, record.delivery_opaque))
     }
 }
 
@@ -348,42 +440,4 @@ fn passing(code: RDKafkaErrorCode) -> bool {
             | C::KafkaStorageError
             | C::ThrottlingQuotaExceeded
     )
-}
-
-/// Completes a delivered event; a failed one follows the error policy, or, if the failure may
-/// pass, goes to `failed` to be produced again after the backoff.
-async fn settle(
-    held: Held,
-    report: Report,
-    ctx: &SinkContext,
-    retry: &mut Retry,
-    failed: &mut Vec<(Held, String)>,
-) -> Result<(), SinkError> {
-    let reason = match report {
-        Ok(Ok(_)) => {
-            retry.succeeded();
-            ctx.confirm_one(held.event);
-            return Ok(());
-        }
-        Ok(Err((KafkaError::MessageProduction(code), _))) if fatal(code) => {
-            // The producer is unusable (or purged its queue): nothing more is delivered, so the
-            // output stops and the input is not acknowledged.
-            drop(held);
-            return Err(write_error(format!("the producer failed: {code}")));
-        }
-        Ok(Err((KafkaError::MessageProduction(code), _))) if passing(code) => {
-            failed.push((held, code.to_string()));
-            return Ok(());
-        }
-        Ok(Err((e, _))) => e.to_string(),
-        Err(_) => "the producer dropped the message".to_string(),
-    };
-    ctx.failures
-        .handle(vec![Failure {
-            event: held.event,
-            step: OUTPUT_STEP.into(),
-            reason,
-        }])
-        .await?;
-    Ok(())
 }

@@ -95,11 +95,12 @@ impl SinkContext {
     }
 
     /// Completes the acks of a delivered batch and counts it.
-    pub fn confirm(&self, batch: Vec<Event>) {
-        let n = batch.len();
+    pub fn confirm(&self, batch: impl IntoIterator<Item = Event>) {
         let outcome = self.delivered();
+        let mut n = 0;
         for e in batch {
             e.ack.complete(outcome);
+            n += 1;
         }
         self.count(n);
     }
