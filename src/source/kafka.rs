@@ -196,7 +196,9 @@ struct Lane {
 struct State {
     pipeline: Arc<str>,
     lanes: HashMap<u32, Lane>,
-    current: HashMap<(Arc<str>, i32), u32>,
+    /// Lane ids of the current assignment, by topic and partition (keyed by topic first, so a
+    /// record's `&str` topic finds its lane without an allocation).
+    current: HashMap<Arc<str>, HashMap<i32, u32>>,
     next_lane: u32,
     acks: mpsc::UnboundedReceiver<AckMsg>,
     high_watermarks: HashMap<(String, i32), i64>,
@@ -207,8 +209,8 @@ struct State {
 
 impl State {
     fn lane_for(&mut self, topic: &str, partition: i32) -> u32 {
-        if let Some(id) = self.current.get(&(Arc::from(topic), partition)) {
-            return *id;
+        if let Some(id) = self.current_lane(topic, partition) {
+            return id;
         }
         let id = self.next_lane;
         self.next_lane = self.next_lane.wrapping_add(1);
@@ -230,8 +232,13 @@ impl State {
                 lag,
             },
         );
-        self.current.insert((topic, partition), id);
+        self.current.entry(topic).or_default().insert(partition, id);
         id
+    }
+
+    /// The lane of a partition in the current assignment.
+    fn current_lane(&self, topic: &str, partition: i32) -> Option<u32> {
+        self.current.get(topic)?.get(&partition).copied()
     }
 
     fn apply(&mut self, msg: AckMsg) {
@@ -342,18 +349,19 @@ impl State {
         let lanes: Vec<u32> = tpl
             .elements()
             .iter()
-            .filter_map(|e| {
-                self.current
-                    .get(&(Arc::from(e.topic()), e.partition()))
-                    .copied()
-            })
+            .filter_map(|e| self.current_lane(e.topic(), e.partition()))
             .collect();
         self.wait_idle(&lanes, Instant::now() + REVOKE_TIMEOUT);
         self.commit(consumer, Some(&lanes), CommitMode::Sync);
         self.revocations += 1;
         for id in &lanes {
             if let Some(lane) = self.lanes.remove(id) {
-                self.current.remove(&(lane.topic.clone(), lane.partition));
+                if let Some(partitions) = self.current.get_mut(&lane.topic) {
+                    partitions.remove(&lane.partition);
+                    if partitions.is_empty() {
+                        self.current.remove(&lane.topic);
+                    }
+                }
                 lane.lag.set(0.0);
                 tracing::info!(pipeline = %self.pipeline, topic = %lane.topic, partition = lane.partition, committed = ?lane.committed, "partition revoked");
             }
@@ -507,6 +515,8 @@ fn to_event(msg: &BorrowedMessage<'_>, state: &mut State, acks: &AckSender) -> O
 /// The highest offset per partition in a batch.
 fn handed_upto(batch: &[Event]) -> HashMap<(Arc<str>, i32), u64> {
     let mut last = HashMap::new();
+    // Records come in runs of one partition: only a new partition costs a map update.
+    let mut run: Option<(&Arc<str>, i32, u64)> = None;
     for e in batch {
         if let Position::Kafka {
             topic,
@@ -514,8 +524,19 @@ fn handed_upto(batch: &[Event]) -> HashMap<(Arc<str>, i32), u64> {
             offset,
         } = &*e.position
         {
-            last.insert((topic.clone(), *partition), *offset as u64);
+            match &mut run {
+                Some((t, p, o)) if Arc::ptr_eq(t, topic) && *p == *partition => *o = *offset as u64,
+                _ => {
+                    if let Some((t, p, o)) = run {
+                        last.insert((t.clone(), p), o);
+                    }
+                    run = Some((topic, *partition, *offset as u64));
+                }
+            }
         }
+    }
+    if let Some((t, p, o)) = run {
+        last.insert((t.clone(), p), o);
     }
     last
 }
@@ -622,7 +643,7 @@ fn consume(
                     full_since = None;
                     let mut state = consumer.context().state();
                     for ((topic, partition), offset) in last {
-                        if let Some(id) = state.current.get(&(topic, partition)).copied()
+                        if let Some(id) = state.current_lane(&topic, partition)
                             && let Some(lane) = state.lanes.get_mut(&id)
                         {
                             lane.handed = Some(offset);
@@ -699,7 +720,7 @@ fn consume(
                 batch.retain(|e| match &*e.position {
                     Position::Kafka {
                         topic, partition, ..
-                    } => state.current.contains_key(&(topic.clone(), *partition)),
+                    } => state.current_lane(topic, *partition).is_some(),
                     _ => true,
                 });
             }
