@@ -86,6 +86,7 @@ pub async fn run(
     .map_err(write_error)?;
     let mut confirm = Confirm {
         inbox: Subject::from(client.new_inbox()),
+        subject: Subject::from(config.subject.as_str()),
         echoes: None,
         sent: 0,
     };
@@ -93,12 +94,12 @@ pub async fn run(
     while let Some(batch) = rx.recv().await {
         let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
         while !todo.is_empty() {
-            match publish(&client, config, &mut confirm, &mut todo).await {
+            match publish(&client, &mut confirm, &mut todo).await {
                 Ok(refused) => {
                     ctx.failures.handle(refused).await?;
                     if !todo.is_empty() {
                         retry.succeeded();
-                        ctx.confirm(todo.into_iter().map(|h| h.event).collect());
+                        ctx.confirm(todo.into_iter().map(|h| h.event));
                     }
                     break;
                 }
@@ -116,6 +117,8 @@ pub async fn run(
 /// The round trip that confirms a batch.
 struct Confirm {
     inbox: Subject,
+    /// The output's subject, made once: cloning it shares it.
+    subject: Subject,
     echoes: Option<async_nats::Subscriber>,
     sent: u64,
 }
@@ -125,7 +128,6 @@ struct Confirm {
 /// maximum) are taken out of the batch and returned with the reason; the rest is confirmed.
 async fn publish(
     client: &async_nats::Client,
-    config: &NatsOutputConfig,
     confirm: &mut Confirm,
     batch: &mut Vec<Held>,
 ) -> Result<Vec<Failure>, Attempt> {
@@ -144,7 +146,10 @@ async fn publish(
     let mut events = std::mem::take(batch).into_iter();
     while let Some(held) = events.next() {
         let event = &held.event;
-        let subject = Subject::from(event.destination.as_deref().unwrap_or(&config.subject));
+        let subject = match &event.destination {
+            Some(d) => Subject::from(&**d),
+            None => confirm.subject.clone(),
+        };
         let published = match headers(event) {
             Ok(h) if h.is_empty() => client.publish(subject, event.payload.clone()).await,
             Ok(h) => {
