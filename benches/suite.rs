@@ -572,7 +572,12 @@ fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
     ] {
         let mut best: Option<Reading> = None;
         let mut note = String::new();
-        for rate in [25_000u64, 50_000, 100_000, 200_000, 400_000] {
+        // W3_RATES=100000,200000 tries only those rates (to profile one, say).
+        let rates: Vec<u64> = std::env::var("W3_RATES")
+            .ok()
+            .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+            .unwrap_or_else(|| vec![25_000, 50_000, 100_000, 200_000, 400_000]);
+        for rate in rates {
             let worker = start();
             let trial = rt.block_on(nats_trial(&client, &worker, runner, n, rate));
             match trial {

@@ -19,6 +19,10 @@ use sluice::event::{Event, Position};
 use sluice::runtime::ack::Ack;
 use sluice::runtime::processor::{Processed, Worker};
 
+// The allocator of the `sluice` binary, so these figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Events per batch: the default `settings.batch_size`.
 const BATCH: usize = 500;
 
@@ -26,6 +30,8 @@ const BATCH: usize = 500;
 const IDENTITY: &str = ".";
 /// W2 of the issue: half the events pass, reshaped.
 const W2: &str = "select(.status >= 500) | {ts, service, msg, latency_ms: (.latency * 1000)}";
+/// W3 and W4's reshape.
+const RESHAPE: &str = "{id, ts, service, status, latency_ms: (.latency * 1000)}";
 /// Every item of an event becomes an event.
 const FANOUT: &str = ".items[] | {id: .}";
 /// Items in each event of the fan-out benchmark.
@@ -147,6 +153,8 @@ fn transform(c: &mut Criterion) {
     }
 
     bench(c, "json_identity", "json", IDENTITY, &events, BATCH);
+    let small = batch(|i| common::event(i, 256));
+    bench(c, "json_w3_reshape_256b", "json", RESHAPE, &small, BATCH);
     bench(c, "json_w2_select_reshape", "json", W2, &events, BATCH / 2);
     bench(
         c,
