@@ -3,6 +3,7 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use jaq_json::{Num, Val};
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
@@ -33,22 +34,114 @@ pub enum CodecError {
 /// Deepest nesting written; deeper values come only from transforms and are refused.
 pub const MAX_DEPTH: usize = 256;
 
-/// Decodes a payload for transforms.
-pub fn decode(codec: Codec, payload: &[u8]) -> Result<Val, CodecError> {
+/// Decodes a payload for transforms. Strings without escapes share the payload's memory
+/// instead of being copied out of it.
+pub fn decode(codec: Codec, payload: &Bytes) -> Result<Val, CodecError> {
     match codec {
         Codec::Json => {
             // serde_json is strict (no comments, NaN or trailing data) and limits nesting to 128.
             let mut de = serde_json::Deserializer::from_slice(payload);
-            let val =
-                Val::deserialize(&mut de).map_err(|e| CodecError::MalformedJson(e.to_string()))?;
+            let val = Shared(payload)
+                .deserialize(&mut de)
+                .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
             de.end()
                 .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
             Ok(val)
         }
         Codec::Raw => Ok(match std::str::from_utf8(payload) {
-            Ok(_) => Val::utf8_str(Bytes::copy_from_slice(payload)),
-            Err(_) => Val::byte_str(Bytes::copy_from_slice(payload)),
+            Ok(_) => Val::utf8_str(payload.clone()),
+            Err(_) => Val::byte_str(payload.clone()),
         }),
+    }
+}
+
+/// Builds jq values from JSON as jaq-json's own deserializer does, except that a string read
+/// straight from the payload becomes a slice of it (no allocation, no copy).
+#[derive(Clone, Copy)]
+struct Shared<'p>(&'p Bytes);
+
+impl<'de> DeserializeSeed<'de> for Shared<'_> {
+    type Value = Val;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Shared<'_> {
+    type Value = Val;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Val, E> {
+        Ok(Val::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Val, E> {
+        Ok(Val::Num(Num::from_integral(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Val, E> {
+        Ok(Val::Num(Num::from_integral(v)))
+    }
+
+    fn visit_i128<E>(self, v: i128) -> Result<Val, E> {
+        Ok(Val::Num(Num::from_integral(v)))
+    }
+
+    fn visit_u128<E>(self, v: u128) -> Result<Val, E> {
+        Ok(Val::Num(Num::from_integral(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Val, E> {
+        Ok(Val::Num(Num::Float(v)))
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val, E> {
+        // Borrowed strings lie within the payload being parsed.
+        Ok(Val::utf8_str(self.0.slice_ref(v.as_bytes())))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Val, E> {
+        Ok(Val::utf8_str(Bytes::copy_from_slice(v.as_bytes())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Val, E> {
+        Ok(Val::utf8_str(v.into_bytes()))
+    }
+
+    fn visit_none<E>(self) -> Result<Val, E> {
+        Ok(Val::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val, D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_unit<E>(self) -> Result<Val, E> {
+        Ok(Val::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(item) = seq.next_element_seed(self)? {
+            items.push(item);
+        }
+        Ok(items.into_iter().collect())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
+        let mut obj = jaq_json::Map::with_capacity_and_hasher(
+            map.size_hint().unwrap_or(0).min(64),
+            Default::default(),
+        );
+        while let Some(key) = map.next_key_seed(self)? {
+            let value = map.next_value_seed(self)?;
+            obj.insert(key, value);
+        }
+        Ok(Val::obj(obj))
     }
 }
 
@@ -129,9 +222,39 @@ fn write_str(s: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Writes `s` as a JSON string, escaped as serde_json escapes: `"`, `\\` and the control
+/// characters, short forms where JSON has them. Runs needing no escape are copied at once.
 fn escape_into(s: &str, out: &mut Vec<u8>) {
-    // serde_json's escaper; writing into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0x08 => b'b',
+            0x0c => b'f',
+            0x00..=0x1f => 0,
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        start = i + 1;
+        if short == 0 {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.push(b'\\');
+            out.push(short);
+        }
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
 }
 
 /// How local outputs (stdout, file) write an event.
@@ -223,7 +346,11 @@ mod tests {
     use crate::runtime::ack::Ack;
 
     fn roundtrip(input: &str) -> String {
-        let v = decode(Codec::Json, input.as_bytes()).unwrap();
+        let v = decode(
+            Codec::Json,
+            &bytes::Bytes::copy_from_slice(input.as_bytes()),
+        )
+        .unwrap();
         let mut out = Vec::new();
         encode(Codec::Json, &v, &mut out).unwrap();
         String::from_utf8(out).unwrap()
@@ -253,17 +380,59 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    decode(Codec::Json, bad.as_bytes()),
+                    decode(Codec::Json, &bytes::Bytes::copy_from_slice(bad.as_bytes())),
                     Err(CodecError::MalformedJson(_))
                 ),
                 "{bad:?}"
             );
         }
-        assert!(decode(Codec::Json, b"\xff\xfe").is_err());
+        assert!(decode(Codec::Json, &bytes::Bytes::from_static(b"\xff\xfe")).is_err());
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         assert!(
-            decode(Codec::Json, deep.as_bytes()).is_err(),
+            decode(Codec::Json, &bytes::Bytes::copy_from_slice(deep.as_bytes())).is_err(),
             "deep nesting must be refused, not overflow the stack"
+        );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut every: String = (0u8..0x80).map(char::from).collect();
+        every.push_str("é😀\u{2028}\u{7f}");
+        for s in [
+            every.as_str(),
+            "",
+            "plain",
+            "\"\\",
+            "tail\n",
+            "\u{1}x\u{1f}",
+        ] {
+            let mut out = Vec::new();
+            escape_into(s, &mut out);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn strings_share_the_payload_unless_escaped() {
+        let payload = Bytes::from(r#"{"plain":"abc","esc":"a\nb","k\u0041":[1,"x"]}"#.to_string());
+        let v = decode(Codec::Json, &payload).unwrap();
+        let Val::Obj(map) = &v else { panic!("{v}") };
+        let inside = |b: &Bytes| payload.as_ptr_range().contains(&b.as_ptr());
+        let (k, plain) = map.get_index(0).unwrap();
+        assert!(
+            matches!((k, plain), (Val::TStr(k), Val::TStr(p)) if inside(k) && inside(p) && &p[..] == b"abc")
+        );
+        assert!(
+            matches!(map.get_index(1).unwrap().1, Val::TStr(e) if !inside(e) && &e[..] == b"a\nb")
+        );
+        assert!(matches!(map.get_index(2).unwrap().0, Val::TStr(k) if &k[..] == b"kA"));
+        assert_eq!(
+            v.to_string(),
+            r#"{"plain":"abc","esc":"a\nb","kA":[1,"x"]}"#
         );
     }
 
@@ -276,7 +445,7 @@ mod tests {
 
     #[test]
     fn raw_codec_passes_bytes_through() {
-        let v = decode(Codec::Raw, b"not json \xff").unwrap();
+        let v = decode(Codec::Raw, &bytes::Bytes::from_static(b"not json \xff")).unwrap();
         let mut out = Vec::new();
         encode(Codec::Raw, &v, &mut out).unwrap();
         assert_eq!(out, b"not json \xff");

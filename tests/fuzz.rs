@@ -713,8 +713,8 @@ fn stages() -> Vec<Stage> {
 /// Decode, chain, encode: what `runtime::processor::Worker::one` does with an event. Either
 /// every output payload or the failing step and its reason.
 fn run(stage: &Stage, payload: &[u8]) -> Result<Vec<Vec<u8>>, (String, String)> {
-    let value =
-        codec::decode(stage.codec, payload).map_err(|e| ("decode".to_string(), e.to_string()))?;
+    let value = codec::decode(stage.codec, &Bytes::copy_from_slice(payload))
+        .map_err(|e| ("decode".to_string(), e.to_string()))?;
     let record = Record {
         value,
         key: Some(Bytes::from_static(b"key")),

@@ -45,7 +45,7 @@ mod tests {
     fn keep(cond: &str, json: &str) -> Result<bool, String> {
         let step = Filter::new(compile(cond).unwrap());
         let rec = Record {
-            value: decode(Codec::Json, json.as_bytes()).unwrap(),
+            value: decode(Codec::Json, &bytes::Bytes::copy_from_slice(json.as_bytes())).unwrap(),
             key: None,
             headers: vec![],
             timestamp: None,

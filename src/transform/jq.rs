@@ -61,7 +61,7 @@ mod tests {
 
     fn record(json: &str) -> Record {
         Record {
-            value: decode(Codec::Json, json.as_bytes()).unwrap(),
+            value: decode(Codec::Json, &bytes::Bytes::copy_from_slice(json.as_bytes())).unwrap(),
             key: Some(bytes::Bytes::from_static(b"k")),
             headers: vec![("h".into(), bytes::Bytes::from_static(b"v"))],
             timestamp: Some(5),

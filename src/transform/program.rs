@@ -354,12 +354,20 @@ mod tests {
     fn run_all(code: &str, input: &str, meta: &Meta<'_>) -> Result<Vec<String>, RunError> {
         let p = compile(code).unwrap();
         let mut outs = Vec::new();
-        p.run(decode(Codec::Json, input.as_bytes()).unwrap(), meta, |v| {
-            let mut b = Vec::new();
-            write_json(&v, &mut b, 0).unwrap();
-            outs.push(String::from_utf8(b).unwrap());
-            true
-        })?;
+        p.run(
+            decode(
+                Codec::Json,
+                &bytes::Bytes::copy_from_slice(input.as_bytes()),
+            )
+            .unwrap(),
+            meta,
+            |v| {
+                let mut b = Vec::new();
+                write_json(&v, &mut b, 0).unwrap();
+                outs.push(String::from_utf8(b).unwrap());
+                true
+            },
+        )?;
         Ok(outs)
     }
 

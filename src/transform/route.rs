@@ -240,7 +240,7 @@ mod tests {
     fn route(cfg: RouteConfig, json: &str) -> Result<Record, String> {
         let step = Route::new(&cfg)?;
         let rec = Record {
-            value: decode(Codec::Json, json.as_bytes()).unwrap(),
+            value: decode(Codec::Json, &bytes::Bytes::copy_from_slice(json.as_bytes())).unwrap(),
             key: Some(Bytes::from_static(b"old")),
             headers: vec![
                 ("keep".into(), Bytes::from_static(b"1")),
