@@ -6,6 +6,7 @@
 //! cargo bench --bench suite                     # every workload
 //! cargo bench --bench suite -- w1 w3            # named workloads
 //! cargo bench --bench suite -- --events 50000   # fewer events per workload
+//! cargo bench --bench suite -- w1t --backlog N   # W1 on tansu, N events (default 2 million)
 //! ```
 //!
 //! - W1 Kafka passthrough and W2 Kafka filter + reshape (half pass), 1 KB events with about 20
@@ -13,13 +14,18 @@
 //!   partitions, as it keeps at most 5 MB per partition). Other tools run the same logic:
 //!   `kcat | jaq | kcat` and bytewax through `benches/baselines/run.py` (`scripts/setup.sh
 //!   bench`); quixstreams cannot run on the mock cluster.
+//! - W1 on tansu (`w1t`): a backlog of 2 million 1 KB events on one partition, then on two, in
+//!   a tansu broker (`scripts/setup.sh kafka`), drained by the raw loop, sluice, `kcat | jaq |
+//!   kcat` (on the confluent-kafka wheel's librdkafka), quixstreams and bytewax. Every row is
+//!   the whole run, start-up and group join included; outputs are counted by reading the output
+//!   topic back. tansu's memory engine, not the worker, sets the pace here.
 //! - W3 core NATS subscribe -> jq -> publish, 256-byte events published at rising rates: the
 //!   highest rate each worker kept up with, with no message lost (slow-consumer drops).
 //! - W4 JetStream pull -> jq -> publish with acks, 512-byte events from a pre-loaded stream.
 //! - W5 latency: events stamped with their send time, produced at 20,000/s (and at half W2's
-//!   rate when W2 ran) for a warm-up and 10 s, through the raw loop and sluice (Kafka: W2's
-//!   pipeline on 512-byte events; core NATS: the reshape on 256-byte events); p50, p99 and
-//!   p99.9 from send to receipt by a consumer in this driver, and how many arrived.
+//!   rate when W2 ran) for a warm-up and 10 s, through the raw loop and sluice (Kafka, on
+//!   tansu: W2's pipeline on 512-byte events; core NATS: the reshape on 256-byte events); p50,
+//!   p99 and p99.9 from send to receipt by a consumer in this driver, and how many arrived.
 //!
 //! Rates are of input events over the window from 2% to 100% of the outputs (connected and
 //! warm); CPU is the worker process's own (the broker and this driver are not counted), per
@@ -75,7 +81,7 @@ fn main() {
     let named: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| a.starts_with('w') && a.len() == 2)
+        .filter(|a| a.starts_with('w') && (a.len() == 2 || *a == "w1t"))
         .collect();
     let wants = |w: &str| named.is_empty() || named.contains(&w);
     let dir = tempfile::tempdir().unwrap();
@@ -87,6 +93,15 @@ fn main() {
             "the mock cluster keeps at most 5 MB per partition"
         );
         kafka(&mut rows, dir.path(), n, wants("w1"), wants("w2"));
+    }
+    if wants("w1t") {
+        let backlog = args
+            .iter()
+            .position(|a| a == "--backlog")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2_000_000);
+        tansu::backlog(&mut rows, dir.path(), backlog);
     }
     if wants("w3") {
         nats_core(&mut rows, dir.path(), events.unwrap_or(200_000));
@@ -121,6 +136,8 @@ fn main() {
 
 /// How long each latency run publishes, after a warm-up.
 const LATENCY_SECS: u64 = 10;
+/// Partitions of W5's Kafka topics.
+const LATENCY_PARTITIONS: i32 = 4;
 const WARM_UP: Duration = Duration::from_secs(3);
 
 /// One line of the latency table.
@@ -185,16 +202,18 @@ fn latency_of(payload: &[u8], since: u64) -> Option<u64> {
 /// through the raw loop and through sluice's W2 pipeline; latency of the events sent after the
 /// warm-up.
 fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    // On tansu: the mock cluster answers a fetch only when its wait is up, which would be
+    // measured instead of the pipeline.
+    let Some(broker) = tansu::Broker::start() else {
+        eprintln!("W5 on Kafka not run: tansu is not installed (scripts/setup.sh kafka)");
+        return Vec::new();
+    };
+    let brokers = broker.brokers.clone();
     let total = rate * (WARM_UP.as_secs() + LATENCY_SECS);
     let mut out = Vec::new();
     for runner in ["raw", "sluice"] {
         let (input, output) = (format!("lat-in-{runner}"), format!("lat-out-{runner}"));
-        // 512-byte events over 32 partitions: the mock cluster keeps at most 5 MB of each.
-        for t in [&input, &output] {
-            cluster.create_topic(t, PARTITIONS, 1).unwrap();
-        }
+        broker.create(&[&input, &output], LATENCY_PARTITIONS);
         let worker = if runner == "raw" {
             raw_worker(&["kafka", &brokers, &input, &output, &total.to_string()])
         } else {
@@ -223,7 +242,7 @@ fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
                     .create()
                     .unwrap();
                 let mut tpl = rdkafka::TopicPartitionList::new();
-                for p in 0..PARTITIONS {
+                for p in 0..LATENCY_PARTITIONS {
                     tpl.add_partition_offset(&output, p, rdkafka::Offset::Beginning)
                         .unwrap();
                 }
@@ -478,7 +497,7 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
             dir,
             name,
             &format!(
-                "input:\n  kafka:\n    brokers: {brokers}\n    topics: [in]\n    group_id: {name}\n    options:\n      session.timeout.ms: \"6000\"\n\
+                "input:\n  kafka:\n    brokers: {brokers}\n    topics: [in]\n    group_id: {name}\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
                  {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
             ),
         )
@@ -515,12 +534,28 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
 
 /// Runs another tool through `benches/baselines/run.py`, which reports its whole run.
 fn baseline(workload: &'static str, tool: &str, brokers: &str, output: &str, n: u64) -> Row {
+    baseline_from(workload, tool, brokers, "in", output, n, &[])
+}
+
+/// Runs another tool on `input` through `benches/baselines/run.py`, with `env` set.
+fn baseline_from(
+    workload: &'static str,
+    tool: &str,
+    brokers: &str,
+    input: &str,
+    output: &str,
+    n: u64,
+    env: &[(&str, &Path)],
+) -> Row {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/baselines/run.py");
+    let run = &workload[..2].to_lowercase();
     let out = Command::new("python3")
         .arg(script)
-        .args(["--tool", tool, "--workload", &workload.to_lowercase()])
-        .args(["--brokers", brokers, "--input", "in", "--output", output])
+        .args(["--tool", tool, "--workload", run])
+        .args(["--brokers", brokers, "--input", input, "--output", output])
         .args(["--count", &n.to_string()])
+        .args(["--timeout", &TIMEOUT.as_secs().to_string()])
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::null())
         .output();
     let report = out
@@ -766,6 +801,302 @@ fn jetstream(rows: &mut Vec<Row>, dir: &Path, n: u64) {
 
 /// The raw client loops, run as child processes of the suite: the physical limit of each bus
 /// on this machine, with no parsing.
+/// W1 on a real Kafka-protocol broker: a tansu process (in-memory storage), which can hold a
+/// backlog of millions of events, unlike the mock cluster.
+mod tansu {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use rdkafka::ClientConfig;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    use super::common::{Reading, cpu_seconds, peak_rss_mib};
+    use super::{Row, TIMEOUT, Worker, baseline_from, event, raw_worker, sluice, write};
+
+    /// A tansu broker on a free port, killed when dropped.
+    pub struct Broker {
+        _child: Worker,
+        pub brokers: String,
+    }
+
+    fn binary() -> PathBuf {
+        if let Some(path) = std::env::var_os("TANSU") {
+            return PathBuf::from(path);
+        }
+        let home =
+            Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
+        if home.exists() {
+            home
+        } else {
+            PathBuf::from("tansu")
+        }
+    }
+
+    impl Broker {
+        pub fn start() -> Option<Broker> {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let url = format!("tcp://127.0.0.1:{port}");
+            let child = Command::new(binary())
+                .arg("broker")
+                .args(["--listener-url", &url, "--advertised-listener-url", &url])
+                .args(["--storage-engine", "memory://tansu/"])
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?;
+            let broker = Broker {
+                _child: Worker(child),
+                brokers: format!("127.0.0.1:{port}"),
+            };
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                if Instant::now() > deadline {
+                    return None;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Some(broker)
+        }
+
+        pub fn create(&self, topics: &[&str], partitions: i32) {
+            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                .set("bootstrap.servers", &self.brokers)
+                .create()
+                .unwrap();
+            let new: Vec<NewTopic> = topics
+                .iter()
+                .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+                .collect();
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            for r in rt
+                .block_on(admin.create_topics(&new, &AdminOptions::new()))
+                .unwrap()
+            {
+                r.unwrap();
+            }
+        }
+    }
+
+    /// Counts the records of `topic` by reading it from the beginning (tansu's ListOffsets
+    /// cannot be trusted for a count), until dropped.
+    struct Counter {
+        count: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Counter {
+        fn start(brokers: &str, topic: &str, partitions: i32) -> Counter {
+            let (count, stop) = (
+                Arc::new(AtomicU64::new(0)),
+                Arc::new(AtomicBool::new(false)),
+            );
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", brokers)
+                // assign() needs a group id; no group is joined and nothing committed.
+                .set("group.id", "suite-counter")
+                .set("enable.auto.commit", "false")
+                .set("fetch.wait.max.ms", "10")
+                .create()
+                .unwrap();
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            for p in 0..partitions {
+                tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+                    .unwrap();
+            }
+            consumer.assign(&tpl).unwrap();
+            let thread = {
+                let (count, stop) = (count.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            };
+            Counter {
+                count,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        fn get(&self) -> u64 {
+            self.count.load(Ordering::Relaxed)
+        }
+    }
+
+    impl Drop for Counter {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Watches a worker until `count()` reaches `expect` outputs: its whole run from `started`
+    /// (start-up and the group join included, as `run.py` measures the other tools), and its
+    /// CPU time in all.
+    fn whole_run(
+        worker: &Worker,
+        started: Instant,
+        expect: u64,
+        count: impl Fn() -> u64,
+    ) -> Reading {
+        let pid = worker.pid().to_string();
+        let deadline = started + TIMEOUT;
+        while count() < expect {
+            assert!(
+                Instant::now() < deadline,
+                "timed out at {} of {expect} outputs",
+                count()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Reading {
+            events: expect as f64,
+            seconds: started.elapsed().as_secs_f64(),
+            cpu_seconds: cpu_seconds(&pid),
+            peak_rss_mib: peak_rss_mib(&pid),
+        }
+    }
+
+    /// A directory whose `librdkafka.so.1` is the library of the confluent-kafka wheel: Debian's
+    /// kcat runs on it, as its own librdkafka cannot talk to tansu (see run.py).
+    fn newer_librdkafka(dir: &Path) -> Option<PathBuf> {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import confluent_kafka, glob, os; d = os.path.dirname(confluent_kafka.__file__); \
+                 print(sorted(glob.glob(os.path.join(d + '.libs', 'librdkafka*.so*')) + glob.glob(os.path.join(d, '.libs', 'librdkafka*.so*')))[0])",
+            ])
+            .output()
+            .ok()?;
+        let lib = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        if lib.is_empty() {
+            return None;
+        }
+        let libs = dir.join("librdkafka-for-kcat");
+        std::fs::create_dir_all(&libs).ok()?;
+        let link = libs.join("librdkafka.so.1");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(lib, &link).ok()?;
+        Some(libs)
+    }
+
+    /// W1: a backlog of `n` events on one partition, then on two, drained by each runner.
+    pub fn backlog(rows: &mut Vec<Row>, dir: &Path, n: u64) {
+        let libs = newer_librdkafka(dir);
+        for partitions in [1, 2] {
+            // A broker of its own for each: it keeps every topic in memory.
+            let Some(broker) = Broker::start() else {
+                rows.push(Row {
+                    workload: "W1 tansu",
+                    runner: "all".into(),
+                    reading: None,
+                    note: "not run: tansu is not installed (scripts/setup.sh kafka)".into(),
+                });
+                return;
+            };
+            let brokers = broker.brokers.clone();
+            let workload: &'static str = if partitions == 1 {
+                "W1 tansu 1p"
+            } else {
+                "W1 tansu 2p"
+            };
+            let input = format!("in-{partitions}p");
+            let runners = ["raw", "sluice", "kcat-jaq", "quixstreams", "bytewax"];
+            let outputs: Vec<String> = runners
+                .iter()
+                .map(|r| format!("w1-{partitions}p-{r}"))
+                .collect();
+            let mut topics = vec![input.as_str()];
+            topics.extend(outputs.iter().map(String::as_str));
+            broker.create(&topics, partitions);
+            let producer: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("linger.ms", "20")
+                .set("compression.type", "lz4")
+                .create()
+                .unwrap();
+            for i in 0..n {
+                let payload = event(i, 1024);
+                let key = format!("k{}", i % 64);
+                let mut rec = BaseRecord::to(&input)
+                    .payload(&payload)
+                    .key(&key)
+                    .partition((i % partitions as u64) as i32);
+                while let Err((_, back)) = producer.send(rec) {
+                    rec = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+            }
+            producer.flush(Duration::from_secs(600)).unwrap();
+            for (runner, output) in runners.iter().zip(&outputs) {
+                let row = match *runner {
+                    "raw" | "sluice" => {
+                        let counter = Counter::start(&brokers, output, partitions);
+                        let started = Instant::now();
+                        let worker = if *runner == "raw" {
+                            raw_worker(&["kafka", &brokers, &input, output, &n.to_string()])
+                        } else {
+                            let file = write(
+                                dir,
+                                &format!("w1-tansu-{partitions}"),
+                                &format!(
+                                    "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: sluice-{partitions}p\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
+                                     output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
+                                ),
+                            );
+                            Worker::spawn(sluice().arg(&file))
+                        };
+                        Row {
+                            workload,
+                            runner: runner.to_string(),
+                            reading: Some(whole_run(&worker, started, n, || counter.get())),
+                            note: "whole run, start-up included".into(),
+                        }
+                    }
+                    "kcat-jaq" => match &libs {
+                        Some(libs) => baseline_from(
+                            workload,
+                            runner,
+                            &brokers,
+                            &input,
+                            output,
+                            n,
+                            &[("LD_LIBRARY_PATH", libs)],
+                        ),
+                        None => Row {
+                            workload,
+                            runner: runner.to_string(),
+                            reading: None,
+                            note: "not run: no librdkafka newer than kcat's (pip confluent-kafka)"
+                                .into(),
+                        },
+                    },
+                    tool => baseline_from(workload, tool, &brokers, &input, output, n, &[]),
+                };
+                eprintln!("{} {}: {:?}", row.workload, row.runner, row.reading);
+                rows.push(row);
+            }
+        }
+    }
+}
+
 mod raw {
     use std::time::{Duration, Instant};
 
