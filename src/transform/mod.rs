@@ -3,6 +3,7 @@
 //! Steps are synchronous and stateless: one record in, zero or more records out. They run on
 //! worker threads, on values decoded once per event and encoded once at the end of the chain.
 
+pub mod fast;
 pub mod filter;
 pub mod jq;
 pub mod program;

@@ -27,6 +27,8 @@ pub struct CompileError {
 /// A compiled jq program.
 pub struct Program {
     filter: JqFilter,
+    /// The program's direct form, when it has one of the common shapes (see `fast`).
+    fast: Option<super::fast::Fast>,
     /// Which of [`GLOBALS`] the program mentions: the others are passed as null, unbuilt.
     uses: [bool; 4],
 }
@@ -197,7 +199,11 @@ pub fn compile(code: &str) -> Result<Program, Vec<CompileError>> {
                 .collect::<Vec<_>>()
         })?;
     let uses = GLOBALS.map(|g| mentions(code, g));
-    Ok(Program { filter, uses })
+    Ok(Program {
+        filter,
+        uses,
+        fast: super::fast::Fast::compile(code),
+    })
 }
 
 /// jaq's `fromjson` (also behind `tonumber` and `toboolean`), refusing text nested deeper than
@@ -293,6 +299,24 @@ impl Program {
     /// Runs the program on `input`, calling `emit` for each output until it returns false.
     /// Returns the first error, which ends the run.
     pub fn run(
+        &self,
+        input: Val,
+        meta: &Meta<'_>,
+        mut emit: impl FnMut(Val) -> bool,
+    ) -> Result<(), RunError> {
+        if let Some(fast) = &self.fast
+            && let Ok(out) = fast.run(&input)
+        {
+            if let Some(v) = out {
+                emit(v);
+            }
+            return Ok(());
+        }
+        self.run_jaq(input, meta, emit)
+    }
+
+    /// Runs the program with jaq, whatever its shape.
+    pub(crate) fn run_jaq(
         &self,
         input: Val,
         meta: &Meta<'_>,
