@@ -312,7 +312,10 @@ mod tests {
                 r#"{{"id":7,"ts":1700000000007,"service":"svc-7","status":{status},"latency":0.0070,"msg":"request \"handled\"","pad":"xx"}}"#
             );
             let input = decode(Codec::Json, &bytes::Bytes::from(json)).unwrap();
-            let out = Fast::compile(program).unwrap().run(&input).expect("answered directly");
+            let out = Fast::compile(program)
+                .unwrap()
+                .run(&input)
+                .expect("answered directly");
             let direct: Vec<String> = out.iter().map(text).collect();
             assert_eq!(direct.len(), outputs);
             assert_eq!(Ok(direct), jaq(program, &input));
