@@ -7,6 +7,10 @@ use bytes::Bytes;
 
 use crate::runtime::ack::Ack;
 
+/// Bytes counted against the in-flight budget for each event on top of its payload: about what
+/// the event, its acknowledgement and its position take, so that tiny events are bounded too.
+pub const EVENT_OVERHEAD: usize = 256;
+
 /// Message headers in order; a name may repeat (Kafka and NATS both allow it).
 pub type Headers = Vec<(String, Bytes)>;
 
@@ -92,10 +96,11 @@ pub struct Event {
 }
 
 impl Event {
-    /// A new event read at `position`, with no key, headers or timestamp. Its payload counts
-    /// against the pipeline's in-flight byte budget until its input is finished.
+    /// A new event read at `position`, with no key, headers or timestamp. Its payload (plus
+    /// [`EVENT_OVERHEAD`]) counts against the pipeline's in-flight byte budget until its input
+    /// is finished.
     pub fn new(payload: Bytes, position: Position, ack: Ack) -> Self {
-        ack.charge(payload.len());
+        ack.charge(payload.len() + EVENT_OVERHEAD);
         Event {
             payload,
             key: None,

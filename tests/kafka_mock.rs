@@ -532,7 +532,7 @@ async fn an_output_cluster_down_holds_the_input_back_and_loses_nothing() {
     }
     let read = received();
     assert!(
-        most_bytes <= (budget + 200 * 64) as f64,
+        most_bytes <= (budget + 200 * (64 + sluice::event::EVENT_OVERHEAD)) as f64,
         "{most_bytes} bytes in flight"
     );
     assert!(read < n as f64, "read all {n} during the outage");

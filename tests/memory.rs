@@ -112,7 +112,7 @@ settings:
     assert_eq!(ids, (0..ids.len() as u64).collect::<Vec<_>>());
 
     // Reading waited for the output: at most the budget plus the batch being handed on.
-    let event_bytes = 10_020.0;
+    let event_bytes = (10_020 + sluice::event::EVENT_OVERHEAD) as f64;
     assert!(
         most_in_flight <= budget as f64 + batch as f64 * event_bytes,
         "{most_in_flight} bytes in flight"

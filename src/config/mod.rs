@@ -79,8 +79,9 @@ pub struct Settings {
     /// transform makes it).
     #[serde(default = "default_max_event_bytes")]
     pub max_event_bytes: ByteSize,
-    /// Most payload bytes of inputs read and not yet finished; reading pauses at this much until
-    /// events are delivered. Bounds memory whatever the event sizes.
+    /// Most bytes of inputs read and not yet finished (each input's payload plus 256 bytes for
+    /// its bookkeeping); reading pauses at this much until events are delivered. Bounds memory
+    /// whatever the event sizes.
     #[serde(default = "default_max_in_flight_bytes")]
     pub max_in_flight_bytes: ByteSize,
     /// How the output and the dead-letter output retry deliveries that failed for a passing

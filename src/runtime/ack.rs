@@ -326,6 +326,27 @@ mod tests {
     }
 
     #[test]
+    fn an_event_holds_its_payload_and_overhead_against_the_budget_until_done() {
+        use crate::event::{EVENT_OVERHEAD, Event, Position};
+        let t = Telemetry::new("test", 5 + EVENT_OVERHEAD);
+        let (ch, _rx) = ack_channel(&t);
+        let e = Event::new(
+            bytes::Bytes::from_static(b"12345"),
+            Position::Generated { seq: 0 },
+            ch.ack(0, 1),
+        );
+        assert!(t.budget().is_full(), "payload plus overhead is counted");
+        let fork = e.ack.fork();
+        e.ack.complete(Outcome::Delivered);
+        assert!(
+            t.budget().is_full(),
+            "held until every derived event is done"
+        );
+        fork.complete(Outcome::Delivered);
+        assert!(!t.budget().is_full());
+    }
+
+    #[test]
     fn a_dropped_fork_fails_the_input() {
         let (ch, mut rx) = ack_channel(&Telemetry::new("test", usize::MAX));
         let a = ch.ack(0, 1);
