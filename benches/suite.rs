@@ -240,20 +240,7 @@ fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
         let reader = {
             let (brokers, output, samples) = (brokers.clone(), output.clone(), samples.clone());
             std::thread::spawn(move || {
-                let c: BaseConsumer = ClientConfig::new()
-                    .set("bootstrap.servers", &brokers)
-                    // assign() needs a group id; no group is joined and nothing committed.
-                    .set("group.id", "latency-reader")
-                    .set("enable.auto.commit", "false")
-                    .set("fetch.wait.max.ms", "1")
-                    .create()
-                    .unwrap();
-                let mut tpl = rdkafka::TopicPartitionList::new();
-                for p in 0..LATENCY_PARTITIONS {
-                    tpl.add_partition_offset(&output, p, rdkafka::Offset::Beginning)
-                        .unwrap();
-                }
-                c.assign(&tpl).unwrap();
+                let c = reader(&brokers, &output, LATENCY_PARTITIONS, 1);
                 let until = Instant::now() + WARM_UP + Duration::from_secs(LATENCY_SECS + 5);
                 while Instant::now() < until {
                     if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
@@ -311,19 +298,7 @@ fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
 /// sluice's reshape; latency of the events sent after the warm-up.
 fn latency_nats(dir: &Path, rate: u64) -> Vec<Latency> {
     use futures_util::StreamExt;
-    let server = NatsServer::start();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = rt.block_on(async_nats::connect(&server.url)).unwrap();
-    let file = write(
-        dir,
-        "lat-nats",
-        &format!(
-            "input:\n  nats:\n    url: {url}\n    subjects: [lat.in]\n\
-             transforms:\n  - jq: '{RESHAPE}'\n\
-             output:\n  nats:\n    url: {url}\n    subject: lat.out.sluice\nerrors: drop\n",
-            url = server.url
-        ),
-    );
+    let (server, rt, client, file) = nats_rig(dir, "lat");
     let mut out = Vec::new();
     for runner in ["raw", "sluice"] {
         let worker = if runner == "raw" {
@@ -432,6 +407,26 @@ fn write(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, yaml).unwrap();
     path
+}
+
+/// A consumer of every partition of `topic` from its start, outside any group (nothing is
+/// committed), fetching with waits of at most `fetch_wait_ms`.
+fn reader(brokers: &str, topic: &str, partitions: i32, fetch_wait_ms: u32) -> BaseConsumer {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        // assign() needs a group id; no group is joined and nothing committed.
+        .set("group.id", "suite-reader")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    consumer
 }
 
 fn kafka_total(consumer: &BaseConsumer, topic: &str) -> u64 {
@@ -591,22 +586,37 @@ fn baseline_from(
     }
 }
 
-/// W3: the highest of a rising series of publish rates each worker keeps up with, losing
-/// nothing.
-fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
+/// A nats-server of the suite's own, a runtime and a client of it, and sluice's pipeline file
+/// for `{prefix}.in` -> the reshape -> `{prefix}.out.sluice`.
+fn nats_rig(
+    dir: &Path,
+    prefix: &str,
+) -> (
+    NatsServer,
+    tokio::runtime::Runtime,
+    async_nats::Client,
+    PathBuf,
+) {
     let server = NatsServer::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = rt.block_on(async_nats::connect(&server.url)).unwrap();
     let file = write(
         dir,
-        "w3",
+        prefix,
         &format!(
-            "input:\n  nats:\n    url: {url}\n    subjects: [w3.in]\n\
+            "input:\n  nats:\n    url: {url}\n    subjects: [{prefix}.in]\n\
              transforms:\n  - jq: '{RESHAPE}'\n\
-             output:\n  nats:\n    url: {url}\n    subject: w3.out.sluice\nerrors: drop\n",
+             output:\n  nats:\n    url: {url}\n    subject: {prefix}.out.sluice\nerrors: drop\n",
             url = server.url
         ),
     );
+    (server, rt, client, file)
+}
+
+/// W3: the highest of a rising series of publish rates each worker keeps up with, losing
+/// nothing.
+fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
+    let (server, rt, client, file) = nats_rig(dir, "w3");
     let raw_args = ["nats", &server.url, "w3.in", "w3.out.raw"];
     for (runner, start) in [
         ("raw", &(|| raw_worker(&raw_args)) as &dyn Fn() -> Worker),
@@ -820,7 +830,6 @@ mod tansu {
     use rdkafka::ClientConfig;
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
     use super::common::{Reading, cpu_seconds, peak_rss_mib};
@@ -909,20 +918,7 @@ mod tansu {
                 Arc::new(AtomicU64::new(0)),
                 Arc::new(AtomicBool::new(false)),
             );
-            let consumer: BaseConsumer = ClientConfig::new()
-                .set("bootstrap.servers", brokers)
-                // assign() needs a group id; no group is joined and nothing committed.
-                .set("group.id", "suite-counter")
-                .set("enable.auto.commit", "false")
-                .set("fetch.wait.max.ms", "10")
-                .create()
-                .unwrap();
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            for p in 0..partitions {
-                tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-                    .unwrap();
-            }
-            consumer.assign(&tpl).unwrap();
+            let consumer = super::reader(brokers, topic, partitions, 10);
             let thread = {
                 let (count, stop) = (count.clone(), stop.clone());
                 std::thread::spawn(move || {
