@@ -283,13 +283,14 @@ impl State {
         }
     }
 
-    /// Commits the done position of the lanes (all when `only` is None) that moved.
+    /// Commits the done position of the lanes (all when `only` is None) that moved; false when
+    /// the commit failed.
     fn commit<C: ConsumerContext>(
         &mut self,
         consumer: &BaseConsumer<C>,
         only: Option<&[u32]>,
         mode: CommitMode,
-    ) {
+    ) -> bool {
         let mut tpl = TopicPartitionList::new();
         let mut moved = Vec::new();
         for (id, lane) in &self.lanes {
@@ -311,7 +312,7 @@ impl State {
             }
         }
         if moved.is_empty() {
-            return;
+            return true;
         }
         match consumer.commit(&tpl, mode) {
             Ok(()) => {
@@ -321,10 +322,12 @@ impl State {
                     }
                 }
                 metrics::counter!("sluice_kafka_commits_total", "pipeline" => self.pipeline.to_string()).increment(1);
+                true
             }
             Err(e) => {
                 metrics::counter!("sluice_kafka_commit_errors_total", "pipeline" => self.pipeline.to_string()).increment(1);
-                tracing::warn!(pipeline = %self.pipeline, error = %e, "offset commit failed; retrying at the next commit");
+                tracing::warn!(pipeline = %self.pipeline, error = %e, "offset commit failed; retrying");
+                false
             }
         }
     }
@@ -741,7 +744,12 @@ fn consume(
         let mut state = consumer.context().state();
         let lanes: Vec<u32> = state.lanes.keys().copied().collect();
         state.wait_idle(&lanes, deadline);
-        state.commit(&consumer, None, CommitMode::Sync);
+        // The last commit: retried for the 2 s kept for it (after a broker outage the group
+        // coordinator can take a moment to come back), or what was done is read again.
+        let give_up = Instant::now() + Duration::from_secs(2);
+        while !state.commit(&consumer, None, CommitMode::Sync) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(100));
+        }
         state.update_lag();
     }
     consumer.unsubscribe();
