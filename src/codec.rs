@@ -55,6 +55,209 @@ pub fn decode(codec: Codec, payload: &Bytes) -> Result<Val, CodecError> {
     }
 }
 
+/// [`decode`] of a JSON payload that builds, of a top-level object, only the members named in
+/// `fields` (the others are parsed all the same, so what is refused, and why, does not change).
+/// Any other payload is decoded whole.
+pub fn decode_fields(payload: &Bytes, fields: &[Val]) -> Result<Val, CodecError> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let val = Projected {
+        shared: Shared(payload),
+        fields,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
+    de.end()
+        .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
+    Ok(val)
+}
+
+/// The top-level visitor of [`decode_fields`].
+struct Projected<'p, 'f> {
+    shared: Shared<'p>,
+    fields: &'f [Val],
+}
+
+impl<'de> DeserializeSeed<'de> for Projected<'_, '_> {
+    type Value = Val;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Projected<'_, '_> {
+    type Value = Val;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
+        let mut obj =
+            jaq_json::Map::with_capacity_and_hasher(self.fields.len(), Default::default());
+        while let Some(wanted) = map.next_key_seed(Wanted(self.fields))? {
+            match wanted {
+                Some(i) => {
+                    let value = map.next_value_seed(self.shared)?;
+                    obj.insert(self.fields[i].clone(), value);
+                }
+                None => map.next_value_seed(Skip)?,
+            }
+        }
+        Ok(Val::obj(obj))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Val, E> {
+        self.shared.visit_bool(v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Val, E> {
+        self.shared.visit_i64(v)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Val, E> {
+        self.shared.visit_u64(v)
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Val, E> {
+        self.shared.visit_i128(v)
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Val, E> {
+        self.shared.visit_u128(v)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Val, E> {
+        self.shared.visit_f64(v)
+    }
+
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Val, E> {
+        self.shared.visit_borrowed_str(v)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Val, E> {
+        self.shared.visit_str(v)
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Val, E> {
+        self.shared.visit_string(v)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Val, E> {
+        self.shared.visit_none()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val, D::Error> {
+        self.shared.visit_some(deserializer)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Val, E> {
+        self.shared.visit_unit()
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Val, A::Error> {
+        self.shared.visit_seq(seq)
+    }
+}
+
+/// A member name of the top-level object: which of the wanted fields it is, if any.
+struct Wanted<'f>(&'f [Val]);
+
+impl<'de> DeserializeSeed<'de> for Wanted<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Wanted<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<Option<usize>, E> {
+        Ok(self
+            .0
+            .iter()
+            .position(|f| matches!(f, Val::TStr(s) if s.as_ref() == name.as_bytes())))
+    }
+}
+
+/// Parses a JSON value as [`Shared`] does, checking it the same way, and builds nothing.
+#[derive(Clone, Copy)]
+struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i128<E>(self, _: i128) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u128<E>(self, _: u128) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_none<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        self.deserialize(deserializer)
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(self)?.is_some() {
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
 /// Builds jq values from JSON as jaq-json's own deserializer does, except that a string read
 /// straight from the payload becomes a slice of it (no allocation, no copy).
 #[derive(Clone, Copy)]
@@ -391,6 +594,62 @@ mod tests {
         assert!(
             decode(Codec::Json, &bytes::Bytes::copy_from_slice(deep.as_bytes())).is_err(),
             "deep nesting must be refused, not overflow the stack"
+        );
+    }
+
+    fn fields(names: &[&str]) -> Vec<Val> {
+        names.iter().map(|n| Val::utf8_str(n.to_string())).collect()
+    }
+
+    #[test]
+    fn decoding_some_fields_builds_those_and_refuses_what_decode_refuses() {
+        let decode_json = |s: &str| decode(Codec::Json, &Bytes::copy_from_slice(s.as_bytes()));
+        let some = |s: &str, names: &[&str]| {
+            decode_fields(&Bytes::copy_from_slice(s.as_bytes()), &fields(names))
+        };
+        let doc = r#"{"a":1,"b":{"x":[1,"y"]},"c":"s\"t","d":null,"a":2,"st\u0061tus":5}"#;
+        let full = decode_json(doc).unwrap();
+        let picked = some(doc, &["b", "status", "a", "missing"]).unwrap();
+        let Val::Obj(map) = &picked else {
+            panic!("not an object: {picked}")
+        };
+        // Later duplicates win, escaped names match, absent names are absent.
+        assert_eq!(map.len(), 3);
+        for name in ["a", "b", "status"] {
+            let Val::Obj(all) = &full else { panic!() };
+            let k = Val::utf8_str(name.to_string());
+            assert_eq!(map.get(&k), all.get(&k), "{name}");
+        }
+        assert_eq!(
+            map.get(&Val::utf8_str("a".to_string())),
+            Some(&Val::Num(Num::from_integral(2i64)))
+        );
+        // Anything but an object is decoded whole.
+        for other in ["[1,{\"a\":2}]", "\"s\"", "3.5", "null", "true"] {
+            assert_eq!(some(other, &["a"]), decode_json(other), "{other}");
+        }
+        // What decode refuses, in a field that is not built too, with the same reason.
+        let deep = format!("{{\"a\":1,\"z\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        for bad in [
+            r#"{"a":1,"z":1e400}"#,
+            r#"{"a":1,"z":"\u00zz"}"#,
+            "{\"a\":1,\"z\":\"tab\there\"}",
+            r#"{"a":1,"z":[1,]}"#,
+            r#"{"a":1,"z":01}"#,
+            r#"{"a":1,"z":tru}"#,
+            r#"{"a":1,"z":1} x"#,
+            r#"{"a":1,"z":1"#,
+            deep.as_str(),
+        ] {
+            let refused = decode_json(bad);
+            assert!(refused.is_err(), "{bad}");
+            assert_eq!(some(bad, &["a"]), refused, "{bad}");
+        }
+        let invalid_utf8 = Bytes::from_static(b"{\"a\":1,\"z\":\"\xff\"}");
+        assert!(decode(Codec::Json, &invalid_utf8).is_err());
+        assert_eq!(
+            decode_fields(&invalid_utf8, &fields(&["a"])),
+            decode(Codec::Json, &invalid_utf8)
         );
     }
 

@@ -57,6 +57,8 @@ struct Job {
 pub struct Worker {
     chain: Chain,
     codec: Codec,
+    /// The only top-level fields of a JSON payload the chain reads, if it reads only some.
+    projection: Option<Vec<jaq_json::Val>>,
     max_event_bytes: usize,
     records: Vec<Record>,
     encoded: Vec<(Record, Bytes)>,
@@ -70,6 +72,10 @@ impl Worker {
         Ok(Worker {
             chain: Chain::build(&config.transforms, config.settings.max_fanout)?,
             codec: config.input.codec(),
+            projection: match config.input.codec() {
+                Codec::Json => crate::transform::projection(&config.transforms),
+                Codec::Raw => None,
+            },
             max_event_bytes: config.settings.max_event_bytes.0,
             records: Vec::new(),
             encoded: Vec::new(),
@@ -121,8 +127,11 @@ impl Worker {
     fn one(&mut self, event: &Event) -> Result<(), (String, String)> {
         self.encoded.clear();
         check_size(event, self.max_event_bytes)?;
-        let value = codec::decode(self.codec, &event.payload)
-            .map_err(|e| ("decode".to_string(), e.to_string()))?;
+        let value = match &self.projection {
+            Some(fields) => codec::decode_fields(&event.payload, fields),
+            None => codec::decode(self.codec, &event.payload),
+        }
+        .map_err(|e| ("decode".to_string(), e.to_string()))?;
         let record = Record {
             value,
             key: event.key.clone(),

@@ -51,6 +51,54 @@ impl Fast {
     pub fn run(&self, input: &Val) -> Result<Option<Val>, Fallback> {
         eval(&self.0, input)
     }
+
+    /// Adds to `fields` the top-level fields of the input that the program reads, when it reads
+    /// the input only through `.name...` paths: its outputs and errors (jaq's too) are then the
+    /// same for any two objects that agree on those fields. Returns whether the output is the
+    /// input itself (`select(...)`), or `None` when the program uses the input as a whole.
+    pub fn reads(&self, fields: &mut Vec<Val>) -> Option<bool> {
+        reads(&self.0, true, fields)
+    }
+}
+
+/// [`Fast::reads`] of `e`; `root` says whether `e`'s input is the program's input.
+fn reads(e: &Expr, root: bool, fields: &mut Vec<Val>) -> Option<bool> {
+    // An operand's value is used, not passed on: if it is the input, all of it matters.
+    let value = |e: &Expr, fields: &mut Vec<Val>| match reads(e, root, fields)? {
+        true if root => None,
+        _ => Some(()),
+    };
+    Some(match e {
+        Expr::Id => true,
+        Expr::Path(keys) => {
+            if root && !fields.contains(&keys[0]) {
+                fields.push(keys[0].clone());
+            }
+            false
+        }
+        Expr::Lit(_) => false,
+        Expr::Math(l, _, r) | Expr::Cmp(l, _, r) | Expr::And(l, r) | Expr::Or(l, r) => {
+            value(l, fields)?;
+            value(r, fields)?;
+            false
+        }
+        Expr::Obj(entries) => {
+            for (_, v) in entries {
+                value(v, fields)?;
+            }
+            false
+        }
+        Expr::Select(cond) => {
+            value(cond, fields)?;
+            true
+        }
+        // The right side sees the input only if the left side passes it on.
+        Expr::Pipe(l, r) => {
+            let through = reads(l, root, fields)?;
+            let r_through = reads(r, root && through, fields)?;
+            through && r_through
+        }
+    })
 }
 
 fn plain_str(parts: &[StrPart<&str, Term<&str>>]) -> Option<String> {
@@ -326,8 +374,69 @@ mod tests {
         assert!(jaq(".a.b", &input).is_err());
     }
 
+    fn names(fields: &[Val]) -> Vec<String> {
+        fields.iter().map(text).collect()
+    }
+
+    #[test]
+    fn the_fields_a_program_reads_are_known() {
+        let w2 = "select(.status >= 500) | {ts, service, msg, latency_ms: (.latency * 1000)}";
+        for (program, expected) in [
+            (".a", Some((false, vec!["a"]))),
+            (".a.b | .c", Some((false, vec!["a"]))),
+            (
+                "{id, ts, service, status, latency_ms: (.latency * 1000)}",
+                Some((false, vec!["id", "ts", "service", "status", "latency"])),
+            ),
+            (
+                w2,
+                Some((false, vec!["status", "ts", "service", "msg", "latency"])),
+            ),
+            (
+                "select(.a) | select(.b) | .a",
+                Some((false, vec!["a", "b"])),
+            ),
+            ("select(.a == 1)", Some((true, vec!["a"]))),
+            ("select(.a) | .", Some((true, vec!["a"]))),
+            ("1e1000", Some((false, vec![]))),
+            (".a | {b: ., c: .x}", Some((false, vec!["a"]))),
+            // The input itself is used as a value.
+            (".", Some((true, vec![]))),
+            ("{a: .}", None),
+            (". == 1", None),
+            ("select(.)", None),
+            ("select(.a) | {b: .}", None),
+            (".a + .", None),
+        ] {
+            let mut fields = Vec::new();
+            let through = Fast::compile(program).unwrap().reads(&mut fields);
+            let got = through.map(|t| (t, names(&fields)));
+            let expected = expected
+                .map(|(t, f)| (t, f.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>()));
+            assert_eq!(got, expected, "{program}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// A program that reads only some fields gives the same outputs and errors, in jaq and
+        /// directly, on a payload decoded with only those fields.
+        #[test]
+        fn programs_agree_on_the_fields_they_read(json in object(), which in 0..IN.len()) {
+            let program = IN[which];
+            let mut fields = Vec::new();
+            let Some(false) = Fast::compile(program).unwrap().reads(&mut fields) else {
+                return Ok(());
+            };
+            let payload = bytes::Bytes::from(json.clone());
+            let full = decode(Codec::Json, &payload).unwrap();
+            let some = crate::codec::decode_fields(&payload, &fields).unwrap();
+            prop_assert_eq!(jaq(program, &some), jaq(program, &full), "{} on {}", program, json);
+            let fast = Fast::compile(program).unwrap();
+            let direct = |v: &Val| fast.run(v).map(|out| out.iter().map(text).collect::<Vec<_>>());
+            prop_assert_eq!(direct(&some), direct(&full), "{} on {}", program, json);
+        }
+
         /// Wherever the direct form answers, it answers as jaq does: the same outputs, written
         /// the same way.
         #[test]

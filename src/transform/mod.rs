@@ -156,6 +156,32 @@ pub(crate) fn compile_or_describe(code: &str) -> Result<program::Program, String
     })
 }
 
+/// The top-level fields of a JSON payload that `steps` read, when they read no others and never
+/// the payload as a whole: decoding may then build only those fields (see
+/// [`crate::codec::decode_fields`]) and the chain's outputs and errors are the same. `None` when
+/// a step needs the whole payload, or when the chain could pass it on unchanged.
+pub fn projection(steps: &[TransformConfig]) -> Option<Vec<Val>> {
+    let mut fields = Vec::new();
+    for step in steps {
+        match step {
+            TransformConfig::Jq(p) => {
+                // Past a step whose output is not its input, later steps see only derived values.
+                if !fast::Fast::compile(&p.program)?.reads(&mut fields)? {
+                    return Some(fields);
+                }
+            }
+            TransformConfig::Filter(p) => {
+                // The condition's value is used: if that is the payload, all of it matters.
+                if fast::Fast::compile(&p.program)?.reads(&mut fields)? {
+                    return None;
+                }
+            }
+            TransformConfig::Route(_) => return None,
+        }
+    }
+    None
+}
+
 /// What a step works on: the decoded payload and the metadata a step may change.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -269,5 +295,64 @@ impl Chain {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps(yaml: &str) -> Vec<TransformConfig> {
+        let text = format!(
+            "input:\n  stdin: {{}}\ntransforms:\n{yaml}output:\n  stdout: {{}}\nerrors: drop\n"
+        );
+        let no_env = |_: &str| None;
+        crate::config::load_str(std::path::Path::new("p.yaml"), &text, &no_env)
+            .unwrap()
+            .config
+            .transforms
+    }
+
+    fn projected(yaml: &str) -> Option<Vec<String>> {
+        projection(&steps(yaml)).map(|fields| {
+            fields
+                .iter()
+                .map(|f| match f {
+                    Val::TStr(s) => String::from_utf8_lossy(s).into_owned(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn the_chain_reads_only_the_fields_its_steps_read_of_the_input() {
+        let expect = |fields: &[&str]| Some(fields.iter().map(|f| f.to_string()).collect());
+        assert_eq!(projected("  - jq: '{a, b: .c}'\n"), expect(&["a", "c"]));
+        // A filter passes the input on: the next step's fields count too.
+        assert_eq!(
+            projected("  - filter: '.s >= 500'\n  - jq: '{a}'\n  - jq: '.'\n"),
+            expect(&["s", "a"])
+        );
+        assert_eq!(
+            projected("  - jq: 'select(.s > 1)'\n  - jq: '.x | {y}'\n"),
+            expect(&["s", "x"])
+        );
+        // Steps after a reshape see its results, not the input.
+        assert_eq!(
+            projected("  - jq: '{a}'\n  - jq: '.[0]'\n  - route: {destination: .t}\n"),
+            expect(&["a"])
+        );
+        // The input passed on whole, used whole, or read by a program jaq runs.
+        for whole in [
+            "  - filter: '.a'\n",
+            "  - jq: 'select(.a)'\n",
+            "  - filter: '.a'\n  - jq: '{b: .}'\n",
+            "  - jq: '.a // 1'\n",
+            "  - filter: '.a'\n  - jq: '.[0]'\n",
+            "  - route: {destination: .t}\n  - jq: '{a}'\n",
+        ] {
+            assert_eq!(projected(whole), None, "{whole}");
+        }
     }
 }
