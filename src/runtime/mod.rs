@@ -34,6 +34,17 @@ pub enum PipelineError {
     Panic(String),
 }
 
+/// Adds to `batch` the batches already waiting in `rx`, while it holds fewer than `limit`
+/// events: under load, small batches join into fewer, larger ones, each handed on once.
+pub(crate) fn join_waiting<T>(rx: &mut mpsc::Receiver<Vec<T>>, batch: &mut Vec<T>, limit: usize) {
+    while batch.len() < limit {
+        match rx.try_recv() {
+            Ok(more) => batch.extend(more),
+            Err(_) => break,
+        }
+    }
+}
+
 /// Runs one pipeline until its input ends or `shutdown` is cancelled and everything read is
 /// delivered. Any failure stops the pipeline's input, lets the rest drain, and is returned.
 pub async fn run_pipeline(

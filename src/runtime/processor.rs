@@ -192,6 +192,8 @@ pub struct Processor {
     jobs: Option<crossbeam_channel::Sender<Job>>,
     max_pending: usize,
     max_event_bytes: usize,
+    /// Events per job at most when batches waiting are joined (`settings.batch_size`).
+    batch_size: usize,
 }
 
 impl Processor {
@@ -210,6 +212,7 @@ impl Processor {
             jobs: None,
             max_pending: workers * 2,
             max_event_bytes: config.settings.max_event_bytes.0,
+            batch_size: config.settings.batch_size,
         };
         if config.transforms.is_empty() {
             return Ok(processor);
@@ -305,7 +308,8 @@ impl Processor {
                     self.deliver(done, &output).await?;
                 }
                 batch = input.recv(), if input_open && pending.len() < self.max_pending => match batch {
-                    Some(batch) => {
+                    Some(mut batch) => {
+                        super::join_waiting(&mut input, &mut batch, self.batch_size);
                         batch_in.record(batch.len() as f64);
                         let (reply, rx) = oneshot::channel();
                         // Never blocks: at most max_pending jobs are out and the queue holds that many.

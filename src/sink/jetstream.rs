@@ -72,7 +72,7 @@ pub async fn run(
     })?;
     let js = async_nats::jetstream::new(client);
     let mut retry = Retry::new(&ctx);
-    while let Some(batch) = rx.recv().await {
+    while let Some(batch) = super::next_write(&mut rx).await {
         let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
         while !todo.is_empty() {
             let failed = publish(&js, config, &ctx, todo).await?;

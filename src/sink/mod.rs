@@ -161,6 +161,18 @@ impl OutputConfig {
     }
 }
 
+/// Most events one write takes from the queue at once.
+const MAX_WRITE: usize = 4096;
+
+/// The next batch to write, joined by the batches already waiting behind it (up to about
+/// [`MAX_WRITE`] events): an output that waits for a confirmation per write pays for it once
+/// for all of them.
+pub(crate) async fn next_write(rx: &mut mpsc::Receiver<Vec<Event>>) -> Option<Vec<Event>> {
+    let mut batch = rx.recv().await?;
+    crate::runtime::join_waiting(rx, &mut batch, MAX_WRITE);
+    Some(batch)
+}
+
 /// Writes a batch as lines in `format` into `buf`.
 pub(crate) fn encode_lines(batch: &[Event], format: Format, buf: &mut Vec<u8>) {
     for e in batch {

@@ -91,7 +91,7 @@ pub async fn run(
         sent: 0,
     };
     let mut retry = Retry::new(&ctx);
-    while let Some(batch) = rx.recv().await {
+    while let Some(batch) = super::next_write(&mut rx).await {
         let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
         while !todo.is_empty() {
             match publish(&client, &mut confirm, &mut todo).await {
