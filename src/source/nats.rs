@@ -209,19 +209,32 @@ const SUBJECT_MEMO: usize = 4096;
 
 /// Shared names of the subjects messages arrive on.
 #[derive(Default)]
-pub(crate) struct SubjectMemo(std::collections::HashMap<String, Arc<str>>);
+pub(crate) struct SubjectMemo {
+    all: std::collections::HashMap<String, Arc<str>>,
+    /// The last one asked for: runs of messages on one subject skip the lookup.
+    last: Option<Arc<str>>,
+}
 
 impl SubjectMemo {
     /// The shared name of `subject`.
     pub(crate) fn get(&mut self, subject: &str) -> Arc<str> {
-        if let Some(s) = self.0.get(subject) {
-            return s.clone();
+        if let Some(last) = &self.last
+            && **last == *subject
+        {
+            return last.clone();
         }
-        if self.0.len() >= SUBJECT_MEMO {
-            self.0.clear();
-        }
-        let s: Arc<str> = Arc::from(subject);
-        self.0.insert(subject.to_string(), s.clone());
+        let s = match self.all.get(subject) {
+            Some(s) => s.clone(),
+            None => {
+                if self.all.len() >= SUBJECT_MEMO {
+                    self.all.clear();
+                }
+                let s: Arc<str> = Arc::from(subject);
+                self.all.insert(subject.to_string(), s.clone());
+                s
+            }
+        };
+        self.last = Some(s.clone());
         s
     }
 }
