@@ -53,11 +53,10 @@ pub struct AckMsg {
     pub outcome: Outcome,
 }
 
-/// What every ack of one source shares: where answers go, and the pipeline's in-flight gauge and
+/// What every ack of one source shares: where answers go, and the pipeline's in-flight budget and
 /// latency histogram.
 struct Channel {
     tx: Option<mpsc::UnboundedSender<AckMsg>>,
-    in_flight: metrics::Gauge,
     latency: metrics::Histogram,
     budget: Arc<Budget>,
 }
@@ -75,10 +74,9 @@ struct Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         let outcome = Outcome::from_u8(self.outcome.load(Ordering::Acquire));
-        self.channel.in_flight.decrement(1);
-        self.channel
-            .budget
-            .release(self.bytes.load(Ordering::Acquire));
+        let budget = &self.channel.budget;
+        budget.release(self.bytes.load(Ordering::Acquire));
+        budget.input_finished();
         if outcome == Outcome::Delivered {
             self.channel
                 .latency
@@ -167,7 +165,7 @@ impl AckSender {
 
     /// An ack for input `id` of `lane`, saying whether the bus would redeliver the input.
     pub fn ack_with(&self, lane: u32, id: u64, redeliverable: bool) -> Ack {
-        self.channel.in_flight.increment(1);
+        self.channel.budget.input_started();
         Ack {
             shared: Some(Arc::new(Shared {
                 lane,
@@ -186,7 +184,6 @@ fn sender(telemetry: &Telemetry, tx: Option<mpsc::UnboundedSender<AckMsg>>) -> A
     AckSender {
         channel: Arc::new(Channel {
             tx,
-            in_flight: telemetry.in_flight_gauge(),
             latency: telemetry.latency_histogram(),
             budget: telemetry.budget().clone(),
         }),

@@ -129,6 +129,17 @@ pub async fn run_pipeline(
         tasks.spawn(async move { out.run(rx, ctx).await.map_err(PipelineError::from) });
     }
 
+    let gauges = tokio::spawn({
+        let budget = telemetry.budget().clone();
+        async move {
+            let mut tick = tokio::time::interval(crate::observe::GAUGE_REFRESH);
+            loop {
+                tick.tick().await;
+                budget.refresh_gauges();
+            }
+        }
+    });
+
     tracing::info!(pipeline = %name, input = config.input.kind(), output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");
     let mut errors = Vec::new();
     while let Some(joined) = tasks.join_next().await {
@@ -139,6 +150,8 @@ pub async fn run_pipeline(
             stop.cancel();
         }
     }
+    gauges.abort();
+    telemetry.budget().refresh_gauges();
     let s = telemetry.summary();
     tracing::info!(
         pipeline = %name,
