@@ -391,7 +391,10 @@ fn print_table(rows: &[Row]) {
 
 fn sluice() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
-    cmd.arg("run").env("RUST_LOG", "warn");
+    // With metrics served, as deployed: what recording them costs per event is measured too.
+    cmd.arg("run")
+        .env("RUST_LOG", "warn")
+        .env("SLUICE_METRICS_ADDR", "127.0.0.1:0");
     cmd
 }
 
@@ -628,7 +631,11 @@ fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
         let rates: Vec<u64> = std::env::var("W3_RATES")
             .ok()
             .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_else(|| vec![25_000, 50_000, 100_000, 200_000, 400_000]);
+            .unwrap_or_else(|| {
+                vec![
+                    25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000,
+                ]
+            });
         for rate in rates {
             let worker = start();
             let trial = rt.block_on(nats_trial(&client, &worker, runner, n, rate));

@@ -4,7 +4,7 @@
 #   scripts/setup.sh kafka   # a local Kafka-protocol broker (tansu) and a Python Kafka client
 #   scripts/setup.sh nats    # nats-server and a Python NATS client
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use
-#   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/)
+#   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/), valgrind
 set -euo pipefail
 
 what="${1:-test}"
@@ -76,6 +76,7 @@ BYTEWAX_VERSION=0.21.1
 BENCH_VENV="${BENCH_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/bench-venv}"
 setup_bench() {
   command -v kcat >/dev/null || apt_install kcat
+  command -v valgrind >/dev/null || apt_install valgrind
   if ! { command -v jaq >/dev/null && jaq --version 2>/dev/null | grep -q "$JAQ_VERSION"; }; then
     log "installing jaq $JAQ_VERSION"
     cargo install jaq --version "$JAQ_VERSION" --locked --quiet
