@@ -155,11 +155,12 @@ fn write_error(message: impl std::fmt::Display) -> SinkError {
     }
 }
 
-/// A delivery report: the event, and the error when it was not delivered.
-type Report = (Box<Held>, Result<(), KafkaError>);
+/// A delivery report: the event's key in the output's `held` slab, and the error when it was not
+/// delivered.
+type Report = (usize, Result<(), KafkaError>);
 
 /// The producer's client context: broker connection state for readiness, and delivery reports,
-/// passed from librdkafka's polling thread to the output's task without copying the record.
+/// passed from librdkafka's polling thread to the output's task as the key of the event.
 struct ProducerLink {
     link: BrokerLink,
     reports: mpsc::UnboundedSender<Report>,
@@ -176,9 +177,9 @@ impl ClientContext for ProducerLink {
 }
 
 impl ProducerContext for ProducerLink {
-    type DeliveryOpaque = Box<Held>;
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, held: Box<Held>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, held: usize) {
         let result = match result {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(e.clone()),
@@ -224,7 +225,7 @@ pub async fn run(
         retry: Retry::new(&ctx),
         ctx,
         reports,
-        in_flight: 0,
+        held: slab::Slab::new(),
         settled: Vec::with_capacity(REPORTS_AT_ONCE),
         delivered: Vec::new(),
         failed: Vec::new(),
@@ -241,11 +242,11 @@ pub async fn run(
             out.produce(again).await?;
             continue;
         }
-        let waiting = out.in_flight > 0;
+        let in_flight = out.held.len();
+        let waiting = in_flight > 0;
         // While the circuit is open no new batch is taken (the input waits on the bus), unless
         // nothing is left to probe the output with.
-        let take =
-            open && (!out.retry.is_open() || out.in_flight == 0) && out.in_flight < MAX_IN_FLIGHT;
+        let take = open && (!out.retry.is_open() || in_flight == 0) && in_flight < MAX_IN_FLIGHT;
         tokio::select! {
             biased;
             _ = out.settle_next(), if waiting => out.settle().await?,
@@ -266,8 +267,10 @@ struct Output<'a> {
     retry: Retry,
     ctx: SinkContext,
     reports: mpsc::UnboundedReceiver<Report>,
-    /// Events handed to the producer whose report is not settled yet.
-    in_flight: usize,
+    /// Events handed to the producer whose report is not settled yet. A record carries its
+    /// event's key here instead of the event itself, so it can borrow the payload and key from
+    /// the slab: nothing is cloned or boxed per record.
+    held: slab::Slab<Held>,
     /// Reports received and not yet settled.
     settled: Vec<Report>,
     /// Reused for the delivered events of one settling.
@@ -306,8 +309,11 @@ impl Output<'_> {
     /// pass, goes to `failed` to be produced again after the backoff.
     async fn settle(&mut self) -> Result<(), SinkError> {
         let mut refused = Vec::new();
-        self.in_flight -= self.settled.len();
-        for (held, result) in self.settled.drain(..) {
+        for (key, result) in self.settled.drain(..) {
+            // Every report is for a record handed over, once.
+            let Some(held) = self.held.try_remove(key) else {
+                continue;
+            };
             match result {
                 Ok(()) => self.delivered.push(held.event),
                 Err(KafkaError::MessageProduction(code)) if fatal(code) => {
@@ -316,7 +322,7 @@ impl Output<'_> {
                     return Err(write_error(format!("the producer failed: {code}")));
                 }
                 Err(KafkaError::MessageProduction(code)) if passing(code) => {
-                    self.failed.push((*held, code.to_string()));
+                    self.failed.push((held, code.to_string()));
                 }
                 Err(e) => refused.push(Failure {
                     event: held.event,
@@ -337,17 +343,14 @@ impl Output<'_> {
     /// reports.
     async fn produce(&mut self, events: Vec<Held>) -> Result<(), SinkError> {
         let mut events = events.into_iter();
-        let mut next = events.next().map(Box::new);
+        let mut next = events.next();
         while let Some(held) = next.take() {
             match self.enqueue(held) {
-                Ok(()) => {
-                    self.in_flight += 1;
-                    next = events.next().map(Box::new);
-                }
+                Ok(()) => next = events.next(),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     // librdkafka's queue is full: wait for reports, then try again.
                     next = Some(back);
-                    if self.in_flight > 0 {
+                    if !self.held.is_empty() {
                         self.settle_next().await;
                         self.settle().await?;
                     } else {
@@ -358,7 +361,7 @@ impl Output<'_> {
                     return Err(write_error(format!("the producer failed: {code}")));
                 }
                 Err((e, back)) => {
-                    next = events.next().map(Box::new);
+                    next = events.next();
                     self.ctx
                         .failures
                         .handle(vec![Failure {
@@ -375,14 +378,11 @@ impl Output<'_> {
 
     /// Hands one event to the producer; its report arrives through `reports`.
     #[allow(clippy::result_large_err)]
-    fn enqueue(&self, held: Box<Held>) -> Result<(), (KafkaError, Box<Held>)> {
-        let event = &held.event;
-        let destination = event.destination.clone();
-        let topic = destination.as_deref().unwrap_or(&self.config.topic);
-        // The record borrows the event, which travels in the record as its opaque: the payload,
-        // key and headers are only read by librdkafka before `send` returns (it copies them).
-        let (payload, key) = (event.payload.clone(), event.key.clone());
-        let (partition, timestamp) = (event.partition, event.timestamp);
+    fn enqueue(&mut self, held: Held) -> Result<(), (KafkaError, Held)> {
+        let entry = self.held.vacant_entry();
+        let key = entry.key();
+        let event = &entry.insert(held).event;
+        let topic = event.destination.as_deref().unwrap_or(&self.config.topic);
         let headers = (!event.headers.is_empty()).then(|| {
             let mut headers = OwnedHeaders::new_with_capacity(event.headers.len());
             for (name, value) in &event.headers {
@@ -393,23 +393,24 @@ impl Output<'_> {
             }
             headers
         });
-        let mut record: BaseRecord<'_, [u8], [u8], Box<Held>> =
-            BaseRecord::with_opaque_to(topic, held).payload(&payload[..]);
-        if let Some(key) = &key {
-            record = record.key(&key[..]);
+        // librdkafka copies the payload, key and headers before `send` returns.
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, key).payload(&event.payload[..]);
+        if let Some(k) = &event.key {
+            record = record.key(&k[..]);
         }
-        if let Some(p) = partition {
+        if let Some(p) = event.partition {
             record = record.partition(p);
         }
-        if let Some(ts) = timestamp {
+        if let Some(ts) = event.timestamp {
             record = record.timestamp(ts);
         }
         if let Some(headers) = headers {
             record = record.headers(headers);
         }
-        self.producer
-            .send(record)
-            .map_err(|(e, record)| (e, record.delivery_opaque))
+        // The record goes on failure too: the event is taken back out of the slab.
+        let sent = self.producer.send(record).map_err(|(e, _)| e);
+        sent.map_err(|e| (e, self.held.remove(key)))
     }
 }
 
