@@ -129,7 +129,8 @@ pub async fn run_pipeline(
         tasks.spawn(async move { out.run(rx, ctx).await.map_err(PipelineError::from) });
     }
 
-    let gauges = tokio::spawn({
+    // Stopped when the pipeline ends, or is dropped unfinished.
+    let gauges = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
         let budget = telemetry.budget().clone();
         async move {
             let mut tick = tokio::time::interval(crate::observe::GAUGE_REFRESH);
@@ -138,7 +139,7 @@ pub async fn run_pipeline(
                 budget.refresh_gauges();
             }
         }
-    });
+    }));
 
     tracing::info!(pipeline = %name, input = config.input.kind(), output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");
     let mut errors = Vec::new();
@@ -150,7 +151,7 @@ pub async fn run_pipeline(
             stop.cancel();
         }
     }
-    gauges.abort();
+    drop(gauges);
     telemetry.budget().refresh_gauges();
     let s = telemetry.summary();
     tracing::info!(
