@@ -38,16 +38,7 @@ pub const MAX_DEPTH: usize = 256;
 /// instead of being copied out of it.
 pub fn decode(codec: Codec, payload: &Bytes) -> Result<Val, CodecError> {
     match codec {
-        Codec::Json => {
-            // serde_json is strict (no comments, NaN or trailing data) and limits nesting to 128.
-            let mut de = serde_json::Deserializer::from_slice(payload);
-            let val = Shared(payload)
-                .deserialize(&mut de)
-                .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
-            de.end()
-                .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
-            Ok(val)
-        }
+        Codec::Json => json(Shared::whole(payload)),
         Codec::Raw => Ok(match std::str::from_utf8(payload) {
             Ok(_) => Val::utf8_str(payload.clone()),
             Err(_) => Val::byte_str(payload.clone()),
@@ -59,105 +50,22 @@ pub fn decode(codec: Codec, payload: &Bytes) -> Result<Val, CodecError> {
 /// `fields` (the others are parsed all the same, so what is refused, and why, does not change).
 /// Any other payload is decoded whole.
 pub fn decode_fields(payload: &Bytes, fields: &[Val]) -> Result<Val, CodecError> {
-    let mut de = serde_json::Deserializer::from_slice(payload);
-    let val = Projected {
-        shared: Shared(payload),
-        fields,
-    }
-    .deserialize(&mut de)
-    .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
+    json(Shared {
+        payload,
+        fields: Some(fields),
+    })
+}
+
+/// Parses the payload of `seed` as one JSON document.
+fn json(seed: Shared<'_, '_>) -> Result<Val, CodecError> {
+    // serde_json is strict (no comments, NaN or trailing data) and limits nesting to 128.
+    let mut de = serde_json::Deserializer::from_slice(seed.payload);
+    let val = seed
+        .deserialize(&mut de)
+        .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
     de.end()
         .map_err(|e| CodecError::MalformedJson(e.to_string()))?;
     Ok(val)
-}
-
-/// The top-level visitor of [`decode_fields`].
-struct Projected<'p, 'f> {
-    shared: Shared<'p>,
-    fields: &'f [Val],
-}
-
-impl<'de> DeserializeSeed<'de> for Projected<'_, '_> {
-    type Value = Val;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Projected<'_, '_> {
-    type Value = Val;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any valid JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
-        let mut obj =
-            jaq_json::Map::with_capacity_and_hasher(self.fields.len(), Default::default());
-        while let Some(wanted) = map.next_key_seed(Wanted(self.fields))? {
-            match wanted {
-                Some(i) => {
-                    let value = map.next_value_seed(self.shared)?;
-                    obj.insert(self.fields[i].clone(), value);
-                }
-                None => map.next_value_seed(Skip)?,
-            }
-        }
-        Ok(Val::obj(obj))
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Val, E> {
-        self.shared.visit_bool(v)
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Val, E> {
-        self.shared.visit_i64(v)
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Val, E> {
-        self.shared.visit_u64(v)
-    }
-
-    fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Val, E> {
-        self.shared.visit_i128(v)
-    }
-
-    fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Val, E> {
-        self.shared.visit_u128(v)
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Val, E> {
-        self.shared.visit_f64(v)
-    }
-
-    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Val, E> {
-        self.shared.visit_borrowed_str(v)
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Val, E> {
-        self.shared.visit_str(v)
-    }
-
-    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Val, E> {
-        self.shared.visit_string(v)
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<Val, E> {
-        self.shared.visit_none()
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val, D::Error> {
-        self.shared.visit_some(deserializer)
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<Val, E> {
-        self.shared.visit_unit()
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Val, A::Error> {
-        self.shared.visit_seq(seq)
-    }
 }
 
 /// A member name of the top-level object: which of the wanted fields it is, if any.
@@ -259,11 +167,30 @@ impl<'de> Visitor<'de> for Skip {
 }
 
 /// Builds jq values from JSON as jaq-json's own deserializer does, except that a string read
-/// straight from the payload becomes a slice of it (no allocation, no copy).
+/// straight from the payload becomes a slice of it (no allocation, no copy), and that of a
+/// top-level object only the members named in `fields` are built, when given.
 #[derive(Clone, Copy)]
-struct Shared<'p>(&'p Bytes);
+struct Shared<'p, 'f> {
+    payload: &'p Bytes,
+    fields: Option<&'f [Val]>,
+}
 
-impl<'de> DeserializeSeed<'de> for Shared<'_> {
+impl<'p> Shared<'p, '_> {
+    /// A value built whole.
+    fn whole(payload: &'p Bytes) -> Self {
+        Shared {
+            payload,
+            fields: None,
+        }
+    }
+
+    /// The seed of the values inside this one: built whole.
+    fn inner(self) -> Self {
+        Shared::whole(self.payload)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Shared<'_, '_> {
     type Value = Val;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Val, D::Error> {
@@ -271,7 +198,7 @@ impl<'de> DeserializeSeed<'de> for Shared<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Shared<'_> {
+impl<'de> Visitor<'de> for Shared<'_, '_> {
     type Value = Val;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -304,7 +231,7 @@ impl<'de> Visitor<'de> for Shared<'_> {
 
     fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Val, E> {
         // Borrowed strings lie within the payload being parsed.
-        Ok(Val::utf8_str(self.0.slice_ref(v.as_bytes())))
+        Ok(Val::utf8_str(self.payload.slice_ref(v.as_bytes())))
     }
 
     fn visit_str<E>(self, v: &str) -> Result<Val, E> {
@@ -329,20 +256,34 @@ impl<'de> Visitor<'de> for Shared<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Val, A::Error> {
         let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(item) = seq.next_element_seed(self)? {
+        while let Some(item) = seq.next_element_seed(self.inner())? {
             items.push(item);
         }
         Ok(items.into_iter().collect())
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Val, A::Error> {
-        let mut obj = jaq_json::Map::with_capacity_and_hasher(
-            map.size_hint().unwrap_or(0).min(64),
-            Default::default(),
-        );
-        while let Some(key) = map.next_key_seed(self)? {
-            let value = map.next_value_seed(self)?;
-            obj.insert(key, value);
+        let inner = self.inner();
+        let Some(fields) = self.fields else {
+            let mut obj = jaq_json::Map::with_capacity_and_hasher(
+                map.size_hint().unwrap_or(0).min(64),
+                Default::default(),
+            );
+            while let Some(key) = map.next_key_seed(inner)? {
+                let value = map.next_value_seed(inner)?;
+                obj.insert(key, value);
+            }
+            return Ok(Val::obj(obj));
+        };
+        let mut obj = jaq_json::Map::with_capacity_and_hasher(fields.len(), Default::default());
+        while let Some(wanted) = map.next_key_seed(Wanted(fields))? {
+            match wanted {
+                Some(i) => {
+                    let value = map.next_value_seed(inner)?;
+                    obj.insert(fields[i].clone(), value);
+                }
+                None => map.next_value_seed(Skip)?,
+            }
         }
         Ok(Val::obj(obj))
     }
