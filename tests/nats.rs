@@ -284,3 +284,89 @@ errors: stop
     common::signal(&w, "TERM");
     assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subject_of_an_input_is_read_each_in_order() {
+    let server = NatsServer::start();
+    let (input, output) = (unique("in"), unique("out"));
+    let subjects = [
+        format!("{input}.a"),
+        format!("{input}.b"),
+        format!("{input}.c"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "subjects",
+        &format!(
+            "\
+input:
+  nats:
+    url: {url}
+    subjects: [\"{}\", \"{}\", \"{}\"]
+transforms:
+  - jq: '{{id, subject: $source.subject}}'
+output:
+  nats:
+    url: {url}
+    subject: {output}
+errors: stop
+",
+            subjects[0],
+            subjects[1],
+            subjects[2],
+            url = server.url()
+        ),
+    );
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let mut out = client.subscribe(output.clone()).await.unwrap();
+    client.flush().await.unwrap();
+    let log = dir.path().join("w.log");
+    let mut w = worker(&file, &log);
+    wait_for("subscribed", Duration::from_secs(30), || {
+        logged(&log, "nats subscribed").then_some(())
+    });
+
+    // The first two subjects interleaved, the third only at the end: none may wait on another.
+    let n = 3_000u64;
+    for i in 0..n {
+        let subject = if i >= n - 100 {
+            &subjects[2]
+        } else {
+            &subjects[(i % 2) as usize]
+        };
+        client
+            .publish(subject.clone(), format!("{{\"id\":{i}}}").into())
+            .await
+            .unwrap();
+    }
+    client.flush().await.unwrap();
+
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for _ in 0..n {
+        let msg = tokio::time::timeout_at(deadline, out.next())
+            .await
+            .expect("every event arrives")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
+        let (id, subject) = (v["id"].as_u64().unwrap(), v["subject"].as_str().unwrap());
+        let expected = if id >= n - 100 {
+            &subjects[2]
+        } else {
+            &subjects[(id % 2) as usize]
+        };
+        assert_eq!(subject, expected.as_str(), "event {id} names its subject");
+        if let Some(before) = last.insert(subject.to_string(), id) {
+            assert!(before < id, "{subject}: {id} came after {before}");
+        }
+    }
+    assert_eq!(last.len(), 3, "events of every subject came out");
+    assert_eq!(last[&subjects[2]], n - 1);
+
+    common::signal(&w, "TERM");
+    assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let summary = &log_records(&text, "pipeline stopped")[0];
+    assert_eq!(summary["sent"], n, "nothing more came out: {summary}");
+}

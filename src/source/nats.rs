@@ -239,6 +239,54 @@ impl SubjectMemo {
     }
 }
 
+/// The messages of several subscriptions as one stream, taken in turn. Unlike
+/// `futures_util::stream::select_all`, it moves and allocates nothing per message: it polls the
+/// subscriptions where they are.
+struct Merged {
+    subscriptions: Vec<async_nats::Subscriber>,
+    /// Where the next poll starts, so that no subscription starves the others.
+    next: usize,
+}
+
+impl Merged {
+    fn new(subscriptions: Vec<async_nats::Subscriber>) -> Merged {
+        Merged {
+            subscriptions,
+            next: 0,
+        }
+    }
+}
+
+impl futures_util::Stream for Merged {
+    type Item = async_nats::Message;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let n = this.subscriptions.len();
+        let mut ended = 0;
+        for i in 0..n {
+            let at = (this.next + i) % n;
+            match this.subscriptions[at].poll_next_unpin(cx) {
+                Poll::Ready(Some(m)) => {
+                    this.next = (at + 1) % n;
+                    return Poll::Ready(Some(m));
+                }
+                Poll::Ready(None) => ended += 1,
+                Poll::Pending => {}
+            }
+        }
+        if ended == n {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// Builds an event from a NATS message.
 pub(crate) fn to_event(msg: async_nats::Message, position: Position, ack: Ack) -> Event {
     let mut event = Event::new(msg.payload, position, ack);
@@ -278,7 +326,7 @@ pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), Sou
     // Make sure the server has the subscriptions before saying so.
     client.flush().await.map_err(read_error)?;
     tracing::info!(pipeline = %ctx.telemetry.pipeline(), subjects = ?config.subjects, queue_group = ?config.queue_group, "nats subscribed");
-    let mut messages = futures_util::stream::select_all(subscriptions);
+    let mut messages = Merged::new(subscriptions);
     let mut subjects = SubjectMemo::default();
     let mut position = |subject: &str| Position::Nats {
         subject: subjects.get(subject),
