@@ -352,6 +352,7 @@ fn write_num(n: &Num, out: &mut Vec<u8>) -> Result<(), CodecError> {
             out.extend_from_slice(d.as_bytes())
         }
         Num::Dec(_) => return Err(CodecError::NotJson("NaN or infinite number")),
+        Num::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         other => {
             let _ = write!(out, "{other}");
         }

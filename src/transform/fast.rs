@@ -28,8 +28,10 @@ enum Expr {
     Cmp(Box<Expr>, Cmp, Box<Expr>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
-    /// `{a, "b": e, c: e}`, in order.
-    Obj(Vec<(Val, Expr)>),
+    /// `{a, "b": e, c: e}`, in order: the object's keys, each once, in the order they first
+    /// appear (with null values), and the value of each entry with the place of its key. A copy
+    /// of the keys is filled in per event, so no key is hashed per event.
+    Obj(jaq_json::Map, Vec<(usize, Expr)>),
     /// `select(e)`: the input if `e` is true, else nothing.
     Select(Box<Expr>),
     /// `l | r`.
@@ -82,7 +84,7 @@ fn reads(e: &Expr, root: bool, fields: &mut Vec<Val>) -> Option<bool> {
             value(r, fields)?;
             false
         }
-        Expr::Obj(entries) => {
+        Expr::Obj(_, entries) => {
             for (_, v) in entries {
                 value(v, fields)?;
             }
@@ -158,6 +160,7 @@ fn expr(term: &Term<&str>) -> Option<Expr> {
             Expr::Select(Box::new(expr(&args[0])?))
         }
         Term::Obj(entries) => {
+            let mut keys = jaq_json::Map::default();
             let mut out = Vec::with_capacity(entries.len());
             for (k, v) in entries {
                 let name = key(k)?;
@@ -166,9 +169,11 @@ fn expr(term: &Term<&str>) -> Option<Expr> {
                     // `{a}` is `{a: .a}`.
                     None => Expr::Path(vec![name.clone()]),
                 };
-                out.push((name, value));
+                // A key given twice keeps its first place and takes its last value.
+                let (at, _) = keys.insert_full(name, Val::Null);
+                out.push((at, value));
             }
-            Expr::Obj(out)
+            Expr::Obj(keys, out)
         }
         _ => return None,
     })
@@ -205,11 +210,12 @@ fn eval(e: &Expr, input: &Val) -> Result<Option<Val>, Fallback> {
         Expr::Cmp(l, op, r) => Val::Bool(op.run(&one(l, input)?, &one(r, input)?)),
         Expr::And(l, r) => Val::Bool(one(l, input)?.as_bool() && one(r, input)?.as_bool()),
         Expr::Or(l, r) => Val::Bool(one(l, input)?.as_bool() || one(r, input)?.as_bool()),
-        Expr::Obj(entries) => {
-            let mut map =
-                jaq_json::Map::with_capacity_and_hasher(entries.len(), Default::default());
-            for (k, v) in entries {
-                map.insert(k.clone(), one(v, input)?);
+        Expr::Obj(keys, entries) => {
+            let mut map = keys.clone();
+            for (at, v) in entries {
+                if let Some((_, slot)) = map.get_index_mut(*at) {
+                    *slot = one(v, input)?;
+                }
             }
             Val::obj(map)
         }
