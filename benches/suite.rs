@@ -636,19 +636,28 @@ fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
                     25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000,
                 ]
             });
+        // How busy the whole machine (broker, load generator and worker on the same cores) was
+        // at the highest rate kept up with and at the one that was not.
+        let mut busy = String::new();
         for rate in rates {
             let worker = start();
-            let trial = rt.block_on(nats_trial(&client, &worker, runner, n, rate));
+            let (trial, percent) = rt.block_on(nats_trial(&client, &worker, runner, n, rate));
             match trial {
-                Ok(r) => best = Some(r),
+                Ok(r) => {
+                    best = Some(r);
+                    busy = format!("machine {percent:.0}% busy at the rate shown");
+                }
                 Err(lost) => {
-                    note = format!("at {rate}/s: {lost} of {n} lost");
+                    note = format!("at {rate}/s: {lost} of {n} lost, machine {percent:.0}% busy");
                     break;
                 }
             }
         }
         if note.is_empty() {
             note = "kept up at the highest rate tried".into();
+        }
+        if !busy.is_empty() {
+            note = format!("{busy}; {note}");
         }
         rows.push(Row {
             workload: "W3",
@@ -660,14 +669,15 @@ fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
 }
 
 /// Publishes `n` events at `rate` to a started worker; Ok with the reading if every event came
-/// out, else Err with how many were lost.
+/// out, else Err with how many were lost; with how busy the machine was while publishing, in
+/// percent of all its cores.
 async fn nats_trial(
     client: &async_nats::Client,
     worker: &Worker,
     runner: &str,
     n: u64,
     rate: u64,
-) -> Result<Reading, u64> {
+) -> (Result<Reading, u64>, f64) {
     use futures_util::StreamExt;
     let mut out = client.subscribe(format!("w3.out.{runner}")).await.unwrap();
     client.flush().await.unwrap();
@@ -698,6 +708,7 @@ async fn nats_trial(
     };
     let pid = worker.pid().to_string();
     let (t0, c0) = (Instant::now(), common::cpu_seconds(&pid));
+    let machine0 = common::machine_ticks();
     let per_tick = (rate / 100).max(1);
     let mut sent = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -713,6 +724,7 @@ async fn nats_trial(
     }
     client.flush().await.unwrap();
     let publish_secs = t0.elapsed().as_secs_f64();
+    let busy = common::busy_percent(machine0, common::machine_ticks());
     // Done when nothing more arrives for a second.
     let mut last = (received.load(Ordering::Relaxed), Instant::now());
     while received.load(Ordering::Relaxed) < n {
@@ -729,14 +741,15 @@ async fn nats_trial(
     counting.abort();
     let got = received.load(Ordering::Relaxed);
     if got < n {
-        return Err(n - got);
+        return (Err(n - got), busy);
     }
-    Ok(Reading {
+    let reading = Reading {
         events: n as f64,
         seconds: publish_secs,
         cpu_seconds: cpu,
         peak_rss_mib: peak,
-    })
+    };
+    (Ok(reading), busy)
 }
 
 /// W4: a pre-loaded stream drained through a durable pull consumer into another stream.

@@ -64,6 +64,29 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     (tick(11) + tick(12)) / 100.0
 }
 
+/// CPU time of the whole machine so far, from /proc/stat: (busy, total) clock ticks over all
+/// cores; busy is everything but idle and I/O wait.
+pub fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// The share of the machine's CPU used between two [`machine_ticks`] readings, in percent.
+pub fn busy_percent(from: (u64, u64), to: (u64, u64)) -> f64 {
+    let total = to.1.saturating_sub(from.1).max(1);
+    100.0 * to.0.saturating_sub(from.0) as f64 / total as f64
+}
+
 /// Peak resident set size of a process, in MiB.
 pub fn peak_rss_mib(pid: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
