@@ -20,7 +20,8 @@
 //!   the whole run, start-up and group join included; outputs are counted by reading the output
 //!   topic back. tansu's memory engine, not the worker, sets the pace here.
 //! - W3 core NATS subscribe -> jq -> publish, 256-byte events published at rising rates: the
-//!   highest rate each worker kept up with, with no message lost (slow-consumer drops).
+//!   highest rate each worker kept up with, with no message lost (slow-consumer drops), and
+//!   how busy the whole machine was there and at the first rate missed.
 //! - W4 JetStream pull -> jq -> publish with acks, 512-byte events from a pre-loaded stream.
 //! - W5 latency: events stamped with their send time, produced at 20,000/s (and at half W2's
 //!   rate when W2 ran) for a warm-up and 10 s, through the raw loop and sluice (Kafka, on
@@ -633,7 +634,8 @@ fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
             .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
             .unwrap_or_else(|| {
                 vec![
-                    25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000,
+                    25_000, 50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 350_000, 400_000,
+                    500_000, 600_000,
                 ]
             });
         // How busy the whole machine (broker, load generator and worker on the same cores) was
