@@ -6,7 +6,7 @@
 //! cargo bench --bench suite                     # every workload
 //! cargo bench --bench suite -- w1 w3            # named workloads
 //! cargo bench --bench suite -- --events 50000   # fewer events per workload
-//! cargo bench --bench suite -- w1t --backlog N   # W1 on tansu, N events (default 2 million)
+//! cargo bench --bench suite -- w1t --backlog N   # W1 (and W2) on tansu, N events (default 2 million)
 //! ```
 //!
 //! - W1 Kafka passthrough and W2 Kafka filter + reshape (half pass), 1 KB events with about 20
@@ -16,9 +16,10 @@
 //!   bench`); quixstreams cannot run on the mock cluster.
 //! - W1 on tansu (`w1t`): a backlog of 2 million 1 KB events on one partition, then on two, in
 //!   a tansu broker (`scripts/setup.sh kafka`), drained by the raw loop, sluice, `kcat | jaq |
-//!   kcat` (on the confluent-kafka wheel's librdkafka), quixstreams and bytewax. Every row is
-//!   the whole run, start-up and group join included; outputs are counted by reading the output
-//!   topic back. tansu's memory engine, not the worker, sets the pace here.
+//!   kcat` (on the confluent-kafka wheel's librdkafka), quixstreams and bytewax; then W2 from
+//!   the two-partition backlog by sluice and the same tools (quixstreams runs W2 only here).
+//!   Every row is the whole run, start-up and group join included; outputs are counted by
+//!   reading the output topic back. tansu's memory engine, not the worker, sets the pace here.
 //! - W3 core NATS subscribe -> jq -> publish, 256-byte events published at rising rates: the
 //!   highest rate each worker kept up with, with no message lost (slow-consumer drops), and
 //!   how busy the whole machine was there and at the first rate missed.
@@ -855,7 +856,9 @@ mod tansu {
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
     use super::common::{Reading, cpu_seconds, peak_rss_mib};
-    use super::{Row, TIMEOUT, Worker, baseline_from, event, raw_worker, sluice, write};
+    use super::{
+        Row, TIMEOUT, W2_PROGRAM, Worker, baseline_from, event, raw_worker, sluice, write,
+    };
 
     /// A tansu broker on a free port, killed when dropped.
     pub struct Broker {
@@ -978,6 +981,7 @@ mod tansu {
     fn whole_run(
         worker: &Worker,
         started: Instant,
+        inputs: u64,
         expect: u64,
         count: impl Fn() -> u64,
     ) -> Reading {
@@ -992,7 +996,7 @@ mod tansu {
             std::thread::sleep(Duration::from_millis(20));
         }
         Reading {
-            events: expect as f64,
+            events: inputs as f64,
             seconds: started.elapsed().as_secs_f64(),
             cpu_seconds: cpu_seconds(&pid),
             peak_rss_mib: peak_rss_mib(&pid),
@@ -1048,8 +1052,19 @@ mod tansu {
                 .iter()
                 .map(|r| format!("w1-{partitions}p-{r}"))
                 .collect();
+            // W2 runs once, on two partitions, where quixstreams can run it too.
+            let w2_runners: &[&str] = if partitions == 2 {
+                &["sluice", "kcat-jaq", "quixstreams", "bytewax"]
+            } else {
+                &[]
+            };
+            let w2_outputs: Vec<String> = w2_runners
+                .iter()
+                .map(|r| format!("w2-{partitions}p-{r}"))
+                .collect();
             let mut topics = vec![input.as_str()];
             topics.extend(outputs.iter().map(String::as_str));
+            topics.extend(w2_outputs.iter().map(String::as_str));
             broker.create(&topics, partitions);
             let producer: BaseProducer = ClientConfig::new()
                 .set("bootstrap.servers", &brokers)
@@ -1091,7 +1106,55 @@ mod tansu {
                         Row {
                             workload,
                             runner: runner.to_string(),
-                            reading: Some(whole_run(&worker, started, n, || counter.get())),
+                            reading: Some(whole_run(&worker, started, n, n, || counter.get())),
+                            note: "whole run, start-up included".into(),
+                        }
+                    }
+                    "kcat-jaq" => match &libs {
+                        Some(libs) => baseline_from(
+                            workload,
+                            runner,
+                            &brokers,
+                            &input,
+                            output,
+                            n,
+                            &[("LD_LIBRARY_PATH", libs)],
+                        ),
+                        None => Row {
+                            workload,
+                            runner: runner.to_string(),
+                            reading: None,
+                            note: "not run: no librdkafka newer than kcat's (pip confluent-kafka)"
+                                .into(),
+                        },
+                    },
+                    tool => baseline_from(workload, tool, &brokers, &input, output, n, &[]),
+                };
+                eprintln!("{} {}: {:?}", row.workload, row.runner, row.reading);
+                rows.push(row);
+            }
+            for (runner, output) in w2_runners.iter().zip(&w2_outputs) {
+                let workload = "W2 tansu 2p";
+                let row = match *runner {
+                    "sluice" => {
+                        let counter = Counter::start(&brokers, output, partitions);
+                        let started = Instant::now();
+                        let file = write(
+                            dir,
+                            "w2-tansu",
+                            &format!(
+                                "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: sluice-w2\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
+                                 transforms:\n  - jq: '{W2_PROGRAM}'\n\
+                                 output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
+                            ),
+                        );
+                        let worker = Worker::spawn(sluice().arg(&file));
+                        let reading =
+                            whole_run(&worker, started, n, n.div_ceil(2), || counter.get());
+                        Row {
+                            workload,
+                            runner: runner.to_string(),
+                            reading: Some(reading),
                             note: "whole run, start-up included".into(),
                         }
                     }
