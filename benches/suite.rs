@@ -1085,72 +1085,41 @@ mod tansu {
                 }
             }
             producer.flush(Duration::from_secs(600)).unwrap();
-            for (runner, output) in runners.iter().zip(&outputs) {
-                let row = match *runner {
+            // Each W1 runner, then (on two partitions) each W2 runner, with its program.
+            let runs = runners
+                .iter()
+                .zip(&outputs)
+                .map(|(r, o)| (workload, *r, o, None))
+                .chain(
+                    w2_runners
+                        .iter()
+                        .zip(&w2_outputs)
+                        .map(|(r, o)| ("W2 tansu 2p", *r, o, Some(W2_PROGRAM))),
+                );
+            for (workload, runner, output, program) in runs {
+                let row = match runner {
                     "raw" | "sluice" => {
                         let counter = Counter::start(&brokers, output, partitions);
                         let started = Instant::now();
-                        let worker = if *runner == "raw" {
+                        let worker = if runner == "raw" {
                             raw_worker(&["kafka", &brokers, &input, output, &n.to_string()])
                         } else {
+                            let transforms = program
+                                .map(|p| format!("transforms:\n  - jq: '{p}'\n"))
+                                .unwrap_or_default();
                             let file = write(
                                 dir,
-                                &format!("w1-tansu-{partitions}"),
+                                output,
                                 &format!(
-                                    "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: sluice-{partitions}p\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
-                                     output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
+                                    "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: {output}\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
+                                     {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
                                 ),
                             );
                             Worker::spawn(sluice().arg(&file))
                         };
-                        Row {
-                            workload,
-                            runner: runner.to_string(),
-                            reading: Some(whole_run(&worker, started, n, n, || counter.get())),
-                            note: "whole run, start-up included".into(),
-                        }
-                    }
-                    "kcat-jaq" => match &libs {
-                        Some(libs) => baseline_from(
-                            workload,
-                            runner,
-                            &brokers,
-                            &input,
-                            output,
-                            n,
-                            &[("LD_LIBRARY_PATH", libs)],
-                        ),
-                        None => Row {
-                            workload,
-                            runner: runner.to_string(),
-                            reading: None,
-                            note: "not run: no librdkafka newer than kcat's (pip confluent-kafka)"
-                                .into(),
-                        },
-                    },
-                    tool => baseline_from(workload, tool, &brokers, &input, output, n, &[]),
-                };
-                eprintln!("{} {}: {:?}", row.workload, row.runner, row.reading);
-                rows.push(row);
-            }
-            for (runner, output) in w2_runners.iter().zip(&w2_outputs) {
-                let workload = "W2 tansu 2p";
-                let row = match *runner {
-                    "sluice" => {
-                        let counter = Counter::start(&brokers, output, partitions);
-                        let started = Instant::now();
-                        let file = write(
-                            dir,
-                            "w2-tansu",
-                            &format!(
-                                "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: sluice-w2\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
-                                 transforms:\n  - jq: '{W2_PROGRAM}'\n\
-                                 output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
-                            ),
-                        );
-                        let worker = Worker::spawn(sluice().arg(&file));
-                        let reading =
-                            whole_run(&worker, started, n, n.div_ceil(2), || counter.get());
+                        // W2 lets half of the events through.
+                        let expect = if program.is_some() { n.div_ceil(2) } else { n };
+                        let reading = whole_run(&worker, started, n, expect, || counter.get());
                         Row {
                             workload,
                             runner: runner.to_string(),
