@@ -24,10 +24,11 @@
 //!   highest rate each worker kept up with, with no message lost (slow-consumer drops), and
 //!   how busy the whole machine was there and at the first rate missed.
 //! - W4 JetStream pull -> jq -> publish with acks, 512-byte events from a pre-loaded stream.
-//! - W5 latency: events stamped with their send time, produced at 20,000/s (and at half W2's
-//!   rate when W2 ran) for a warm-up and 10 s, through the raw loop and sluice (Kafka, on
-//!   tansu: W2's pipeline on 512-byte events; core NATS: the reshape on 256-byte events); p50,
-//!   p99 and p99.9 from send to receipt by a consumer in this driver, and how many arrived.
+//! - W5 latency: events stamped with their send time, produced at a fixed rate (NATS 20,000/s,
+//!   and half W2's rate when W2 ran; Kafka 5,000/s) for a warm-up and 10 s, through the raw
+//!   loop and sluice (Kafka, on the mock cluster and on tansu: W2's pipeline on 512-byte events;
+//!   core NATS: the reshape on 256-byte events); p50, p99 and p99.9 from send to receipt by a
+//!   consumer in this driver, and how many arrived.
 //!
 //! Rates are of input events over the window from 2% to 100% of the outputs (connected and
 //! warm); CPU is the worker process's own (the broker and this driver are not counted), per
@@ -40,7 +41,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{NatsServer, Reading, Worker, event, watch};
@@ -128,9 +129,8 @@ fn main() {
             rates.push((w2.rate() / 2.0) as u64);
         }
         let mut latencies = Vec::new();
-        // tansu's memory engine keeps up with far less than 20,000/s through a producer, the
-        // worker and a reader at once (beyond it the backlog is measured): Kafka runs at its own
-        // rate, W5_KAFKA_RATE.
+        // Kafka runs at its own rate, W5_KAFKA_RATE: at 20,000/s librdkafka's mock cluster
+        // delivered events seconds late (to the raw loop in one run, to sluice in another).
         let kafka_rate = std::env::var("W5_KAFKA_RATE")
             .ok()
             .and_then(|r| r.parse().ok())
@@ -210,27 +210,70 @@ fn latency_of(payload: &[u8], since: u64) -> Option<u64> {
 /// W5 on Kafka: 512-byte events produced at `rate` for a warm-up and then `LATENCY_SECS`,
 /// through the raw loop and through sluice's W2 pipeline; latency of the events sent after the
 /// warm-up.
+/// W5 on Kafka, on librdkafka's mock cluster and on tansu.
 fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
-    // On tansu: the mock cluster answers a fetch only when its wait is up, which would be
-    // measured instead of the pipeline.
-    let Some(broker) = tansu::Broker::start() else {
-        eprintln!("W5 on Kafka not run: tansu is not installed (scripts/setup.sh kafka)");
-        return Vec::new();
+    let mut out = Vec::new();
+    // The mock cluster answers a fetch only when its wait is up, even with records to give:
+    // every consumer here waits at most 1 ms, so that adds up to 1 ms per hop, alike for both.
+    let cluster = MockCluster::new(1).unwrap();
+    let create = |topics: &[&str]| {
+        for t in topics {
+            cluster.create_topic(t, LATENCY_PARTITIONS, 1).unwrap();
+        }
     };
-    let brokers = broker.brokers.clone();
-    let total = rate * (WARM_UP.as_secs() + LATENCY_SECS);
+    out.extend(latency_kafka_on(
+        "Kafka mock",
+        &cluster.bootstrap_servers(),
+        &create,
+        "1",
+        dir,
+        rate,
+    ));
+    match tansu::Broker::start() {
+        Some(broker) => out.extend(latency_kafka_on(
+            "Kafka tansu",
+            &broker.brokers,
+            &|topics| broker.create(topics, LATENCY_PARTITIONS),
+            "5",
+            dir,
+            rate,
+        )),
+        None => eprintln!("W5 on tansu not run: tansu is not installed (scripts/setup.sh kafka)"),
+    }
+    out
+}
+
+/// W5 on one Kafka broker: `create` makes topics there; the workers fetch with
+/// `fetch.wait.max.ms` = `fetch_wait_ms`.
+fn latency_kafka_on(
+    bus: &'static str,
+    brokers: &str,
+    create: &dyn Fn(&[&str]),
+    fetch_wait_ms: &str,
+    dir: &Path,
+    rate: u64,
+) -> Vec<Latency> {
+    let brokers = brokers.to_string();
     let mut out = Vec::new();
     for runner in ["raw", "sluice"] {
         let (input, output) = (format!("lat-in-{runner}"), format!("lat-out-{runner}"));
-        broker.create(&[&input, &output], LATENCY_PARTITIONS);
+        create(&[&input, &output]);
         let worker = if runner == "raw" {
-            raw_worker(&["kafka", &brokers, &input, &output, &total.to_string()])
+            // It runs until killed: how many events it will see is not known in advance.
+            raw_worker(&[
+                "kafka",
+                &brokers,
+                &input,
+                &output,
+                &u64::MAX.to_string(),
+                fetch_wait_ms,
+            ])
         } else {
             let file = write(
                 dir,
                 &format!("lat-{rate}"),
                 &format!(
-                    "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: lat\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
+                    "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: lat\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"{fetch_wait_ms}\"\n\
                      transforms:\n  - jq: '{W2_PROGRAM}'\n\
                      output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
                 ),
@@ -238,17 +281,29 @@ fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
             Worker::spawn(sluice().arg(&file))
         };
         let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let measured_from = now_us() + WARM_UP.as_micros() as u64;
+        // The window opens a warm-up after the worker's first output is read (a group join
+        // takes seconds, and events waiting for it would be measured), in microseconds since
+        // the epoch; until then nothing is measured.
+        let measured_from = Arc::new(AtomicU64::new(u64::MAX));
+        let flowing = Arc::new(AtomicBool::new(false));
+        let produced = Arc::new(AtomicBool::new(false));
         let reader = {
             let (brokers, output, samples) = (brokers.clone(), output.clone(), samples.clone());
+            let (measured_from, flowing, produced) =
+                (measured_from.clone(), flowing.clone(), produced.clone());
             std::thread::spawn(move || {
                 let c = reader(&brokers, &output, LATENCY_PARTITIONS, 1);
-                let until = Instant::now() + WARM_UP + Duration::from_secs(LATENCY_SECS + 5);
-                while Instant::now() < until {
+                // Reads on for 5 s after the last event is produced.
+                let mut until = None;
+                while until.is_none_or(|u| Instant::now() < u) {
+                    if until.is_none() && produced.load(Ordering::Relaxed) {
+                        until = Some(Instant::now() + Duration::from_secs(5));
+                    }
                     if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
                         use rdkafka::Message;
-                        if let Some(l) = latency_of(m.payload().unwrap_or_default(), measured_from)
-                        {
+                        flowing.store(true, Ordering::Relaxed);
+                        let since = measured_from.load(Ordering::Relaxed);
+                        if let Some(l) = latency_of(m.payload().unwrap_or_default(), since) {
                             samples.lock().unwrap().push(l);
                         }
                     }
@@ -257,13 +312,29 @@ fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
         };
         let producer: BaseProducer = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
-            .set("linger.ms", "0")
+            // With no linger at all this producer falls behind at 5,000 events/s (one request per
+            // event), and its queue, not the pipeline, is measured: seconds. 1 ms batches them;
+            // every runner's events wait alike.
+            .set("linger.ms", "1")
             .create()
             .unwrap();
         let start = Instant::now();
-        for i in 0..total {
+        let mut end: Option<Instant> = None;
+        for i in 0.. {
             // Paced: event i goes out at i / rate seconds.
             let due = start + Duration::from_secs_f64(i as f64 / rate as f64);
+            match end {
+                Some(end) if due >= end => break,
+                Some(_) => {}
+                None if flowing.load(Ordering::Relaxed) => {
+                    measured_from.store(now_us() + WARM_UP.as_micros() as u64, Ordering::Relaxed);
+                    end = Some(Instant::now() + WARM_UP + Duration::from_secs(LATENCY_SECS));
+                }
+                None => assert!(
+                    start.elapsed() < Duration::from_secs(120),
+                    "{bus} {runner}: no output within 120 s"
+                ),
+            }
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -276,13 +347,14 @@ fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
             producer.poll(Duration::ZERO);
         }
         producer.flush(Duration::from_secs(30)).unwrap();
+        produced.store(true, Ordering::Relaxed);
         reader.join().unwrap();
         drop(worker);
         let mut samples = std::mem::take(&mut *samples.lock().unwrap());
         samples.sort_unstable();
         let measured = rate * LATENCY_SECS;
         out.push(Latency {
-            bus: "Kafka",
+            bus,
             runner: if runner == "raw" { "raw" } else { "sluice W2" },
             rate,
             samples,
@@ -1166,7 +1238,13 @@ mod raw {
     pub fn main(args: &[String]) {
         let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_default();
         match arg(0) {
-            "kafka" => kafka(arg(1), arg(2), arg(3), arg(4).parse().unwrap()),
+            "kafka" => kafka(
+                arg(1),
+                arg(2),
+                arg(3),
+                arg(4).parse().unwrap(),
+                args.get(5).map_or("5", String::as_str),
+            ),
             "nats" => {
                 tokio::runtime::Runtime::new()
                     .unwrap()
@@ -1183,13 +1261,14 @@ mod raw {
     }
 
     /// Consume, produce the payload and key unchanged, commit every second after a flush.
-    fn kafka(brokers: &str, input: &str, output: &str, n: u64) {
+    /// `fetch_wait_ms`: librdkafka's `fetch.wait.max.ms`.
+    fn kafka(brokers: &str, input: &str, output: &str, n: u64, fetch_wait_ms: &str) {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "raw-loop")
             // The mock cluster answers a fetch only when its wait is up, even with data to
             // give: keep it short, as W5's sluice pipeline does.
-            .set("fetch.wait.max.ms", "5")
+            .set("fetch.wait.max.ms", fetch_wait_ms)
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
             .set("session.timeout.ms", "6000")
@@ -1219,7 +1298,12 @@ mod raw {
                 seen += 1;
             }
             if last_commit.elapsed() > Duration::from_secs(1) {
-                producer.flush(Duration::from_secs(30)).unwrap();
+                // Every record produced so far is delivered before the offsets are committed.
+                // (librdkafka's flush() would do, but it waits in steps of 100 ms, which W5
+                // would measure as this loop's latency.)
+                while producer.in_flight_count() > 0 {
+                    producer.poll(Duration::from_millis(1));
+                }
                 let _ = consumer.commit_consumer_state(CommitMode::Async);
                 last_commit = Instant::now();
             }
