@@ -1299,8 +1299,8 @@ mod raw {
             }
             if last_commit.elapsed() > Duration::from_secs(1) {
                 // Every record produced so far is delivered before the offsets are committed.
-                // (librdkafka's flush() would do, but it waits in steps of 100 ms, which W5
-                // would measure as this loop's latency.)
+                // (librdkafka's flush() would do, but here it held the loop for about 100 ms
+                // each time, which W5 measured as this loop's p99.)
                 while producer.in_flight_count() > 0 {
                     producer.poll(Duration::from_millis(1));
                 }
