@@ -315,14 +315,20 @@ async fn a_restart_resumes_from_the_committed_offsets() {
     let brokers = cluster.bootstrap_servers();
     let s = setup(&cluster);
     let n = 20_000;
-    produce(&brokers, &s.input, events(0..n, &[]));
+    // The first run sees half of the input (it may or may not finish that half before it is
+    // stopped); the other half arrives while no worker runs.
+    produce(&brokers, &s.input, events(0..n / 2, &[]));
     let out = Collector::start(&brokers, &s.output, PARTITIONS);
     let (token, handle) = start(&pipeline_yaml(&brokers, &s));
     wait_count("some outputs", &out, 5_000, Duration::from_secs(60)).await;
     token.cancel();
     handle.await.unwrap().expect("first run ends cleanly");
     let after_first = out.count();
-    assert!(after_first < n as usize, "stopped mid-stream");
+    assert!(
+        (5_000..=n as usize / 2).contains(&after_first),
+        "the first run delivered {after_first}"
+    );
+    produce(&brokers, &s.input, events(n / 2..n, &[]));
 
     let (token, handle) = start(&pipeline_yaml(&brokers, &s));
     wait_count("every output", &out, n as usize, Duration::from_secs(120)).await;
@@ -489,8 +495,8 @@ async fn an_output_cluster_down_holds_the_input_back_and_loses_nothing() {
         a.create_topic(t, PARTITIONS, 1).unwrap();
     }
     b.create_topic(&s.output, PARTITIONS, 1).unwrap();
-    let n = 100_000;
-    produce(&brokers_a, &s.input, events(0..n, &[]));
+    let (first, n) = (5_000, 100_000);
+    produce(&brokers_a, &s.input, events(0..first, &[]));
     let out = Collector::start(&brokers_b, &s.output, PARTITIONS);
     let budget = 256 * 1024;
     let yaml = pipeline_yaml(&brokers_a, &s)
@@ -507,12 +513,20 @@ async fn an_output_cluster_down_holds_the_input_back_and_loses_nothing() {
             &format!("  shutdown_timeout: 20s\n  max_in_flight_bytes: {budget}\n  max_event_bytes: 64KiB\n"),
         );
     let (token, handle, health) = start_with_health(&yaml);
-    wait_count("first outputs", &out, 5_000, Duration::from_secs(60)).await;
+    wait_count(
+        "first outputs",
+        &out,
+        first as usize,
+        Duration::from_secs(60),
+    )
+    .await;
     wait_ready(&health, true).await;
 
     b.broker_down(1).unwrap();
     let problems = wait_ready(&health, false).await;
     assert_eq!(problems, ["output-outage: kafka output not connected"]);
+    // The rest of the input arrives while the output is down.
+    produce(&brokers_a, &s.input, events(first..n, &[]));
     // While the output is down, reading stops at the in-flight byte budget: the rest of the
     // input waits in Kafka. Watch it for a while (up to 3 s; a sampling interval).
     let received = || {
