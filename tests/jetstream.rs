@@ -356,7 +356,9 @@ async fn sigterm_under_load_exits_in_time_and_loses_nothing() {
     let (in_subject, out_subject) = (name("in"), name("out"));
     create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
     create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
-    let n = 50_000u64;
+    // Far more than the worker drains between the first 5,000 outputs and the signal, so it is
+    // stopped with work left however fast it runs.
+    let n = 200_000u64;
     publish_all(
         &js,
         (0..n).map(|i| (format!("{in_subject}.a"), format!("{{\"id\":{i}}}").into())),
