@@ -274,14 +274,13 @@ fn latency_kafka_on(
                 fetch_wait_ms,
             ])
         } else {
-            let file = write(
+            let file = kafka_pipeline(
                 dir,
-                &format!("lat-{rate}"),
-                &format!(
-                    "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: lat\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"{fetch_wait_ms}\"\n\
-                     transforms:\n  - jq: '{W2_PROGRAM}'\n\
-                     output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
-                ),
+                &brokers,
+                &input,
+                &output,
+                fetch_wait_ms,
+                Some(W2_PROGRAM),
             );
             Worker::spawn(sluice().arg(&file))
         };
@@ -491,6 +490,29 @@ fn write(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     path
 }
 
+/// sluice's pipeline file for Kafka `input` -> `program` (none: passthrough) -> `output`, in
+/// consumer group `output`, fetching with waits of at most `fetch_wait_ms`.
+fn kafka_pipeline(
+    dir: &Path,
+    brokers: &str,
+    input: &str,
+    output: &str,
+    fetch_wait_ms: &str,
+    program: Option<&str>,
+) -> PathBuf {
+    let transforms = program
+        .map(|p| format!("transforms:\n  - jq: '{p}'\n"))
+        .unwrap_or_default();
+    write(
+        dir,
+        output,
+        &format!(
+            "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: {output}\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"{fetch_wait_ms}\"\n\
+             {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
+        ),
+    )
+}
+
 /// A consumer of every partition of `topic` from its start, outside any group (nothing is
 /// committed), fetching with waits of at most `fetch_wait_ms`.
 fn reader(brokers: &str, topic: &str, partitions: i32, fetch_wait_ms: u32) -> BaseConsumer {
@@ -573,23 +595,13 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
             note: String::new(),
         }
     };
-    let pipeline = |name: &str, output: &str, program: Option<&str>| {
-        let transforms = program
-            .map(|p| format!("transforms:\n  - jq: '{p}'\n"))
-            .unwrap_or_default();
-        write(
-            dir,
-            name,
-            &format!(
-                "input:\n  kafka:\n    brokers: {brokers}\n    topics: [in]\n    group_id: {name}\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
-                 {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
-            ),
-        )
+    let pipeline = |output: &str, program: Option<&str>| {
+        kafka_pipeline(dir, &brokers, "in", output, "5", program)
     };
     if w1 {
         let raw = raw_worker(&["kafka", &brokers, "in", "w1-raw", &n.to_string()]);
         rows.push(kafka_run("W1", "raw", raw, n));
-        let file = pipeline("w1", "w1-sluice", None);
+        let file = pipeline("w1-sluice", None);
         rows.push(kafka_run(
             "W1",
             "sluice",
@@ -607,7 +619,7 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
         });
     }
     if w2 {
-        let file = pipeline("w2", "w2-sluice", Some(W2_PROGRAM));
+        let file = pipeline("w2-sluice", Some(W2_PROGRAM));
         let worker = Worker::spawn(sluice().arg(&file));
         rows.push(kafka_run("W2", "sluice", worker, n.div_ceil(2)));
         for tool in ["kcat-jaq", "bytewax"] {
@@ -934,7 +946,7 @@ mod tansu {
 
     use super::common::{Reading, cpu_seconds, peak_rss_mib};
     use super::{
-        Row, TIMEOUT, W2_PROGRAM, Worker, baseline_from, event, raw_worker, sluice, write,
+        Row, TIMEOUT, W2_PROGRAM, Worker, baseline_from, event, kafka_pipeline, raw_worker, sluice,
     };
 
     /// A tansu broker on a free port, killed when dropped.
@@ -1181,17 +1193,7 @@ mod tansu {
                         let worker = if runner == "raw" {
                             raw_worker(&["kafka", &brokers, &input, output, &n.to_string()])
                         } else {
-                            let transforms = program
-                                .map(|p| format!("transforms:\n  - jq: '{p}'\n"))
-                                .unwrap_or_default();
-                            let file = write(
-                                dir,
-                                output,
-                                &format!(
-                                    "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: {output}\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"5\"\n\
-                                     {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
-                                ),
-                            );
+                            let file = kafka_pipeline(dir, &brokers, &input, output, "5", program);
                             Worker::spawn(sluice().arg(&file))
                         };
                         // W2 lets half of the events through.
@@ -1265,7 +1267,8 @@ mod raw {
         }
     }
 
-    /// Consume, produce the payload and key unchanged, commit every second after a flush.
+    /// Consume, produce the payload and key unchanged, commit every second once every record
+    /// produced so far is delivered.
     /// `fetch_wait_ms`: librdkafka's `fetch.wait.max.ms`.
     fn kafka(brokers: &str, input: &str, output: &str, n: u64, fetch_wait_ms: &str) {
         let consumer: BaseConsumer = ClientConfig::new()
