@@ -88,6 +88,9 @@ pub struct Event {
     pub partition: Option<i32>,
     /// Where the input this event derives from was read.
     pub position: Arc<Position>,
+    /// The input's real size in bytes when it was over `max_event_bytes` and the input kept only
+    /// a prefix of it as the payload (a line of stdin or a file): it fails at step `limits`.
+    pub oversize: Option<u64>,
     /// Index of this event among those derived from the same input (fan-out), from 0: with
     /// `position` it names the event uniquely (JetStream `Nats-Msg-Id`).
     pub derived: u32,
@@ -109,6 +112,7 @@ impl Event {
             destination: None,
             partition: None,
             position: Arc::new(position),
+            oversize: None,
             derived: 0,
             ack,
         }

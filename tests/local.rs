@@ -249,6 +249,78 @@ fn errors_stop_fails_loudly_after_delivering_what_came_before() {
     );
 }
 
+/// Under `errors: stop`, every line before the failing one is delivered, in order, whatever batch
+/// it is in, and nothing after it; the process exits 1. Both line inputs, batches of 1 and 500,
+/// the failure at the start, middle and end of a batch.
+#[test]
+fn errors_stop_delivers_every_line_before_the_failure_and_none_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 1_200;
+    for batch_size in [1, 500] {
+        for fail_at in [0, 250, 499, 500, 1_199] {
+            let mut input = String::new();
+            for i in 0..n {
+                match i == fail_at {
+                    true => input.push_str("bad\n"),
+                    false => input.push_str(&format!("{{\"n\":{i}}}\n")),
+                }
+            }
+            let expected: Vec<String> = (0..fail_at).map(|i| format!("{{\"n\":{i}}}")).collect();
+            let settings = format!("settings:\n  batch_size: {batch_size}\n  workers: 2\n");
+
+            let file = pipeline(
+                dir.path(),
+                "stdin-stop",
+                &format!(
+                    "input:\n  stdin: {{}}\ntransforms:\n  - jq: .\noutput:\n  stdout: {{}}\nerrors: stop\n{settings}"
+                ),
+            );
+            let out = run_with_stdin(&file, input.as_bytes());
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "stdin, batch {batch_size}, failure at {fail_at}"
+            );
+            let got: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+            assert!(
+                got == expected,
+                "stdin, batch {batch_size}, failure at {fail_at}: {} lines out",
+                got.len()
+            );
+
+            let data = dir.path().join("in.jsonl");
+            let written = dir.path().join("out.jsonl");
+            std::fs::write(&data, &input).unwrap();
+            let _ = std::fs::remove_file(&written);
+            let file = pipeline(
+                dir.path(),
+                "file-stop",
+                &format!(
+                    "input:\n  file:\n    path: {}\ntransforms:\n  - jq: .\noutput:\n  file:\n    path: {}\nerrors: stop\n{settings}",
+                    data.display(),
+                    written.display()
+                ),
+            );
+            let status = sluice()
+                .arg("run")
+                .arg(&file)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert_eq!(
+                status.code(),
+                Some(1),
+                "file, batch {batch_size}, failure at {fail_at}"
+            );
+            assert!(
+                lines(&written) == expected,
+                "file, batch {batch_size}, failure at {fail_at}: {} lines out",
+                lines(&written).len()
+            );
+        }
+    }
+}
+
 #[test]
 fn errors_drop_counts_and_continues() {
     let dir = tempfile::tempdir().unwrap();

@@ -144,3 +144,78 @@ settings:
         "RSS grew from {first_half} to {second_half} bytes"
     );
 }
+
+/// The peak resident set size of a process so far (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A line of 400 MB on stdin is never held whole: it is skipped past `max_event_bytes` and
+/// dead-lettered as its first 64 KiB with its real size, and the lines around it go through.
+#[test]
+fn a_huge_line_is_dead_lettered_as_a_prefix_without_reading_it_into_memory() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let out = dir.path().join("out.jsonl");
+    let file = pipeline(
+        dir.path(),
+        "huge",
+        &format!(
+            "input:\n  stdin: {{}}\ntransforms:\n  - jq: .\noutput:\n  file:\n    path: {}\nerrors:\n  output:\n    file:\n      path: {}\n",
+            out.display(),
+            dead.display()
+        ),
+    );
+    let mut child = common::sluice()
+        .arg("run")
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let size: usize = 400 * 1024 * 1024;
+    let writer = std::thread::spawn(move || {
+        // `{"big":"` (8 bytes), x to make up the size, `"}`.
+        stdin.write_all(b"{\"n\":1}\n{\"big\":\"").unwrap();
+        let chunk = vec![b'x'; 1024 * 1024];
+        let mut left = size - 10;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            stdin.write_all(&chunk[..n]).unwrap();
+            left -= n;
+        }
+        stdin.write_all(b"\"}\n{\"n\":2}\n").unwrap();
+        // Kept open until the test has read the peak, so the process is still there.
+        stdin
+    });
+    common::wait_for(
+        "the dead letter and both small lines",
+        Duration::from_secs(120),
+        || (common::lines(&dead).len() == 1 && common::lines(&out).len() == 2).then_some(()),
+    );
+    let peak = peak_rss(pid).expect("the process is running");
+    drop(writer.join().unwrap());
+    assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
+    println!(
+        "peak RSS {:.1} MiB for a line of {size} bytes",
+        peak as f64 / 1048576.0
+    );
+    assert!(peak < 150 * 1024 * 1024, "peak RSS {peak} bytes");
+
+    assert_eq!(common::lines(&out), ["{\"n\":1}", "{\"n\":2}"]);
+    let letter: serde_json::Value = serde_json::from_str(&common::lines(&dead)[0]).unwrap();
+    let headers = &letter["headers"];
+    assert_eq!(headers["sluice-error-step"], "limits");
+    assert_eq!(headers["sluice-error-source"], "stdin:2");
+    assert_eq!(headers["sluice-error-truncated"], "true");
+    assert_eq!(headers["sluice-error-original-size"], size.to_string());
+    let prefix = letter["payload_text"].as_str().unwrap();
+    assert_eq!(prefix.len(), 64 * 1024);
+    assert!(prefix.starts_with("{\"big\":\"xxx"));
+}

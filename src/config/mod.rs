@@ -346,17 +346,32 @@ impl<'a> Validator<'a> {
     /// Records an error at the node found by a dotted path (`transforms.2.jq`), or as near to it
     /// as the tree allows.
     pub fn error_at(&mut self, path: &str, message: impl Into<String>) {
-        let steps: Vec<yaml::Step> = path
-            .split('.')
+        let steps = Self::steps(path);
+        self.error_at_steps(&steps, message.into());
+    }
+
+    /// Records an error at the value of `key` in the mapping at the dotted `path`: for keys
+    /// that contain dots themselves, like librdkafka property names.
+    pub fn error_at_key(&mut self, path: &str, key: &str, message: impl Into<String>) {
+        let mut steps = Self::steps(path);
+        steps.push(yaml::Step::Key(key.to_string()));
+        self.error_at_steps(&steps, message.into());
+    }
+
+    fn steps(path: &str) -> Vec<yaml::Step> {
+        path.split('.')
             .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse()
                     .map_or_else(|_| yaml::Step::Key(s.to_string()), yaml::Step::Index)
             })
-            .collect();
-        let node = yaml::find(self.root, &steps);
+            .collect()
+    }
+
+    fn error_at_steps(&mut self, steps: &[yaml::Step], message: String) {
+        let node = yaml::find(self.root, steps);
         let (line, column) = yaml::node_start(node).unwrap_or((1, 1));
-        self.push(line, column, message.into());
+        self.push(line, column, message);
     }
 
     /// Records an error at a position inside a spanned string value: `offset` is a char offset

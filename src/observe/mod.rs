@@ -219,6 +219,13 @@ impl Telemetry {
         self.add(DROPPED, n);
     }
 
+    /// A dead letter the dead-letter output refused for what it is (too large even once cut):
+    /// dropped, since it would be refused again after any restart.
+    pub fn dead_letter_dropped(&self, reason: &str, source: &str) {
+        self.dropped(1);
+        tracing::error!(pipeline = %self.pipeline, reason, source, "dead letter refused by the dead-letter output; dropped");
+    }
+
     /// Failed events confirmed delivered to the dead-letter output.
     pub fn dead_lettered(&self, n: usize) {
         self.dead_lettered.increment(n as u64);

@@ -22,10 +22,27 @@ pub mod headers {
     pub const TIME: &str = "sluice-error-time";
     /// The pipeline's name.
     pub const PIPELINE: &str = "sluice-error-pipeline";
+    /// `true` when the payload is only the start of the event's: it was larger than the input
+    /// reads whole or than the dead-letter output takes.
+    pub const TRUNCATED: &str = "sluice-error-truncated";
+    /// With [`TRUNCATED`], the event's payload size in bytes before it was cut.
+    pub const ORIGINAL_SIZE: &str = "sluice-error-original-size";
 }
 
 /// The step name of failures at the output.
 pub const OUTPUT_STEP: &str = "output";
+
+/// What a failure is about, which decides whether trying again could ever work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The event itself: malformed, failing a step, too large, or carrying what the output cannot
+    /// take. The same event fails again every time.
+    Event,
+    /// The output: where it writes refuses this pipeline (not authorised, no such topic or
+    /// stream), or it stayed unreachable past `retry.max_attempts`. Another event would fail
+    /// the same way.
+    Output,
+}
 
 /// An event that could not be processed or delivered, with the step and reason.
 #[derive(Debug)]
@@ -37,6 +54,20 @@ pub struct Failure {
     pub step: String,
     /// Why.
     pub reason: String,
+    /// Whether the event or the output is at fault.
+    pub cause: Cause,
+}
+
+impl Failure {
+    /// The output could not deliver `event`, for `reason`.
+    pub fn at_output(event: Event, reason: impl Into<String>, cause: Cause) -> Failure {
+        Failure {
+            event,
+            step: OUTPUT_STEP.into(),
+            reason: reason.into(),
+            cause,
+        }
+    }
 }
 
 /// The pipeline must stop: `errors: stop` met a failure, or a dead letter could not be delivered.
@@ -62,8 +93,10 @@ pub enum Route {
     Stop,
     /// Send to the dead-letter output.
     DeadLetter(mpsc::Sender<Vec<Event>>),
-    /// This is the dead-letter output itself: a failure here cannot go anywhere, so the pipeline
-    /// stops and the input stays unacknowledged.
+    /// This is the dead-letter output itself: a failure here cannot go anywhere. A dead letter
+    /// it refuses for what it is (too large even once cut) is logged and dropped, since it would
+    /// be refused again after any restart; any other failure stops the pipeline with the input
+    /// unacknowledged, to be read again once the dead-letter output works.
     Nowhere,
 }
 
@@ -80,6 +113,11 @@ impl Failures {
         Failures { telemetry, route }
     }
 
+    /// Whether a failure stops the pipeline (`errors: stop`).
+    pub fn stops(&self) -> bool {
+        matches!(self.route, Route::Stop)
+    }
+
     /// Handles failed events: counted and logged, then dropped, dead-lettered, or the pipeline
     /// stops (returned as an error; the event's input is not acknowledged).
     pub async fn handle(&self, failures: Vec<Failure>) -> Result<(), MustStop> {
@@ -90,7 +128,17 @@ impl Failures {
         let mut letters = Vec::new();
         for f in failures {
             let position = f.event.position.to_string();
-            t.failed(&f.step, &f.reason, &position);
+            let dead_letter = matches!(self.route, Route::Nowhere);
+            if dead_letter && f.cause == Cause::Event {
+                // Refused for what it is: it would be refused again after any restart.
+                t.dead_letter_dropped(&f.reason, &position);
+                f.event.ack.complete(Outcome::Rejected);
+                continue;
+            }
+            if !dead_letter {
+                // A dead letter was counted as failed when its event first failed.
+                t.failed(&f.step, &f.reason, &position);
+            }
             if f.step == OUTPUT_STEP && f.event.ack.redeliverable() {
                 // The bus delivers it again (after a backoff): retry rather than give up.
                 t.redelivery_requested(&position);
@@ -104,7 +152,7 @@ impl Failures {
                     continue;
                 }
                 Route::DeadLetter(_) => {
-                    letters.push(dead_letter(f, t.pipeline()));
+                    letters.push(dead_letter_of(f, t.pipeline()));
                     continue;
                 }
                 Route::Stop => "errors: stop",
@@ -135,7 +183,7 @@ impl Failures {
 }
 
 /// The original event with headers saying what failed, for the dead-letter output.
-pub fn dead_letter(f: Failure, pipeline: &str) -> Event {
+pub fn dead_letter_of(f: Failure, pipeline: &str) -> Event {
     let mut e = f.event;
     let source = e.position.to_string();
     let time = jiff::Timestamp::now().to_string();
@@ -155,8 +203,49 @@ pub fn dead_letter(f: Failure, pipeline: &str) -> Event {
     ] {
         e.headers.push((name.to_string(), Bytes::from(value)));
     }
+    if let Some(size) = e.oversize {
+        mark_truncated(&mut e, size);
+    }
     // The dead-letter output decides where it goes.
     e.destination = None;
     e.partition = None;
     e
+}
+
+fn mark_truncated(e: &mut Event, original: u64) {
+    e.headers
+        .push((headers::TRUNCATED.to_string(), Bytes::from_static(b"true")));
+    e.headers.push((
+        headers::ORIGINAL_SIZE.to_string(),
+        Bytes::from(original.to_string()),
+    ));
+}
+
+/// Bytes a message takes on top of its payload: key, and headers with their framing (NATS
+/// writes `name: value\r\n`, Kafka a few varints per header), counted generously.
+fn overhead(e: &Event) -> usize {
+    let headers: usize = e.headers.iter().map(|(n, v)| n.len() + v.len() + 8).sum();
+    headers + e.key.as_ref().map_or(0, Bytes::len) + 64
+}
+
+/// Cuts a dead letter's payload so that the whole message, key and headers included, takes at
+/// most `limit` bytes: for a dead-letter output that refuses larger messages. The headers
+/// [`headers::TRUNCATED`] and [`headers::ORIGINAL_SIZE`] say so. A UTF-8 payload is cut between
+/// characters.
+pub fn fit(e: &mut Event, limit: usize) {
+    if e.payload.len() + overhead(e) <= limit {
+        return;
+    }
+    if e.header(headers::TRUNCATED).is_none() {
+        mark_truncated(e, e.payload.len() as u64);
+    }
+    let mut keep = limit.saturating_sub(overhead(e)).min(e.payload.len());
+    // Back off to the start of a character (at most three continuation bytes).
+    let payload = &e.payload;
+    for _ in 0..3 {
+        if keep > 0 && keep < payload.len() && payload[keep] & 0b1100_0000 == 0b1000_0000 {
+            keep -= 1;
+        }
+    }
+    e.payload = e.payload.slice(..keep);
 }

@@ -92,6 +92,7 @@ pub async fn run_pipeline(
         out: source_tx,
         shutdown: stop.clone(),
         batch_size: config.settings.batch_size,
+        max_event_bytes: config.settings.max_event_bytes.0,
         counted: ack::ack_counter(&telemetry),
         drain_timeout: config.settings.shutdown_timeout.0,
         link: input_link,

@@ -12,11 +12,12 @@ use futures_util::stream::FuturesOrdered;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{self, Codec};
+use crate::config::ErrorPolicy;
 use crate::config::PipelineConfig;
 use crate::event::Event;
 use crate::observe::Telemetry;
-use crate::runtime::ack::Outcome;
-use crate::runtime::failures::{Failure, Failures, MustStop};
+use crate::runtime::ack::{Ack, Outcome};
+use crate::runtime::failures::{Cause, Failure, Failures, MustStop};
 use crate::transform::{Chain, Record};
 
 /// Worker threads get a large stack: jq programs and deep documents recurse.
@@ -29,8 +30,10 @@ pub struct Processed {
     pub outputs: Vec<Event>,
     /// Inputs that failed.
     pub failures: Vec<Failure>,
-    /// Inputs that produced no output.
-    pub filtered: usize,
+    /// Inputs that produced no output. Their acks are completed by the stage when the batch's
+    /// turn comes, not by the worker: a batch after one that stops the pipeline must leave its
+    /// inputs unacknowledged.
+    pub filtered: Vec<Ack>,
 }
 
 /// Why the pipeline stopped.
@@ -60,6 +63,9 @@ pub struct Worker {
     /// The only top-level fields of a JSON payload the chain reads, if it reads only some.
     projection: Option<Vec<jaq_json::Val>>,
     max_event_bytes: usize,
+    /// `errors: stop`: the first failure ends the batch; the inputs after it are left
+    /// unfinished, so nothing after the failure is delivered or acknowledged.
+    stop_at_failure: bool,
     records: Vec<Record>,
     encoded: Vec<(Record, Bytes)>,
     /// Reused for encoding, so each result gets one allocation of its exact size.
@@ -77,6 +83,7 @@ impl Worker {
                 Codec::Raw => None,
             },
             max_event_bytes: config.settings.max_event_bytes.0,
+            stop_at_failure: matches!(config.errors, ErrorPolicy::Stop),
             records: Vec::new(),
             encoded: Vec::new(),
             scratch: Vec::new(),
@@ -84,18 +91,19 @@ impl Worker {
     }
 
     /// Transforms a batch: outputs in input order, failures, and the inputs that produced
-    /// nothing (their acks completed).
+    /// nothing. Under `errors: stop` the batch ends at its first failure: the inputs after it
+    /// are dropped unfinished (they count as failed and are never acknowledged).
     pub fn process(&mut self, batch: Vec<Event>) -> Processed {
         let mut done = Processed {
             outputs: Vec::with_capacity(batch.len()),
             ..Processed::default()
         };
         for event in batch {
+            if self.stop_at_failure && !done.failures.is_empty() {
+                break;
+            }
             match self.one(&event) {
-                Ok(()) if self.encoded.is_empty() => {
-                    done.filtered += 1;
-                    event.ack.complete(Outcome::Delivered);
-                }
+                Ok(()) if self.encoded.is_empty() => done.filtered.push(event.ack),
                 Ok(()) => {
                     for (derived, (r, payload)) in self.encoded.drain(..).enumerate() {
                         done.outputs.push(Event {
@@ -106,6 +114,7 @@ impl Worker {
                             destination: r.destination,
                             partition: r.partition,
                             position: event.position.clone(),
+                            oversize: None,
                             derived: derived as u32,
                             ack: event.ack.fork(),
                         });
@@ -116,6 +125,7 @@ impl Worker {
                     event,
                     step,
                     reason,
+                    cause: Cause::Event,
                 }),
             }
         }
@@ -172,17 +182,51 @@ pub const LIMITS_STEP: &str = "limits";
 
 /// Refuses an input over `max` bytes before any work is spent on it.
 fn check_size(event: &Event, max: usize) -> Result<(), (String, String)> {
-    if event.payload.len() > max {
+    if event.payload.len() > max || event.oversize.is_some() {
         return Err((LIMITS_STEP.to_string(), oversize(event, max)));
     }
     Ok(())
 }
 
+/// The stage without transforms: events pass unchanged, but those over `max_event_bytes` fail
+/// at `limits`. Under `errors: stop` the batch ends at the first of them, as in
+/// [`Worker::process`].
+fn pass_through(batch: Vec<Event>, max: usize, stop_at_failure: bool) -> Processed {
+    if batch.iter().all(|e| check_size(e, max).is_ok()) {
+        return Processed {
+            outputs: batch,
+            ..Processed::default()
+        };
+    }
+    let mut done = Processed::default();
+    for event in batch {
+        if stop_at_failure && !done.failures.is_empty() {
+            break;
+        }
+        match check_size(&event, max) {
+            Ok(()) => done.outputs.push(event),
+            Err((step, reason)) => done.failures.push(Failure {
+                event,
+                step,
+                reason,
+                cause: Cause::Event,
+            }),
+        }
+    }
+    done
+}
+
 fn oversize(event: &Event, max: usize) -> String {
-    format!(
-        "event of {} bytes is over max_event_bytes ({max})",
-        event.payload.len()
-    )
+    match event.oversize {
+        Some(size) => format!(
+            "event of {size} bytes is over max_event_bytes ({max}); only its first {} bytes were kept",
+            event.payload.len()
+        ),
+        None => format!(
+            "event of {} bytes is over max_event_bytes ({max})",
+            event.payload.len()
+        ),
+    }
 }
 
 /// The transform stage of one pipeline.
@@ -266,31 +310,13 @@ impl Processor {
         let batch_in = self.telemetry.batch_size_histogram("input");
         let batch_out = self.telemetry.batch_size_histogram("output");
         let Some(jobs) = &self.jobs else {
-            while let Some(mut batch) = input.recv().await {
+            while let Some(batch) = input.recv().await {
                 batch_in.record(batch.len() as f64);
-                if batch.iter().any(|e| e.payload.len() > self.max_event_bytes) {
-                    let (fit, over): (Vec<_>, Vec<_>) = batch
-                        .into_iter()
-                        .partition(|e| e.payload.len() <= self.max_event_bytes);
-                    batch = fit;
-                    let failures = over
-                        .into_iter()
-                        .map(|event| Failure {
-                            reason: oversize(&event, self.max_event_bytes),
-                            step: LIMITS_STEP.to_string(),
-                            event,
-                        })
-                        .collect();
-                    self.failures.handle(failures).await?;
+                let done = pass_through(batch, self.max_event_bytes, self.failures.stops());
+                if !done.outputs.is_empty() {
+                    batch_out.record(done.outputs.len() as f64);
                 }
-                if batch.is_empty() {
-                    continue;
-                }
-                batch_out.record(batch.len() as f64);
-                output
-                    .send(batch)
-                    .await
-                    .map_err(|_| ProcessError::OutputGone)?;
+                self.deliver(done, &output).await?;
             }
             return Ok(());
         };
@@ -329,14 +355,151 @@ impl Processor {
         done: Processed,
         output: &mpsc::Sender<Vec<Event>>,
     ) -> Result<(), ProcessError> {
-        self.telemetry.filtered(done.filtered);
-        self.failures.handle(done.failures).await?;
+        self.telemetry.filtered(done.filtered.len());
+        for ack in done.filtered {
+            ack.complete(Outcome::Delivered);
+        }
+        // Outputs first: under `errors: stop` they all come before the failure that stops the
+        // pipeline, and are delivered before it stops.
         if !done.outputs.is_empty() {
             output
                 .send(done.outputs)
                 .await
                 .map_err(|_| ProcessError::OutputGone)?;
         }
+        self.failures.handle(done.failures).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::event::Position;
+    use crate::runtime::ack::ack_channel;
+    use crate::runtime::failures::Route;
+
+    /// Runs `n` inputs `{"n": i}` through the stage under `errors: stop`, in batches of
+    /// `batch_size`, the output confirming everything it gets. The input at `fail_at` fails: it
+    /// is `not json`, or with `oversize` a payload over `max_event_bytes`. Returns the `n` of
+    /// every event that reached the output, and the outcome of each input read (the stage stops
+    /// taking batches once stopped, so later ones are never read).
+    async fn stop_at(
+        transforms: &str,
+        n: u64,
+        fail_at: u64,
+        batch_size: usize,
+        oversize: bool,
+    ) -> (Vec<u64>, Vec<Option<Outcome>>) {
+        let text = format!(
+            "input: {{stdin: {{}}}}\n{transforms}\noutput: {{stdout: {{}}}}\nerrors: stop\n\
+             settings: {{batch_size: {batch_size}, workers: 2, max_event_bytes: 64}}\n"
+        );
+        let config = crate::config::load_str(Path::new("t.yaml"), &text, &|_: &str| None)
+            .expect("valid pipeline")
+            .config;
+        let telemetry = Telemetry::new("stop", usize::MAX);
+        let failures = Failures::new(telemetry.clone(), Route::Stop);
+        let processor = Processor::start(telemetry.clone(), &config, failures).unwrap();
+        let (acks, mut answers) = ack_channel(&telemetry);
+        let (in_tx, in_rx) = mpsc::channel(4);
+        let (out_tx, mut out_rx) = mpsc::channel::<Vec<Event>>(4);
+        let source = tokio::spawn(async move {
+            let inputs: Vec<u64> = (0..n).collect();
+            for chunk in inputs.chunks(batch_size) {
+                let batch = chunk
+                    .iter()
+                    .map(|&i| {
+                        let payload = match i == fail_at {
+                            true if oversize => {
+                                format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(64))
+                            }
+                            true => "not json".to_string(),
+                            false => format!("{{\"n\":{i}}}"),
+                        };
+                        let position = Position::Line {
+                            source: "t".into(),
+                            line: i + 1,
+                        };
+                        Event::new(Bytes::from(payload), position, acks.ack(0, i))
+                    })
+                    .collect();
+                // The stage stops taking batches once it has stopped.
+                if in_tx.send(batch).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let sink = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Some(batch) = out_rx.recv().await {
+                for e in batch {
+                    let v: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
+                    seen.push(v["n"].as_u64().unwrap());
+                    e.ack.complete(Outcome::Delivered);
+                }
+            }
+            seen
+        });
+        let result = processor.run(in_rx, out_tx).await;
+        assert!(
+            matches!(result, Err(ProcessError::Stopped(_))),
+            "the failure stops the stage: {result:?}"
+        );
+        source.await.unwrap();
+        let seen = sink.await.unwrap();
+        let mut outcomes = vec![None; n as usize];
+        // Ends once every input read is finished and the source is gone.
+        while let Some(msg) = answers.recv().await {
+            assert_eq!(outcomes[msg.id as usize], None, "one answer per input");
+            outcomes[msg.id as usize] = Some(msg.outcome);
+        }
+        (seen, outcomes)
+    }
+
+    /// Every input before the failing one is delivered (or filtered) and acknowledged, in order;
+    /// the failing one and every one after it are not, whichever batch they are in.
+    fn check(seen: &[u64], outcomes: &[Option<Outcome>], fail_at: u64, kept: impl Fn(u64) -> bool) {
+        let expected: Vec<u64> = (0..fail_at).filter(|i| kept(*i)).collect();
+        assert_eq!(
+            seen, expected,
+            "events before the failure, in order, and nothing after"
+        );
+        for (i, o) in outcomes.iter().enumerate() {
+            let want = if (i as u64) < fail_at {
+                Some(Outcome::Delivered)
+            } else if i as u64 == fail_at {
+                Some(Outcome::Failed)
+            } else {
+                // Never read, or read and left unfinished.
+                o.and(Some(Outcome::Failed))
+            };
+            assert_eq!(*o, want, "input {i} (failure at {fail_at})");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn errors_stop_delivers_everything_before_the_failure_and_nothing_after() {
+        let transforms = "transforms: [{filter: '.n % 7 != 3'}, {jq: '{n}'}]";
+        let n = 1_500;
+        for batch_size in [1, 500] {
+            // Start, middle and end of the first batch, and of a later one.
+            for fail_at in [0, 250, 499, 500, 749, 999, 1_499] {
+                let (seen, outcomes) = stop_at(transforms, n, fail_at, batch_size, false).await;
+                check(&seen, &outcomes, fail_at, |i| i % 7 != 3);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn errors_stop_without_transforms_stops_at_an_oversized_input() {
+        for batch_size in [1, 500] {
+            for fail_at in [0, 250, 499, 999] {
+                let (seen, outcomes) = stop_at("", 1_000, fail_at, batch_size, true).await;
+                check(&seen, &outcomes, fail_at, |_| true);
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@ use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
 use crate::config::Validator;
 use crate::event::Event;
-use crate::runtime::failures::{Failure, OUTPUT_STEP};
+use crate::runtime::failures::{Cause, Failure, fit};
 use crate::source::nats::{NatsAuth, check_subject, check_url, connect};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 
@@ -36,7 +36,7 @@ fn default_true() -> bool {
 impl JetStreamOutputConfig {
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        check_url(&self.url, &format!("{path}.url"), v);
+        check_url(&self.url, &self.auth, &format!("{path}.url"), v);
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
         self.auth.validate(&format!("{path}.auth"), v);
     }
@@ -98,6 +98,30 @@ fn passing(e: &PublishError) -> bool {
     }
 }
 
+/// Whether a refused publish was refused for the message itself (too large for the server or the
+/// stream, a failed expectation) or for where it goes (no stream for the subject, not
+/// permitted).
+fn refusal_cause(e: &PublishError) -> Cause {
+    // JetStream's "message size exceeds maximum allowed" (the stream's max_msg_size).
+    const MESSAGE_TOO_LARGE: u64 = 10054;
+    match e.kind() {
+        PublishErrorKind::MaxPayloadExceeded
+        | PublishErrorKind::WrongLastMessageId
+        | PublishErrorKind::WrongLastSequence => Cause::Event,
+        PublishErrorKind::Other
+            if std::error::Error::source(e)
+                .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+                .is_some_and(|j| j.error_code().0 == MESSAGE_TOO_LARGE) =>
+        {
+            Cause::Event
+        }
+        _ => Cause::Output,
+    }
+}
+
+/// The header JetStream deduplicates by.
+const NATS_MSG_ID: &str = "Nats-Msg-Id";
+
 /// Most publishes awaiting their acknowledgement at once: below async-nats' limit of pending
 /// acknowledgements (5,000), past which a publish would wait for an acknowledgement nobody
 /// awaits yet.
@@ -116,7 +140,17 @@ async fn publish(
     let mut todo = todo.into_iter().peekable();
     while todo.peek().is_some() {
         let mut pending = Vec::with_capacity(ACK_WINDOW);
-        for held in todo.by_ref().take(ACK_WINDOW) {
+        // A dead letter is cut to what the server takes (0 until connected: nothing to go by).
+        let max_payload = match ctx.dead_letter {
+            true => js.client().server_info().max_payload,
+            false => 0,
+        };
+        for mut held in todo.by_ref().take(ACK_WINDOW) {
+            if max_payload > 0 {
+                let id = msg_id(&held.event, true);
+                let room = max_payload.saturating_sub(NATS_MSG_ID.len() + id.len() + 8);
+                fit(&mut held.event, room);
+            }
             let event = &held.event;
             let subject = event
                 .destination
@@ -126,16 +160,12 @@ async fn publish(
             let mut headers = match super::nats::headers(event) {
                 Ok(h) => h,
                 Err(reason) => {
-                    refused.push(Failure {
-                        event: held.event,
-                        step: OUTPUT_STEP.into(),
-                        reason,
-                    });
+                    refused.push(Failure::at_output(held.event, reason, Cause::Event));
                     continue;
                 }
             };
             if config.msg_id {
-                headers.insert("Nats-Msg-Id", msg_id(event, ctx.dead_letter).as_str());
+                headers.insert(NATS_MSG_ID, msg_id(event, ctx.dead_letter).as_str());
             }
             let published = js
                 .publish_with_headers(subject, headers, event.payload.clone())
@@ -158,11 +188,10 @@ async fn publish(
             match acked {
                 Ok(_) => ctx.confirm_one(held.event),
                 Err(e) if passing(&e) => again.push((held, e.to_string())),
-                Err(e) => refused.push(Failure {
-                    event: held.event,
-                    step: OUTPUT_STEP.into(),
-                    reason: e.to_string(),
-                }),
+                Err(e) => {
+                    let cause = refusal_cause(&e);
+                    refused.push(Failure::at_output(held.event, e.to_string(), cause));
+                }
             }
         }
     }

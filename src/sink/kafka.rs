@@ -13,7 +13,7 @@ use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
 use crate::config::{ClientOptions, HumanDuration, Validator};
 use crate::event::Event;
-use crate::runtime::failures::{Failure, OUTPUT_STEP};
+use crate::runtime::failures::{Cause, Failure, fit};
 use crate::source::kafka::{BrokerLink, STATS_INTERVAL_MS, check_brokers, check_options};
 
 /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
@@ -218,7 +218,8 @@ pub async fn run(
     let producer: ThreadedProducer<ProducerLink> =
         producer_config(config, pipeline, ctx.max_event_bytes)
             .create_with_context(link)
-            .map_err(write_error)?;
+            .map_err(|e| write_error(crate::source::kafka::client_error(&e)))?;
+    let out_ctx_dead_letter = ctx.dead_letter;
     let mut out = Output {
         producer,
         config,
@@ -229,6 +230,7 @@ pub async fn run(
         settled: Vec::with_capacity(REPORTS_AT_ONCE),
         delivered: Vec::new(),
         failed: Vec::new(),
+        dead_letter_limit: out_ctx_dead_letter.then(|| dead_letter_limit(config)),
     };
     let mut open = true;
     loop {
@@ -277,6 +279,8 @@ struct Output<'a> {
     delivered: Vec<Event>,
     /// Events whose delivery failed for a passing reason, to be produced again.
     failed: Vec<(Held, String)>,
+    /// For the dead-letter output, the largest record it writes: a larger dead letter is cut.
+    dead_letter_limit: Option<usize>,
 }
 
 impl Output<'_> {
@@ -324,11 +328,7 @@ impl Output<'_> {
                 Err(KafkaError::MessageProduction(code)) if passing(code) => {
                     self.failed.push((held, code.to_string()));
                 }
-                Err(e) => refused.push(Failure {
-                    event: held.event,
-                    step: OUTPUT_STEP.into(),
-                    reason: e.to_string(),
-                }),
+                Err(e) => refused.push(refusal(held.event, &e)),
             }
         }
         if !self.delivered.is_empty() {
@@ -364,11 +364,7 @@ impl Output<'_> {
                     next = events.next();
                     self.ctx
                         .failures
-                        .handle(vec![Failure {
-                            event: back.event,
-                            step: OUTPUT_STEP.into(),
-                            reason: e.to_string(),
-                        }])
+                        .handle(vec![refusal(back.event, &e)])
                         .await?;
                 }
             }
@@ -378,7 +374,10 @@ impl Output<'_> {
 
     /// Hands one event to the producer; its report arrives through `reports`.
     #[allow(clippy::result_large_err)]
-    fn enqueue(&mut self, held: Held) -> Result<(), (KafkaError, Held)> {
+    fn enqueue(&mut self, mut held: Held) -> Result<(), (KafkaError, Held)> {
+        if let Some(limit) = self.dead_letter_limit {
+            fit(&mut held.event, limit);
+        }
         let entry = self.held.vacant_entry();
         let key = entry.key();
         let event = &entry.insert(held).event;
@@ -412,6 +411,45 @@ impl Output<'_> {
         let sent = self.producer.send(record).map_err(|(e, _)| e);
         sent.map_err(|e| (e, self.held.remove(key)))
     }
+}
+
+/// The largest dead letter written: the producer's `message.max.bytes` when set in `options`,
+/// else librdkafka's default of 1,000,000 bytes, which brokers take by default (their own
+/// `message.max.bytes` is 1,048,588), less room for the record's framing.
+fn dead_letter_limit(config: &KafkaOutputConfig) -> usize {
+    const DEFAULT: usize = 1_000_000;
+    // librdkafka's estimate of a record's framing in a batch, rounded up.
+    const FRAMING: usize = 512;
+    config
+        .options
+        .0
+        .get("message.max.bytes")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT)
+        .saturating_sub(FRAMING)
+}
+
+/// A record the producer or the broker refused.
+fn refusal(event: Event, error: &KafkaError) -> Failure {
+    use RDKafkaErrorCode as C;
+    let about_record = matches!(
+        error.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidMessage
+                | C::InvalidMessageSize
+                | C::InvalidRecord
+                | C::InvalidTimestamp
+                | C::BadMessage
+                | C::UnknownPartition
+        )
+    );
+    let cause = if about_record {
+        Cause::Event
+    } else {
+        Cause::Output
+    };
+    Failure::at_output(event, error.to_string(), cause)
 }
 
 /// Whether the producer can deliver nothing more: a fatal (idempotence) error, after which

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::retry::{Held, Retry};
-use crate::runtime::failures::{Failure, OUTPUT_STEP};
+use crate::runtime::failures::{Cause, Failure, fit};
 use async_nats::client::PublishErrorKind;
 
 use super::{SinkContext, SinkError};
@@ -35,7 +35,7 @@ pub struct NatsOutputConfig {
 impl NatsOutputConfig {
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        check_url(&self.url, &format!("{path}.url"), v);
+        check_url(&self.url, &self.auth, &format!("{path}.url"), v);
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
         self.auth.validate(&format!("{path}.auth"), v);
     }
@@ -93,6 +93,13 @@ pub async fn run(
     let mut retry = Retry::new(&ctx);
     while let Some(batch) = super::next_write(&mut rx).await {
         let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
+        // A dead letter is cut to what the server takes (0 until connected: nothing to go by).
+        let max_payload = client.server_info().max_payload;
+        if ctx.dead_letter && max_payload > 0 {
+            for held in &mut todo {
+                fit(&mut held.event, max_payload);
+            }
+        }
         while !todo.is_empty() {
             match publish(&client, &mut confirm, &mut todo).await {
                 Ok(refused) => {
@@ -220,10 +227,7 @@ enum Attempt {
     Closed(String),
 }
 
+/// NATS refuses only what is wrong with the message itself (its size, subject or headers).
 fn refusal(held: Held, reason: String) -> Failure {
-    Failure {
-        event: held.event,
-        step: OUTPUT_STEP.into(),
-        reason,
-    }
+    Failure::at_output(held.event, reason, Cause::Event)
 }

@@ -18,7 +18,7 @@ use super::SinkContext;
 use crate::config::{HumanDuration, Validator};
 use crate::event::Event;
 use crate::observe::health::Link;
-use crate::runtime::failures::{Failure, MustStop, OUTPUT_STEP};
+use crate::runtime::failures::{Cause, Failure, MustStop};
 
 /// How outputs retry deliveries that failed for a passing reason (the broker is down or slow).
 /// Failures that will not pass (a record too large, a subject no stream captures) follow the
@@ -213,11 +213,11 @@ impl Retry {
         for (mut held, reason) in failed {
             held.attempts += 1;
             if self.config.max_attempts > 0 && held.attempts >= self.config.max_attempts {
-                given_up.push(Failure {
-                    event: held.event,
-                    step: OUTPUT_STEP.into(),
-                    reason: format!("{reason} (after {} attempts)", held.attempts),
-                });
+                given_up.push(Failure::at_output(
+                    held.event,
+                    format!("{reason} (after {} attempts)", held.attempts),
+                    Cause::Output,
+                ));
             } else {
                 last_reason = reason;
                 again.push(held);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::io::{AsyncSeekExt, BufReader};
 
-use super::lines::{Pumped, pump};
-use super::{SourceContext, SourceError};
+use super::lines::{Lines, Pumped};
+use super::{SourceContext, SourceError, send};
 use crate::codec::Codec;
 use crate::config::{HumanDuration, Validator};
 
@@ -71,9 +71,10 @@ pub async fn run(config: &FileConfig, ctx: SourceContext) -> Result<(), SourceEr
         .map_err(|e| read_error(path, e))?
         .ino();
     let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let mut line = 0u64;
+    let mut lines = Lines::new(source, ctx.max_event_bytes);
     loop {
-        match pump(&mut reader, &source, &mut line, &ctx)
+        match lines
+            .pump(&mut reader, &ctx, !config.follow)
             .await
             .map_err(|e| read_error(path, e))?
         {
@@ -106,7 +107,10 @@ pub async fn run(config: &FileConfig, ctx: SourceContext) -> Result<(), SourceEr
                 .map_err(|e| read_error(path, e))?
                 .ino();
             reader = BufReader::with_capacity(256 * 1024, file);
-            line = 0;
+            // A last line without a line break ended with the old file.
+            if !send(&ctx, lines.restart(&ctx).into_iter().collect()).await {
+                return Ok(());
+            }
         }
     }
 }

@@ -110,7 +110,7 @@ fn default_fetch_batch() -> usize {
 impl JetStreamInputConfig {
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        check_url(&self.url, &format!("{path}.url"), v);
+        check_url(&self.url, &self.auth, &format!("{path}.url"), v);
         for (field, value) in [("stream", &self.stream), ("consumer", &self.consumer)] {
             if value.is_empty() || value.contains(|c: char| c.is_whitespace() || ".*>".contains(c))
             {

@@ -120,12 +120,20 @@ pub(crate) fn check_options(
     path: &str,
     v: &mut Validator<'_>,
 ) {
-    for key in options.0.keys() {
+    for (key, value) in &options.0 {
         if reserved.contains(&key.as_str()) {
-            v.error_at(
-                &format!("{path}.{key}"),
+            v.error_at_key(
+                path,
+                key,
                 format!("`{key}` is set by sluice from the pipeline file and cannot be overridden"),
             );
+            continue;
+        }
+        // librdkafka checks names and values as they are set, without connecting.
+        let mut one = ClientConfig::new();
+        one.set(key, value);
+        if let Err(e) = one.create_native_config() {
+            v.error_at_key(path, key, format!("`{key}`: {}", client_error(&e)));
         }
     }
     if let Some(ms) = options.0.get("statistics.interval.ms")
@@ -150,6 +158,27 @@ pub(crate) const STATS_INTERVAL_MS: &str = "5000";
 /// How long the pipeline must stay full before fetching pauses (the member keeps polling, so it
 /// stays in the group while the output is slow or down).
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
+/// A librdkafka error for a log or a message. A configuration error names the property but never
+/// shows its value, which may be a secret (librdkafka's own text quotes it).
+pub(crate) fn client_error(error: &KafkaError) -> String {
+    match error {
+        KafkaError::ClientConfig(res, description, key, value) => {
+            let description = if value.is_empty() {
+                description.clone()
+            } else {
+                description.replace(value.as_str(), "<redacted>")
+            };
+            match res {
+                rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN => {
+                    format!("unknown librdkafka property `{key}`")
+                }
+                _ => description,
+            }
+        }
+        other => other.to_string(),
+    }
+}
 
 fn read_error(message: impl std::fmt::Display) -> SourceError {
     SourceError::Read {
@@ -587,7 +616,7 @@ fn consume(
     };
     let consumer: BaseConsumer<KafkaContext> = consumer_config(config, &pipeline)
         .create_with_context(context)
-        .map_err(read_error)?;
+        .map_err(|e| read_error(client_error(&e)))?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(read_error)?;
     tracing::info!(pipeline = %pipeline, topics = ?config.topics, group = %config.group_id, "kafka consumer subscribed");

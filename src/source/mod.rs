@@ -60,6 +60,9 @@ pub struct SourceContext {
     pub shutdown: CancellationToken,
     /// Most events per batch.
     pub batch_size: usize,
+    /// The pipeline's largest event (`settings.max_event_bytes`): line inputs keep no more of a
+    /// line than this.
+    pub max_event_bytes: usize,
     /// Acks for inputs that nothing acknowledges (core NATS, files, generated events): they
     /// still count events in flight and their latency.
     pub counted: crate::runtime::ack::AckSender,

@@ -71,10 +71,102 @@ impl NatsAuth {
     }
 }
 
-/// URLs must be nats:// (or tls://) URLs or host:port.
-pub(crate) fn check_url(url: &str, path: &str, v: &mut Validator<'_>) {
-    if url.trim().is_empty() {
-        v.error_at(path, "url must not be empty");
+impl NatsAuth {
+    fn is_set(&self) -> bool {
+        self.credentials_file.is_some() || self.token.is_some() || self.user.is_some()
+    }
+}
+
+/// Credentials written in a server URL: `nats://user:password@host` or `nats://token@host`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum UrlCredentials {
+    UserPassword(String, Secret),
+    Token(Secret),
+}
+
+/// The servers of a `url` setting. Credentials written in the URLs are taken out of them and
+/// returned apart, so that the client sends them as authentication and never shows them (it
+/// logs server addresses; it does not authenticate with a URL's credentials itself).
+pub(crate) struct Servers {
+    pub(crate) addrs: Vec<async_nats::ServerAddr>,
+    pub(crate) credentials: Option<UrlCredentials>,
+}
+
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Parses `nats://host:port[,...]` (the scheme may be left out, or be `tls`, `ws`, `wss`).
+/// Errors show the URL with its password replaced.
+pub(crate) fn parse_servers(url: &str) -> Result<Servers, String> {
+    let mut addrs = Vec::new();
+    let mut credentials = None;
+    for server in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let invalid =
+            |e: &dyn std::fmt::Display| format!("invalid server `{}`: {e}", redact_url(server));
+        let text = if server.contains("://") {
+            server.to_string()
+        } else {
+            format!("nats://{server}")
+        };
+        let mut parsed = url::Url::parse(&text).map_err(|e| invalid(&e))?;
+        let user = decode(parsed.username());
+        let these = match (user.is_empty(), parsed.password()) {
+            (true, None) => None,
+            (false, None) => Some(UrlCredentials::Token(Secret(user))),
+            (_, Some(password)) => {
+                Some(UrlCredentials::UserPassword(user, Secret(decode(password))))
+            }
+        };
+        if these.is_some() {
+            if credentials.is_some() && credentials != these {
+                return Err("the servers in url give different credentials".into());
+            }
+            credentials = these;
+            // Only fails for URLs that cannot have credentials, which these had.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+        }
+        addrs.push(async_nats::ServerAddr::from_url(parsed).map_err(|e| invalid(&e))?);
+    }
+    if addrs.is_empty() {
+        return Err("url must name at least one server".into());
+    }
+    Ok(Servers { addrs, credentials })
+}
+
+/// A server URL as it may be shown: the password in it (or a token, written as a user) is
+/// replaced by `<redacted>`.
+pub fn redact_url(server: &str) -> String {
+    let (scheme, rest) = match server.find("://") {
+        Some(i) => server.split_at(i + 3),
+        None => ("", server),
+    };
+    let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority].rfind('@') {
+        Some(at) => {
+            let shown = match rest[..at].split_once(':') {
+                Some((user, _)) => format!("{user}:<redacted>"),
+                None => "<redacted>".to_string(),
+            };
+            format!("{scheme}{shown}{}", &rest[at..])
+        }
+        None => server.to_string(),
+    }
+}
+
+/// URLs must be nats:// (or tls://, ws://, wss://) URLs or host:port; credentials go either in
+/// the URL or in `auth`, not both.
+pub(crate) fn check_url(url: &str, auth: &NatsAuth, path: &str, v: &mut Validator<'_>) {
+    match parse_servers(url) {
+        Err(e) => v.error_at(path, e),
+        Ok(servers) if servers.credentials.is_some() && auth.is_set() => v.error_at(
+            path,
+            "credentials are given both in url and in auth: give them in one place",
+        ),
+        Ok(_) => {}
     }
 }
 
@@ -96,7 +188,7 @@ pub(crate) fn check_subject(subject: &str, wildcards: bool, path: &str, v: &mut 
 impl NatsInputConfig {
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        check_url(&self.url, &format!("{path}.url"), v);
+        check_url(&self.url, &self.auth, &format!("{path}.url"), v);
         if self.subjects.is_empty() {
             v.error_at(
                 &format!("{path}.subjects"),
@@ -131,9 +223,17 @@ pub async fn connect_notify(
     link: Option<Arc<Link>>,
     on_connect: Option<Arc<tokio::sync::Notify>>,
 ) -> Result<async_nats::Client, String> {
+    let servers = parse_servers(url)?;
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("sluice-{pipeline}"))
         .retry_on_initial_connect();
+    match servers.credentials {
+        Some(UrlCredentials::UserPassword(user, password)) => {
+            options = options.user_and_password(user, password.0);
+        }
+        Some(UrlCredentials::Token(token)) => options = options.token(token.0),
+        None => {}
+    }
     if let Some(path) = &auth.credentials_file {
         options = options
             .credentials_file(path)
@@ -184,16 +284,10 @@ pub async fn connect_notify(
             }
         }
     });
-    let servers: Vec<&str> = url
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    let addrs: Vec<async_nats::ServerAddr> = servers
-        .iter()
-        .map(|s| s.parse().map_err(|e| format!("invalid server `{s}`: {e}")))
-        .collect::<Result<_, _>>()?;
-    options.connect(addrs).await.map_err(|e| e.to_string())
+    options
+        .connect(servers.addrs)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn read_error(message: impl std::fmt::Display) -> SourceError {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::lines::pump;
+use super::lines::Lines;
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
 
@@ -21,9 +21,9 @@ pub struct StdinConfig {
 /// Reads stdin until end of input or shutdown.
 pub async fn run(_config: &StdinConfig, ctx: SourceContext) -> Result<(), SourceError> {
     let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, tokio::io::stdin());
-    let source: Arc<str> = Arc::from("stdin");
-    let mut line = 0;
-    pump(&mut reader, &source, &mut line, &ctx)
+    let mut lines = Lines::new(Arc::from("stdin"), ctx.max_event_bytes);
+    lines
+        .pump(&mut reader, &ctx, true)
         .await
         .map_err(|e| SourceError::Read {
             input: "stdin",
