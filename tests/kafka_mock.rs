@@ -564,34 +564,119 @@ async fn an_output_cluster_down_holds_the_input_back_and_loses_nothing() {
     assert_all_committed(&brokers_a, &s).await;
 }
 
+/// The group's committed offsets of the input topic.
+async fn committed_now(brokers: &str, s: &Setup, partitions: i32) -> Vec<i64> {
+    let (b, g, i) = (brokers.to_string(), s.group.clone(), s.input.clone());
+    tokio::task::spawn_blocking(move || committed(&b, &g, &i, partitions))
+        .await
+        .unwrap()
+}
+
+/// A dead letter larger than the dead-letter producer takes is cut to fit and delivered, with
+/// headers saying so: it no longer stops the pipeline, and a restart reads nothing again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_letter_output_that_refuses_stops_the_pipeline_and_keeps_the_input() {
+async fn a_dead_letter_too_large_for_its_output_is_cut_to_fit_and_delivered() {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let s = Setup::names();
     for t in [&s.input, &s.output, &s.dlq] {
         cluster.create_topic(t, 1, 1).unwrap();
     }
-    // Event 5 is malformed (and over 1,000 bytes): it must go to the dead-letter topic.
+    // Event 5 is malformed and over 2,000 bytes: too large for the dead-letter producer below.
     let bad = format!("{{\"id\": 5, oops {}", "x".repeat(2000)).into_bytes();
     let mut records = events(0..10, &[]);
     records[5].1 = bad.clone();
     produce(&brokers, &s.input, records);
-    let good = pipeline_yaml(&brokers, &s);
-    // A dead-letter producer that takes records of 1,000 bytes at most: the dead letter is
-    // refused.
-    let refusing = good.replace(
+    let yaml = pipeline_yaml(&brokers, &s).replace(
         &format!("      topic: {}\n", s.dlq),
         &format!(
-            "      topic: {}\n      options:\n        message.max.bytes: \"1000\"\n",
+            "      topic: {}\n      options:\n        message.max.bytes: \"1500\"\n",
             s.dlq
         ),
     );
-    let (_token, handle) = start(&refusing);
+    let out = Collector::start(&brokers, &s.output, 1);
+    let dlq = Collector::start(&brokers, &s.dlq, 1);
+    for run in 0..2 {
+        let (token, handle) = start(&yaml);
+        if run == 0 {
+            wait_count("the dead letter", &dlq, 1, Duration::from_secs(60)).await;
+            wait_count("outputs", &out, 9, Duration::from_secs(60)).await;
+        }
+        // Wait until everything is committed, then stop.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while committed_now(&brokers, &s, 1).await != [10] {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {run}: not all committed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        token.cancel();
+        handle.await.unwrap().expect("pipeline ends cleanly");
+    }
+    assert_eq!(
+        dlq.count(),
+        1,
+        "dead-lettered once: the restart read nothing again"
+    );
+    let letter = &dlq.records()[0];
+    assert_eq!(letter.header("sluice-error-step"), Some("decode"));
+    assert_eq!(letter.header("sluice-error-truncated"), Some("true"));
+    assert_eq!(
+        letter.header("sluice-error-original-size"),
+        Some(bad.len().to_string().as_str())
+    );
+    assert!(
+        letter.payload.len() < 1500 && letter.payload.len() > 500,
+        "{}",
+        letter.payload.len()
+    );
+    assert!(
+        bad.starts_with(&letter.payload),
+        "the payload is the start of the event's"
+    );
+    assert_eq!(letter.key.as_deref(), Some("k5"), "the key is kept");
+    assert_eq!(letter.header("trace"), Some("t"), "the headers are kept");
+    let ids: Vec<u64> = out
+        .records()
+        .iter()
+        .map(|r| r.json()["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
+}
+
+/// A dead-letter output that refuses every record for a reason that is not the record's (not
+/// authorised) stops the pipeline with the input unacknowledged; once it works again, the next
+/// run dead-letters the event and goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_output_that_refuses_stops_the_pipeline_and_keeps_the_input() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let dead_letters = MockCluster::new(1).unwrap();
+    let dlq_brokers = dead_letters.bootstrap_servers();
+    let s = Setup::names();
+    for t in [&s.input, &s.output] {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    dead_letters.create_topic(&s.dlq, 1, 1).unwrap();
+    let bad = b"{\"id\": 5, oops".to_vec();
+    let mut records = events(0..10, &[]);
+    records[5].1 = bad.clone();
+    produce(&brokers, &s.input, records);
+    let yaml = pipeline_yaml(&brokers, &s).replace(
+        &format!("      brokers: {brokers}\n      topic: {}\n", s.dlq),
+        &format!("      brokers: {dlq_brokers}\n      topic: {}\n", s.dlq),
+    );
+    assert!(yaml.contains(&dlq_brokers));
+    dead_letters.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 50],
+    );
+    let (_token, handle) = start(&yaml);
     let errors = handle
         .await
         .unwrap()
-        .expect_err("the pipeline stops when a dead letter is refused");
+        .expect_err("the pipeline stops when the dead-letter output refuses");
     let text = errors
         .iter()
         .map(|e| e.to_string())
@@ -599,16 +684,14 @@ async fn a_dead_letter_output_that_refuses_stops_the_pipeline_and_keeps_the_inpu
         .join("; ");
     assert!(text.contains("the dead-letter output failed"), "{text}");
     // The failed input (offset 5) is not acknowledged.
-    let (b, g, i) = (brokers.clone(), s.group.clone(), s.input.clone());
-    let done = tokio::task::spawn_blocking(move || committed(&b, &g, &i, 1))
-        .await
-        .unwrap();
+    let done = committed_now(&brokers, &s, 1).await;
     assert!(done[0] <= 5, "committed {done:?} past the refused event");
 
     // With a dead-letter output that works, the next run dead-letters it and goes on.
+    dead_letters.clear_request_errors(RDKafkaApiKey::Produce);
     let out = Collector::start(&brokers, &s.output, 1);
-    let dlq = Collector::start(&brokers, &s.dlq, 1);
-    let (token, handle) = start(&good);
+    let dlq = Collector::start(&dlq_brokers, &s.dlq, 1);
+    let (token, handle) = start(&yaml);
     wait_count("the dead letter", &dlq, 1, Duration::from_secs(60)).await;
     wait_count("outputs", &out, 9, Duration::from_secs(60)).await;
     token.cancel();
@@ -624,11 +707,86 @@ async fn a_dead_letter_output_that_refuses_stops_the_pipeline_and_keeps_the_inpu
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
-    let (b, g, i) = (brokers.clone(), s.group.clone(), s.input.clone());
-    let done = tokio::task::spawn_blocking(move || committed(&b, &g, &i, 1))
-        .await
-        .unwrap();
-    assert_eq!(done, vec![10]);
+    assert_eq!(committed_now(&brokers, &s, 1).await, vec![10]);
+}
+
+/// Under `errors: stop` every record before the failing one is delivered in order and
+/// committed, nothing after it is delivered, and the committed offset is the failing record's,
+/// so a restart stops at it again: batches of 1 and 500, the failure at the start, middle and
+/// end of a batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_stop_commits_up_to_the_failing_record_and_delivers_nothing_after() {
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let n = 1_200;
+    // With batches of 1 every failure is at the start and the end of its batch.
+    for (batch_size, fail_at) in [
+        (1, 0),
+        (1, 600),
+        (500, 0),
+        (500, 250),
+        (500, 499),
+        (500, 500),
+        (500, 1_199),
+    ] {
+        let s = Setup::names();
+        for t in [&s.input, &s.output] {
+            cluster.create_topic(t, 1, 1).unwrap();
+        }
+        produce(&brokers, &s.input, events(0..n, &[fail_at]));
+        let yaml = pipeline_yaml(&brokers, &s)
+            .replace(
+                &format!(
+                    "errors:\n  output:\n    kafka:\n      brokers: {brokers}\n      topic: {}\n",
+                    s.dlq
+                ),
+                "errors: stop\n",
+            )
+            .replace(
+                "  batch_size: 200\n",
+                &format!("  batch_size: {batch_size}\n"),
+            );
+        assert!(yaml.contains("errors: stop"));
+        let out = Collector::start(&brokers, &s.output, 1);
+        let case = format!("batch {batch_size}, failure at {fail_at}");
+        // A second run reads the failing record again and stops at it again.
+        let runs = if batch_size == 1 { 1 } else { 2 };
+        for run in 0..runs {
+            let (_token, handle) = start(&yaml);
+            let errors = handle.await.unwrap().expect_err("errors: stop stops");
+            assert!(
+                errors[0]
+                    .to_string()
+                    .contains(&format!("kafka:{}/0@{fail_at}", s.input)),
+                "{case}, run {run}: {}",
+                errors[0]
+            );
+            assert_eq!(
+                committed_now(&brokers, &s, 1).await,
+                vec![fail_at as i64],
+                "{case}, run {run}: committed up to the failing record"
+            );
+        }
+        let (b, o) = (brokers.clone(), s.output.clone());
+        let written = tokio::task::spawn_blocking(move || end_offsets(&b, &o, 1))
+            .await
+            .unwrap();
+        assert_eq!(written, vec![fail_at as i64], "{case}: records written");
+        wait_count(&case, &out, fail_at as usize, Duration::from_secs(60)).await;
+        let ids: Vec<u64> = out
+            .records()
+            .iter()
+            .map(|r| r.json()["id"].as_u64().unwrap())
+            .collect();
+        // The idempotent producer delivers each record of a run once; the second run
+        // delivers nothing new before the failure, as it starts at it.
+        assert!(
+            ids == (0..fail_at).collect::<Vec<_>>(),
+            "{case}: {} outputs, first {:?}",
+            ids.len(),
+            &ids[..ids.len().min(5)]
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -650,4 +808,114 @@ async fn an_in_flight_budget_smaller_than_a_batch_still_delivers_everything() {
     handle.await.unwrap().expect("pipeline ends cleanly");
     check_output(&out.records(), n, &[], &s.input);
     assert_all_committed(&brokers, &s).await;
+}
+
+/// A 1.5 MB record is over `max_event_bytes`, and its dead letter over what the JetStream
+/// dead-letter output's server takes (1 MiB): the dead letter is cut to fit and stored, the
+/// input committed, and a restart does not meet it again. (Before, the refused dead letter
+/// stopped the pipeline at every start.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_record_is_dead_lettered_to_jetstream_cut_to_fit_and_not_met_again() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let s = Setup::names();
+    for t in [&s.input, &s.output] {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    let server = common::nats::NatsServer::start();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let (dead, dead_subject) = (unique("DEAD").replace('-', "_"), unique("dead"));
+    common::nats::create_stream(&js, &dead, std::slice::from_ref(&dead_subject)).await;
+
+    let huge = format!("{{\"id\":1,\"blob\":\"{}\"}}", "y".repeat(1_500_000));
+    {
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("message.max.bytes", "5000000")
+            .create()
+            .unwrap();
+        for payload in ["{\"id\":0}", huge.as_str(), "{\"id\":2}"] {
+            producer
+                .send(BaseRecord::<[u8], [u8]>::to(&s.input).payload(payload.as_bytes()))
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+    let yaml = format!(
+        "\
+name: huge
+input:
+  kafka:
+    brokers: {brokers}
+    topics: [{input}]
+    group_id: {group}
+    commit_interval: 200ms
+transforms:
+  - jq: '{{id}}'
+output:
+  kafka:
+    brokers: {brokers}
+    topic: {output}
+errors:
+  output:
+    jetstream:
+      url: {url}
+      subject: {dead_subject}
+",
+        input = s.input,
+        output = s.output,
+        group = s.group,
+        url = server.url(),
+    );
+    let out = Collector::start(&brokers, &s.output, 1);
+    for run in 0..2 {
+        let (token, handle) = start(&yaml);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while committed_now(&brokers, &s, 1).await != [3] {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {run}: not all committed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        token.cancel();
+        handle.await.unwrap().expect("pipeline ends cleanly");
+    }
+    wait_count("outputs", &out, 2, Duration::from_secs(60)).await;
+    let ids: Vec<u64> = out
+        .records()
+        .iter()
+        .map(|r| r.json()["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [0, 2]);
+    let letters = common::nats::read_stream(&js, &dead).await;
+    assert_eq!(
+        letters.len(),
+        1,
+        "dead-lettered once, not again after the restart"
+    );
+    let letter = &letters[0];
+    let header = |name: &str| {
+        letter
+            .headers
+            .as_ref()
+            .and_then(|h| h.get(name))
+            .map(|v| v.as_str().to_string())
+    };
+    assert_eq!(header("sluice-error-step").as_deref(), Some("limits"));
+    assert_eq!(header("sluice-error-truncated").as_deref(), Some("true"));
+    assert_eq!(
+        header("sluice-error-original-size"),
+        Some(huge.len().to_string())
+    );
+    let max_payload = js.client().server_info().max_payload;
+    assert!(
+        letter.payload.len() < max_payload && letter.payload.len() > max_payload - 4096,
+        "{} bytes kept of a server maximum of {max_payload}",
+        letter.payload.len()
+    );
+    assert!(huge.as_bytes().starts_with(&letter.payload));
 }

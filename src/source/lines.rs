@@ -209,7 +209,10 @@ mod tests {
         };
         let mut reader = BufReader::with_capacity(capacity, text);
         let mut lines = Lines::new(Arc::from("t"), max);
-        assert_eq!(lines.pump(&mut reader, &ctx, ended).await.unwrap(), Pumped::Eof);
+        assert_eq!(
+            lines.pump(&mut reader, &ctx, ended).await.unwrap(),
+            Pumped::Eof
+        );
         drop(ctx);
         let mut events = Vec::new();
         while let Some(batch) = rx.recv().await {
