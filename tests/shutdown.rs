@@ -100,3 +100,84 @@ fn sigterm_with_stdin_still_open_exits_and_keeps_what_was_read() {
     );
     drop(stdin);
 }
+
+/// SIGTERM exits at once and cleanly (code 0) when an input never got to read anything: nothing
+/// listening, a server that refuses the credentials, a server without JetStream, for each input
+/// that talks to a broker. Before, NATS and JetStream inputs waited out the whole
+/// shutdown_timeout and exited 1.
+#[test]
+fn sigterm_exits_cleanly_when_an_input_never_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = format!("127.0.0.1:{}", common::free_port());
+    let auth = common::nats::NatsServer::start_with(&["-js", "--user", "bob", "--pass", "right"]);
+    let no_jetstream = common::nats::NatsServer::start_with(&[]);
+    let wrong = format!("nats://bob:wrong@127.0.0.1:{}", auth.port);
+    let cases = [
+        (
+            "kafka, nothing listening",
+            format!("kafka: {{brokers: \"{nowhere}\", topics: [t], group_id: g}}"),
+        ),
+        (
+            "nats, nothing listening",
+            format!("nats: {{url: \"nats://{nowhere}\", subjects: [a]}}"),
+        ),
+        (
+            "nats, wrong password",
+            format!("nats: {{url: \"{wrong}\", subjects: [a]}}"),
+        ),
+        (
+            "jetstream, nothing listening",
+            format!("jetstream: {{url: \"nats://{nowhere}\", stream: S, consumer: c}}"),
+        ),
+        (
+            "jetstream, wrong password",
+            format!("jetstream: {{url: \"{wrong}\", stream: S, consumer: c}}"),
+        ),
+        (
+            "jetstream, no jetstream",
+            format!(
+                "jetstream: {{url: \"{}\", stream: S, consumer: c}}",
+                no_jetstream.url()
+            ),
+        ),
+    ];
+    for (case, input) in cases {
+        let log = dir.path().join("w.log");
+        let file = pipeline(
+            dir.path(),
+            "unconnected",
+            &format!(
+                "input:\n  {input}\noutput:\n  stdout: {{}}\nerrors: stop\nsettings:\n  shutdown_timeout: 120s\n"
+            ),
+        );
+        let mut child = common::nats::Worker(
+            sluice()
+                .args(["run", "--log-format", "json"])
+                .arg(&file)
+                .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+                .spawn()
+                .unwrap(),
+        );
+        wait_for("the pipeline to start", Duration::from_secs(30), || {
+            common::nats::logged(&log, "pipeline started").then_some(())
+        });
+        common::signal(&child, "TERM");
+        // Far less than the shutdown timeout: waiting it out is the failure.
+        let status = wait_exit(&mut child, Duration::from_secs(60));
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(status.success(), "{case}: exit {status:?}: {text}");
+        assert!(
+            log_records(
+                &text,
+                "shutdown deadline passed with events in flight; they were not acknowledged"
+            )
+            .is_empty(),
+            "{case}: {text}"
+        );
+        assert_eq!(
+            log_records(&text, "pipeline stopped").len(),
+            1,
+            "{case}: {text}"
+        );
+    }
+}

@@ -255,7 +255,14 @@ impl JetStreamInputConfig {
     ) -> Result<bool, SourceError> {
         let mut pause = Duration::from_millis(250);
         loop {
-            match self.set_up(js).await {
+            // A request to a server that does not answer waits for its timeout: shutdown may
+            // not.
+            let set_up = tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => return Ok(false),
+                set_up = self.set_up(js) => set_up,
+            };
+            match set_up {
                 Ok(()) => return Ok(true),
                 Err(SetupError::Fatal(m)) => return Err(read_error(m)),
                 Err(SetupError::Transient(m)) => {
@@ -633,6 +640,7 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
     .map_err(read_error)?;
     let js = async_nats::jetstream::new(client.clone());
     if !config.set_up_until_ready(&js, &ctx).await? {
+        tracing::info!(pipeline = %pipeline, "jetstream input stopped before it consumed");
         return Ok(());
     }
     let inbox = client.new_inbox();

@@ -133,7 +133,7 @@ pub(crate) fn check_options(
         let mut one = ClientConfig::new();
         one.set(key, value);
         if let Err(e) = one.create_native_config() {
-            v.error_at_key(path, key, format!("`{key}`: {}", client_error(&e)));
+            v.error_at_key(path, key, client_error(&e));
         }
     }
     if let Some(ms) = options.0.get("statistics.interval.ms")
@@ -159,22 +159,26 @@ pub(crate) const STATS_INTERVAL_MS: &str = "5000";
 /// stays in the group while the output is slow or down).
 const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
-/// A librdkafka error for a log or a message. A configuration error names the property but never
-/// shows its value, which may be a secret (librdkafka's own text quotes it).
+/// A librdkafka error for a log or a message. A configuration error names the property, and
+/// shows its value only when the name is a known one that does not look secret (librdkafka's
+/// own text quotes the value, and a misspelled `sasl.passwrod` is still a password).
 pub(crate) fn client_error(error: &KafkaError) -> String {
     match error {
-        KafkaError::ClientConfig(res, description, key, value) => {
-            let description = if value.is_empty() {
-                description.clone()
-            } else {
+        KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
+            _,
+            key,
+            _,
+        ) => {
+            format!("unknown librdkafka property `{key}`")
+        }
+        KafkaError::ClientConfig(_, description, key, value) => {
+            let description = if crate::config::is_secret(key) && !value.is_empty() {
                 description.replace(value.as_str(), "<redacted>")
+            } else {
+                description.clone()
             };
-            match res {
-                rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN => {
-                    format!("unknown librdkafka property `{key}`")
-                }
-                _ => description,
-            }
+            format!("librdkafka property `{key}`: {description}")
         }
         other => other.to_string(),
     }

@@ -400,25 +400,38 @@ pub(crate) fn to_event(msg: async_nats::Message, position: Position, ack: Ack) -
 /// Subscribes and reads until shutdown. Messages already received are delivered; messages in
 /// flight on the server at shutdown are not (core NATS keeps nothing).
 pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), SourceError> {
-    let client = connect(
-        &config.url,
-        &config.auth,
-        ctx.telemetry.pipeline(),
-        ctx.link.clone(),
-    )
-    .await
-    .map_err(read_error)?;
-    let mut subscriptions = Vec::new();
-    for subject in &config.subjects {
-        let sub = match &config.queue_group {
-            Some(group) => client.queue_subscribe(subject.clone(), group.clone()).await,
-            None => client.subscribe(subject.clone()).await,
-        }
+    let subscribe = async {
+        let client = connect(
+            &config.url,
+            &config.auth,
+            ctx.telemetry.pipeline(),
+            ctx.link.clone(),
+        )
+        .await
         .map_err(read_error)?;
-        subscriptions.push(sub);
-    }
-    // Make sure the server has the subscriptions before saying so.
-    client.flush().await.map_err(read_error)?;
+        let mut subscriptions = Vec::new();
+        for subject in &config.subjects {
+            let sub = match &config.queue_group {
+                Some(group) => client.queue_subscribe(subject.clone(), group.clone()).await,
+                None => client.subscribe(subject.clone()).await,
+            }
+            .map_err(read_error)?;
+            subscriptions.push(sub);
+        }
+        // Make sure the server has the subscriptions before saying so. This waits for the first
+        // connection, however long the server takes to be reachable.
+        client.flush().await.map_err(read_error)?;
+        Ok::<_, SourceError>((client, subscriptions))
+    };
+    let (client, subscriptions) = tokio::select! {
+        biased;
+        // Nothing was read: nothing to finish.
+        _ = ctx.shutdown.cancelled() => {
+            tracing::info!(pipeline = %ctx.telemetry.pipeline(), "nats input stopped before it subscribed");
+            return Ok(());
+        }
+        subscribed = subscribe => subscribed?,
+    };
     tracing::info!(pipeline = %ctx.telemetry.pipeline(), subjects = ?config.subjects, queue_group = ?config.queue_group, "nats subscribed");
     let mut messages = Merged::new(subscriptions);
     let mut subjects = SubjectMemo::default();

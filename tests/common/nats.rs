@@ -10,12 +10,14 @@ pub struct NatsServer {
     child: Child,
     pub port: u16,
     store: tempfile::TempDir,
+    args: Vec<String>,
 }
 
-fn spawn(port: u16, store: &Path) -> Child {
+fn spawn(port: u16, store: &Path, args: &[String]) -> Child {
     let child = Command::new("nats-server")
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
+        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(store)
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -29,10 +31,22 @@ fn spawn(port: u16, store: &Path) -> Child {
 impl NatsServer {
     /// Starts a server and waits until it accepts connections.
     pub fn start() -> NatsServer {
+        Self::start_with(&["-js"])
+    }
+
+    /// Starts a server with these further `nats-server` arguments (without `-js`, JetStream
+    /// is off).
+    pub fn start_with(args: &[&str]) -> NatsServer {
         let port = super::free_port();
         let store = tempfile::tempdir().unwrap();
-        let child = spawn(port, store.path());
-        NatsServer { child, port, store }
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let child = spawn(port, store.path(), &args);
+        NatsServer {
+            child,
+            port,
+            store,
+            args,
+        }
     }
 
     /// Stops the server and starts it again on the same port with the same storage.
@@ -50,7 +64,7 @@ impl NatsServer {
 
     /// Starts a stopped server again on the same port with the same storage.
     pub fn resume(&mut self) {
-        self.child = spawn(self.port, self.store.path());
+        self.child = spawn(self.port, self.store.path(), &self.args);
     }
 
     /// `nats://127.0.0.1:PORT`.
