@@ -506,8 +506,24 @@ pub fn load_str(
             file: path,
             errors: Vec::new(),
         };
-        config.validate(&mut v);
-        errors.extend(v.errors);
+        // Validating compiles every jq program, which recurses as deeply as the program nests
+        // (up to `nesting::MAX_DEPTH`): on a thread with a stack known to be enough, whatever
+        // the caller's.
+        let validated = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("validate".into())
+                .stack_size(crate::transform::nesting::STACK)
+                .spawn_scoped(scope, || {
+                    config.validate(&mut v);
+                    v.errors
+                })
+                .map(|t| t.join())
+        });
+        match validated {
+            Ok(Ok(found)) => errors.extend(found),
+            Ok(Err(_panic)) => errors.push(at(1, 1, "validating the file failed".into())),
+            Err(e) => errors.push(at(1, 1, format!("cannot start validating: {e}"))),
+        }
     }
     errors.sort_by_key(|d| (d.line, d.column));
     match config {

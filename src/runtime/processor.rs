@@ -21,7 +21,7 @@ use crate::runtime::failures::{Cause, Failure, Failures, MustStop};
 use crate::transform::{Chain, Record};
 
 /// Worker threads get a large stack: jq programs and deep documents recurse.
-const WORKER_STACK: usize = 64 * 1024 * 1024;
+const WORKER_STACK: usize = crate::transform::nesting::STACK;
 
 /// What came of a batch.
 #[derive(Debug, Default)]

@@ -6,6 +6,7 @@
 pub mod fast;
 pub mod filter;
 pub mod jq;
+pub mod nesting;
 pub mod program;
 pub mod route;
 

@@ -130,6 +130,15 @@ impl Meta<'_> {
 
 /// Compiles a program; every lex, parse and compile error is returned at once.
 pub fn compile(code: &str) -> Result<Program, Vec<CompileError>> {
+    if let Some(offset) = super::nesting::too_deep(code, super::nesting::MAX_DEPTH) {
+        return Err(vec![CompileError {
+            offset,
+            message: format!(
+                "jq program nested too deeply: over {} levels of brackets, blocks and chained operators",
+                super::nesting::MAX_DEPTH
+            ),
+        }]);
+    }
     let defs = jaq_core::defs()
         .chain(jaq_std::defs())
         .chain(jaq_json::defs());
