@@ -33,6 +33,15 @@ pub enum ParseError {
 /// Parses a pipeline file's YAML, whatever the stack of the calling thread: nesting deeper than a
 /// pipeline needs is refused first, and the parser runs on a thread with a known stack.
 pub fn parse(text: &str, options: LoaderOptions) -> Result<Node, ParseError> {
+    if let Some(line) = second_document(text) {
+        return Err(ParseError::At(
+            line,
+            1,
+            "a pipeline file holds one pipeline: a second YAML document starts here (put each \
+             pipeline in a file of its own)"
+                .into(),
+        ));
+    }
     if let Some(line) = too_deep(text) {
         return Err(ParseError::At(
             line,
@@ -70,6 +79,41 @@ pub fn parse(text: &str, options: LoaderOptions) -> Result<Node, ParseError> {
 fn lines(text: &str) -> impl Iterator<Item = &str> {
     text.split('\n')
         .flat_map(|l| l.strip_suffix('\r').unwrap_or(l).split('\r'))
+}
+
+/// The 1-based line where a second YAML document starts, if any: a `---` after content or after
+/// an earlier `---`, or content after a `...` document end. The parser would read the first
+/// document only and ignore the rest. Document markers are only ever at the start of a line,
+/// even inside quoted scalars, so reading lines is enough.
+fn second_document(text: &str) -> Option<usize> {
+    let marker = |line: &str, m: &str| {
+        line.strip_prefix(m)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+    };
+    let mut started = false;
+    let mut ended = false;
+    for (i, line) in lines(text).enumerate() {
+        let content = !line.trim().is_empty() && !line.trim_start().starts_with('#');
+        if marker(line, "---") {
+            if started {
+                return Some(i + 1);
+            }
+            started = true;
+            // Content may follow the marker on its line (`--- {input: ...}`).
+            continue;
+        }
+        if marker(line, "...") {
+            ended = true;
+            continue;
+        }
+        if content && !line.starts_with('%') {
+            if ended {
+                return Some(i + 1);
+            }
+            started = true;
+        }
+    }
+    None
 }
 
 /// The first 1-based line whose block indentation is over [`MAX_INDENT`].
@@ -583,6 +627,47 @@ mod tests {
                 .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_second_document_is_an_error_at_its_start() {
+        let one = "input: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\n";
+        assert_eq!(load_errors(one), Vec::<String>::new());
+        assert_eq!(
+            load_errors(&format!("%YAML 1.2\n---\n{one}...\n# done\n")),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            load_errors(&format!("# a pipeline\n--- # first\n{one}")),
+            Vec::<String>::new()
+        );
+        let second = |text: &str| {
+            let errs = load_errors(text);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(
+                errs[0].contains("a second YAML document starts here"),
+                "{errs:?}"
+            );
+            errs[0].split(':').next().unwrap().parse::<usize>().unwrap()
+        };
+        assert_eq!(second(&format!("{one}---\n{one}")), 4);
+        assert_eq!(second(&format!("---\n{one}---\n")), 5);
+        assert_eq!(second(&format!("{one}...\n{one}")), 5);
+        assert_eq!(
+            second(&format!("--- {{input: {{stdin: {{}}}}}}\n--- {{}}\n")),
+            2
+        );
+        // Not a marker: indented, or followed by other text.
+        let jq = "input: {stdin: {}}\ntransforms:\n  - jq: |\n      \"a\"\n      ---\noutput: {stdout: {}}\nerrors: drop\n";
+        assert!(
+            !load_errors(jq)
+                .iter()
+                .any(|e| e.contains("second YAML document"))
+        );
+        assert!(
+            load_errors("name: ---x\ninput: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\n")
+                .is_empty()
+        );
     }
 
     #[test]
