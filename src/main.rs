@@ -40,10 +40,10 @@ enum Command {
         /// Log format on stderr.
         #[arg(long, env = "SLUICE_LOG_FORMAT", default_value = "human")]
         log_format: LogFormat,
-        /// Address for /metrics, /health/live and /health/ready (for example 0.0.0.0:9090).
-        /// Without it no HTTP endpoint is opened.
+        /// Address for /metrics, /health/live and /health/ready, `host:port` (for example
+        /// 0.0.0.0:9090 or localhost:9090). Without it no HTTP endpoint is opened.
         #[arg(long, env = "SLUICE_METRICS_ADDR")]
-        metrics_addr: Option<std::net::SocketAddr>,
+        metrics_addr: Option<String>,
     },
 }
 
@@ -54,8 +54,15 @@ enum LogFormat {
 }
 
 fn init_logs(format: LogFormat) {
-    let filter =
+    let mut filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // The NATS client logs each of its events at info level, and sluice logs them again with
+    // the pipeline and servers: keep the client's own only when asked for by name.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("async_nats"))
+        && let Ok(quiet) = "async_nats=warn".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -68,9 +75,15 @@ fn init_logs(format: LogFormat) {
     }
 }
 
+/// Most errors printed: past this many, more would only scroll the first ones away.
+const MAX_SHOWN: usize = 100;
+
 fn print_diagnostics(errors: &[sluice::config::Diagnostic]) {
-    for e in errors {
+    for e in errors.iter().take(MAX_SHOWN) {
         eprintln!("{e}");
+    }
+    if errors.len() > MAX_SHOWN {
+        eprintln!("... and {} more errors not shown", errors.len() - MAX_SHOWN);
     }
     eprintln!(
         "{} error{} found",
@@ -125,14 +138,24 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(
-    pipelines: Vec<sluice::config::Pipeline>,
-    metrics_addr: Option<std::net::SocketAddr>,
-) -> ExitCode {
+async fn run(pipelines: Vec<sluice::config::Pipeline>, metrics_addr: Option<String>) -> ExitCode {
     let health = Health::new(pipelines.len());
     let server_stop = CancellationToken::new();
     let _stop_server = server_stop.clone().drop_guard();
-    if let Some(addr) = metrics_addr {
+    if let Some(name) = metrics_addr {
+        let addr = match tokio::net::lookup_host(name.as_str()).await {
+            Ok(mut addrs) => match addrs.next() {
+                Some(addr) => addr,
+                None => {
+                    tracing::error!(address = %name, "the metrics address resolves to nothing");
+                    return ExitCode::FAILURE;
+                }
+            },
+            Err(e) => {
+                tracing::error!(address = %name, error = %e, "invalid metrics address: expected host:port");
+                return ExitCode::FAILURE;
+            }
+        };
         let handle = match sluice::observe::server::install_recorder() {
             Ok(h) => h,
             Err(e) => {
@@ -187,10 +210,16 @@ async fn run(
                 r = &mut work => r,
                 _ = tokio::time::sleep(deadline) => {
                     tracing::error!("shutdown deadline passed with events in flight; they were not acknowledged");
+                    for pipeline in health.running() {
+                        pipeline.log_stopped(true);
+                    }
                     return ExitCode::FAILURE;
                 }
                 signal = wait_for_signal() => {
                     tracing::error!(signal, "second signal: exiting now; in-flight events were not acknowledged");
+                    for pipeline in health.running() {
+                        pipeline.log_stopped(true);
+                    }
                     return ExitCode::FAILURE;
                 }
             }

@@ -129,3 +129,120 @@ fn every_sample_pipeline_is_valid() {
         "{stdout}"
     );
 }
+
+#[test]
+fn every_missing_section_a_bad_name_and_a_duplicate_name_are_reported_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = pipeline(dir.path(), "missing", "input:\n  stdin: {}\n");
+    let newline = pipeline(
+        dir.path(),
+        "newline",
+        "name: \"a\\nb\"\ninput: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\n",
+    );
+    let empty = pipeline(
+        dir.path(),
+        "empty",
+        "name: ''\ninput: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\n",
+    );
+    let first = pipeline(
+        dir.path(),
+        "first",
+        "name: same\ninput: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\n",
+    );
+    let second = pipeline(
+        dir.path(),
+        "second",
+        "# the same name as first.yaml\nname: same\ninput: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\n",
+    );
+    let out = sluice()
+        .arg("check")
+        .args([&missing, &newline, &empty, &first, &second])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let d = |p: &std::path::Path| p.display().to_string();
+    for expected in [
+        format!("{}:1:1: error: missing field `output`", d(&missing)),
+        format!("{}:1:1: error: missing field `errors`", d(&missing)),
+        format!(
+            "{}:1:7: error: name must not contain line breaks or other control characters",
+            d(&newline)
+        ),
+        format!("{}:1:7: error: name must not be empty", d(&empty)),
+        format!(
+            "{}:2:7: error: pipeline name `same` is also used by {}",
+            d(&second),
+            d(&first)
+        ),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l == expected),
+            "no `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.ends_with("5 errors found\n"), "{stderr}");
+}
+
+#[test]
+fn thousands_of_unknown_keys_are_all_counted_and_the_first_hundred_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("input: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("k{i}: 1\n"));
+    }
+    let file = pipeline(dir.path(), "keys", &text);
+    let out = sluice().arg("check").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    let shown: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
+    assert_eq!(shown.len(), 100);
+    assert!(shown[0].starts_with(&format!(
+        "{}:4:1: error: k0: unknown field `k0`",
+        file.display()
+    )));
+    assert!(shown[99].starts_with(&format!(
+        "{}:103:1: error: k99: unknown field",
+        file.display()
+    )));
+    assert!(
+        stderr.contains("\n... and 19900 more errors not shown\n20000 errors found\n"),
+        "{}",
+        &stderr[stderr.len() - 200..]
+    );
+}
+
+#[test]
+fn the_metrics_address_may_be_a_host_name() {
+    let port = common::free_port();
+    let out = sluice()
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["run", "--log-format", "json", "--metrics-addr"])
+        .arg(format!("localhost:{port}"))
+        .arg("pipelines/quickstart.yaml")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let serving = common::log_records(&stderr, "serving /metrics, /health/live and /health/ready");
+    assert_eq!(serving.len(), 1, "{stderr}");
+    assert!(
+        serving[0]["address"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{port}"))
+    );
+    let bad = sluice()
+        .args(["run", "--metrics-addr", "localhost"])
+        .arg(format!(
+            "{}/pipelines/quickstart.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("invalid metrics address: expected host:port")
+    );
+}

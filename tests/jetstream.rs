@@ -256,6 +256,14 @@ errors:
         summary["received"], 12,
         "10 inputs and 2 redeliveries: {summary}"
     );
+    // How the totals add up: every delivery is read and counted, and the summary says how
+    // many were redeliveries, and how many failures asked for one.
+    assert_eq!(summary["redelivered"], 2, "{summary}");
+    assert_eq!(summary["redelivery_requested"], 2, "{summary}");
+    assert_eq!(
+        summary["failed"], 3,
+        "two retried, the last dead-lettered: {summary}"
+    );
     assert_eq!(summary["sent"], 9, "{summary}");
     assert_eq!(summary["dead_lettered"], 1, "{summary}");
 }

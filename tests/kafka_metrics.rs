@@ -124,6 +124,20 @@ errors: stop
         body.contains("sluice_event_latency_seconds_bucket{pipeline=\"lagged\",le=\"0.0005\"}"),
         "latency histogram buckets"
     );
+    // Every metric exported says what it is.
+    let types: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(types.len() >= 15, "{types:?}");
+    for name in types {
+        assert!(
+            body.lines()
+                .any(|l| l.starts_with(&format!("# HELP {name} ")) && l.len() > name.len() + 20),
+            "no # HELP for {name}"
+        );
+    }
 
     common::signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());

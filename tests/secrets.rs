@@ -17,7 +17,8 @@ fn run_at_trace(file: &std::path::Path, ready: &str) -> String {
     let out = dir.path().join("w.out");
     let mut child = Worker(
         sluice()
-            .env("RUST_LOG", "trace")
+            // The NATS client's own records are only kept when RUST_LOG names it.
+            .env("RUST_LOG", "trace,async_nats=trace")
             .args(["run", "--log-format", "json"])
             .arg(file)
             .stdout(Stdio::from(std::fs::File::create(&out).unwrap()))

@@ -181,3 +181,122 @@ fn sigterm_exits_cleanly_when_an_input_never_connected() {
         );
     }
 }
+
+/// When the shutdown deadline passes with events in flight, the process exits 1 and still logs
+/// each pipeline's totals, saying it did not finish.
+#[test]
+fn a_deadline_exit_still_logs_the_pipeline_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("w.log");
+    let nowhere = format!("nats://127.0.0.1:{}", common::free_port());
+    let file = pipeline(
+        dir.path(),
+        "stuck",
+        &format!(
+            "input:\n  generate:\n    count: 10\n    template: '{{n: .}}'\noutput:\n  jetstream:\n    url: {nowhere}\n    subject: out\nerrors: stop\nsettings:\n  shutdown_timeout: 1s\n"
+        ),
+    );
+    let port = common::free_port();
+    let mut child = common::nats::Worker(
+        sluice()
+            .args(["run", "--log-format", "json", "--metrics-addr"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(&file)
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap(),
+    );
+    // Every event was read; none can be delivered.
+    wait_for("the events to be read", Duration::from_secs(30), || {
+        let (_, body) = common::http_get(port, "/metrics")?;
+        let read = common::metric_values(&body, "sluice_events_received_total", &[]);
+        (read.first()?.1 == 10.0).then_some(())
+    });
+    common::signal(&child, "TERM");
+    let status = wait_exit(&mut child, Duration::from_secs(60));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert_eq!(
+        log_records(
+            &text,
+            "shutdown deadline passed with events in flight; they were not acknowledged"
+        )
+        .len(),
+        1,
+        "{text}"
+    );
+    let summary = &log_records(&text, "pipeline stopped");
+    assert_eq!(summary.len(), 1, "{text}");
+    assert_eq!(summary[0]["pipeline"], "stuck");
+    assert_eq!(summary[0]["unfinished"], true);
+    assert_eq!(summary[0]["sent"], 0);
+    assert_eq!(summary[0]["received"], 10);
+    assert_eq!(summary[0]["in_flight"], 10, "{}", summary[0]);
+}
+
+/// A broker that cannot be reached is logged once as a warning naming it, not once per attempt
+/// and not twice per attempt (by the client library and by sluice).
+#[test]
+fn an_unreachable_broker_is_logged_once_per_failure_and_names_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    for (input, message, field) in [
+        (
+            format!("nats: {{url: \"nats://bob:Hidden-1@127.0.0.1:{port}\", subjects: [a]}}"),
+            "nats connection attempt failed; retrying",
+            "servers",
+        ),
+        (
+            format!("kafka: {{brokers: \"127.0.0.1:{port}\", topics: [t], group_id: g}}"),
+            "kafka client error",
+            "reason",
+        ),
+    ] {
+        let log = dir.path().join("w.log");
+        let file = pipeline(
+            dir.path(),
+            "unreachable",
+            &format!("input:\n  {input}\noutput:\n  stdout: {{}}\nerrors: stop\n"),
+        );
+        let mut child = common::nats::Worker(
+            sluice()
+                .env("RUST_LOG", "info")
+                .args(["run", "--log-format", "json"])
+                .arg(&file)
+                .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+                .spawn()
+                .unwrap(),
+        );
+        wait_for(message, Duration::from_secs(30), || {
+            common::nats::logged(&log, message).then_some(())
+        });
+        common::signal(&child, "TERM");
+        assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
+        let text = std::fs::read_to_string(&log).unwrap();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let warned: Vec<&serde_json::Value> =
+            records.iter().filter(|r| r["message"] == message).collect();
+        assert_eq!(warned[0]["level"], "WARN", "{text}");
+        assert!(
+            warned[0][field]
+                .as_str()
+                .unwrap()
+                .contains(&format!("127.0.0.1:{port}")),
+            "{text}"
+        );
+        // Only sluice's own record of each failure: none from the client libraries.
+        assert!(
+            !records
+                .iter()
+                .any(|r| r["target"] == "async_nats" || r["target"] == "librdkafka"),
+            "{text}"
+        );
+        if field == "servers" {
+            assert_eq!(warned.len(), 1, "one warning until it connects: {text}");
+            assert!(!text.contains("Hidden-1"), "{text}");
+        }
+    }
+}

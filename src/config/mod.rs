@@ -329,6 +329,8 @@ pub struct Pipeline {
     pub file: PathBuf,
     /// The pipeline's name (from the file, or the file stem).
     pub name: String,
+    /// Where the file sets `name`, as a 1-based line and column, if it does.
+    pub name_at: Option<(usize, usize)>,
     /// The parsed configuration.
     pub config: PipelineConfig,
 }
@@ -420,10 +422,11 @@ pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Pipeline>, Vec<Diagnostic>> {
     let mut seen = std::collections::HashMap::new();
     for p in &pipelines {
         if let Some(first) = seen.insert(p.name.clone(), p.file.clone()) {
+            let (line, column) = p.name_at.unwrap_or((1, 1));
             errors.push(Diagnostic {
                 file: p.file.clone(),
-                line: 1,
-                column: 1,
+                line,
+                column,
                 message: format!(
                     "pipeline name `{}` is also used by {}",
                     p.name,
@@ -477,7 +480,7 @@ pub fn load_str(
         value: config,
         errors: tree_errors,
         tree,
-    } = yaml::deserialize::<PipelineConfig>(root);
+    } = yaml::deserialize::<PipelineConfig>(root.clone());
     let mut errors: Vec<Diagnostic> = tree_errors
         .into_iter()
         .map(|e| {
@@ -499,6 +502,24 @@ pub fn load_str(
                 .map_or_else(|| "pipeline".into(), |s| s.to_string_lossy().into_owned())
         });
 
+    if config.is_none() {
+        // serde stops at the first missing field, and nothing can be removed to get past it.
+        for key in ["input", "output", "errors"] {
+            let absent = root.as_mapping().is_some_and(|m| m.get(key).is_none());
+            let missing = format!("missing field `{key}`");
+            if absent && !errors.iter().any(|e| e.message.contains(&missing)) {
+                errors.push(at(1, 1, missing));
+            }
+        }
+    }
+    let name_at = yaml::find(&tree, &[yaml::Step::Key("name".into())]);
+    let name_at = match (
+        tree.as_mapping().and_then(|m| m.get("name")),
+        yaml::node_start(name_at),
+    ) {
+        (Some(_), Some((line, column))) => Some(interpolated.original_position(line, column)),
+        _ => None,
+    };
     if let Some(config) = &config {
         let mut v = Validator {
             root: &tree,
@@ -527,7 +548,12 @@ pub fn load_str(
     }
     errors.sort_by_key(|d| (d.line, d.column));
     match config {
-        Some(config) if errors.is_empty() => Ok(Pipeline { file, name, config }),
+        Some(config) if errors.is_empty() => Ok(Pipeline {
+            file,
+            name,
+            name_at,
+            config,
+        }),
         _ => Err(errors),
     }
 }
@@ -563,6 +589,16 @@ fn load_error(e: &marked_yaml::LoadError) -> (usize, usize, String) {
 
 impl PipelineConfig {
     fn validate(&self, v: &mut Validator<'_>) {
+        if let Some(name) = &self.name {
+            if name.trim().is_empty() {
+                v.error_at("name", "name must not be empty");
+            } else if name.chars().any(char::is_control) {
+                v.error_at(
+                    "name",
+                    "name must not contain line breaks or other control characters",
+                );
+            }
+        }
         self.input.validate("input", v);
         for (i, t) in self.transforms.iter().enumerate() {
             t.validate(&format!("transforms.{i}"), v);

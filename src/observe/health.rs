@@ -11,6 +11,8 @@ pub struct Health {
     running: AtomicUsize,
     expected: AtomicUsize,
     links: Mutex<Vec<Arc<Link>>>,
+    /// The pipelines running now, for their totals if the process exits before they end.
+    pipelines: Mutex<Vec<Arc<super::Telemetry>>>,
 }
 
 /// One condition of readiness, like the connection of an input or output to its broker.
@@ -79,6 +81,30 @@ impl Health {
             .unwrap_or_else(|p| p.into_inner())
             .push(link.clone());
         link
+    }
+
+    /// A pipeline runs with these counters until [`Health::untrack`].
+    pub fn track(&self, telemetry: &Arc<super::Telemetry>) {
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(telemetry.clone());
+    }
+
+    /// A pipeline ended.
+    pub fn untrack(&self, telemetry: &Arc<super::Telemetry>) {
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|t| !Arc::ptr_eq(t, telemetry));
+    }
+
+    /// The counters of the pipelines still running.
+    pub fn running(&self) -> Vec<Arc<super::Telemetry>> {
+        self.pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A pipeline started.

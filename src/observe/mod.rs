@@ -17,8 +17,17 @@ pub struct Telemetry {
     filtered: Counter,
     dropped: Counter,
     dead_lettered: Counter,
-    totals: [AtomicU64; 6],
+    totals: [AtomicU64; 8],
     budget: Arc<Budget>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("pipeline", &self.pipeline)
+            .field("summary", &self.summary())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The bytes of inputs read and not yet finished, against `max_in_flight_bytes`: inputs stop
@@ -125,6 +134,12 @@ pub struct Summary {
     pub dropped: u64,
     /// Failed events delivered to the dead-letter output.
     pub dead_lettered: u64,
+    /// Of `received`, messages the bus had delivered before (JetStream redeliveries: after a
+    /// nak, an ack wait or a restart). They are read, and counted, once per delivery.
+    pub redelivered: u64,
+    /// Failed events whose input was given back for redelivery instead of following the error
+    /// policy (JetStream below `max_deliver`); the redelivery counts again in `received`.
+    pub redelivery_requested: u64,
 }
 
 const RECEIVED: usize = 0;
@@ -133,6 +148,8 @@ const FILTERED: usize = 2;
 const FAILED: usize = 3;
 const DROPPED: usize = 4;
 const DEAD_LETTERED: usize = 5;
+const REDELIVERED: usize = 6;
+const REDELIVERY_REQUESTED: usize = 7;
 
 impl Telemetry {
     /// Counters for `pipeline`, with an in-flight budget of `max_in_flight_bytes`.
@@ -200,7 +217,13 @@ impl Telemetry {
     /// policy (JetStream below `max_deliver`).
     pub fn redelivery_requested(&self, source: &str) {
         counter!("sluice_events_redelivery_requested_total", "pipeline" => self.pipeline.to_string()).increment(1);
+        self.add(REDELIVERY_REQUESTED, 1);
         tracing::warn!(pipeline = %self.pipeline, source, "input not acknowledged; it will be redelivered");
+    }
+
+    /// A message read had been delivered before (counted in `received` too).
+    pub fn redelivered(&self) {
+        self.add(REDELIVERED, 1);
     }
 
     /// Seconds from reading an input to the delivery of everything derived from it.
@@ -242,7 +265,31 @@ impl Telemetry {
             failed: get(FAILED),
             dropped: get(DROPPED),
             dead_lettered: get(DEAD_LETTERED),
+            redelivered: get(REDELIVERED),
+            redelivery_requested: get(REDELIVERY_REQUESTED),
         }
+    }
+
+    /// Logs the pipeline's totals as it stops; `unfinished` when the process exits with events
+    /// of it still in flight (the shutdown deadline passed).
+    pub fn log_stopped(&self, unfinished: bool) {
+        self.budget.refresh_gauges();
+        let s = self.summary();
+        let (_, in_flight) = self.budget.in_flight();
+        tracing::info!(
+            pipeline = %self.pipeline,
+            received = s.received,
+            sent = s.sent,
+            filtered = s.filtered,
+            failed = s.failed,
+            dead_lettered = s.dead_lettered,
+            dropped = s.dropped,
+            redelivered = s.redelivered,
+            redelivery_requested = s.redelivery_requested,
+            in_flight,
+            unfinished,
+            "pipeline stopped"
+        );
     }
 }
 

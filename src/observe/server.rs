@@ -35,6 +35,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
         .map_err(|e| e.to_string())?
         .install_recorder()
         .map_err(|e| e.to_string())?;
+    describe();
     // Histogram samples wait in buckets until upkeep folds them in; without it they would pile
     // up between scrapes.
     let upkeep = handle.clone();
@@ -48,6 +49,115 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
         })
         .map_err(|e| e.to_string())?;
     Ok(handle)
+}
+
+/// The `# HELP` text of every metric sluice exports (the README's tables say the same).
+pub const HELP: &[(&str, &str)] = &[
+    ("sluice_events_received_total", "Events read by the input."),
+    (
+        "sluice_events_sent_total",
+        "Events confirmed delivered by the output.",
+    ),
+    (
+        "sluice_events_filtered_total",
+        "Inputs that produced no output.",
+    ),
+    ("sluice_events_failed_total", "Events that failed, by step."),
+    (
+        "sluice_events_dropped_total",
+        "Failed events dropped: by errors: drop, or dead letters the dead-letter output refused.",
+    ),
+    (
+        "sluice_events_dead_lettered_total",
+        "Failed events delivered to the dead-letter output.",
+    ),
+    (
+        "sluice_events_redelivery_requested_total",
+        "Failed events whose input was nak'ed for redelivery instead of following the error policy.",
+    ),
+    (
+        "sluice_events_in_flight",
+        "Inputs read and not yet finished.",
+    ),
+    (
+        "sluice_bytes_in_flight",
+        "Bytes of inputs read and not yet finished (payload plus 256 per input).",
+    ),
+    (
+        "sluice_event_latency_seconds",
+        "Seconds from reading an input to the delivery of everything derived from it; one sample per input delivered or filtered.",
+    ),
+    (
+        "sluice_batch_size",
+        "Events per batch, by stage: input (entering the transforms) and output (handed to the output).",
+    ),
+    (
+        "sluice_output_retries_total",
+        "Events tried again after a passing output failure.",
+    ),
+    (
+        "sluice_output_circuit_open",
+        "1 while the output's circuit is open.",
+    ),
+    (
+        "sluice_connected",
+        "1 while an input or output can reach its broker.",
+    ),
+    (
+        "sluice_kafka_consumer_lag",
+        "High watermark minus the next offset to read, per partition.",
+    ),
+    ("sluice_kafka_commits_total", "Kafka offset commits sent."),
+    (
+        "sluice_kafka_commit_errors_total",
+        "Kafka offset commits that failed (retried at the next commit).",
+    ),
+    (
+        "sluice_kafka_connects_total",
+        "Times a Kafka client regained a broker connection.",
+    ),
+    (
+        "sluice_kafka_disconnects_total",
+        "Times a Kafka client lost every broker connection.",
+    ),
+    (
+        "sluice_jetstream_pending",
+        "Messages of the stream not yet delivered to the consumer.",
+    ),
+    (
+        "sluice_jetstream_redelivered_total",
+        "JetStream messages read that had been delivered before.",
+    ),
+    (
+        "sluice_jetstream_acks_total",
+        "JetStream acknowledgements sent, by kind: ack, nak, in_progress.",
+    ),
+    (
+        "sluice_jetstream_lost_pulls_total",
+        "JetStream pull requests that got no answer.",
+    ),
+    ("sluice_nats_connects_total", "NATS connections made."),
+    ("sluice_nats_disconnects_total", "NATS connections lost."),
+    (
+        "sluice_nats_slow_consumer_total",
+        "NATS slow-consumer events: messages the client dropped.",
+    ),
+];
+
+/// Gives every metric its `# HELP` line.
+fn describe() {
+    for (name, help) in HELP {
+        let name = *name;
+        if name.ends_with("_seconds") {
+            metrics::describe_histogram!(name, metrics::Unit::Seconds, *help);
+        } else if name == "sluice_batch_size" {
+            metrics::describe_histogram!(name, *help);
+        } else if name.ends_with("_total") {
+            metrics::describe_counter!(name, *help);
+        } else {
+            metrics::describe_gauge!(name, *help);
+        }
+    }
 }
 
 #[derive(Clone)]

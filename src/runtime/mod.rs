@@ -57,6 +57,7 @@ pub async fn run_pipeline(
         pipeline.config.settings.max_in_flight_bytes.0,
     );
     let name = pipeline.name.clone();
+    health.track(&telemetry);
     let config = Arc::new(pipeline.config);
     // Registered before anything awaits, so readiness never sees the pipeline without them.
     let link = |remote: bool, component: &str, kind: &str| {
@@ -153,18 +154,8 @@ pub async fn run_pipeline(
         }
     }
     drop(gauges);
-    telemetry.budget().refresh_gauges();
-    let s = telemetry.summary();
-    tracing::info!(
-        pipeline = %name,
-        received = s.received,
-        sent = s.sent,
-        filtered = s.filtered,
-        failed = s.failed,
-        dead_lettered = s.dead_lettered,
-        dropped = s.dropped,
-        "pipeline stopped"
-    );
+    health.untrack(&telemetry);
+    telemetry.log_stopped(false);
     if errors.is_empty() {
         Ok(())
     } else {

@@ -174,6 +174,10 @@ impl ClientContext for ProducerLink {
     fn error(&self, error: KafkaError, reason: &str) {
         self.link.error(&error, reason);
     }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        self.link.log(level, fac, message);
+    }
 }
 
 impl ProducerContext for ProducerLink {

@@ -495,6 +495,9 @@ impl Reader<'_> {
             self.metrics.naked.increment(1);
             return;
         }
+        if delivery.delivered > 1 {
+            self.ctx.telemetry.redelivered();
+        }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let max = self.config.max_deliver;

@@ -436,6 +436,30 @@ impl BrokerLink {
         tracing::warn!(pipeline = %self.pipeline, client = self.client, error = %error, reason, "kafka client error");
     }
 
+    /// A log line of librdkafka's, as tracing records of target `librdkafka`. A `FAIL` line
+    /// (a broker connection failed) is only logged at debug level: the same failure reaches
+    /// [`BrokerLink::error`], which logs it with the pipeline and client.
+    pub(crate) fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        match level {
+            _ if fac == "FAIL" => {
+                tracing::debug!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
+            }
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
+            }
+            L::Warning => {
+                tracing::warn!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
+            }
+            L::Notice | L::Info => {
+                tracing::info!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
+            }
+            L::Debug => {
+                tracing::debug!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
+            }
+        }
+    }
+
     fn set(&self, up: bool) {
         if let Some(link) = &self.link
             && link.set(up)
@@ -470,6 +494,10 @@ impl KafkaContext {
 impl ClientContext for KafkaContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.link.error(&error, reason);
+    }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        self.link.log(level, fac, message);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -739,7 +767,19 @@ fn consume(
                     }
                 }
                 Some(Err(e)) => {
-                    tracing::warn!(pipeline = %pipeline, error = %e, "kafka consumer error");
+                    // Broker connection failures were logged by the client context already.
+                    let connection = matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::BrokerTransportFailure
+                                | RDKafkaErrorCode::AllBrokersDown
+                        )
+                    );
+                    if connection {
+                        tracing::debug!(pipeline = %pipeline, error = %e, "kafka consumer error");
+                    } else {
+                        tracing::warn!(pipeline = %pipeline, error = %e, "kafka consumer error");
+                    }
                     break;
                 }
             }

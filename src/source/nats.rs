@@ -247,10 +247,24 @@ pub async fn connect_notify(
         options = options.user_and_password(user.clone(), password.0.clone());
     }
     let pipeline = pipeline.to_string();
+    // Shown in logs: the URLs as written, without their credentials.
+    let shown: Arc<str> = url
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(redact_url)
+        .collect::<Vec<_>>()
+        .join(",")
+        .into();
+    // The client reports a failed attempt every time it tries again: the first of a run is
+    // logged as a warning, the rest only at debug level until it connects.
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     options = options.event_callback(move |event| {
         let pipeline = pipeline.clone();
         let on_connect = on_connect.clone();
         let link = link.clone();
+        let shown = shown.clone();
+        let failing = failing.clone();
         let connected = move |up: bool| {
             if let Some(l) = &link {
                 l.set(up);
@@ -260,17 +274,18 @@ pub async fn connect_notify(
             let label = ("pipeline", pipeline.clone());
             match event {
                 async_nats::Event::Connected => {
+                    failing.store(false, std::sync::atomic::Ordering::Relaxed);
                     connected(true);
                     if let Some(n) = on_connect {
                         n.notify_one();
                     }
                     metrics::counter!("sluice_nats_connects_total", &[label]).increment(1);
-                    tracing::info!(pipeline, "nats connected");
+                    tracing::info!(pipeline, servers = %shown, "nats connected");
                 }
                 async_nats::Event::Disconnected => {
                     connected(false);
                     metrics::counter!("sluice_nats_disconnects_total", &[label]).increment(1);
-                    tracing::warn!(pipeline, "nats disconnected; reconnecting");
+                    tracing::warn!(pipeline, servers = %shown, "nats disconnected; reconnecting");
                 }
                 async_nats::Event::SlowConsumer(sid) => {
                     metrics::counter!("sluice_nats_slow_consumer_total", &[label]).increment(1);
@@ -279,6 +294,13 @@ pub async fn connect_notify(
                         subscription = sid,
                         "nats slow consumer: messages were dropped"
                     );
+                }
+                async_nats::Event::ClientError(error) => {
+                    if failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::debug!(pipeline, servers = %shown, error = %error, "nats connection attempt failed");
+                    } else {
+                        tracing::warn!(pipeline, servers = %shown, error = %error, "nats connection attempt failed; retrying");
+                    }
                 }
                 other => tracing::info!(pipeline, event = %other, "nats event"),
             }
