@@ -503,12 +503,21 @@ pub fn load_str(
         });
 
     if config.is_none() {
-        // serde stops at the first missing field, and nothing can be removed to get past it.
+        // serde stops at the first missing field, and nothing can be removed to get past it:
+        // the others are reported where it reported that one.
+        let (line, column) = match errors
+            .iter()
+            .find(|e| e.message.starts_with("missing field `"))
+        {
+            Some(e) => (e.line, e.column),
+            None => yaml::node_start(&root)
+                .map_or((1, 1), |(l, c)| interpolated.original_position(l, c)),
+        };
         for key in ["input", "output", "errors"] {
             let absent = root.as_mapping().is_some_and(|m| m.get(key).is_none());
             let missing = format!("missing field `{key}`");
             if absent && !errors.iter().any(|e| e.message.contains(&missing)) {
-                errors.push(at(1, 1, missing));
+                errors.push(at(line, column, missing));
             }
         }
     }

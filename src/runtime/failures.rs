@@ -249,3 +249,92 @@ pub fn fit(e: &mut Event, limit: usize) {
     }
     e.payload = e.payload.slice(..keep);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Position;
+    use crate::runtime::ack::Ack;
+
+    fn letter(payload: &str) -> Event {
+        let f = Failure {
+            event: Event::new(
+                Bytes::copy_from_slice(payload.as_bytes()),
+                Position::Generated { seq: 1 },
+                Ack::untracked(),
+            ),
+            step: "decode".into(),
+            reason: "malformed".into(),
+            cause: Cause::Event,
+        };
+        dead_letter_of(f, "p")
+    }
+
+    fn size(e: &Event) -> usize {
+        e.payload.len() + overhead(e)
+    }
+
+    #[test]
+    fn a_dead_letter_that_fits_is_left_alone() {
+        let mut e = letter("small");
+        let before = e.headers.len();
+        fit(&mut e, 10_000);
+        assert_eq!(&e.payload[..], b"small");
+        assert_eq!(e.headers.len(), before);
+        assert_eq!(e.header(headers::TRUNCATED), None);
+    }
+
+    #[test]
+    fn a_large_dead_letter_is_cut_to_fit_between_characters_and_says_so() {
+        // Two-byte characters: an odd limit falls inside one.
+        let payload = "é".repeat(5_000);
+        for limit in [2_001, 2_002, 3_333] {
+            let mut e = letter(&payload);
+            fit(&mut e, limit);
+            assert!(size(&e) <= limit, "{} over {limit}", size(&e));
+            assert!(size(&e) + 4 > limit, "cut no more than needed");
+            let kept = std::str::from_utf8(&e.payload).expect("cut between characters");
+            assert!(payload.starts_with(kept));
+            assert_eq!(
+                e.header(headers::TRUNCATED).map(|v| &v[..]),
+                Some(&b"true"[..])
+            );
+            assert_eq!(
+                e.header(headers::ORIGINAL_SIZE).map(|v| &v[..]),
+                Some(payload.len().to_string().as_bytes())
+            );
+        }
+    }
+
+    #[test]
+    fn a_prefix_already_cut_at_the_input_keeps_its_original_size() {
+        let mut event = Event::new(
+            Bytes::from(vec![b'x'; 65_536]),
+            Position::Generated { seq: 1 },
+            Ack::untracked(),
+        );
+        event.oversize = Some(300_000_000);
+        let f = Failure {
+            event,
+            step: "limits".into(),
+            reason: "too large".into(),
+            cause: Cause::Event,
+        };
+        let mut e = dead_letter_of(f, "p");
+        assert_eq!(
+            e.header(headers::ORIGINAL_SIZE).map(|v| &v[..]),
+            Some(&b"300000000"[..])
+        );
+        fit(&mut e, 10_000);
+        assert!(size(&e) <= 10_000);
+        let named = |name| e.headers.iter().filter(|(n, _)| n == name).count();
+        assert_eq!(
+            (named(headers::TRUNCATED), named(headers::ORIGINAL_SIZE)),
+            (1, 1)
+        );
+        assert_eq!(
+            e.header(headers::ORIGINAL_SIZE).map(|v| &v[..]),
+            Some(&b"300000000"[..])
+        );
+    }
+}

@@ -177,7 +177,7 @@ mod tests {
         assert_eq!(depth("((.))"), Some(3));
         assert_eq!(depth(".a | .b | .c"), Some(3));
         assert_eq!(depth("[1, 2, 3]"), Some(4));
-        assert_eq!(depth("{a: 1, b: 2}"), Some(4));
+        assert_eq!(depth("{a: 1, b: 2}"), Some(3));
         assert_eq!(depth("if . then 1 else 2 end | ."), Some(4));
         assert_eq!(depth("\"a\\(1 + 2)b\" | ."), Some(3));
         assert_eq!(
@@ -185,14 +185,14 @@ mod tests {
             Some(1),
             "brackets in strings and comments"
         );
-        assert_eq!(depth("def f: .; f"), Some(3));
+        assert_eq!(depth("def f: .; f"), Some(2));
         assert_eq!(depth(". // 1"), Some(2), "a two-char operator counts once");
     }
 
     #[test]
     fn points_at_where_the_limit_is_passed() {
         assert_eq!(too_deep("((((.))))", 3), Some(2));
-        assert_eq!(too_deep(".a | .b | .c", 2), Some(9));
+        assert_eq!(too_deep(".a | .b | .c", 2), Some(8));
         assert_eq!(too_deep(&"(".repeat(5000), 1_000), Some(999));
         let chain = vec![".a"; 5000].join(" | ");
         assert!(too_deep(&chain, MAX_DEPTH).is_some());
