@@ -572,6 +572,22 @@ async fn committed_now(brokers: &str, s: &Setup, partitions: i32) -> Vec<i64> {
         .unwrap()
 }
 
+/// Waits until the group has committed `offsets` on the input's partitions.
+async fn wait_committed(brokers: &str, s: &Setup, offsets: &[i64]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = committed_now(brokers, s, offsets.len() as i32).await;
+        if now == offsets {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "committed {now:?}, waiting for {offsets:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A dead letter larger than the dead-letter producer takes is cut to fit and delivered, with
 /// headers saying so: it no longer stops the pipeline, and a restart reads nothing again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,15 +618,7 @@ async fn a_dead_letter_too_large_for_its_output_is_cut_to_fit_and_delivered() {
             wait_count("the dead letter", &dlq, 1, Duration::from_secs(60)).await;
             wait_count("outputs", &out, 9, Duration::from_secs(60)).await;
         }
-        // Wait until everything is committed, then stop.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while committed_now(&brokers, &s, 1).await != [10] {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "run {run}: not all committed"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_committed(&brokers, &s, &[10]).await;
         token.cancel();
         handle.await.unwrap().expect("pipeline ends cleanly");
     }
@@ -871,16 +879,9 @@ errors:
         url = server.url(),
     );
     let out = Collector::start(&brokers, &s.output, 1);
-    for run in 0..2 {
+    for _ in 0..2 {
         let (token, handle) = start(&yaml);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while committed_now(&brokers, &s, 1).await != [3] {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "run {run}: not all committed"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_committed(&brokers, &s, &[3]).await;
         token.cancel();
         handle.await.unwrap().expect("pipeline ends cleanly");
     }

@@ -59,6 +59,16 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// `event` failed at `step` (limits, decode, a transform, encode), for `reason`.
+    pub fn of_event(event: Event, step: String, reason: String) -> Failure {
+        Failure {
+            event,
+            step,
+            reason,
+            cause: Cause::Event,
+        }
+    }
+
     /// The output could not deliver `event`, for `reason`.
     pub fn at_output(event: Event, reason: impl Into<String>, cause: Cause) -> Failure {
         Failure {

@@ -17,7 +17,7 @@ use crate::config::PipelineConfig;
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::runtime::ack::{Ack, Outcome};
-use crate::runtime::failures::{Cause, Failure, Failures, MustStop};
+use crate::runtime::failures::{Failure, Failures, MustStop};
 use crate::transform::{Chain, Record};
 
 /// Worker threads get a large stack: jq programs and deep documents recurse.
@@ -121,12 +121,7 @@ impl Worker {
                     }
                     event.ack.complete(Outcome::Delivered);
                 }
-                Err((step, reason)) => done.failures.push(Failure {
-                    event,
-                    step,
-                    reason,
-                    cause: Cause::Event,
-                }),
+                Err((step, reason)) => done.failures.push(Failure::of_event(event, step, reason)),
             }
         }
         done
@@ -205,12 +200,7 @@ fn pass_through(batch: Vec<Event>, max: usize, stop_at_failure: bool) -> Process
         }
         match check_size(&event, max) {
             Ok(()) => done.outputs.push(event),
-            Err((step, reason)) => done.failures.push(Failure {
-                event,
-                step,
-                reason,
-                cause: Cause::Event,
-            }),
+            Err((step, reason)) => done.failures.push(Failure::of_event(event, step, reason)),
         }
     }
     done
