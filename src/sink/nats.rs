@@ -94,8 +94,12 @@ pub async fn run(
     while let Some(batch) = super::next_write(&mut rx).await {
         let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
         // A dead letter is cut to what the server takes (0 until connected: nothing to go by).
-        let max_payload = client.server_info().max_payload;
-        if ctx.dead_letter && max_payload > 0 {
+        // Asked only here: the server's information is cloned for every question.
+        let max_payload = match ctx.dead_letter {
+            true => client.server_info().max_payload,
+            false => 0,
+        };
+        if max_payload > 0 {
             for held in &mut todo {
                 fit(&mut held.event, max_payload);
             }
