@@ -246,3 +246,28 @@ fn the_metrics_address_may_be_a_host_name() {
             .contains("invalid metrics address: expected host:port")
     );
 }
+
+#[test]
+fn server_addresses_are_parsed_for_real() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "addresses",
+        "input: {nats: {url: \"not a url\", subjects: [a]}}\noutput: {kafka: {brokers: \":::\", topic: t}}\nerrors:\n  output: {jetstream: {url: \"nats://127.0.0.1:4222,ftp://x\", subject: d}}\n",
+    );
+    let out = sluice().arg("check").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let shown = file.display();
+    for expected in [
+        format!("{shown}:1:21: error: invalid server `not a url`: "),
+        format!("{shown}:2:27: error: brokers must be host:port entries"),
+        format!("{shown}:4:29: error: invalid server `ftp://x`: invalid scheme"),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&expected)),
+            "no `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.ends_with("3 errors found\n"), "{stderr}");
+}
