@@ -112,14 +112,21 @@ impl Health {
         self.running.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// A pipeline stopped; its components no longer count.
+    /// A pipeline stopped; its components no longer count, and their `sluice_connected` gauges
+    /// drop to 0 (a stopped component is connected to nothing).
     pub fn pipeline_stopped(&self, pipeline: &str) {
         self.running.fetch_sub(1, Ordering::AcqRel);
         let prefix = format!("{pipeline}: ");
         self.links
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|l| !l.problem.starts_with(&prefix));
+            .retain(|l| {
+                let ours = l.problem.starts_with(&prefix);
+                if ours && let Some(g) = &l.gauge {
+                    g.set(0.0);
+                }
+                !ours
+            });
     }
 
     /// Shutdown began: not ready any more.
@@ -188,5 +195,35 @@ mod tests {
         assert!(h.is_ready());
         failing.set(false);
         assert_eq!(h.problems(), ["ab: output failing"]);
+    }
+
+    #[test]
+    fn a_stopped_pipeline_is_connected_to_nothing() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let metrics = recorder.handle();
+        metrics::with_local_recorder(&recorder, || {
+            let h = Health::new(2);
+            h.pipeline_started();
+            h.pipeline_started();
+            let stopping = h.link("a", "input", "nats");
+            let running = h.link("b", "output", "kafka");
+            stopping.set(true);
+            running.set(true);
+            let value = |pipeline: &str| {
+                metrics
+                    .render()
+                    .lines()
+                    .find(|l| {
+                        l.starts_with("sluice_connected{")
+                            && l.contains(&format!("pipeline=\"{pipeline}\""))
+                    })
+                    .and_then(|l| l.rsplit(' ').next())
+                    .map(str::to_string)
+            };
+            assert_eq!(value("a").as_deref(), Some("1"));
+            h.pipeline_stopped("a");
+            assert_eq!(value("a").as_deref(), Some("0"), "a stopped");
+            assert_eq!(value("b").as_deref(), Some("1"), "b still runs");
+        });
     }
 }
