@@ -59,7 +59,7 @@ pub async fn run(
     mut rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let client = connect(
+    let connection = connect(
         &config.url,
         &config.auth,
         ctx.telemetry.pipeline(),
@@ -70,7 +70,7 @@ pub async fn run(
         output: "jetstream",
         message: m,
     })?;
-    let js = async_nats::jetstream::new(client);
+    let js = async_nats::jetstream::new(connection.clone());
     let mut retry = Retry::new(&ctx);
     while let Some(batch) = super::next_write(&mut rx).await {
         let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();

@@ -210,7 +210,7 @@ pub async fn connect(
     auth: &NatsAuth,
     pipeline: &str,
     link: Option<Arc<Link>>,
-) -> Result<async_nats::Client, String> {
+) -> Result<Connection, String> {
     connect_notify(url, auth, pipeline, link, None).await
 }
 
@@ -222,7 +222,7 @@ pub async fn connect_notify(
     pipeline: &str,
     link: Option<Arc<Link>>,
     on_connect: Option<Arc<tokio::sync::Notify>>,
-) -> Result<async_nats::Client, String> {
+) -> Result<Connection, String> {
     let servers = parse_servers(url)?;
     let mut options = async_nats::ConnectOptions::new()
         .name(format!("sluice-{pipeline}"))
@@ -247,6 +247,7 @@ pub async fn connect_notify(
         options = options.user_and_password(user.clone(), password.0.clone());
     }
     let pipeline = pipeline.to_string();
+    let watched = link.clone();
     // Shown in logs: the URLs as written, without their credentials.
     let shown: Arc<str> = url
         .split(',')
@@ -306,10 +307,50 @@ pub async fn connect_notify(
             }
         }
     });
-    options
+    let client = options
         .connect(servers.addrs)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    let reconcile = watched.map(|link| {
+        let state = client.clone();
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reconcile(link, move || {
+            state.connection_state() == async_nats::connection::State::Connected
+        })))
+    });
+    Ok(Connection {
+        client,
+        _reconcile: reconcile,
+    })
+}
+
+/// A NATS client, with the task that keeps readiness in line with its connection state; the
+/// task stops when this is dropped.
+pub struct Connection {
+    client: async_nats::Client,
+    _reconcile: Option<tokio_util::task::AbortOnDropHandle<()>>,
+}
+
+impl std::ops::Deref for Connection {
+    type Target = async_nats::Client;
+
+    fn deref(&self) -> &async_nats::Client {
+        &self.client
+    }
+}
+
+/// How often readiness is brought in line with the client's connection state.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps `link` in line with `connected()`. The client reports connections through events, and
+/// drops events while its event channel is full, so readiness driven by them alone could stay
+/// wrong.
+async fn reconcile(link: Arc<Link>, connected: impl Fn() -> bool) {
+    let mut tick = tokio::time::interval(RECONCILE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        link.set(connected());
+    }
 }
 
 fn read_error(message: impl std::fmt::Display) -> SourceError {
@@ -489,4 +530,67 @@ pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), Sou
     drop(messages);
     let _ = client.flush().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::health::Health;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Lets the reconciling task run one tick.
+    async fn one_tick() {
+        tokio::time::advance(RECONCILE_EVERY).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_follows_the_connection_state_even_without_events() {
+        let health = Health::new(1);
+        health.pipeline_started();
+        let link = health.link("p", "input", "nats");
+        let up = Arc::new(AtomicBool::new(false));
+        let state = up.clone();
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reconcile(
+            link.clone(),
+            move || state.load(Ordering::Relaxed),
+        )));
+        one_tick().await;
+        assert!(!health.is_ready());
+        // Connected, and no event said so.
+        up.store(true, Ordering::Relaxed);
+        one_tick().await;
+        assert!(link.is_up() && health.is_ready());
+        // An event said connected, but the connection is gone.
+        up.store(false, Ordering::Relaxed);
+        one_tick().await;
+        assert!(!link.is_up());
+        assert_eq!(health.problems(), ["p: nats input not connected"]);
+        drop(task);
+    }
+
+    #[test]
+    fn credentials_come_out_of_urls_and_urls_are_shown_without_them() {
+        let servers = parse_servers("nats://bob:p%40ss@a:4222, b:4223").unwrap();
+        assert_eq!(servers.addrs.len(), 2);
+        assert!(matches!(
+            servers.credentials,
+            Some(UrlCredentials::UserPassword(ref u, ref p)) if u == "bob" && p.0 == "p@ss"
+        ));
+        assert!(!format!("{:?}", servers.addrs).contains("p%40ss"));
+        assert!(matches!(
+            parse_servers("tok3n@a").unwrap().credentials,
+            Some(UrlCredentials::Token(ref t)) if t.0 == "tok3n"
+        ));
+        assert_eq!(
+            redact_url("nats://bob:secret@a:4222/x"),
+            "nats://bob:<redacted>@a:4222/x"
+        );
+        assert_eq!(redact_url("tok3n@a:4222"), "<redacted>@a:4222");
+        assert_eq!(redact_url("nats://a:4222"), "nats://a:4222");
+        assert!(parse_servers("nats://u:1@a,nats://u:2@b").is_err());
+        assert!(parse_servers(" , ").is_err());
+    }
 }
