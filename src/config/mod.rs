@@ -521,14 +521,11 @@ pub fn load_str(
             }
         }
     }
-    let name_at = yaml::find(&tree, &[yaml::Step::Key("name".into())]);
-    let name_at = match (
-        tree.as_mapping().and_then(|m| m.get("name")),
-        yaml::node_start(name_at),
-    ) {
-        (Some(_), Some((line, column))) => Some(interpolated.original_position(line, column)),
-        _ => None,
-    };
+    let name_at = tree
+        .as_mapping()
+        .and_then(|m| m.get("name"))
+        .and_then(yaml::node_start)
+        .map(|(line, column)| interpolated.original_position(line, column));
     if let Some(config) = &config {
         let mut v = Validator {
             root: &tree,
@@ -539,15 +536,9 @@ pub fn load_str(
         // Validating compiles every jq program, which recurses as deeply as the program nests
         // (up to `nesting::MAX_DEPTH`): on a thread with a stack known to be enough, whatever
         // the caller's.
-        let validated = std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("validate".into())
-                .stack_size(crate::transform::nesting::STACK)
-                .spawn_scoped(scope, || {
-                    config.validate(&mut v);
-                    v.errors
-                })
-                .map(|t| t.join())
+        let validated = yaml::on_stack("validate", crate::transform::nesting::STACK, || {
+            config.validate(&mut v);
+            v.errors
         });
         match validated {
             Ok(Ok(found)) => errors.extend(found),

@@ -49,14 +49,8 @@ pub fn parse(text: &str, options: LoaderOptions) -> Result<Node, ParseError> {
             format!("nested too deeply: indented more than {MAX_INDENT} columns"),
         ));
     }
-    let parsed = std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name("yaml-parser".into())
-            .stack_size(PARSE_STACK)
-            .spawn_scoped(scope, move || {
-                marked_yaml::parse_yaml_with_options(0, text, options)
-            })
-            .map(|parser| parser.join())
+    let parsed = on_stack("yaml-parser", PARSE_STACK, move || {
+        marked_yaml::parse_yaml_with_options(0, text, options)
     });
     match parsed {
         Ok(Ok(Ok(root))) => Ok(root),
@@ -73,6 +67,23 @@ pub fn parse(text: &str, options: LoaderOptions) -> Result<Node, ParseError> {
             format!("cannot start the YAML parser: {e}"),
         )),
     }
+}
+
+/// Runs `work` on a thread of its own with a stack of `stack` bytes, whatever the calling
+/// thread's, and waits for it: for recursive work whose depth is bounded but may be more than a
+/// caller's stack takes. The outer error is the thread not starting, the inner one a panic.
+pub(crate) fn on_stack<T: Send>(
+    name: &str,
+    stack: usize,
+    work: impl FnOnce() -> T + Send,
+) -> std::io::Result<std::thread::Result<T>> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .stack_size(stack)
+            .spawn_scoped(scope, work)
+            .map(|thread| thread.join())
+    })
 }
 
 /// Lines as YAML counts them: broken at `\n`, `\r\n` or a lone `\r`.

@@ -51,111 +51,161 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
     Ok(handle)
 }
 
+/// What a metric is, for its `# TYPE` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up.
+    Counter,
+    /// Goes up and down.
+    Gauge,
+    /// Samples in buckets.
+    Histogram,
+}
+
 /// The `# HELP` text of every metric sluice exports (the README's tables say the same).
-pub const HELP: &[(&str, &str)] = &[
-    ("sluice_events_received_total", "Events read by the input."),
+pub const HELP: &[(&str, Kind, &str)] = &[
+    (
+        "sluice_events_received_total",
+        Kind::Counter,
+        "Events read by the input.",
+    ),
     (
         "sluice_events_sent_total",
+        Kind::Counter,
         "Events confirmed delivered by the output.",
     ),
     (
         "sluice_events_filtered_total",
+        Kind::Counter,
         "Inputs that produced no output.",
     ),
-    ("sluice_events_failed_total", "Events that failed, by step."),
+    (
+        "sluice_events_failed_total",
+        Kind::Counter,
+        "Events that failed, by step.",
+    ),
     (
         "sluice_events_dropped_total",
+        Kind::Counter,
         "Failed events dropped: by errors: drop, or dead letters the dead-letter output refused.",
     ),
     (
         "sluice_events_dead_lettered_total",
+        Kind::Counter,
         "Failed events delivered to the dead-letter output.",
     ),
     (
         "sluice_events_redelivery_requested_total",
+        Kind::Counter,
         "Failed events whose input was nak'ed for redelivery instead of following the error policy.",
     ),
     (
         "sluice_events_in_flight",
+        Kind::Gauge,
         "Inputs read and not yet finished.",
     ),
     (
         "sluice_bytes_in_flight",
+        Kind::Gauge,
         "Bytes of inputs read and not yet finished (payload plus 256 per input).",
     ),
     (
         "sluice_event_latency_seconds",
+        Kind::Histogram,
         "Seconds from reading an input to the delivery of everything derived from it; one sample per input delivered or filtered.",
     ),
     (
         "sluice_batch_size",
+        Kind::Histogram,
         "Events per batch, by stage: input (entering the transforms) and output (handed to the output).",
     ),
     (
         "sluice_output_retries_total",
+        Kind::Counter,
         "Events tried again after a passing output failure.",
     ),
     (
         "sluice_output_circuit_open",
+        Kind::Gauge,
         "1 while the output's circuit is open.",
     ),
     (
         "sluice_connected",
+        Kind::Gauge,
         "1 while an input or output can reach its broker.",
     ),
     (
         "sluice_kafka_consumer_lag",
+        Kind::Gauge,
         "High watermark minus the next offset to read, per partition.",
     ),
-    ("sluice_kafka_commits_total", "Kafka offset commits sent."),
+    (
+        "sluice_kafka_commits_total",
+        Kind::Counter,
+        "Kafka offset commits sent.",
+    ),
     (
         "sluice_kafka_commit_errors_total",
+        Kind::Counter,
         "Kafka offset commits that failed (retried at the next commit).",
     ),
     (
         "sluice_kafka_connects_total",
+        Kind::Counter,
         "Times a Kafka client regained a broker connection.",
     ),
     (
         "sluice_kafka_disconnects_total",
+        Kind::Counter,
         "Times a Kafka client lost every broker connection.",
     ),
     (
         "sluice_jetstream_pending",
+        Kind::Gauge,
         "Messages of the stream not yet delivered to the consumer.",
     ),
     (
         "sluice_jetstream_redelivered_total",
+        Kind::Counter,
         "JetStream messages read that had been delivered before.",
     ),
     (
         "sluice_jetstream_acks_total",
+        Kind::Counter,
         "JetStream acknowledgements sent, by kind: ack, nak, in_progress.",
     ),
     (
         "sluice_jetstream_lost_pulls_total",
+        Kind::Counter,
         "JetStream pull requests that got no answer.",
     ),
-    ("sluice_nats_connects_total", "NATS connections made."),
-    ("sluice_nats_disconnects_total", "NATS connections lost."),
+    (
+        "sluice_nats_connects_total",
+        Kind::Counter,
+        "NATS connections made.",
+    ),
+    (
+        "sluice_nats_disconnects_total",
+        Kind::Counter,
+        "NATS connections lost.",
+    ),
     (
         "sluice_nats_slow_consumer_total",
+        Kind::Counter,
         "NATS slow-consumer events: messages the client dropped.",
     ),
 ];
 
 /// Gives every metric its `# HELP` line.
 fn describe() {
-    for (name, help) in HELP {
-        let name = *name;
-        if name.ends_with("_seconds") {
-            metrics::describe_histogram!(name, metrics::Unit::Seconds, *help);
-        } else if name == "sluice_batch_size" {
-            metrics::describe_histogram!(name, *help);
-        } else if name.ends_with("_total") {
-            metrics::describe_counter!(name, *help);
-        } else {
-            metrics::describe_gauge!(name, *help);
+    for &(name, kind, help) in HELP {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram if name.ends_with("_seconds") => {
+                metrics::describe_histogram!(name, metrics::Unit::Seconds, help)
+            }
+            Kind::Histogram => metrics::describe_histogram!(name, help),
         }
     }
 }

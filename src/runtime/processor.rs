@@ -175,9 +175,14 @@ impl Worker {
 /// The step name of events refused for their size when read.
 pub const LIMITS_STEP: &str = "limits";
 
+/// Whether an input is over `max` bytes (or was cut at the input for being so).
+fn too_large(event: &Event, max: usize) -> bool {
+    event.payload.len() > max || event.oversize.is_some()
+}
+
 /// Refuses an input over `max` bytes before any work is spent on it.
 fn check_size(event: &Event, max: usize) -> Result<(), (String, String)> {
-    if event.payload.len() > max || event.oversize.is_some() {
+    if too_large(event, max) {
         return Err((LIMITS_STEP.to_string(), oversize(event, max)));
     }
     Ok(())
@@ -187,7 +192,7 @@ fn check_size(event: &Event, max: usize) -> Result<(), (String, String)> {
 /// at `limits`. Under `errors: stop` the batch ends at the first of them, as in
 /// [`Worker::process`].
 fn pass_through(batch: Vec<Event>, max: usize, stop_at_failure: bool) -> Processed {
-    if batch.iter().all(|e| check_size(e, max).is_ok()) {
+    if !batch.iter().any(|e| too_large(e, max)) {
         return Processed {
             outputs: batch,
             ..Processed::default()

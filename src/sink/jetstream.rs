@@ -146,10 +146,10 @@ async fn publish(
             false => 0,
         };
         for mut held in todo.by_ref().take(ACK_WINDOW) {
+            let id = config.msg_id.then(|| msg_id(&held.event, ctx.dead_letter));
             if max_payload > 0 {
-                let id = msg_id(&held.event, true);
-                let room = max_payload.saturating_sub(NATS_MSG_ID.len() + id.len() + 8);
-                fit(&mut held.event, room);
+                let header = id.as_ref().map_or(0, |id| NATS_MSG_ID.len() + id.len() + 8);
+                fit(&mut held.event, max_payload.saturating_sub(header));
             }
             let event = &held.event;
             let subject = event
@@ -164,8 +164,8 @@ async fn publish(
                     continue;
                 }
             };
-            if config.msg_id {
-                headers.insert(NATS_MSG_ID, msg_id(event, ctx.dead_letter).as_str());
+            if let Some(id) = &id {
+                headers.insert(NATS_MSG_ID, id.as_str());
             }
             let published = js
                 .publish_with_headers(subject, headers, event.payload.clone())

@@ -223,7 +223,7 @@ pub async fn run(
         producer_config(config, pipeline, ctx.max_event_bytes)
             .create_with_context(link)
             .map_err(|e| write_error(crate::source::kafka::client_error(&e)))?;
-    let out_ctx_dead_letter = ctx.dead_letter;
+    let dead_letter_limit = ctx.dead_letter.then(|| dead_letter_limit(config));
     let mut out = Output {
         producer,
         config,
@@ -234,7 +234,7 @@ pub async fn run(
         settled: Vec::with_capacity(REPORTS_AT_ONCE),
         delivered: Vec::new(),
         failed: Vec::new(),
-        dead_letter_limit: out_ctx_dead_letter.then(|| dead_letter_limit(config)),
+        dead_letter_limit,
     };
     let mut open = true;
     loop {

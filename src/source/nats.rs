@@ -52,6 +52,10 @@ pub struct NatsAuth {
 }
 
 impl NatsAuth {
+    fn is_set(&self) -> bool {
+        self.credentials_file.is_some() || self.token.is_some() || self.user.is_some()
+    }
+
     /// Checks that the methods given make sense together.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
         let methods = [
@@ -71,12 +75,6 @@ impl NatsAuth {
     }
 }
 
-impl NatsAuth {
-    fn is_set(&self) -> bool {
-        self.credentials_file.is_some() || self.token.is_some() || self.user.is_some()
-    }
-}
-
 /// Credentials written in a server URL: `nats://user:password@host` or `nats://token@host`.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) enum UrlCredentials {
@@ -90,6 +88,8 @@ pub(crate) enum UrlCredentials {
 pub(crate) struct Servers {
     pub(crate) addrs: Vec<async_nats::ServerAddr>,
     pub(crate) credentials: Option<UrlCredentials>,
+    /// The URLs as written, without their credentials, for logs.
+    pub(crate) shown: String,
 }
 
 fn decode(text: &str) -> String {
@@ -103,7 +103,9 @@ fn decode(text: &str) -> String {
 pub(crate) fn parse_servers(url: &str) -> Result<Servers, String> {
     let mut addrs = Vec::new();
     let mut credentials = None;
+    let mut shown = Vec::new();
     for server in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        shown.push(redact_url(server));
         let invalid =
             |e: &dyn std::fmt::Display| format!("invalid server `{}`: {e}", redact_url(server));
         let text = if server.contains("://") {
@@ -134,7 +136,11 @@ pub(crate) fn parse_servers(url: &str) -> Result<Servers, String> {
     if addrs.is_empty() {
         return Err("url must name at least one server".into());
     }
-    Ok(Servers { addrs, credentials })
+    Ok(Servers {
+        addrs,
+        credentials,
+        shown: shown.join(","),
+    })
 }
 
 /// A server URL as it may be shown: the password in it (or a token, written as a user) is
@@ -248,15 +254,7 @@ pub async fn connect_notify(
     }
     let pipeline = pipeline.to_string();
     let watched = link.clone();
-    // Shown in logs: the URLs as written, without their credentials.
-    let shown: Arc<str> = url
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(redact_url)
-        .collect::<Vec<_>>()
-        .join(",")
-        .into();
+    let shown: Arc<str> = Arc::from(servers.shown.as_str());
     // The client reports a failed attempt every time it tries again: the first of a run is
     // logged as a warning, the rest only at debug level until it connects.
     let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
