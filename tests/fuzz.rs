@@ -17,9 +17,9 @@ use sluice::config::{Diagnostic, Pipeline, load_str};
 use sluice::event::Position;
 use sluice::transform::{Chain, Record};
 
-/// Stack of the threads that run decode and transforms in the pipeline (runtime/processor.rs
-/// `WORKER_STACK`); the event properties run on a thread with the same stack.
-const WORKER_STACK: usize = 64 * 1024 * 1024;
+/// Stack of the threads that run decode and transforms in the pipeline; the event properties
+/// run on a thread with the same stack.
+const WORKER_STACK: usize = sluice::transform::nesting::STACK;
 
 /// `cases` unless `PROPTEST_CASES` says otherwise, as proptest's own default does.
 fn config(cases: u32) -> ProptestConfig {

@@ -574,18 +574,11 @@ async fn committed_now(brokers: &str, s: &Setup, partitions: i32) -> Vec<i64> {
 
 /// Waits until the group has committed `offsets` on the input's partitions.
 async fn wait_committed(brokers: &str, s: &Setup, offsets: &[i64]) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let now = committed_now(brokers, s, offsets.len() as i32).await;
-        if now == offsets {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "committed {now:?}, waiting for {offsets:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let what = format!("committed offsets {offsets:?}");
+    common::nats::eventually(&what, Duration::from_secs(60), || async {
+        (committed_now(brokers, s, offsets.len() as i32).await == offsets).then_some(())
+    })
+    .await;
 }
 
 /// A dead letter larger than the dead-letter producer takes is cut to fit and delivered, with

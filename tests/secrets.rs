@@ -36,6 +36,23 @@ fn run_at_trace(file: &std::path::Path, ready: &str) -> String {
     std::fs::read_to_string(&log).unwrap() + &std::fs::read_to_string(&out).unwrap()
 }
 
+/// `sluice check` and `sluice run` both refuse `file` with exit code 1, printing every line of
+/// `expected` (after the file's name) and none of `secrets`.
+fn refused_with(file: &std::path::Path, expected: &[&str], secrets: &[&str]) {
+    for command in ["check", "run"] {
+        let out = sluice().arg(command).arg(file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        for line in expected {
+            assert!(
+                stderr.contains(&format!("{}:{line}", file.display())),
+                "{command}: no `{line}` in {stderr}"
+            );
+        }
+        assert_hidden(&stderr, secrets, command);
+    }
+}
+
 fn assert_hidden(output: &str, secrets: &[&str], case: &str) {
     assert!(!output.is_empty(), "{case}: nothing was logged");
     for secret in secrets {
@@ -73,25 +90,14 @@ output:
 errors: stop
 ",
     );
-    for command in ["check", "run"] {
-        let out = sluice().arg(command).arg(&file).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
-        let shown = file.display();
-        assert!(
-            stderr.contains(&format!(
-                "{shown}:8:22: error: unknown librdkafka property `sasl.passwrod`"
-            )),
-            "{command}: {stderr}"
-        );
-        assert!(
-            stderr.contains(&format!(
-                "{shown}:9:26: error: librdkafka property `security.protocol`: Invalid value \"nonsense\""
-            )),
-            "{command}: {stderr}"
-        );
-        assert_hidden(&stderr, &["Hunter2"], command);
-    }
+    refused_with(
+        &file,
+        &[
+            "8:22: error: unknown librdkafka property `sasl.passwrod`",
+            "9:26: error: librdkafka property `security.protocol`: Invalid value \"nonsense\"",
+        ],
+        &["Hunter2"],
+    );
 }
 
 #[test]
@@ -218,27 +224,12 @@ output:
 errors: stop
 ",
     );
-    for command in ["check", "run"] {
-        let out = sluice().arg(command).arg(&file).output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
-        let shown = file.display();
-        assert!(
-            stderr.contains(&format!(
-                "{shown}:3:10: error: invalid server `nats://bob:<redacted>@host:notaport`"
-            )),
-            "{command}: {stderr}"
-        );
-        assert!(
-            stderr.contains(&format!(
-                "{shown}:7:10: error: the servers in url give different credentials"
-            )),
-            "{command}: {stderr}"
-        );
-        assert_hidden(
-            &stderr,
-            &["Url-Secret-6", "Token-Secret-7", "Token-Secret-8"],
-            command,
-        );
-    }
+    refused_with(
+        &file,
+        &[
+            "3:10: error: invalid server `nats://bob:<redacted>@host:notaport`",
+            "7:10: error: the servers in url give different credentials",
+        ],
+        &["Url-Secret-6", "Token-Secret-7", "Token-Secret-8"],
+    );
 }
