@@ -20,22 +20,32 @@ pub struct Health {
 pub struct Link {
     problem: String,
     up: AtomicBool,
+    /// When the condition stops holding unless it is set again first (see [`Link::fail_at`]).
+    fails_at: Mutex<Option<tokio::time::Instant>>,
     gauge: Option<metrics::Gauge>,
 }
 
 impl Link {
     /// Records whether the condition holds (the component can reach its broker); returns
-    /// whether that changed.
+    /// whether that changed. Setting it cancels a pending [`Link::fail_at`].
     pub fn set(&self, up: bool) -> bool {
         if let Some(g) = &self.gauge {
             g.set(if up { 1.0 } else { 0.0 });
         }
+        *self.fails_at.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.up.swap(up, Ordering::AcqRel) != up
+    }
+
+    /// The condition stops holding at `when`, unless it is set before: readiness turns at that
+    /// time by itself, whatever the component is busy with then.
+    pub fn fail_at(&self, when: tokio::time::Instant) {
+        *self.fails_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(when);
     }
 
     /// Whether the condition holds.
     pub fn is_up(&self) -> bool {
-        self.up.load(Ordering::Acquire)
+        let due = *self.fails_at.lock().unwrap_or_else(|p| p.into_inner());
+        self.up.load(Ordering::Acquire) && due.is_none_or(|t| tokio::time::Instant::now() < t)
     }
 }
 
@@ -60,6 +70,7 @@ impl Health {
         self.add(Link {
             problem: format!("{pipeline}: {kind} {component} not connected"),
             up: AtomicBool::new(false),
+            fails_at: Mutex::new(None),
             gauge: Some(gauge),
         })
     }
@@ -70,6 +81,7 @@ impl Health {
         self.add(Link {
             problem,
             up: AtomicBool::new(true),
+            fails_at: Mutex::new(None),
             gauge: None,
         })
     }

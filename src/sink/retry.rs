@@ -230,8 +230,12 @@ impl Retry {
         self.retried.increment(again.len() as u64);
         let delay = jitter(self.config.backoff(self.failures));
         if self.opened.is_none() && self.failures >= self.config.open_after {
-            self.opened = Some(Instant::now());
+            let now = Instant::now();
+            self.opened = Some(now);
             self.open.set(1.0);
+            // By the clock, not at the end of an attempt: an attempt can wait for a long time on
+            // an output that is down (a client queue full until it reconnects).
+            self.ready.fail_at(now + self.config.unready_after.0);
             tracing::warn!(
                 pipeline = %self.pipeline,
                 component = self.component,
@@ -252,11 +256,6 @@ impl Retry {
             );
         }
         tokio::time::sleep(delay).await;
-        if let Some(since) = self.opened
-            && since.elapsed() >= self.config.unready_after.0
-        {
-            self.ready.set(false);
-        }
         Ok(again)
     }
 }
@@ -335,6 +334,30 @@ mod tests {
         assert_eq!(todo.len(), 3, "nothing given up without max_attempts");
         retry.succeeded();
         assert!(!retry.is_open());
+        assert!(health.is_ready());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_turns_after_unready_after_even_while_an_attempt_hangs() {
+        let health = Health::new(1);
+        health.pipeline_started();
+        let config = RetryConfig {
+            unready_after: HumanDuration(Duration::from_secs(5)),
+            ..RetryConfig::default()
+        };
+        let ctx = context(config, &health);
+        let mut retry = Retry::new(&ctx);
+        let mut todo = held(1);
+        while !retry.is_open() {
+            todo = again(retry.after_attempt(todo, &ctx).await.unwrap());
+        }
+        assert!(health.is_ready());
+        // The next attempt never returns; the clock goes on.
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(health.is_ready(), "not open for 5 s yet");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(health.problems(), ["retry: output failing"]);
+        retry.succeeded();
         assert!(health.is_ready());
     }
 
