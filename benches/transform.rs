@@ -15,8 +15,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sluice::config::load_str;
+use sluice::delivery::Ack;
 use sluice::event::{Event, Position};
-use sluice::runtime::ack::Ack;
 use sluice::runtime::processor::{Processed, Worker};
 
 // The allocator of the `sluice` binary, so these figures are the binary's.
@@ -99,7 +99,7 @@ fn copy(events: &[Event]) -> Vec<Event> {
 fn run(worker: &mut Worker, events: Vec<Event>) -> Processed {
     let done = worker.process(events);
     if let Some(f) = done.failures.first() {
-        panic!("{}: {}", f.step, f.reason);
+        panic!("{}: {}", f.failure.step, f.failure.reason);
     }
     done
 }

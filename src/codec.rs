@@ -487,8 +487,8 @@ fn write_payload(payload: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::Ack;
     use crate::event::Position;
-    use crate::runtime::ack::Ack;
 
     fn roundtrip(input: &str) -> String {
         let v = decode(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::runtime::ack::Ack;
+use crate::delivery::{Ack, Cause, Failure, Step};
 
 /// Bytes counted against the in-flight budget for each event on top of its payload: about what
 /// the event, its acknowledgement and its position take, so that tiny events are bounded too.
@@ -124,9 +124,64 @@ impl Event {
     }
 }
 
+/// An event that could not be processed or delivered, and why: the original input for decode
+/// and transform failures, the event as it was to be written for output failures.
+#[derive(Debug)]
+pub struct Failed {
+    /// The event.
+    pub event: Event,
+    /// What went wrong.
+    pub failure: Failure,
+}
+
+impl Failed {
+    /// `event` failed at `step` (limits, decode, a transform, encode), for `reason`.
+    pub fn of_event(event: Event, step: Step, reason: impl Into<String>) -> Failed {
+        Failed {
+            event,
+            failure: Failure::of_event(step, reason),
+        }
+    }
+
+    /// The output could not deliver `event`, for `reason`.
+    pub fn at_output(event: Event, reason: impl Into<String>, cause: Cause) -> Failed {
+        Failed {
+            event,
+            failure: Failure::at_output(reason, cause),
+        }
+    }
+}
+
 /// Current time in milliseconds since the Unix epoch.
 pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::{Budget, Outcome, ack_channel};
+
+    #[test]
+    fn an_event_holds_its_payload_and_overhead_against_the_budget_until_done() {
+        let budget = Arc::new(Budget::new(
+            5 + EVENT_OVERHEAD,
+            metrics::Gauge::noop(),
+            metrics::Gauge::noop(),
+        ));
+        let (ch, _rx) = ack_channel(&budget, metrics::Histogram::noop());
+        let e = Event::new(
+            Bytes::from_static(b"12345"),
+            Position::Generated { seq: 0 },
+            ch.ack(0, 1),
+        );
+        assert!(budget.is_full(), "payload plus overhead is counted");
+        let fork = e.ack.fork();
+        e.ack.complete(Outcome::Delivered);
+        assert!(budget.is_full(), "held until every derived event is done");
+        fork.complete(Outcome::Delivered);
+        assert!(!budget.is_full());
+    }
 }

@@ -3,20 +3,24 @@
 //!
 //! # Layout
 //! - [`config`]: pipeline file schema, `${VAR}` interpolation, loading and validation.
+//! - [`delivery`]: acknowledgements, the in-flight budget, ordered positions, what a failure is.
 //! - [`event`]: the event (payload, key, headers, timestamp, source position, ack).
+//! - [`policy`]: the error policy: failed events dropped, dead-lettered, or the pipeline stops.
 //! - [`codec`]: payload bytes to jq values and back; the JSON envelope of local outputs.
 //! - [`source`]: inputs (stdin, file, generate, Kafka, NATS, JetStream).
 //! - [`transform`]: steps (jq, filter, route) and the chain that runs them.
 //! - [`sink`]: outputs (stdout, file, Kafka, NATS, JetStream).
-//! - [`runtime`]: wiring and running pipelines, acknowledgement tracking, the transform stage.
+//! - [`runtime`]: wiring and running pipelines, the transform stage.
 //! - [`observe`]: metrics and logs of what happens to events.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod codec;
 pub mod config;
+pub mod delivery;
 pub mod event;
 pub mod observe;
+pub mod policy;
 pub mod runtime;
 pub mod sink;
 pub mod source;

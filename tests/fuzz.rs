@@ -728,7 +728,7 @@ fn run(stage: &Stage, payload: &[u8]) -> Result<Vec<Vec<u8>>, (String, String)> 
     stage
         .chain
         .run(record, &position, &mut records)
-        .map_err(|e| (e.step, e.reason))?;
+        .map_err(|e| (e.step.to_string(), e.reason))?;
     records
         .into_iter()
         .map(|r| {

@@ -5,7 +5,9 @@ pub mod health;
 pub mod server;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::delivery::{AckSender, Budget, Step};
 
 use metrics::{Counter, counter};
 
@@ -27,95 +29,6 @@ impl std::fmt::Debug for Telemetry {
             .field("pipeline", &self.pipeline)
             .field("summary", &self.summary())
             .finish_non_exhaustive()
-    }
-}
-
-/// The bytes of inputs read and not yet finished, against `max_in_flight_bytes`: inputs stop
-/// reading while it is used up.
-#[derive(Debug)]
-pub struct Budget {
-    used: AtomicUsize,
-    /// Inputs read and not finished.
-    inputs: AtomicUsize,
-    limit: usize,
-    room: tokio::sync::Notify,
-    bytes_gauge: metrics::Gauge,
-    inputs_gauge: metrics::Gauge,
-}
-
-/// How often the in-flight gauges are brought up to date. Setting them at every event was a
-/// floating-point swap per event on a cache line shared by the input and output threads.
-pub const GAUGE_REFRESH: std::time::Duration = std::time::Duration::from_millis(200);
-
-impl Budget {
-    /// A budget of `limit` bytes, shown in `bytes_gauge`; `inputs_gauge` shows the inputs in
-    /// flight.
-    pub fn new(limit: usize, bytes_gauge: metrics::Gauge, inputs_gauge: metrics::Gauge) -> Self {
-        Budget {
-            used: AtomicUsize::new(0),
-            inputs: AtomicUsize::new(0),
-            limit: limit.max(1),
-            room: tokio::sync::Notify::new(),
-            bytes_gauge,
-            inputs_gauge,
-        }
-    }
-
-    /// An input of `bytes` was read.
-    pub fn charge(&self, bytes: usize) {
-        self.used.fetch_add(bytes, Ordering::AcqRel);
-    }
-
-    /// An input of `bytes` is finished.
-    pub fn release(&self, bytes: usize) {
-        let before = self.used.fetch_sub(bytes, Ordering::AcqRel);
-        if before >= self.limit && before - bytes < self.limit {
-            self.room.notify_waiters();
-        }
-    }
-
-    /// An input was read: it is in flight until [`Budget::input_finished`].
-    pub fn input_started(&self) {
-        self.inputs.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// An input is finished.
-    pub fn input_finished(&self) {
-        self.inputs.fetch_sub(1, Ordering::Relaxed);
-    }
-
-    /// Bytes and inputs in flight now.
-    pub fn in_flight(&self) -> (usize, usize) {
-        (
-            self.used.load(Ordering::Acquire),
-            self.inputs.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Sets the in-flight gauges to the current figures (every [`GAUGE_REFRESH`] while the
-    /// pipeline runs, and when it stops).
-    pub fn refresh_gauges(&self) {
-        let (bytes, inputs) = self.in_flight();
-        self.bytes_gauge.set(bytes as f64);
-        self.inputs_gauge.set(inputs as f64);
-    }
-
-    /// Whether the budget is used up: inputs should not read more.
-    pub fn is_full(&self) -> bool {
-        self.used.load(Ordering::Acquire) >= self.limit
-    }
-
-    /// Waits until the budget is no longer used up.
-    pub async fn room(&self) {
-        loop {
-            let notified = self.room.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !self.is_full() {
-                return;
-            }
-            notified.await;
-        }
     }
 }
 
@@ -176,6 +89,22 @@ impl Telemetry {
         &self.budget
     }
 
+    /// A source's ack channel (see [`crate::delivery::ack_channel`]), counting against this
+    /// pipeline's budget and latency.
+    pub fn ack_channel(
+        &self,
+    ) -> (
+        AckSender,
+        tokio::sync::mpsc::UnboundedReceiver<crate::delivery::AckMsg>,
+    ) {
+        crate::delivery::ack_channel(&self.budget, self.latency_histogram())
+    }
+
+    /// Acks for a source with nothing to acknowledge, counting against this pipeline's budget.
+    pub fn ack_counter(&self) -> AckSender {
+        crate::delivery::ack_counter(&self.budget, self.latency_histogram())
+    }
+
     /// The pipeline's name.
     pub fn pipeline(&self) -> &str {
         &self.pipeline
@@ -207,10 +136,10 @@ impl Telemetry {
 
     /// An event failed at `step` (decode, a transform, encode, output); the error policy decides
     /// what happens to it next.
-    pub fn failed(&self, step: &str, reason: &str, source: &str) {
+    pub fn failed(&self, step: &Step, reason: &str, source: &str) {
         counter!("sluice_events_failed_total", "pipeline" => self.pipeline.to_string(), "step" => step.to_string()).increment(1);
         self.add(FAILED, 1);
-        tracing::warn!(pipeline = %self.pipeline, step, reason, source, "event failed");
+        tracing::warn!(pipeline = %self.pipeline, %step, reason, source, "event failed");
     }
 
     /// A failed event's input will be delivered again by the bus instead of following the error

@@ -1,7 +1,5 @@
 //! Running pipelines: wiring source -> transforms -> sink over bounded channels, and shutdown.
 
-pub mod ack;
-pub mod failures;
 pub mod processor;
 
 use std::sync::Arc;
@@ -13,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{ErrorPolicy, Pipeline};
 use crate::observe::Telemetry;
 use crate::observe::health::Health;
+use crate::policy::{Failures, Route};
 use crate::sink::SinkContext;
 use crate::source::SourceContext;
-use failures::{Failures, Route};
 
 /// Why a pipeline failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,17 +30,6 @@ pub enum PipelineError {
     /// A task panicked: a bug.
     #[error("internal error: {0}")]
     Panic(String),
-}
-
-/// Adds to `batch` the batches already waiting in `rx`, while it holds fewer than `limit`
-/// events: under load, small batches join into fewer, larger ones, each handed on once.
-pub(crate) fn join_waiting<T>(rx: &mut mpsc::Receiver<Vec<T>>, batch: &mut Vec<T>, limit: usize) {
-    while batch.len() < limit {
-        match rx.try_recv() {
-            Ok(more) => batch.extend(more),
-            Err(_) => break,
-        }
-    }
 }
 
 /// Runs one pipeline until its input ends or `shutdown` is cancelled and everything read is
@@ -94,7 +81,7 @@ pub async fn run_pipeline(
         shutdown: stop.clone(),
         batch_size: config.settings.batch_size,
         max_event_bytes: config.settings.max_event_bytes.0,
-        counted: ack::ack_counter(&telemetry),
+        counted: telemetry.ack_counter(),
         drain_timeout: config.settings.shutdown_timeout.0,
         link: input_link,
     };
@@ -135,7 +122,7 @@ pub async fn run_pipeline(
     let gauges = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
         let budget = telemetry.budget().clone();
         async move {
-            let mut tick = tokio::time::interval(crate::observe::GAUGE_REFRESH);
+            let mut tick = tokio::time::interval(crate::delivery::GAUGE_REFRESH);
             loop {
                 tick.tick().await;
                 budget.refresh_gauges();

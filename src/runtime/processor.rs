@@ -14,10 +14,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::codec::{self, Codec};
 use crate::config::ErrorPolicy;
 use crate::config::PipelineConfig;
+use crate::delivery::{Ack, Outcome};
+use crate::delivery::{Failure, MustStop, Step};
 use crate::event::Event;
+use crate::event::Failed;
 use crate::observe::Telemetry;
-use crate::runtime::ack::{Ack, Outcome};
-use crate::runtime::failures::{Failure, Failures, MustStop};
+use crate::policy::Failures;
 use crate::transform::{Chain, Record};
 
 /// Worker threads get a large stack: jq programs and deep documents recurse.
@@ -29,7 +31,7 @@ pub struct Processed {
     /// Events for the output, in order.
     pub outputs: Vec<Event>,
     /// Inputs that failed.
-    pub failures: Vec<Failure>,
+    pub failures: Vec<Failed>,
     /// Inputs that produced no output. Their acks are completed by the stage when the batch's
     /// turn comes, not by the worker: a batch after one that stops the pipeline must leave its
     /// inputs unacknowledged.
@@ -121,7 +123,7 @@ impl Worker {
                     }
                     event.ack.complete(Outcome::Delivered);
                 }
-                Err((step, reason)) => done.failures.push(Failure::of_event(event, step, reason)),
+                Err(failure) => done.failures.push(Failed { event, failure }),
             }
         }
         done
@@ -129,14 +131,14 @@ impl Worker {
 
     /// Runs one event through decode, the chain and encode; results land in `self.encoded`, all
     /// or nothing.
-    fn one(&mut self, event: &Event) -> Result<(), (String, String)> {
+    fn one(&mut self, event: &Event) -> Result<(), Failure> {
         self.encoded.clear();
         check_size(event, self.max_event_bytes)?;
         let value = match &self.projection {
             Some(fields) => codec::decode_fields(&event.payload, fields),
             None => codec::decode(self.codec, &event.payload),
         }
-        .map_err(|e| ("decode".to_string(), e.to_string()))?;
+        .map_err(|e| Failure::of_event(Step::Decode, e.to_string()))?;
         let record = Record {
             value,
             key: event.key.clone(),
@@ -145,20 +147,18 @@ impl Worker {
             destination: event.destination.clone(),
             partition: event.partition,
         };
-        self.chain
-            .run(record, &event.position, &mut self.records)
-            .map_err(|e| (e.step, e.reason))?;
+        self.chain.run(record, &event.position, &mut self.records)?;
         for r in self.records.drain(..) {
             let buf = &mut self.scratch;
             buf.clear();
             if let Err(e) = codec::encode(self.codec, &r.value, buf) {
                 self.encoded.clear();
-                return Err(("encode".to_string(), e.to_string()));
+                return Err(Failure::of_event(Step::Encode, e.to_string()));
             }
             if buf.len() > self.max_event_bytes {
                 self.encoded.clear();
-                return Err((
-                    "encode".to_string(),
+                return Err(Failure::of_event(
+                    Step::Encode,
                     format!(
                         "a result of {} bytes is over max_event_bytes ({})",
                         buf.len(),
@@ -172,18 +172,15 @@ impl Worker {
     }
 }
 
-/// The step name of events refused for their size when read.
-pub const LIMITS_STEP: &str = "limits";
-
 /// Whether an input is over `max` bytes (or was cut at the input for being so).
 fn too_large(event: &Event, max: usize) -> bool {
     event.payload.len() > max || event.oversize.is_some()
 }
 
 /// Refuses an input over `max` bytes before any work is spent on it.
-fn check_size(event: &Event, max: usize) -> Result<(), (String, String)> {
+fn check_size(event: &Event, max: usize) -> Result<(), Failure> {
     if too_large(event, max) {
-        return Err((LIMITS_STEP.to_string(), oversize(event, max)));
+        return Err(Failure::of_event(Step::Limits, oversize(event, max)));
     }
     Ok(())
 }
@@ -205,7 +202,7 @@ fn pass_through(batch: Vec<Event>, max: usize, stop_at_failure: bool) -> Process
         }
         match check_size(&event, max) {
             Ok(()) => done.outputs.push(event),
-            Err((step, reason)) => done.failures.push(Failure::of_event(event, step, reason)),
+            Err(failure) => done.failures.push(Failed { event, failure }),
         }
     }
     done
@@ -330,7 +327,7 @@ impl Processor {
                 }
                 batch = input.recv(), if input_open && pending.len() < self.max_pending => match batch {
                     Some(mut batch) => {
-                        super::join_waiting(&mut input, &mut batch, self.batch_size);
+                        crate::delivery::join_waiting(&mut input, &mut batch, self.batch_size);
                         batch_in.record(batch.len() as f64);
                         let (reply, rx) = oneshot::channel();
                         // Never blocks: at most max_pending jobs are out and the queue holds that many.
@@ -373,8 +370,7 @@ mod tests {
 
     use super::*;
     use crate::event::Position;
-    use crate::runtime::ack::ack_channel;
-    use crate::runtime::failures::Route;
+    use crate::policy::Route;
 
     /// Runs `n` inputs `{"n": i}` through the stage under `errors: stop`, in batches of
     /// `batch_size`, the output confirming everything it gets. The input at `fail_at` fails: it
@@ -398,7 +394,7 @@ mod tests {
         let telemetry = Telemetry::new("stop", usize::MAX);
         let failures = Failures::new(telemetry.clone(), Route::Stop);
         let processor = Processor::start(telemetry.clone(), &config, failures).unwrap();
-        let (acks, mut answers) = ack_channel(&telemetry);
+        let (acks, mut answers) = telemetry.ack_channel();
         let (in_tx, in_rx) = mpsc::channel(4);
         let (out_tx, mut out_rx) = mpsc::channel::<Vec<Event>>(4);
         let source = tokio::spawn(async move {

@@ -6,8 +6,10 @@ use tokio::sync::mpsc;
 use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
 use crate::config::Validator;
+use crate::delivery::Cause;
 use crate::event::Event;
-use crate::runtime::failures::{Cause, Failure, fit};
+use crate::event::Failed;
+use crate::policy::fit;
 use crate::source::nats::{NatsAuth, check_subject, check_url, connect};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 
@@ -160,7 +162,7 @@ async fn publish(
             let mut headers = match super::nats::headers(event) {
                 Ok(h) => h,
                 Err(reason) => {
-                    refused.push(Failure::at_output(held.event, reason, Cause::Event));
+                    refused.push(Failed::at_output(held.event, reason, Cause::Event));
                     continue;
                 }
             };
@@ -190,7 +192,7 @@ async fn publish(
                 Err(e) if passing(&e) => again.push((held, e.to_string())),
                 Err(e) => {
                     let cause = refusal_cause(&e);
-                    refused.push(Failure::at_output(held.event, e.to_string(), cause));
+                    refused.push(Failed::at_output(held.event, e.to_string(), cause));
                 }
             }
         }

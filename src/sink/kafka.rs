@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
 use crate::config::{ClientOptions, HumanDuration, Validator};
+use crate::delivery::Cause;
 use crate::event::Event;
-use crate::runtime::failures::{Cause, Failure, fit};
+use crate::event::Failed;
+use crate::policy::fit;
 use crate::source::kafka::{BrokerLink, STATS_INTERVAL_MS, check_brokers, check_options};
 
 /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
@@ -434,7 +436,7 @@ fn dead_letter_limit(config: &KafkaOutputConfig) -> usize {
 }
 
 /// A record the producer or the broker refused.
-fn refusal(event: Event, error: &KafkaError) -> Failure {
+fn refusal(event: Event, error: &KafkaError) -> Failed {
     use RDKafkaErrorCode as C;
     let about_record = matches!(
         error.rdkafka_error_code(),
@@ -453,7 +455,7 @@ fn refusal(event: Event, error: &KafkaError) -> Failure {
     } else {
         Cause::Output
     };
-    Failure::at_output(event, error.to_string(), cause)
+    Failed::at_output(event, error.to_string(), cause)
 }
 
 /// Whether the producer can deliver nothing more: a fatal (idempotence) error, after which

@@ -14,10 +14,11 @@ use tokio::sync::mpsc;
 
 use crate::codec::Format;
 use crate::config::Validator;
+use crate::delivery::MustStop;
+use crate::delivery::Outcome;
 use crate::event::Event;
 use crate::observe::Telemetry;
-use crate::runtime::ack::Outcome;
-use crate::runtime::failures::{Failures, MustStop};
+use crate::policy::Failures;
 
 /// Where a pipeline writes events (or, under `errors:`, dead letters): exactly one of these keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -169,7 +170,7 @@ const MAX_WRITE: usize = 4096;
 /// for all of them.
 pub(crate) async fn next_write(rx: &mut mpsc::Receiver<Vec<Event>>) -> Option<Vec<Event>> {
     let mut batch = rx.recv().await?;
-    crate::runtime::join_waiting(rx, &mut batch, MAX_WRITE);
+    crate::delivery::join_waiting(rx, &mut batch, MAX_WRITE);
     Some(batch)
 }
 

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::retry::{Held, Retry};
-use crate::runtime::failures::{Cause, Failure, fit};
+use crate::delivery::Cause;
+use crate::event::Failed;
+use crate::policy::fit;
 use async_nats::client::PublishErrorKind;
 
 use super::{SinkContext, SinkError};
@@ -141,7 +143,7 @@ async fn publish(
     client: &async_nats::Client,
     confirm: &mut Confirm,
     batch: &mut Vec<Held>,
-) -> Result<Vec<Failure>, Attempt> {
+) -> Result<Vec<Failed>, Attempt> {
     let connects = client.statistics().connects.load(Ordering::Relaxed);
     let echoes = match &mut confirm.echoes {
         Some(echoes) => echoes,
@@ -232,6 +234,6 @@ enum Attempt {
 }
 
 /// NATS refuses only what is wrong with the message itself (its size, subject or headers).
-fn refusal(held: Held, reason: String) -> Failure {
-    Failure::at_output(held.event, reason, Cause::Event)
+fn refusal(held: Held, reason: String) -> Failed {
+    Failed::at_output(held.event, reason, Cause::Event)
 }

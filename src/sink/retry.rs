@@ -16,9 +16,10 @@ use tokio::time::Instant;
 
 use super::SinkContext;
 use crate::config::{HumanDuration, Validator};
+use crate::delivery::{Cause, MustStop};
 use crate::event::Event;
+use crate::event::Failed;
 use crate::observe::health::Link;
-use crate::runtime::failures::{Cause, Failure, MustStop};
 
 /// How outputs retry deliveries that failed for a passing reason (the broker is down or slow).
 /// Failures that will not pass (a record too large, a subject no stream captures) follow the
@@ -213,7 +214,7 @@ impl Retry {
         for (mut held, reason) in failed {
             held.attempts += 1;
             if self.config.max_attempts > 0 && held.attempts >= self.config.max_attempts {
-                given_up.push(Failure::at_output(
+                given_up.push(Failed::at_output(
                     held.event,
                     format!("{reason} (after {} attempts)", held.attempts),
                     Cause::Output,
@@ -263,11 +264,11 @@ impl Retry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::Ack;
     use crate::event::Position;
     use crate::observe::Telemetry;
     use crate::observe::health::Health;
-    use crate::runtime::ack::Ack;
-    use crate::runtime::failures::{Failures, Route};
+    use crate::policy::{Failures, Route};
 
     fn context(retry: RetryConfig, health: &Arc<Health>) -> SinkContext {
         let telemetry = Telemetry::new("retry", usize::MAX);

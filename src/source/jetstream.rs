@@ -18,8 +18,8 @@ use super::nats::{NatsAuth, SubjectMemo, check_subject, check_url, connect_notif
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
 use crate::config::{HumanDuration, Validator};
+use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Position};
-use crate::runtime::ack::{AckMsg, AckSender, Outcome, ack_channel};
 
 /// Pulls from a durable consumer of a stream; replicas using the same consumer share the work.
 /// A message is acknowledged only after everything derived from it is delivered.
@@ -651,7 +651,7 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
         .subscribe(format!("{inbox}.*"))
         .await
         .map_err(read_error)?;
-    let (acks, mut ack_rx) = ack_channel(&ctx.telemetry);
+    let (acks, mut ack_rx) = ctx.telemetry.ack_channel();
     let mut r = Reader {
         config,
         ctx: &ctx,

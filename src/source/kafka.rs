@@ -22,9 +22,9 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
 use crate::config::{ClientOptions, HumanDuration, Validator};
+use crate::delivery::{AckMsg, AckSender, OrderedTracker};
 use crate::event::{Event, Position};
 use crate::observe::health::Link;
-use crate::runtime::ack::{AckMsg, AckSender, OrderedTracker, ack_channel};
 
 /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
 /// partitions.
@@ -632,7 +632,7 @@ fn consume(
 ) -> Result<(), SourceError> {
     let waiter = runtime.clone();
     let pipeline: Arc<str> = Arc::from(ctx.telemetry.pipeline());
-    let (acks, ack_rx) = ack_channel(&ctx.telemetry);
+    let (acks, ack_rx) = ctx.telemetry.ack_channel();
     let context = KafkaContext {
         state: Mutex::new(State {
             pipeline: pipeline.clone(),

@@ -198,7 +198,7 @@ mod tests {
         let telemetry = Telemetry::new("lines", usize::MAX);
         let (tx, mut rx) = mpsc::channel(1024);
         let ctx = SourceContext {
-            counted: crate::runtime::ack::ack_counter(&telemetry),
+            counted: telemetry.ack_counter(),
             telemetry,
             out: tx,
             shutdown: CancellationToken::new(),

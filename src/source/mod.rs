@@ -65,7 +65,7 @@ pub struct SourceContext {
     pub max_event_bytes: usize,
     /// Acks for inputs that nothing acknowledges (core NATS, files, generated events): they
     /// still count events in flight and their latency.
-    pub counted: crate::runtime::ack::AckSender,
+    pub counted: crate::delivery::AckSender,
     /// On shutdown, how long to wait for in-flight events to be delivered before the final
     /// acknowledgement (Kafka commit, JetStream acks).
     pub drain_timeout: std::time::Duration,

@@ -8,9 +8,9 @@ use serde::Deserialize;
 use super::{SourceContext, SourceError, send};
 use crate::codec::Codec;
 use crate::config::{Secret, Validator};
+use crate::delivery::Ack;
 use crate::event::{Event, Position};
 use crate::observe::health::Link;
-use crate::runtime::ack::Ack;
 
 /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
 /// while no replica is subscribed, or dropped because a replica fell behind (a slow consumer),

@@ -19,6 +19,7 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use crate::config::Validator;
+use crate::delivery::{Failure, Step};
 use crate::event::{Headers, Position};
 
 /// One step of a pipeline's `transforms` list.
@@ -109,11 +110,12 @@ impl TransformConfig {
         }
     }
 
-    /// How this step is named in errors and dead letters: `transforms[1] (jq "reshape")`.
-    pub fn label(&self, index: usize) -> String {
-        match self.name() {
-            Some(name) => format!("transforms[{index}] ({} \"{name}\")", self.kind()),
-            None => format!("transforms[{index}] ({})", self.kind()),
+    /// This step as the failing step of an event: shown as `transforms[1] (jq "reshape")`.
+    pub fn step(&self, index: usize) -> Step {
+        Step::Transform {
+            index,
+            kind: self.kind(),
+            name: self.name().map(Arc::from),
         }
     }
 
@@ -231,18 +233,9 @@ pub trait Transform {
     -> Result<(), String>;
 }
 
-/// A failed step: which one and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepError {
-    /// The step's label, like `transforms[1] (jq)`.
-    pub step: String,
-    /// What went wrong.
-    pub reason: String,
-}
-
 /// The steps of one pipeline, built for one worker thread.
 pub struct Chain {
-    steps: Vec<(String, Box<dyn Transform>)>,
+    steps: Vec<(Step, Box<dyn Transform>)>,
     max_fanout: usize,
 }
 
@@ -253,11 +246,9 @@ impl Chain {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                Ok((
-                    c.label(i),
-                    c.build(max_fanout)
-                        .map_err(|e| format!("{}: {e}", c.label(i)))?,
-                ))
+                let step = c.step(i);
+                let built = c.build(max_fanout).map_err(|e| format!("{step}: {e}"))?;
+                Ok((step, built))
             })
             .collect::<Result<_, String>>()?;
         Ok(Chain { steps, max_fanout })
@@ -269,25 +260,23 @@ impl Chain {
         record: Record,
         source: &Position,
         out: &mut Vec<Record>,
-    ) -> Result<(), StepError> {
+    ) -> Result<(), Failure> {
         out.clear();
         out.push(record);
         let mut next = Vec::new();
-        for (label, step) in &self.steps {
+        for (step, transform) in &self.steps {
             for r in out.drain(..) {
-                step.apply(r, source, &mut next)
-                    .map_err(|reason| StepError {
-                        step: label.clone(),
-                        reason,
-                    })?;
+                transform
+                    .apply(r, source, &mut next)
+                    .map_err(|reason| Failure::of_event(step.clone(), reason))?;
                 if next.len() > self.max_fanout {
-                    return Err(StepError {
-                        step: label.clone(),
-                        reason: format!(
+                    return Err(Failure::of_event(
+                        step.clone(),
+                        format!(
                             "more than {} events from one input (settings.max_fanout)",
                             self.max_fanout
                         ),
-                    });
+                    ));
                 }
             }
             std::mem::swap(out, &mut next);

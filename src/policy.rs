@@ -1,14 +1,14 @@
-//! Applying a pipeline's error policy to failed events, wherever they fail (decode, a transform,
-//! encode, the output).
+//! The pipeline's error policy (`errors:`), applied to failed events wherever they fail (decode,
+//! a transform, encode, the output): count and log them, then drop, dead-letter or stop.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::event::Event;
+use crate::delivery::{Cause, MustStop, Outcome, Step};
+use crate::event::{Event, Failed};
 use crate::observe::Telemetry;
-use crate::runtime::ack::Outcome;
 
 /// Headers a dead letter gains, on top of its original ones.
 pub mod headers {
@@ -27,71 +27,6 @@ pub mod headers {
     pub const TRUNCATED: &str = "sluice-error-truncated";
     /// With [`TRUNCATED`], the event's payload size in bytes before it was cut.
     pub const ORIGINAL_SIZE: &str = "sluice-error-original-size";
-}
-
-/// The step name of failures at the output.
-pub const OUTPUT_STEP: &str = "output";
-
-/// What a failure is about, which decides whether trying again could ever work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    /// The event itself: malformed, failing a step, too large, or carrying what the output cannot
-    /// take. The same event fails again every time.
-    Event,
-    /// The output: where it writes refuses this pipeline (not authorised, no such topic or
-    /// stream), or it stayed unreachable past `retry.max_attempts`. Another event would fail
-    /// the same way.
-    Output,
-}
-
-/// An event that could not be processed or delivered, with the step and reason.
-#[derive(Debug)]
-pub struct Failure {
-    /// The event: the original input for decode and transform failures, the event as it was to
-    /// be written for output failures.
-    pub event: Event,
-    /// Which step failed.
-    pub step: String,
-    /// Why.
-    pub reason: String,
-    /// Whether the event or the output is at fault.
-    pub cause: Cause,
-}
-
-impl Failure {
-    /// `event` failed at `step` (limits, decode, a transform, encode), for `reason`.
-    pub fn of_event(event: Event, step: String, reason: String) -> Failure {
-        Failure {
-            event,
-            step,
-            reason,
-            cause: Cause::Event,
-        }
-    }
-
-    /// The output could not deliver `event`, for `reason`.
-    pub fn at_output(event: Event, reason: impl Into<String>, cause: Cause) -> Failure {
-        Failure {
-            event,
-            step: OUTPUT_STEP.into(),
-            reason: reason.into(),
-            cause,
-        }
-    }
-}
-
-/// The pipeline must stop: `errors: stop` met a failure, or a dead letter could not be delivered.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("event from {position} failed at {step}: {reason}; stopping ({why})")]
-pub struct MustStop {
-    /// Where the event was read.
-    pub position: String,
-    /// The failing step.
-    pub step: String,
-    /// Why it failed.
-    pub reason: String,
-    /// Why that stops the pipeline.
-    pub why: &'static str,
 }
 
 /// Where failed events go, per the pipeline's `errors` setting.
@@ -130,45 +65,45 @@ impl Failures {
 
     /// Handles failed events: counted and logged, then dropped, dead-lettered, or the pipeline
     /// stops (returned as an error; the event's input is not acknowledged).
-    pub async fn handle(&self, failures: Vec<Failure>) -> Result<(), MustStop> {
+    pub async fn handle(&self, failures: Vec<Failed>) -> Result<(), MustStop> {
         if failures.is_empty() {
             return Ok(());
         }
         let t = &self.telemetry;
         let mut letters = Vec::new();
-        for f in failures {
-            let position = f.event.position.to_string();
+        for Failed { event, failure: f } in failures {
+            let position = event.position.to_string();
             let dead_letter = matches!(self.route, Route::Nowhere);
             if dead_letter && f.cause == Cause::Event {
                 // Refused for what it is: it would be refused again after any restart.
                 t.dead_letter_dropped(&f.reason, &position);
-                f.event.ack.complete(Outcome::Rejected);
+                event.ack.complete(Outcome::Rejected);
                 continue;
             }
             if !dead_letter {
                 // A dead letter was counted as failed when its event first failed.
                 t.failed(&f.step, &f.reason, &position);
             }
-            if f.step == OUTPUT_STEP && f.event.ack.redeliverable() {
+            if f.step == Step::Output && event.ack.redeliverable() {
                 // The bus delivers it again (after a backoff): retry rather than give up.
                 t.redelivery_requested(&position);
-                f.event.ack.complete(Outcome::Failed);
+                event.ack.complete(Outcome::Failed);
                 continue;
             }
             let why = match &self.route {
                 Route::Drop => {
                     t.dropped(1);
-                    f.event.ack.complete(Outcome::Rejected);
+                    event.ack.complete(Outcome::Rejected);
                     continue;
                 }
                 Route::DeadLetter(_) => {
-                    letters.push(dead_letter_of(f, t.pipeline()));
+                    letters.push(dead_letter_of(Failed { event, failure: f }, t.pipeline()));
                     continue;
                 }
                 Route::Stop => "errors: stop",
                 Route::Nowhere => "the dead-letter output failed",
             };
-            f.event.ack.complete(Outcome::Failed);
+            event.ack.complete(Outcome::Failed);
             return Err(MustStop {
                 position,
                 step: f.step,
@@ -183,7 +118,7 @@ impl Failures {
             let first = &letters[0];
             return Err(MustStop {
                 position: first.position.to_string(),
-                step: "dead letter".into(),
+                step: Step::DeadLetter,
                 reason: "the dead-letter output stopped".into(),
                 why: "the dead-letter output failed",
             });
@@ -193,8 +128,11 @@ impl Failures {
 }
 
 /// The original event with headers saying what failed, for the dead-letter output.
-pub fn dead_letter_of(f: Failure, pipeline: &str) -> Event {
-    let mut e = f.event;
+pub fn dead_letter_of(failed: Failed, pipeline: &str) -> Event {
+    let Failed {
+        event: mut e,
+        failure: f,
+    } = failed;
     let source = e.position.to_string();
     let time = jiff::Timestamp::now().to_string();
     // One line each: reasons can quote input (a jq `error(...)`), and NATS headers cannot carry
@@ -206,7 +144,7 @@ pub fn dead_letter_of(f: Failure, pipeline: &str) -> Event {
         .collect();
     for (name, value) in [
         (headers::REASON, reason),
-        (headers::STEP, f.step),
+        (headers::STEP, f.step.to_string()),
         (headers::SOURCE, source),
         (headers::TIME, time),
         (headers::PIPELINE, pipeline.to_string()),
@@ -263,19 +201,17 @@ pub fn fit(e: &mut Event, limit: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::{Ack, Failure};
     use crate::event::Position;
-    use crate::runtime::ack::Ack;
 
     fn letter(payload: &str) -> Event {
-        let f = Failure {
+        let f = Failed {
             event: Event::new(
                 Bytes::copy_from_slice(payload.as_bytes()),
                 Position::Generated { seq: 1 },
                 Ack::untracked(),
             ),
-            step: "decode".into(),
-            reason: "malformed".into(),
-            cause: Cause::Event,
+            failure: Failure::of_event(Step::Decode, "malformed"),
         };
         dead_letter_of(f, "p")
     }
@@ -324,11 +260,9 @@ mod tests {
             Ack::untracked(),
         );
         event.oversize = Some(300_000_000);
-        let f = Failure {
+        let f = Failed {
             event,
-            step: "limits".into(),
-            reason: "too large".into(),
-            cause: Cause::Event,
+            failure: Failure::of_event(Step::Limits, "too large"),
         };
         let mut e = dead_letter_of(f, "p");
         assert_eq!(
