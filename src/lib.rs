@@ -6,6 +6,7 @@
 //! - [`delivery`]: acknowledgements, the in-flight budget, ordered positions, what a failure is.
 //! - [`event`]: the event (payload, key, headers, timestamp, source position, ack).
 //! - [`policy`]: the error policy: failed events dropped, dead-lettered, or the pipeline stops.
+//! - [`client`]: Kafka and NATS clients shared by inputs and outputs (settings, auth, readiness).
 //! - [`codec`]: payload bytes to jq values and back; the JSON envelope of local outputs.
 //! - [`source`]: inputs (stdin, file, generate, Kafka, NATS, JetStream).
 //! - [`transform`]: steps (jq, filter, route) and the chain that runs them.
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod codec;
 pub mod config;
 pub mod delivery;

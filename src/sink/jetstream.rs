@@ -5,12 +5,12 @@ use tokio::sync::mpsc;
 
 use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
+use crate::client::nats::{NatsAuth, check_subject, check_url, connect, unavailable};
 use crate::config::Validator;
 use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
-use crate::source::nats::{NatsAuth, check_subject, check_url, connect};
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 
 /// Publishes each event to a subject captured by a stream and waits for the stream's publish
@@ -95,7 +95,7 @@ fn passing(e: &PublishError) -> bool {
         | PublishErrorKind::MaxAckPending => true,
         PublishErrorKind::Other => std::error::Error::source(e)
             .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
-            .is_some_and(|j| crate::source::jetstream::unavailable(j.error_code())),
+            .is_some_and(|j| unavailable(j.error_code())),
         _ => false,
     }
 }

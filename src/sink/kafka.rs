@@ -11,12 +11,14 @@ use tokio::sync::mpsc;
 
 use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
+use crate::client::kafka::{
+    BrokerLink, STATS_INTERVAL_MS, check_brokers, check_options, client_error,
+};
 use crate::config::{ClientOptions, HumanDuration, Validator};
 use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
-use crate::source::kafka::{BrokerLink, STATS_INTERVAL_MS, check_brokers, check_options};
 
 /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
 /// `headers` are used per event.
@@ -224,7 +226,7 @@ pub async fn run(
     let producer: ThreadedProducer<ProducerLink> =
         producer_config(config, pipeline, ctx.max_event_bytes)
             .create_with_context(link)
-            .map_err(|e| write_error(crate::source::kafka::client_error(&e)))?;
+            .map_err(|e| write_error(client_error(&e)))?;
     let dead_letter_limit = ctx.dead_letter.then(|| dead_letter_limit(config));
     let mut out = Output {
         producer,

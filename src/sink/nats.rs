@@ -15,9 +15,9 @@ use crate::policy::fit;
 use async_nats::client::PublishErrorKind;
 
 use super::{SinkContext, SinkError};
+use crate::client::nats::{NatsAuth, check_subject, check_url, connect};
 use crate::config::Validator;
 use crate::event::Event;
-use crate::source::nats::{NatsAuth, check_subject, check_url, connect};
 
 /// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
 /// headers. Core NATS confirms nothing beyond the server having received a message: whether a

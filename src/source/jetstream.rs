@@ -14,8 +14,9 @@ use serde::Deserialize;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use super::nats::{NatsAuth, SubjectMemo, check_subject, check_url, connect_notify, to_event};
+use super::nats::{SubjectMemo, to_event};
 use super::{SourceContext, SourceError};
+use crate::client::nats::{NatsAuth, check_subject, check_url, connect_notify, unavailable};
 use crate::codec::Codec;
 use crate::config::{HumanDuration, Validator};
 use crate::delivery::{AckMsg, AckSender, Outcome};
@@ -171,12 +172,6 @@ enum SetupError {
     Transient(String),
     /// The configuration or the server's state is wrong; retrying will not help.
     Fatal(String),
-}
-
-/// JetStream errors saying the server or cluster cannot answer right now (no leader, JetStream
-/// temporarily unavailable, out of resources, a store failure), as opposed to a wrong request.
-pub(crate) fn unavailable(code: async_nats::jetstream::ErrorCode) -> bool {
-    matches!(code.0, 10004..=10011 | 10023 | 10040 | 10044 | 10077)
 }
 
 impl JetStreamInputConfig {

@@ -1,0 +1,379 @@
+//! The NATS client shared by the NATS and JetStream inputs and outputs: server URLs,
+//! authentication, connecting, and readiness.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::config::{Secret, Validator};
+use crate::observe::health::Link;
+
+/// NATS authentication: at most one method.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsAuth {
+    /// A `.creds` file (JWT and NKey seed).
+    #[serde(default)]
+    pub credentials_file: Option<std::path::PathBuf>,
+    /// A token.
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// User name, with `password`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Password, with `user`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+}
+
+impl NatsAuth {
+    fn is_set(&self) -> bool {
+        self.credentials_file.is_some() || self.token.is_some() || self.user.is_some()
+    }
+
+    /// Checks that the methods given make sense together.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        let methods = [
+            self.credentials_file.is_some(),
+            self.token.is_some(),
+            self.user.is_some(),
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            v.error_at(
+                path,
+                "give only one of credentials_file, token, or user and password",
+            );
+        }
+        if self.user.is_some() != self.password.is_some() {
+            v.error_at(path, "user and password go together");
+        }
+    }
+}
+
+/// Credentials written in a server URL: `nats://user:password@host` or `nats://token@host`.
+#[derive(Clone, PartialEq, Eq)]
+enum UrlCredentials {
+    UserPassword(String, Secret),
+    Token(Secret),
+}
+
+/// The servers of a `url` setting. Credentials written in the URLs are taken out of them and
+/// returned apart, so that the client sends them as authentication and never shows them (it
+/// logs server addresses; it does not authenticate with a URL's credentials itself).
+struct Servers {
+    addrs: Vec<async_nats::ServerAddr>,
+    credentials: Option<UrlCredentials>,
+    /// The URLs as written, without their credentials, for logs.
+    shown: String,
+}
+
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Parses `nats://host:port[,...]` (the scheme may be left out, or be `tls`, `ws`, `wss`).
+/// Errors show the URL with its password replaced.
+fn parse_servers(url: &str) -> Result<Servers, String> {
+    let mut addrs = Vec::new();
+    let mut credentials = None;
+    let mut shown = Vec::new();
+    for server in url.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        shown.push(redact_url(server));
+        let invalid =
+            |e: &dyn std::fmt::Display| format!("invalid server `{}`: {e}", redact_url(server));
+        let text = if server.contains("://") {
+            server.to_string()
+        } else {
+            format!("nats://{server}")
+        };
+        let mut parsed = url::Url::parse(&text).map_err(|e| invalid(&e))?;
+        let user = decode(parsed.username());
+        let these = match (user.is_empty(), parsed.password()) {
+            (true, None) => None,
+            (false, None) => Some(UrlCredentials::Token(Secret(user))),
+            (_, Some(password)) => {
+                Some(UrlCredentials::UserPassword(user, Secret(decode(password))))
+            }
+        };
+        if these.is_some() {
+            if credentials.is_some() && credentials != these {
+                return Err("the servers in url give different credentials".into());
+            }
+            credentials = these;
+            // Only fails for URLs that cannot have credentials, which these had.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+        }
+        addrs.push(async_nats::ServerAddr::from_url(parsed).map_err(|e| invalid(&e))?);
+    }
+    if addrs.is_empty() {
+        return Err("url must name at least one server".into());
+    }
+    Ok(Servers {
+        addrs,
+        credentials,
+        shown: shown.join(","),
+    })
+}
+
+/// A server URL as it may be shown: the password in it (or a token, written as a user) is
+/// replaced by `<redacted>`.
+pub fn redact_url(server: &str) -> String {
+    let (scheme, rest) = match server.find("://") {
+        Some(i) => server.split_at(i + 3),
+        None => ("", server),
+    };
+    let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority].rfind('@') {
+        Some(at) => {
+            let shown = match rest[..at].split_once(':') {
+                Some((user, _)) => format!("{user}:<redacted>"),
+                None => "<redacted>".to_string(),
+            };
+            format!("{scheme}{shown}{}", &rest[at..])
+        }
+        None => server.to_string(),
+    }
+}
+
+/// URLs must be nats:// (or tls://, ws://, wss://) URLs or host:port; credentials go either in
+/// the URL or in `auth`, not both.
+pub fn check_url(url: &str, auth: &NatsAuth, path: &str, v: &mut Validator<'_>) {
+    match parse_servers(url) {
+        Err(e) => v.error_at(path, e),
+        Ok(servers) if servers.credentials.is_some() && auth.is_set() => v.error_at(
+            path,
+            "credentials are given both in url and in auth: give them in one place",
+        ),
+        Ok(_) => {}
+    }
+}
+
+/// Subjects must be non-empty tokens separated by dots.
+pub fn check_subject(subject: &str, wildcards: bool, path: &str, v: &mut Validator<'_>) {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    let bad_token = tokens.iter().enumerate().any(|(i, t)| {
+        t.is_empty()
+            || t.contains(char::is_whitespace)
+            || (!wildcards && (*t == "*" || *t == ">"))
+            || (*t == ">" && i + 1 != tokens.len())
+            || (t.len() > 1 && (t.contains('*') || t.contains('>')))
+    });
+    if bad_token {
+        v.error_at(path, format!("`{subject}` is not a valid subject"));
+    }
+}
+
+/// Connects to NATS with the configured authentication. The client reconnects by itself; every
+/// reconnect, disconnect and slow-consumer drop is counted and logged, and the connection state
+/// is reported to `link` (readiness).
+pub async fn connect(
+    url: &str,
+    auth: &NatsAuth,
+    pipeline: &str,
+    link: Option<Arc<Link>>,
+) -> Result<Connection, String> {
+    connect_notify(url, auth, pipeline, link, None).await
+}
+
+/// [`connect`], also waking `on_connect` at every (re)connection: server-side state tied to the
+/// old connection, like pending pull requests, is gone.
+pub async fn connect_notify(
+    url: &str,
+    auth: &NatsAuth,
+    pipeline: &str,
+    link: Option<Arc<Link>>,
+    on_connect: Option<Arc<tokio::sync::Notify>>,
+) -> Result<Connection, String> {
+    let servers = parse_servers(url)?;
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("sluice-{pipeline}"))
+        .retry_on_initial_connect();
+    match servers.credentials {
+        Some(UrlCredentials::UserPassword(user, password)) => {
+            options = options.user_and_password(user, password.0);
+        }
+        Some(UrlCredentials::Token(token)) => options = options.token(token.0),
+        None => {}
+    }
+    if let Some(path) = &auth.credentials_file {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+    }
+    if let Some(token) = &auth.token {
+        options = options.token(token.0.clone());
+    }
+    if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
+        options = options.user_and_password(user.clone(), password.0.clone());
+    }
+    let pipeline = pipeline.to_string();
+    let watched = link.clone();
+    let shown: Arc<str> = Arc::from(servers.shown.as_str());
+    // The client reports a failed attempt every time it tries again: the first of a run is
+    // logged as a warning, the rest only at debug level until it connects.
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    options = options.event_callback(move |event| {
+        let pipeline = pipeline.clone();
+        let on_connect = on_connect.clone();
+        let link = link.clone();
+        let shown = shown.clone();
+        let failing = failing.clone();
+        let connected = move |up: bool| {
+            if let Some(l) = &link {
+                l.set(up);
+            }
+        };
+        async move {
+            let label = ("pipeline", pipeline.clone());
+            match event {
+                async_nats::Event::Connected => {
+                    failing.store(false, std::sync::atomic::Ordering::Relaxed);
+                    connected(true);
+                    if let Some(n) = on_connect {
+                        n.notify_one();
+                    }
+                    metrics::counter!("sluice_nats_connects_total", &[label]).increment(1);
+                    tracing::info!(pipeline, servers = %shown, "nats connected");
+                }
+                async_nats::Event::Disconnected => {
+                    connected(false);
+                    metrics::counter!("sluice_nats_disconnects_total", &[label]).increment(1);
+                    tracing::warn!(pipeline, servers = %shown, "nats disconnected; reconnecting");
+                }
+                async_nats::Event::SlowConsumer(sid) => {
+                    metrics::counter!("sluice_nats_slow_consumer_total", &[label]).increment(1);
+                    tracing::warn!(
+                        pipeline,
+                        subscription = sid,
+                        "nats slow consumer: messages were dropped"
+                    );
+                }
+                async_nats::Event::ClientError(error) => {
+                    if failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::debug!(pipeline, servers = %shown, error = %error, "nats connection attempt failed");
+                    } else {
+                        tracing::warn!(pipeline, servers = %shown, error = %error, "nats connection attempt failed; retrying");
+                    }
+                }
+                other => tracing::info!(pipeline, event = %other, "nats event"),
+            }
+        }
+    });
+    let client = options
+        .connect(servers.addrs)
+        .await
+        .map_err(|e| e.to_string())?;
+    let reconcile = watched.map(|link| {
+        let state = client.clone();
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reconcile(link, move || {
+            state.connection_state() == async_nats::connection::State::Connected
+        })))
+    });
+    Ok(Connection {
+        client,
+        _reconcile: reconcile,
+    })
+}
+
+/// A NATS client, with the task that keeps readiness in line with its connection state; the
+/// task stops when this is dropped.
+pub struct Connection {
+    client: async_nats::Client,
+    _reconcile: Option<tokio_util::task::AbortOnDropHandle<()>>,
+}
+
+impl std::ops::Deref for Connection {
+    type Target = async_nats::Client;
+
+    fn deref(&self) -> &async_nats::Client {
+        &self.client
+    }
+}
+
+/// How often readiness is brought in line with the client's connection state.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps `link` in line with `connected()`. The client reports connections through events, and
+/// drops events while its event channel is full, so readiness driven by them alone could stay
+/// wrong.
+async fn reconcile(link: Arc<Link>, connected: impl Fn() -> bool) {
+    let mut tick = tokio::time::interval(RECONCILE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        link.set(connected());
+    }
+}
+
+/// JetStream errors saying the server or cluster cannot answer right now (no leader, JetStream
+/// temporarily unavailable, out of resources, a store failure), as opposed to a wrong request.
+pub fn unavailable(code: async_nats::jetstream::ErrorCode) -> bool {
+    matches!(code.0, 10004..=10011 | 10023 | 10040 | 10044 | 10077)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::health::Health;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Lets the reconciling task run one tick.
+    async fn one_tick() {
+        tokio::time::advance(RECONCILE_EVERY).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_follows_the_connection_state_even_without_events() {
+        let health = Health::new(1);
+        health.pipeline_started();
+        let link = health.link("p", "input", "nats");
+        let up = Arc::new(AtomicBool::new(false));
+        let state = up.clone();
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reconcile(
+            link.clone(),
+            move || state.load(Ordering::Relaxed),
+        )));
+        one_tick().await;
+        assert!(!health.is_ready());
+        // Connected, and no event said so.
+        up.store(true, Ordering::Relaxed);
+        one_tick().await;
+        assert!(link.is_up() && health.is_ready());
+        // An event said connected, but the connection is gone.
+        up.store(false, Ordering::Relaxed);
+        one_tick().await;
+        assert!(!link.is_up());
+        assert_eq!(health.problems(), ["p: nats input not connected"]);
+        drop(task);
+    }
+
+    #[test]
+    fn credentials_come_out_of_urls_and_urls_are_shown_without_them() {
+        let servers = parse_servers("nats://bob:p%40ss@a:4222, b:4223").unwrap();
+        assert_eq!(servers.addrs.len(), 2);
+        assert!(matches!(
+            servers.credentials,
+            Some(UrlCredentials::UserPassword(ref u, ref p)) if u == "bob" && p.0 == "p@ss"
+        ));
+        assert!(!format!("{:?}", servers.addrs).contains("p%40ss"));
+        assert!(matches!(
+            parse_servers("tok3n@a").unwrap().credentials,
+            Some(UrlCredentials::Token(ref t)) if t.0 == "tok3n"
+        ));
+        assert_eq!(
+            redact_url("nats://bob:secret@a:4222/x"),
+            "nats://bob:<redacted>@a:4222/x"
+        );
+        assert_eq!(redact_url("tok3n@a:4222"), "<redacted>@a:4222");
+        assert_eq!(redact_url("nats://a:4222"), "nats://a:4222");
+        assert!(parse_servers("nats://u:1@a,nats://u:2@b").is_err());
+        assert!(parse_servers(" , ").is_err());
+    }
+}
