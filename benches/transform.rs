@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use sluice::config::load_str;
 use sluice::delivery::Ack;
 use sluice::event::{Event, Position};
+use sluice::pipeline::load_str;
 use sluice::runtime::processor::{Processed, Worker};
 
 // The allocator of the `sluice` binary, so these figures are the binary's.

@@ -10,6 +10,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
+echo "== module layering"
+python3 scripts/check-modules.py
 echo "== cargo test"
 cargo test --all-targets --locked
 echo "== deployment files (Dockerfile, k8s/)"

@@ -2,9 +2,10 @@
 //! inputs and outputs, acknowledging an input only once everything derived from it is delivered.
 //!
 //! # Layout
-//! - [`config`]: pipeline file schema, `${VAR}` interpolation, loading and validation.
+//! - [`config`]: configuration files: `${VAR}` interpolation, YAML with positions, value types.
 //! - [`delivery`]: acknowledgements, the in-flight budget, ordered positions, what a failure is.
 //! - [`event`]: the event (payload, key, headers, timestamp, source position, ack).
+//! - [`pipeline`]: the pipeline file schema, loaded and validated with every error at once.
 //! - [`policy`]: the error policy: failed events dropped, dead-lettered, or the pipeline stops.
 //! - [`client`]: Kafka and NATS clients shared by inputs and outputs (settings, auth, readiness).
 //! - [`codec`]: payload bytes to jq values and back; the JSON envelope of local outputs.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod observe;
+pub mod pipeline;
 pub mod policy;
 pub mod runtime;
 pub mod sink;

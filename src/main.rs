@@ -95,7 +95,7 @@ fn print_diagnostics(errors: &[sluice::config::Diagnostic]) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { pipelines } => match sluice::config::load_files(&pipelines) {
+        Command::Check { pipelines } => match sluice::pipeline::load_files(&pipelines) {
             Ok(loaded) => {
                 for p in &loaded {
                     println!("{}: ok (pipeline `{}`)", p.file.display(), p.name);
@@ -112,7 +112,7 @@ fn main() -> ExitCode {
             log_format,
             metrics_addr,
         } => {
-            let loaded = match sluice::config::load_files(&pipelines) {
+            let loaded = match sluice::pipeline::load_files(&pipelines) {
                 Ok(loaded) => loaded,
                 Err(errors) => {
                     print_diagnostics(&errors);
@@ -138,7 +138,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(pipelines: Vec<sluice::config::Pipeline>, metrics_addr: Option<String>) -> ExitCode {
+async fn run(pipelines: Vec<sluice::pipeline::Pipeline>, metrics_addr: Option<String>) -> ExitCode {
     let health = Health::new(pipelines.len());
     let server_stop = CancellationToken::new();
     let _stop_server = server_stop.clone().drop_guard();

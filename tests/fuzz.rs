@@ -12,9 +12,10 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use serde_json::Value;
 use sluice::codec::{self, Codec};
+use sluice::config::Diagnostic;
 use sluice::config::vars::{Interpolated, interpolate};
-use sluice::config::{Diagnostic, Pipeline, load_str};
 use sluice::event::Position;
+use sluice::pipeline::{Pipeline, load_str};
 use sluice::transform::{Chain, Record};
 
 /// Stack of the threads that run decode and transforms in the pipeline; the event properties

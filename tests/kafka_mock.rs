@@ -91,7 +91,7 @@ fn start(yaml: &str) -> (CancellationToken, Running) {
 }
 
 fn start_with_health(yaml: &str) -> (CancellationToken, Running, Arc<Health>) {
-    let pipeline = sluice::config::load_str(Path::new("mock.yaml"), yaml, &|_: &str| None)
+    let pipeline = sluice::pipeline::load_str(Path::new("mock.yaml"), yaml, &|_: &str| None)
         .expect("valid pipeline");
     let token = CancellationToken::new();
     let health = Health::new(1);

@@ -661,7 +661,7 @@ fn tidy(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_str;
+    use crate::pipeline::load_str;
     use std::path::Path;
 
     fn load_errors(text: &str) -> Vec<String> {

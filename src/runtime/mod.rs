@@ -8,9 +8,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{ErrorPolicy, Pipeline};
 use crate::observe::Telemetry;
 use crate::observe::health::Health;
+use crate::pipeline::{ErrorPolicy, Pipeline};
 use crate::policy::{Failures, Route};
 use crate::sink::SinkContext;
 use crate::source::SourceContext;

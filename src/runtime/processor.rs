@@ -12,13 +12,13 @@ use futures_util::stream::FuturesOrdered;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{self, Codec};
-use crate::config::ErrorPolicy;
-use crate::config::PipelineConfig;
 use crate::delivery::{Ack, Outcome};
 use crate::delivery::{Failure, MustStop, Step};
 use crate::event::Event;
 use crate::event::Failed;
 use crate::observe::Telemetry;
+use crate::pipeline::ErrorPolicy;
+use crate::pipeline::PipelineConfig;
 use crate::policy::Failures;
 use crate::transform::{Chain, Record};
 
@@ -388,7 +388,7 @@ mod tests {
             "input: {{stdin: {{}}}}\n{transforms}\noutput: {{stdout: {{}}}}\nerrors: stop\n\
              settings: {{batch_size: {batch_size}, workers: 2, max_event_bytes: 64}}\n"
         );
-        let config = crate::config::load_str(Path::new("t.yaml"), &text, &|_: &str| None)
+        let config = crate::pipeline::load_str(Path::new("t.yaml"), &text, &|_: &str| None)
             .expect("valid pipeline")
             .config;
         let telemetry = Telemetry::new("stop", usize::MAX);

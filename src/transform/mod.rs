@@ -297,7 +297,7 @@ mod tests {
             "input:\n  stdin: {{}}\ntransforms:\n{yaml}output:\n  stdout: {{}}\nerrors: drop\n"
         );
         let no_env = |_: &str| None;
-        crate::config::load_str(std::path::Path::new("p.yaml"), &text, &no_env)
+        crate::pipeline::load_str(std::path::Path::new("p.yaml"), &text, &no_env)
             .unwrap()
             .config
             .transforms

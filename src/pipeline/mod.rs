@@ -1,0 +1,212 @@
+//! Pipeline files: the schema of one pipeline (input, transforms, output, error policy,
+//! settings) and loading it, with every error at once.
+
+mod load;
+
+pub use load::{load_file, load_files, load_str};
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::{ByteSize, HumanDuration, Validator};
+use crate::sink::OutputConfig;
+use crate::source::InputConfig;
+use crate::transform::TransformConfig;
+
+/// One pipeline file: read from one input, transform, write to one output.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Name used in logs, metrics and dead-letter headers. Defaults to the file name without
+    /// its extension.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where events come from: exactly one input kind.
+    pub input: InputConfig,
+    /// Steps applied in order to every event. Empty means events pass through unchanged.
+    #[serde(default)]
+    pub transforms: Vec<TransformConfig>,
+    /// Where transformed events go: exactly one output kind.
+    pub output: OutputConfig,
+    /// What happens to an event that cannot be processed (malformed payload, failing transform,
+    /// rejected by the output): `drop`, `stop`, or `output: {...}` for a dead-letter output.
+    pub errors: ErrorPolicy,
+    /// Batching, parallelism and shutdown settings; every field has a default.
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+/// Where failed events go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ErrorPolicy {
+    /// Count and log the event, then acknowledge its input: the event is gone.
+    Drop,
+    /// Stop the pipeline at the first failed event, without acknowledging it; the process exits
+    /// non-zero. With Kafka or JetStream the event is read again on the next start.
+    Stop,
+    /// Send the original event, with headers saying what failed, to this output (the dead-letter
+    /// output). Its input is acknowledged only once the dead letter is delivered.
+    Output(Box<OutputConfig>),
+}
+
+/// Runtime settings of one pipeline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Most events moved between stages at once. Larger batches cost fewer hand-offs per event;
+    /// smaller ones lower latency.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Threads that run transforms. Batches are processed in parallel and put back in input
+    /// order, so order is kept whatever this is. Default: the number of CPUs.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Most batches between two stages (each edge is a bounded channel): bounds memory.
+    #[serde(default = "default_channel_batches")]
+    pub channel_batches: usize,
+    /// How long a graceful shutdown may take to finish in-flight events, deliver and
+    /// acknowledge them, before the process exits anyway.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: HumanDuration,
+    /// Most events one input may turn into (jq fan-out); an input over it fails and follows the
+    /// error policy. Guards against programs like `repeat(.)`.
+    #[serde(default = "default_max_fanout")]
+    pub max_fanout: usize,
+    /// Largest event accepted, read or written (`1MiB`, `512KiB`, or a number of bytes). A larger
+    /// one fails and follows the error policy (step `limits` when read, `encode` when a
+    /// transform makes it).
+    #[serde(default = "default_max_event_bytes")]
+    pub max_event_bytes: ByteSize,
+    /// Most bytes of inputs read and not yet finished (each input's payload plus 256 bytes for
+    /// its bookkeeping); reading pauses at this much until events are delivered. Bounds memory
+    /// whatever the event sizes.
+    #[serde(default = "default_max_in_flight_bytes")]
+    pub max_in_flight_bytes: ByteSize,
+    /// How the output and the dead-letter output retry deliveries that failed for a passing
+    /// reason (broker down, timeout), and when the circuit opens.
+    #[serde(default)]
+    pub retry: crate::sink::retry::RetryConfig,
+}
+
+// Far above any sane fan-out, far below what exhausts memory.
+fn default_max_fanout() -> usize {
+    10_000
+}
+
+// The default largest message of Kafka (message.max.bytes) and NATS (max_payload).
+fn default_max_event_bytes() -> ByteSize {
+    ByteSize(1024 * 1024)
+}
+
+// Far above what the bounded channels hold of ordinary events (4 x 500 x 1 KiB per edge), so it
+// only bites when events are large; well inside the Kubernetes manifests' memory limit.
+fn default_max_in_flight_bytes() -> ByteSize {
+    ByteSize(64 * 1024 * 1024)
+}
+
+// 500 events amortise a channel hand-off and a write call without adding noticeable latency.
+fn default_batch_size() -> usize {
+    500
+}
+
+// Four batches per edge keeps every stage busy while bounding memory to a few thousand events.
+fn default_channel_batches() -> usize {
+    4
+}
+
+// Kubernetes' default terminationGracePeriodSeconds is 30 s; stay below it.
+fn default_shutdown_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(25))
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            batch_size: default_batch_size(),
+            workers: None,
+            channel_batches: default_channel_batches(),
+            shutdown_timeout: default_shutdown_timeout(),
+            max_fanout: default_max_fanout(),
+            max_event_bytes: default_max_event_bytes(),
+            max_in_flight_bytes: default_max_in_flight_bytes(),
+            retry: Default::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Worker threads to run, resolving the default.
+    pub fn worker_count(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+}
+
+/// A validated pipeline, ready to build.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// The pipeline's name (from the file, or the file stem).
+    pub name: String,
+    /// Where the file sets `name`, as a 1-based line and column, if it does.
+    pub name_at: Option<(usize, usize)>,
+    /// The parsed configuration.
+    pub config: PipelineConfig,
+}
+
+impl PipelineConfig {
+    fn validate(&self, v: &mut Validator<'_>) {
+        if let Some(name) = &self.name {
+            if name.trim().is_empty() {
+                v.error_at("name", "name must not be empty");
+            } else if name.chars().any(char::is_control) {
+                v.error_at(
+                    "name",
+                    "name must not contain line breaks or other control characters",
+                );
+            }
+        }
+        self.input.validate("input", v);
+        for (i, t) in self.transforms.iter().enumerate() {
+            t.validate(&format!("transforms.{i}"), v);
+        }
+        self.output.validate("output", v);
+        if let ErrorPolicy::Output(out) = &self.errors {
+            out.validate("errors.output", v);
+        }
+        let s = &self.settings;
+        if s.batch_size == 0 {
+            v.error_at("settings.batch_size", "batch_size must be at least 1");
+        }
+        if s.channel_batches == 0 {
+            v.error_at(
+                "settings.channel_batches",
+                "channel_batches must be at least 1",
+            );
+        }
+        if s.max_fanout == 0 {
+            v.error_at("settings.max_fanout", "max_fanout must be at least 1");
+        }
+        if s.workers == Some(0) {
+            v.error_at("settings.workers", "workers must be at least 1");
+        }
+        if s.max_event_bytes.0 == 0 {
+            v.error_at(
+                "settings.max_event_bytes",
+                "max_event_bytes must be more than 0",
+            );
+        }
+        if s.max_in_flight_bytes.0 < s.max_event_bytes.0 {
+            v.error_at(
+                "settings.max_in_flight_bytes",
+                "max_in_flight_bytes must be at least max_event_bytes",
+            );
+        }
+        s.retry.validate("settings.retry", v);
+    }
+}
