@@ -271,3 +271,60 @@ fn server_addresses_are_parsed_for_real() {
     }
     assert!(stderr.ends_with("3 errors found\n"), "{stderr}");
 }
+
+#[test]
+fn tls_files_and_nkey_seeds_are_read_when_checking() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    let seed = dir.path().join("user.nk");
+    std::fs::write(&seed, "SUnotaseed\n").unwrap();
+    let (missing, not_pem, seed) = (
+        dir.path().join("missing.pem").display().to_string(),
+        not_pem.display().to_string(),
+        seed.display().to_string(),
+    );
+    let file = pipeline(
+        dir.path(),
+        "tls",
+        &format!(
+            "\
+input:
+  nats:
+    url: nats://127.0.0.1:4222
+    subjects: [a]
+    tls: {{ca_file: \"{missing}\"}}
+output:
+  nats:
+    url: nats://127.0.0.1:4222
+    subject: b
+    tls: {{cert_file: \"{not_pem}\"}}
+    auth: {{nkey_file: \"{seed}\"}}
+errors:
+  output:
+    jetstream:
+      url: nats://127.0.0.1:4222
+      subject: d
+      tls: {{ca_file: \"{not_pem}\", server_name: \"not a name\", key_password: x}}
+"
+        ),
+    );
+    let out = sluice().arg("check").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let shown = file.display();
+    for expected in [
+        format!("{shown}:5:20: error: {missing}: "),
+        format!("{shown}:10:22: error: cert_file needs key_file"),
+        format!("{shown}:11:23: error: {seed}: not a valid NKey seed"),
+        format!("{shown}:17:22: error: {not_pem}: no PEM certificate in the file"),
+        format!("{shown}:17:62: error: `not a name`: invalid dns name"),
+        format!("{shown}:17:90: error: key_password is only supported for Kafka"),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&expected)),
+            "no `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.ends_with("6 errors found\n"), "{stderr}");
+}

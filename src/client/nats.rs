@@ -2,11 +2,36 @@
 //! authentication, connecting, and readiness.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 
+use super::tls::TlsConfig;
 use crate::config::{Secret, Validator};
 use crate::observe::health::Link;
+
+/// Where and how a NATS input or output connects: its `url`, `auth` and `tls` settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint<'a> {
+    /// Server URLs, comma-separated.
+    pub url: &'a str,
+    /// Authentication.
+    pub auth: &'a NatsAuth,
+    /// TLS, when the `tls:` block is given.
+    pub tls: Option<&'a TlsConfig>,
+}
+
+impl Endpoint<'_> {
+    /// Checks everything that can be known without connecting: URLs, authentication, and the
+    /// TLS files (read and parsed); errors are reported under `path` (`input`, `output`).
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        check_url(self.url, self.auth, &format!("{path}.url"), v);
+        self.auth.validate(&format!("{path}.auth"), v);
+        if let Some(tls) = self.tls {
+            tls.validate(&format!("{path}.tls"), v);
+        }
+    }
+}
 
 /// NATS authentication: at most one method.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -15,6 +40,9 @@ pub struct NatsAuth {
     /// A `.creds` file (JWT and NKey seed).
     #[serde(default)]
     pub credentials_file: Option<std::path::PathBuf>,
+    /// A file holding an NKey seed (`SU...`), for servers that list the user's public NKey.
+    #[serde(default)]
+    pub nkey_file: Option<std::path::PathBuf>,
     /// A token.
     #[serde(default)]
     pub token: Option<Secret>,
@@ -28,21 +56,30 @@ pub struct NatsAuth {
 
 impl NatsAuth {
     fn is_set(&self) -> bool {
-        self.credentials_file.is_some() || self.token.is_some() || self.user.is_some()
+        self.credentials_file.is_some()
+            || self.nkey_file.is_some()
+            || self.token.is_some()
+            || self.user.is_some()
     }
 
     /// Checks that the methods given make sense together.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
         let methods = [
             self.credentials_file.is_some(),
+            self.nkey_file.is_some(),
             self.token.is_some(),
             self.user.is_some(),
         ];
         if methods.iter().filter(|m| **m).count() > 1 {
             v.error_at(
                 path,
-                "give only one of credentials_file, token, or user and password",
+                "give only one of credentials_file, nkey_file, token, or user and password",
             );
+        }
+        if let Some(file) = &self.nkey_file
+            && let Err(e) = nkey_seed(file)
+        {
+            v.error_at(&format!("{path}.nkey_file"), e);
         }
         if self.user.is_some() != self.password.is_some() {
             v.error_at(path, "user and password go together");
@@ -138,9 +175,22 @@ pub fn redact_url(server: &str) -> String {
     }
 }
 
+/// The NKey seed in `file`: its first line that is a seed (nsc writes comments around it).
+fn nkey_seed(file: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let seed = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("SU"))
+        .ok_or_else(|| format!("{}: no user NKey seed (a line starting SU)", file.display()))?;
+    nkeys::KeyPair::from_seed(seed)
+        .map_err(|e| format!("{}: not a valid NKey seed: {e}", file.display()))?;
+    Ok(seed.to_string())
+}
+
 /// URLs must be nats:// (or tls://, ws://, wss://) URLs or host:port; credentials go either in
 /// the URL or in `auth`, not both.
-pub fn check_url(url: &str, auth: &NatsAuth, path: &str, v: &mut Validator<'_>) {
+fn check_url(url: &str, auth: &NatsAuth, path: &str, v: &mut Validator<'_>) {
     match parse_servers(url) {
         Err(e) => v.error_at(path, e),
         Ok(servers) if servers.credentials.is_some() && auth.is_set() => v.error_at(
@@ -170,32 +220,121 @@ pub fn check_subject(subject: &str, wildcards: bool, path: &str, v: &mut Validat
 /// reconnect, disconnect and slow-consumer drop is counted and logged, and the connection state
 /// is reported to `link` (readiness).
 pub async fn connect(
-    url: &str,
-    auth: &NatsAuth,
+    endpoint: Endpoint<'_>,
     pipeline: &str,
     link: Option<Arc<Link>>,
 ) -> Result<Connection, String> {
-    connect_notify(url, auth, pipeline, link, None).await
+    connect_notify(endpoint, pipeline, link, None).await
 }
 
 /// [`connect`], also waking `on_connect` at every (re)connection: server-side state tied to the
 /// old connection, like pending pull requests, is gone.
 pub async fn connect_notify(
-    url: &str,
-    auth: &NatsAuth,
+    endpoint: Endpoint<'_>,
     pipeline: &str,
     link: Option<Arc<Link>>,
     on_connect: Option<Arc<tokio::sync::Notify>>,
 ) -> Result<Connection, String> {
-    let servers = parse_servers(url)?;
-    let mut options = async_nats::ConnectOptions::new()
-        .name(format!("sluice-{pipeline}"))
-        .retry_on_initial_connect();
-    match servers.credentials {
-        Some(UrlCredentials::UserPassword(user, password)) => {
-            options = options.user_and_password(user, password.0);
+    let servers = parse_servers(endpoint.url)?;
+    if endpoint.tls.is_some_and(TlsConfig::is_insecure) {
+        tracing::warn!(pipeline, servers = %servers.shown, "tls.insecure_skip_verify is set: the NATS server's certificate is not checked");
+    }
+    let failing = Arc::new(AtomicBool::new(false));
+    let watched = link.clone();
+    let options = || {
+        let events = Events {
+            pipeline: pipeline.to_string(),
+            shown: Arc::from(servers.shown.as_str()),
+            link: link.clone(),
+            on_connect: on_connect.clone(),
+            failing: failing.clone(),
+        };
+        options(endpoint, &servers, events)
+    };
+    // One attempt first: the client's own retry loop reports a failed attempt by its kind only
+    // ("IO error"), while this error says what failed (a certificate not trusted, a client
+    // certificate required, credentials refused).
+    let client = match options().await?.connect(servers.addrs.clone()).await {
+        Ok(client) => client,
+        Err(e) => {
+            failing.store(true, Ordering::Relaxed);
+            let error = explained(&e.to_string(), endpoint);
+            tracing::warn!(pipeline, servers = %servers.shown, error, "nats connection attempt failed; retrying");
+            options()
+                .await?
+                .retry_on_initial_connect()
+                .connect(servers.addrs.clone())
+                .await
+                .map_err(|e| e.to_string())?
         }
-        Some(UrlCredentials::Token(token)) => options = options.token(token.0),
+    };
+    let reconcile = watched.map(|link| {
+        let state = client.clone();
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reconcile(link, move || {
+            state.connection_state() == async_nats::connection::State::Connected
+        })))
+    });
+    Ok(Connection {
+        client,
+        _reconcile: reconcile,
+    })
+}
+
+/// A connection error, with what to check when the TLS alert alone does not say it: a server
+/// that requires a client certificate answers one missing with a bare `BadCertificate` (TLS 1.2)
+/// or `CertificateRequired` (TLS 1.3) alert.
+fn explained(error: &str, endpoint: Endpoint<'_>) -> String {
+    let no_client_certificate = endpoint.tls.is_none_or(|t| t.cert_file.is_none());
+    if no_client_certificate
+        && (error.contains("BadCertificate") || error.contains("CertificateRequired"))
+    {
+        format!(
+            "{error} (the server may require a client certificate: tls.cert_file and tls.key_file)"
+        )
+    } else {
+        error.to_string()
+    }
+}
+
+/// What the client's event callback reports to: the pipeline's logs and metrics, readiness, and
+/// whoever waits for (re)connections. The client reports a failed attempt every time it tries
+/// again: the first of a run is logged as a warning (`failing` set), the rest only at debug
+/// level until it connects.
+struct Events {
+    pipeline: String,
+    shown: Arc<str>,
+    link: Option<Arc<Link>>,
+    on_connect: Option<Arc<tokio::sync::Notify>>,
+    failing: Arc<AtomicBool>,
+}
+
+/// The client options of `endpoint`: name, TLS, authentication, and the event callback.
+async fn options(
+    endpoint: Endpoint<'_>,
+    servers: &Servers,
+    events: Events,
+) -> Result<async_nats::ConnectOptions, String> {
+    let Endpoint { auth, tls, .. } = endpoint;
+    let Events {
+        pipeline,
+        shown,
+        link,
+        on_connect,
+        failing,
+    } = events;
+    let mut options = async_nats::ConnectOptions::new().name(format!("sluice-{pipeline}"));
+    if let Some(tls) = tls {
+        let config = tls.rustls().map_err(|e| format!("tls: {e}"))?;
+        options = options.require_tls(true).tls_client_config(config);
+    }
+    if let Some(file) = &auth.nkey_file {
+        options = options.nkey(nkey_seed(file)?);
+    }
+    match &servers.credentials {
+        Some(UrlCredentials::UserPassword(user, password)) => {
+            options = options.user_and_password(user.clone(), password.0.clone());
+        }
+        Some(UrlCredentials::Token(token)) => options = options.token(token.0.clone()),
         None => {}
     }
     if let Some(path) = &auth.credentials_file {
@@ -210,12 +349,6 @@ pub async fn connect_notify(
     if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
         options = options.user_and_password(user.clone(), password.0.clone());
     }
-    let pipeline = pipeline.to_string();
-    let watched = link.clone();
-    let shown: Arc<str> = Arc::from(servers.shown.as_str());
-    // The client reports a failed attempt every time it tries again: the first of a run is
-    // logged as a warning, the rest only at debug level until it connects.
-    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     options = options.event_callback(move |event| {
         let pipeline = pipeline.clone();
         let on_connect = on_connect.clone();
@@ -231,7 +364,7 @@ pub async fn connect_notify(
             let label = ("pipeline", pipeline.clone());
             match event {
                 async_nats::Event::Connected => {
-                    failing.store(false, std::sync::atomic::Ordering::Relaxed);
+                    failing.store(false, Ordering::Relaxed);
                     connected(true);
                     if let Some(n) = on_connect {
                         n.notify_one();
@@ -253,7 +386,7 @@ pub async fn connect_notify(
                     );
                 }
                 async_nats::Event::ClientError(error) => {
-                    if failing.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    if failing.swap(true, Ordering::Relaxed) {
                         tracing::debug!(pipeline, servers = %shown, error = %error, "nats connection attempt failed");
                     } else {
                         tracing::warn!(pipeline, servers = %shown, error = %error, "nats connection attempt failed; retrying");
@@ -263,20 +396,7 @@ pub async fn connect_notify(
             }
         }
     });
-    let client = options
-        .connect(servers.addrs)
-        .await
-        .map_err(|e| e.to_string())?;
-    let reconcile = watched.map(|link| {
-        let state = client.clone();
-        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reconcile(link, move || {
-            state.connection_state() == async_nats::connection::State::Connected
-        })))
-    });
-    Ok(Connection {
-        client,
-        _reconcile: reconcile,
-    })
+    Ok(options)
 }
 
 /// A NATS client, with the task that keeps readiness in line with its connection state; the

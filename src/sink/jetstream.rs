@@ -5,7 +5,8 @@ use tokio::sync::mpsc;
 
 use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
-use crate::client::nats::{NatsAuth, check_subject, check_url, connect, unavailable};
+use crate::client::nats::{Endpoint, NatsAuth, check_subject, connect, unavailable};
+use crate::client::tls::TlsConfig;
 use crate::config::Validator;
 use crate::delivery::Cause;
 use crate::event::Event;
@@ -29,6 +30,10 @@ pub struct JetStreamOutputConfig {
     /// Authentication.
     #[serde(default)]
     pub auth: NatsAuth,
+    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
+    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 fn default_true() -> bool {
@@ -36,11 +41,19 @@ fn default_true() -> bool {
 }
 
 impl JetStreamOutputConfig {
+    /// Where and how it connects.
+    pub fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint {
+            url: &self.url,
+            auth: &self.auth,
+            tls: self.tls.as_ref(),
+        }
+    }
+
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        check_url(&self.url, &self.auth, &format!("{path}.url"), v);
+        self.endpoint().validate(path, v);
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
-        self.auth.validate(&format!("{path}.auth"), v);
     }
 }
 
@@ -62,8 +75,7 @@ pub async fn run(
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
     let connection = connect(
-        &config.url,
-        &config.auth,
+        config.endpoint(),
         ctx.telemetry.pipeline(),
         ctx.link.clone(),
     )

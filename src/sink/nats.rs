@@ -15,7 +15,8 @@ use crate::policy::fit;
 use async_nats::client::PublishErrorKind;
 
 use super::{SinkContext, SinkError};
-use crate::client::nats::{NatsAuth, check_subject, check_url, connect};
+use crate::client::nats::{Endpoint, NatsAuth, check_subject, connect};
+use crate::client::tls::TlsConfig;
 use crate::config::Validator;
 use crate::event::Event;
 
@@ -32,14 +33,26 @@ pub struct NatsOutputConfig {
     /// Authentication.
     #[serde(default)]
     pub auth: NatsAuth,
+    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
+    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 impl NatsOutputConfig {
+    /// Where and how it connects.
+    pub fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint {
+            url: &self.url,
+            auth: &self.auth,
+            tls: self.tls.as_ref(),
+        }
+    }
+
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        check_url(&self.url, &self.auth, &format!("{path}.url"), v);
+        self.endpoint().validate(path, v);
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
-        self.auth.validate(&format!("{path}.auth"), v);
     }
 }
 
@@ -79,8 +92,7 @@ pub async fn run(
         message: m,
     };
     let client = connect(
-        &config.url,
-        &config.auth,
+        config.endpoint(),
         ctx.telemetry.pipeline(),
         ctx.link.clone(),
     )

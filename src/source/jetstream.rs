@@ -16,7 +16,8 @@ use tokio::time::Instant;
 
 use super::nats::{SubjectMemo, to_event};
 use super::{SourceContext, SourceError};
-use crate::client::nats::{NatsAuth, check_subject, check_url, connect_notify, unavailable};
+use crate::client::nats::{Endpoint, NatsAuth, check_subject, connect_notify, unavailable};
+use crate::client::tls::TlsConfig;
 use crate::codec::Codec;
 use crate::config::{HumanDuration, Validator};
 use crate::delivery::{AckMsg, AckSender, Outcome};
@@ -65,6 +66,10 @@ pub struct JetStreamInputConfig {
     /// Authentication.
     #[serde(default)]
     pub auth: NatsAuth,
+    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
+    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 /// Where a new consumer starts.
@@ -109,9 +114,18 @@ fn default_fetch_batch() -> usize {
 }
 
 impl JetStreamInputConfig {
+    /// Where and how it connects.
+    pub fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint {
+            url: &self.url,
+            auth: &self.auth,
+            tls: self.tls.as_ref(),
+        }
+    }
+
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        check_url(&self.url, &self.auth, &format!("{path}.url"), v);
+        self.endpoint().validate(path, v);
         for (field, value) in [("stream", &self.stream), ("consumer", &self.consumer)] {
             if value.is_empty() || value.contains(|c: char| c.is_whitespace() || ".*>".contains(c))
             {
@@ -145,7 +159,6 @@ impl JetStreamInputConfig {
         if self.ack_wait.0 < std::time::Duration::from_secs(1) {
             v.error_at(&format!("{path}.ack_wait"), "ack_wait must be at least 1s");
         }
-        self.auth.validate(&format!("{path}.auth"), v);
     }
 }
 
@@ -628,8 +641,7 @@ pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<()
     let pipeline = ctx.telemetry.pipeline().to_string();
     let reconnected = Arc::new(Notify::new());
     let client = connect_notify(
-        &config.url,
-        &config.auth,
+        config.endpoint(),
         &pipeline,
         ctx.link.clone(),
         Some(reconnected.clone()),

@@ -6,7 +6,8 @@ use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 
 use super::{SourceContext, SourceError, send};
-use crate::client::nats::{NatsAuth, check_subject, check_url, connect};
+use crate::client::nats::{Endpoint, NatsAuth, check_subject, connect};
+use crate::client::tls::TlsConfig;
 use crate::codec::Codec;
 use crate::config::Validator;
 use crate::delivery::Ack;
@@ -31,12 +32,25 @@ pub struct NatsInputConfig {
     /// Authentication.
     #[serde(default)]
     pub auth: NatsAuth,
+    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
+    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 impl NatsInputConfig {
+    /// Where and how it connects.
+    pub fn endpoint(&self) -> Endpoint<'_> {
+        Endpoint {
+            url: &self.url,
+            auth: &self.auth,
+            tls: self.tls.as_ref(),
+        }
+    }
+
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        check_url(&self.url, &self.auth, &format!("{path}.url"), v);
+        self.endpoint().validate(path, v);
         if self.subjects.is_empty() {
             v.error_at(
                 &format!("{path}.subjects"),
@@ -46,7 +60,6 @@ impl NatsInputConfig {
         for (i, s) in self.subjects.iter().enumerate() {
             check_subject(s, true, &format!("{path}.subjects.{i}"), v);
         }
-        self.auth.validate(&format!("{path}.auth"), v);
     }
 }
 
@@ -162,8 +175,7 @@ pub(crate) fn to_event(msg: async_nats::Message, position: Position, ack: Ack) -
 pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), SourceError> {
     let subscribe = async {
         let client = connect(
-            &config.url,
-            &config.auth,
+            config.endpoint(),
             ctx.telemetry.pipeline(),
             ctx.link.clone(),
         )

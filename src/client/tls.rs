@@ -1,0 +1,270 @@
+//! The `tls:` block of a client: which certificate authorities to trust, the client certificate
+//! for mutual TLS, and the name to verify the server as.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use serde::Deserialize;
+
+use crate::config::{Secret, Validator};
+
+/// TLS settings of a client. With none of them set (`tls: {}`), the connection is encrypted and
+/// the server is verified against the system's certificate authorities.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the certificate authorities to trust instead of the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate (chain), for mutual TLS; with `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key; with `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Password of an encrypted `key_file` (Kafka only: librdkafka decrypts keys itself).
+    #[serde(default)]
+    pub key_password: Option<Secret>,
+    /// The name the server's certificate must carry, when it is not the host name of the URL
+    /// (connecting by IP address to a server whose certificate names its DNS name).
+    #[serde(default)]
+    pub server_name: Option<String>,
+    /// Accept any server certificate. The connection is encrypted but anyone on the path can
+    /// read it: for tests only. Logged as a warning at every start.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// A TLS setting that cannot be used, with the setting it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct TlsError {
+    /// The key under `tls` (`ca_file`, `cert_file`, ...), or empty for the block itself.
+    pub field: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn error(field: &'static str, message: impl Into<String>) -> TlsError {
+    TlsError {
+        field,
+        message: message.into(),
+    }
+}
+
+impl TlsConfig {
+    /// Checks the block: each setting on its own (every file read and parsed), then, when they
+    /// all pass, the whole block built as it will be used. Problems are reported at their key
+    /// under `path`.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        let mut errors = Vec::new();
+        if self.key_password.is_some() {
+            errors.push(error(
+                "key_password",
+                "key_password is only supported for Kafka; give an unencrypted key_file",
+            ));
+        }
+        if let Some(name) = &self.server_name
+            && let Err(e) = ServerName::try_from(name.as_str())
+        {
+            errors.push(error("server_name", format!("`{name}`: {e}")));
+        }
+        if let Some(ca) = &self.ca_file {
+            errors.extend(certificates(ca, "ca_file").err());
+        }
+        match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                errors.extend(certificates(cert, "cert_file").err());
+                errors.extend(private_key(key).err());
+            }
+            (Some(_), None) => errors.push(error("cert_file", "cert_file needs key_file")),
+            (None, Some(_)) => errors.push(error("key_file", "key_file needs cert_file")),
+            (None, None) => {}
+        }
+        if errors.is_empty() {
+            errors.extend(self.rustls().err());
+        }
+        for e in errors {
+            let at = if e.field.is_empty() {
+                path.to_string()
+            } else {
+                format!("{path}.{}", e.field)
+            };
+            v.error_at(&at, e.message);
+        }
+    }
+
+    /// Whether the server certificate goes unchecked; the caller logs a warning.
+    pub fn is_insecure(&self) -> bool {
+        self.insecure_skip_verify
+    }
+
+    /// The rustls client configuration of this block.
+    pub fn rustls(&self) -> Result<ClientConfig, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| error("", e.to_string()))?;
+        let verifier: Arc<dyn ServerCertVerifier> = if self.insecure_skip_verify {
+            Arc::new(AnyCertificate(provider.signature_verification_algorithms))
+        } else {
+            let roots = Arc::new(self.roots()?);
+            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
+                .build()
+                .map_err(|e| error("ca_file", e.to_string()))?;
+            match &self.server_name {
+                Some(name) => Arc::new(Named {
+                    name: ServerName::try_from(name.clone())
+                        .map_err(|e| error("server_name", format!("`{name}`: {e}")))?,
+                    inner: webpki,
+                }),
+                None => webpki,
+            }
+        };
+        let builder = builder
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        match (&self.cert_file, &self.key_file) {
+            (None, None) => Ok(builder.with_no_client_auth()),
+            (Some(cert), Some(key)) => builder
+                .with_client_auth_cert(certificates(cert, "cert_file")?, private_key(key)?)
+                .map_err(|e| error("key_file", format!("does not go with cert_file: {e}"))),
+            (Some(_), None) => Err(error("cert_file", "cert_file needs key_file")),
+            (None, Some(_)) => Err(error("key_file", "key_file needs cert_file")),
+        }
+    }
+
+    fn roots(&self) -> Result<RootCertStore, TlsError> {
+        let mut roots = RootCertStore::empty();
+        match &self.ca_file {
+            Some(path) => {
+                for cert in certificates(path, "ca_file")? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| error("ca_file", format!("{}: {e}", path.display())))?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    return Err(error(
+                        "",
+                        "no system certificate authorities found; give tls.ca_file",
+                    ));
+                }
+            }
+        }
+        Ok(roots)
+    }
+}
+
+fn certificates(
+    path: &Path,
+    field: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| error(field, format!("{}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(error(
+            field,
+            format!("{}: no PEM certificate in the file", path.display()),
+        ));
+    }
+    Ok(certs)
+}
+
+fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| error("key_file", format!("{}: {e}", path.display())))
+}
+
+/// Verifies the server as `name` whatever host the client connected to.
+#[derive(Debug)]
+struct Named {
+    name: ServerName<'static>,
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for Named {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// Accepts any server certificate (`insecure_skip_verify`), still checking that the server
+/// holds the key of the certificate it sent.
+#[derive(Debug)]
+struct AnyCertificate(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}

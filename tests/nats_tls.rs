@@ -1,0 +1,382 @@
+//! NATS inputs and outputs over TLS and with authentication, against a real nats-server with
+//! certificates made in the test.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::kafka::unique;
+use common::nats::{NatsServer, worker_with_metrics};
+use common::{pipeline, wait_exit, wait_for};
+use futures_util::StreamExt;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+/// A certificate authority and certificates it signed, written as PEM files in a temp dir.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let pki = Pki {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let ca = pki.authority("ca");
+        // The server's certificate names nats.test only: clients connecting to 127.0.0.1
+        // must say `server_name: nats.test`.
+        pki.issue(&ca, "server", &["nats.test"]);
+        pki.issue(&ca, "client", &["client.test"]);
+        // Another authority that signed nothing the server holds.
+        pki.authority("other-ca");
+        pki
+    }
+
+    fn authority(&self, name: &str) -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("sluice test {name}"));
+        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+        std::fs::write(self.path(&format!("{name}.pem")), ca.pem()).unwrap();
+        ca
+    }
+
+    fn issue(&self, ca: &CertifiedIssuer<'static, KeyPair>, name: &str, names: &[&str]) {
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .signed_by(&key, ca)
+            .unwrap();
+        std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(self.path(&format!("{name}-key.pem")), key.serialize_pem()).unwrap();
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.path().join(file)
+    }
+
+    fn show(&self, file: &str) -> String {
+        self.path(file).display().to_string()
+    }
+
+    /// A nats-server requiring TLS, and client certificates too when `mutual`.
+    fn server(&self, mutual: bool) -> NatsServer {
+        let (cert, key, ca) = (
+            self.show("server.pem"),
+            self.show("server-key.pem"),
+            self.show("ca.pem"),
+        );
+        let mut args = vec!["--tls", "--tlscert", &cert, "--tlskey", &key];
+        if mutual {
+            args.extend(["--tlsverify", "--tlscacert", &ca]);
+        }
+        NatsServer::start_with(&args)
+    }
+
+    /// A client of the test's own, trusting the test authority, with the client certificate.
+    async fn client(&self, server: &NatsServer) -> async_nats::Client {
+        let tls = self.tls_config();
+        async_nats::ConnectOptions::new()
+            .require_tls(true)
+            .tls_client_config(tls)
+            .connect(server.url())
+            .await
+            .unwrap()
+    }
+
+    fn tls_config(&self) -> async_nats::rustls::ClientConfig {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(self.path("ca.pem")).unwrap())
+            .unwrap();
+        let webpki =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+                .build()
+                .unwrap();
+        let verifier = std::sync::Arc::new(AsNatsTest(
+            webpki,
+            ServerName::try_from("nats.test").unwrap(),
+        ));
+        rustls::ClientConfig::builder()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_client_auth_cert(
+                vec![CertificateDer::from_pem_file(self.path("client.pem")).unwrap()],
+                PrivateKeyDer::from_pem_file(self.path("client-key.pem")).unwrap(),
+            )
+            .unwrap()
+    }
+}
+
+/// The test client's verifier: the server's certificate names `nats.test`, the client connects
+/// to 127.0.0.1.
+#[derive(Debug)]
+struct AsNatsTest(
+    std::sync::Arc<rustls::client::WebPkiServerVerifier>,
+    rustls::pki_types::ServerName<'static>,
+);
+
+impl rustls::client::danger::ServerCertVerifier for AsNatsTest {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.0
+            .verify_server_cert(end_entity, intermediates, &self.1, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// A NATS-to-NATS pipeline whose input and output both use `tls` (a YAML flow mapping, or no
+/// TLS) and `auth`.
+fn tls_pipeline(
+    dir: &Path,
+    url: &str,
+    tls: Option<&str>,
+    auth: &str,
+    input: &str,
+    output: &str,
+) -> PathBuf {
+    let tls = tls.map_or(String::new(), |tls| format!("\n    tls: {tls}"));
+    pipeline(
+        dir,
+        "tls",
+        &format!(
+            "\
+input:
+  nats:
+    url: {url}
+    subjects: [\"{input}\"]{tls}
+    auth: {auth}
+output:
+  nats:
+    url: {url}
+    subject: {output}{tls}
+    auth: {auth}
+errors: stop
+"
+        ),
+    )
+}
+
+fn ready(port: u16) -> Option<(u16, String)> {
+    common::http_get(port, "/health/ready")
+}
+
+/// Publishes numbered events until `count` have come out in order (the input subscribes a
+/// moment after readiness), and returns the ids that came out.
+async fn flow(client: &async_nats::Client, input: &str, output: &str, count: u64) -> Vec<u64> {
+    let mut out = client.subscribe(output.to_string()).await.unwrap();
+    client.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // Probe until the pipeline carries an event.
+    let first = loop {
+        client
+            .publish(input.to_string(), "{\"probe\":true}".into())
+            .await
+            .unwrap();
+        match tokio::time::timeout(Duration::from_millis(200), out.next()).await {
+            Ok(Some(_)) => break true,
+            _ => assert!(tokio::time::Instant::now() < deadline, "nothing came out"),
+        }
+    };
+    assert!(first);
+    for i in 0..count {
+        client
+            .publish(input.to_string(), format!("{{\"id\":{i}}}").into())
+            .await
+            .unwrap();
+    }
+    client.flush().await.unwrap();
+    let mut ids = Vec::new();
+    while (ids.len() as u64) < count {
+        let msg = tokio::time::timeout_at(deadline, out.next())
+            .await
+            .expect("events came out before the deadline")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&msg.payload).unwrap();
+        if let Some(id) = v["id"].as_u64() {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_flow_over_tls_and_mutual_tls() {
+    let pki = Pki::new();
+    for (mutual, tls) in [
+        (
+            false,
+            format!(
+                "{{ca_file: \"{}\", server_name: nats.test}}",
+                pki.show("ca.pem")
+            ),
+        ),
+        (
+            true,
+            format!(
+                "{{ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\", server_name: nats.test}}",
+                pki.show("ca.pem"),
+                pki.show("client.pem"),
+                pki.show("client-key.pem")
+            ),
+        ),
+    ] {
+        let server = pki.server(mutual);
+        let (input, output) = (unique("in"), unique("out"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = tls_pipeline(dir.path(), &server.url(), Some(&tls), "{}", &input, &output);
+        let port = common::free_port();
+        let log = dir.path().join("w.log");
+        let mut w = worker_with_metrics(&file, &log, port);
+        wait_for("ready over TLS", Duration::from_secs(60), || {
+            ready(port).filter(|r| r.0 == 200)
+        });
+        let client = pki.client(&server).await;
+        let ids = flow(&client, &input, &output, 100).await;
+        assert_eq!(ids, (0..100).collect::<Vec<_>>(), "mutual: {mutual}");
+        common::signal(&w, "TERM");
+        assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+    }
+}
+
+/// A worker that cannot connect stays alive and unready, and its log says why.
+fn refused(server: &NatsServer, tls: Option<&str>, auth: &str, why: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = tls_pipeline(
+        dir.path(),
+        &server.url(),
+        tls,
+        auth,
+        &unique("in"),
+        &unique("out"),
+    );
+    let port = common::free_port();
+    let log = dir.path().join("w.log");
+    let mut w = worker_with_metrics(&file, &log, port);
+    let records = wait_for(
+        &format!("a connection error naming {why}"),
+        Duration::from_secs(60),
+        || {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let found: Vec<_> =
+                common::log_records(&text, "nats connection attempt failed; retrying")
+                    .into_iter()
+                    .filter(|r| r["error"].as_str().is_some_and(|e| e.contains(why)))
+                    .collect();
+            (!found.is_empty()).then_some(found)
+        },
+    );
+    assert!(!records.is_empty());
+    let (status, body) = wait_for("the health endpoint", Duration::from_secs(30), || {
+        ready(port)
+    });
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("not connected"), "{body}");
+    assert!(w.try_wait().unwrap().is_none(), "the worker keeps running");
+    common::signal(&w, "TERM");
+    let status = wait_exit(&mut w, Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_wrong_authority_or_a_missing_client_certificate_is_a_clear_error() {
+    let pki = Pki::new();
+    let server = pki.server(true);
+    refused(
+        &server,
+        Some(&format!(
+            "{{ca_file: \"{}\", server_name: nats.test}}",
+            pki.show("other-ca.pem")
+        )),
+        "{}",
+        "UnknownIssuer",
+    );
+    refused(
+        &server,
+        Some(&format!(
+            "{{ca_file: \"{}\", server_name: nats.test}}",
+            pki.show("ca.pem")
+        )),
+        "{}",
+        "the server may require a client certificate",
+    );
+}
+
+#[test]
+fn wrong_credentials_are_a_clear_error() {
+    let server = NatsServer::start_with(&["--user", "app", "--pass", "right"]);
+    refused(
+        &server,
+        None,
+        "{user: app, password: wrong}",
+        "authorization violation",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_nkey_seed_file_authenticates() {
+    let user = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir().unwrap();
+    let seed = dir.path().join("user.nk");
+    std::fs::write(&seed, format!("{}\n", user.seed().unwrap())).unwrap();
+    let conf = dir.path().join("server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "authorization {{ users = [ {{ nkey: {} }} ] }}\n",
+            user.public_key()
+        ),
+    )
+    .unwrap();
+    let server = NatsServer::start_with(&["-c", &conf.display().to_string()]);
+    let (input, output) = (unique("in"), unique("out"));
+    let auth = format!("{{nkey_file: \"{}\"}}", seed.display());
+    let file = tls_pipeline(dir.path(), &server.url(), None, &auth, &input, &output);
+    let port = common::free_port();
+    let log = dir.path().join("w.log");
+    let mut w = worker_with_metrics(&file, &log, port);
+    wait_for("ready with an nkey", Duration::from_secs(60), || {
+        ready(port).filter(|r| r.0 == 200)
+    });
+    let client = async_nats::ConnectOptions::with_nkey(user.seed().unwrap())
+        .connect(server.url())
+        .await
+        .unwrap();
+    let ids = flow(&client, &input, &output, 50).await;
+    assert_eq!(ids, (0..50).collect::<Vec<_>>());
+    common::signal(&w, "TERM");
+    assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
+}
