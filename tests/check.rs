@@ -328,3 +328,51 @@ errors:
     }
     assert!(stderr.ends_with("6 errors found\n"), "{stderr}");
 }
+
+#[test]
+fn kafka_tls_and_sasl_blocks_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let file = pipeline(
+        dir.path(),
+        "kafka-tls",
+        &format!(
+            "\
+input:
+  kafka:
+    brokers: 127.0.0.1:9092
+    topics: [t]
+    group_id: g
+    tls: {{ca_file: \"{missing}\", server_name: broker.test}}
+    sasl: {{mechanism: PLAIN, username: \"\", password: secret-value}}
+    options: {{security.protocol: SSL}}
+output:
+  kafka:
+    brokers: 127.0.0.1:9092
+    topic: t
+    sasl: {{mechanism: GSSAPI, username: u, password: p}}
+errors: drop
+"
+        ),
+    );
+    let out = sluice().arg("check").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let shown = file.display();
+    for expected in [
+        format!("{shown}:6:20: error: {missing}: "),
+        format!("{shown}:6:64: error: server_name is not supported for Kafka"),
+        format!("{shown}:7:40: error: username must not be empty"),
+        format!("{shown}:8:34: error: `security.protocol` is set by the tls and sasl blocks"),
+        format!(
+            "{shown}:13:23: error: output.kafka.sasl.mechanism: unknown kind `GSSAPI`, expected one of `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`"
+        ),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&expected)),
+            "no `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("secret-value"), "{stderr}");
+    assert!(stderr.ends_with("5 errors found\n"), "{stderr}");
+}

@@ -51,7 +51,8 @@ pub struct TlsError {
     pub message: String,
 }
 
-fn error(field: &'static str, message: impl Into<String>) -> TlsError {
+/// A problem with the setting `field`.
+pub fn error(field: &'static str, message: impl Into<String>) -> TlsError {
     TlsError {
         field,
         message: message.into(),
@@ -59,11 +60,11 @@ fn error(field: &'static str, message: impl Into<String>) -> TlsError {
 }
 
 impl TlsConfig {
-    /// Checks the block: each setting on its own (every file read and parsed), then, when they
-    /// all pass, the whole block built as it will be used. Problems are reported at their key
-    /// under `path`.
+    /// Checks the block for a client that uses rustls (NATS): each setting on its own (every
+    /// file read and parsed), then, when they all pass, the whole block built as it will be
+    /// used. Problems are reported at their key under `path`.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        let mut errors = Vec::new();
+        let mut errors = self.files(false);
         if self.key_password.is_some() {
             errors.push(error(
                 "key_password",
@@ -75,29 +76,37 @@ impl TlsConfig {
         {
             errors.push(error("server_name", format!("`{name}`: {e}")));
         }
+        if errors.is_empty() {
+            errors.extend(self.rustls().err());
+        }
+        report(errors, path, v);
+    }
+
+    /// Problems with the files named: unreadable, not PEM, a certificate without its key. An
+    /// `encrypted_key` is only checked for being readable (its client decrypts it).
+    pub fn files(&self, encrypted_key: bool) -> Vec<TlsError> {
+        let mut errors = Vec::new();
         if let Some(ca) = &self.ca_file {
             errors.extend(certificates(ca, "ca_file").err());
         }
         match (&self.cert_file, &self.key_file) {
             (Some(cert), Some(key)) => {
                 errors.extend(certificates(cert, "cert_file").err());
-                errors.extend(private_key(key).err());
+                if encrypted_key {
+                    errors.extend(
+                        std::fs::metadata(key)
+                            .err()
+                            .map(|e| error("key_file", format!("{}: {e}", key.display()))),
+                    );
+                } else {
+                    errors.extend(private_key(key).err());
+                }
             }
             (Some(_), None) => errors.push(error("cert_file", "cert_file needs key_file")),
             (None, Some(_)) => errors.push(error("key_file", "key_file needs cert_file")),
             (None, None) => {}
         }
-        if errors.is_empty() {
-            errors.extend(self.rustls().err());
-        }
-        for e in errors {
-            let at = if e.field.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}.{}", e.field)
-            };
-            v.error_at(&at, e.message);
-        }
+        errors
     }
 
     /// Whether the server certificate goes unchecked; the caller logs a warning.
@@ -162,6 +171,18 @@ impl TlsConfig {
             }
         }
         Ok(roots)
+    }
+}
+
+/// Reports each problem at its key under `path` (the `tls` block).
+pub fn report(errors: Vec<TlsError>, path: &str, v: &mut Validator<'_>) {
+    for e in errors {
+        let at = if e.field.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}.{}", e.field)
+        };
+        v.error_at(&at, e.message);
     }
 }
 

@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
 use crate::client::kafka::{
-    BrokerLink, STATS_INTERVAL_MS, check_brokers, check_options, client_error,
+    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_options, client_error,
 };
+use crate::client::tls::TlsConfig;
 use crate::config::{ClientOptions, HumanDuration, Validator};
 use crate::delivery::Cause;
 use crate::event::Event;
@@ -41,9 +42,17 @@ pub struct KafkaOutputConfig {
     /// How long a record may take to be delivered, retries included, before it fails.
     #[serde(default = "default_delivery_timeout")]
     pub delivery_timeout: HumanDuration,
-    /// librdkafka producer properties (`security.protocol`, `sasl.*`, `ssl.*`, ...).
+    /// librdkafka producer properties (see the librdkafka documentation).
     #[serde(default)]
     pub options: ClientOptions,
+    /// TLS to the brokers: `ca_file`, `cert_file` + `key_file` (with `key_password` for an
+    /// encrypted key), `insecure_skip_verify`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// SASL authentication: `mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`),
+    /// `username`, `password`.
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
 }
 
 /// Producer compression codec.
@@ -91,9 +100,18 @@ fn default_delivery_timeout() -> HumanDuration {
 }
 
 impl KafkaOutputConfig {
+    /// The `tls` and `sasl` blocks.
+    pub fn security(&self) -> Security<'_> {
+        Security {
+            tls: self.tls.as_ref(),
+            sasl: self.sasl.as_ref(),
+        }
+    }
+
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
         check_brokers(&self.brokers, &format!("{path}.brokers"), v);
+        self.security().validate(&self.options, path, v);
         if self.topic.trim().is_empty() {
             v.error_at(&format!("{path}.topic"), "topic must not be empty");
         }
@@ -146,6 +164,9 @@ pub fn producer_config(
                 .clamp(1_000_000, 1_000_000_000)
                 .to_string(),
         );
+    for (k, v) in config.security().properties() {
+        cc.set(k, v);
+    }
     for (k, v) in &config.options.0 {
         cc.set(k, v);
     }
@@ -210,6 +231,7 @@ pub async fn run(
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
     let pipeline = ctx.telemetry.pipeline();
+    config.security().warn(pipeline);
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let link = ProducerLink {
         link: BrokerLink::new(

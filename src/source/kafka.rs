@@ -21,8 +21,9 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::{SourceContext, SourceError};
 use crate::client::kafka::{
-    BrokerLink, STATS_INTERVAL_MS, check_brokers, check_options, client_error,
+    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_options, client_error,
 };
+use crate::client::tls::TlsConfig;
 use crate::codec::Codec;
 use crate::config::{ClientOptions, HumanDuration, Validator};
 use crate::delivery::{AckMsg, AckSender, OrderedTracker};
@@ -48,9 +49,17 @@ pub struct KafkaInputConfig {
     /// `json` or `raw`.
     #[serde(default)]
     pub codec: Codec,
-    /// librdkafka consumer properties (`security.protocol`, `sasl.*`, `ssl.*`, ...).
+    /// librdkafka consumer properties (see the librdkafka documentation).
     #[serde(default)]
     pub options: ClientOptions,
+    /// TLS to the brokers: `ca_file`, `cert_file` + `key_file` (with `key_password` for an
+    /// encrypted key), `insecure_skip_verify`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// SASL authentication: `mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`),
+    /// `username`, `password`.
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
 }
 
 /// Start position of a new consumer group.
@@ -71,9 +80,18 @@ fn default_commit_interval() -> HumanDuration {
 }
 
 impl KafkaInputConfig {
+    /// The `tls` and `sasl` blocks.
+    pub fn security(&self) -> Security<'_> {
+        Security {
+            tls: self.tls.as_ref(),
+            sasl: self.sasl.as_ref(),
+        }
+    }
+
     /// Checks values serde cannot.
     pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
         check_brokers(&self.brokers, &format!("{path}.brokers"), v);
+        self.security().validate(&self.options, path, v);
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             v.error_at(
                 &format!("{path}.topics"),
@@ -125,6 +143,9 @@ pub fn consumer_config(config: &KafkaInputConfig, pipeline: &str) -> ClientConfi
         )
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("statistics.interval.ms", STATS_INTERVAL_MS);
+    for (k, v) in config.security().properties() {
+        cc.set(k, v);
+    }
     for (k, v) in &config.options.0 {
         cc.set(k, v);
     }
@@ -450,6 +471,7 @@ fn handed_upto(batch: &[Event]) -> HashMap<(Arc<str>, i32), u64> {
 
 /// Consumes until shutdown, then waits for in-flight events and commits.
 pub async fn run(config: &KafkaInputConfig, ctx: SourceContext) -> Result<(), SourceError> {
+    config.security().warn(ctx.telemetry.pipeline());
     let config = config.clone();
     let runtime = tokio::runtime::Handle::current();
     let thread = std::thread::Builder::new()
