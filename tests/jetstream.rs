@@ -309,12 +309,7 @@ errors: stop
         ),
     );
     let log = dir.path().join("w.log");
-    let mut w = Worker::start(
-        sluice!(),
-        &file,
-        &log,
-        &["--metrics-addr", &format!("127.0.0.1:{port}")],
-    );
+    let mut w = Worker::with_metrics(sluice!(), &file, &log, port);
     // Each of the 5 events is kept alive every half ack wait: 25 means they waited for more than
     // two ack waits.
     testkit::wait_for("in-progress acks", Duration::from_secs(60), || {
@@ -490,12 +485,7 @@ settings:
     );
     let port = testkit::free_port();
     let log = dir.path().join("w.log");
-    let mut w = Worker::start(
-        sluice!(),
-        &file,
-        &log,
-        &["--metrics-addr", &format!("127.0.0.1:{port}")],
-    );
+    let mut w = Worker::with_metrics(sluice!(), &file, &log, port);
     let metric = |name: &str| {
         let (_, body) = testkit::http_get(port, "/metrics")?;
         testkit::metric_values(&body, name, &[("pipeline", "outage")])

@@ -236,12 +236,7 @@ errors: stop
     );
     let port = testkit::free_port();
     let log = dir.path().join("w.log");
-    let mut w = Worker::start(
-        sluice!(),
-        &file,
-        &log,
-        &["--metrics-addr", &format!("127.0.0.1:{port}")],
-    );
+    let mut w = Worker::with_metrics(sluice!(), &file, &log, port);
     let ready = |want: (u16, &str)| {
         wait_for(
             &format!("/health/ready {want:?}"),

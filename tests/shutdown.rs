@@ -188,12 +188,7 @@ fn a_deadline_exit_still_logs_the_pipeline_totals() {
         ),
     );
     let port = testkit::free_port();
-    let mut child = Worker::start(
-        sluice!(),
-        &file,
-        &log,
-        &["--metrics-addr", &format!("127.0.0.1:{port}")],
-    );
+    let mut child = Worker::with_metrics(sluice!(), &file, &log, port);
     // Every event was read; none can be delivered.
     wait_for("the events to be read", Duration::from_secs(30), || {
         let (_, body) = testkit::http_get(port, "/metrics")?;

@@ -155,6 +155,12 @@ impl Worker {
         }
     }
 
+    /// [`start`](Self::start), serving metrics and health on 127.0.0.1:`port`.
+    pub fn with_metrics(sluice: Command, pipeline: &Path, log: &Path, port: u16) -> Worker {
+        let addr = format!("127.0.0.1:{port}");
+        Self::start(sluice, pipeline, log, &["--metrics-addr", &addr])
+    }
+
     /// The log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
