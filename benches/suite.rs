@@ -302,7 +302,7 @@ fn latency_kafka_on(
                 (measured_from.clone(), flowing.clone(), produced.clone());
             std::thread::spawn(move || {
                 // The mock cluster answers a fetch only when its wait is up: 1 ms, as above.
-                let mut reader = TopicReader::with_fetch_wait(&brokers, &output, partitions, 1);
+                let reader = TopicReader::with_fetch_wait(&brokers, &output, partitions, 1);
                 // Reads on for 5 s after the last event is produced.
                 let mut until = None;
                 while until.is_none_or(|u| Instant::now() < u) {

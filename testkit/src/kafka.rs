@@ -89,7 +89,9 @@ pub type Outgoing = (Option<String>, Vec<u8>, Vec<(&'static str, &'static str)>)
 
 /// Produces records to `topic` and waits until every one is delivered.
 pub fn produce(brokers: &str, topic: &str, records: impl IntoIterator<Item = Outgoing>) {
-    let mut producer = TestProducer::new(client(brokers).set("linger.ms", "5").clone());
+    let mut config = client(brokers);
+    config.set("linger.ms", "5");
+    let mut producer = TestProducer::new(config);
     for (key, payload, headers) in records {
         producer.send(topic, key.as_deref(), &payload, &headers);
     }
@@ -259,7 +261,7 @@ impl TopicReader {
 
     /// The next record if one arrives within `timeout`, not kept in
     /// [`records`](Self::records).
-    pub fn next_record(&mut self, timeout: Duration) -> Option<Record> {
+    pub fn next_record(&self, timeout: Duration) -> Option<Record> {
         match self.consumer.poll(timeout)? {
             Ok(msg) => Some(Record::from_message(&msg)),
             Err(e) => {
@@ -317,7 +319,7 @@ impl Collector {
         )
     }
 
-    fn spawn(mut reader: TopicReader, keep: bool) -> Collector {
+    fn spawn(reader: TopicReader, keep: bool) -> Collector {
         let records = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
