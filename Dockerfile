@@ -15,11 +15,13 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Dependencies first, in their own layer, so code changes do not rebuild them. Cargo.toml declares
-# [[bench]] targets: cargo refuses a manifest whose declared target file is missing, so stubs
-# stand in for them (benches are not built by `cargo build`; the stubs stay for the second build).
+# [[bench]] targets and the test helpers' workspace member: cargo refuses a manifest whose declared
+# target file or member is missing, so stubs stand in for them (neither is built by `cargo build`;
+# the stubs stay for the second build).
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
- && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+COPY testkit/Cargo.toml testkit/
+RUN mkdir -p src benches testkit/src \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs testkit/src/lib.rs \
  && for b in transform suite; do echo 'fn main() {}' > "benches/$b.rs"; done \
  && cargo build --release --locked \
  && rm -rf src

@@ -36,19 +36,19 @@
 //! included), as `run.py` measures them. Run without `--bench` (as `cargo test` does) it
 //! does nothing.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{NatsServer, Reading, Worker, event, watch};
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use testkit::kafka::{EndOffsets, TopicReader};
+use testkit::measure::{self, Reading, event, watch};
+use testkit::nats::NatsServer;
+use testkit::{Process, eventually, pipeline};
 
 /// W2's program: half the events have status 500.
 const W2_PROGRAM: &str =
@@ -57,6 +57,8 @@ const W2_PROGRAM: &str =
 const RESHAPE: &str = "{id, ts, service, status, latency_ms: (.latency * 1000)}";
 const PARTITIONS: i32 = 32;
 const TIMEOUT: Duration = Duration::from_secs(900);
+/// How long a worker may take to subscribe before a NATS workload gives up on it.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One line of the table.
 struct Row {
@@ -232,17 +234,20 @@ fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
         dir,
         rate,
     ));
-    match tansu::Broker::start() {
-        Some(broker) => out.extend(latency_kafka_on(
+    match testkit::tansu::Broker::try_start() {
+        Ok(broker) => out.extend(latency_kafka_on(
             "Kafka tansu",
-            &broker.brokers,
-            &|topics| broker.create(topics, LATENCY_PARTITIONS),
+            &broker.address(),
+            &|topics| {
+                let topics: Vec<_> = topics.iter().map(|t| (*t, LATENCY_PARTITIONS)).collect();
+                broker.create_topics(&topics)
+            },
             LATENCY_PARTITIONS,
             "5",
             dir,
             rate,
         )),
-        None => eprintln!("W5 on tansu not run: tansu is not installed (scripts/setup.sh kafka)"),
+        Err(e) => eprintln!("W5 on tansu not run: {e}"),
     }
     out
 }
@@ -282,7 +287,7 @@ fn latency_kafka_on(
                 fetch_wait_ms,
                 Some(W2_PROGRAM),
             );
-            Worker::spawn(sluice().arg(&file))
+            Process::spawn(sluice().arg(&file))
         };
         let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
         // The window opens a warm-up after the worker's first output is read (a group join
@@ -296,18 +301,18 @@ fn latency_kafka_on(
             let (measured_from, flowing, produced) =
                 (measured_from.clone(), flowing.clone(), produced.clone());
             std::thread::spawn(move || {
-                let c = reader(&brokers, &output, partitions, 1);
+                // The mock cluster answers a fetch only when its wait is up: 1 ms, as above.
+                let reader = TopicReader::with_fetch_wait(&brokers, &output, partitions, 1);
                 // Reads on for 5 s after the last event is produced.
                 let mut until = None;
                 while until.is_none_or(|u| Instant::now() < u) {
                     if until.is_none() && produced.load(Ordering::Relaxed) {
                         until = Some(Instant::now() + Duration::from_secs(5));
                     }
-                    if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-                        use rdkafka::Message;
+                    if let Some(r) = reader.next_record(Duration::from_millis(100)) {
                         flowing.store(true, Ordering::Relaxed);
                         let since = measured_from.load(Ordering::Relaxed);
-                        if let Some(l) = latency_of(m.payload().unwrap_or_default(), since) {
+                        if let Some(l) = latency_of(&r.payload, since) {
                             samples.lock().unwrap().push(l);
                         }
                     }
@@ -380,26 +385,24 @@ fn latency_nats(dir: &Path, rate: u64) -> Vec<Latency> {
     let mut out = Vec::new();
     for runner in ["raw", "sluice"] {
         let worker = if runner == "raw" {
-            raw_worker(&["nats", &server.url, "lat.in", "lat.out.raw"])
+            raw_worker(&["nats", &server.url(), "lat.in", "lat.out.raw"])
         } else {
-            Worker::spawn(sluice().arg(&file))
+            Process::spawn(sluice().arg(&file))
         };
         let samples = rt.block_on(async {
             let mut sub = client.subscribe(format!("lat.out.{runner}")).await.unwrap();
             client.flush().await.unwrap();
             // Until the worker is subscribed, publishes are lost: probe until one comes back.
-            loop {
+            eventually("the worker to subscribe", PROBE_TIMEOUT, async || {
                 client
                     .publish("lat.in", timed_event(0, 256).into())
                     .await
                     .unwrap();
-                if tokio::time::timeout(Duration::from_millis(200), sub.next())
+                tokio::time::timeout(Duration::from_millis(200), sub.next())
                     .await
-                    .is_ok()
-                {
-                    break;
-                }
-            }
+                    .ok()
+            })
+            .await;
             let measured_from = now_us() + WARM_UP.as_micros() as u64;
             let reading = tokio::spawn(async move {
                 let mut samples = Vec::new();
@@ -467,27 +470,26 @@ fn print_table(rows: &[Row]) {
     }
 }
 
+/// `sluice run`, quiet, to be given a pipeline file.
 fn sluice() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    let mut cmd = testkit::sluice!();
     // With metrics served, as deployed: what recording them costs per event is measured too.
     cmd.arg("run")
         .env("RUST_LOG", "warn")
-        .env("SLUICE_METRICS_ADDR", "127.0.0.1:0");
+        .env("SLUICE_METRICS_ADDR", "127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     cmd
 }
 
-fn raw_worker(args: &[&str]) -> Worker {
-    Worker::spawn(
+fn raw_worker(args: &[&str]) -> Process {
+    Process::spawn(
         Command::new(std::env::current_exe().unwrap())
             .arg("raw")
-            .args(args),
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
     )
-}
-
-fn write(dir: &Path, name: &str, yaml: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, yaml).unwrap();
-    path
 }
 
 /// sluice's pipeline file for Kafka `input` -> `program` (none: passthrough) -> `output`, in
@@ -503,7 +505,7 @@ fn kafka_pipeline(
     let transforms = program
         .map(|p| format!("transforms:\n  - jq: '{p}'\n"))
         .unwrap_or_default();
-    write(
+    pipeline(
         dir,
         output,
         &format!(
@@ -513,34 +515,11 @@ fn kafka_pipeline(
     )
 }
 
-/// A consumer of every partition of `topic` from its start, outside any group (nothing is
-/// committed), fetching with waits of at most `fetch_wait_ms`.
-fn reader(brokers: &str, topic: &str, partitions: i32, fetch_wait_ms: u32) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        // assign() needs a group id; no group is joined and nothing committed.
-        .set("group.id", "suite-reader")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", fetch_wait_ms.to_string())
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    consumer
-}
-
-fn kafka_total(consumer: &BaseConsumer, topic: &str) -> u64 {
-    (0..PARTITIONS)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .map_or(0, |w| w.1.max(0) as u64)
-        })
-        .sum()
+/// Records in `topic` so far (0 while the broker does not answer).
+fn kafka_total(offsets: &EndOffsets, topic: &str) -> u64 {
+    offsets
+        .of(topic, PARTITIONS)
+        .map_or(0, |ends| ends.iter().map(|e| (*e).max(0) as u64).sum())
 }
 
 fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
@@ -577,14 +556,11 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
         }
     }
     producer.flush(Duration::from_secs(120)).unwrap();
-    let counter: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let kafka_run = |workload: &'static str, runner: &str, worker: Worker, expect: u64| {
+    let counter = EndOffsets::new(&brokers);
+    let kafka_run = |workload: &'static str, runner: &str, worker: Process, expect: u64| {
         let output = format!("{}-{runner}", workload.to_lowercase());
         let per_output = n as f64 / expect as f64;
-        let reading = watch(worker.pid(), expect, per_output, TIMEOUT, || {
+        let reading = watch(worker.id(), expect, per_output, TIMEOUT, || {
             kafka_total(&counter, &output)
         });
         drop(worker);
@@ -605,7 +581,7 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
         rows.push(kafka_run(
             "W1",
             "sluice",
-            Worker::spawn(sluice().arg(&file)),
+            Process::spawn(sluice().arg(&file)),
             n,
         ));
         for tool in ["kcat-jaq", "bytewax"] {
@@ -620,7 +596,7 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
     }
     if w2 {
         let file = pipeline("w2-sluice", Some(W2_PROGRAM));
-        let worker = Worker::spawn(sluice().arg(&file));
+        let worker = Process::spawn(sluice().arg(&file));
         rows.push(kafka_run("W2", "sluice", worker, n.div_ceil(2)));
         for tool in ["kcat-jaq", "bytewax"] {
             rows.push(baseline("W2", tool, &brokers, &format!("w2-{tool}"), n));
@@ -693,15 +669,15 @@ fn nats_rig(
 ) {
     let server = NatsServer::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = rt.block_on(async_nats::connect(&server.url)).unwrap();
-    let file = write(
+    let client = rt.block_on(async_nats::connect(server.url())).unwrap();
+    let file = pipeline(
         dir,
         prefix,
         &format!(
             "input:\n  nats:\n    url: {url}\n    subjects: [{prefix}.in]\n\
              transforms:\n  - jq: '{RESHAPE}'\n\
              output:\n  nats:\n    url: {url}\n    subject: {prefix}.out.sluice\nerrors: drop\n",
-            url = server.url
+            url = server.url()
         ),
     );
     (server, rt, client, file)
@@ -711,10 +687,11 @@ fn nats_rig(
 /// nothing.
 fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
     let (server, rt, client, file) = nats_rig(dir, "w3");
-    let raw_args = ["nats", &server.url, "w3.in", "w3.out.raw"];
+    let url = server.url();
+    let raw_args = ["nats", &url, "w3.in", "w3.out.raw"];
     for (runner, start) in [
-        ("raw", &(|| raw_worker(&raw_args)) as &dyn Fn() -> Worker),
-        ("sluice", &|| Worker::spawn(sluice().arg(&file))),
+        ("raw", &(|| raw_worker(&raw_args)) as &dyn Fn() -> Process),
+        ("sluice", &|| Process::spawn(sluice().arg(&file))),
     ] {
         let mut best: Option<Reading> = None;
         let mut note = String::new();
@@ -765,7 +742,7 @@ fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
 /// percent of all its cores.
 async fn nats_trial(
     client: &async_nats::Client,
-    worker: &Worker,
+    worker: &Process,
     runner: &str,
     n: u64,
     rate: u64,
@@ -775,15 +752,13 @@ async fn nats_trial(
     client.flush().await.unwrap();
     // Until the worker is subscribed, publishes are lost: probe until one comes back.
     let probe = event(u64::MAX, 256);
-    loop {
+    eventually("the worker to subscribe", PROBE_TIMEOUT, async || {
         client.publish("w3.in", probe.clone().into()).await.unwrap();
-        if tokio::time::timeout(Duration::from_millis(200), out.next())
+        tokio::time::timeout(Duration::from_millis(200), out.next())
             .await
-            .is_ok()
-        {
-            break;
-        }
-    }
+            .ok()
+    })
+    .await;
     // Late probe echoes, then count.
     while tokio::time::timeout(Duration::from_millis(300), out.next())
         .await
@@ -798,9 +773,9 @@ async fn nats_trial(
             }
         })
     };
-    let pid = worker.pid().to_string();
-    let (t0, c0) = (Instant::now(), common::cpu_seconds(&pid));
-    let machine0 = common::machine_ticks();
+    let pid = worker.id();
+    let (t0, c0) = (Instant::now(), measure::cpu_seconds(pid));
+    let machine0 = measure::machine_ticks();
     let per_tick = (rate / 100).max(1);
     let mut sent = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(10));
@@ -816,7 +791,7 @@ async fn nats_trial(
     }
     client.flush().await.unwrap();
     let publish_secs = t0.elapsed().as_secs_f64();
-    let busy = common::busy_percent(machine0, common::machine_ticks());
+    let busy = measure::busy_percent(machine0, measure::machine_ticks());
     // Done when nothing more arrives for a second.
     let mut last = (received.load(Ordering::Relaxed), Instant::now());
     while received.load(Ordering::Relaxed) < n {
@@ -828,8 +803,8 @@ async fn nats_trial(
             break;
         }
     }
-    let cpu = common::cpu_seconds(&pid) - c0;
-    let peak = common::peak_rss_mib(&pid);
+    let cpu = measure::cpu_seconds(pid) - c0;
+    let peak = measure::peak_rss_mib(pid);
     counting.abort();
     let got = received.load(Ordering::Relaxed);
     if got < n {
@@ -846,60 +821,25 @@ async fn nats_trial(
 
 /// W4: a pre-loaded stream drained through a durable pull consumer into another stream.
 fn jetstream(rows: &mut Vec<Row>, dir: &Path, n: u64) {
-    use async_nats::jetstream::{self, stream};
+    use testkit::nats::{create_stream, publish_all, stored};
     let server = NatsServer::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let js = rt.block_on(async {
-        let js = jetstream::new(async_nats::connect(&server.url).await.unwrap());
+        let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
         for (name, subject) in [
             ("IN", "w4.in.>"),
             ("RAW", "w4.raw"),
             ("SLUICE", "w4.sluice"),
         ] {
-            js.create_stream(stream::Config {
-                name: name.into(),
-                subjects: vec![subject.into()],
-                ..Default::default()
-            })
-            .await
-            .unwrap();
+            create_stream(&js, name, &[subject.to_string()]).await;
         }
-        let mut acks = Vec::new();
-        for i in 0..n {
-            acks.push(
-                js.publish(format!("w4.in.{}", i % 8), event(i, 512).into())
-                    .await
-                    .unwrap(),
-            );
-            if acks.len() == 4096 {
-                for a in futures_util::future::join_all(
-                    acks.drain(..).map(std::future::IntoFuture::into_future),
-                )
-                .await
-                {
-                    a.unwrap();
-                }
-            }
-        }
-        for a in futures_util::future::join_all(
-            acks.into_iter().map(std::future::IntoFuture::into_future),
-        )
-        .await
-        {
-            a.unwrap();
-        }
+        let events = (0..n).map(|i| (format!("w4.in.{}", i % 8), event(i, 512).into()));
+        publish_all(&js, events).await;
         js
     });
-    let stored = |name: &str| {
-        rt.block_on(async {
-            match js.get_stream(name).await {
-                Ok(mut s) => s.info().await.map_or(0, |i| i.state.messages),
-                Err(_) => 0,
-            }
-        })
-    };
-    let raw = raw_worker(&["jetstream", &server.url, "IN", "w4.raw", &n.to_string()]);
-    let reading = watch(raw.pid(), n, 1.0, TIMEOUT, || stored("RAW"));
+    let stored = |name: &str| rt.block_on(stored(&js, name)).unwrap_or(0);
+    let raw = raw_worker(&["jetstream", &server.url(), "IN", "w4.raw", &n.to_string()]);
+    let reading = watch(raw.id(), n, 1.0, TIMEOUT, || stored("RAW"));
     drop(raw);
     rows.push(Row {
         workload: "W4",
@@ -907,18 +847,18 @@ fn jetstream(rows: &mut Vec<Row>, dir: &Path, n: u64) {
         reading: Some(reading),
         note: "512 B; fetch -> publish -> await acks -> ack, no parsing".into(),
     });
-    let file = write(
+    let file = pipeline(
         dir,
         "w4",
         &format!(
             "input:\n  jetstream:\n    url: {url}\n    stream: IN\n    consumer: sluice\n\
              transforms:\n  - jq: '{RESHAPE}'\n\
              output:\n  jetstream:\n    url: {url}\n    subject: w4.sluice\nerrors: drop\n",
-            url = server.url
+            url = server.url()
         ),
     );
-    let worker = Worker::spawn(sluice().arg(&file));
-    let reading = watch(worker.pid(), n, 1.0, TIMEOUT, || stored("SLUICE"));
+    let worker = Process::spawn(sluice().arg(&file));
+    let reading = watch(worker.id(), n, 1.0, TIMEOUT, || stored("SLUICE"));
     drop(worker);
     rows.push(Row {
         workload: "W4",
@@ -928,167 +868,44 @@ fn jetstream(rows: &mut Vec<Row>, dir: &Path, n: u64) {
     });
 }
 
-/// The raw client loops, run as child processes of the suite: the physical limit of each bus
-/// on this machine, with no parsing.
 /// W1 on a real Kafka-protocol broker: a tansu process (in-memory storage), which can hold a
 /// backlog of millions of events, unlike the mock cluster.
 mod tansu {
     use std::path::{Path, PathBuf};
-    use std::process::{Command, Stdio};
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::process::Command;
     use std::time::{Duration, Instant};
 
     use rdkafka::ClientConfig;
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
     use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use testkit::kafka::Collector;
+    use testkit::measure::{Reading, cpu_seconds, peak_rss_mib};
+    use testkit::tansu::Broker;
+    use testkit::{Process, try_wait_for};
 
-    use super::common::{Reading, cpu_seconds, peak_rss_mib};
     use super::{
-        Row, TIMEOUT, W2_PROGRAM, Worker, baseline_from, event, kafka_pipeline, raw_worker, sluice,
+        Row, TIMEOUT, W2_PROGRAM, baseline_from, event, kafka_pipeline, raw_worker, sluice,
     };
-
-    /// A tansu broker on a free port, killed when dropped.
-    pub struct Broker {
-        _child: Worker,
-        pub brokers: String,
-    }
-
-    fn binary() -> PathBuf {
-        if let Some(path) = std::env::var_os("TANSU") {
-            return PathBuf::from(path);
-        }
-        let home =
-            Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".cargo/bin/tansu");
-        if home.exists() {
-            home
-        } else {
-            PathBuf::from("tansu")
-        }
-    }
-
-    impl Broker {
-        pub fn start() -> Option<Broker> {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .ok()?
-                .local_addr()
-                .ok()?
-                .port();
-            let url = format!("tcp://127.0.0.1:{port}");
-            let child = Command::new(binary())
-                .arg("broker")
-                .args(["--listener-url", &url, "--advertised-listener-url", &url])
-                .args(["--storage-engine", "memory://tansu/"])
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .ok()?;
-            let broker = Broker {
-                _child: Worker(child),
-                brokers: format!("127.0.0.1:{port}"),
-            };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                if Instant::now() > deadline {
-                    return None;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Some(broker)
-        }
-
-        pub fn create(&self, topics: &[&str], partitions: i32) {
-            let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-                .set("bootstrap.servers", &self.brokers)
-                .create()
-                .unwrap();
-            let new: Vec<NewTopic> = topics
-                .iter()
-                .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
-                .collect();
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            for r in rt
-                .block_on(admin.create_topics(&new, &AdminOptions::new()))
-                .unwrap()
-            {
-                r.unwrap();
-            }
-        }
-    }
-
-    /// Counts the records of `topic` by reading it from the beginning (tansu's ListOffsets
-    /// cannot be trusted for a count), until dropped.
-    struct Counter {
-        count: Arc<AtomicU64>,
-        stop: Arc<AtomicBool>,
-        thread: Option<std::thread::JoinHandle<()>>,
-    }
-
-    impl Counter {
-        fn start(brokers: &str, topic: &str, partitions: i32) -> Counter {
-            let (count, stop) = (
-                Arc::new(AtomicU64::new(0)),
-                Arc::new(AtomicBool::new(false)),
-            );
-            let consumer = super::reader(brokers, topic, partitions, 10);
-            let thread = {
-                let (count, stop) = (count.clone(), stop.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-                            count.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                })
-            };
-            Counter {
-                count,
-                stop,
-                thread: Some(thread),
-            }
-        }
-
-        fn get(&self) -> u64 {
-            self.count.load(Ordering::Relaxed)
-        }
-    }
-
-    impl Drop for Counter {
-        fn drop(&mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
-            }
-        }
-    }
 
     /// Watches a worker until `count()` reaches `expect` outputs: its whole run from `started`
     /// (start-up and the group join included, as `run.py` measures the other tools), and its
     /// CPU time in all.
     fn whole_run(
-        worker: &Worker,
+        worker: &Process,
         started: Instant,
         inputs: u64,
         expect: u64,
         count: impl Fn() -> u64,
     ) -> Reading {
-        let pid = worker.pid().to_string();
-        let deadline = started + TIMEOUT;
-        while count() < expect {
-            assert!(
-                Instant::now() < deadline,
-                "timed out at {} of {expect} outputs",
-                count()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+        let pid = worker.id();
+        let left = TIMEOUT.saturating_sub(started.elapsed());
+        if try_wait_for(left, || (count() >= expect).then_some(())).is_none() {
+            panic!("timed out at {} of {expect} outputs", count());
         }
         Reading {
             events: inputs as f64,
             seconds: started.elapsed().as_secs_f64(),
-            cpu_seconds: cpu_seconds(&pid),
-            peak_rss_mib: peak_rss_mib(&pid),
+            cpu_seconds: cpu_seconds(pid),
+            peak_rss_mib: peak_rss_mib(pid),
         }
     }
 
@@ -1120,16 +937,19 @@ mod tansu {
         let libs = newer_librdkafka(dir);
         for partitions in [1, 2] {
             // A broker of its own for each: it keeps every topic in memory.
-            let Some(broker) = Broker::start() else {
-                rows.push(Row {
-                    workload: "W1 tansu",
-                    runner: "all".into(),
-                    reading: None,
-                    note: "not run: tansu is not installed (scripts/setup.sh kafka)".into(),
-                });
-                return;
+            let broker = match Broker::try_start() {
+                Ok(broker) => broker,
+                Err(e) => {
+                    rows.push(Row {
+                        workload: "W1 tansu",
+                        runner: "all".into(),
+                        reading: None,
+                        note: format!("not run: {e}"),
+                    });
+                    return;
+                }
             };
-            let brokers = broker.brokers.clone();
+            let brokers = broker.address();
             let workload: &'static str = if partitions == 1 {
                 "W1 tansu 1p"
             } else {
@@ -1154,7 +974,8 @@ mod tansu {
             let mut topics = vec![input.as_str()];
             topics.extend(outputs.iter().map(String::as_str));
             topics.extend(w2_outputs.iter().map(String::as_str));
-            broker.create(&topics, partitions);
+            let topics: Vec<_> = topics.into_iter().map(|t| (t, partitions)).collect();
+            broker.create_topics(&topics);
             let producer: BaseProducer = ClientConfig::new()
                 .set("bootstrap.servers", &brokers)
                 .set("linger.ms", "20")
@@ -1188,17 +1009,18 @@ mod tansu {
             for (workload, runner, output, program) in runs {
                 let row = match runner {
                     "raw" | "sluice" => {
-                        let counter = Counter::start(&brokers, output, partitions);
+                        let counter = Collector::counting(&brokers, output, partitions);
                         let started = Instant::now();
                         let worker = if runner == "raw" {
                             raw_worker(&["kafka", &brokers, &input, output, &n.to_string()])
                         } else {
                             let file = kafka_pipeline(dir, &brokers, &input, output, "5", program);
-                            Worker::spawn(sluice().arg(&file))
+                            Process::spawn(sluice().arg(&file))
                         };
                         // W2 lets half of the events through.
                         let expect = if program.is_some() { n.div_ceil(2) } else { n };
-                        let reading = whole_run(&worker, started, n, expect, || counter.get());
+                        let reading =
+                            whole_run(&worker, started, n, expect, || counter.count() as u64);
                         Row {
                             workload,
                             runner: runner.to_string(),
@@ -1233,6 +1055,8 @@ mod tansu {
     }
 }
 
+/// The raw client loops, run as child processes of the suite: the physical limit of each bus
+/// on this machine, with no parsing.
 mod raw {
     use std::time::{Duration, Instant};
 

@@ -6,8 +6,6 @@
 //! criterion. Run without `--bench` (as `cargo test --all-targets` does) each benchmark runs once
 //! as a check, untimed.
 
-mod common;
-
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +16,7 @@ use sluice::delivery::Ack;
 use sluice::event::{Event, Position};
 use sluice::pipeline::load_str;
 use sluice::runtime::processor::{Processed, Worker};
+use testkit::measure::event;
 
 // The allocator of the `sluice` binary, so these figures are the binary's.
 #[global_allocator]
@@ -133,7 +132,7 @@ fn bench(
 }
 
 fn transform(c: &mut Criterion) {
-    let events = batch(|i| common::event(i, 1024));
+    let events = batch(|i| event(i, 1024));
     let orders = batch(order);
 
     // The identities write back what they read: with the JSON codec the same values (numbers
@@ -153,7 +152,7 @@ fn transform(c: &mut Criterion) {
     }
 
     bench(c, "json_identity", "json", IDENTITY, &events, BATCH);
-    let small = batch(|i| common::event(i, 256));
+    let small = batch(|i| event(i, 256));
     bench(c, "json_w3_reshape_256b", "json", RESHAPE, &small, BATCH);
     bench(c, "json_w2_select_reshape", "json", W2, &events, BATCH / 2);
     bench(

@@ -1,14 +1,11 @@
 //! Bad input of every kind, mixed into good events: each bad event ends as a dead letter with
 //! its reason, every good one is delivered, and the process keeps running.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::kafka::unique;
-use common::nats::{NatsServer, create_stream, eventually, publish_all, read_stream, stored};
-use common::{log_records, pipeline, signal, wait_exit};
+use testkit::nats::{NatsServer, create_stream, publish_all, read_stream, stored};
+use testkit::{Worker, eventually, log_records, pipeline, signal, sluice, unique, wait_exit};
 
 /// A kind of bad input: its payload for event `i`, and the step and a part of the reason its
 /// dead letter must carry.
@@ -169,7 +166,7 @@ settings:
         ),
     );
     let log = dir.path().join("w.log");
-    let mut w = common::nats::worker(&file, &log);
+    let mut w = Worker::start(sluice!(), &file, &log, &[]);
     let expected_dead = bad.len() as u64;
     eventually("every event out", Duration::from_secs(300), || async {
         let out = stored(&js, &output).await?;

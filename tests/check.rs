@@ -1,8 +1,6 @@
 //! `sluice check`: every error at once with file:line:column; the sample pipelines are valid.
 
-mod common;
-
-use common::{pipeline, sluice};
+use testkit::{pipeline, sluice};
 
 #[test]
 fn reports_an_unknown_key_and_a_jq_syntax_error_together() {
@@ -22,7 +20,7 @@ output:
 errors: drop
 ",
     );
-    let out = sluice().arg("check").arg(&file).output().unwrap();
+    let out = sluice!().arg("check").arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
     let shown = file.display().to_string();
@@ -57,7 +55,7 @@ fn reports_errors_of_every_file() {
         "b",
         "input:\n  file: {}\noutput:\n  stdout: {}\nerrors: drop\n",
     );
-    let out = sluice().arg("check").arg(&a).arg(&b).output().unwrap();
+    let out = sluice!().arg("check").arg(&a).arg(&b).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -84,7 +82,7 @@ fn missing_environment_variable_is_named_with_its_position() {
         "env",
         "input:\n  file:\n    path: ${SLUICE_TEST_UNSET_VAR_42}\noutput:\n  stdout: {}\nerrors: drop\n",
     );
-    let out = sluice()
+    let out = sluice!()
         .arg("check")
         .arg(&file)
         .env_remove("SLUICE_TEST_UNSET_VAR_42")
@@ -113,7 +111,7 @@ fn every_sample_pipeline_is_valid() {
         files.len() >= 4,
         "expected the sample pipelines, found {files:?}"
     );
-    let out = sluice().arg("check").args(&files).output().unwrap();
+    let out = sluice!().arg("check").args(&files).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -154,7 +152,7 @@ fn every_missing_section_a_bad_name_and_a_duplicate_name_are_reported_where_they
         "second",
         "# the same name as first.yaml\nname: same\ninput: {stdin: {}}\noutput: {stdout: {}}\nerrors: drop\n",
     );
-    let out = sluice()
+    let out = sluice!()
         .arg("check")
         .args([&missing, &newline, &empty, &first, &second])
         .output()
@@ -192,7 +190,7 @@ fn thousands_of_unknown_keys_are_all_counted_and_the_first_hundred_shown() {
         text.push_str(&format!("k{i}: 1\n"));
     }
     let file = pipeline(dir.path(), "keys", &text);
-    let out = sluice().arg("check").arg(&file).output().unwrap();
+    let out = sluice!().arg("check").arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     let shown: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
@@ -214,8 +212,8 @@ fn thousands_of_unknown_keys_are_all_counted_and_the_first_hundred_shown() {
 
 #[test]
 fn the_metrics_address_may_be_a_host_name() {
-    let port = common::free_port();
-    let out = sluice()
+    let port = testkit::free_port();
+    let out = sluice!()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["run", "--log-format", "json", "--metrics-addr"])
         .arg(format!("localhost:{port}"))
@@ -224,7 +222,7 @@ fn the_metrics_address_may_be_a_host_name() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    let serving = common::log_records(&stderr, "serving /metrics, /health/live and /health/ready");
+    let serving = testkit::log_records(&stderr, "serving /metrics, /health/live and /health/ready");
     assert_eq!(serving.len(), 1, "{stderr}");
     assert!(
         serving[0]["address"]
@@ -232,7 +230,7 @@ fn the_metrics_address_may_be_a_host_name() {
             .unwrap()
             .ends_with(&format!(":{port}"))
     );
-    let bad = sluice()
+    let bad = sluice!()
         .args(["run", "--metrics-addr", "localhost"])
         .arg(format!(
             "{}/pipelines/quickstart.yaml",
@@ -255,7 +253,7 @@ fn server_addresses_are_parsed_for_real() {
         "addresses",
         "input: {nats: {url: \"not a url\", subjects: [a]}}\noutput: {kafka: {brokers: \":::\", topic: t}}\nerrors:\n  output: {jetstream: {url: \"nats://127.0.0.1:4222,ftp://x\", subject: d}}\n",
     );
-    let out = sluice().arg("check").arg(&file).output().unwrap();
+    let out = sluice!().arg("check").arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let shown = file.display();
@@ -309,7 +307,7 @@ errors:
 "
         ),
     );
-    let out = sluice().arg("check").arg(&file).output().unwrap();
+    let out = sluice!().arg("check").arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let shown = file.display();
@@ -355,7 +353,7 @@ errors: drop
 "
         ),
     );
-    let out = sluice().arg("check").arg(&file).output().unwrap();
+    let out = sluice!().arg("check").arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let shown = file.display();

@@ -1,16 +1,11 @@
 //! JetStream input through the real binary and a real nats-server: acknowledgement after
 //! delivery, crashes, server restarts, redelivery with backoff, in-progress acks.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::kafka::unique;
-use common::nats::{
-    NatsServer, consumer_state, create_stream, eventually, publish_all, read_stream, stored, worker,
-};
-use common::{log_records, pipeline, signal, wait_exit};
+use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all, read_stream, stored};
+use testkit::{Worker, eventually, log_records, pipeline, signal, sluice, unique, wait_exit};
 
 fn name(prefix: &str) -> String {
     unique(prefix).replace('-', "_")
@@ -97,7 +92,7 @@ errors: stop
     let log = |i: usize| dir.path().join(format!("w{i}.log"));
 
     // One worker, killed without warning part-way.
-    let mut first = worker(&file, &log(0));
+    let mut first = Worker::start(sluice!(), &file, &log(0), &[]);
     eventually("20,000 events out", Duration::from_secs(120), || async {
         stored(&js, &output).await.filter(|m| *m >= 20_000)
     })
@@ -106,7 +101,10 @@ errors: stop
     first.wait().unwrap();
 
     // Two replicas take over the same durable consumer; the server restarts under them.
-    let mut replicas = vec![worker(&file, &log(1)), worker(&file, &log(2))];
+    let mut replicas = vec![
+        Worker::start(sluice!(), &file, &log(1), &[]),
+        Worker::start(sluice!(), &file, &log(2), &[]),
+    ];
     eventually("50,000 events out", Duration::from_secs(120), || async {
         stored(&js, &output).await.filter(|m| *m >= 50_000)
     })
@@ -213,9 +211,9 @@ errors:
         ),
     );
     let log = dir.path().join("w.log");
-    let mut w = worker(&file, &log);
-    let letter = common::wait_for("the dead letter", Duration::from_secs(60), || {
-        common::lines(&dlq).first().cloned()
+    let mut w = Worker::start(sluice!(), &file, &log, &[]);
+    let letter = testkit::wait_for("the dead letter", Duration::from_secs(60), || {
+        testkit::lines(&dlq).first().cloned()
     });
     all_acknowledged(&js, &input, Duration::from_secs(30)).await;
     let ok: Vec<u64> = read_stream(&js, &output)
@@ -238,7 +236,7 @@ errors:
 
     signal(&w, "TERM");
     assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
-    assert_eq!(common::lines(&dlq).len(), 1, "dead-lettered once");
+    assert_eq!(testkit::lines(&dlq).len(), 1, "dead-lettered once");
     let text = std::fs::read_to_string(&log).unwrap();
     let retries = log_records(&text, "input not acknowledged; it will be redelivered");
     assert_eq!(
@@ -289,7 +287,7 @@ async fn slow_events_are_kept_alive_and_a_shutdown_waits_to_deliver_them() {
         .status()
         .unwrap();
     assert!(made.success());
-    let port = common::free_port();
+    let port = testkit::free_port();
     let file = pipeline(
         dir.path(),
         "slow",
@@ -311,12 +309,12 @@ errors: stop
         ),
     );
     let log = dir.path().join("w.log");
-    let mut w = common::nats::worker_with_metrics(&file, &log, port);
+    let mut w = Worker::with_metrics(sluice!(), &file, &log, port);
     // Each of the 5 events is kept alive every half ack wait: 25 means they waited for more than
     // two ack waits.
-    common::wait_for("in-progress acks", Duration::from_secs(60), || {
-        let (_, body) = common::http_get(port, "/metrics")?;
-        let sent = common::metric_values(
+    testkit::wait_for("in-progress acks", Duration::from_secs(60), || {
+        let (_, body) = testkit::http_get(port, "/metrics")?;
+        let sent = testkit::metric_values(
             &body,
             "sluice_jetstream_acks_total",
             &[("kind", "in_progress")],
@@ -326,11 +324,11 @@ errors: stop
     // SIGTERM while the events are stuck in the output: not ready any more, still live, and
     // the process waits for them instead of exiting.
     signal(&w, "TERM");
-    common::wait_for("not ready", Duration::from_secs(30), || {
-        common::http_get(port, "/health/ready").filter(|(status, _)| *status == 503)
+    testkit::wait_for("not ready", Duration::from_secs(30), || {
+        testkit::http_get(port, "/health/ready").filter(|(status, _)| *status == 503)
     });
     assert_eq!(
-        common::http_get(port, "/health/live").map(|r| r.0),
+        testkit::http_get(port, "/health/live").map(|r| r.0),
         Some(200)
     );
     assert!(
@@ -397,7 +395,7 @@ settings:
         ),
     );
     let log = |i: usize| dir.path().join(format!("w{i}.log"));
-    let mut first = worker(&file, &log(0));
+    let mut first = Worker::start(sluice!(), &file, &log(0), &[]);
     eventually("5,000 events out", Duration::from_secs(60), || async {
         stored(&js, &output).await.filter(|m| *m >= 5_000)
     })
@@ -415,7 +413,7 @@ settings:
     assert!(stopped_at < n, "stopped under load, with work left");
 
     // Nothing it took is left unacknowledged: a second worker finishes the rest.
-    let mut second = worker(&file, &log(1));
+    let mut second = Worker::start(sluice!(), &file, &log(1), &[]);
     all_acknowledged(&js, &input, Duration::from_secs(120)).await;
     signal(&second, "TERM");
     assert!(wait_exit(&mut second, Duration::from_secs(15)).success());
@@ -485,12 +483,12 @@ settings:
             dead = dead.display(),
         ),
     );
-    let port = common::free_port();
+    let port = testkit::free_port();
     let log = dir.path().join("w.log");
-    let mut w = common::nats::worker_with_metrics(&file, &log, port);
+    let mut w = Worker::with_metrics(sluice!(), &file, &log, port);
     let metric = |name: &str| {
-        let (_, body) = common::http_get(port, "/metrics")?;
-        common::metric_values(&body, name, &[("pipeline", "outage")])
+        let (_, body) = testkit::http_get(port, "/metrics")?;
+        testkit::metric_values(&body, name, &[("pipeline", "outage")])
             .first()
             .map(|v| v.1)
     };
@@ -500,11 +498,11 @@ settings:
     .await;
 
     out_server.stop();
-    common::wait_for("the circuit open", Duration::from_secs(60), || {
+    testkit::wait_for("the circuit open", Duration::from_secs(60), || {
         (metric("sluice_output_circuit_open")? == 1.0).then_some(())
     });
-    let (_, ready) = common::wait_for("not ready", Duration::from_secs(30), || {
-        common::http_get(port, "/health/ready").filter(|r| r.1.contains("output failing"))
+    let (_, ready) = testkit::wait_for("not ready", Duration::from_secs(30), || {
+        testkit::http_get(port, "/health/ready").filter(|r| r.1.contains("output failing"))
     });
     assert_eq!(
         ready,
@@ -520,7 +518,7 @@ settings:
     );
     let (_, waiting, _) = consumer_state(&in_js, &input, "proc").await.unwrap();
     assert!(waiting >= n / 2, "only {waiting} left in the input stream");
-    assert!(common::nats::logged(
+    assert!(testkit::logged(
         &log,
         "output unavailable; circuit open: reading pauses and the held events are retried"
     ));
@@ -533,8 +531,8 @@ settings:
     )
     .await;
     all_acknowledged(&in_js, &input, Duration::from_secs(60)).await;
-    common::wait_for("ready again", Duration::from_secs(30), || {
-        common::http_get(port, "/health/ready").filter(|r| r.0 == 200)
+    testkit::wait_for("ready again", Duration::from_secs(30), || {
+        testkit::http_get(port, "/health/ready").filter(|r| r.0 == 200)
     });
     assert_eq!(metric("sluice_output_circuit_open"), Some(0.0));
     assert!(metric("sluice_output_retries_total").unwrap() > 0.0);
@@ -555,7 +553,7 @@ settings:
         "nothing dead-lettered"
     );
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(common::nats::logged(
+    assert!(testkit::logged(
         &log,
         "output recovered; circuit closed, reading resumes"
     ));
@@ -610,7 +608,7 @@ settings:
         ),
     );
     let log = dir.path().join("w.log");
-    let mut w = worker(&file, &log);
+    let mut w = Worker::start(sluice!(), &file, &log, &[]);
     assert!(wait_exit(&mut w, Duration::from_secs(120)).success());
     let mut ids: Vec<u64> = read_stream(&js, &output)
         .await
@@ -620,7 +618,7 @@ settings:
     ids.sort_unstable();
     let want: Vec<u64> = (0..n).filter(|i| *i != 7).collect();
     assert_eq!(ids, want);
-    let letters = common::lines(&dead);
+    let letters = testkit::lines(&dead);
     assert_eq!(letters.len(), 1, "{letters:?}");
     let letter: serde_json::Value = serde_json::from_str(&letters[0]).unwrap();
     assert_eq!(letter["payload"]["id"], 7);
@@ -714,7 +712,7 @@ settings:
         let runs = if batch_size == 1 { 1 } else { 2 };
         for run in 0..runs {
             let log = dir.path().join(format!("w{run}.log"));
-            let mut w = worker(&file, &log);
+            let mut w = Worker::start(sluice!(), &file, &log, &[]);
             let status = wait_exit(&mut w, Duration::from_secs(60));
             assert_eq!(status.code(), Some(1), "{case}, run {run}");
             let text = std::fs::read_to_string(&log).unwrap();
@@ -814,9 +812,9 @@ errors:
     );
     for run in 0..2 {
         let log = dir.path().join(format!("w{run}.log"));
-        let mut w = worker(&file, &log);
-        common::wait_for("the worker to consume", Duration::from_secs(30), || {
-            common::nats::logged(&log, "jetstream consuming").then_some(())
+        let mut w = Worker::start(sluice!(), &file, &log, &[]);
+        testkit::wait_for("the worker to consume", Duration::from_secs(30), || {
+            testkit::logged(&log, "jetstream consuming").then_some(())
         });
         all_acknowledged(&js, &input, Duration::from_secs(60)).await;
         eventually("the outputs", Duration::from_secs(60), || async {

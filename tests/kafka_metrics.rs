@@ -1,16 +1,15 @@
 //! The metrics endpoint of a running Kafka pipeline: counters match what went through, consumer
 //! lag per partition is never negative and drains to 0, health endpoints answer.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::kafka::{Collector, produce, unique};
-use common::{
-    free_port, http_get as get, metric_values as values, pipeline, sluice, wait_exit, wait_for,
-};
 use rdkafka::mocking::MockCluster;
+use testkit::kafka::{Collector, produce};
+use testkit::{
+    free_port, http_get as get, metric_values as values, pipeline, sluice, unique, wait_exit,
+    wait_for,
+};
 
 #[test]
 fn counters_match_and_lag_drains_to_zero() {
@@ -59,7 +58,7 @@ errors: stop
     );
     let port = free_port();
     let out = Collector::start(&brokers, &output, 3);
-    let mut child = sluice()
+    let mut child = sluice!()
         .args(["run", "--metrics-addr", &format!("127.0.0.1:{port}")])
         .arg(&file)
         .stderr(Stdio::null())
@@ -139,7 +138,7 @@ errors: stop
         );
     }
 
-    common::signal(&child, "TERM");
+    testkit::signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
     assert_eq!(out.count(), kept, "nothing extra after shutdown");
 }

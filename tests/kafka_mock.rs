@@ -1,17 +1,16 @@
 //! Kafka input and output on librdkafka's mock cluster, in process: delivery, ordering, commits,
 //! and faults (broker down, produce errors, leader change). Nothing may be lost.
 
-mod common;
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::kafka::{Collector, Outgoing, Rec, committed, end_offsets, produce, unique};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sluice::observe::health::Health;
+use testkit::kafka::{Collector, Outgoing, Record, committed, end_offsets, produce};
+use testkit::{eventually, try_eventually, unique};
 use tokio_util::sync::CancellationToken;
 
 const PARTITIONS: i32 = 3;
@@ -120,36 +119,29 @@ fn events(range: std::ops::Range<u64>, bad: &[u64]) -> Vec<Outgoing> {
 
 /// The group committed every input partition up to its end: everything read was handled.
 async fn assert_all_committed(brokers: &str, s: &Setup) {
-    let (b, i, g) = (brokers.to_string(), s.input.clone(), s.group.clone());
-    let (done, ends) = tokio::task::spawn_blocking(move || {
-        (
-            committed(&b, &g, &i, PARTITIONS),
-            end_offsets(&b, &i, PARTITIONS),
-        )
-    })
-    .await
-    .unwrap();
+    let done = committed_now(brokers, s, PARTITIONS).await;
+    let (b, i) = (brokers.to_string(), s.input.clone());
+    let ends = tokio::task::spawn_blocking(move || end_offsets(&b, &i, PARTITIONS))
+        .await
+        .unwrap();
     assert_eq!(done, ends, "committed offsets equal the end offsets");
 }
 
 async fn wait_count(what: &str, c: &Collector, n: usize, timeout: Duration) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while c.count() < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {} of {n}",
-            c.count()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let done = try_eventually(timeout, async || (c.count() >= n).then_some(())).await;
+    assert!(
+        done.is_some(),
+        "timed out waiting for {what}: {} of {n}",
+        c.count()
+    );
 }
 
 /// Every id in `0..n` except `bad` arrived, each output carries its input key and headers, and
 /// ids of one key arrive in increasing order. Returns the number of duplicates.
-fn check_output(records: &[Rec], n: u64, bad: &[u64], input: &str) -> usize {
+fn check_output(records: &[Record], n: u64, bad: &[u64], input: &str) -> usize {
     let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
     let mut last_by_key: HashMap<String, u64> = HashMap::new();
-    let mut by_partition: BTreeMap<i32, Vec<&Rec>> = BTreeMap::new();
+    let mut by_partition: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
     for r in records {
         by_partition.entry(r.partition).or_default().push(r);
     }
@@ -392,18 +384,12 @@ async fn an_event_the_output_rejects_is_dead_lettered_and_the_rest_flows() {
 
 /// Waits until readiness is `ready`; returns the reasons given when it is not.
 async fn wait_ready(health: &Health, ready: bool) -> Vec<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    try_eventually(Duration::from_secs(60), async || {
         let problems = health.problems();
-        if problems.is_empty() == ready {
-            return problems;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "readiness did not become {ready}: {problems:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (problems.is_empty() == ready).then_some(problems)
+    })
+    .await
+    .unwrap_or_else(|| panic!("readiness did not become {ready}: {:?}", health.problems()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -442,21 +428,22 @@ async fn readiness_follows_the_cluster_and_an_outage_loses_nothing() {
         "mock: kafka output not connected",
         "mock: kafka dead-letter output not connected",
     ];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
+    let mut expected = all_down.map(String::from).to_vec();
+    expected.sort();
+    let sorted_problems = || {
         let mut problems = health.problems();
         problems.sort();
-        let mut expected = all_down.map(String::from).to_vec();
-        expected.sort();
-        if problems == expected {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not every client noticed the outage: {problems:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        problems
+    };
+    let noticed = try_eventually(Duration::from_secs(60), async || {
+        (sorted_problems() == expected).then_some(())
+    })
+    .await;
+    assert!(
+        noticed.is_some(),
+        "not every client noticed the outage: {:?}",
+        sorted_problems()
+    );
     for b in 1..=3 {
         cluster.broker_up(b).unwrap();
     }
@@ -478,7 +465,7 @@ fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
 }
 
 fn gauge(name: &str, pipeline: &str) -> f64 {
-    common::metric_values(&metrics().render(), name, &[("pipeline", pipeline)])
+    testkit::metric_values(&metrics().render(), name, &[("pipeline", pipeline)])
         .first()
         .map_or(0.0, |v| v.1)
 }
@@ -530,7 +517,7 @@ async fn an_output_cluster_down_holds_the_input_back_and_loses_nothing() {
     // While the output is down, reading stops at the in-flight byte budget: the rest of the
     // input waits in Kafka. Watch it for a while (up to 3 s; a sampling interval).
     let received = || {
-        common::metric_values(
+        testkit::metric_values(
             &metrics().render(),
             "sluice_events_received_total",
             &[("pipeline", "output-outage")],
@@ -564,18 +551,20 @@ async fn an_output_cluster_down_holds_the_input_back_and_loses_nothing() {
     assert_all_committed(&brokers_a, &s).await;
 }
 
-/// The group's committed offsets of the input topic.
+/// The group's committed offsets of the input topic, -1 where it committed none (as Kafka's
+/// OffsetFetch answers), to compare with end offsets.
 async fn committed_now(brokers: &str, s: &Setup, partitions: i32) -> Vec<i64> {
     let (b, g, i) = (brokers.to_string(), s.group.clone(), s.input.clone());
-    tokio::task::spawn_blocking(move || committed(&b, &g, &i, partitions))
+    let offsets = tokio::task::spawn_blocking(move || committed(&b, &g, &i, partitions))
         .await
-        .unwrap()
+        .unwrap();
+    offsets.into_iter().map(|o| o.unwrap_or(-1)).collect()
 }
 
 /// Waits until the group has committed `offsets` on the input's partitions.
 async fn wait_committed(brokers: &str, s: &Setup, offsets: &[i64]) {
     let what = format!("committed offsets {offsets:?}");
-    common::nats::eventually(&what, Duration::from_secs(60), || async {
+    eventually(&what, Duration::from_secs(60), || async {
         (committed_now(brokers, s, offsets.len() as i32).await == offsets).then_some(())
     })
     .await;
@@ -824,11 +813,11 @@ async fn a_huge_record_is_dead_lettered_to_jetstream_cut_to_fit_and_not_met_agai
     for t in [&s.input, &s.output] {
         cluster.create_topic(t, 1, 1).unwrap();
     }
-    let server = common::nats::NatsServer::start();
+    let server = testkit::nats::NatsServer::start();
     let client = async_nats::connect(server.url()).await.unwrap();
     let js = async_nats::jetstream::new(client);
     let (dead, dead_subject) = (unique("DEAD").replace('-', "_"), unique("dead"));
-    common::nats::create_stream(&js, &dead, std::slice::from_ref(&dead_subject)).await;
+    testkit::nats::create_stream(&js, &dead, std::slice::from_ref(&dead_subject)).await;
 
     let huge = format!("{{\"id\":1,\"blob\":\"{}\"}}", "y".repeat(1_500_000));
     {
@@ -885,7 +874,7 @@ errors:
         .map(|r| r.json()["id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, [0, 2]);
-    let letters = common::nats::read_stream(&js, &dead).await;
+    let letters = testkit::nats::read_stream(&js, &dead).await;
     assert_eq!(
         letters.len(),
         1,

@@ -9,13 +9,11 @@
 //! tansu 0.6.0 differs from Kafka in ways these tests work around (each is explained where it
 //! matters):
 //! - a fetch from an offset inside a record batch returns nothing, so test input is written one
-//!   record per batch (see `TestProducer`);
+//!   record per batch (see `testkit::tansu::Broker::producer`);
 //! - when the group leader leaves, it stays named as leader and the group never settles again,
 //!   so the tests never stop or kill the leader;
 //! - a rebalance can hand a partition to a member while another still owns it; duplicates are
 //!   therefore classified from the workers' logs (see `duplicates`).
-
-mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -23,8 +21,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::tansu::{Broker, Ownership, Record, TopicReader, Worker, unique};
-use common::{pipeline, wait_for};
+use testkit::kafka::{Record, TopicReader, committed};
+use testkit::process::Ownership;
+use testkit::tansu::Broker;
+use testkit::{Worker, pipeline, sluice, try_wait_for, unique, wait_for};
 
 /// Serialises the tests of this file.
 fn serial() -> MutexGuard<'static, ()> {
@@ -206,28 +206,25 @@ fn missing(counts: &HashMap<u64, u64>, n: u64) -> Vec<u64> {
 fn wait_for_all_ids(reader: &mut TopicReader, n: u64, timeout: Duration, workers: &[&Worker]) {
     let mut seen = HashSet::new();
     let mut scanned = 0;
-    let deadline = Instant::now() + timeout;
-    loop {
+    let done = try_wait_for(timeout, || {
         reader.poll(Duration::from_millis(250));
         for r in &reader.records[scanned..] {
             seen.insert(id_of(r));
         }
         scanned = reader.records.len();
-        if seen.len() as u64 >= n {
-            return;
-        }
-        if Instant::now() >= deadline {
-            let logs: Vec<String> = workers.iter().map(|w| w.report()).collect();
-            panic!(
-                "timed out after {timeout:?}: {} of {n} ids in the output, first missing: {:?}\n{}",
-                seen.len(),
-                (0..n)
-                    .filter(|i| !seen.contains(i))
-                    .take(20)
-                    .collect::<Vec<_>>(),
-                logs.join("\n")
-            );
-        }
+        (seen.len() as u64 >= n).then_some(())
+    });
+    if done.is_none() {
+        let logs: Vec<String> = workers.iter().map(|w| w.report()).collect();
+        panic!(
+            "timed out after {timeout:?}: {} of {n} ids in the output, first missing: {:?}\n{}",
+            seen.len(),
+            (0..n)
+                .filter(|i| !seen.contains(i))
+                .take(20)
+                .collect::<Vec<_>>(),
+            logs.join("\n")
+        );
     }
 }
 
@@ -247,23 +244,33 @@ fn wait_until<T>(
     workers: &[&Worker],
     mut cond: impl FnMut() -> (Option<T>, String),
 ) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (done, progress) = cond();
-        if let Some(v) = done {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            let logs: Vec<String> = workers.iter().map(|w| w.report()).collect();
-            let broker_log = broker.log_text();
-            let tail = &broker_log[broker_log.len().saturating_sub(4000)..];
-            panic!(
-                "timed out after {timeout:?} waiting for {what}: {progress}\n{}\n--- broker log (tail):\n{tail}",
-                logs.join("\n")
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut progress = String::new();
+    let done = try_wait_for(timeout, || {
+        let (done, now) = cond();
+        progress = now;
+        done
+    });
+    done.unwrap_or_else(|| {
+        let logs: Vec<String> = workers.iter().map(|w| w.report()).collect();
+        let broker_log = broker.log_text();
+        let tail = &broker_log[broker_log.len().saturating_sub(4000)..];
+        panic!(
+            "timed out after {timeout:?} waiting for {what}: {progress}\n{}\n--- broker log (tail):\n{tail}",
+            logs.join("\n")
+        );
+    })
+}
+
+/// Starts a worker named `name` on `pipeline`, logging to `dir/name.log`, with `WORKER=name`
+/// in its environment (the pipeline writes it into every output).
+fn start_worker(dir: &Path, name: &str, pipeline: &Path) -> Worker {
+    let mut sluice = sluice!();
+    sluice
+        .env("WORKER", name)
+        // With `debug: cgrp` in the pipeline's consumer options, librdkafka's group protocol
+        // messages land in the log (see `Worker::is_group_leader`).
+        .env("RUST_LOG", "info,librdkafka=debug");
+    Worker::start(sluice, pipeline, &dir.join(format!("{name}.log")), &[])
 }
 
 /// Sets the flag when dropped.
@@ -321,9 +328,9 @@ fn kafka_to_kafka_end_to_end() {
     assert_eq!(malformed.len(), 20);
 
     let file = kafka_pipeline(dir.path(), &broker, "e2e", &input, &group, &output, &dlq);
-    let mut worker = Worker::start(dir.path(), "w1", &file);
-    let mut out = TopicReader::new(&broker, &output, 3);
-    let mut dead = TopicReader::new(&broker, &dlq, 1);
+    let mut worker = start_worker(dir.path(), "w1", &file);
+    let mut out = TopicReader::new(&broker.address(), &output, 3);
+    let mut dead = TopicReader::new(&broker.address(), &dlq, 1);
     wait_until(
         "every event in the output and the dead-letter topic",
         Duration::from_secs(120),
@@ -424,7 +431,7 @@ fn kafka_to_kafka_end_to_end() {
     assert_eq!(letters, malformed);
 
     // Everything read was committed: the group's offsets are the end of every input partition.
-    let committed = broker.committed(&group, &input, 3);
+    let committed = committed(&broker.address(), &group, &input, 3);
     let expected: Vec<Option<i64>> = (0..3).map(|p| end_offsets.get(&p).copied()).collect();
     assert_eq!(
         committed, expected,
@@ -470,9 +477,9 @@ fn scaling_with_kill_and_replicas() {
     let file = kafka_pipeline(dir.path(), &broker, "scale", &input, &group, &output, &dlq);
     let mut workers: Vec<Worker> = ["w1", "w2", "w3"]
         .iter()
-        .map(|name| Worker::start(dir.path(), name, &file))
+        .map(|name| start_worker(dir.path(), name, &file))
         .collect();
-    let mut out = TopicReader::new(&broker, &output, 6);
+    let mut out = TopicReader::new(&broker.address(), &output, 6);
     wait_until(
         "three workers in a stable group, each with output, and 10% of the events",
         Duration::from_secs(120),
@@ -504,7 +511,8 @@ fn scaling_with_kill_and_replicas() {
     let mut killed = workers.remove(victim);
     let held = killed.assigned();
     let at_kill = out.records.len();
-    killed.kill();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
     eprintln!(
         "killed {} holding partitions {held:?} with {at_kill} records in the output",
         killed.name
@@ -530,7 +538,7 @@ fn scaling_with_kill_and_replicas() {
             )
         },
     );
-    workers.push(Worker::start(dir.path(), "w4", &file));
+    workers.push(start_worker(dir.path(), "w4", &file));
     wait_until(
         "the replacement to hold partitions in a stable group",
         Duration::from_secs(60),
@@ -594,7 +602,7 @@ fn scaling_with_kill_and_replicas() {
     // The survivors committed everything when they stopped, unless the broker had two members
     // commit to one partition (the later, lower commit wins).
     if d.overlaps.is_empty() {
-        let committed = broker.committed(&group, &input, 6);
+        let committed = committed(&broker.address(), &group, &input, 6);
         let expected: Vec<Option<i64>> = (0..6).map(|p| end_offsets.get(&p).copied()).collect();
         assert_eq!(
             committed, expected,
@@ -655,8 +663,8 @@ fn scale_up_and_down_while_running() {
             producer.end_offsets()
         });
 
-        let mut out = TopicReader::new(&broker, &output, 4);
-        let w1 = Worker::start(dir.path(), "w1", &file);
+        let mut out = TopicReader::new(&broker.address(), &output, 4);
+        let w1 = start_worker(dir.path(), "w1", &file);
         wait_for(
             "output from the first worker",
             Duration::from_secs(60),
@@ -668,8 +676,8 @@ fn scale_up_and_down_while_running() {
 
         // Scale up to three; wait until the group settled with every worker holding partitions.
         let mut workers = vec![w1];
-        workers.push(Worker::start(dir.path(), "w2", &file));
-        workers.push(Worker::start(dir.path(), "w3", &file));
+        workers.push(start_worker(dir.path(), "w2", &file));
+        workers.push(start_worker(dir.path(), "w3", &file));
         wait_until(
             "three workers holding partitions in a stable group",
             Duration::from_secs(90),
@@ -782,7 +790,7 @@ fn scale_up_and_down_while_running() {
         );
         if d.overlaps.is_empty() {
             assert_eq!(d.total, 0);
-            let committed = broker.committed(&group, &input, 4);
+            let committed = committed(&broker.address(), &group, &input, 4);
             let expected: Vec<Option<i64>> = (0..4).map(|p| end_offsets.get(&p).copied()).collect();
             assert_eq!(
                 committed, expected,

@@ -1,10 +1,8 @@
 //! Local inputs and outputs end to end through the real binary.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{lines, log_records, pipeline, run_with_stdin, sluice};
+use testkit::{lines, log_records, pipeline, run_with_stdin, sluice};
 
 /// 100,000 JSON lines with malformed lines and transform failures mixed in, stdin to stdout.
 #[test]
@@ -57,7 +55,7 @@ settings:
         input.push('\n');
     }
 
-    let out = run_with_stdin(&file, input.as_bytes());
+    let out = run_with_stdin(sluice!(), &file, input.as_bytes());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "exit {:?}: {stderr}", out.status);
     let got: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
@@ -171,7 +169,7 @@ errors: stop
             out.display()
         ),
     );
-    let status = sluice().arg("run").arg(&file).status().unwrap();
+    let status = sluice!().arg("run").arg(&file).status().unwrap();
     assert!(status.success());
     let got: Vec<serde_json::Value> = lines(&out)
         .iter()
@@ -202,7 +200,7 @@ errors: stop
 
 #[test]
 fn quickstart_prints_transformed_events() {
-    let out = sluice()
+    let out = sluice!()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["run", "pipelines/quickstart.yaml"])
         .output()
@@ -238,7 +236,7 @@ fn errors_stop_fails_loudly_after_delivering_what_came_before() {
         "stop",
         "input:\n  stdin: {}\ntransforms:\n  - jq: '.a + 1'\noutput:\n  stdout: {}\nerrors: stop\nsettings:\n  batch_size: 1\n  workers: 1\n",
     );
-    let out = run_with_stdin(&file, b"{\"a\":1}\n{\"a\":\"x\"}\n");
+    let out = run_with_stdin(sluice!(), &file, b"{\"a\":1}\n{\"a\":\"x\"}\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(std::str::from_utf8(&out.stdout).unwrap(), "2\n");
@@ -275,7 +273,7 @@ fn errors_stop_delivers_every_line_before_the_failure_and_none_after() {
                     "input:\n  stdin: {{}}\ntransforms:\n  - jq: .\noutput:\n  stdout: {{}}\nerrors: stop\n{settings}"
                 ),
             );
-            let out = run_with_stdin(&file, input.as_bytes());
+            let out = run_with_stdin(sluice!(), &file, input.as_bytes());
             assert_eq!(
                 out.status.code(),
                 Some(1),
@@ -301,7 +299,7 @@ fn errors_stop_delivers_every_line_before_the_failure_and_none_after() {
                     written.display()
                 ),
             );
-            let status = sluice()
+            let status = sluice!()
                 .arg("run")
                 .arg(&file)
                 .stderr(std::process::Stdio::null())
@@ -329,7 +327,7 @@ fn errors_drop_counts_and_continues() {
         "drop",
         "input:\n  stdin: {}\noutput:\n  stdout: {}\ntransforms:\n  - jq: .\nerrors: drop\n",
     );
-    let out = run_with_stdin(&file, b"1\nnope\n3\n");
+    let out = run_with_stdin(sluice!(), &file, b"1\nnope\n3\n");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(std::str::from_utf8(&out.stdout).unwrap(), "1\n3\n");
@@ -349,7 +347,11 @@ fn raw_codec_routes_non_json_lines() {
         "raw",
         "input:\n  stdin:\n    codec: raw\ntransforms:\n  - filter: 'startswith(\"ERROR\")'\n  - jq: 'ascii_downcase'\noutput:\n  stdout: {}\nerrors: stop\n",
     );
-    let out = run_with_stdin(&file, b"ERROR disk full\nINFO fine\nERROR {not json}\n");
+    let out = run_with_stdin(
+        sluice!(),
+        &file,
+        b"ERROR disk full\nINFO fine\nERROR {not json}\n",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -382,7 +384,7 @@ fn several_pipelines_run_in_one_process() {
             b_out.display()
         ),
     );
-    let status = sluice().arg("run").arg(&a).arg(&b).status().unwrap();
+    let status = sluice!().arg("run").arg(&a).arg(&b).status().unwrap();
     assert!(status.success());
     let a_lines = lines(&a_out);
     let b_lines = lines(&b_out);
@@ -417,8 +419,8 @@ fn file_input_follows_appended_lines() {
             out.display()
         ),
     );
-    let mut child = sluice().arg("run").arg(&file).spawn().unwrap();
-    common::wait_for("the first line", Duration::from_secs(20), || {
+    let mut child = sluice!().arg("run").arg(&file).spawn().unwrap();
+    testkit::wait_for("the first line", Duration::from_secs(20), || {
         (lines(&out).len() == 1).then_some(())
     });
     std::fs::OpenOptions::new()
@@ -427,11 +429,11 @@ fn file_input_follows_appended_lines() {
         .unwrap()
         .write_all(b"{\"n\":2}\n{\"n\":3}\n")
         .unwrap();
-    common::wait_for("the appended lines", Duration::from_secs(20), || {
+    testkit::wait_for("the appended lines", Duration::from_secs(20), || {
         (lines(&out).len() == 3).then_some(())
     });
-    common::signal(&child, "TERM");
-    let status = common::wait_exit(&mut child, Duration::from_secs(30));
+    testkit::signal(&child, "TERM");
+    let status = testkit::wait_exit(&mut child, Duration::from_secs(30));
     assert!(status.success());
     assert_eq!(lines(&out), vec!["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
 }

@@ -1,19 +1,14 @@
 //! Memory stays bounded when a fast input feeds a slow output: reading waits for the output
 //! (bounded channels, the in-flight byte budget) instead of buffering.
 
-mod common;
-
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use common::{pipeline, signal, wait_exit};
+use testkit::{pipeline, signal, wait_exit};
 
 /// Resident set size of a process, in bytes.
 fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    testkit::measure::memory_kib(pid, "VmRSS").map(|kb| kb * 1024)
 }
 
 #[test]
@@ -49,9 +44,9 @@ settings:
             fifo = fifo.display()
         ),
     );
-    let port = common::free_port();
-    let mut w = common::nats::Worker(
-        common::sluice()
+    let port = testkit::free_port();
+    let mut w = testkit::Process(
+        testkit::sluice!()
             .args(["run", "--metrics-addr"])
             .arg(format!("127.0.0.1:{port}"))
             .arg(&file)
@@ -83,8 +78,8 @@ settings:
         if let Some(r) = rss(pid) {
             samples.push((start.elapsed(), r));
         }
-        if let Some((_, body)) = common::http_get(port, "/metrics")
-            && let Some((_, v)) = common::metric_values(&body, "sluice_bytes_in_flight", &[])
+        if let Some((_, body)) = testkit::http_get(port, "/metrics")
+            && let Some((_, v)) = testkit::metric_values(&body, "sluice_bytes_in_flight", &[])
                 .first()
                 .cloned()
         {
@@ -170,7 +165,7 @@ fn a_huge_line_is_dead_lettered_as_a_prefix_without_reading_it_into_memory() {
             dead.display()
         ),
     );
-    let mut child = common::sluice()
+    let mut child = testkit::sluice!()
         .arg("run")
         .arg(&file)
         .stdin(std::process::Stdio::piped())
@@ -194,10 +189,10 @@ fn a_huge_line_is_dead_lettered_as_a_prefix_without_reading_it_into_memory() {
         // Kept open until the test has read the peak, so the process is still there.
         stdin
     });
-    common::wait_for(
+    testkit::wait_for(
         "the dead letter and both small lines",
         Duration::from_secs(120),
-        || (common::lines(&dead).len() == 1 && common::lines(&out).len() == 2).then_some(()),
+        || (testkit::lines(&dead).len() == 1 && testkit::lines(&out).len() == 2).then_some(()),
     );
     let peak = peak_rss(pid).expect("the process is running");
     drop(writer.join().unwrap());
@@ -208,8 +203,8 @@ fn a_huge_line_is_dead_lettered_as_a_prefix_without_reading_it_into_memory() {
     );
     assert!(peak < 150 * 1024 * 1024, "peak RSS {peak} bytes");
 
-    assert_eq!(common::lines(&out), ["{\"n\":1}", "{\"n\":2}"]);
-    let letter: serde_json::Value = serde_json::from_str(&common::lines(&dead)[0]).unwrap();
+    assert_eq!(testkit::lines(&out), ["{\"n\":1}", "{\"n\":2}"]);
+    let letter: serde_json::Value = serde_json::from_str(&testkit::lines(&dead)[0]).unwrap();
     let headers = &letter["headers"];
     assert_eq!(headers["sluice-error-step"], "limits");
     assert_eq!(headers["sluice-error-source"], "stdin:2");

@@ -1,14 +1,13 @@
 //! Core NATS input and output through the real binary and a real nats-server.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::kafka::unique;
-use common::nats::{NatsServer, logged, worker};
-use common::{log_records, pipeline, wait_exit, wait_for};
 use futures_util::StreamExt;
+use testkit::nats::NatsServer;
+use testkit::{
+    Worker, eventually, log_records, logged, pipeline, sluice, unique, wait_exit, wait_for,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_group_of_two_handles_every_event_once() {
@@ -45,7 +44,10 @@ errors: stop
     client.flush().await.unwrap();
 
     let logs = [dir.path().join("w1.log"), dir.path().join("w2.log")];
-    let mut workers: Vec<_> = logs.iter().map(|l| worker(&file, l)).collect();
+    let mut workers: Vec<_> = logs
+        .iter()
+        .map(|l| Worker::start(sluice!(), &file, l, &[]))
+        .collect();
     wait_for("both workers subscribed", Duration::from_secs(30), || {
         logs.iter()
             .all(|l| logged(l, "nats subscribed"))
@@ -68,6 +70,8 @@ errors: stop
     client.flush().await.unwrap();
 
     let mut seen: HashMap<u64, usize> = HashMap::new();
+    // One deadline for the whole subscription, read as messages arrive: each is checked, which
+    // a polled condition would not do.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while seen.len() < n as usize {
         let msg = tokio::time::timeout_at(deadline, out.next())
@@ -96,7 +100,7 @@ errors: stop
     assert!(seen.values().all(|c| *c == 1), "an event came out twice");
 
     for w in &workers {
-        common::signal(w, "TERM");
+        testkit::signal(w, "TERM");
     }
     let mut handled = Vec::new();
     for (w, log) in workers.iter_mut().zip(&logs) {
@@ -158,7 +162,7 @@ errors: stop
         .collect();
     // The same input twice, as after a redelivery: the second run publishes the same ids.
     for run in 0..2 {
-        let done = common::run_with_stdin(&file, input.as_bytes());
+        let done = testkit::run_with_stdin(sluice!(), &file, input.as_bytes());
         assert!(
             done.status.success(),
             "run {run}: {}",
@@ -230,14 +234,14 @@ errors: stop
             url = server.url()
         ),
     );
-    let port = common::free_port();
+    let port = testkit::free_port();
     let log = dir.path().join("w.log");
-    let mut w = common::nats::worker_with_metrics(&file, &log, port);
+    let mut w = Worker::with_metrics(sluice!(), &file, &log, port);
     let ready = |want: (u16, &str)| {
         wait_for(
             &format!("/health/ready {want:?}"),
             Duration::from_secs(60),
-            || common::http_get(port, "/health/ready").filter(|r| (r.0, r.1.as_str()) == want),
+            || testkit::http_get(port, "/health/ready").filter(|r| (r.0, r.1.as_str()) == want),
         )
     };
     ready((200, "ready\n"));
@@ -249,12 +253,12 @@ errors: stop
         "not ready: conn: nats input not connected; conn: nats output not connected\n",
     ));
     assert_eq!(
-        common::http_get(port, "/health/live").map(|r| r.0),
+        testkit::http_get(port, "/health/live").map(|r| r.0),
         Some(200),
         "still live while the server is away"
     );
-    let (_, metrics) = common::http_get(port, "/metrics").unwrap();
-    let connected = common::metric_values(&metrics, "sluice_connected", &[("pipeline", "conn")]);
+    let (_, metrics) = testkit::http_get(port, "/metrics").unwrap();
+    let connected = testkit::metric_values(&metrics, "sluice_connected", &[("pipeline", "conn")]);
     assert_eq!(connected.len(), 2, "{connected:?}");
     assert!(connected.iter().all(|(_, v)| *v == 0.0), "{connected:?}");
 
@@ -264,24 +268,28 @@ errors: stop
     let client = async_nats::connect(server.url()).await.unwrap();
     let mut out = client.subscribe(output.clone()).await.unwrap();
     client.flush().await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut i = 0u64;
-    let first = loop {
-        // The input may resubscribe a moment after readiness: publish until one comes out.
-        client
-            .publish(input.clone(), format!("{{\"id\":{i}}}").into())
-            .await
-            .unwrap();
-        i += 1;
-        match tokio::time::timeout(Duration::from_millis(200), out.next()).await {
-            Ok(Some(msg)) => break msg,
-            _ => assert!(tokio::time::Instant::now() < deadline, "nothing came out"),
-        }
-    };
+    // The input may resubscribe a moment after readiness: publish until one comes out.
+    let first = eventually(
+        "an event out after the reconnection",
+        Duration::from_secs(30),
+        async || {
+            client
+                .publish(input.clone(), format!("{{\"id\":{i}}}").into())
+                .await
+                .unwrap();
+            i += 1;
+            tokio::time::timeout(Duration::from_millis(200), out.next())
+                .await
+                .ok()
+                .flatten()
+        },
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_slice(&first.payload).unwrap();
     assert!(v["id"].as_u64().unwrap() < i);
 
-    common::signal(&w, "TERM");
+    testkit::signal(&w, "TERM");
     assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
 }
 
@@ -322,7 +330,7 @@ errors: stop
     let mut out = client.subscribe(output.clone()).await.unwrap();
     client.flush().await.unwrap();
     let log = dir.path().join("w.log");
-    let mut w = worker(&file, &log);
+    let mut w = Worker::start(sluice!(), &file, &log, &[]);
     wait_for("subscribed", Duration::from_secs(30), || {
         logged(&log, "nats subscribed").then_some(())
     });
@@ -343,6 +351,8 @@ errors: stop
     client.flush().await.unwrap();
 
     let mut last: HashMap<String, u64> = HashMap::new();
+    // One deadline for the whole subscription, read as messages arrive: each is checked, which
+    // a polled condition would not do.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     for _ in 0..n {
         let msg = tokio::time::timeout_at(deadline, out.next())
@@ -364,7 +374,7 @@ errors: stop
     assert_eq!(last.len(), 3, "events of every subject came out");
     assert_eq!(last[&subjects[2]], n - 1);
 
-    common::signal(&w, "TERM");
+    testkit::signal(&w, "TERM");
     assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
     let text = std::fs::read_to_string(&log).unwrap();
     let summary = &log_records(&text, "pipeline stopped")[0];

@@ -1,117 +1,63 @@
 //! NATS inputs and outputs over TLS and with authentication, against a real nats-server with
 //! certificates made in the test.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::kafka::unique;
-use common::nats::{NatsServer, worker_with_metrics};
-use common::{pipeline, wait_exit, wait_for};
 use futures_util::StreamExt;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use testkit::nats::NatsServer;
+use testkit::pki::Pki;
+use testkit::{Worker, pipeline, sluice, unique, wait_exit, wait_for};
 
-/// A certificate authority and certificates it signed, written as PEM files in a temp dir.
-struct Pki {
-    dir: tempfile::TempDir,
+/// A nats-server requiring TLS, and client certificates too when `mutual`.
+fn server(pki: &Pki, mutual: bool) -> NatsServer {
+    let (cert, key, ca) = (
+        pki.show("server.pem"),
+        pki.show("server-key.pem"),
+        pki.show("ca.pem"),
+    );
+    let mut args = vec!["--tls", "--tlscert", &cert, "--tlskey", &key];
+    if mutual {
+        args.extend(["--tlsverify", "--tlscacert", &ca]);
+    }
+    NatsServer::start_with(&args)
 }
 
-impl Pki {
-    fn new() -> Pki {
-        let pki = Pki {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let ca = pki.authority("ca");
-        // The server's certificate names nats.test only: clients connecting to 127.0.0.1
-        // must say `server_name: nats.test`.
-        pki.issue(&ca, "server", &["nats.test"]);
-        pki.issue(&ca, "client", &["client.test"]);
-        // Another authority that signed nothing the server holds.
-        pki.authority("other-ca");
-        pki
-    }
+/// A client of the test's own, trusting the test authority, with the client certificate.
+async fn client(pki: &Pki, server: &NatsServer) -> async_nats::Client {
+    let tls = tls_config(pki);
+    async_nats::ConnectOptions::new()
+        .require_tls(true)
+        .tls_client_config(tls)
+        .connect(server.url())
+        .await
+        .unwrap()
+}
 
-    fn authority(&self, name: &str) -> CertifiedIssuer<'static, KeyPair> {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("sluice test {name}"));
-        let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
-        std::fs::write(self.path(&format!("{name}.pem")), ca.pem()).unwrap();
-        ca
-    }
-
-    fn issue(&self, ca: &CertifiedIssuer<'static, KeyPair>, name: &str, names: &[&str]) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, ca)
+fn tls_config(pki: &Pki) -> async_nats::rustls::ClientConfig {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(pki.path("ca.pem")).unwrap())
+        .unwrap();
+    let webpki =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
+            .build()
             .unwrap();
-        std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
-        std::fs::write(self.path(&format!("{name}-key.pem")), key.serialize_pem()).unwrap();
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.dir.path().join(file)
-    }
-
-    fn show(&self, file: &str) -> String {
-        self.path(file).display().to_string()
-    }
-
-    /// A nats-server requiring TLS, and client certificates too when `mutual`.
-    fn server(&self, mutual: bool) -> NatsServer {
-        let (cert, key, ca) = (
-            self.show("server.pem"),
-            self.show("server-key.pem"),
-            self.show("ca.pem"),
-        );
-        let mut args = vec!["--tls", "--tlscert", &cert, "--tlskey", &key];
-        if mutual {
-            args.extend(["--tlsverify", "--tlscacert", &ca]);
-        }
-        NatsServer::start_with(&args)
-    }
-
-    /// A client of the test's own, trusting the test authority, with the client certificate.
-    async fn client(&self, server: &NatsServer) -> async_nats::Client {
-        let tls = self.tls_config();
-        async_nats::ConnectOptions::new()
-            .require_tls(true)
-            .tls_client_config(tls)
-            .connect(server.url())
-            .await
-            .unwrap()
-    }
-
-    fn tls_config(&self) -> async_nats::rustls::ClientConfig {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(CertificateDer::from_pem_file(self.path("ca.pem")).unwrap())
-            .unwrap();
-        let webpki =
-            rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
-                .build()
-                .unwrap();
-        let verifier = std::sync::Arc::new(AsNatsTest(
-            webpki,
-            ServerName::try_from("nats.test").unwrap(),
-        ));
-        rustls::ClientConfig::builder()
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(
-                vec![CertificateDer::from_pem_file(self.path("client.pem")).unwrap()],
-                PrivateKeyDer::from_pem_file(self.path("client-key.pem")).unwrap(),
-            )
-            .unwrap()
-    }
+    let verifier = std::sync::Arc::new(AsNatsTest(
+        webpki,
+        ServerName::try_from("nats.test").unwrap(),
+    ));
+    rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(
+            vec![CertificateDer::from_pem_file(pki.path("client.pem")).unwrap()],
+            PrivateKeyDer::from_pem_file(pki.path("client-key.pem")).unwrap(),
+        )
+        .unwrap()
 }
 
 /// The test client's verifier: the server's certificate names `nats.test`, the client connects
@@ -191,7 +137,7 @@ errors: stop
 }
 
 fn ready(port: u16) -> Option<(u16, String)> {
-    common::http_get(port, "/health/ready")
+    testkit::http_get(port, "/health/ready")
 }
 
 /// Publishes numbered events until `count` have come out in order (the input subscribes a
@@ -235,7 +181,7 @@ async fn flow(client: &async_nats::Client, input: &str, output: &str, count: u64
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_flow_over_tls_and_mutual_tls() {
-    let pki = Pki::new();
+    let pki = Pki::generate();
     for (mutual, tls) in [
         (
             false,
@@ -254,20 +200,20 @@ async fn events_flow_over_tls_and_mutual_tls() {
             ),
         ),
     ] {
-        let server = pki.server(mutual);
+        let server = server(&pki, mutual);
         let (input, output) = (unique("in"), unique("out"));
         let dir = tempfile::tempdir().unwrap();
         let file = tls_pipeline(dir.path(), &server.url(), Some(&tls), "{}", &input, &output);
-        let port = common::free_port();
+        let port = testkit::free_port();
         let log = dir.path().join("w.log");
-        let mut w = worker_with_metrics(&file, &log, port);
+        let mut w = Worker::with_metrics(sluice!(), &file, &log, port);
         wait_for("ready over TLS", Duration::from_secs(60), || {
             ready(port).filter(|r| r.0 == 200)
         });
-        let client = pki.client(&server).await;
+        let client = client(&pki, &server).await;
         let ids = flow(&client, &input, &output, 100).await;
         assert_eq!(ids, (0..100).collect::<Vec<_>>(), "mutual: {mutual}");
-        common::signal(&w, "TERM");
+        testkit::signal(&w, "TERM");
         assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
     }
 }
@@ -283,16 +229,16 @@ fn refused(server: &NatsServer, tls: Option<&str>, auth: &str, why: &str) {
         &unique("in"),
         &unique("out"),
     );
-    let port = common::free_port();
+    let port = testkit::free_port();
     let log = dir.path().join("w.log");
-    let mut w = worker_with_metrics(&file, &log, port);
+    let mut w = Worker::with_metrics(sluice!(), &file, &log, port);
     let records = wait_for(
         &format!("a connection error naming {why}"),
         Duration::from_secs(60),
         || {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             let found: Vec<_> =
-                common::log_records(&text, "nats connection attempt failed; retrying")
+                testkit::log_records(&text, "nats connection attempt failed; retrying")
                     .into_iter()
                     .filter(|r| r["error"].as_str().is_some_and(|e| e.contains(why)))
                     .collect();
@@ -306,15 +252,15 @@ fn refused(server: &NatsServer, tls: Option<&str>, auth: &str, why: &str) {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("not connected"), "{body}");
     assert!(w.try_wait().unwrap().is_none(), "the worker keeps running");
-    common::signal(&w, "TERM");
+    testkit::signal(&w, "TERM");
     let status = wait_exit(&mut w, Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
 }
 
 #[test]
 fn a_wrong_authority_or_a_missing_client_certificate_is_a_clear_error() {
-    let pki = Pki::new();
-    let server = pki.server(true);
+    let pki = Pki::generate();
+    let server = server(&pki, true);
     refused(
         &server,
         Some(&format!(
@@ -365,9 +311,9 @@ async fn an_nkey_seed_file_authenticates() {
     let (input, output) = (unique("in"), unique("out"));
     let auth = format!("{{nkey_file: \"{}\"}}", seed.display());
     let file = tls_pipeline(dir.path(), &server.url(), None, &auth, &input, &output);
-    let port = common::free_port();
+    let port = testkit::free_port();
     let log = dir.path().join("w.log");
-    let mut w = worker_with_metrics(&file, &log, port);
+    let mut w = Worker::with_metrics(sluice!(), &file, &log, port);
     wait_for("ready with an nkey", Duration::from_secs(60), || {
         ready(port).filter(|r| r.0 == 200)
     });
@@ -377,6 +323,6 @@ async fn an_nkey_seed_file_authenticates() {
         .unwrap();
     let ids = flow(&client, &input, &output, 50).await;
     assert_eq!(ids, (0..50).collect::<Vec<_>>());
-    common::signal(&w, "TERM");
+    testkit::signal(&w, "TERM");
     assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
 }

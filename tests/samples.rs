@@ -1,14 +1,12 @@
 //! The NATS sample pipelines under `pipelines/` run as the README shows: events published by a
 //! plain NATS client come out reshaped, and bad ones as dead letters.
 
-mod common;
-
 use std::time::Duration;
 
-use common::kafka::Collector;
-use common::nats::{NatsServer, create_stream, eventually, logged, publish_all, read_stream};
-use common::{signal, wait_exit, wait_for};
 use rdkafka::mocking::MockCluster;
+use testkit::kafka::Collector;
+use testkit::nats::{NatsServer, create_stream, publish_all, read_stream};
+use testkit::{Worker, eventually, logged, signal, sluice, wait_exit, wait_for};
 
 fn sample(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,13 +14,10 @@ fn sample(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-fn start(file: &str, env: &[(&str, &str)], log: &std::path::Path) -> common::nats::Worker {
-    let mut cmd = common::sluice();
-    cmd.args(["run", "--log-format", "json"])
-        .arg(sample(file))
-        .envs(env.iter().copied())
-        .stderr(std::fs::File::create(log).unwrap());
-    common::nats::Worker(cmd.spawn().unwrap())
+fn start(file: &str, env: &[(&str, &str)], log: &std::path::Path) -> Worker {
+    let mut cmd = sluice!();
+    cmd.envs(env.iter().copied());
+    Worker::start(cmd, &sample(file), log, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,8 +48,8 @@ async fn jetstream_to_jetstream_sample() {
     )
     .await;
     eventually("outputs stored", Duration::from_secs(60), || async {
-        let out = common::nats::stored(&js, "ORDERS_ENRICHED").await?;
-        let dead = common::nats::stored(&js, "ORDERS_DEAD_LETTERS").await?;
+        let out = testkit::nats::stored(&js, "ORDERS_ENRICHED").await?;
+        let dead = testkit::nats::stored(&js, "ORDERS_DEAD_LETTERS").await?;
         (out == 2 && dead == 1).then_some(())
     })
     .await;

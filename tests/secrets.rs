@@ -1,13 +1,11 @@
 //! Secrets never reach a log line, at any level, or an error message: librdkafka passwords,
 //! misspelled ones included, NATS passwords and tokens, and credentials written in server URLs.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::nats::{NatsServer, Worker, logged};
-use common::{pipeline, sluice, wait_exit, wait_for};
+use testkit::nats::NatsServer;
+use testkit::{Process, logged, pipeline, sluice, wait_exit, wait_for};
 
 /// Everything `sluice run` wrote to stdout and stderr at `RUST_LOG=trace` until SIGTERM, once
 /// `ready` is in its log (or it exited by itself).
@@ -15,8 +13,8 @@ fn run_at_trace(file: &std::path::Path, ready: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("w.log");
     let out = dir.path().join("w.out");
-    let mut child = Worker(
-        sluice()
+    let mut child = Process(
+        sluice!()
             // The NATS client's own records are only kept when RUST_LOG names it.
             .env("RUST_LOG", "trace,async_nats=trace")
             .args(["run", "--log-format", "json"])
@@ -30,7 +28,7 @@ fn run_at_trace(file: &std::path::Path, ready: &str) -> String {
         (logged(&log, ready) || child.try_wait().unwrap().is_some()).then_some(())
     });
     if child.try_wait().unwrap().is_none() {
-        common::signal(&child, "TERM");
+        testkit::signal(&child, "TERM");
     }
     wait_exit(&mut child, Duration::from_secs(60));
     std::fs::read_to_string(&log).unwrap() + &std::fs::read_to_string(&out).unwrap()
@@ -40,7 +38,7 @@ fn run_at_trace(file: &std::path::Path, ready: &str) -> String {
 /// `expected` (after the file's name) and none of `secrets`.
 fn refused_with(file: &std::path::Path, expected: &[&str], secrets: &[&str]) {
     for command in ["check", "run"] {
-        let out = sluice().arg(command).arg(file).output().unwrap();
+        let out = sluice!().arg(command).arg(file).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
         for line in expected {
@@ -103,7 +101,7 @@ errors: stop
 #[test]
 fn kafka_passwords_stay_out_of_trace_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let nowhere = format!("127.0.0.1:{}", common::free_port());
+    let nowhere = format!("127.0.0.1:{}", testkit::free_port());
     let file = pipeline(
         dir.path(),
         "kafka-secrets",

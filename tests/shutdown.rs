@@ -1,12 +1,10 @@
 //! Graceful shutdown: SIGTERM stops reading, delivers everything read, and exits 0.
 
-mod common;
-
 use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{lines, log_records, pipeline, sluice, wait_exit, wait_for};
+use testkit::{Worker, lines, log_records, pipeline, sluice, wait_exit, wait_for};
 
 #[test]
 fn sigterm_during_a_run_delivers_everything_read_and_exits_zero() {
@@ -31,7 +29,7 @@ errors: stop
             out.display()
         ),
     );
-    let mut child = sluice()
+    let mut child = sluice!()
         .args(["run", "--log-format", "json"])
         .arg(&file)
         .stderr(Stdio::piped())
@@ -40,7 +38,7 @@ errors: stop
     wait_for("events in the output", Duration::from_secs(30), || {
         (lines(&out).len() >= 5000).then_some(())
     });
-    common::signal(&child, "TERM");
+    testkit::signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(30));
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
@@ -76,7 +74,7 @@ fn sigterm_with_stdin_still_open_exits_and_keeps_what_was_read() {
             out.display()
         ),
     );
-    let mut child = sluice()
+    let mut child = sluice!()
         .arg("run")
         .arg(&file)
         .stdin(Stdio::piped())
@@ -90,7 +88,7 @@ fn sigterm_with_stdin_still_open_exits_and_keeps_what_was_read() {
     wait_for("500 lines in the output", Duration::from_secs(30), || {
         (lines(&out).len() == 500).then_some(())
     });
-    common::signal(&child, "TERM");
+    testkit::signal(&child, "TERM");
     // stdin stays open: shutdown must not wait for end of input.
     let status = wait_exit(&mut child, Duration::from_secs(30));
     assert!(status.success(), "{status:?}");
@@ -108,9 +106,9 @@ fn sigterm_with_stdin_still_open_exits_and_keeps_what_was_read() {
 #[test]
 fn sigterm_exits_cleanly_when_an_input_never_connected() {
     let dir = tempfile::tempdir().unwrap();
-    let nowhere = format!("127.0.0.1:{}", common::free_port());
-    let auth = common::nats::NatsServer::start_with(&["-js", "--user", "bob", "--pass", "right"]);
-    let no_jetstream = common::nats::NatsServer::start_with(&[]);
+    let nowhere = format!("127.0.0.1:{}", testkit::free_port());
+    let auth = testkit::nats::NatsServer::start_with(&["-js", "--user", "bob", "--pass", "right"]);
+    let no_jetstream = testkit::nats::NatsServer::start_with(&[]);
     let wrong = format!("nats://bob:wrong@127.0.0.1:{}", auth.port);
     let cases = [
         (
@@ -150,18 +148,11 @@ fn sigterm_exits_cleanly_when_an_input_never_connected() {
                 "input:\n  {input}\noutput:\n  stdout: {{}}\nerrors: stop\nsettings:\n  shutdown_timeout: 120s\n"
             ),
         );
-        let mut child = common::nats::Worker(
-            sluice()
-                .args(["run", "--log-format", "json"])
-                .arg(&file)
-                .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-                .spawn()
-                .unwrap(),
-        );
+        let mut child = Worker::start(sluice!(), &file, &log, &[]);
         wait_for("the pipeline to start", Duration::from_secs(30), || {
-            common::nats::logged(&log, "pipeline started").then_some(())
+            testkit::logged(&log, "pipeline started").then_some(())
         });
-        common::signal(&child, "TERM");
+        testkit::signal(&child, "TERM");
         // Far less than the shutdown timeout: waiting it out is the failure.
         let status = wait_exit(&mut child, Duration::from_secs(60));
         let text = std::fs::read_to_string(&log).unwrap();
@@ -188,7 +179,7 @@ fn sigterm_exits_cleanly_when_an_input_never_connected() {
 fn a_deadline_exit_still_logs_the_pipeline_totals() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("w.log");
-    let nowhere = format!("nats://127.0.0.1:{}", common::free_port());
+    let nowhere = format!("nats://127.0.0.1:{}", testkit::free_port());
     let file = pipeline(
         dir.path(),
         "stuck",
@@ -196,23 +187,15 @@ fn a_deadline_exit_still_logs_the_pipeline_totals() {
             "input:\n  generate:\n    count: 10\n    template: '{{n: .}}'\noutput:\n  jetstream:\n    url: {nowhere}\n    subject: out\nerrors: stop\nsettings:\n  shutdown_timeout: 1s\n"
         ),
     );
-    let port = common::free_port();
-    let mut child = common::nats::Worker(
-        sluice()
-            .args(["run", "--log-format", "json", "--metrics-addr"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg(&file)
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap(),
-    );
+    let port = testkit::free_port();
+    let mut child = Worker::with_metrics(sluice!(), &file, &log, port);
     // Every event was read; none can be delivered.
     wait_for("the events to be read", Duration::from_secs(30), || {
-        let (_, body) = common::http_get(port, "/metrics")?;
-        let read = common::metric_values(&body, "sluice_events_received_total", &[]);
+        let (_, body) = testkit::http_get(port, "/metrics")?;
+        let read = testkit::metric_values(&body, "sluice_events_received_total", &[]);
         (read.first()?.1 == 10.0).then_some(())
     });
-    common::signal(&child, "TERM");
+    testkit::signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(60));
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(status.code(), Some(1), "{text}");
@@ -239,7 +222,7 @@ fn a_deadline_exit_still_logs_the_pipeline_totals() {
 #[test]
 fn an_unreachable_broker_is_logged_once_per_failure_and_names_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let port = common::free_port();
+    let port = testkit::free_port();
     for (input, message, field) in [
         (
             format!("nats: {{url: \"nats://bob:Hidden-1@127.0.0.1:{port}\", subjects: [a]}}"),
@@ -258,19 +241,11 @@ fn an_unreachable_broker_is_logged_once_per_failure_and_names_the_server() {
             "unreachable",
             &format!("input:\n  {input}\noutput:\n  stdout: {{}}\nerrors: stop\n"),
         );
-        let mut child = common::nats::Worker(
-            sluice()
-                .env("RUST_LOG", "info")
-                .args(["run", "--log-format", "json"])
-                .arg(&file)
-                .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-                .spawn()
-                .unwrap(),
-        );
+        let mut child = Worker::start(sluice!(), &file, &log, &[]);
         wait_for(message, Duration::from_secs(30), || {
-            common::nats::logged(&log, message).then_some(())
+            testkit::logged(&log, message).then_some(())
         });
-        common::signal(&child, "TERM");
+        testkit::signal(&child, "TERM");
         assert!(wait_exit(&mut child, Duration::from_secs(60)).success());
         let text = std::fs::read_to_string(&log).unwrap();
         let records: Vec<serde_json::Value> = text

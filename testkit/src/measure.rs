@@ -1,9 +1,9 @@
-//! What the benchmarks share: the events they move, process CPU and memory readings, a
-//! nats-server of their own.
-#![allow(dead_code)]
+//! What the benchmarks move and measure: events of a given size, and a process's CPU time and
+//! memory read from /proc (Linux).
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::wait::try_wait_for;
 
 /// A JSON event of about `size` bytes with the fields the workloads use (`id`, `ts`, `service`,
 /// `status`: 500 for even ids, else 200, `latency`, `msg`) and some 15 more, padded to size.
@@ -41,19 +41,16 @@ pub fn event(i: u64, size: usize) -> Vec<u8> {
     e.into_bytes()
 }
 
-fn stat_fields(pid: &str) -> Vec<String> {
+/// User + system CPU seconds of a process so far.
+pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit(')')
+    // The command name, in parentheses, may hold spaces: count fields after it.
+    let fields: Vec<&str> = stat
+        .rsplit(')')
         .next()
         .unwrap_or("")
         .split_whitespace()
-        .map(str::to_string)
-        .collect()
-}
-
-/// User + system CPU seconds of a process (`self` for this one), from /proc (Linux).
-pub fn cpu_seconds(pid: &str) -> f64 {
-    let fields = stat_fields(pid);
+        .collect();
     let tick = |i: usize| {
         fields
             .get(i)
@@ -87,15 +84,19 @@ pub fn busy_percent(from: (u64, u64), to: (u64, u64)) -> f64 {
     100.0 * to.0.saturating_sub(from.0) as f64 / total as f64
 }
 
-/// Peak resident set size of a process, in MiB.
-pub fn peak_rss_mib(pid: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
+/// A memory figure of a process in KiB from /proc/PID/status: `VmRSS` (resident now), `VmHWM`
+/// (peak resident); None once the process is gone.
+pub fn memory_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Peak resident set size of a process, in MiB (0 once it is gone).
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    memory_kib(pid, "VmHWM").map_or(0.0, |kb| kb as f64 / 1024.0)
 }
 
 /// A reading over a measured window of one worker process.
@@ -133,94 +134,21 @@ pub fn watch(
     timeout: Duration,
     mut count: impl FnMut() -> u64,
 ) -> Reading {
-    let pid = pid.to_string();
-    let deadline = Instant::now() + timeout;
     let mut start: Option<(Instant, u64, f64)> = None;
-    loop {
-        let n = count();
+    let mut n = 0;
+    let done = try_wait_for(timeout, || {
+        n = count();
         if start.is_none() && n >= expect / 50 {
-            start = Some((Instant::now(), n, cpu_seconds(&pid)));
+            start = Some((Instant::now(), n, cpu_seconds(pid)));
         }
-        if n >= expect {
-            let (t0, n0, c0) = start.unwrap_or((Instant::now(), 0, 0.0));
-            return Reading {
-                events: (n - n0) as f64 * per_output,
-                seconds: t0.elapsed().as_secs_f64(),
-                cpu_seconds: cpu_seconds(&pid) - c0,
-                peak_rss_mib: peak_rss_mib(&pid),
-            };
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out at {n} of {expect} outputs"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A nats-server of the benchmark's own, with JetStream (file storage in a temp dir).
-pub struct NatsServer {
-    child: Child,
-    pub url: String,
-    _store: tempfile::TempDir,
-}
-
-impl NatsServer {
-    pub fn start() -> NatsServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let store = tempfile::tempdir().unwrap();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (scripts/setup.sh nats)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        NatsServer {
-            child,
-            url: format!("nats://127.0.0.1:{port}"),
-            _store: store,
-        }
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A child process killed when dropped.
-pub struct Worker(pub Child);
-
-impl Worker {
-    pub fn spawn(cmd: &mut Command) -> Worker {
-        Worker(
-            cmd.stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("start a worker"),
-        )
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        (n >= expect).then_some(n)
+    });
+    let n = done.unwrap_or_else(|| panic!("timed out at {n} of {expect} outputs"));
+    let (t0, n0, c0) = start.unwrap_or((Instant::now(), 0, 0.0));
+    Reading {
+        events: (n - n0) as f64 * per_output,
+        seconds: t0.elapsed().as_secs_f64(),
+        cpu_seconds: cpu_seconds(pid) - c0,
+        peak_rss_mib: peak_rss_mib(pid),
     }
 }

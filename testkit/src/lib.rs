@@ -1,0 +1,64 @@
+//! Test helpers shared by sluice's integration tests and benchmarks: the brokers they run, the
+//! clients they check outputs with, the `sluice` processes they start, and waiting on conditions
+//! with a deadline.
+//!
+//! # Layout
+//! - [`wait`]: wait until a condition holds, sync and async, with a deadline.
+//! - [`process`]: the `sluice` binary ([`sluice!`]), workers logging to files, kill-on-drop guards.
+//! - [`http`]: free ports, and the `/metrics` and `/health` endpoints of a worker.
+//! - [`kafka`]: the Kafka test client: produce, read topics back, committed and end offsets.
+//! - [`tansu`]: a Kafka-protocol broker process of the caller's own.
+//! - [`nats`]: a `nats-server` process of the caller's own, and JetStream helpers.
+//! - [`pki`]: a certificate authority and certificates for TLS tests.
+//! - [`tls_proxy`]: TLS in front of a plain TCP server (for a broker without TLS of its own).
+//! - [`measure`]: benchmark events, and a process's CPU time and memory.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod http;
+pub mod kafka;
+pub mod measure;
+pub mod nats;
+pub mod pki;
+pub mod process;
+pub mod tansu;
+pub mod tls_proxy;
+pub mod wait;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use http::{free_port, http_get, metric_values};
+pub use process::{Process, Worker, log_records, logged, run_with_stdin, signal, wait_exit};
+pub use wait::{eventually, try_eventually, try_wait_for, wait_for};
+
+/// A name no other test uses (topics, groups, streams): tests share brokers and run at once.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Writes a pipeline file `name.yaml` into `dir` and returns its path.
+pub fn pipeline(dir: &Path, name: &str, yaml: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, yaml).expect("write pipeline file");
+    path
+}
+
+/// Non-blank lines of a file (none while it does not exist).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
