@@ -38,6 +38,8 @@ pub struct Broker {
     log: PathBuf,
     /// librdkafka properties every client of this broker needs (TLS, SASL).
     client: Vec<(String, String)>,
+    /// Started with `--authentication` and no way for a client in.
+    refuses_logins: bool,
     // Killed before the directory holding its log is removed.
     process: Process,
     _dir: tempfile::TempDir,
@@ -56,12 +58,18 @@ impl Broker {
         Self::try_start_with(&[], &[], None)
     }
 
-    /// [`start`](Self::start) with further `tansu broker` arguments (`--authentication`), the
-    /// librdkafka properties its clients then need, and a TLS front it is reached and
-    /// advertised through (tansu 0.6 cannot serve TLS itself: its `--cert` and `--key` options
+    /// [`start`](Self::start) with further `tansu broker` arguments, the librdkafka properties
+    /// its clients then need, and a TLS front it is reached and advertised through (tansu 0.6 cannot serve TLS itself: its `--cert` and `--key` options
     /// exclude each other).
     pub fn start_with(args: &[&str], client: &[(&str, &str)], front: Option<&TlsProxy>) -> Broker {
         Self::try_start_with(args, client, front).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A broker requiring SASL that no client can pass, waited for only until it listens:
+    /// tansu 0.6 with `--authentication` offers SCRAM only, and its users cannot be created
+    /// then (creating one needs an authenticated client). For tests of refused logins.
+    pub fn start_refusing_logins() -> Broker {
+        Self::try_start_with(&["--authentication"], &[], None).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn try_start_with(
@@ -109,6 +117,7 @@ impl Broker {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
+                refuses_logins: args.contains(&"--authentication"),
                 process: Process(child),
                 _dir: dir,
             };
@@ -134,6 +143,9 @@ impl Broker {
         });
         listening
             .unwrap_or_else(|| Err(format!("port {} never accepted connections", self.port)))?;
+        if self.refuses_logins {
+            return Ok(());
+        }
         let consumer: BaseConsumer = self
             .config()
             .create()
