@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice::observe::health::Health;
+use sluice::runtime::shutdown::{Ended, supervise, unix_signals};
 use tokio_util::sync::CancellationToken;
 
 // Events are allocated on the input's thread and freed on the output's: glibc's malloc contends
@@ -184,73 +185,23 @@ async fn run(pipelines: Vec<sluice::pipeline::Pipeline>, metrics_addr: Option<St
         .max()
         .unwrap_or(Duration::from_secs(25));
     let shutdown = CancellationToken::new();
-    let mut work = tokio::spawn(sluice::runtime::run_all(
+    let work = tokio::spawn(sluice::runtime::run_all(
         pipelines,
         shutdown.clone(),
         health.clone(),
     ));
-
-    let result = tokio::select! {
-        r = &mut work => r,
-        // A signal, or a failed pipeline stopping the others: either way the rest must be done
-        // before the deadline (an output still retrying would otherwise hold the process).
-        signal = async {
-            tokio::select! {
-                s = wait_for_signal() => Some(s),
-                _ = shutdown.cancelled() => None,
-            }
-        } => {
-            match signal {
-                Some(signal) => tracing::info!(signal, deadline_ms = deadline.as_millis() as u64, "shutting down: no new events are read; in-flight events are delivered"),
-                None => tracing::warn!(deadline_ms = deadline.as_millis() as u64, "a pipeline failed: stopping the others; in-flight events are delivered"),
-            }
-            health.shutting_down();
-            shutdown.cancel();
-            tokio::select! {
-                r = &mut work => r,
-                _ = tokio::time::sleep(deadline) => {
-                    tracing::error!("shutdown deadline passed with events in flight; they were not acknowledged");
-                    for pipeline in health.running() {
-                        pipeline.log_stopped(true);
-                    }
-                    return ExitCode::FAILURE;
-                }
-                signal = wait_for_signal() => {
-                    tracing::error!(signal, "second signal: exiting now; in-flight events were not acknowledged");
-                    for pipeline in health.running() {
-                        pipeline.log_stopped(true);
-                    }
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-    };
-    match result {
-        Ok(Ok(())) => ExitCode::SUCCESS,
-        Ok(Err(errors)) => {
+    match supervise(work, shutdown, &health, deadline, unix_signals()).await {
+        Ended::Finished(Ok(Ok(()))) => ExitCode::SUCCESS,
+        Ended::Finished(Ok(Err(errors))) => {
             for e in &errors {
                 tracing::error!(error = %e, "exiting on error");
             }
             ExitCode::FAILURE
         }
-        Err(e) => {
+        Ended::Finished(Err(e)) => {
             tracing::error!(error = %e, "internal error");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers only the inputs ending stops the process.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+        Ended::DeadlinePassed | Ended::SecondSignal(_) => ExitCode::FAILURE,
     }
 }

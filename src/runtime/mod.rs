@@ -1,6 +1,7 @@
 //! Running pipelines: wiring source -> transforms -> sink over bounded channels, and shutdown.
 
 pub mod processor;
+pub mod shutdown;
 
 use std::sync::Arc;
 
