@@ -160,10 +160,12 @@ impl BrokerLink {
                 ("client", self.client.to_string()),
             ];
             if up {
-                metrics::counter!("sluice_kafka_connects_total", &labels).increment(1);
+                metrics::counter!(crate::observe::names::KAFKA_CONNECTS_TOTAL, &labels)
+                    .increment(1);
                 tracing::info!(pipeline = %self.pipeline, client = self.client, "kafka brokers reachable");
             } else {
-                metrics::counter!("sluice_kafka_disconnects_total", &labels).increment(1);
+                metrics::counter!(crate::observe::names::KAFKA_DISCONNECTS_TOTAL, &labels)
+                    .increment(1);
                 tracing::warn!(pipeline = %self.pipeline, client = self.client, "no kafka broker reachable");
             }
         }

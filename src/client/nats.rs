@@ -369,16 +369,16 @@ async fn options(
                     if let Some(n) = on_connect {
                         n.notify_one();
                     }
-                    metrics::counter!("sluice_nats_connects_total", &[label]).increment(1);
+                    metrics::counter!(crate::observe::names::NATS_CONNECTS_TOTAL, &[label]).increment(1);
                     tracing::info!(pipeline, servers = %shown, "nats connected");
                 }
                 async_nats::Event::Disconnected => {
                     connected(false);
-                    metrics::counter!("sluice_nats_disconnects_total", &[label]).increment(1);
+                    metrics::counter!(crate::observe::names::NATS_DISCONNECTS_TOTAL, &[label]).increment(1);
                     tracing::warn!(pipeline, servers = %shown, "nats disconnected; reconnecting");
                 }
                 async_nats::Event::SlowConsumer(sid) => {
-                    metrics::counter!("sluice_nats_slow_consumer_total", &[label]).increment(1);
+                    metrics::counter!(crate::observe::names::NATS_SLOW_CONSUMER_TOTAL, &[label]).increment(1);
                     tracing::warn!(
                         pipeline,
                         subscription = sid,

@@ -1,6 +1,7 @@
 //! Readiness: every pipeline running, every input and output connected to its broker, and no
 //! shutdown begun.
 
+use super::names;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -60,8 +61,7 @@ impl Health {
     /// Registers a component whose connection readiness depends on; it starts disconnected.
     /// `component` is `input`, `output` or `dead-letter output`.
     pub fn link(&self, pipeline: &str, component: &str, kind: &str) -> Arc<Link> {
-        let gauge = metrics::gauge!(
-            "sluice_connected",
+        let gauge = metrics::gauge!(names::CONNECTED,
             "pipeline" => pipeline.to_string(),
             "component" => component.to_string(),
             "kind" => kind.to_string()

@@ -2,6 +2,7 @@
 //! per-pipeline totals for the summary logged when a pipeline ends.
 
 pub mod health;
+pub mod names;
 pub mod server;
 
 use std::sync::Arc;
@@ -70,16 +71,16 @@ impl Telemetry {
         let label = || ("pipeline", pipeline.to_string());
         Arc::new(Telemetry {
             pipeline: Arc::from(pipeline),
-            received: counter!("sluice_events_received_total", &[label()]),
-            sent: counter!("sluice_events_sent_total", &[label()]),
-            filtered: counter!("sluice_events_filtered_total", &[label()]),
-            dropped: counter!("sluice_events_dropped_total", &[label()]),
-            dead_lettered: counter!("sluice_events_dead_lettered_total", &[label()]),
+            received: counter!(names::EVENTS_RECEIVED_TOTAL, &[label()]),
+            sent: counter!(names::EVENTS_SENT_TOTAL, &[label()]),
+            filtered: counter!(names::EVENTS_FILTERED_TOTAL, &[label()]),
+            dropped: counter!(names::EVENTS_DROPPED_TOTAL, &[label()]),
+            dead_lettered: counter!(names::EVENTS_DEAD_LETTERED_TOTAL, &[label()]),
             totals: Default::default(),
             budget: Arc::new(Budget::new(
                 max_in_flight_bytes,
-                metrics::gauge!("sluice_bytes_in_flight", &[label()]),
-                metrics::gauge!("sluice_events_in_flight", &[label()]),
+                metrics::gauge!(names::BYTES_IN_FLIGHT, &[label()]),
+                metrics::gauge!(names::EVENTS_IN_FLIGHT, &[label()]),
             )),
         })
     }
@@ -137,7 +138,7 @@ impl Telemetry {
     /// An event failed at `step` (decode, a transform, encode, output); the error policy decides
     /// what happens to it next.
     pub fn failed(&self, step: &Step, reason: &str, source: &str) {
-        counter!("sluice_events_failed_total", "pipeline" => self.pipeline.to_string(), "step" => step.to_string()).increment(1);
+        counter!(names::EVENTS_FAILED_TOTAL, "pipeline" => self.pipeline.to_string(), "step" => step.to_string()).increment(1);
         self.add(FAILED, 1);
         tracing::warn!(pipeline = %self.pipeline, %step, reason, source, "event failed");
     }
@@ -145,7 +146,8 @@ impl Telemetry {
     /// A failed event's input will be delivered again by the bus instead of following the error
     /// policy (JetStream below `max_deliver`).
     pub fn redelivery_requested(&self, source: &str) {
-        counter!("sluice_events_redelivery_requested_total", "pipeline" => self.pipeline.to_string()).increment(1);
+        counter!(names::EVENTS_REDELIVERY_REQUESTED_TOTAL, "pipeline" => self.pipeline.to_string())
+            .increment(1);
         self.add(REDELIVERY_REQUESTED, 1);
         tracing::warn!(pipeline = %self.pipeline, source, "input not acknowledged; it will be redelivered");
     }
@@ -157,12 +159,12 @@ impl Telemetry {
 
     /// Seconds from reading an input to the delivery of everything derived from it.
     pub fn latency_histogram(&self) -> metrics::Histogram {
-        metrics::histogram!("sluice_event_latency_seconds", "pipeline" => self.pipeline.to_string())
+        metrics::histogram!(names::EVENT_LATENCY_SECONDS, "pipeline" => self.pipeline.to_string())
     }
 
     /// Events per batch entering the transforms (`input`) and handed to the output (`output`).
     pub fn batch_size_histogram(&self, stage: &'static str) -> metrics::Histogram {
-        metrics::histogram!("sluice_batch_size", "pipeline" => self.pipeline.to_string(), "stage" => stage)
+        metrics::histogram!(names::BATCH_SIZE, "pipeline" => self.pipeline.to_string(), "stage" => stage)
     }
 
     /// Failed events dropped by `errors: drop`.

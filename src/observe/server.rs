@@ -5,6 +5,7 @@
 //! - `GET /health/ready`: 200 while every pipeline runs, every input and output is connected and no
 //!   shutdown has begun; 503 otherwise, with the reasons in the body.
 
+use super::names;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
         ])
         .and_then(|b| {
             b.set_buckets_for_metric(
-                Matcher::Full("sluice_batch_size".into()),
+                Matcher::Full(names::BATCH_SIZE.into()),
                 &[
                     1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
                 ],
@@ -65,132 +66,132 @@ pub enum Kind {
 /// The `# HELP` text of every metric sluice exports (the README's tables say the same).
 pub const HELP: &[(&str, Kind, &str)] = &[
     (
-        "sluice_events_received_total",
+        names::EVENTS_RECEIVED_TOTAL,
         Kind::Counter,
         "Events read by the input.",
     ),
     (
-        "sluice_events_sent_total",
+        names::EVENTS_SENT_TOTAL,
         Kind::Counter,
         "Events confirmed delivered by the output.",
     ),
     (
-        "sluice_events_filtered_total",
+        names::EVENTS_FILTERED_TOTAL,
         Kind::Counter,
         "Inputs that produced no output.",
     ),
     (
-        "sluice_events_failed_total",
+        names::EVENTS_FAILED_TOTAL,
         Kind::Counter,
         "Events that failed, by step.",
     ),
     (
-        "sluice_events_dropped_total",
+        names::EVENTS_DROPPED_TOTAL,
         Kind::Counter,
         "Failed events dropped: by errors: drop, or dead letters the dead-letter output refused.",
     ),
     (
-        "sluice_events_dead_lettered_total",
+        names::EVENTS_DEAD_LETTERED_TOTAL,
         Kind::Counter,
         "Failed events delivered to the dead-letter output.",
     ),
     (
-        "sluice_events_redelivery_requested_total",
+        names::EVENTS_REDELIVERY_REQUESTED_TOTAL,
         Kind::Counter,
         "Failed events whose input was nak'ed for redelivery instead of following the error policy.",
     ),
     (
-        "sluice_events_in_flight",
+        names::EVENTS_IN_FLIGHT,
         Kind::Gauge,
         "Inputs read and not yet finished.",
     ),
     (
-        "sluice_bytes_in_flight",
+        names::BYTES_IN_FLIGHT,
         Kind::Gauge,
         "Bytes of inputs read and not yet finished (payload plus 256 per input).",
     ),
     (
-        "sluice_event_latency_seconds",
+        names::EVENT_LATENCY_SECONDS,
         Kind::Histogram,
         "Seconds from reading an input to the delivery of everything derived from it; one sample per input delivered or filtered.",
     ),
     (
-        "sluice_batch_size",
+        names::BATCH_SIZE,
         Kind::Histogram,
         "Events per batch, by stage: input (entering the transforms) and output (handed to the output).",
     ),
     (
-        "sluice_output_retries_total",
+        names::OUTPUT_RETRIES_TOTAL,
         Kind::Counter,
         "Events tried again after a passing output failure.",
     ),
     (
-        "sluice_output_circuit_open",
+        names::OUTPUT_CIRCUIT_OPEN,
         Kind::Gauge,
         "1 while the output's circuit is open.",
     ),
     (
-        "sluice_connected",
+        names::CONNECTED,
         Kind::Gauge,
         "1 while an input or output can reach its broker.",
     ),
     (
-        "sluice_kafka_consumer_lag",
+        names::KAFKA_CONSUMER_LAG,
         Kind::Gauge,
         "High watermark minus the next offset to read, per partition.",
     ),
     (
-        "sluice_kafka_commits_total",
+        names::KAFKA_COMMITS_TOTAL,
         Kind::Counter,
         "Kafka offset commits sent.",
     ),
     (
-        "sluice_kafka_commit_errors_total",
+        names::KAFKA_COMMIT_ERRORS_TOTAL,
         Kind::Counter,
         "Kafka offset commits that failed (retried at the next commit).",
     ),
     (
-        "sluice_kafka_connects_total",
+        names::KAFKA_CONNECTS_TOTAL,
         Kind::Counter,
         "Times a Kafka client regained a broker connection.",
     ),
     (
-        "sluice_kafka_disconnects_total",
+        names::KAFKA_DISCONNECTS_TOTAL,
         Kind::Counter,
         "Times a Kafka client lost every broker connection.",
     ),
     (
-        "sluice_jetstream_pending",
+        names::JETSTREAM_PENDING,
         Kind::Gauge,
         "Messages of the stream not yet delivered to the consumer.",
     ),
     (
-        "sluice_jetstream_redelivered_total",
+        names::JETSTREAM_REDELIVERED_TOTAL,
         Kind::Counter,
         "JetStream messages read that had been delivered before.",
     ),
     (
-        "sluice_jetstream_acks_total",
+        names::JETSTREAM_ACKS_TOTAL,
         Kind::Counter,
         "JetStream acknowledgements sent, by kind: ack, nak, in_progress.",
     ),
     (
-        "sluice_jetstream_lost_pulls_total",
+        names::JETSTREAM_LOST_PULLS_TOTAL,
         Kind::Counter,
         "JetStream pull requests that got no answer.",
     ),
     (
-        "sluice_nats_connects_total",
+        names::NATS_CONNECTS_TOTAL,
         Kind::Counter,
         "NATS connections made.",
     ),
     (
-        "sluice_nats_disconnects_total",
+        names::NATS_DISCONNECTS_TOTAL,
         Kind::Counter,
         "NATS connections lost.",
     ),
     (
-        "sluice_nats_slow_consumer_total",
+        names::NATS_SLOW_CONSUMER_TOTAL,
         Kind::Counter,
         "NATS slow-consumer events: messages the client dropped.",
     ),

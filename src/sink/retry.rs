@@ -158,7 +158,7 @@ impl Retry {
             ("pipeline", pipeline.to_string()),
             ("component", component.to_string()),
         ];
-        let open = metrics::gauge!("sluice_output_circuit_open", &labels);
+        let open = metrics::gauge!(crate::observe::names::OUTPUT_CIRCUIT_OPEN, &labels);
         open.set(0.0);
         Retry {
             config: ctx.retry.clone(),
@@ -169,7 +169,7 @@ impl Retry {
             ready: ctx
                 .health
                 .condition(format!("{pipeline}: {component} failing")),
-            retried: metrics::counter!("sluice_output_retries_total", &labels),
+            retried: metrics::counter!(crate::observe::names::OUTPUT_RETRIES_TOTAL, &labels),
             open,
         }
     }

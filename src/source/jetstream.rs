@@ -375,15 +375,21 @@ impl Metrics {
         let acks = |kind: &'static str| {
             let mut l = labels.to_vec();
             l.push(("kind", kind.to_string()));
-            metrics::counter!("sluice_jetstream_acks_total", &l)
+            metrics::counter!(crate::observe::names::JETSTREAM_ACKS_TOTAL, &l)
         };
         Metrics {
-            pending: metrics::gauge!("sluice_jetstream_pending", &labels),
-            redelivered: metrics::counter!("sluice_jetstream_redelivered_total", &labels),
+            pending: metrics::gauge!(crate::observe::names::JETSTREAM_PENDING, &labels),
+            redelivered: metrics::counter!(
+                crate::observe::names::JETSTREAM_REDELIVERED_TOTAL,
+                &labels
+            ),
             acked: acks("ack"),
             naked: acks("nak"),
             in_progress: acks("in_progress"),
-            lost_pulls: metrics::counter!("sluice_jetstream_lost_pulls_total", &labels),
+            lost_pulls: metrics::counter!(
+                crate::observe::names::JETSTREAM_LOST_PULLS_TOTAL,
+                &labels
+            ),
         }
     }
 }

@@ -186,8 +186,7 @@ impl State {
         let id = self.next_lane;
         self.next_lane = self.next_lane.wrapping_add(1);
         let topic: Arc<str> = Arc::from(topic);
-        let lag = metrics::gauge!(
-            "sluice_kafka_consumer_lag",
+        let lag = metrics::gauge!(crate::observe::names::KAFKA_CONSUMER_LAG,
             "pipeline" => self.pipeline.to_string(),
             "topic" => topic.to_string(),
             "partition" => partition.to_string()
@@ -292,11 +291,11 @@ impl State {
                         lane.committed = Some(pos);
                     }
                 }
-                metrics::counter!("sluice_kafka_commits_total", "pipeline" => self.pipeline.to_string()).increment(1);
+                metrics::counter!(crate::observe::names::KAFKA_COMMITS_TOTAL, "pipeline" => self.pipeline.to_string()).increment(1);
                 true
             }
             Err(e) => {
-                metrics::counter!("sluice_kafka_commit_errors_total", "pipeline" => self.pipeline.to_string()).increment(1);
+                metrics::counter!(crate::observe::names::KAFKA_COMMIT_ERRORS_TOTAL, "pipeline" => self.pipeline.to_string()).increment(1);
                 tracing::warn!(pipeline = %self.pipeline, error = %e, "offset commit failed; retrying");
                 false
             }
