@@ -1,0 +1,273 @@
+//! The consumer thread's loop: poll a batch, hand it on when there is room, pause fetching
+//! while the pipeline stays full, commit delivered offsets, and at shutdown wait for what is in
+//! flight and commit a last time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::context::KafkaContext;
+use super::convert::{handed_upto, to_event};
+use super::read_error;
+use crate::delivery::AckSender;
+use crate::event::{Event, Position};
+use crate::source::{SourceContext, SourceError};
+
+/// How long a batch waits for room downstream before the loop polls again: longer while
+/// fetching runs (a pause drops what librdkafka prefetched, so pausing at every brief stall
+/// would refetch constantly), shorter once paused (polling serves rebalances).
+const ROOM_WAIT: Duration = Duration::from_millis(200);
+const ROOM_WAIT_PAUSED: Duration = Duration::from_millis(50);
+
+/// How long reading waits for the in-flight budget before polling again, until fetching pauses.
+const BUDGET_WAIT: Duration = Duration::from_millis(50);
+
+/// How long a poll waits for the first record of a batch: while fetching, and while paused (the
+/// poll then only serves rebalances and keeps the member in the group).
+const POLL_WAIT: Duration = Duration::from_millis(100);
+const POLL_WAIT_PAUSED: Duration = Duration::from_millis(50);
+
+/// How long the pipeline must stay full before fetching pauses (the member keeps polling, so it
+/// stays in the group while the output is slow or down).
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Time kept at shutdown for the last commit, retried every [`COMMIT_RETRY`]: after a broker
+/// outage the group coordinator can take a moment to come back.
+const FINAL_COMMIT: Duration = Duration::from_secs(2);
+const COMMIT_RETRY: Duration = Duration::from_millis(100);
+
+/// The loop's state between polls.
+pub(super) struct Loop<'a> {
+    consumer: &'a BaseConsumer<KafkaContext>,
+    ctx: &'a SourceContext,
+    acks: AckSender,
+    waiter: tokio::runtime::Handle,
+    pipeline: Arc<str>,
+    commit_every: Duration,
+    last_commit: Instant,
+    /// A batch read and not yet handed on.
+    pending: Option<Vec<Event>>,
+    paused: bool,
+    full_since: Option<Instant>,
+    /// Revocations seen so far (see `Lanes::revocations`).
+    revocations: u64,
+}
+
+impl<'a> Loop<'a> {
+    pub(super) fn new(
+        consumer: &'a BaseConsumer<KafkaContext>,
+        ctx: &'a SourceContext,
+        acks: AckSender,
+        waiter: tokio::runtime::Handle,
+        commit_every: Duration,
+    ) -> Loop<'a> {
+        Loop {
+            consumer,
+            ctx,
+            acks,
+            waiter,
+            pipeline: Arc::from(ctx.telemetry.pipeline()),
+            commit_every,
+            last_commit: Instant::now(),
+            pending: None,
+            paused: false,
+            full_since: None,
+            revocations: 0,
+        }
+    }
+
+    /// Consumes until shutdown, the pipeline closing, or a fatal client error; then waits for
+    /// what is in flight (up to `drain`) and commits.
+    pub(super) fn run(mut self, drain: Duration) -> Result<(), SourceError> {
+        let result = loop {
+            if self.ctx.shutdown.is_cancelled() {
+                break Ok(());
+            }
+            if let Some(err) = self.consumer.client().fatal_error() {
+                break Err(read_error(format!("fatal consumer error: {err:?}")));
+            }
+            self.commit_when_due();
+            if self.hand_on().is_err() {
+                break Ok(());
+            }
+            let budget_full = self.pause_or_resume();
+            let batch = self.poll(budget_full);
+            self.keep(batch);
+        };
+        self.finish(drain);
+        result
+    }
+
+    fn commit_when_due(&mut self) {
+        let mut state = self.consumer.context().state();
+        state.drain_acks();
+        if self.last_commit.elapsed() >= self.commit_every {
+            state.commit(self.consumer, None, CommitMode::Async);
+            state.lanes.update_lag();
+            self.last_commit = Instant::now();
+        }
+    }
+
+    /// Hands the waiting batch on if there is room (waiting a little for it); Err when the
+    /// pipeline is gone.
+    fn hand_on(&mut self) -> Result<(), ()> {
+        let Some(batch) = self.pending.take() else {
+            return Ok(());
+        };
+        let out = &self.ctx.out;
+        let permit = match out.try_reserve() {
+            Ok(permit) => Some(permit),
+            Err(TrySendError::Closed(())) => return Err(()),
+            Err(TrySendError::Full(())) => {
+                let wait = if self.paused {
+                    ROOM_WAIT_PAUSED
+                } else {
+                    ROOM_WAIT
+                };
+                match self
+                    .waiter
+                    .block_on(async { tokio::time::timeout(wait, out.reserve()).await })
+                {
+                    Ok(Ok(permit)) => Some(permit),
+                    Ok(Err(_)) => return Err(()),
+                    Err(_) => None,
+                }
+            }
+        };
+        let Some(permit) = permit else {
+            self.pending = Some(batch);
+            return Ok(());
+        };
+        let n = batch.len();
+        let last = handed_upto(&batch);
+        permit.send(batch);
+        self.ctx.telemetry.received(n);
+        self.full_since = None;
+        let mut state = self.consumer.context().state();
+        for ((topic, partition), offset) in last {
+            state.lanes.handed(&topic, partition, offset);
+        }
+        Ok(())
+    }
+
+    /// Pauses fetching once the pipeline has stayed full for [`PAUSE_AFTER`] (a batch waits for
+    /// room downstream, or the in-flight budget is used up), and resumes once it is not; returns
+    /// whether the budget is used up (a batch already read is still handed on: only reading
+    /// more waits for the budget).
+    fn pause_or_resume(&mut self) -> bool {
+        let budget = self.ctx.telemetry.budget();
+        let mut budget_full = budget.is_full();
+        if budget_full && !self.paused {
+            // Until fetching pauses, wait a little for room rather than read on.
+            budget_full = self
+                .waiter
+                .block_on(async { tokio::time::timeout(BUDGET_WAIT, budget.room()).await })
+                .is_err();
+        }
+        if self.pending.is_some() || budget_full {
+            let since = *self.full_since.get_or_insert_with(Instant::now);
+            if !self.paused && since.elapsed() >= PAUSE_AFTER {
+                if let Ok(assignment) = self.consumer.assignment() {
+                    let _ = self.consumer.pause(&assignment);
+                }
+                self.paused = true;
+                tracing::debug!(pipeline = %self.pipeline, "pipeline full: fetching paused");
+            }
+        } else {
+            self.full_since = None;
+            if self.paused {
+                if let Ok(assignment) = self.consumer.assignment() {
+                    let _ = self.consumer.resume(&assignment);
+                }
+                self.paused = false;
+            }
+        }
+        budget_full
+    }
+
+    /// Polls records into the waiting batch (or a new one). While paused it polls anyway: that
+    /// serves rebalances and keeps the member in the group; a record fetched before the pause is
+    /// kept in the batch.
+    fn poll(&mut self, budget_full: bool) -> Vec<Event> {
+        let mut batch = self
+            .pending
+            .take()
+            .unwrap_or_else(|| Vec::with_capacity(self.ctx.batch_size.min(1024)));
+        let mut timeout = if self.paused {
+            POLL_WAIT_PAUSED
+        } else {
+            POLL_WAIT
+        };
+        loop {
+            match self.consumer.poll(timeout) {
+                None => break,
+                Some(Ok(msg)) => {
+                    let mut state = self.consumer.context().state();
+                    if let Some(event) = to_event(&msg, &mut state.lanes, &self.acks) {
+                        batch.push(event);
+                    }
+                }
+                Some(Err(e)) => {
+                    // Broker connection failures were logged by the client context already.
+                    let connection = matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::BrokerTransportFailure
+                                | RDKafkaErrorCode::AllBrokersDown
+                        )
+                    );
+                    if connection {
+                        tracing::debug!(pipeline = %self.pipeline, error = %e, "kafka consumer error");
+                    } else {
+                        tracing::warn!(pipeline = %self.pipeline, error = %e, "kafka consumer error");
+                    }
+                    break;
+                }
+            }
+            if self.paused || budget_full || batch.len() >= self.ctx.batch_size {
+                break;
+            }
+            timeout = Duration::ZERO;
+        }
+        batch
+    }
+
+    /// Keeps a batch to hand on, without the events of partitions revoked meanwhile: those
+    /// belong to their new owner now.
+    fn keep(&mut self, mut batch: Vec<Event>) {
+        let state = self.consumer.context().state();
+        if state.lanes.revocations != self.revocations {
+            self.revocations = state.lanes.revocations;
+            batch.retain(|e| match &*e.position {
+                Position::Kafka {
+                    topic, partition, ..
+                } => state.lanes.current_lane(topic, *partition).is_some(),
+                _ => true,
+            });
+        }
+        if !batch.is_empty() {
+            self.pending = Some(batch);
+        }
+    }
+
+    /// Waits up to `drain` for the events handed on, and commits what is done. Events read but
+    /// not handed on are not acknowledged: they are read again after a restart.
+    fn finish(mut self, drain: Duration) {
+        self.pending = None;
+        let deadline = Instant::now()
+            + drain
+                .saturating_sub(FINAL_COMMIT)
+                .max(Duration::from_secs(1));
+        let mut state = self.consumer.context().state();
+        let lanes = state.lanes.ids();
+        state.wait_idle(&lanes, deadline);
+        let give_up = Instant::now() + FINAL_COMMIT;
+        while !state.commit(self.consumer, None, CommitMode::Sync) && Instant::now() < give_up {
+            std::thread::sleep(COMMIT_RETRY);
+        }
+        state.lanes.update_lag();
+    }
+}

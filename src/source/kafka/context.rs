@@ -1,0 +1,169 @@
+//! The consumer's client context: librdkafka's callbacks (rebalances, commits, statistics,
+//! errors) acting on the lanes, shared with the poll loop under a lock.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientContext, Statistics, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::REVOKE_TIMEOUT;
+use super::lanes::Lanes;
+use crate::client::kafka::BrokerLink;
+use crate::delivery::AckMsg;
+
+/// The lanes, and where their acknowledgements arrive.
+pub(super) struct State {
+    pub(super) lanes: Lanes,
+    acks: mpsc::UnboundedReceiver<AckMsg>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl State {
+    pub(super) fn new(
+        lanes: Lanes,
+        acks: mpsc::UnboundedReceiver<AckMsg>,
+        runtime: tokio::runtime::Handle,
+    ) -> State {
+        State {
+            lanes,
+            acks,
+            runtime,
+        }
+    }
+
+    /// Applies every acknowledgement that arrived.
+    pub(super) fn drain_acks(&mut self) {
+        while let Ok(msg) = self.acks.try_recv() {
+            self.lanes.apply(msg);
+        }
+    }
+
+    /// Waits until `lanes` have nothing handed on in flight, or the deadline.
+    pub(super) fn wait_idle(&mut self, lanes: &[u32], deadline: Instant) -> bool {
+        loop {
+            self.drain_acks();
+            let busy = self.lanes.busy(lanes);
+            if busy == 0 {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(pipeline = %self.lanes.pipeline, in_flight = busy, "gave up waiting for in-flight events; they will be read again");
+                return false;
+            }
+            let runtime = self.runtime.clone();
+            let next = runtime
+                .block_on(async { tokio::time::timeout(deadline - now, self.acks.recv()).await });
+            if let Ok(Some(msg)) = next {
+                self.lanes.apply(msg);
+            }
+        }
+    }
+
+    /// Commits the done position of `only` (every lane when None) where it moved; false when
+    /// the commit failed.
+    pub(super) fn commit<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        only: Option<&[u32]>,
+        mode: CommitMode,
+    ) -> bool {
+        let Some(commit) = self.lanes.commit(only) else {
+            return true;
+        };
+        let pipeline = self.lanes.pipeline.to_string();
+        match consumer.commit(&commit.offsets, mode) {
+            Ok(()) => {
+                self.lanes.committed(commit);
+                metrics::counter!(crate::observe::names::KAFKA_COMMITS_TOTAL, "pipeline" => pipeline).increment(1);
+                true
+            }
+            Err(e) => {
+                metrics::counter!(crate::observe::names::KAFKA_COMMIT_ERRORS_TOTAL, "pipeline" => pipeline.clone()).increment(1);
+                tracing::warn!(pipeline, error = %e, "offset commit failed; retrying");
+                false
+            }
+        }
+    }
+
+    /// Partitions are taken away: wait (up to [`REVOKE_TIMEOUT`]) for their events in flight,
+    /// commit what is done, and forget them.
+    fn revoke<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tpl: &TopicPartitionList) {
+        let lanes: Vec<u32> = tpl
+            .elements()
+            .iter()
+            .filter_map(|e| self.lanes.current_lane(e.topic(), e.partition()))
+            .collect();
+        self.wait_idle(&lanes, Instant::now() + REVOKE_TIMEOUT);
+        self.commit(consumer, Some(&lanes), CommitMode::Sync);
+        self.lanes.revoked(&lanes);
+    }
+}
+
+/// What librdkafka calls back into.
+pub(super) struct KafkaContext {
+    pub(super) state: Mutex<State>,
+    pub(super) link: BrokerLink,
+}
+
+impl KafkaContext {
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug; the state is still consistent enough to commit.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ClientContext for KafkaContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.link.error(&error, reason);
+    }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        self.link.log(level, fac, message);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        self.link.stats(&statistics);
+        let mut state = self.state();
+        for (name, topic) in statistics.topics {
+            for (partition, p) in topic.partitions {
+                if partition >= 0 {
+                    state
+                        .lanes
+                        .high_watermarks
+                        .insert((name.clone(), partition), p.hi_offset);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for KafkaContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => self.state().revoke(consumer, tpl),
+            Rebalance::Assign(tpl) => {
+                let mut state = self.state();
+                for e in tpl.elements() {
+                    state.lanes.lane_for(e.topic(), e.partition());
+                    tracing::info!(pipeline = %state.lanes.pipeline, topic = e.topic(), partition = e.partition(), "partition assigned");
+                }
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        if let Err(e) = result {
+            self.state().lanes.commit_failed();
+            tracing::warn!(error = %e, "offset commit failed; retrying at the next commit");
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The `kafka` input: a consumer in a consumer group, committing only delivered offsets.
+//!
+//! The consumer runs on its own thread (librdkafka's poll loop and rebalance callbacks are
+//! blocking). Each assigned partition is a lane with an [`OrderedTracker`]: the committed offset
+//! only moves past inputs whose outputs are all delivered. On revocation the consumer waits for
+//! the revoked partitions' in-flight events, commits what is done, and forgets the lanes, so a
+//! late acknowledgement can never commit over the partition's new owner.
+
+mod consume;
+mod context;
+mod convert;
+mod lanes;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::Deserialize;
+
+use consume::Loop;
+use context::{KafkaContext, State};
+use lanes::Lanes;
+
+use super::{SourceContext, SourceError};
+use crate::client::kafka::{
+    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_options, client_error,
+};
+use crate::client::tls::TlsConfig;
+use crate::codec::Codec;
+use crate::config::{ClientOptions, HumanDuration, Validator};
+
+/// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
+/// partitions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaInputConfig {
+    /// Bootstrap brokers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Topics to read. An entry starting with `^` is a regular expression over topic names.
+    pub topics: Vec<String>,
+    /// Consumer group id.
+    pub group_id: String,
+    /// Where a group with no committed offset starts: `earliest` or `latest`.
+    #[serde(default)]
+    pub start_from: StartFrom,
+    /// How often offsets of delivered events are committed (also on rebalance and shutdown).
+    #[serde(default = "default_commit_interval")]
+    pub commit_interval: HumanDuration,
+    /// `json` or `raw`.
+    #[serde(default)]
+    pub codec: Codec,
+    /// librdkafka consumer properties (see the librdkafka documentation).
+    #[serde(default)]
+    pub options: ClientOptions,
+    /// TLS to the brokers: `ca_file`, `cert_file` + `key_file` (with `key_password` for an
+    /// encrypted key), `insecure_skip_verify`.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// SASL authentication: `mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`),
+    /// `username`, `password`.
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
+}
+
+/// Start position of a new consumer group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartFrom {
+    /// The oldest retained record.
+    #[default]
+    Earliest,
+    /// Only records produced after the group first joins.
+    Latest,
+}
+
+// librdkafka's auto-commit default is 5 s; committing delivered offsets as often keeps replays
+// after a crash as short as users expect from a Kafka consumer.
+fn default_commit_interval() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
+}
+
+impl KafkaInputConfig {
+    /// The `tls` and `sasl` blocks.
+    pub fn security(&self) -> Security<'_> {
+        Security {
+            tls: self.tls.as_ref(),
+            sasl: self.sasl.as_ref(),
+        }
+    }
+
+    /// Checks values serde cannot.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        check_brokers(&self.brokers, &format!("{path}.brokers"), v);
+        self.security().validate(&self.options, path, v);
+        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
+            v.error_at(
+                &format!("{path}.topics"),
+                "topics must list at least one non-empty topic name or ^regex",
+            );
+        }
+        if self.group_id.trim().is_empty() {
+            v.error_at(&format!("{path}.group_id"), "group_id must not be empty");
+        }
+        check_options(
+            &self.options,
+            &["group.id", "bootstrap.servers", "enable.auto.offset.store"],
+            &format!("{path}.options"),
+            v,
+        );
+    }
+}
+
+/// How long a revocation waits for the revoked partitions' in-flight events before committing
+/// what is done and letting the partitions go. The whole group waits for this callback, so it is
+/// kept well under the default `max.poll.interval.ms` (300 s) and rebalance timeouts.
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn read_error(message: impl std::fmt::Display) -> SourceError {
+    SourceError::Read {
+        input: "kafka",
+        message: message.to_string(),
+    }
+}
+
+/// The librdkafka consumer configuration of a pipeline.
+pub fn consumer_config(config: &KafkaInputConfig, pipeline: &str) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group_id)
+        .set("client.id", format!("sluice-{pipeline}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match config.start_from {
+                StartFrom::Earliest => "earliest",
+                StartFrom::Latest => "latest",
+            },
+        )
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("statistics.interval.ms", STATS_INTERVAL_MS);
+    for (k, v) in config.security().properties() {
+        cc.set(k, v);
+    }
+    for (k, v) in &config.options.0 {
+        cc.set(k, v);
+    }
+    cc
+}
+
+/// Consumes until shutdown, then waits for in-flight events and commits.
+pub async fn run(config: &KafkaInputConfig, ctx: SourceContext) -> Result<(), SourceError> {
+    config.security().warn(ctx.telemetry.pipeline());
+    let config = config.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let thread = std::thread::Builder::new()
+        .name(format!("{}-kafka", ctx.telemetry.pipeline()))
+        .spawn(move || consume(&config, &ctx, runtime))
+        .map_err(read_error)?;
+    // Wait for the thread without blocking the runtime.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(thread.join());
+    });
+    match rx.await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err(read_error("the consumer thread panicked")),
+        Err(_) => Err(read_error("the consumer thread vanished")),
+    }
+}
+
+fn consume(
+    config: &KafkaInputConfig,
+    ctx: &SourceContext,
+    runtime: tokio::runtime::Handle,
+) -> Result<(), SourceError> {
+    let pipeline: Arc<str> = Arc::from(ctx.telemetry.pipeline());
+    let (acks, ack_rx) = ctx.telemetry.ack_channel();
+    let context = KafkaContext {
+        state: Mutex::new(State::new(
+            Lanes::new(pipeline.clone()),
+            ack_rx,
+            runtime.clone(),
+        )),
+        link: BrokerLink::new(ctx.link.clone(), &pipeline, "consumer"),
+    };
+    let consumer: BaseConsumer<KafkaContext> = consumer_config(config, &pipeline)
+        .create_with_context(context)
+        .map_err(|e| read_error(client_error(&e)))?;
+    let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&topics).map_err(read_error)?;
+    tracing::info!(pipeline = %pipeline, topics = ?config.topics, group = %config.group_id, "kafka consumer subscribed");
+    let result =
+        Loop::new(&consumer, ctx, acks, runtime, config.commit_interval.0).run(ctx.drain_timeout);
+    consumer.unsubscribe();
+    // Dropping the consumer leaves the group; the final revocation runs here.
+    drop(consumer);
+    tracing::info!(pipeline = %pipeline, "kafka consumer closed");
+    result
+}
