@@ -1,0 +1,446 @@
+//! The consuming side of one durable consumer on one connection: pull requests, messages
+//! handed on in batches, and settling each with the server once its events are done.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{Client, StatusCode, Subject};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use super::protocol::{PULL_EXPIRES, PULL_GRACE, nak, parse_reply, stop_nak};
+use super::setup::SetupError;
+use super::{JetStreamInputConfig, read_error};
+use crate::delivery::{AckMsg, AckSender, Outcome};
+use crate::event::{Event, Position};
+use crate::source::SourceContext;
+use crate::source::SourceError;
+use crate::source::nats::{SubjectMemo, to_event};
+
+/// Pause before pulling again after JetStream did not answer.
+const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(500);
+/// Pull requests lost or unanswered in a row before the consumer is looked up (and, unless
+/// bound, created) again: the server may have lost it.
+const REBIND_AFTER: u32 = 3;
+
+/// A message handed on and not yet settled with the server.
+struct Unsettled {
+    reply: Subject,
+    delivered: i64,
+    touched: Instant,
+}
+
+/// An open pull request.
+struct Pull {
+    id: u64,
+    remaining: usize,
+    deadline: Instant,
+}
+
+/// The consuming side of one durable consumer on one connection.
+pub(super) struct Reader<'a> {
+    config: &'a JetStreamInputConfig,
+    ctx: &'a SourceContext,
+    client: Client,
+    js: async_nats::jetstream::Context,
+    next_subject: Subject,
+    inbox: String,
+    pulls: VecDeque<Pull>,
+    next_pull: u64,
+    unanswered: u32,
+    paused_until: Option<Instant>,
+    unsettled: HashMap<u64, Unsettled>,
+    next_ticket: u64,
+    acks: AckSender,
+    batch: Vec<Event>,
+    /// Set once stopping: how long in-flight events may still take.
+    drain_until: Option<Instant>,
+    /// The pipeline takes no more events.
+    out_closed: bool,
+    stream: Arc<str>,
+    subjects: SubjectMemo,
+    metrics: Metrics,
+}
+
+struct Metrics {
+    pending: metrics::Gauge,
+    redelivered: metrics::Counter,
+    acked: metrics::Counter,
+    naked: metrics::Counter,
+    in_progress: metrics::Counter,
+    lost_pulls: metrics::Counter,
+}
+
+impl Metrics {
+    fn new(pipeline: &str, config: &JetStreamInputConfig) -> Metrics {
+        let labels = [
+            ("pipeline", pipeline.to_string()),
+            ("stream", config.stream.clone()),
+            ("consumer", config.consumer.clone()),
+        ];
+        let acks = |kind: &'static str| {
+            let mut l = labels.to_vec();
+            l.push(("kind", kind.to_string()));
+            metrics::counter!(crate::observe::names::JETSTREAM_ACKS_TOTAL, &l)
+        };
+        Metrics {
+            pending: metrics::gauge!(crate::observe::names::JETSTREAM_PENDING, &labels),
+            redelivered: metrics::counter!(
+                crate::observe::names::JETSTREAM_REDELIVERED_TOTAL,
+                &labels
+            ),
+            acked: acks("ack"),
+            naked: acks("nak"),
+            in_progress: acks("in_progress"),
+            lost_pulls: metrics::counter!(
+                crate::observe::names::JETSTREAM_LOST_PULLS_TOTAL,
+                &labels
+            ),
+        }
+    }
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(
+        config: &'a JetStreamInputConfig,
+        ctx: &'a SourceContext,
+        client: Client,
+        js: async_nats::jetstream::Context,
+        inbox: String,
+        acks: AckSender,
+    ) -> Reader<'a> {
+        Reader {
+            config,
+            ctx,
+            client,
+            js,
+            next_subject: Subject::from(format!(
+                "$JS.API.CONSUMER.MSG.NEXT.{}.{}",
+                config.stream, config.consumer
+            )),
+            inbox,
+            pulls: VecDeque::new(),
+            next_pull: 0,
+            unanswered: 0,
+            paused_until: None,
+            unsettled: HashMap::new(),
+            next_ticket: 0,
+            acks,
+            batch: Vec::new(),
+            drain_until: None,
+            out_closed: false,
+            stream: Arc::from(config.stream.as_str()),
+            subjects: SubjectMemo::default(),
+            metrics: Metrics::new(ctx.telemetry.pipeline(), config),
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// Consumes until shutdown (and the drain after it), the pipeline closing, or the connection
+    /// closing.
+    pub(super) async fn run(
+        &mut self,
+        sub: &mut async_nats::Subscriber,
+        ack_rx: &mut mpsc::UnboundedReceiver<AckMsg>,
+        reconnected: &Notify,
+    ) -> Result<(), SourceError> {
+        // Often enough to keep slow messages alive and to notice lost pull requests promptly.
+        let period =
+            (self.config.ack_wait.0 / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let ctx = self.ctx;
+        let out: &mpsc::Sender<Vec<Event>> = &ctx.out;
+        loop {
+            let stopping = self.stopping();
+            if stopping && self.drained() {
+                return Ok(());
+            }
+            if !stopping {
+                if self.unanswered >= REBIND_AFTER {
+                    self.rebind().await?;
+                }
+                self.pull().await;
+            }
+            tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled(), if !stopping => self.stop(),
+                msg = sub.next(), if self.out_closed || self.batch.len() < ctx.batch_size => match msg {
+                    Some(msg) => self.on_message(msg).await,
+                    None => return Err(read_error("the connection closed")),
+                },
+                permit = out.reserve(), if !self.out_closed && !self.batch.is_empty() => match permit {
+                    Ok(permit) => {
+                        let batch = std::mem::take(&mut self.batch);
+                        ctx.telemetry.received(batch.len());
+                        permit.send(batch);
+                    }
+                    // The pipeline stopped taking events: drain what it has.
+                    Err(_) => self.close_out(),
+                },
+                Some(first) = ack_rx.recv() => {
+                    self.settle(first).await;
+                    while let Ok(next) = ack_rx.try_recv() {
+                        self.settle(next).await;
+                    }
+                }
+                _ = reconnected.notified() => {
+                    // Pull requests lived on the old connection.
+                    self.pulls.clear();
+                }
+                _ = tick.tick() => {
+                    self.expire_pulls();
+                    self.keep_alive().await;
+                    if self.drain_until.is_some_and(|t| Instant::now() >= t) {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Settles what finished, and gives back whatever is still in flight, so that another
+    /// replica takes it soon rather than after the ack wait.
+    pub(super) async fn finish(&mut self, ack_rx: &mut mpsc::UnboundedReceiver<AckMsg>) {
+        while let Ok(msg) = ack_rx.try_recv() {
+            self.settle(msg).await;
+        }
+        let left: Vec<Subject> = self.unsettled.drain().map(|(_, u)| u.reply).collect();
+        if !left.is_empty() {
+            tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), unfinished = left.len(), "jetstream input stopping with unfinished messages; they will be redelivered");
+        }
+        for reply in left {
+            self.publish(reply, stop_nak()).await;
+        }
+    }
+    /// Opens pull requests while there is room downstream (and in the in-flight byte budget): at
+    /// most two at a time, the second once the first is half served, so messages keep flowing
+    /// without piling up.
+    async fn pull(&mut self) {
+        let now = Instant::now();
+        if self.paused_until.is_some_and(|t| now < t)
+            || self.batch.len() >= self.ctx.batch_size
+            || self.ctx.telemetry.budget().is_full()
+        {
+            return;
+        }
+        let batch = self.config.fetch_batch;
+        let outstanding: usize = self.pulls.iter().map(|p| p.remaining).sum();
+        if self.pulls.len() >= 2 || outstanding > batch / 2 {
+            return;
+        }
+        let id = self.next_pull;
+        self.next_pull += 1;
+        let body = format!(
+            "{{\"batch\":{batch},\"expires\":{}}}",
+            PULL_EXPIRES.as_nanos()
+        );
+        let reply = format!("{}.{id}", self.inbox);
+        match self
+            .client
+            .publish_with_reply(self.next_subject.clone(), reply, body.into())
+            .await
+        {
+            Ok(()) => self.pulls.push_back(Pull {
+                id,
+                remaining: batch,
+                deadline: now + PULL_EXPIRES + PULL_GRACE,
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, "jetstream pull request not sent");
+                self.paused_until = Some(now + UNAVAILABLE_PAUSE);
+            }
+        }
+    }
+
+    fn close_pull(&mut self, subject: &str) {
+        let id = subject
+            .strip_prefix(self.inbox.as_str())
+            .and_then(|s| s.strip_prefix('.'))
+            .and_then(|s| s.parse::<u64>().ok());
+        if let Some(id) = id {
+            self.pulls.retain(|p| p.id != id);
+        }
+    }
+
+    /// Forgets pull requests the server never finished: it restarted, or the connection dropped.
+    fn expire_pulls(&mut self) {
+        let now = Instant::now();
+        let before = self.pulls.len();
+        self.pulls.retain(|p| p.deadline > now);
+        let lost = before - self.pulls.len();
+        if lost > 0 {
+            self.metrics.lost_pulls.increment(lost as u64);
+            self.unanswered += lost as u32;
+        }
+    }
+
+    /// Handles one message on the inbox: a status about a pull request, or a stream message.
+    async fn on_message(&mut self, msg: async_nats::Message) {
+        if let Some(status) = msg.status {
+            match status {
+                StatusCode::IDLE_HEARTBEAT => {}
+                // The request expired, or ended for a reason the description gives.
+                StatusCode::TIMEOUT | StatusCode::NOT_FOUND => {
+                    self.unanswered = 0;
+                    self.close_pull(&msg.subject);
+                }
+                StatusCode::NO_RESPONDERS => {
+                    // JetStream is not serving this consumer (yet): the server restarts, or the
+                    // consumer is gone.
+                    self.unanswered += 1;
+                    self.close_pull(&msg.subject);
+                    self.paused_until = Some(Instant::now() + UNAVAILABLE_PAUSE);
+                }
+                _ => {
+                    let description = msg.description.as_deref().unwrap_or("");
+                    tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), status = %status, description, "jetstream pull request ended");
+                    if description.contains("Consumer Deleted") {
+                        self.unanswered = REBIND_AFTER;
+                    }
+                    self.close_pull(&msg.subject);
+                }
+            }
+            return;
+        }
+        let Some(reply) = msg.reply.clone() else {
+            return;
+        };
+        let Some(delivery) = parse_reply(&reply) else {
+            tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), reply = %reply, "message on the pull inbox without a JetStream reply subject; ignored");
+            return;
+        };
+        self.unanswered = 0;
+        if let Some(front) = self.pulls.front_mut() {
+            front.remaining = front.remaining.saturating_sub(1);
+            if front.remaining == 0 {
+                self.pulls.pop_front();
+            }
+        }
+        self.metrics.pending.set(delivery.pending as f64);
+        if delivery.delivered > 1 {
+            self.metrics.redelivered.increment(1);
+        }
+        if self.out_closed {
+            // Nothing takes events any more: give it back so another replica takes it.
+            self.publish(reply, stop_nak()).await;
+            self.metrics.naked.increment(1);
+            return;
+        }
+        if delivery.delivered > 1 {
+            self.ctx.telemetry.redelivered();
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let max = self.config.max_deliver;
+        let redeliverable = max < 0 || delivery.delivered < max;
+        let subject = self.subjects.get(msg.subject.as_str());
+        let position = Position::Nats {
+            subject,
+            stream: Some((self.stream.clone(), delivery.stream_seq)),
+        };
+        let mut event = to_event(msg, position, self.acks.ack_with(0, ticket, redeliverable));
+        event.timestamp = Some(delivery.stored_ns.div_euclid(1_000_000));
+        self.unsettled.insert(
+            ticket,
+            Unsettled {
+                reply,
+                delivered: delivery.delivered,
+                touched: Instant::now(),
+            },
+        );
+        self.batch.push(event);
+    }
+
+    async fn publish(&self, subject: Subject, payload: Bytes) {
+        // A lost acknowledgement only means a redelivery, which the outputs deduplicate.
+        if let Err(e) = self.client.publish(subject, payload).await {
+            tracing::debug!(error = %e, "jetstream acknowledgement not sent");
+        }
+    }
+
+    /// Acknowledges an input whose events are all done, or asks for its redelivery after a
+    /// backoff when one of them failed.
+    async fn settle(&mut self, msg: AckMsg) {
+        let Some(u) = self.unsettled.remove(&msg.id) else {
+            return;
+        };
+        match msg.outcome {
+            Outcome::Delivered | Outcome::Rejected => {
+                self.metrics.acked.increment(1);
+                self.publish(u.reply, Bytes::from_static(b"+ACK")).await;
+            }
+            Outcome::Failed => {
+                self.metrics.naked.increment(1);
+                let payload = if self.out_closed {
+                    stop_nak()
+                } else {
+                    nak(&self.config.backoff, u.delivered)
+                };
+                self.publish(u.reply, payload).await;
+            }
+        }
+    }
+
+    /// Tells the server that messages held longer than half the ack wait are still being worked
+    /// on, so it does not redeliver them meanwhile.
+    async fn keep_alive(&mut self) {
+        let now = Instant::now();
+        let half = self.config.ack_wait.0 / 2;
+        let mut due = Vec::new();
+        for u in self.unsettled.values_mut() {
+            if now.duration_since(u.touched) >= half {
+                u.touched = now;
+                due.push(u.reply.clone());
+            }
+        }
+        for reply in due {
+            self.metrics.in_progress.increment(1);
+            self.publish(reply, Bytes::from_static(b"+WPI")).await;
+        }
+    }
+
+    /// Looks the consumer up again after pull requests went unanswered.
+    async fn rebind(&mut self) -> Result<(), SourceError> {
+        tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), stream = %self.config.stream, consumer = %self.config.consumer, "jetstream pull requests unanswered; checking the consumer");
+        self.unanswered = 0;
+        match self.config.set_up(&self.js).await {
+            Ok(()) => Ok(()),
+            Err(SetupError::Fatal(m)) => Err(read_error(m)),
+            Err(SetupError::Transient(m)) => {
+                tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), error = %m, "jetstream consumer not reachable; retrying");
+                self.paused_until = Some(Instant::now() + UNAVAILABLE_PAUSE);
+                Ok(())
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.drain_until.is_some()
+    }
+
+    /// Stops pulling. Messages of the pull requests still open are handed on like any other:
+    /// giving them back instead would have them redelivered to those same requests, each time
+    /// using up one of their `max_deliver` attempts.
+    fn stop(&mut self) {
+        self.drain_until = Some(Instant::now() + self.ctx.drain_timeout);
+    }
+
+    /// The pipeline takes no more events: stop, and give back what was read and not handed on.
+    fn close_out(&mut self) {
+        self.stop();
+        self.out_closed = true;
+        for event in std::mem::take(&mut self.batch) {
+            event.ack.complete(Outcome::Failed);
+        }
+    }
+
+    /// Nothing left to wait for once stopping: no open pull request, nothing read.
+    fn drained(&self) -> bool {
+        self.pulls.is_empty() && self.batch.is_empty() && self.unsettled.is_empty()
+    }
+}

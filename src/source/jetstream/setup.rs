@@ -1,0 +1,125 @@
+//! Finding (or creating) the durable consumer, retried while the server cannot answer.
+
+use async_nats::jetstream::consumer::{self, pull};
+use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
+use async_nats::jetstream::stream::ConsumerErrorKind;
+
+use super::{DeliverPolicy, JetStreamInputConfig, read_error};
+use crate::client::nats::unavailable;
+use crate::source::{SourceContext, SourceError};
+use std::time::Duration;
+
+/// The first pause before setting up the consumer again, doubled after each failure up to
+/// [`SETUP_RETRY_MAX`].
+const SETUP_RETRY: Duration = Duration::from_millis(250);
+const SETUP_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Why setting up the consumer failed.
+pub(super) enum SetupError {
+    /// Retrying may help (server unreachable or restarting).
+    Transient(String),
+    /// The configuration or the server's state is wrong; retrying will not help.
+    Fatal(String),
+}
+
+impl JetStreamInputConfig {
+    fn pull_config(&self) -> pull::Config {
+        let (filter_subject, filter_subjects) = match self.filter_subjects.as_slice() {
+            [one] => (one.clone(), Vec::new()),
+            many => (String::new(), many.to_vec()),
+        };
+        pull::Config {
+            durable_name: Some(self.consumer.clone()),
+            filter_subject,
+            filter_subjects,
+            deliver_policy: match self.deliver_policy {
+                DeliverPolicy::All => consumer::DeliverPolicy::All,
+                DeliverPolicy::New => consumer::DeliverPolicy::New,
+                DeliverPolicy::Last => consumer::DeliverPolicy::Last,
+                DeliverPolicy::LastPerSubject => consumer::DeliverPolicy::LastPerSubject,
+            },
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: self.ack_wait.0,
+            max_deliver: self.max_deliver,
+            max_ack_pending: self.max_ack_pending,
+            ..Default::default()
+        }
+    }
+
+    /// Makes sure the durable consumer exists: looked up when bound, else created or updated to
+    /// match this configuration.
+    pub(super) async fn set_up(
+        &self,
+        js: &async_nats::jetstream::Context,
+    ) -> Result<(), SetupError> {
+        let stream = js
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| match e.kind() {
+                GetStreamErrorKind::JetStream(j) if !unavailable(j.error_code()) => {
+                    SetupError::Fatal(format!("stream {}: {e}", self.stream))
+                }
+                _ => SetupError::Transient(format!("stream {}: {e}", self.stream)),
+            })?;
+        let what = || format!("consumer {} on stream {}", self.consumer, self.stream);
+        if self.bind {
+            stream
+                .consumer_info(&self.consumer)
+                .await
+                .map_err(|e| match e.kind() {
+                    ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::InvalidName => {
+                        SetupError::Fatal(format!("{}: {e} (bind: true needs it to exist)", what()))
+                    }
+                    ConsumerInfoErrorKind::JetStream(j) if !unavailable(j.error_code()) => {
+                        SetupError::Fatal(format!("{}: {e}", what()))
+                    }
+                    _ => SetupError::Transient(format!("{}: {e}", what())),
+                })?;
+        } else {
+            stream
+                .create_consumer(self.pull_config())
+                .await
+                .map_err(|e| match e.kind() {
+                    ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => {
+                        SetupError::Transient(format!("{}: {e}", what()))
+                    }
+                    ConsumerErrorKind::JetStream(j) if unavailable(j.error_code()) => {
+                        SetupError::Transient(format!("{}: {e}", what()))
+                    }
+                    _ => SetupError::Fatal(format!("{}: {e}", what())),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Sets up the consumer, retrying while the server is unreachable. `Ok(false)` when shutdown
+    /// came first.
+    pub(super) async fn set_up_until_ready(
+        &self,
+        js: &async_nats::jetstream::Context,
+        ctx: &SourceContext,
+    ) -> Result<bool, SourceError> {
+        let mut pause = SETUP_RETRY;
+        loop {
+            // A request to a server that does not answer waits for its timeout: shutdown may
+            // not.
+            let set_up = tokio::select! {
+                biased;
+                _ = ctx.shutdown.cancelled() => return Ok(false),
+                set_up = self.set_up(js) => set_up,
+            };
+            match set_up {
+                Ok(()) => return Ok(true),
+                Err(SetupError::Fatal(m)) => return Err(read_error(m)),
+                Err(SetupError::Transient(m)) => {
+                    tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %m, "jetstream consumer not ready; retrying");
+                }
+            }
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(SETUP_RETRY_MAX);
+        }
+    }
+}
