@@ -62,6 +62,27 @@ fn carries_every_event(broker: &Broker, security: &str) {
     worker.stop(Duration::from_secs(30));
 }
 
+/// A broker behind a TLS front (requiring client certificates when `mutual`), and the client
+/// properties of the test's own clients.
+fn behind_tls(pki: &Pki, mutual: bool) -> (TlsProxy, Broker) {
+    let front = TlsProxy::start(pki, mutual);
+    let (ca, cert, key) = (
+        pki.show("ca.pem"),
+        pki.show("client.pem"),
+        pki.show("client-key.pem"),
+    );
+    let mut client = vec![
+        ("security.protocol", "SSL"),
+        ("ssl.ca.location", ca.as_str()),
+    ];
+    if mutual {
+        client.push(("ssl.certificate.location", cert.as_str()));
+        client.push(("ssl.key.location", key.as_str()));
+    }
+    let broker = Broker::start_with(&[], &client, Some(&front));
+    (front, broker)
+}
+
 #[test]
 fn events_flow_over_tls_and_mutual_tls() {
     let pki = Pki::generate();
@@ -69,24 +90,12 @@ fn events_flow_over_tls_and_mutual_tls() {
     let (cert, key) = (pki.show("client.pem"), pki.show("client-key.pem"));
 
     // TLS, verifying the broker against the test authority.
-    let front = TlsProxy::start(&pki, false);
-    let broker = Broker::start_with(
-        &[],
-        &[("security.protocol", "SSL"), ("ssl.ca.location", &ca)],
-        Some(&front),
-    );
+    let (_front, broker) = behind_tls(&pki, false);
     carries_every_event(&broker, &format!("\n    tls: {{ca_file: \"{ca}\"}}"));
     drop(broker);
 
     // Mutual TLS: the front requires a client certificate signed by the test authority.
-    let front = TlsProxy::start(&pki, true);
-    let client = [
-        ("security.protocol", "SSL"),
-        ("ssl.ca.location", ca.as_str()),
-        ("ssl.certificate.location", cert.as_str()),
-        ("ssl.key.location", key.as_str()),
-    ];
-    let broker = Broker::start_with(&[], &client, Some(&front));
+    let (_front, broker) = behind_tls(&pki, true);
     carries_every_event(
         &broker,
         &format!("\n    tls: {{ca_file: \"{ca}\", cert_file: \"{cert}\", key_file: \"{key}\"}}"),
@@ -140,12 +149,7 @@ fn refused(broker: &Broker, security: &str, why: &str) {
 fn an_untrusted_broker_a_missing_client_certificate_or_a_refused_login_are_clear_errors() {
     let pki = Pki::generate();
     let ca = pki.show("ca.pem");
-    let front = TlsProxy::start(&pki, false);
-    let broker = Broker::start_with(
-        &[],
-        &[("security.protocol", "SSL"), ("ssl.ca.location", &ca)],
-        Some(&front),
-    );
+    let (_front, broker) = behind_tls(&pki, false);
     refused(
         &broker,
         &format!("\n    tls: {{ca_file: \"{}\"}}", pki.show("other-ca.pem")),
@@ -154,15 +158,7 @@ fn an_untrusted_broker_a_missing_client_certificate_or_a_refused_login_are_clear
     drop(broker);
 
     // The front requires a client certificate; the test's own clients have one, the worker not.
-    let front = TlsProxy::start(&pki, true);
-    let (cert, key) = (pki.show("client.pem"), pki.show("client-key.pem"));
-    let client = [
-        ("security.protocol", "SSL"),
-        ("ssl.ca.location", ca.as_str()),
-        ("ssl.certificate.location", cert.as_str()),
-        ("ssl.key.location", key.as_str()),
-    ];
-    let broker = Broker::start_with(&[], &client, Some(&front));
+    let (_front, broker) = behind_tls(&pki, true);
     refused(
         &broker,
         &format!("\n    tls: {{ca_file: \"{ca}\"}}"),

@@ -34,74 +34,18 @@ async fn client(pki: &Pki, server: &NatsServer) -> async_nats::Client {
         .unwrap()
 }
 
-fn tls_config(pki: &Pki) -> async_nats::rustls::ClientConfig {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(pki.path("ca.pem")).unwrap())
-        .unwrap();
-    let webpki =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(roots.into(), provider)
-            .build()
-            .unwrap();
-    let verifier = std::sync::Arc::new(AsNatsTest(
-        webpki,
-        ServerName::try_from("nats.test").unwrap(),
-    ));
-    rustls::ClientConfig::builder()
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_client_auth_cert(
-            vec![CertificateDer::from_pem_file(pki.path("client.pem")).unwrap()],
-            PrivateKeyDer::from_pem_file(pki.path("client-key.pem")).unwrap(),
-        )
-        .unwrap()
-}
-
-/// The test client's verifier: the server's certificate names `nats.test`, the client connects
-/// to 127.0.0.1.
-#[derive(Debug)]
-struct AsNatsTest(
-    std::sync::Arc<rustls::client::WebPkiServerVerifier>,
-    rustls::pki_types::ServerName<'static>,
-);
-
-impl rustls::client::danger::ServerCertVerifier for AsNatsTest {
-    fn verify_server_cert(
-        &self,
-        end_entity: &rustls::pki_types::CertificateDer<'_>,
-        intermediates: &[rustls::pki_types::CertificateDer<'_>],
-        _server_name: &rustls::pki_types::ServerName<'_>,
-        ocsp: &[u8],
-        now: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        self.0
-            .verify_server_cert(end_entity, intermediates, &self.1, ocsp, now)
+fn tls_config(pki: &Pki) -> rustls::ClientConfig {
+    // The same client configuration sluice builds from a `tls` block: the publishing side is
+    // not what these tests check.
+    sluice::client::tls::TlsConfig {
+        ca_file: Some(pki.path("ca.pem")),
+        cert_file: Some(pki.path("client.pem")),
+        key_file: Some(pki.path("client-key.pem")),
+        server_name: Some("nats.test".into()),
+        ..Default::default()
     }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
+    .rustls()
+    .unwrap()
 }
 
 /// A NATS-to-NATS pipeline whose input and output both use `tls` (a YAML flow mapping, or no

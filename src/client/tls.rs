@@ -120,25 +120,28 @@ impl TlsConfig {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| error("", e.to_string()))?;
-        let verifier: Arc<dyn ServerCertVerifier> = if self.insecure_skip_verify {
-            Arc::new(AnyCertificate(provider.signature_verification_algorithms))
-        } else {
-            let roots = Arc::new(self.roots()?);
-            let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider)
-                .build()
-                .map_err(|e| error("ca_file", e.to_string()))?;
-            match &self.server_name {
-                Some(name) => Arc::new(Named {
-                    name: ServerName::try_from(name.clone())
+        let verifier = Verifier {
+            webpki: if self.insecure_skip_verify {
+                None
+            } else {
+                let roots = Arc::new(self.roots()?);
+                let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                    .build()
+                    .map_err(|e| error("ca_file", e.to_string()))?;
+                Some(webpki)
+            },
+            name: match &self.server_name {
+                Some(name) => Some(
+                    ServerName::try_from(name.clone())
                         .map_err(|e| error("server_name", format!("`{name}`: {e}")))?,
-                    inner: webpki,
-                }),
-                None => webpki,
-            }
+                ),
+                None => None,
+            },
+            algorithms: provider.signature_verification_algorithms,
         };
         let builder = builder
             .dangerous()
-            .with_custom_certificate_verifier(verifier);
+            .with_custom_certificate_verifier(Arc::new(verifier));
         match (&self.cert_file, &self.key_file) {
             (None, None) => Ok(builder.with_no_client_auth()),
             (Some(cert), Some(key)) => builder
@@ -207,24 +210,35 @@ fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
         .map_err(|e| error("key_file", format!("{}: {e}", path.display())))
 }
 
-/// Verifies the server as `name` whatever host the client connected to.
+/// How the server's certificate is checked: against the trusted authorities (`webpki`, none
+/// with `insecure_skip_verify`), as `name` when `server_name` is given instead of the host
+/// connected to. Either way the server must hold the key of the certificate it sent.
 #[derive(Debug)]
-struct Named {
-    name: ServerName<'static>,
-    inner: Arc<WebPkiServerVerifier>,
+struct Verifier {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    name: Option<ServerName<'static>>,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for Named {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+        match &self.webpki {
+            Some(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                self.name.as_ref().unwrap_or(server_name),
+                ocsp_response,
+                now,
+            ),
+            None => Ok(ServerCertVerified::assertion()),
+        }
     }
 
     fn verify_tls12_signature(
@@ -233,7 +247,7 @@ impl ServerCertVerifier for Named {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
     fn verify_tls13_signature(
@@ -242,50 +256,10 @@ impl ServerCertVerifier for Named {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// Accepts any server certificate (`insecure_skip_verify`), still checking that the server
-/// holds the key of the certificate it sent.
-#[derive(Debug)]
-struct AnyCertificate(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }
