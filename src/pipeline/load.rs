@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use marked_yaml::LoaderOptions;
+use marked_yaml::{LoaderOptions, Node};
 
 use super::{Pipeline, PipelineConfig};
 use crate::config::{Diagnostic, Validator, vars, yaml};
@@ -115,23 +115,8 @@ pub fn load_str(
         });
 
     if config.is_none() {
-        // serde stops at the first missing field, and nothing can be removed to get past it:
-        // the others are reported where it reported that one.
-        let (line, column) = match errors
-            .iter()
-            .find(|e| e.message.starts_with("missing field `"))
-        {
-            Some(e) => (e.line, e.column),
-            None => yaml::node_start(&root)
-                .map_or((1, 1), |(l, c)| interpolated.original_position(l, c)),
-        };
-        for key in ["input", "output", "errors"] {
-            let absent = root.as_mapping().is_some_and(|m| m.get(key).is_none());
-            let missing = format!("missing field `{key}`");
-            if absent && !errors.iter().any(|e| e.message.contains(&missing)) {
-                errors.push(at(line, column, missing));
-            }
-        }
+        let missing = missing_sections(&root, &errors, &interpolated);
+        errors.extend(missing.into_iter().map(|(l, c, m)| at(l, c, m)));
     }
     let name_at = tree
         .as_mapping()
@@ -139,19 +124,7 @@ pub fn load_str(
         .and_then(yaml::node_start)
         .map(|(line, column)| interpolated.original_position(line, column));
     if let Some(config) = &config {
-        let mut v = Validator::new(&tree, &interpolated, path);
-        // Validating compiles every jq program, which recurses as deeply as the program nests
-        // (up to `nesting::MAX_DEPTH`): on a thread with a stack known to be enough, whatever
-        // the caller's.
-        let validated = yaml::on_stack("validate", crate::transform::nesting::STACK, || {
-            config.validate(&mut v);
-            v.errors
-        });
-        match validated {
-            Ok(Ok(found)) => errors.extend(found),
-            Ok(Err(_panic)) => errors.push(at(1, 1, "validating the file failed".into())),
-            Err(e) => errors.push(at(1, 1, format!("cannot start validating: {e}"))),
-        }
+        errors.extend(validate(config, &tree, &interpolated, path));
     }
     errors.sort_by_key(|d| (d.line, d.column));
     match config {
@@ -162,6 +135,60 @@ pub fn load_str(
             config,
         }),
         _ => Err(errors),
+    }
+}
+
+/// Sections missing from a file serde could not read. serde stops at the first missing field,
+/// and nothing can be removed to get past it: the others are reported where it reported that
+/// one, as (line, column, message).
+fn missing_sections(
+    root: &Node,
+    errors: &[Diagnostic],
+    interpolated: &vars::Interpolated,
+) -> Vec<(usize, usize, String)> {
+    let (line, column) = match errors
+        .iter()
+        .find(|e| e.message.starts_with("missing field `"))
+    {
+        Some(e) => (e.line, e.column),
+        None => {
+            yaml::node_start(root).map_or((1, 1), |(l, c)| interpolated.original_position(l, c))
+        }
+    };
+    ["input", "output", "errors"]
+        .into_iter()
+        .filter(|key| root.as_mapping().is_some_and(|m| m.get(*key).is_none()))
+        .map(|key| format!("missing field `{key}`"))
+        .filter(|missing| !errors.iter().any(|e| e.message.contains(missing)))
+        .map(|missing| (line, column, missing))
+        .collect()
+}
+
+/// What only the whole configuration can tell: every component's own checks.
+fn validate(
+    config: &PipelineConfig,
+    tree: &Node,
+    interpolated: &vars::Interpolated,
+    path: &Path,
+) -> Vec<Diagnostic> {
+    let mut v = Validator::new(tree, interpolated, path);
+    let at = |message: String| Diagnostic {
+        file: path.to_path_buf(),
+        line: 1,
+        column: 1,
+        message,
+    };
+    // Validating compiles every jq program, which recurses as deeply as the program nests (up
+    // to `nesting::MAX_DEPTH`): on a thread with a stack known to be enough, whatever the
+    // caller's.
+    let validated = yaml::on_stack("validate", crate::transform::nesting::STACK, || {
+        config.validate(&mut v);
+        v.errors
+    });
+    match validated {
+        Ok(Ok(found)) => found,
+        Ok(Err(_panic)) => vec![at("validating the file failed".into())],
+        Err(e) => vec![at(format!("cannot start validating: {e}"))],
     }
 }
 

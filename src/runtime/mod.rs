@@ -94,44 +94,57 @@ pub async fn run_pipeline(
             .await
             .map_err(PipelineError::from)
     });
-    let c = config.clone();
-    let ctx = SinkContext {
+    let sink = |dead_letter, failures, link| SinkContext {
         telemetry: telemetry.clone(),
-        dead_letter: false,
+        dead_letter,
         failures,
-        link: output_link,
+        link,
         health: health.clone(),
         retry: config.settings.retry.clone(),
         max_event_bytes: config.settings.max_event_bytes.0,
     };
+    let c = config.clone();
+    let ctx = sink(false, failures, output_link);
     tasks.spawn(async move { c.output.run(out_rx, ctx).await.map_err(PipelineError::from) });
     if let (Some(rx), ErrorPolicy::Output(out)) = (dlq_rx, &config.errors) {
         let out = out.clone();
-        let ctx = SinkContext {
-            telemetry: telemetry.clone(),
-            dead_letter: true,
-            failures: Failures::new(telemetry.clone(), Route::Nowhere),
-            link: dead_letter_link,
-            health: health.clone(),
-            retry: config.settings.retry.clone(),
-            max_event_bytes: config.settings.max_event_bytes.0,
-        };
+        let nowhere = Failures::new(telemetry.clone(), Route::Nowhere);
+        let ctx = sink(true, nowhere, dead_letter_link);
         tasks.spawn(async move { out.run(rx, ctx).await.map_err(PipelineError::from) });
     }
 
-    // Stopped when the pipeline ends, or is dropped unfinished.
-    let gauges = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
-        let budget = telemetry.budget().clone();
-        async move {
-            let mut tick = tokio::time::interval(crate::delivery::GAUGE_REFRESH);
-            loop {
-                tick.tick().await;
-                budget.refresh_gauges();
-            }
-        }
-    }));
-
+    let gauges = refresh_gauges(&telemetry);
     tracing::info!(pipeline = %name, input = config.input.kind(), output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");
+    let errors = join(tasks, &name, &stop).await;
+    drop(gauges);
+    health.untrack(&telemetry);
+    telemetry.log_stopped(false);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Keeps the pipeline's in-flight gauges up to date until the handle is dropped.
+fn refresh_gauges(telemetry: &Telemetry) -> tokio_util::task::AbortOnDropHandle<()> {
+    let budget = telemetry.budget().clone();
+    tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::delivery::GAUGE_REFRESH);
+        loop {
+            tick.tick().await;
+            budget.refresh_gauges();
+        }
+    }))
+}
+
+/// Waits for every task of a pipeline; the first failure stops the others (`stop`), which then
+/// drain. Returns every failure.
+async fn join(
+    mut tasks: JoinSet<Result<(), PipelineError>>,
+    name: &str,
+    stop: &CancellationToken,
+) -> Vec<PipelineError> {
     let mut errors = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let result = joined.unwrap_or_else(|e| Err(PipelineError::Panic(e.to_string())));
@@ -141,14 +154,7 @@ pub async fn run_pipeline(
             stop.cancel();
         }
     }
-    drop(gauges);
-    health.untrack(&telemetry);
-    telemetry.log_stopped(false);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    errors
 }
 
 /// Runs every pipeline in this process. A failing pipeline shuts the others down too (so an
