@@ -7,8 +7,10 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, Statistics};
 use serde::Deserialize;
 
+use super::ErrorKind;
 use super::tls::TlsConfig;
 use crate::config::{ClientOptions, Secret, Validator};
+use crate::delivery::Cause;
 use crate::observe::health::Link;
 
 /// Brokers must be `host:port` entries.
@@ -172,6 +174,41 @@ impl BrokerLink {
     }
 }
 
+/// What a produce or delivery error means, for every Kafka output.
+pub fn classify(error: &KafkaError) -> ErrorKind {
+    use RDKafkaErrorCode as C;
+    match error.rdkafka_error_code() {
+        // librdkafka purges its queue and refuses every record after a fatal error.
+        Some(C::Fatal | C::PurgeQueue | C::PurgeInflight) => ErrorKind::Fatal,
+        Some(
+            C::MessageTimedOut
+            | C::AllBrokersDown
+            | C::BrokerTransportFailure
+            | C::RequestTimedOut
+            | C::NetworkException
+            | C::BrokerNotAvailable
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::NotEnoughReplicas
+            | C::NotEnoughReplicasAfterAppend
+            | C::NotCoordinator
+            | C::CoordinatorNotAvailable
+            | C::KafkaStorageError
+            | C::ThrottlingQuotaExceeded,
+        ) => ErrorKind::Retriable,
+        Some(
+            C::MessageSizeTooLarge
+            | C::InvalidMessage
+            | C::InvalidMessageSize
+            | C::InvalidRecord
+            | C::InvalidTimestamp
+            | C::BadMessage
+            | C::UnknownPartition,
+        ) => ErrorKind::Refused(Cause::Event),
+        _ => ErrorKind::Refused(Cause::Output),
+    }
+}
+
 /// SASL authentication of a Kafka client.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -328,6 +365,30 @@ impl Security<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_retriable_refused_for_the_event_or_the_output_or_fatal() {
+        use RDKafkaErrorCode as C;
+        let kind = |code| classify(&KafkaError::MessageProduction(code));
+        assert_eq!(kind(C::MessageTimedOut), ErrorKind::Retriable);
+        assert_eq!(kind(C::AllBrokersDown), ErrorKind::Retriable);
+        assert_eq!(kind(C::NotLeaderForPartition), ErrorKind::Retriable);
+        assert_eq!(
+            kind(C::MessageSizeTooLarge),
+            ErrorKind::Refused(Cause::Event)
+        );
+        assert_eq!(kind(C::InvalidTimestamp), ErrorKind::Refused(Cause::Event));
+        assert_eq!(
+            kind(C::TopicAuthorizationFailed),
+            ErrorKind::Refused(Cause::Output)
+        );
+        assert_eq!(
+            kind(C::UnknownTopicOrPartition),
+            ErrorKind::Refused(Cause::Output)
+        );
+        assert_eq!(kind(C::Fatal), ErrorKind::Fatal);
+        assert_eq!(kind(C::PurgeQueue), ErrorKind::Fatal);
+    }
 
     #[test]
     fn tls_and_sasl_blocks_map_onto_librdkafka_properties() {

@@ -6,8 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Deserialize;
 
+use super::ErrorKind;
 use super::tls::TlsConfig;
 use crate::config::{Secret, Validator};
+use crate::delivery::Cause;
 use crate::observe::health::Link;
 
 /// Where and how a NATS input or output connects: its `url`, `auth` and `tls` settings.
@@ -429,6 +431,34 @@ async fn reconcile(link: Arc<Link>, connected: impl Fn() -> bool) {
     }
 }
 
+/// What a JetStream publish error means, for every JetStream output. "No stream for the
+/// subject" is a refusal: retrying would hold the output forever for an event routed where
+/// nothing stores it.
+pub fn classify_publish(e: &async_nats::jetstream::context::PublishError) -> ErrorKind {
+    use async_nats::jetstream::context::PublishErrorKind as K;
+    // JetStream's "message size exceeds maximum allowed" (the stream's max_msg_size).
+    const MESSAGE_TOO_LARGE: u64 = 10054;
+    let code = || {
+        std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
+            .map(|j| j.error_code())
+    };
+    match e.kind() {
+        // No acknowledgement in time, the connection lost, or the server saying it cannot
+        // store anything right now.
+        K::TimedOut | K::BrokenPipe | K::MaxAckPending => ErrorKind::Retriable,
+        K::Other if code().is_some_and(unavailable) => ErrorKind::Retriable,
+        // Too large for the server or the stream, or a failed expectation.
+        K::MaxPayloadExceeded | K::WrongLastMessageId | K::WrongLastSequence => {
+            ErrorKind::Refused(Cause::Event)
+        }
+        K::Other if code().is_some_and(|c| c.0 == MESSAGE_TOO_LARGE) => {
+            ErrorKind::Refused(Cause::Event)
+        }
+        _ => ErrorKind::Refused(Cause::Output),
+    }
+}
+
 /// JetStream errors saying the server or cluster cannot answer right now (no leader, JetStream
 /// temporarily unavailable, out of resources, a store failure), as opposed to a wrong request.
 pub fn unavailable(code: async_nats::jetstream::ErrorCode) -> bool {
@@ -472,6 +502,21 @@ mod tests {
         assert!(!link.is_up());
         assert_eq!(health.problems(), ["p: nats input not connected"]);
         drop(task);
+    }
+
+    #[test]
+    fn publish_errors_are_retriable_or_refused_for_the_event_or_the_output() {
+        use async_nats::jetstream::context::{PublishError, PublishErrorKind as K};
+        let kind = |k| classify_publish(&PublishError::new(k));
+        assert_eq!(kind(K::TimedOut), ErrorKind::Retriable);
+        assert_eq!(kind(K::BrokenPipe), ErrorKind::Retriable);
+        assert_eq!(
+            kind(K::MaxPayloadExceeded),
+            ErrorKind::Refused(Cause::Event)
+        );
+        assert_eq!(kind(K::WrongLastSequence), ErrorKind::Refused(Cause::Event));
+        assert_eq!(kind(K::StreamNotFound), ErrorKind::Refused(Cause::Output));
+        assert_eq!(kind(K::Other), ErrorKind::Refused(Cause::Output));
     }
 
     #[test]

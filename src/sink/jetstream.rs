@@ -5,14 +5,14 @@ use tokio::sync::mpsc;
 
 use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
-use crate::client::nats::{Endpoint, NatsAuth, check_subject, connect, unavailable};
+use crate::client::ErrorKind;
+use crate::client::nats::{Endpoint, NatsAuth, check_subject, classify_publish, connect};
 use crate::client::tls::TlsConfig;
 use crate::config::Validator;
 use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
-use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 
 /// Publishes each event to a subject captured by a stream and waits for the stream's publish
 /// acknowledgement before the input is acknowledged.
@@ -96,43 +96,6 @@ pub async fn run(
     Ok(())
 }
 
-/// Whether a publish failure may pass by itself (retry) rather than being about the event: no
-/// acknowledgement in time, the connection lost, or the server saying it cannot store anything
-/// right now. "No stream for the subject" is a refusal: retrying would hold the output forever
-/// for an event routed where nothing stores it.
-fn passing(e: &PublishError) -> bool {
-    match e.kind() {
-        PublishErrorKind::TimedOut
-        | PublishErrorKind::BrokenPipe
-        | PublishErrorKind::MaxAckPending => true,
-        PublishErrorKind::Other => std::error::Error::source(e)
-            .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
-            .is_some_and(|j| unavailable(j.error_code())),
-        _ => false,
-    }
-}
-
-/// Whether a refused publish was refused for the message itself (too large for the server or the
-/// stream, a failed expectation) or for where it goes (no stream for the subject, not
-/// permitted).
-fn refusal_cause(e: &PublishError) -> Cause {
-    // JetStream's "message size exceeds maximum allowed" (the stream's max_msg_size).
-    const MESSAGE_TOO_LARGE: u64 = 10054;
-    match e.kind() {
-        PublishErrorKind::MaxPayloadExceeded
-        | PublishErrorKind::WrongLastMessageId
-        | PublishErrorKind::WrongLastSequence => Cause::Event,
-        PublishErrorKind::Other
-            if std::error::Error::source(e)
-                .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
-                .is_some_and(|j| j.error_code().0 == MESSAGE_TOO_LARGE) =>
-        {
-            Cause::Event
-        }
-        _ => Cause::Output,
-    }
-}
-
 /// The header JetStream deduplicates by.
 const NATS_MSG_ID: &str = "Nats-Msg-Id";
 
@@ -201,11 +164,13 @@ async fn publish(
         for (held, acked) in acked {
             match acked {
                 Ok(_) => ctx.confirm_one(held.event),
-                Err(e) if passing(&e) => again.push((held, e.to_string())),
-                Err(e) => {
-                    let cause = refusal_cause(&e);
-                    refused.push(Failed::at_output(held.event, e.to_string(), cause));
-                }
+                Err(e) => match classify_publish(&e) {
+                    ErrorKind::Refused(cause) => {
+                        refused.push(Failed::at_output(held.event, e.to_string(), cause));
+                    }
+                    // A publish has no fatal error: every other is worth another attempt.
+                    ErrorKind::Retriable | ErrorKind::Fatal => again.push((held, e.to_string())),
+                },
             }
         }
     }

@@ -11,8 +11,10 @@ use tokio::sync::mpsc;
 
 use super::retry::{Held, Retry};
 use super::{SinkContext, SinkError};
+use crate::client::ErrorKind;
 use crate::client::kafka::{
-    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_options, client_error,
+    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_options, classify,
+    client_error,
 };
 use crate::client::tls::TlsConfig;
 use crate::config::{ClientOptions, HumanDuration, Validator};
@@ -350,13 +352,16 @@ impl Output<'_> {
             };
             match result {
                 Ok(()) => self.delivered.push(held.event),
-                Err(KafkaError::MessageProduction(code)) if fatal(code) => {
+                Err(e) if classify(&e) == ErrorKind::Fatal => {
                     // The producer is unusable (or purged its queue): nothing more is delivered,
                     // so the output stops and the input is not acknowledged.
-                    return Err(write_error(format!("the producer failed: {code}")));
+                    return Err(write_error(format!("the producer failed: {e}")));
                 }
-                Err(KafkaError::MessageProduction(code)) if passing(code) => {
-                    self.failed.push((held, code.to_string()));
+                Err(e) if classify(&e) == ErrorKind::Retriable => {
+                    let reason = e
+                        .rdkafka_error_code()
+                        .map_or_else(|| e.to_string(), |code| code.to_string());
+                    self.failed.push((held, reason));
                 }
                 Err(e) => refused.push(refusal(held.event, &e)),
             }
@@ -387,8 +392,8 @@ impl Output<'_> {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
-                Err((KafkaError::MessageProduction(code), _)) if fatal(code) => {
-                    return Err(write_error(format!("the producer failed: {code}")));
+                Err((e, _)) if classify(&e) == ErrorKind::Fatal => {
+                    return Err(write_error(format!("the producer failed: {e}")));
                 }
                 Err((e, back)) => {
                     next = events.next();
@@ -459,54 +464,11 @@ fn dead_letter_limit(config: &KafkaOutputConfig) -> usize {
         .saturating_sub(FRAMING)
 }
 
-/// A record the producer or the broker refused.
+/// An event the broker refused, for the error policy.
 fn refusal(event: Event, error: &KafkaError) -> Failed {
-    use RDKafkaErrorCode as C;
-    let about_record = matches!(
-        error.rdkafka_error_code(),
-        Some(
-            C::MessageSizeTooLarge
-                | C::InvalidMessage
-                | C::InvalidMessageSize
-                | C::InvalidRecord
-                | C::InvalidTimestamp
-                | C::BadMessage
-                | C::UnknownPartition
-        )
-    );
-    let cause = if about_record {
-        Cause::Event
-    } else {
-        Cause::Output
+    let cause = match classify(error) {
+        ErrorKind::Refused(cause) => cause,
+        _ => Cause::Output,
     };
     Failed::at_output(event, error.to_string(), cause)
-}
-
-/// Whether the producer can deliver nothing more: a fatal (idempotence) error, after which
-/// librdkafka purges its queue and refuses every record.
-fn fatal(code: RDKafkaErrorCode) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(code, C::Fatal | C::PurgeQueue | C::PurgeInflight)
-}
-
-/// Whether a delivery failure may pass by itself (retry) rather than being about the record.
-fn passing(code: RDKafkaErrorCode) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        code,
-        C::MessageTimedOut
-            | C::AllBrokersDown
-            | C::BrokerTransportFailure
-            | C::RequestTimedOut
-            | C::NetworkException
-            | C::BrokerNotAvailable
-            | C::LeaderNotAvailable
-            | C::NotLeaderForPartition
-            | C::NotEnoughReplicas
-            | C::NotEnoughReplicasAfterAppend
-            | C::NotCoordinator
-            | C::CoordinatorNotAvailable
-            | C::KafkaStorageError
-            | C::ThrottlingQuotaExceeded
-    )
 }
