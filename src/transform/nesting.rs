@@ -37,132 +37,151 @@ struct Level {
 
 /// The char offset at which `code` nests deeper than `max`, if it does.
 pub fn too_deep(code: &str, max: usize) -> Option<usize> {
-    let chars: Vec<char> = code.chars().collect();
-    let mut levels: Vec<Level> = vec![Level {
-        open: Open::Bracket(0),
-        operators: 0,
-    }];
-    let mut depth = 1usize;
-    let mut i = 0;
-    // In a string (after its opening quote), and not in an interpolation of it.
-    let mut in_string = false;
-    while i < chars.len() {
-        let c = chars[i];
-        if in_string {
-            match c {
-                '\\' if chars.get(i + 1) == Some(&'(') => {
-                    in_string = false;
-                    levels.push(Level {
-                        open: Open::Interpolation,
-                        operators: 0,
-                    });
-                    depth += 1;
-                    i += 2;
-                    if depth > max {
-                        return Some(i - 2);
-                    }
-                    continue;
-                }
-                '\\' => i += 1,
-                '"' => in_string = false,
-                _ => {}
+    let mut scan = Scan {
+        chars: code.chars().collect(),
+        levels: vec![Level {
+            open: Open::Bracket(0),
+            operators: 0,
+        }],
+        depth: 1,
+        i: 0,
+        in_string: false,
+    };
+    while scan.i < scan.chars.len() {
+        if scan.in_string {
+            if scan.string_char() && scan.depth > max {
+                return Some(scan.i - 2);
             }
-            i += 1;
             continue;
         }
-        let start = i;
-        let mut opened = None;
+        let start = scan.i;
+        scan.code_char();
+        if scan.depth > max {
+            return Some(start);
+        }
+        scan.i += 1;
+    }
+    None
+}
+
+/// A scan through a program, tracking what is open and how deep it nests.
+struct Scan {
+    chars: Vec<char>,
+    levels: Vec<Level>,
+    depth: usize,
+    i: usize,
+    /// In a string (after its opening quote), and not in an interpolation of it.
+    in_string: bool,
+}
+
+impl Scan {
+    /// One step inside a string; true when it opened an interpolation (`\(`).
+    fn string_char(&mut self) -> bool {
+        match self.chars[self.i] {
+            '\\' if self.chars.get(self.i + 1) == Some(&'(') => {
+                self.in_string = false;
+                self.open(Open::Interpolation);
+                self.i += 2;
+                return true;
+            }
+            '\\' => self.i += 1,
+            '"' => self.in_string = false,
+            _ => {}
+        }
+        self.i += 1;
+        false
+    }
+
+    /// One token outside strings, starting at `self.i` and leaving it on the token's last char.
+    fn code_char(&mut self) {
+        let c = self.chars[self.i];
         let mut operator = false;
         match c {
-            '"' => in_string = true,
+            '"' => self.in_string = true,
             '#' => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
+                while self.i < self.chars.len() && self.chars[self.i] != '\n' {
+                    self.i += 1;
                 }
             }
-            '(' | '[' | '{' => {
-                let close = match c {
-                    '(' => b')',
-                    '[' => b']',
-                    _ => b'}',
-                };
-                opened = Some(Open::Bracket(close));
-            }
-            ')' | ']' | '}' => {
-                // Close up to the matching bracket; blocks left open inside it end with it.
-                while levels.len() > 1 {
-                    let level = levels.pop().expect("more than one level");
-                    depth -= 1 + level.operators;
-                    match level.open {
-                        Open::Interpolation if c == ')' => {
-                            in_string = true;
-                            break;
-                        }
-                        Open::Bracket(close) if close == c as u8 => break,
-                        _ => {}
-                    }
-                }
-            }
+            '(' => self.open(Open::Bracket(b')')),
+            '[' => self.open(Open::Bracket(b']')),
+            '{' => self.open(Open::Bracket(b'}')),
+            ')' | ']' | '}' => self.close(c),
             ';' => {
                 // Ends a `def` at this level (inside brackets it separates arguments).
-                if let Some(top) = levels.last()
-                    && top.open == Open::Def
-                    && levels.len() > 1
+                if self.levels.len() > 1 && self.levels.last().is_some_and(|t| t.open == Open::Def)
                 {
-                    let level = levels.pop().expect("more than one level");
-                    depth -= 1 + level.operators;
+                    self.pop();
                 }
                 operator = true;
             }
             '|' | ',' | '+' | '-' | '*' | '/' | '%' | '<' | '>' | '=' | '!' | '?' => {
                 operator = true;
                 // Two-char operators (`//`, `|=`, `==`, `<=`, `?//`, ...) count once.
-                while i + 1 < chars.len() && "|=/<>!?".contains(chars[i + 1]) {
-                    i += 1;
+                while self.i + 1 < self.chars.len() && "|=/<>!?".contains(self.chars[self.i + 1]) {
+                    self.i += 1;
                 }
             }
-            c if c.is_alphabetic() || c == '_' || c == '$' || c == '@' => {
-                let mut end = i;
-                while end + 1 < chars.len()
-                    && (chars[end + 1].is_alphanumeric() || "_:".contains(chars[end + 1]))
-                {
-                    end += 1;
-                }
-                let word: String = chars[i..=end].iter().collect();
-                i = end;
-                match word.as_str() {
-                    "if" => opened = Some(Open::If),
-                    "def" => opened = Some(Open::Def),
-                    "end" => {
-                        while levels.len() > 1 {
-                            let level = levels.pop().expect("more than one level");
-                            depth -= 1 + level.operators;
-                            if level.open == Open::If {
-                                break;
-                            }
-                        }
-                    }
-                    "then" | "elif" | "else" | "and" | "or" | "as" | "try" | "catch" | "reduce"
-                    | "foreach" | "label" => operator = true,
-                    _ => {}
-                }
-            }
+            c if c.is_alphabetic() || c == '_' || c == '$' || c == '@' => operator = self.word(),
             _ => {}
         }
-        if let Some(open) = opened {
-            levels.push(Level { open, operators: 0 });
-            depth += 1;
-        }
-        if operator && let Some(top) = levels.last_mut() {
+        if operator && let Some(top) = self.levels.last_mut() {
             top.operators += 1;
-            depth += 1;
+            self.depth += 1;
         }
-        if depth > max {
-            return Some(start);
-        }
-        i += 1;
     }
-    None
+
+    /// A word: a keyword opens or ends a block, or counts as an operator (returns true).
+    fn word(&mut self) -> bool {
+        let mut end = self.i;
+        while end + 1 < self.chars.len()
+            && (self.chars[end + 1].is_alphanumeric() || "_:".contains(self.chars[end + 1]))
+        {
+            end += 1;
+        }
+        let word: String = self.chars[self.i..=end].iter().collect();
+        self.i = end;
+        match word.as_str() {
+            "if" => self.open(Open::If),
+            "def" => self.open(Open::Def),
+            "end" => {
+                while self.levels.len() > 1 {
+                    if self.pop().open == Open::If {
+                        break;
+                    }
+                }
+            }
+            "then" | "elif" | "else" | "and" | "or" | "as" | "try" | "catch" | "reduce"
+            | "foreach" | "label" => return true,
+            _ => {}
+        }
+        false
+    }
+
+    fn open(&mut self, open: Open) {
+        self.levels.push(Level { open, operators: 0 });
+        self.depth += 1;
+    }
+
+    fn pop(&mut self) -> Level {
+        let level = self.levels.pop().expect("more than one level");
+        self.depth -= 1 + level.operators;
+        level
+    }
+
+    /// Closes up to the matching bracket; blocks left open inside it end with it.
+    fn close(&mut self, c: char) {
+        while self.levels.len() > 1 {
+            match self.pop().open {
+                Open::Interpolation if c == ')' => {
+                    self.in_string = true;
+                    break;
+                }
+                Open::Bracket(close) if close == c as u8 => break,
+                _ => {}
+            }
+        }
+    }
 }
 
 #[cfg(test)]
