@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
-"""Checks the layering of src/: no cycle among the top-level modules, and only main.rs uses
-`crate::runtime`/`sluice::runtime`. With `--sizes`, also that no file or function is over its
-size limit.
+"""Checks the layering of src/: no cycle among the top-level modules, only main.rs uses
+`crate::runtime`/`sluice::runtime`, and no file or function is over its size limit.
 
 Test modules (`#[cfg(test)] mod tests { ... }` at the end of a file) are left out: tests may
 reach across layers to build what they check.
@@ -49,7 +48,6 @@ def function_lengths(text: str):
 
 
 def main() -> int:
-    sizes = "--sizes" in sys.argv[1:]
     problems = []
     uses: dict[str, set[str]] = {}
     for path in sorted(SRC.rglob("*.rs")):
@@ -65,8 +63,6 @@ def main() -> int:
         ):
             problems.append(f"src/{rel}: uses the runtime (only main.rs may)")
         n = text.count("\n")
-        if not sizes:
-            continue
         if n > MAX_FILE_LINES:
             problems.append(f"src/{rel}: {n} lines (at most {MAX_FILE_LINES} outside tests)")
         for name, line, length in function_lengths(text):
