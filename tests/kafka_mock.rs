@@ -537,7 +537,19 @@ async fn an_output_cluster_down_holds_the_input_back_and_loses_nothing() {
         "{most_bytes} bytes in flight"
     );
     assert!(read < n as f64, "read all {n} during the outage");
-    let received = read;
+    // Once fetching has paused, nothing more is read while the output stays down (sampled
+    // for 2 s: reading used to trickle on a record at a time).
+    eventually("fetching paused", Duration::from_secs(30), async || {
+        (gauge("sluice_kafka_fetch_paused", "output-outage") == 1.0).then_some(())
+    })
+    .await;
+    let paused_at = received();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        most_bytes = most_bytes.max(gauge("sluice_bytes_in_flight", "output-outage"));
+    }
+    assert_eq!(received(), paused_at, "read on while paused");
+    let received = paused_at;
 
     b.broker_up(1).unwrap();
     wait_ready(&health, true).await;

@@ -31,6 +31,8 @@ pub const OUTPUT_CIRCUIT_OPEN: &str = "sluice_output_circuit_open";
 pub const CONNECTED: &str = "sluice_connected";
 /// `sluice_kafka_consumer_lag`.
 pub const KAFKA_CONSUMER_LAG: &str = "sluice_kafka_consumer_lag";
+/// `sluice_kafka_fetch_paused`.
+pub const KAFKA_FETCH_PAUSED: &str = "sluice_kafka_fetch_paused";
 /// `sluice_kafka_commits_total`.
 pub const KAFKA_COMMITS_TOTAL: &str = "sluice_kafka_commits_total";
 /// `sluice_kafka_commit_errors_total`.

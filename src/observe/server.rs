@@ -141,6 +141,11 @@ pub const HELP: &[(&str, Kind, &str)] = &[
         "High watermark minus the next offset to read, per partition.",
     ),
     (
+        names::KAFKA_FETCH_PAUSED,
+        Kind::Gauge,
+        "1 while the Kafka input has paused fetching because the pipeline is full (output slow or down, in-flight budget used up).",
+    ),
+    (
         names::KAFKA_COMMITS_TOTAL,
         Kind::Counter,
         "Kafka offset commits sent.",

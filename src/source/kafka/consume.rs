@@ -51,6 +51,8 @@ pub(super) struct Loop<'a> {
     /// A batch read and not yet handed on.
     pending: Option<Vec<Event>>,
     paused: bool,
+    /// 1 while fetching is paused.
+    paused_gauge: metrics::Gauge,
     full_since: Option<Instant>,
     /// Revocations seen so far (see `Lanes::revocations`).
     revocations: u64,
@@ -74,6 +76,10 @@ impl<'a> Loop<'a> {
             last_commit: Instant::now(),
             pending: None,
             paused: false,
+            paused_gauge: metrics::gauge!(
+                crate::observe::names::KAFKA_FETCH_PAUSED,
+                "pipeline" => ctx.telemetry.pipeline().to_string()
+            ),
             full_since: None,
             revocations: 0,
         }
@@ -174,6 +180,7 @@ impl<'a> Loop<'a> {
                     let _ = self.consumer.pause(&assignment);
                 }
                 self.paused = true;
+                self.paused_gauge.set(1.0);
                 tracing::debug!(pipeline = %self.pipeline, "pipeline full: fetching paused");
             }
         } else {
@@ -183,6 +190,7 @@ impl<'a> Loop<'a> {
                     let _ = self.consumer.resume(&assignment);
                 }
                 self.paused = false;
+                self.paused_gauge.set(0.0);
             }
         }
         budget_full
@@ -196,6 +204,15 @@ impl<'a> Loop<'a> {
             .pending
             .take()
             .unwrap_or_else(|| Vec::with_capacity(self.ctx.batch_size.min(1024)));
+        if budget_full && !self.paused {
+            // Every record polled now would be read past the budget, and, handed on at once
+            // (the channel has room: only the budget is used up), it would restart the wait
+            // before pausing: reading would trickle on a record at a time for as long as the
+            // output is down. Until fetching pauses, do not poll: the wait for the budget in
+            // `pause_or_resume` paces the loop, and a second is well within the poll interval
+            // the group allows.
+            return batch;
+        }
         let mut timeout = if self.paused {
             POLL_WAIT_PAUSED
         } else {
@@ -257,6 +274,7 @@ impl<'a> Loop<'a> {
     /// not handed on are not acknowledged: they are read again after a restart.
     fn finish(mut self, drain: Duration) {
         self.pending = None;
+        self.paused_gauge.set(0.0);
         let deadline = Instant::now()
             + drain
                 .saturating_sub(FINAL_COMMIT)
