@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::delivery::{Ack, Cause, Failure, Step};
+use crate::delivery::{Ack, Cause, Failure};
 
 /// Bytes counted against the in-flight budget for each event on top of its payload: about what
 /// the event, its acknowledgement and its position take, so that tiny events are bounded too.
@@ -135,14 +135,6 @@ pub struct Failed {
 }
 
 impl Failed {
-    /// `event` failed at `step` (limits, decode, a transform, encode), for `reason`.
-    pub fn of_event(event: Event, step: Step, reason: impl Into<String>) -> Failed {
-        Failed {
-            event,
-            failure: Failure::of_event(step, reason),
-        }
-    }
-
     /// The output could not deliver `event`, for `reason`.
     pub fn at_output(event: Event, reason: impl Into<String>, cause: Cause) -> Failed {
         Failed {

@@ -352,18 +352,22 @@ impl Output<'_> {
             };
             match result {
                 Ok(()) => self.delivered.push(held.event),
-                Err(e) if classify(&e) == ErrorKind::Fatal => {
-                    // The producer is unusable (or purged its queue): nothing more is delivered,
-                    // so the output stops and the input is not acknowledged.
-                    return Err(write_error(format!("the producer failed: {e}")));
-                }
-                Err(e) if classify(&e) == ErrorKind::Retriable => {
-                    let reason = e
-                        .rdkafka_error_code()
-                        .map_or_else(|| e.to_string(), |code| code.to_string());
-                    self.failed.push((held, reason));
-                }
-                Err(e) => refused.push(refusal(held.event, &e)),
+                Err(e) => match classify(&e) {
+                    ErrorKind::Fatal => {
+                        // The producer is unusable (or purged its queue): nothing more is
+                        // delivered, so the output stops and the input is not acknowledged.
+                        return Err(write_error(format!("the producer failed: {e}")));
+                    }
+                    ErrorKind::Retriable => {
+                        let reason = e
+                            .rdkafka_error_code()
+                            .map_or_else(|| e.to_string(), |code| code.to_string());
+                        self.failed.push((held, reason));
+                    }
+                    ErrorKind::Refused(cause) => {
+                        refused.push(Failed::at_output(held.event, e.to_string(), cause));
+                    }
+                },
             }
         }
         if !self.delivered.is_empty() {
@@ -392,15 +396,18 @@ impl Output<'_> {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                 }
-                Err((e, _)) if classify(&e) == ErrorKind::Fatal => {
-                    return Err(write_error(format!("the producer failed: {e}")));
-                }
                 Err((e, back)) => {
+                    let cause = match classify(&e) {
+                        ErrorKind::Fatal => {
+                            return Err(write_error(format!("the producer failed: {e}")));
+                        }
+                        ErrorKind::Refused(cause) => cause,
+                        // Refused as it was handed over: librdkafka retries only what it queued.
+                        ErrorKind::Retriable => Cause::Output,
+                    };
                     next = events.next();
-                    self.ctx
-                        .failures
-                        .handle(vec![refusal(back.event, &e)])
-                        .await?;
+                    let refused = Failed::at_output(back.event, e.to_string(), cause);
+                    self.ctx.failures.handle(vec![refused]).await?;
                 }
             }
         }
@@ -462,13 +469,4 @@ fn dead_letter_limit(config: &KafkaOutputConfig) -> usize {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(DEFAULT)
         .saturating_sub(FRAMING)
-}
-
-/// An event the broker refused, for the error policy.
-fn refusal(event: Event, error: &KafkaError) -> Failed {
-    let cause = match classify(error) {
-        ErrorKind::Refused(cause) => cause,
-        _ => Cause::Output,
-    };
-    Failed::at_output(event, error.to_string(), cause)
 }
