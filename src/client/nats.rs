@@ -241,6 +241,7 @@ pub async fn connect_notify(
     if endpoint.tls.is_some_and(TlsConfig::is_insecure) {
         tracing::warn!(pipeline, servers = %servers.shown, "tls.insecure_skip_verify is set: the NATS server's certificate is not checked");
     }
+    let files = Files::read(endpoint).await?;
     let failing = Arc::new(AtomicBool::new(false));
     let watched = link.clone();
     let options = || {
@@ -251,19 +252,18 @@ pub async fn connect_notify(
             on_connect: on_connect.clone(),
             failing: failing.clone(),
         };
-        options(endpoint, &servers, events)
+        options(endpoint, &servers, &files, events)
     };
     // One attempt first: the client's own retry loop reports a failed attempt by its kind only
     // ("IO error"), while this error says what failed (a certificate not trusted, a client
     // certificate required, credentials refused).
-    let client = match options().await?.connect(servers.addrs.clone()).await {
+    let client = match options()?.connect(servers.addrs.clone()).await {
         Ok(client) => client,
         Err(e) => {
             failing.store(true, Ordering::Relaxed);
             let error = explained(&e.to_string(), endpoint);
             tracing::warn!(pipeline, servers = %servers.shown, error, "nats connection attempt failed; retrying");
-            options()
-                .await?
+            options()?
                 .retry_on_initial_connect()
                 .connect(servers.addrs.clone())
                 .await
@@ -311,12 +311,46 @@ struct Events {
 }
 
 /// The client options of `endpoint`: name, TLS, authentication, and the event callback.
-async fn options(
+/// What an endpoint's client options take from files, read once for every connection attempt.
+struct Files {
+    tls: Option<rustls::ClientConfig>,
+    nkey: Option<String>,
+    credentials: Option<String>,
+}
+
+impl Files {
+    async fn read(endpoint: Endpoint<'_>) -> Result<Files, String> {
+        let tls = match endpoint.tls {
+            Some(tls) => Some(tls.rustls().map_err(|e| format!("tls: {e}"))?),
+            None => None,
+        };
+        let nkey = match &endpoint.auth.nkey_file {
+            Some(file) => Some(nkey_seed(file)?),
+            None => None,
+        };
+        let credentials = match &endpoint.auth.credentials_file {
+            Some(path) => Some(
+                tokio::fs::read_to_string(path)
+                    .await
+                    .map_err(|e| format!("credentials file {}: {e}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Files {
+            tls,
+            nkey,
+            credentials,
+        })
+    }
+}
+
+fn options(
     endpoint: Endpoint<'_>,
     servers: &Servers,
+    files: &Files,
     events: Events,
 ) -> Result<async_nats::ConnectOptions, String> {
-    let Endpoint { auth, tls, .. } = endpoint;
+    let auth = endpoint.auth;
     let Events {
         pipeline,
         shown,
@@ -325,12 +359,11 @@ async fn options(
         failing,
     } = events;
     let mut options = async_nats::ConnectOptions::new().name(format!("sluice-{pipeline}"));
-    if let Some(tls) = tls {
-        let config = tls.rustls().map_err(|e| format!("tls: {e}"))?;
-        options = options.require_tls(true).tls_client_config(config);
+    if let Some(config) = &files.tls {
+        options = options.require_tls(true).tls_client_config(config.clone());
     }
-    if let Some(file) = &auth.nkey_file {
-        options = options.nkey(nkey_seed(file)?);
+    if let Some(seed) = &files.nkey {
+        options = options.nkey(seed.clone());
     }
     match &servers.credentials {
         Some(UrlCredentials::UserPassword(user, password)) => {
@@ -339,10 +372,9 @@ async fn options(
         Some(UrlCredentials::Token(token)) => options = options.token(token.0.clone()),
         None => {}
     }
-    if let Some(path) = &auth.credentials_file {
+    if let (Some(path), Some(creds)) = (&auth.credentials_file, &files.credentials) {
         options = options
-            .credentials_file(path)
-            .await
+            .credentials(creds)
             .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
     }
     if let Some(token) = &auth.token {
