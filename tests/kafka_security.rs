@@ -79,7 +79,7 @@ fn behind_tls(pki: &Pki, mutual: bool) -> (TlsProxy, Broker) {
         client.push(("ssl.certificate.location", cert.as_str()));
         client.push(("ssl.key.location", key.as_str()));
     }
-    let broker = Broker::start_with(&[], &client, Some(&front));
+    let broker = Broker::start_behind(&front, &client);
     (front, broker)
 }
 

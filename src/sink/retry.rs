@@ -296,6 +296,18 @@ mod tests {
             .collect()
     }
 
+    /// A running pipeline's health, and an output context reporting unready after failing 5 s.
+    fn failing_unready_after_5s() -> (Arc<Health>, SinkContext) {
+        let health = Health::new(1);
+        health.pipeline_started();
+        let config = RetryConfig {
+            unready_after: HumanDuration(Duration::from_secs(5)),
+            ..RetryConfig::default()
+        };
+        let ctx = context(config, &health);
+        (health, ctx)
+    }
+
     fn again(events: Vec<Held>) -> Vec<(Held, String)> {
         events
             .into_iter()
@@ -305,13 +317,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_circuit_opens_after_failures_in_a_row_reports_not_ready_and_closes_on_success() {
-        let health = Health::new(1);
-        health.pipeline_started();
-        let config = RetryConfig {
-            unready_after: HumanDuration(Duration::from_secs(5)),
-            ..RetryConfig::default()
-        };
-        let ctx = context(config, &health);
+        let (health, ctx) = failing_unready_after_5s();
         let mut retry = Retry::new(&ctx);
         let start = tokio::time::Instant::now();
         let mut todo = retry.after_attempt(held(3), &ctx).await.unwrap();
@@ -340,13 +346,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn readiness_turns_after_unready_after_even_while_an_attempt_hangs() {
-        let health = Health::new(1);
-        health.pipeline_started();
-        let config = RetryConfig {
-            unready_after: HumanDuration(Duration::from_secs(5)),
-            ..RetryConfig::default()
-        };
-        let ctx = context(config, &health);
+        let (health, ctx) = failing_unready_after_5s();
         let mut retry = Retry::new(&ctx);
         let mut todo = held(1);
         while !retry.is_open() {

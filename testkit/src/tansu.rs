@@ -55,25 +55,27 @@ impl Broker {
     /// [`start`](Self::start), or why not (`tansu` not installed, or not ready in time), for
     /// callers that can go on without a broker.
     pub fn try_start() -> Result<Broker, String> {
-        Self::try_start_with(&[], &[], None)
+        Self::try_start_with(false, &[], None)
     }
 
-    /// [`start`](Self::start) with further `tansu broker` arguments, the librdkafka properties
-    /// its clients then need, and a TLS front it is reached and advertised through (tansu 0.6 cannot serve TLS itself: its `--cert` and `--key` options
-    /// exclude each other).
-    pub fn start_with(args: &[&str], client: &[(&str, &str)], front: Option<&TlsProxy>) -> Broker {
-        Self::try_start_with(args, client, front).unwrap_or_else(|e| panic!("{e}"))
+    /// [`start`](Self::start) behind a TLS front it is reached and advertised through (tansu
+    /// 0.6 cannot serve TLS itself: its `--cert` and `--key` options exclude each other), with
+    /// the librdkafka properties its clients then need.
+    pub fn start_behind(front: &TlsProxy, client: &[(&str, &str)]) -> Broker {
+        Self::try_start_with(false, client, Some(front)).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A broker requiring SASL that no client can pass, waited for only until it listens:
     /// tansu 0.6 with `--authentication` offers SCRAM only, and its users cannot be created
     /// then (creating one needs an authenticated client). For tests of refused logins.
     pub fn start_refusing_logins() -> Broker {
-        Self::try_start_with(&["--authentication"], &[], None).unwrap_or_else(|e| panic!("{e}"))
+        Self::try_start_with(true, &[], None).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// A broker; with `refuses_logins`, requiring SASL (`--authentication`) and waited for only
+    /// until it listens.
     fn try_start_with(
-        args: &[&str],
+        refuses_logins: bool,
         client: &[(&str, &str)],
         front: Option<&TlsProxy>,
     ) -> Result<Broker, String> {
@@ -98,7 +100,7 @@ impl Broker {
                 .args(["--listener-url", &listener])
                 .args(["--advertised-listener-url", &url])
                 .args(["--storage-engine", "memory://tansu/"])
-                .args(args)
+                .args(refuses_logins.then_some("--authentication"))
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::from(out))
@@ -117,7 +119,7 @@ impl Broker {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
-                refuses_logins: args.contains(&"--authentication"),
+                refuses_logins,
                 process: Process(child),
                 _dir: dir,
             };
