@@ -69,6 +69,25 @@ pub fn check_options(
     }
 }
 
+/// Checks a whole client configuration as librdkafka will be given it, without connecting;
+/// reported at `path` (the input or output).
+pub fn check_client(config: &ClientConfig, path: &str, v: &mut Validator<'_>) {
+    if let Err(e) = config.create_native_config() {
+        v.error_at(path, client_error(&e));
+    }
+}
+
+/// `config` with librdkafka's log level taken from the logging set up now: a configuration
+/// built before logging was (when the pipeline file was loaded) would forward none of the
+/// client's logs.
+pub fn with_current_log_level(config: &ClientConfig) -> ClientConfig {
+    let mut now = ClientConfig::new();
+    for (key, value) in config.config_map() {
+        now.set(key, value);
+    }
+    now
+}
+
 /// How often librdkafka reports statistics (high watermarks for the lag gauge, broker connection
 /// states for readiness), unless the pipeline sets `statistics.interval.ms` itself.
 pub const STATS_INTERVAL_MS: &str = "5000";

@@ -60,26 +60,56 @@ pub fn error(field: &'static str, message: impl Into<String>) -> TlsError {
 }
 
 impl TlsConfig {
-    /// Checks the block for a client that uses rustls (NATS): each setting on its own (every
-    /// file read and parsed), then, when they all pass, the whole block built as it will be
-    /// used. Problems are reported at their key under `path`.
-    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        let mut errors = self.files(false);
+    /// Builds the rustls client configuration of the block (for NATS), reading each file once.
+    /// Every problem is reported at its key under `path`; None when there was one.
+    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<ClientConfig> {
+        self.rustls().map_err(|errors| report(errors, path, v)).ok()
+    }
+
+    /// The rustls client configuration of the block, or every problem with it.
+    pub fn rustls(&self) -> Result<ClientConfig, Vec<TlsError>> {
+        let mut errors = Vec::new();
         if self.key_password.is_some() {
             errors.push(error(
                 "key_password",
                 "key_password is only supported for Kafka; give an unencrypted key_file",
             ));
         }
-        if let Some(name) = &self.server_name
-            && let Err(e) = ServerName::try_from(name.as_str())
-        {
-            errors.push(error("server_name", format!("`{name}`: {e}")));
+        let name = match &self.server_name {
+            Some(name) => keep(
+                &mut errors,
+                ServerName::try_from(name.clone())
+                    .map_err(|e| error("server_name", format!("`{name}`: {e}"))),
+            )
+            .map(Some),
+            None => Some(None),
+        };
+        let roots = match self.insecure_skip_verify {
+            true => Some(None),
+            false => keep(&mut errors, self.roots()).map(Some),
+        };
+        let client = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => {
+                let certs = keep(&mut errors, certificates(cert, "cert_file"));
+                let key = keep(&mut errors, private_key(key));
+                certs.zip(key).map(Some)
+            }
+            (Some(_), None) => keep(
+                &mut errors,
+                Err(error("cert_file", "cert_file needs key_file")),
+            ),
+            (None, Some(_)) => keep(
+                &mut errors,
+                Err(error("key_file", "key_file needs cert_file")),
+            ),
+            (None, None) => Some(None),
+        };
+        match (name, roots, client) {
+            (Some(name), Some(roots), Some(client)) if errors.is_empty() => {
+                assemble(name, roots, client).map_err(|e| vec![e])
+            }
+            _ => Err(errors),
         }
-        if errors.is_empty() {
-            errors.extend(self.rustls().err());
-        }
-        report(errors, path, v);
     }
 
     /// Problems with the files named: unreadable, not PEM, a certificate without its key. An
@@ -114,44 +144,6 @@ impl TlsConfig {
         self.insecure_skip_verify
     }
 
-    /// The rustls client configuration of this block.
-    pub fn rustls(&self) -> Result<ClientConfig, TlsError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| error("", e.to_string()))?;
-        let verifier = Verifier {
-            webpki: if self.insecure_skip_verify {
-                None
-            } else {
-                let roots = Arc::new(self.roots()?);
-                let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
-                    .build()
-                    .map_err(|e| error("ca_file", e.to_string()))?;
-                Some(webpki)
-            },
-            name: match &self.server_name {
-                Some(name) => Some(
-                    ServerName::try_from(name.clone())
-                        .map_err(|e| error("server_name", format!("`{name}`: {e}")))?,
-                ),
-                None => None,
-            },
-            algorithms: provider.signature_verification_algorithms,
-        };
-        let builder = builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier));
-        match (&self.cert_file, &self.key_file) {
-            (None, None) => Ok(builder.with_no_client_auth()),
-            (Some(cert), Some(key)) => builder
-                .with_client_auth_cert(certificates(cert, "cert_file")?, private_key(key)?)
-                .map_err(|e| error("key_file", format!("does not go with cert_file: {e}"))),
-            (Some(_), None) => Err(error("cert_file", "cert_file needs key_file")),
-            (None, Some(_)) => Err(error("key_file", "key_file needs cert_file")),
-        }
-    }
-
     fn roots(&self) -> Result<RootCertStore, TlsError> {
         let mut roots = RootCertStore::empty();
         match &self.ca_file {
@@ -174,6 +166,46 @@ impl TlsConfig {
             }
         }
         Ok(roots)
+    }
+}
+
+/// The value of `result`, or None with its error kept in `errors`.
+fn keep<T>(errors: &mut Vec<TlsError>, result: Result<T, TlsError>) -> Option<T> {
+    result.map_err(|e| errors.push(e)).ok()
+}
+
+/// The rustls client configuration from the parts of a block: the name to verify the server as,
+/// the authorities to trust (none: accept any certificate), and the client certificate.
+fn assemble(
+    name: Option<ServerName<'static>>,
+    roots: Option<RootCertStore>,
+    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<ClientConfig, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| error("", e.to_string()))?;
+    let webpki = match roots {
+        Some(roots) => Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| error("ca_file", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let verifier = Verifier {
+        webpki,
+        name,
+        algorithms: provider.signature_verification_algorithms,
+    };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    match client {
+        None => Ok(builder.with_no_client_auth()),
+        Some((certs, key)) => builder
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| error("key_file", format!("does not go with cert_file: {e}"))),
     }
 }
 

@@ -188,6 +188,15 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+/// What building an input or output may need to know of its pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildContext<'a> {
+    /// The pipeline's name (client ids, logs).
+    pub pipeline: &'a str,
+    /// The pipeline's largest event (`settings.max_event_bytes`).
+    pub max_event_bytes: usize,
+}
+
 /// Collects semantic errors with positions in the file while walking a parsed config.
 pub struct Validator<'a> {
     root: &'a Node,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use marked_yaml::{LoaderOptions, Node};
 
-use super::{Pipeline, PipelineConfig};
+use super::{Components, Pipeline, PipelineConfig};
 use crate::config::{Diagnostic, Validator, vars, yaml};
 
 /// Loads and validates one pipeline file, with `${VAR}` taken from the process environment.
@@ -123,16 +123,19 @@ pub fn load_str(
         .and_then(|m| m.get("name"))
         .and_then(yaml::node_start)
         .map(|(line, column)| interpolated.original_position(line, column));
-    if let Some(config) = &config {
-        errors.extend(validate(config, &tree, &interpolated, path));
-    }
+    let components = config.as_ref().and_then(|config| {
+        let (found, components) = build(config, &name, &tree, &interpolated, path);
+        errors.extend(found);
+        components
+    });
     errors.sort_by_key(|d| (d.line, d.column));
-    match config {
-        Some(config) if errors.is_empty() => Ok(Pipeline {
+    match (config, components) {
+        (Some(config), Some(components)) if errors.is_empty() => Ok(Pipeline {
             file,
             name,
             name_at,
             config,
+            components,
         }),
         _ => Err(errors),
     }
@@ -164,13 +167,15 @@ fn missing_sections(
         .collect()
 }
 
-/// What only the whole configuration can tell: every component's own checks.
-fn validate(
+/// What only the whole configuration can tell: every component's own checks, made by building
+/// its input and outputs (without connecting).
+fn build(
     config: &PipelineConfig,
+    name: &str,
     tree: &Node,
     interpolated: &vars::Interpolated,
     path: &Path,
-) -> Vec<Diagnostic> {
+) -> (Vec<Diagnostic>, Option<Components>) {
     let mut v = Validator::new(tree, interpolated, path);
     let at = |message: String| Diagnostic {
         file: path.to_path_buf(),
@@ -181,14 +186,14 @@ fn validate(
     // Validating compiles every jq program, which recurses as deeply as the program nests (up
     // to `nesting::MAX_DEPTH`): on a thread with a stack known to be enough, whatever the
     // caller's.
-    let validated = yaml::on_stack("validate", crate::transform::nesting::STACK, || {
-        config.validate(&mut v);
-        v.errors
+    let built = yaml::on_stack("validate", crate::transform::nesting::STACK, || {
+        let components = config.build(name, &mut v);
+        (v.errors, components)
     });
-    match validated {
-        Ok(Ok(found)) => found,
-        Ok(Err(_panic)) => vec![at("validating the file failed".into())],
-        Err(e) => vec![at(format!("cannot start validating: {e}"))],
+    match built {
+        Ok(Ok(built)) => built,
+        Ok(Err(_panic)) => (vec![at("validating the file failed".into())], None),
+        Err(e) => (vec![at(format!("cannot start validating: {e}"))], None),
     }
 }
 

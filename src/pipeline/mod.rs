@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::config::{ByteSize, HumanDuration, Validator};
-use crate::sink::OutputConfig;
-use crate::source::InputConfig;
+use crate::config::{BuildContext, ByteSize, HumanDuration, Validator};
+use crate::sink::{Output, OutputConfig};
+use crate::source::{Input, InputConfig};
 use crate::transform::TransformConfig;
 
 /// One pipeline file: read from one input, transform, write to one output.
@@ -157,10 +157,25 @@ pub struct Pipeline {
     pub name_at: Option<(usize, usize)>,
     /// The parsed configuration.
     pub config: PipelineConfig,
+    /// Its input and outputs, built.
+    pub components: Components,
+}
+
+/// The input and outputs of a pipeline, built from its configuration before anything runs.
+#[derive(Debug, Clone)]
+pub struct Components {
+    /// Where events come from.
+    pub input: Input,
+    /// Where transformed events go.
+    pub output: Output,
+    /// Where failed events go, under `errors: output`.
+    pub dead_letter: Option<Output>,
 }
 
 impl PipelineConfig {
-    fn validate(&self, v: &mut Validator<'_>) {
+    /// Checks the whole configuration and builds the pipeline's input and outputs: every
+    /// problem goes to `v`; None when any was found.
+    fn build(&self, pipeline: &str, v: &mut Validator<'_>) -> Option<Components> {
         if let Some(name) = &self.name {
             if name.trim().is_empty() {
                 v.error_at("name", "name must not be empty");
@@ -171,15 +186,34 @@ impl PipelineConfig {
                 );
             }
         }
-        self.input.validate("input", v);
+        let cx = BuildContext {
+            pipeline,
+            max_event_bytes: self.settings.max_event_bytes.0,
+        };
+        let input = self.input.build("input", cx, v);
         for (i, t) in self.transforms.iter().enumerate() {
             t.validate(&format!("transforms.{i}"), v);
         }
-        self.output.validate("output", v);
-        if let ErrorPolicy::Output(out) = &self.errors {
-            out.validate("errors.output", v);
+        let output = self.output.build("output", cx, v);
+        let dead_letter = match &self.errors {
+            ErrorPolicy::Output(out) => out.build("errors.output", cx, v).map(Some),
+            _ => Some(None),
+        };
+        self.settings.validate(v);
+        if !v.errors.is_empty() {
+            return None;
         }
-        let s = &self.settings;
+        Some(Components {
+            input: input?,
+            output: output?,
+            dead_letter: dead_letter?,
+        })
+    }
+}
+
+impl Settings {
+    fn validate(&self, v: &mut Validator<'_>) {
+        let s = self;
         if s.batch_size == 0 {
             v.error_at("settings.batch_size", "batch_size must be at least 1");
         }

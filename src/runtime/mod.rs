@@ -15,6 +15,7 @@ use crate::pipeline::{ErrorPolicy, Pipeline};
 use crate::policy::{Failures, Route};
 use crate::sink::SinkContext;
 use crate::source::SourceContext;
+use crate::source::intake::Intake;
 
 /// Why a pipeline failed.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +47,7 @@ pub async fn run_pipeline(
     );
     let name = pipeline.name.clone();
     health.track(&telemetry);
+    let components = pipeline.components;
     let config = Arc::new(pipeline.config);
     // Registered before anything awaits, so readiness never sees the pipeline without them.
     let link = |remote: bool, component: &str, kind: &str| {
@@ -78,16 +80,20 @@ pub async fn run_pipeline(
 
     let ctx = SourceContext {
         telemetry: telemetry.clone(),
-        out: source_tx,
+        intake: Intake::new(
+            source_tx,
+            telemetry.clone(),
+            stop.clone(),
+            config.settings.batch_size,
+        ),
         shutdown: stop.clone(),
-        batch_size: config.settings.batch_size,
         max_event_bytes: config.settings.max_event_bytes.0,
         counted: telemetry.ack_counter(),
         drain_timeout: config.settings.shutdown_timeout.0,
         link: input_link,
     };
-    let c = config.clone();
-    tasks.spawn(async move { c.input.run(ctx).await.map_err(PipelineError::from) });
+    let input = components.input;
+    tasks.spawn(async move { input.run(ctx).await.map_err(PipelineError::from) });
     tasks.spawn(async move {
         processor
             .run(source_rx, out_tx)
@@ -103,11 +109,10 @@ pub async fn run_pipeline(
         retry: config.settings.retry.clone(),
         max_event_bytes: config.settings.max_event_bytes.0,
     };
-    let c = config.clone();
     let ctx = sink(false, failures, output_link);
-    tasks.spawn(async move { c.output.run(out_rx, ctx).await.map_err(PipelineError::from) });
-    if let (Some(rx), ErrorPolicy::Output(out)) = (dlq_rx, &config.errors) {
-        let out = out.clone();
+    let output = components.output;
+    tasks.spawn(async move { output.run(out_rx, ctx).await.map_err(PipelineError::from) });
+    if let (Some(rx), Some(out)) = (dlq_rx, components.dead_letter) {
         let nowhere = Failures::new(telemetry.clone(), Route::Nowhere);
         let ctx = sink(true, nowhere, dead_letter_link);
         tasks.spawn(async move { out.run(rx, ctx).await.map_err(PipelineError::from) });

@@ -6,6 +6,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use super::deliver::{self, Attempt, Protocol};
+use super::retry::Held;
 use super::{SinkContext, SinkError, encode_lines, resolve_format};
 use crate::codec::Format;
 use crate::config::Validator;
@@ -45,28 +47,54 @@ fn write_error(config: &FileOutputConfig, e: std::io::Error) -> SinkError {
 /// Writes batches until the channel closes.
 pub async fn run(
     config: &FileOutputConfig,
-    mut rx: mpsc::Receiver<Vec<Event>>,
+    rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let format = resolve_format(config.format, &ctx);
-    let mut file = tokio::fs::OpenOptions::new()
+    let file = tokio::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&config.path)
         .await
         .map_err(|e| write_error(config, e))?;
-    let mut buf = Vec::with_capacity(256 * 1024);
-    while let Some(batch) = rx.recv().await {
-        buf.clear();
-        encode_lines(&batch, format, &mut buf);
-        file.write_all(&buf)
+    let writer = Appender {
+        format: resolve_format(config.format, &ctx),
+        config,
+        file,
+        buf: Vec::with_capacity(256 * 1024),
+    };
+    deliver::run(writer, rx, ctx).await
+}
+
+/// The file, appended to a batch at a time.
+struct Appender<'a> {
+    config: &'a FileOutputConfig,
+    format: Format,
+    file: tokio::fs::File,
+    buf: Vec<u8>,
+}
+
+impl Protocol for Appender<'_> {
+    // A failed write is final: the output stops.
+    const RETRIES: bool = false;
+
+    async fn attempt(
+        &mut self,
+        batch: Vec<Held>,
+        attempt: &mut Attempt,
+        _ctx: &SinkContext,
+    ) -> Result<(), SinkError> {
+        let config = self.config;
+        self.buf.clear();
+        encode_lines(batch.iter().map(|h| &h.event), self.format, &mut self.buf);
+        let file = &mut self.file;
+        file.write_all(&self.buf)
             .await
             .map_err(|e| write_error(config, e))?;
         file.flush().await.map_err(|e| write_error(config, e))?;
         if config.fsync {
             file.sync_data().await.map_err(|e| write_error(config, e))?;
         }
-        ctx.confirm(batch);
+        batch.into_iter().for_each(|h| attempt.delivered(h.event));
+        Ok(())
     }
-    Ok(())
 }

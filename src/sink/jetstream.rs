@@ -3,10 +3,13 @@
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::retry::{Held, Retry};
+use super::deliver::{self, Attempt, Protocol};
+use super::retry::Held;
 use super::{SinkContext, SinkError};
 use crate::client::ErrorKind;
-use crate::client::nats::{Endpoint, NatsAuth, check_subject, classify_publish, connect};
+use crate::client::nats::{
+    Connection, Connector, Endpoint, NatsAuth, check_subject, classify_publish,
+};
 use crate::client::tls::TlsConfig;
 use crate::config::Validator;
 use crate::delivery::Cause;
@@ -50,11 +53,22 @@ impl JetStreamOutputConfig {
         }
     }
 
-    /// Checks values serde cannot.
-    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        self.endpoint().validate(path, v);
+    /// Builds the output without connecting; problems are reported under `path`.
+    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<JetStreamOutput> {
+        let connector = self.endpoint().build(path, v);
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
+        Some(JetStreamOutput {
+            config: self.clone(),
+            connector: connector?,
+        })
     }
+}
+
+/// A `jetstream` output, built.
+#[derive(Debug, Clone)]
+pub struct JetStreamOutput {
+    config: JetStreamOutputConfig,
+    connector: Connector,
 }
 
 /// The `Nats-Msg-Id` of an event: its input's position and its index among the events derived
@@ -70,30 +84,24 @@ pub fn msg_id(event: &Event, dead_letter: bool) -> String {
 /// acknowledgement in time, connection lost) are retried; one the stream refuses follows the
 /// error policy.
 pub async fn run(
-    config: &JetStreamOutputConfig,
-    mut rx: mpsc::Receiver<Vec<Event>>,
+    output: &JetStreamOutput,
+    rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let connection = connect(
-        config.endpoint(),
-        ctx.telemetry.pipeline(),
-        ctx.link.clone(),
-    )
-    .await
-    .map_err(|m| SinkError::Write {
-        output: "jetstream",
-        message: m,
-    })?;
-    let js = async_nats::jetstream::new(connection.clone());
-    let mut retry = Retry::new(&ctx);
-    while let Some(batch) = super::next_write(&mut rx).await {
-        let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
-        while !todo.is_empty() {
-            let failed = publish(&js, config, &ctx, todo).await?;
-            todo = retry.after_attempt(failed, &ctx).await?;
-        }
-    }
-    Ok(())
+    let connection = output
+        .connector
+        .connect(ctx.telemetry.pipeline(), ctx.link.clone())
+        .await
+        .map_err(|m| SinkError::Write {
+            output: "jetstream",
+            message: m,
+        })?;
+    let publisher = Publisher {
+        js: async_nats::jetstream::new(connection.clone()),
+        config: &output.config,
+        _connection: connection,
+    };
+    deliver::run(publisher, rx, ctx).await
 }
 
 /// The header JetStream deduplicates by.
@@ -104,76 +112,85 @@ const NATS_MSG_ID: &str = "Nats-Msg-Id";
 /// awaits yet.
 const ACK_WINDOW: usize = 1_000;
 
-/// One attempt: publishes `todo` (a window at a time), confirms what the stream acknowledged,
-/// hands refused events to the error policy and returns those to retry.
-async fn publish(
-    js: &async_nats::jetstream::Context,
-    config: &JetStreamOutputConfig,
-    ctx: &SinkContext,
-    todo: Vec<Held>,
-) -> Result<Vec<(Held, String)>, SinkError> {
-    let mut refused = Vec::new();
-    let mut again = Vec::new();
-    let mut todo = todo.into_iter().peekable();
-    while todo.peek().is_some() {
-        let mut pending = Vec::with_capacity(ACK_WINDOW);
-        // A dead letter is cut to what the server takes (0 until connected: nothing to go by).
-        let max_payload = match ctx.dead_letter {
-            true => js.client().server_info().max_payload,
-            false => 0,
-        };
-        for mut held in todo.by_ref().take(ACK_WINDOW) {
-            let id = config.msg_id.then(|| msg_id(&held.event, ctx.dead_letter));
-            if max_payload > 0 {
-                let header = id.as_ref().map_or(0, |id| NATS_MSG_ID.len() + id.len() + 8);
-                fit(&mut held.event, max_payload.saturating_sub(header));
-            }
-            let event = &held.event;
-            let subject = event
-                .destination
-                .as_deref()
-                .unwrap_or(&config.subject)
-                .to_string();
-            let mut headers = match super::nats::headers(event) {
-                Ok(h) => h,
-                Err(reason) => {
-                    refused.push(Failed::at_output(held.event, reason, Cause::Event));
-                    continue;
-                }
+/// A stream's publisher.
+struct Publisher<'a> {
+    js: async_nats::jetstream::Context,
+    config: &'a JetStreamOutputConfig,
+    /// Keeps readiness in line with the connection.
+    _connection: Connection,
+}
+
+impl Protocol for Publisher<'_> {
+    /// Publishes `todo` a window at a time, awaiting each window's acknowledgements together.
+    async fn attempt(
+        &mut self,
+        todo: Vec<Held>,
+        attempt: &mut Attempt,
+        ctx: &SinkContext,
+    ) -> Result<(), SinkError> {
+        let (js, config) = (&self.js, self.config);
+        let mut todo = todo.into_iter().peekable();
+        while todo.peek().is_some() {
+            let mut pending = Vec::with_capacity(ACK_WINDOW);
+            // A dead letter is cut to what the server takes (0 until connected: nothing to go by).
+            let max_payload = match ctx.dead_letter {
+                true => js.client().server_info().max_payload,
+                false => 0,
             };
-            if let Some(id) = &id {
-                headers.insert(NATS_MSG_ID, id.as_str());
-            }
-            let published = js
-                .publish_with_headers(subject, headers, event.payload.clone())
-                .await;
-            pending.push((held, published));
-        }
-        // Await the acknowledgements together: each has its own timeout, and after a server
-        // restart none of the lost ones may hold up the rest.
-        let acked = futures_util::future::join_all(pending.into_iter().map(
-            |(held, published)| async move {
-                let acked = match published {
-                    Ok(ack) => ack.await,
-                    Err(e) => Err(e),
-                };
-                (held, acked)
-            },
-        ))
-        .await;
-        for (held, acked) in acked {
-            match acked {
-                Ok(_) => ctx.confirm_one(held.event),
-                Err(e) => match classify_publish(&e) {
-                    ErrorKind::Refused(cause) => {
-                        refused.push(Failed::at_output(held.event, e.to_string(), cause));
+            for mut held in todo.by_ref().take(ACK_WINDOW) {
+                let id = config.msg_id.then(|| msg_id(&held.event, ctx.dead_letter));
+                if max_payload > 0 {
+                    let header = id.as_ref().map_or(0, |id| NATS_MSG_ID.len() + id.len() + 8);
+                    fit(&mut held.event, max_payload.saturating_sub(header));
+                }
+                let event = &held.event;
+                let subject = event
+                    .destination
+                    .as_deref()
+                    .unwrap_or(&config.subject)
+                    .to_string();
+                let mut headers = match super::nats::headers(event) {
+                    Ok(h) => h,
+                    Err(reason) => {
+                        attempt.refused(Failed::at_output(held.event, reason, Cause::Event));
+                        continue;
                     }
-                    // A publish has no fatal error: every other is worth another attempt.
-                    ErrorKind::Retriable | ErrorKind::Fatal => again.push((held, e.to_string())),
+                };
+                if let Some(id) = &id {
+                    headers.insert(NATS_MSG_ID, id.as_str());
+                }
+                let published = js
+                    .publish_with_headers(subject, headers, event.payload.clone())
+                    .await;
+                pending.push((held, published));
+            }
+            // Await the acknowledgements together: each has its own timeout, and after a server
+            // restart none of the lost ones may hold up the rest.
+            let acked = futures_util::future::join_all(pending.into_iter().map(
+                |(held, published)| async move {
+                    let acked = match published {
+                        Ok(ack) => ack.await,
+                        Err(e) => Err(e),
+                    };
+                    (held, acked)
                 },
+            ))
+            .await;
+            for (held, acked) in acked {
+                match acked {
+                    Ok(_) => attempt.delivered(held.event),
+                    Err(e) => match classify_publish(&e) {
+                        ErrorKind::Refused(cause) => {
+                            attempt.refused(Failed::at_output(held.event, e.to_string(), cause));
+                        }
+                        // A publish has no fatal error: every other is worth another attempt.
+                        ErrorKind::Retriable | ErrorKind::Fatal => {
+                            attempt.retry(held, e.to_string())
+                        }
+                    },
+                }
             }
         }
+        Ok(())
     }
-    ctx.failures.handle(refused).await?;
-    Ok(again)
 }

@@ -9,15 +9,16 @@ use rdkafka::{ClientConfig, ClientContext, Statistics};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::retry::{Held, Retry};
+use super::deliver::{Attempt, Delivery};
+use super::retry::Held;
 use super::{SinkContext, SinkError};
 use crate::client::ErrorKind;
 use crate::client::kafka::{
-    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_options, classify,
-    client_error,
+    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_client,
+    check_options, classify, client_error, with_current_log_level,
 };
 use crate::client::tls::TlsConfig;
-use crate::config::{ClientOptions, HumanDuration, Validator};
+use crate::config::{BuildContext, ClientOptions, HumanDuration, Validator};
 use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
@@ -110,8 +111,15 @@ impl KafkaOutputConfig {
         }
     }
 
-    /// Checks values serde cannot.
-    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+    /// Builds the output's client configuration without connecting; problems are reported
+    /// under `path`.
+    pub fn build(
+        &self,
+        path: &str,
+        cx: BuildContext<'_>,
+        v: &mut Validator<'_>,
+    ) -> Option<KafkaOutput> {
+        let before = v.errors.len();
         check_brokers(&self.brokers, &format!("{path}.brokers"), v);
         self.security().validate(&self.options, path, v);
         if self.topic.trim().is_empty() {
@@ -128,7 +136,23 @@ impl KafkaOutputConfig {
             &format!("{path}.options"),
             v,
         );
+        let client = producer_config(self, cx.pipeline, cx.max_event_bytes);
+        if v.errors.len() > before {
+            return None;
+        }
+        check_client(&client, path, v);
+        Some(KafkaOutput {
+            config: self.clone(),
+            client,
+        })
     }
+}
+
+/// A `kafka` output, built: its librdkafka configuration checked.
+#[derive(Debug, Clone)]
+pub struct KafkaOutput {
+    config: KafkaOutputConfig,
+    client: ClientConfig,
 }
 
 /// Most events awaiting their delivery report at once; librdkafka's own queue holds 100,000.
@@ -228,10 +252,11 @@ const REPORTS_AT_ONCE: usize = 4096;
 /// a record itself until `delivery_timeout`; a record that still fails for a passing reason
 /// (brokers unreachable, timeout) is produced again after a backoff, while no new batch is taken.
 pub async fn run(
-    config: &KafkaOutputConfig,
+    output: &KafkaOutput,
     mut rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
+    let config = &output.config;
     let pipeline = ctx.telemetry.pipeline();
     config.security().warn(pipeline);
     let (reports_tx, reports) = mpsc::unbounded_channel();
@@ -247,32 +272,26 @@ pub async fn run(
         ),
         reports: reports_tx,
     };
-    let producer: ThreadedProducer<ProducerLink> =
-        producer_config(config, pipeline, ctx.max_event_bytes)
-            .create_with_context(link)
-            .map_err(|e| write_error(client_error(&e)))?;
+    let producer: ThreadedProducer<ProducerLink> = with_current_log_level(&output.client)
+        .create_with_context(link)
+        .map_err(|e| write_error(client_error(&e)))?;
     let dead_letter_limit = ctx.dead_letter.then(|| dead_letter_limit(config));
     let mut out = Output {
         producer,
         config,
-        retry: Retry::new(&ctx),
-        ctx,
+        delivery: Delivery::new(ctx),
         reports,
         held: slab::Slab::new(),
         settled: Vec::with_capacity(REPORTS_AT_ONCE),
-        delivered: Vec::new(),
-        failed: Vec::new(),
+        attempt: Attempt::default(),
         dead_letter_limit,
     };
     let mut open = true;
     loop {
-        if !out.failed.is_empty() {
+        if out.attempt.has_retries() {
             // Take in every report already there, so one backoff covers them all.
             while out.settle_ready().await? {}
-            let again = out
-                .retry
-                .after_attempt(std::mem::take(&mut out.failed), &out.ctx)
-                .await?;
+            let again = out.delivery.back_off(&mut out.attempt).await?;
             out.produce(again).await?;
             continue;
         }
@@ -280,7 +299,8 @@ pub async fn run(
         let waiting = in_flight > 0;
         // While the circuit is open no new batch is taken (the input waits on the bus), unless
         // nothing is left to probe the output with.
-        let take = open && (!out.retry.is_open() || in_flight == 0) && in_flight < MAX_IN_FLIGHT;
+        let take =
+            open && (!out.delivery.circuit_open() || in_flight == 0) && in_flight < MAX_IN_FLIGHT;
         tokio::select! {
             biased;
             _ = out.settle_next(), if waiting => out.settle().await?,
@@ -298,8 +318,7 @@ pub async fn run(
 struct Output<'a> {
     producer: ThreadedProducer<ProducerLink>,
     config: &'a KafkaOutputConfig,
-    retry: Retry,
-    ctx: SinkContext,
+    delivery: Delivery,
     reports: mpsc::UnboundedReceiver<Report>,
     /// Events handed to the producer whose report is not settled yet. A record carries its
     /// event's key here instead of the event itself, so it can borrow the payload and key from
@@ -307,10 +326,9 @@ struct Output<'a> {
     held: slab::Slab<Held>,
     /// Reports received and not yet settled.
     settled: Vec<Report>,
-    /// Reused for the delivered events of one settling.
-    delivered: Vec<Event>,
-    /// Events whose delivery failed for a passing reason, to be produced again.
-    failed: Vec<(Held, String)>,
+    /// Events whose reports are in: delivered and refused ones until settled, and those whose
+    /// delivery failed for a passing reason, to be produced again after the backoff.
+    attempt: Attempt,
     /// For the dead-letter output, the largest record it writes: a larger dead letter is cut.
     dead_letter_limit: Option<usize>,
 }
@@ -342,16 +360,15 @@ impl Output<'_> {
     }
 
     /// Completes delivered events; a failed one follows the error policy, or, if the failure may
-    /// pass, goes to `failed` to be produced again after the backoff.
+    /// pass, is kept to be produced again after the backoff.
     async fn settle(&mut self) -> Result<(), SinkError> {
-        let mut refused = Vec::new();
         for (key, result) in self.settled.drain(..) {
             // Every report is for a record handed over, once.
             let Some(held) = self.held.try_remove(key) else {
                 continue;
             };
             match result {
-                Ok(()) => self.delivered.push(held.event),
+                Ok(()) => self.attempt.delivered(held.event),
                 Err(e) => match classify(&e) {
                     ErrorKind::Fatal => {
                         // The producer is unusable (or purged its queue): nothing more is
@@ -362,19 +379,16 @@ impl Output<'_> {
                         let reason = e
                             .rdkafka_error_code()
                             .map_or_else(|| e.to_string(), |code| code.to_string());
-                        self.failed.push((held, reason));
+                        self.attempt.retry(held, reason);
                     }
                     ErrorKind::Refused(cause) => {
-                        refused.push(Failed::at_output(held.event, e.to_string(), cause));
+                        let refused = Failed::at_output(held.event, e.to_string(), cause);
+                        self.attempt.refused(refused);
                     }
                 },
             }
         }
-        if !self.delivered.is_empty() {
-            self.retry.succeeded();
-            self.ctx.confirm(self.delivered.drain(..));
-        }
-        self.ctx.failures.handle(refused).await?;
+        self.delivery.settle(&mut self.attempt).await?;
         Ok(())
     }
 
@@ -407,7 +421,7 @@ impl Output<'_> {
                     };
                     next = events.next();
                     let refused = Failed::at_output(back.event, e.to_string(), cause);
-                    self.ctx.failures.handle(vec![refused]).await?;
+                    self.delivery.refuse(refused).await?;
                 }
             }
         }

@@ -1,5 +1,6 @@
 //! Outputs: the output registry (`OutputConfig`) and what every sink gets to run.
 
+pub mod deliver;
 pub mod file;
 pub mod jetstream;
 pub mod kafka;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::codec::Format;
-use crate::config::Validator;
+use crate::config::{BuildContext, Validator};
 use crate::delivery::MustStop;
 use crate::delivery::Outcome;
 use crate::event::Event;
@@ -89,12 +90,6 @@ impl SinkContext {
         }
     }
 
-    /// Completes the ack of one delivered event and counts it.
-    pub fn confirm_one(&self, event: Event) {
-        event.ack.complete(self.delivered());
-        self.count(1);
-    }
-
     /// Completes the acks of a delivered batch and counts it.
     pub fn confirm(&self, batch: impl IntoIterator<Item = Event>) {
         let outcome = self.delivered();
@@ -113,6 +108,22 @@ impl SinkContext {
             self.telemetry.sent(n);
         }
     }
+}
+
+/// An output built from its configuration: everything that can be known without connecting is
+/// checked, and what it runs with is prepared (client configurations, TLS, credentials).
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// Standard output.
+    Stdout(stdout::StdoutConfig),
+    /// A file.
+    File(file::FileOutputConfig),
+    /// A Kafka topic.
+    Kafka(Box<kafka::KafkaOutput>),
+    /// A core NATS subject.
+    Nats(Box<nats::NatsOutput>),
+    /// A JetStream subject.
+    Jetstream(Box<jetstream::JetStreamOutput>),
 }
 
 impl OutputConfig {
@@ -135,29 +146,36 @@ impl OutputConfig {
         }
     }
 
-    /// Checks values serde cannot.
-    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        match self {
-            OutputConfig::Stdout(_) => {}
-            OutputConfig::File(c) => c.validate(&format!("{path}.file"), v),
-            OutputConfig::Kafka(c) => c.validate(&format!("{path}.kafka"), v),
-            OutputConfig::Nats(c) => c.validate(&format!("{path}.nats"), v),
-            OutputConfig::Jetstream(c) => c.validate(&format!("{path}.jetstream"), v),
-        }
+    /// Builds the output without connecting. Every problem is reported under `path`; None when
+    /// it cannot be built.
+    pub fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<Output> {
+        let path = format!("{path}.{}", self.kind());
+        Some(match self {
+            OutputConfig::Stdout(c) => Output::Stdout(c.clone()),
+            OutputConfig::File(c) => {
+                c.validate(&path, v);
+                Output::File(c.clone())
+            }
+            OutputConfig::Kafka(c) => Output::Kafka(Box::new(c.build(&path, cx, v)?)),
+            OutputConfig::Nats(c) => Output::Nats(Box::new(c.build(&path, v)?)),
+            OutputConfig::Jetstream(c) => Output::Jetstream(Box::new(c.build(&path, v)?)),
+        })
     }
+}
 
+impl Output {
     /// Delivers batches until the channel closes, completing each event's ack once delivered.
     pub async fn run(
-        &self,
+        self,
         rx: mpsc::Receiver<Vec<Event>>,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         match self {
-            OutputConfig::Stdout(c) => stdout::run(c, rx, ctx).await,
-            OutputConfig::File(c) => file::run(c, rx, ctx).await,
-            OutputConfig::Kafka(c) => kafka::run(c, rx, ctx).await,
-            OutputConfig::Nats(c) => nats::run(c, rx, ctx).await,
-            OutputConfig::Jetstream(c) => jetstream::run(c, rx, ctx).await,
+            Output::Stdout(c) => stdout::run(&c, rx, ctx).await,
+            Output::File(c) => file::run(&c, rx, ctx).await,
+            Output::Kafka(c) => kafka::run(&c, rx, ctx).await,
+            Output::Nats(c) => nats::run(&c, rx, ctx).await,
+            Output::Jetstream(c) => jetstream::run(&c, rx, ctx).await,
         }
     }
 }
@@ -175,7 +193,11 @@ pub(crate) async fn next_write(rx: &mut mpsc::Receiver<Vec<Event>>) -> Option<Ve
 }
 
 /// Writes a batch as lines in `format` into `buf`.
-pub(crate) fn encode_lines(batch: &[Event], format: Format, buf: &mut Vec<u8>) {
+pub(crate) fn encode_lines<'a>(
+    batch: impl IntoIterator<Item = &'a Event>,
+    format: Format,
+    buf: &mut Vec<u8>,
+) {
     for e in batch {
         match format {
             Format::Payload => buf.extend_from_slice(&e.payload),

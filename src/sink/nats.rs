@@ -8,14 +8,15 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::retry::{Held, Retry};
+use super::deliver::{self, Attempt, Protocol};
+use super::retry::Held;
 use crate::delivery::Cause;
 use crate::event::Failed;
 use crate::policy::fit;
 use async_nats::client::PublishErrorKind;
 
 use super::{SinkContext, SinkError};
-use crate::client::nats::{Endpoint, NatsAuth, check_subject, connect};
+use crate::client::nats::{Connection, Connector, Endpoint, NatsAuth, check_subject};
 use crate::client::tls::TlsConfig;
 use crate::config::Validator;
 use crate::event::Event;
@@ -49,11 +50,22 @@ impl NatsOutputConfig {
         }
     }
 
-    /// Checks values serde cannot.
-    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        self.endpoint().validate(path, v);
+    /// Builds the output without connecting; problems are reported under `path`.
+    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<NatsOutput> {
+        let connector = self.endpoint().build(path, v);
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
+        Some(NatsOutput {
+            subject: self.subject.clone(),
+            connector: connector?,
+        })
     }
+}
+
+/// A `nats` output, built.
+#[derive(Debug, Clone)]
+pub struct NatsOutput {
+    subject: String,
+    connector: Connector,
 }
 
 /// NATS headers from event headers (values as text); an error names a header NATS cannot carry
@@ -83,64 +95,35 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 /// come back in time, or the connection was re-established meanwhile, the whole batch is
 /// published again (at least once), with backoff.
 pub async fn run(
-    config: &NatsOutputConfig,
-    mut rx: mpsc::Receiver<Vec<Event>>,
+    output: &NatsOutput,
+    rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let write_error = |m: String| SinkError::Write {
-        output: "nats",
-        message: m,
-    };
-    let client = connect(
-        config.endpoint(),
-        ctx.telemetry.pipeline(),
-        ctx.link.clone(),
-    )
-    .await
-    .map_err(write_error)?;
-    let mut confirm = Confirm {
+    let client = output
+        .connector
+        .connect(ctx.telemetry.pipeline(), ctx.link.clone())
+        .await
+        .map_err(write_error)?;
+    let publisher = Publisher {
         inbox: Subject::from(client.new_inbox()),
-        subject: Subject::from(config.subject.as_str()),
+        subject: Subject::from(output.subject.as_str()),
         echoes: None,
         sent: 0,
+        client,
     };
-    let mut retry = Retry::new(&ctx);
-    while let Some(batch) = super::next_write(&mut rx).await {
-        let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
-        // A dead letter is cut to what the server takes (0 until connected: nothing to go by).
-        // Asked only here: the server's information is cloned for every question.
-        let max_payload = match ctx.dead_letter {
-            true => client.server_info().max_payload,
-            false => 0,
-        };
-        if max_payload > 0 {
-            for held in &mut todo {
-                fit(&mut held.event, max_payload);
-            }
-        }
-        while !todo.is_empty() {
-            match publish(&client, &mut confirm, &mut todo).await {
-                Ok(refused) => {
-                    ctx.failures.handle(refused).await?;
-                    if !todo.is_empty() {
-                        retry.succeeded();
-                        ctx.confirm(todo.into_iter().map(|h| h.event));
-                    }
-                    break;
-                }
-                Err(Attempt::Failed(reason)) => {
-                    let failed = todo.into_iter().map(|h| (h, reason.clone())).collect();
-                    todo = retry.after_attempt(failed, &ctx).await?;
-                }
-                Err(Attempt::Closed(reason)) => return Err(write_error(reason)),
-            }
-        }
-    }
-    Ok(())
+    deliver::run(publisher, rx, ctx).await
 }
 
-/// The round trip that confirms a batch.
-struct Confirm {
+fn write_error(message: impl std::fmt::Display) -> SinkError {
+    SinkError::Write {
+        output: "nats",
+        message: message.to_string(),
+    }
+}
+
+/// The connection, and the round trip that confirms a batch.
+struct Publisher {
+    client: Connection,
     inbox: Subject,
     /// The output's subject, made once: cloning it shares it.
     subject: Subject,
@@ -148,101 +131,118 @@ struct Confirm {
     sent: u64,
 }
 
-/// One attempt at a batch: publish it, then wait for the server to echo the confirmation.
-/// Events NATS refuses (a subject or header it cannot carry, a payload over the server's
-/// maximum) are taken out of the batch and returned with the reason; the rest is confirmed.
-async fn publish(
-    client: &async_nats::Client,
-    confirm: &mut Confirm,
-    batch: &mut Vec<Held>,
-) -> Result<Vec<Failed>, Attempt> {
-    let connects = client.statistics().connects.load(Ordering::Relaxed);
-    let echoes = match &mut confirm.echoes {
-        Some(echoes) => echoes,
-        None => confirm.echoes.insert(
-            client
-                .subscribe(confirm.inbox.clone())
-                .await
-                .map_err(|e| Attempt::Failed(e.to_string()))?,
-        ),
-    };
-    let mut refused = Vec::new();
-    let mut kept = Vec::with_capacity(batch.len());
-    let mut events = std::mem::take(batch).into_iter();
-    while let Some(held) = events.next() {
-        let event = &held.event;
-        let subject = match &event.destination {
-            Some(d) => Subject::from(&**d),
-            None => confirm.subject.clone(),
+impl Protocol for Publisher {
+    async fn attempt(
+        &mut self,
+        mut batch: Vec<Held>,
+        attempt: &mut Attempt,
+        ctx: &SinkContext,
+    ) -> Result<(), SinkError> {
+        // A dead letter is cut to what the server takes (0 until connected: nothing to go by).
+        // Asked once per attempt: the server's information is cloned for every question.
+        let max_payload = match ctx.dead_letter {
+            true => self.client.server_info().max_payload,
+            false => 0,
         };
-        let published = match headers(event) {
-            Ok(h) if h.is_empty() => client.publish(subject, event.payload.clone()).await,
-            Ok(h) => {
-                client
-                    .publish_with_headers(subject, h, event.payload.clone())
-                    .await
-            }
-            Err(reason) => {
-                refused.push(refusal(held, reason));
-                continue;
-            }
-        };
-        match published {
-            Ok(()) => kept.push(held),
-            Err(e) if matches!(e.kind(), PublishErrorKind::Send) => {
-                kept.push(held);
-                kept.extend(events);
-                *batch = kept;
-                return Err(Attempt::Closed(e.to_string()));
-            }
-            Err(e) => refused.push(refusal(held, e.to_string())),
-        }
-    }
-    *batch = kept;
-    if batch.is_empty() {
-        return Ok(refused);
-    }
-    confirm.sent += 1;
-    let token = confirm.sent.to_string();
-    client
-        .publish(confirm.inbox.clone(), token.clone().into())
-        .await
-        .map_err(|e| Attempt::Closed(e.to_string()))?;
-    let deadline = tokio::time::sleep(CONFIRM_TIMEOUT);
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            echo = echoes.next() => match echo {
-                // Echoes of earlier, timed-out attempts are skipped.
-                Some(m) if m.payload == token.as_bytes() => break,
-                Some(_) => {}
-                None => {
-                    confirm.echoes = None;
-                    return Err(Attempt::Failed("the confirmation subscription closed".into()));
-                }
-            },
-            _ = &mut deadline => {
-                return Err(Attempt::Failed(format!(
-                    "the server did not confirm the batch within {} s",
-                    CONFIRM_TIMEOUT.as_secs()
-                )));
+        if max_payload > 0 {
+            for held in &mut batch {
+                fit(&mut held.event, max_payload);
             }
         }
+        self.publish(batch, attempt).await
     }
-    if client.statistics().connects.load(Ordering::Relaxed) != connects {
-        return Err(Attempt::Failed(
-            "the connection was re-established during the batch".into(),
-        ));
-    }
-    Ok(refused)
 }
 
-/// Why an attempt at a batch failed.
-enum Attempt {
-    /// It may pass: publish the batch again after the backoff.
-    Failed(String),
-    /// The client is closed: nothing more can be published.
-    Closed(String),
+impl Publisher {
+    /// Publishes the batch, then waits for the server to echo the confirmation. Events NATS
+    /// refuses (a subject or header it cannot carry, a payload over the server's maximum) are
+    /// refused at once; the rest are delivered once confirmed, or retried.
+    async fn publish(&mut self, batch: Vec<Held>, attempt: &mut Attempt) -> Result<(), SinkError> {
+        let client = &self.client;
+        let connects = client.statistics().connects.load(Ordering::Relaxed);
+        let echoes = match &mut self.echoes {
+            Some(echoes) => echoes,
+            None => match client.subscribe(self.inbox.clone()).await {
+                Ok(echoes) => self.echoes.insert(echoes),
+                Err(e) => {
+                    let reason = e.to_string();
+                    batch
+                        .into_iter()
+                        .for_each(|h| attempt.retry(h, reason.clone()));
+                    return Ok(());
+                }
+            },
+        };
+        let mut kept = Vec::with_capacity(batch.len());
+        for held in batch {
+            let event = &held.event;
+            let subject = match &event.destination {
+                Some(d) => Subject::from(&**d),
+                None => self.subject.clone(),
+            };
+            let published = match headers(event) {
+                Ok(h) if h.is_empty() => client.publish(subject, event.payload.clone()).await,
+                Ok(h) => {
+                    client
+                        .publish_with_headers(subject, h, event.payload.clone())
+                        .await
+                }
+                Err(reason) => {
+                    attempt.refused(refusal(held, reason));
+                    continue;
+                }
+            };
+            match published {
+                Ok(()) => kept.push(held),
+                // The client is closed: nothing more can be published.
+                Err(e) if matches!(e.kind(), PublishErrorKind::Send) => {
+                    return Err(write_error(e));
+                }
+                Err(e) => attempt.refused(refusal(held, e.to_string())),
+            }
+        }
+        if kept.is_empty() {
+            return Ok(());
+        }
+        self.sent += 1;
+        let token = self.sent.to_string();
+        client
+            .publish(self.inbox.clone(), token.clone().into())
+            .await
+            .map_err(write_error)?;
+        let deadline = tokio::time::sleep(CONFIRM_TIMEOUT);
+        tokio::pin!(deadline);
+        let failed = loop {
+            tokio::select! {
+                echo = echoes.next() => match echo {
+                    // Echoes of earlier, timed-out attempts are skipped.
+                    Some(m) if m.payload == token.as_bytes() => break None,
+                    Some(_) => {}
+                    None => {
+                        self.echoes = None;
+                        break Some("the confirmation subscription closed".to_string());
+                    }
+                },
+                _ = &mut deadline => {
+                    break Some(format!(
+                        "the server did not confirm the batch within {} s",
+                        CONFIRM_TIMEOUT.as_secs()
+                    ));
+                }
+            }
+        };
+        let failed = failed.or_else(|| {
+            (client.statistics().connects.load(Ordering::Relaxed) != connects)
+                .then(|| "the connection was re-established during the batch".to_string())
+        });
+        match failed {
+            Some(reason) => kept
+                .into_iter()
+                .for_each(|h| attempt.retry(h, reason.clone())),
+            None => kept.into_iter().for_each(|h| attempt.delivered(h.event)),
+        }
+        Ok(())
+    }
 }
 
 /// NATS refuses only what is wrong with the message itself (its size, subject or headers).

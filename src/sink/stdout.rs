@@ -4,6 +4,8 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use super::deliver::{self, Attempt, Protocol};
+use super::retry::Held;
 use super::{SinkContext, SinkError, encode_lines, resolve_format};
 use crate::codec::Format;
 use crate::event::Event;
@@ -22,25 +24,46 @@ pub struct StdoutConfig {
 /// Writes batches until the channel closes.
 pub async fn run(
     config: &StdoutConfig,
-    mut rx: mpsc::Receiver<Vec<Event>>,
+    rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let format = resolve_format(config.format, &ctx);
-    let mut out = tokio::io::stdout();
-    let mut buf = Vec::with_capacity(256 * 1024);
-    while let Some(batch) = rx.recv().await {
-        buf.clear();
-        encode_lines(&batch, format, &mut buf);
+    let writer = Lines {
+        format: resolve_format(config.format, &ctx),
+        out: tokio::io::stdout(),
+        buf: Vec::with_capacity(256 * 1024),
+    };
+    deliver::run(writer, rx, ctx).await
+}
+
+/// Standard output, written a batch at a time.
+struct Lines {
+    format: Format,
+    out: tokio::io::Stdout,
+    buf: Vec<u8>,
+}
+
+impl Protocol for Lines {
+    // A failed write is final: the output stops.
+    const RETRIES: bool = false;
+
+    async fn attempt(
+        &mut self,
+        batch: Vec<Held>,
+        attempt: &mut Attempt,
+        _ctx: &SinkContext,
+    ) -> Result<(), SinkError> {
+        self.buf.clear();
+        encode_lines(batch.iter().map(|h| &h.event), self.format, &mut self.buf);
         let written = async {
-            out.write_all(&buf).await?;
-            out.flush().await
+            self.out.write_all(&self.buf).await?;
+            self.out.flush().await
         };
         // On failure the batch is dropped unconfirmed: its inputs count as failed.
         written.await.map_err(|e| SinkError::Write {
             output: "stdout",
             message: e.to_string(),
         })?;
-        ctx.confirm(batch);
+        batch.into_iter().for_each(|h| attempt.delivered(h.event));
+        Ok(())
     }
-    Ok(())
 }

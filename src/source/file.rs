@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncSeekExt, BufReader};
 
 use super::lines::{Lines, Pumped};
-use super::{SourceContext, SourceError, send};
+use super::{SourceContext, SourceError};
 use crate::codec::Codec;
 use crate::config::{HumanDuration, Validator};
 
@@ -108,7 +108,11 @@ pub async fn run(config: &FileConfig, ctx: SourceContext) -> Result<(), SourceEr
                 .ino();
             reader = BufReader::with_capacity(256 * 1024, file);
             // A last line without a line break ended with the old file.
-            if !send(&ctx, lines.restart(&ctx).into_iter().collect()).await {
+            if !ctx
+                .intake
+                .send(lines.restart(&ctx).into_iter().collect())
+                .await
+            {
                 return Ok(());
             }
         }

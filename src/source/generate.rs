@@ -73,8 +73,8 @@ fn generate(
     let mut seq: u64 = 0;
     let done = |seq: u64| config.count.is_some_and(|c| seq >= c);
     while !done(seq) && !ctx.shutdown.is_cancelled() {
-        let mut batch = Vec::with_capacity(ctx.batch_size.min(1024));
-        while batch.len() < ctx.batch_size && !done(seq) {
+        let mut batch = ctx.intake.batch();
+        while !ctx.intake.is_full(&batch) && !done(seq) {
             if let Some(rate) = config.rate {
                 let due = start + Duration::from_secs_f64(seq as f64 / rate);
                 let now = Instant::now();
@@ -109,18 +109,8 @@ fn generate(
             batch.push(event);
             seq += 1;
         }
-        let n = batch.len();
-        ctx.telemetry.received(n);
-        if n > 0 && ctx.out.blocking_send(batch).is_err() {
+        if !ctx.intake.send_blocking(batch, runtime) {
             return Ok(());
-        }
-        if ctx.telemetry.budget().is_full() {
-            runtime.block_on(async {
-                tokio::select! {
-                    _ = ctx.telemetry.budget().room() => {}
-                    _ = ctx.shutdown.cancelled() => {}
-                }
-            });
         }
     }
     Ok(())

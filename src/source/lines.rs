@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::{SourceContext, send};
+use super::SourceContext;
 use crate::event::{Event, Position};
 
 /// Most bytes of an oversized line kept for its dead letter.
@@ -129,10 +129,10 @@ impl Lines {
         ended: bool,
     ) -> std::io::Result<Pumped> {
         loop {
-            let mut batch = Vec::with_capacity(ctx.batch_size.min(1024));
+            let mut batch = ctx.intake.batch();
             let mut eof = false;
             // Wait for the first line; take more only while they are already buffered.
-            while batch.len() < ctx.batch_size {
+            while !ctx.intake.is_full(&batch) {
                 if !batch.is_empty() && memchr::memchr(b'\n', reader.buffer()).is_none() {
                     break;
                 }
@@ -140,7 +140,7 @@ impl Lines {
                     biased;
                     _ = ctx.shutdown.cancelled() => {
                         // What was read is delivered; nothing more is read.
-                        send(ctx, batch).await;
+                        ctx.intake.send(batch).await;
                         return Ok(Pumped::Stopped);
                     }
                     read = reader.fill_buf() => read?.len(),
@@ -167,7 +167,7 @@ impl Lines {
                 };
                 reader.consume(used);
             }
-            if !send(ctx, batch).await {
+            if !ctx.intake.send(batch).await {
                 return Ok(Pumped::Stopped);
             }
             if eof {
@@ -197,12 +197,12 @@ mod tests {
     async fn read(text: &[u8], capacity: usize, max: usize, ended: bool) -> Vec<Event> {
         let telemetry = Telemetry::new("lines", usize::MAX);
         let (tx, mut rx) = mpsc::channel(1024);
+        let shutdown = CancellationToken::new();
         let ctx = SourceContext {
             counted: telemetry.ack_counter(),
+            intake: super::super::intake::Intake::new(tx, telemetry.clone(), shutdown.clone(), 3),
             telemetry,
-            out: tx,
-            shutdown: CancellationToken::new(),
-            batch_size: 3,
+            shutdown,
             max_event_bytes: max,
             drain_timeout: std::time::Duration::from_secs(1),
             link: None,

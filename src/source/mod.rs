@@ -2,6 +2,7 @@
 
 pub mod file;
 pub mod generate;
+pub mod intake;
 pub mod jetstream;
 pub mod kafka;
 mod lines;
@@ -11,13 +12,12 @@ pub mod stdin;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::codec::Codec;
-use crate::config::Validator;
-use crate::event::Event;
+use crate::config::{BuildContext, Validator};
 use crate::observe::Telemetry;
+use intake::Intake;
 
 /// Where a pipeline reads events: exactly one of these keys.
 #[derive(Debug, Clone, Deserialize)]
@@ -54,12 +54,11 @@ pub enum SourceError {
 pub struct SourceContext {
     /// The pipeline's counters.
     pub telemetry: Arc<Telemetry>,
-    /// Where batches of read events go. Sending waits while the pipeline is full (backpressure).
-    pub out: mpsc::Sender<Vec<Event>>,
+    /// Where batches of read events go: it waits while the pipeline is full or its in-flight
+    /// budget is used up (backpressure), and counts what was read.
+    pub intake: Intake,
     /// Cancelled when the source must stop reading (shutdown, or the pipeline failed).
     pub shutdown: CancellationToken,
-    /// Most events per batch.
-    pub batch_size: usize,
     /// The pipeline's largest event (`settings.max_event_bytes`): line inputs keep no more of a
     /// line than this.
     pub max_event_bytes: usize,
@@ -73,15 +72,25 @@ pub struct SourceContext {
     pub link: Option<Arc<crate::observe::health::Link>>,
 }
 
-impl InputConfig {
-    /// Whether the input talks to a broker (and so has a connection state for readiness).
-    pub fn remote(&self) -> bool {
-        matches!(
-            self,
-            InputConfig::Kafka(_) | InputConfig::Nats(_) | InputConfig::Jetstream(_)
-        )
-    }
+/// An input built from its configuration: everything that can be known without connecting is
+/// checked, and what it runs with is prepared (client configurations, TLS, credentials).
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Standard input.
+    Stdin(stdin::StdinConfig),
+    /// A file.
+    File(file::FileConfig),
+    /// Generated events.
+    Generate(generate::GenerateConfig),
+    /// A Kafka consumer group.
+    Kafka(Box<kafka::KafkaInput>),
+    /// Core NATS subjects.
+    Nats(Box<nats::NatsInput>),
+    /// A JetStream durable pull consumer.
+    Jetstream(Box<jetstream::JetStreamInput>),
+}
 
+impl InputConfig {
     /// The input kind, as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -92,6 +101,14 @@ impl InputConfig {
             InputConfig::Nats(_) => "nats",
             InputConfig::Jetstream(_) => "jetstream",
         }
+    }
+
+    /// Whether the input talks to a broker (and so has a connection state for readiness).
+    pub fn remote(&self) -> bool {
+        matches!(
+            self,
+            InputConfig::Kafka(_) | InputConfig::Nats(_) | InputConfig::Jetstream(_)
+        )
     }
 
     /// How payloads of this input are decoded.
@@ -106,45 +123,38 @@ impl InputConfig {
         }
     }
 
-    /// Checks values serde cannot.
-    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        match self {
-            InputConfig::Stdin(_) => {}
-            InputConfig::File(c) => c.validate(&format!("{path}.file"), v),
-            InputConfig::Generate(c) => c.validate(&format!("{path}.generate"), v),
-            InputConfig::Kafka(c) => c.validate(&format!("{path}.kafka"), v),
-            InputConfig::Nats(c) => c.validate(&format!("{path}.nats"), v),
-            InputConfig::Jetstream(c) => c.validate(&format!("{path}.jetstream"), v),
-        }
-    }
-
-    /// Reads until the input ends, the shutdown token is cancelled, or the pipeline stops
-    /// taking events.
-    pub async fn run(&self, ctx: SourceContext) -> Result<(), SourceError> {
-        match self {
-            InputConfig::Stdin(c) => stdin::run(c, ctx).await,
-            InputConfig::File(c) => file::run(c, ctx).await,
-            InputConfig::Generate(c) => generate::run(c, ctx).await,
-            InputConfig::Kafka(c) => kafka::run(c, ctx).await,
-            InputConfig::Nats(c) => nats::run(c, ctx).await,
-            InputConfig::Jetstream(c) => jetstream::run(c, ctx).await,
-        }
+    /// Builds the input without connecting. Every problem is reported under `path`; None when
+    /// it cannot be built.
+    pub fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<Input> {
+        let path = format!("{path}.{}", self.kind());
+        Some(match self {
+            InputConfig::Stdin(c) => Input::Stdin(c.clone()),
+            InputConfig::File(c) => {
+                c.validate(&path, v);
+                Input::File(c.clone())
+            }
+            InputConfig::Generate(c) => {
+                c.validate(&path, v);
+                Input::Generate(c.clone())
+            }
+            InputConfig::Kafka(c) => Input::Kafka(Box::new(c.build(&path, cx, v)?)),
+            InputConfig::Nats(c) => Input::Nats(Box::new(c.build(&path, v)?)),
+            InputConfig::Jetstream(c) => Input::Jetstream(Box::new(c.build(&path, v)?)),
+        })
     }
 }
 
-/// Sends a batch downstream, then waits while the in-flight byte budget is used up; false when
-/// the pipeline no longer takes events.
-pub(crate) async fn send(ctx: &SourceContext, batch: Vec<Event>) -> bool {
-    if batch.is_empty() {
-        return true;
+impl Input {
+    /// Reads until the input ends, the shutdown token is cancelled, or the pipeline stops
+    /// taking events.
+    pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        match self {
+            Input::Stdin(c) => stdin::run(&c, ctx).await,
+            Input::File(c) => file::run(&c, ctx).await,
+            Input::Generate(c) => generate::run(&c, ctx).await,
+            Input::Kafka(c) => kafka::run(*c, ctx).await,
+            Input::Nats(c) => nats::run(&c, ctx).await,
+            Input::Jetstream(c) => jetstream::run(&c, ctx).await,
+        }
     }
-    ctx.telemetry.received(batch.len());
-    // The batch is read; more waits until the in-flight byte budget has room again.
-    let sent = ctx.out.send(batch).await.is_ok();
-    tokio::select! {
-        _ = ctx.telemetry.budget().room() => {}
-        // Stopping: the caller reads no more anyway.
-        _ = ctx.shutdown.cancelled() => {}
-    }
-    sent
 }

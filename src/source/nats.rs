@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::{SourceContext, SourceError, send};
-use crate::client::nats::{Endpoint, NatsAuth, check_subject, connect};
+use super::intake::Gathered;
+use super::{SourceContext, SourceError};
+use crate::client::nats::{Connector, Endpoint, NatsAuth, check_subject};
 use crate::client::tls::TlsConfig;
 use crate::codec::Codec;
 use crate::config::Validator;
@@ -48,9 +49,9 @@ impl NatsInputConfig {
         }
     }
 
-    /// Checks values serde cannot.
-    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        self.endpoint().validate(path, v);
+    /// Builds the input without connecting; problems are reported under `path`.
+    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<NatsInput> {
+        let connector = self.endpoint().build(path, v);
         if self.subjects.is_empty() {
             v.error_at(
                 &format!("{path}.subjects"),
@@ -60,7 +61,18 @@ impl NatsInputConfig {
         for (i, s) in self.subjects.iter().enumerate() {
             check_subject(s, true, &format!("{path}.subjects.{i}"), v);
         }
+        Some(NatsInput {
+            config: self.clone(),
+            connector: connector?,
+        })
     }
+}
+
+/// A `nats` input, built.
+#[derive(Debug, Clone)]
+pub struct NatsInput {
+    config: NatsInputConfig,
+    connector: Connector,
 }
 
 fn read_error(message: impl std::fmt::Display) -> SourceError {
@@ -172,15 +184,14 @@ pub(crate) fn to_event(msg: async_nats::Message, position: Position, ack: Ack) -
 
 /// Subscribes and reads until shutdown. Messages already received are delivered; messages in
 /// flight on the server at shutdown are not (core NATS keeps nothing).
-pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), SourceError> {
+pub async fn run(input: &NatsInput, ctx: SourceContext) -> Result<(), SourceError> {
+    let config = &input.config;
     let subscribe = async {
-        let client = connect(
-            config.endpoint(),
-            ctx.telemetry.pipeline(),
-            ctx.link.clone(),
-        )
-        .await
-        .map_err(read_error)?;
+        let client = input
+            .connector
+            .connect(ctx.telemetry.pipeline(), ctx.link.clone())
+            .await
+            .map_err(read_error)?;
         let mut subscriptions = Vec::new();
         for subject in &config.subjects {
             let sub = match &config.queue_group {
@@ -212,26 +223,17 @@ pub async fn run(config: &NatsInputConfig, ctx: SourceContext) -> Result<(), Sou
         stream: None,
     };
     loop {
-        let first = tokio::select! {
-            biased;
-            _ = ctx.shutdown.cancelled() => break,
-            m = messages.next() => m,
+        let gathered = ctx
+            .intake
+            .gather(&mut messages, |m| {
+                let p = position(&m.subject);
+                to_event(m, p, ctx.counted.ack(0, 0))
+            })
+            .await;
+        let Gathered::Batch(batch) = gathered else {
+            break;
         };
-        let Some(first) = first else { break };
-        let mut batch = Vec::with_capacity(ctx.batch_size.min(1024));
-        let p = position(&first.subject);
-        batch.push(to_event(first, p, ctx.counted.ack(0, 0)));
-        // Take what is already buffered, without waiting.
-        while batch.len() < ctx.batch_size {
-            match messages.next().now_or_never() {
-                Some(Some(m)) => {
-                    let p = position(&m.subject);
-                    batch.push(to_event(m, p, ctx.counted.ack(0, 0)));
-                }
-                _ => break,
-            }
-        }
-        if !send(&ctx, batch).await {
+        if !ctx.intake.send(batch).await {
             break;
         }
     }

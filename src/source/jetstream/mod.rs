@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use super::{SourceContext, SourceError};
-use crate::client::nats::{Endpoint, NatsAuth, check_subject, connect_notify};
+use crate::client::nats::{Connector, Endpoint, NatsAuth, check_subject};
 use crate::client::tls::TlsConfig;
 use crate::codec::Codec;
 use crate::config::{HumanDuration, Validator};
@@ -116,9 +116,9 @@ impl JetStreamInputConfig {
         }
     }
 
-    /// Checks values serde cannot.
-    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
-        self.endpoint().validate(path, v);
+    /// Builds the input without connecting; problems are reported under `path`.
+    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<JetStreamInput> {
+        let connector = self.endpoint().build(path, v);
         for (field, value) in [("stream", &self.stream), ("consumer", &self.consumer)] {
             if value.is_empty() || value.contains(|c: char| c.is_whitespace() || ".*>".contains(c))
             {
@@ -152,7 +152,18 @@ impl JetStreamInputConfig {
         if self.ack_wait.0 < std::time::Duration::from_secs(1) {
             v.error_at(&format!("{path}.ack_wait"), "ack_wait must be at least 1s");
         }
+        Some(JetStreamInput {
+            config: self.clone(),
+            connector: connector?,
+        })
     }
+}
+
+/// A `jetstream` input, built.
+#[derive(Debug, Clone)]
+pub struct JetStreamInput {
+    config: JetStreamInputConfig,
+    connector: Connector,
 }
 
 fn read_error(message: impl std::fmt::Display) -> SourceError {
@@ -164,17 +175,15 @@ fn read_error(message: impl std::fmt::Display) -> SourceError {
 
 /// Consumes until shutdown; then stops pulling, waits for in-flight events (up to the drain
 /// timeout), acknowledges what was delivered and gives back the rest.
-pub async fn run(config: &JetStreamInputConfig, ctx: SourceContext) -> Result<(), SourceError> {
+pub async fn run(input: &JetStreamInput, ctx: SourceContext) -> Result<(), SourceError> {
+    let config = &input.config;
     let pipeline = ctx.telemetry.pipeline().to_string();
     let reconnected = Arc::new(Notify::new());
-    let client = connect_notify(
-        config.endpoint(),
-        &pipeline,
-        ctx.link.clone(),
-        Some(reconnected.clone()),
-    )
-    .await
-    .map_err(read_error)?;
+    let client = input
+        .connector
+        .connect_notify(&pipeline, ctx.link.clone(), Some(reconnected.clone()))
+        .await
+        .map_err(read_error)?;
     let js = async_nats::jetstream::new(client.clone());
     if !config.set_up_until_ready(&js, &ctx).await? {
         tracing::info!(pipeline = %pipeline, "jetstream input stopped before it consumed");

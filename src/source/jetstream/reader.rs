@@ -12,8 +12,8 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use super::protocol::{PULL_EXPIRES, PULL_GRACE, nak, parse_reply, stop_nak};
-use super::setup::SetupError;
 use super::{JetStreamInputConfig, read_error};
+use crate::client::ErrorKind;
 use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Position};
 use crate::source::SourceContext;
@@ -154,7 +154,6 @@ impl Reader<'_> {
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ctx = self.ctx;
-        let out: &mpsc::Sender<Vec<Event>> = &ctx.out;
         loop {
             let stopping = self.stopping();
             if stopping && self.drained() {
@@ -169,18 +168,14 @@ impl Reader<'_> {
             tokio::select! {
                 biased;
                 _ = ctx.shutdown.cancelled(), if !stopping => self.stop(),
-                msg = sub.next(), if self.out_closed || self.batch.len() < ctx.batch_size => match msg {
+                msg = sub.next(), if self.out_closed || !ctx.intake.is_full(&self.batch) => match msg {
                     Some(msg) => self.on_message(msg).await,
                     None => return Err(read_error("the connection closed")),
                 },
-                permit = out.reserve(), if !self.out_closed && !self.batch.is_empty() => match permit {
-                    Ok(permit) => {
-                        let batch = std::mem::take(&mut self.batch);
-                        ctx.telemetry.received(batch.len());
-                        permit.send(batch);
-                    }
+                permit = ctx.intake.reserve(), if !self.out_closed && !self.batch.is_empty() => match permit {
+                    Some(permit) => permit.send(std::mem::take(&mut self.batch)),
                     // The pipeline stopped taking events: drain what it has.
-                    Err(_) => self.close_out(),
+                    None => self.close_out(),
                 },
                 Some(first) = ack_rx.recv() => {
                     self.settle(first).await;
@@ -223,8 +218,8 @@ impl Reader<'_> {
     async fn pull(&mut self) {
         let now = Instant::now();
         if self.paused_until.is_some_and(|t| now < t)
-            || self.batch.len() >= self.ctx.batch_size
-            || self.ctx.telemetry.budget().is_full()
+            || self.ctx.intake.is_full(&self.batch)
+            || self.ctx.intake.budget_full()
         {
             return;
         }
@@ -410,12 +405,12 @@ impl Reader<'_> {
         self.unanswered = 0;
         match self.config.set_up(&self.js).await {
             Ok(()) => Ok(()),
-            Err(SetupError::Fatal(m)) => Err(read_error(m)),
-            Err(SetupError::Transient(m)) => {
+            Err((ErrorKind::Retriable, m)) => {
                 tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), error = %m, "jetstream consumer not reachable; retrying");
                 self.paused_until = Some(Instant::now() + UNAVAILABLE_PAUSE);
                 Ok(())
             }
+            Err((_, m)) => Err(read_error(m)),
         }
     }
 

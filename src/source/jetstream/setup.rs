@@ -1,11 +1,12 @@
 //! Finding (or creating) the durable consumer, retried while the server cannot answer.
 
 use async_nats::jetstream::consumer::{self, pull};
-use async_nats::jetstream::context::{ConsumerInfoErrorKind, GetStreamErrorKind};
-use async_nats::jetstream::stream::ConsumerErrorKind;
 
 use super::{DeliverPolicy, JetStreamInputConfig, read_error};
-use crate::client::nats::unavailable;
+use crate::client::ErrorKind;
+use crate::client::nats::{
+    classify_consumer_create, classify_consumer_lookup, classify_stream_lookup,
+};
 use crate::source::{SourceContext, SourceError};
 use std::time::Duration;
 
@@ -14,13 +15,9 @@ use std::time::Duration;
 const SETUP_RETRY: Duration = Duration::from_millis(250);
 const SETUP_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// Why setting up the consumer failed.
-pub(super) enum SetupError {
-    /// Retrying may help (server unreachable or restarting).
-    Transient(String),
-    /// The configuration or the server's state is wrong; retrying will not help.
-    Fatal(String),
-}
+/// Why setting up the consumer failed: whether retrying may help (the server unreachable or
+/// restarting) or not (the configuration or the server's state is wrong), and what failed.
+pub(super) type SetupError = (ErrorKind, String);
 
 impl JetStreamInputConfig {
     fn pull_config(&self) -> pull::Config {
@@ -52,42 +49,28 @@ impl JetStreamInputConfig {
         &self,
         js: &async_nats::jetstream::Context,
     ) -> Result<(), SetupError> {
-        let stream = js
-            .get_stream(&self.stream)
-            .await
-            .map_err(|e| match e.kind() {
-                GetStreamErrorKind::JetStream(j) if !unavailable(j.error_code()) => {
-                    SetupError::Fatal(format!("stream {}: {e}", self.stream))
-                }
-                _ => SetupError::Transient(format!("stream {}: {e}", self.stream)),
-            })?;
+        let stream = js.get_stream(&self.stream).await.map_err(|e| {
+            (
+                classify_stream_lookup(&e),
+                format!("stream {}: {e}", self.stream),
+            )
+        })?;
         let what = || format!("consumer {} on stream {}", self.consumer, self.stream);
         if self.bind {
-            stream
-                .consumer_info(&self.consumer)
-                .await
-                .map_err(|e| match e.kind() {
-                    ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::InvalidName => {
-                        SetupError::Fatal(format!("{}: {e} (bind: true needs it to exist)", what()))
-                    }
-                    ConsumerInfoErrorKind::JetStream(j) if !unavailable(j.error_code()) => {
-                        SetupError::Fatal(format!("{}: {e}", what()))
-                    }
-                    _ => SetupError::Transient(format!("{}: {e}", what())),
-                })?;
+            stream.consumer_info(&self.consumer).await.map_err(
+                |e| match classify_consumer_lookup(&e) {
+                    ErrorKind::Fatal => (
+                        ErrorKind::Fatal,
+                        format!("{}: {e} (bind: true needs it to exist)", what()),
+                    ),
+                    kind => (kind, format!("{}: {e}", what())),
+                },
+            )?;
         } else {
             stream
                 .create_consumer(self.pull_config())
                 .await
-                .map_err(|e| match e.kind() {
-                    ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => {
-                        SetupError::Transient(format!("{}: {e}", what()))
-                    }
-                    ConsumerErrorKind::JetStream(j) if unavailable(j.error_code()) => {
-                        SetupError::Transient(format!("{}: {e}", what()))
-                    }
-                    _ => SetupError::Fatal(format!("{}: {e}", what())),
-                })?;
+                .map_err(|e| (classify_consumer_create(&e), format!("{}: {e}", what())))?;
         }
         Ok(())
     }
@@ -110,10 +93,10 @@ impl JetStreamInputConfig {
             };
             match set_up {
                 Ok(()) => return Ok(true),
-                Err(SetupError::Fatal(m)) => return Err(read_error(m)),
-                Err(SetupError::Transient(m)) => {
+                Err((ErrorKind::Retriable, m)) => {
                     tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %m, "jetstream consumer not ready; retrying");
                 }
+                Err((_, m)) => return Err(read_error(m)),
             }
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return Ok(false),

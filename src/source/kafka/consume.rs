@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
-use tokio::sync::mpsc::error::TrySendError;
 
 use super::context::KafkaContext;
 use super::convert::{handed_upto, to_event};
 use super::read_error;
 use crate::delivery::AckSender;
 use crate::event::{Event, Position};
+use crate::source::intake::Room;
 use crate::source::{SourceContext, SourceError};
 
 /// How long a batch waits for room downstream before the loop polls again: longer while
@@ -123,34 +123,28 @@ impl<'a> Loop<'a> {
         let Some(batch) = self.pending.take() else {
             return Ok(());
         };
-        let out = &self.ctx.out;
-        let permit = match out.try_reserve() {
-            Ok(permit) => Some(permit),
-            Err(TrySendError::Closed(())) => return Err(()),
-            Err(TrySendError::Full(())) => {
+        let intake = &self.ctx.intake;
+        let room = match intake.try_reserve() {
+            Room::Full => {
                 let wait = if self.paused {
                     ROOM_WAIT_PAUSED
                 } else {
                     ROOM_WAIT
                 };
-                match self
-                    .waiter
-                    .block_on(async { tokio::time::timeout(wait, out.reserve()).await })
-                {
-                    Ok(Ok(permit)) => Some(permit),
-                    Ok(Err(_)) => return Err(()),
-                    Err(_) => None,
-                }
+                self.waiter.block_on(intake.reserve_within(wait))
+            }
+            room => room,
+        };
+        let permit = match room {
+            Room::Free(permit) => permit,
+            Room::Closed => return Err(()),
+            Room::Full => {
+                self.pending = Some(batch);
+                return Ok(());
             }
         };
-        let Some(permit) = permit else {
-            self.pending = Some(batch);
-            return Ok(());
-        };
-        let n = batch.len();
         let last = handed_upto(&batch);
         permit.send(batch);
-        self.ctx.telemetry.received(n);
         self.full_since = None;
         let mut state = self.consumer.context().state();
         for ((topic, partition), offset) in last {
@@ -164,13 +158,13 @@ impl<'a> Loop<'a> {
     /// whether the budget is used up (a batch already read is still handed on: only reading
     /// more waits for the budget).
     fn pause_or_resume(&mut self) -> bool {
-        let budget = self.ctx.telemetry.budget();
-        let mut budget_full = budget.is_full();
+        let intake = &self.ctx.intake;
+        let mut budget_full = intake.budget_full();
         if budget_full && !self.paused {
             // Until fetching pauses, wait a little for room rather than read on.
             budget_full = self
                 .waiter
-                .block_on(async { tokio::time::timeout(BUDGET_WAIT, budget.room()).await })
+                .block_on(async { tokio::time::timeout(BUDGET_WAIT, intake.room()).await })
                 .is_err();
         }
         if self.pending.is_some() || budget_full {
@@ -203,7 +197,7 @@ impl<'a> Loop<'a> {
         let mut batch = self
             .pending
             .take()
-            .unwrap_or_else(|| Vec::with_capacity(self.ctx.batch_size.min(1024)));
+            .unwrap_or_else(|| self.ctx.intake.batch());
         if budget_full && !self.paused {
             // Every record polled now would be read past the budget, and, handed on at once
             // (the channel has room: only the budget is used up), it would restart the wait
@@ -244,7 +238,7 @@ impl<'a> Loop<'a> {
                     break;
                 }
             }
-            if self.paused || budget_full || batch.len() >= self.ctx.batch_size {
+            if self.paused || budget_full || self.ctx.intake.is_full(&batch) {
                 break;
             }
             timeout = Duration::ZERO;

@@ -24,11 +24,12 @@ use lanes::Lanes;
 
 use super::{SourceContext, SourceError};
 use crate::client::kafka::{
-    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_options, client_error,
+    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_client,
+    check_options, client_error, with_current_log_level,
 };
 use crate::client::tls::TlsConfig;
 use crate::codec::Codec;
-use crate::config::{ClientOptions, HumanDuration, Validator};
+use crate::config::{BuildContext, ClientOptions, HumanDuration, Validator};
 
 /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
 /// partitions.
@@ -89,8 +90,15 @@ impl KafkaInputConfig {
         }
     }
 
-    /// Checks values serde cannot.
-    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+    /// Builds the input's client configuration without connecting; problems are reported under
+    /// `path`.
+    pub fn build(
+        &self,
+        path: &str,
+        cx: BuildContext<'_>,
+        v: &mut Validator<'_>,
+    ) -> Option<KafkaInput> {
+        let before = v.errors.len();
         check_brokers(&self.brokers, &format!("{path}.brokers"), v);
         self.security().validate(&self.options, path, v);
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
@@ -108,7 +116,23 @@ impl KafkaInputConfig {
             &format!("{path}.options"),
             v,
         );
+        let client = consumer_config(self, cx.pipeline);
+        if v.errors.len() > before {
+            return None;
+        }
+        check_client(&client, path, v);
+        Some(KafkaInput {
+            config: self.clone(),
+            client,
+        })
     }
+}
+
+/// A `kafka` input, built: its librdkafka configuration checked.
+#[derive(Debug, Clone)]
+pub struct KafkaInput {
+    config: KafkaInputConfig,
+    client: ClientConfig,
 }
 
 /// How long a revocation waits for the revoked partitions' in-flight events before committing
@@ -150,13 +174,12 @@ pub fn consumer_config(config: &KafkaInputConfig, pipeline: &str) -> ClientConfi
 }
 
 /// Consumes until shutdown, then waits for in-flight events and commits.
-pub async fn run(config: &KafkaInputConfig, ctx: SourceContext) -> Result<(), SourceError> {
-    config.security().warn(ctx.telemetry.pipeline());
-    let config = config.clone();
+pub async fn run(input: KafkaInput, ctx: SourceContext) -> Result<(), SourceError> {
+    input.config.security().warn(ctx.telemetry.pipeline());
     let runtime = tokio::runtime::Handle::current();
     let thread = std::thread::Builder::new()
         .name(format!("{}-kafka", ctx.telemetry.pipeline()))
-        .spawn(move || consume(&config, &ctx, runtime))
+        .spawn(move || consume(&input, &ctx, runtime))
         .map_err(read_error)?;
     // Wait for the thread without blocking the runtime.
     let (tx, rx) = tokio::sync::oneshot::channel();
@@ -171,7 +194,7 @@ pub async fn run(config: &KafkaInputConfig, ctx: SourceContext) -> Result<(), So
 }
 
 fn consume(
-    config: &KafkaInputConfig,
+    input: &KafkaInput,
     ctx: &SourceContext,
     runtime: tokio::runtime::Handle,
 ) -> Result<(), SourceError> {
@@ -185,7 +208,8 @@ fn consume(
         )),
         link: BrokerLink::new(ctx.link.clone(), &pipeline, "consumer"),
     };
-    let consumer: BaseConsumer<KafkaContext> = consumer_config(config, &pipeline)
+    let config = &input.config;
+    let consumer: BaseConsumer<KafkaContext> = with_current_log_level(&input.client)
         .create_with_context(context)
         .map_err(|e| read_error(client_error(&e)))?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();

@@ -1,0 +1,278 @@
+//! Connecting: a [`Connector`] is built from an [`Endpoint`](super::Endpoint) before anything
+//! runs, then connects, reporting the connection state to readiness.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{NatsAuth, Servers, UrlCredentials};
+use crate::observe::health::Link;
+
+/// A NATS client ready to connect: its servers parsed, and what its options take from files
+/// read once for every connection attempt.
+#[derive(Clone)]
+pub struct Connector {
+    pub(super) servers: Arc<Servers>,
+    pub(super) auth: NatsAuth,
+    pub(super) nkey: Option<String>,
+    pub(super) credentials: Option<String>,
+    pub(super) tls: Option<rustls::ClientConfig>,
+    pub(super) insecure: bool,
+    pub(super) client_certificate: bool,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("servers", &self.servers.shown)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// Connects with the configured authentication. The client reconnects by itself; every
+    /// reconnect, disconnect and slow-consumer drop is counted and logged, and the connection
+    /// state is reported to `link` (readiness).
+    pub async fn connect(
+        &self,
+        pipeline: &str,
+        link: Option<Arc<Link>>,
+    ) -> Result<Connection, String> {
+        self.connect_notify(pipeline, link, None).await
+    }
+
+    /// [`Connector::connect`], also waking `on_connect` at every (re)connection: server-side
+    /// state tied to the old connection, like pending pull requests, is gone.
+    pub async fn connect_notify(
+        &self,
+        pipeline: &str,
+        link: Option<Arc<Link>>,
+        on_connect: Option<Arc<tokio::sync::Notify>>,
+    ) -> Result<Connection, String> {
+        let servers = &self.servers;
+        if self.insecure {
+            tracing::warn!(pipeline, servers = %servers.shown, "tls.insecure_skip_verify is set: the NATS server's certificate is not checked");
+        }
+        let failing = Arc::new(AtomicBool::new(false));
+        let watched = link.clone();
+        let options = || {
+            let events = Events {
+                pipeline: pipeline.to_string(),
+                shown: Arc::from(servers.shown.as_str()),
+                link: link.clone(),
+                on_connect: on_connect.clone(),
+                failing: failing.clone(),
+            };
+            self.options(events)
+        };
+        // One attempt first: the client's own retry loop reports a failed attempt by its kind
+        // only ("IO error"), while this error says what failed (a certificate not trusted, a
+        // client certificate required, credentials refused).
+        let client = match options()?.connect(servers.addrs.clone()).await {
+            Ok(client) => client,
+            Err(e) => {
+                failing.store(true, Ordering::Relaxed);
+                let error = self.explained(&e.to_string());
+                tracing::warn!(pipeline, servers = %servers.shown, error, "nats connection attempt failed; retrying");
+                options()?
+                    .retry_on_initial_connect()
+                    .connect(servers.addrs.clone())
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let reconcile = watched.map(|link| {
+            let state = client.clone();
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reconcile(link, move || {
+                state.connection_state() == async_nats::connection::State::Connected
+            })))
+        });
+        Ok(Connection {
+            client,
+            _reconcile: reconcile,
+        })
+    }
+
+    /// A connection error, with what to check when the TLS alert alone does not say it: a
+    /// server that requires a client certificate answers one missing with a bare
+    /// `BadCertificate` (TLS 1.2) or `CertificateRequired` (TLS 1.3) alert.
+    fn explained(&self, error: &str) -> String {
+        if !self.client_certificate
+            && (error.contains("BadCertificate") || error.contains("CertificateRequired"))
+        {
+            format!(
+                "{error} (the server may require a client certificate: tls.cert_file and tls.key_file)"
+            )
+        } else {
+            error.to_string()
+        }
+    }
+}
+
+/// What the client's event callback reports to: the pipeline's logs and metrics, readiness, and
+/// whoever waits for (re)connections. The client reports a failed attempt every time it tries
+/// again: the first of a run is logged as a warning (`failing` set), the rest only at debug
+/// level until it connects.
+struct Events {
+    pipeline: String,
+    shown: Arc<str>,
+    link: Option<Arc<Link>>,
+    on_connect: Option<Arc<tokio::sync::Notify>>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Connector {
+    /// The client options: name, TLS, authentication, and the event callback.
+    fn options(&self, events: Events) -> Result<async_nats::ConnectOptions, String> {
+        let auth = &self.auth;
+        let Events {
+            pipeline,
+            shown,
+            link,
+            on_connect,
+            failing,
+        } = events;
+        let mut options = async_nats::ConnectOptions::new().name(format!("sluice-{pipeline}"));
+        if let Some(config) = &self.tls {
+            options = options.require_tls(true).tls_client_config(config.clone());
+        }
+        if let Some(seed) = &self.nkey {
+            options = options.nkey(seed.clone());
+        }
+        match &self.servers.credentials {
+            Some(UrlCredentials::UserPassword(user, password)) => {
+                options = options.user_and_password(user.clone(), password.0.clone());
+            }
+            Some(UrlCredentials::Token(token)) => options = options.token(token.0.clone()),
+            None => {}
+        }
+        if let (Some(path), Some(creds)) = (&auth.credentials_file, &self.credentials) {
+            options = options
+                .credentials(creds)
+                .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+        }
+        if let Some(token) = &auth.token {
+            options = options.token(token.0.clone());
+        }
+        if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
+            options = options.user_and_password(user.clone(), password.0.clone());
+        }
+        options = options.event_callback(move |event| {
+        let pipeline = pipeline.clone();
+        let on_connect = on_connect.clone();
+        let link = link.clone();
+        let shown = shown.clone();
+        let failing = failing.clone();
+        let connected = move |up: bool| {
+            if let Some(l) = &link {
+                l.set(up);
+            }
+        };
+        async move {
+            let label = ("pipeline", pipeline.clone());
+            match event {
+                async_nats::Event::Connected => {
+                    failing.store(false, Ordering::Relaxed);
+                    connected(true);
+                    if let Some(n) = on_connect {
+                        n.notify_one();
+                    }
+                    metrics::counter!(crate::observe::names::NATS_CONNECTS_TOTAL, &[label]).increment(1);
+                    tracing::info!(pipeline, servers = %shown, "nats connected");
+                }
+                async_nats::Event::Disconnected => {
+                    connected(false);
+                    metrics::counter!(crate::observe::names::NATS_DISCONNECTS_TOTAL, &[label]).increment(1);
+                    tracing::warn!(pipeline, servers = %shown, "nats disconnected; reconnecting");
+                }
+                async_nats::Event::SlowConsumer(sid) => {
+                    metrics::counter!(crate::observe::names::NATS_SLOW_CONSUMER_TOTAL, &[label]).increment(1);
+                    tracing::warn!(
+                        pipeline,
+                        subscription = sid,
+                        "nats slow consumer: messages were dropped"
+                    );
+                }
+                async_nats::Event::ClientError(error) => {
+                    if failing.swap(true, Ordering::Relaxed) {
+                        tracing::debug!(pipeline, servers = %shown, error = %error, "nats connection attempt failed");
+                    } else {
+                        tracing::warn!(pipeline, servers = %shown, error = %error, "nats connection attempt failed; retrying");
+                    }
+                }
+                other => tracing::info!(pipeline, event = %other, "nats event"),
+            }
+        }
+    });
+        Ok(options)
+    }
+}
+
+/// A NATS client, with the task that keeps readiness in line with its connection state; the
+/// task stops when this is dropped.
+pub struct Connection {
+    client: async_nats::Client,
+    _reconcile: Option<tokio_util::task::AbortOnDropHandle<()>>,
+}
+
+impl std::ops::Deref for Connection {
+    type Target = async_nats::Client;
+
+    fn deref(&self) -> &async_nats::Client {
+        &self.client
+    }
+}
+
+/// How often readiness is brought in line with the client's connection state.
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Keeps `link` in line with `connected()`. The client reports connections through events, and
+/// drops events while its event channel is full, so readiness driven by them alone could stay
+/// wrong.
+async fn reconcile(link: Arc<Link>, connected: impl Fn() -> bool) {
+    let mut tick = tokio::time::interval(RECONCILE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        link.set(connected());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::health::Health;
+
+    /// Lets the reconciling task run one tick.
+    async fn one_tick() {
+        tokio::time::advance(RECONCILE_EVERY).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_follows_the_connection_state_even_without_events() {
+        let health = Health::new(1);
+        health.pipeline_started();
+        let link = health.link("p", "input", "nats");
+        let up = Arc::new(AtomicBool::new(false));
+        let state = up.clone();
+        let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(reconcile(
+            link.clone(),
+            move || state.load(Ordering::Relaxed),
+        )));
+        one_tick().await;
+        assert!(!health.is_ready());
+        // Connected, and no event said so.
+        up.store(true, Ordering::Relaxed);
+        one_tick().await;
+        assert!(link.is_up() && health.is_ready());
+        // An event said connected, but the connection is gone.
+        up.store(false, Ordering::Relaxed);
+        one_tick().await;
+        assert!(!link.is_up());
+        assert_eq!(health.problems(), ["p: nats input not connected"]);
+        drop(task);
+    }
+}

@@ -1,0 +1,264 @@
+//! What every output repeats, done once: taking batches, confirming what was delivered,
+//! retrying what failed for a passing reason (with backoff and the circuit breaker), and handing
+//! what the output refused to the error policy. An output is left with its own protocol: one
+//! attempt at a batch, sorting each event into delivered, refused or to retry.
+
+use tokio::sync::mpsc;
+
+use super::retry::{Held, Retry};
+use super::{SinkContext, SinkError};
+use crate::delivery::MustStop;
+use crate::event::{Event, Failed};
+
+/// What became of the events of an attempt, as the output finds out.
+#[derive(Default)]
+pub struct Attempt {
+    delivered: Vec<Event>,
+    refused: Vec<Failed>,
+    again: Vec<(Held, String)>,
+}
+
+impl Attempt {
+    /// The output confirmed the event.
+    pub fn delivered(&mut self, event: Event) {
+        self.delivered.push(event);
+    }
+
+    /// The output refused the event for a reason that will not pass: it follows the error
+    /// policy.
+    pub fn refused(&mut self, failed: Failed) {
+        self.refused.push(failed);
+    }
+
+    /// The event was not delivered for a reason that may pass: it is attempted again.
+    pub fn retry(&mut self, held: Held, reason: String) {
+        self.again.push((held, reason));
+    }
+
+    /// Whether events wait to be attempted again.
+    pub fn has_retries(&self) -> bool {
+        !self.again.is_empty()
+    }
+}
+
+/// One output's confirmations, retries and refusals.
+pub struct Delivery {
+    ctx: SinkContext,
+    /// None for an output whose failures never pass (a local file): it exports no retry
+    /// metrics.
+    retry: Option<Retry>,
+}
+
+impl Delivery {
+    /// The delivery state of the output `ctx` runs, retrying failures that may pass.
+    pub fn new(ctx: SinkContext) -> Delivery {
+        Delivery::with_retries(ctx, true)
+    }
+
+    fn with_retries(ctx: SinkContext, retries: bool) -> Delivery {
+        Delivery {
+            retry: retries.then(|| Retry::new(&ctx)),
+            ctx,
+        }
+    }
+
+    /// What the output is given.
+    pub fn ctx(&self) -> &SinkContext {
+        &self.ctx
+    }
+
+    /// Whether the circuit is open: the output failed attempts in a row.
+    pub fn circuit_open(&self) -> bool {
+        self.retry.as_ref().is_some_and(Retry::is_open)
+    }
+
+    /// Confirms the delivered events of `attempt` (which closes the circuit) and hands the
+    /// refused ones to the error policy; the events to retry stay in it.
+    pub async fn settle(&mut self, attempt: &mut Attempt) -> Result<(), MustStop> {
+        if !attempt.delivered.is_empty() {
+            if let Some(retry) = &mut self.retry {
+                retry.succeeded();
+            }
+            self.ctx.confirm(attempt.delivered.drain(..));
+        }
+        if !attempt.refused.is_empty() {
+            self.ctx
+                .failures
+                .handle(std::mem::take(&mut attempt.refused))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Hands one refused event to the error policy.
+    pub async fn refuse(&self, failed: Failed) -> Result<(), MustStop> {
+        self.ctx.failures.handle(vec![failed]).await
+    }
+
+    /// After an attempt that left events to retry: waits the backoff (opening the circuit after
+    /// too many failures in a row) and returns them for the next attempt; events out of attempts
+    /// follow the error policy instead.
+    pub async fn back_off(&mut self, attempt: &mut Attempt) -> Result<Vec<Held>, MustStop> {
+        let again = std::mem::take(&mut attempt.again);
+        let retry = self.retry.get_or_insert_with(|| Retry::new(&self.ctx));
+        retry.after_attempt(again, &self.ctx).await
+    }
+}
+
+/// An output that delivers a batch at a time: its protocol.
+pub trait Protocol: Send {
+    /// Whether failures of this output may pass (a broker down): false for one whose every
+    /// failure is final (a local file), which then has no circuit and exports no retry metrics.
+    const RETRIES: bool = true;
+
+    /// One attempt at `batch`: every event goes into `attempt` as delivered, refused or to
+    /// retry. An error stops the output (nothing more can be delivered); the events it did not
+    /// confirm are not acknowledged.
+    fn attempt(
+        &mut self,
+        batch: Vec<Held>,
+        attempt: &mut Attempt,
+        ctx: &SinkContext,
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// Delivers batches until the channel closes: each batch (joined by those waiting behind it) is
+/// attempted until every event is delivered, refused, or out of attempts. While events are
+/// retried no new batch is taken, so the input stops reading.
+pub async fn run<P: Protocol>(
+    mut protocol: P,
+    mut rx: mpsc::Receiver<Vec<Event>>,
+    ctx: SinkContext,
+) -> Result<(), SinkError> {
+    let mut delivery = Delivery::with_retries(ctx, P::RETRIES);
+    let mut attempt = Attempt::default();
+    while let Some(batch) = super::next_write(&mut rx).await {
+        let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
+        loop {
+            let result = protocol.attempt(todo, &mut attempt, delivery.ctx()).await;
+            // What was confirmed or refused before a failure is settled all the same.
+            delivery.settle(&mut attempt).await?;
+            result?;
+            if !attempt.has_retries() {
+                break;
+            }
+            todo = delivery.back_off(&mut attempt).await?;
+            if todo.is_empty() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::HumanDuration;
+    use crate::delivery::{Cause, Outcome};
+    use crate::event::Position;
+    use crate::observe::Telemetry;
+    use crate::observe::health::Health;
+    use crate::policy::{Failures, Route};
+
+    /// An output that refuses event 1, fails event 2 on its first two attempts, and delivers the
+    /// rest; it records what each attempt was given.
+    struct Flaky {
+        attempts: std::sync::Arc<std::sync::Mutex<Vec<Vec<u64>>>>,
+        failures_left: u32,
+    }
+
+    fn seq(held: &Held) -> u64 {
+        match &*held.event.position {
+            Position::Generated { seq } => *seq,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    impl Protocol for Flaky {
+        async fn attempt(
+            &mut self,
+            batch: Vec<Held>,
+            attempt: &mut Attempt,
+            _ctx: &SinkContext,
+        ) -> Result<(), SinkError> {
+            let seqs = batch.iter().map(seq).collect();
+            self.attempts.lock().unwrap().push(seqs);
+            for held in batch {
+                match seq(&held) {
+                    1 => attempt.refused(Failed::at_output(
+                        held.event,
+                        "refused".to_string(),
+                        Cause::Event,
+                    )),
+                    2 if self.failures_left > 0 => {
+                        self.failures_left -= 1;
+                        attempt.retry(held, "down".to_string());
+                    }
+                    _ => attempt.delivered(held.event),
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn delivered_confirmed_refused_to_the_policy_and_passing_failures_retried() {
+        let telemetry = Telemetry::new("deliver", usize::MAX);
+        let (acks, mut answers) = telemetry.ack_channel();
+        let retry = crate::sink::retry::RetryConfig {
+            initial_backoff: HumanDuration(Duration::from_millis(1)),
+            max_backoff: HumanDuration(Duration::from_millis(2)),
+            ..Default::default()
+        };
+        let ctx = SinkContext {
+            telemetry: telemetry.clone(),
+            dead_letter: false,
+            failures: Failures::new(telemetry.clone(), Route::Drop),
+            link: None,
+            health: Health::new(1),
+            retry,
+            max_event_bytes: 1024,
+        };
+        let (tx, rx) = mpsc::channel(4);
+        for seq in 0..4u64 {
+            let event = Event::new(
+                bytes::Bytes::from_static(b"{}"),
+                Position::Generated { seq },
+                acks.ack(0, seq),
+            );
+            tx.send(vec![event]).await.unwrap();
+        }
+        drop(tx);
+        let attempts = std::sync::Arc::default();
+        let flaky = Flaky {
+            attempts: std::sync::Arc::clone(&attempts),
+            failures_left: 2,
+        };
+        run(flaky, rx, ctx).await.unwrap();
+
+        // The four batches were joined into one write; only event 2 was attempted again.
+        assert_eq!(
+            *attempts.lock().unwrap(),
+            [vec![0, 1, 2, 3], vec![2], vec![2]]
+        );
+        let mut outcomes = BTreeMap::new();
+        while let Ok(answer) = answers.try_recv() {
+            outcomes.insert(answer.id, answer.outcome);
+        }
+        assert_eq!(
+            outcomes,
+            BTreeMap::from([
+                (0, Outcome::Delivered),
+                (1, Outcome::Rejected),
+                (2, Outcome::Delivered),
+                (3, Outcome::Delivered),
+            ])
+        );
+        let totals = telemetry.summary();
+        assert_eq!((totals.sent, totals.dropped), (3, 1));
+    }
+}
