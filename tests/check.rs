@@ -271,6 +271,50 @@ fn server_addresses_are_parsed_for_real() {
 }
 
 #[test]
+fn nats_credentials_files_are_read_when_checking() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("user.creds");
+    std::fs::write(&garbage, "not a credentials file\n").unwrap();
+    let (missing, garbage) = (
+        dir.path().join("missing.creds").display().to_string(),
+        garbage.display().to_string(),
+    );
+    let file = pipeline(
+        dir.path(),
+        "creds",
+        &format!(
+            "\
+input:
+  nats:
+    url: nats://127.0.0.1:4222
+    subjects: [a]
+    auth: {{credentials_file: \"{missing}\"}}
+output:
+  jetstream:
+    url: nats://127.0.0.1:4222
+    subject: b
+    auth: {{credentials_file: \"{garbage}\"}}
+errors: drop
+"
+        ),
+    );
+    let out = sluice!().arg("check").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let shown = file.display();
+    for expected in [
+        format!("{shown}:5:30: error: {missing}: No such file"),
+        format!("{shown}:10:30: error: {garbage}: cannot parse user JWT"),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&expected)),
+            "no `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.ends_with("2 errors found\n"), "{stderr}");
+}
+
+#[test]
 fn tls_files_and_nkey_seeds_are_read_when_checking() {
     let dir = tempfile::tempdir().unwrap();
     let not_pem = dir.path().join("not.pem");
