@@ -24,6 +24,11 @@ impl Attempt {
         self.delivered.push(event);
     }
 
+    /// The output confirmed every event of `batch`.
+    pub fn delivered_all(&mut self, batch: Vec<Held>) {
+        self.delivered.extend(batch.into_iter().map(|h| h.event));
+    }
+
     /// The output refused the event for a reason that will not pass: it follows the error
     /// policy.
     pub fn refused(&mut self, failed: Failed) {

@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
-use super::{SinkContext, SinkError, encode_lines, resolve_format};
+use super::{LineWriter, SinkContext, SinkError, resolve_format};
 use crate::codec::Format;
 use crate::config::Validator;
 use crate::event::Event;
@@ -57,10 +56,8 @@ pub async fn run(
         .await
         .map_err(|e| write_error(config, e))?;
     let writer = Appender {
-        format: resolve_format(config.format, &ctx),
+        lines: LineWriter::new(resolve_format(config.format, &ctx), file),
         config,
-        file,
-        buf: Vec::with_capacity(256 * 1024),
     };
     deliver::run(writer, rx, ctx).await
 }
@@ -68,9 +65,7 @@ pub async fn run(
 /// The file, appended to a batch at a time.
 struct Appender<'a> {
     config: &'a FileOutputConfig,
-    format: Format,
-    file: tokio::fs::File,
-    buf: Vec<u8>,
+    lines: LineWriter<tokio::fs::File>,
 }
 
 impl Protocol for Appender<'_> {
@@ -84,17 +79,15 @@ impl Protocol for Appender<'_> {
         _ctx: &SinkContext,
     ) -> Result<(), SinkError> {
         let config = self.config;
-        self.buf.clear();
-        encode_lines(batch.iter().map(|h| &h.event), self.format, &mut self.buf);
-        let file = &mut self.file;
-        file.write_all(&self.buf)
+        self.lines
+            .write(&batch)
             .await
             .map_err(|e| write_error(config, e))?;
-        file.flush().await.map_err(|e| write_error(config, e))?;
         if config.fsync {
+            let file = &mut self.lines.out;
             file.sync_data().await.map_err(|e| write_error(config, e))?;
         }
-        batch.into_iter().for_each(|h| attempt.delivered(h.event));
+        attempt.delivered_all(batch);
         Ok(())
     }
 }

@@ -192,12 +192,37 @@ pub(crate) async fn next_write(rx: &mut mpsc::Receiver<Vec<Event>>) -> Option<Ve
     Some(batch)
 }
 
-/// Writes a batch as lines in `format` into `buf`.
-pub(crate) fn encode_lines<'a>(
-    batch: impl IntoIterator<Item = &'a Event>,
+/// A local output writing events as lines (standard output, a file): one write and one flush
+/// per batch.
+pub(crate) struct LineWriter<W> {
     format: Format,
-    buf: &mut Vec<u8>,
-) {
+    /// Where the lines go.
+    pub out: W,
+    buf: Vec<u8>,
+}
+
+impl<W: tokio::io::AsyncWrite + Unpin> LineWriter<W> {
+    /// Lines in `format` to `out`.
+    pub fn new(format: Format, out: W) -> Self {
+        LineWriter {
+            format,
+            out,
+            buf: Vec::with_capacity(256 * 1024),
+        }
+    }
+
+    /// Writes the events of `batch` as lines, and flushes.
+    pub async fn write(&mut self, batch: &[retry::Held]) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.buf.clear();
+        encode_lines(batch.iter().map(|h| &h.event), self.format, &mut self.buf);
+        self.out.write_all(&self.buf).await?;
+        self.out.flush().await
+    }
+}
+
+/// Writes a batch as lines in `format` into `buf`.
+fn encode_lines<'a>(batch: impl IntoIterator<Item = &'a Event>, format: Format, buf: &mut Vec<u8>) {
     for e in batch {
         match format {
             Format::Payload => buf.extend_from_slice(&e.payload),

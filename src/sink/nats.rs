@@ -239,7 +239,7 @@ impl Publisher {
             Some(reason) => kept
                 .into_iter()
                 .for_each(|h| attempt.retry(h, reason.clone())),
-            None => kept.into_iter().for_each(|h| attempt.delivered(h.event)),
+            None => attempt.delivered_all(kept),
         }
         Ok(())
     }

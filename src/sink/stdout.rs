@@ -1,12 +1,11 @@
 //! The `stdout` output: one event per line on standard output.
 
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
-use super::{SinkContext, SinkError, encode_lines, resolve_format};
+use super::{LineWriter, SinkContext, SinkError, resolve_format};
 use crate::codec::Format;
 use crate::event::Event;
 
@@ -27,22 +26,15 @@ pub async fn run(
     rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let writer = Lines {
-        format: resolve_format(config.format, &ctx),
-        out: tokio::io::stdout(),
-        buf: Vec::with_capacity(256 * 1024),
-    };
+    let format = resolve_format(config.format, &ctx);
+    let writer = Stdout(LineWriter::new(format, tokio::io::stdout()));
     deliver::run(writer, rx, ctx).await
 }
 
 /// Standard output, written a batch at a time.
-struct Lines {
-    format: Format,
-    out: tokio::io::Stdout,
-    buf: Vec<u8>,
-}
+struct Stdout(LineWriter<tokio::io::Stdout>);
 
-impl Protocol for Lines {
+impl Protocol for Stdout {
     // A failed write is final: the output stops.
     const RETRIES: bool = false;
 
@@ -52,18 +44,12 @@ impl Protocol for Lines {
         attempt: &mut Attempt,
         _ctx: &SinkContext,
     ) -> Result<(), SinkError> {
-        self.buf.clear();
-        encode_lines(batch.iter().map(|h| &h.event), self.format, &mut self.buf);
-        let written = async {
-            self.out.write_all(&self.buf).await?;
-            self.out.flush().await
-        };
         // On failure the batch is dropped unconfirmed: its inputs count as failed.
-        written.await.map_err(|e| SinkError::Write {
+        self.0.write(&batch).await.map_err(|e| SinkError::Write {
             output: "stdout",
             message: e.to_string(),
         })?;
-        batch.into_iter().for_each(|h| attempt.delivered(h.event));
+        attempt.delivered_all(batch);
         Ok(())
     }
 }
