@@ -1,5 +1,5 @@
 //! Microbenchmarks of the per-event transform path the pipeline's worker threads run: decode the
-//! payload, run the transform chain, encode each result (`runtime::processor::Worker`, the
+//! payload, run the transform chain, encode each result (`pipeline::worker::Worker`, the
 //! same code).
 //!
 //! `cargo bench --bench transform` times each benchmark over a batch of 500 events with
@@ -15,7 +15,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use sluice::delivery::Ack;
 use sluice::event::{Event, Position};
 use sluice::pipeline::load_str;
-use sluice::runtime::processor::{Processed, Worker};
+use sluice::pipeline::worker::{Processed, Worker};
 use testkit::measure::event;
 
 // The allocator of the `sluice` binary, so these figures are the binary's.

@@ -14,5 +14,7 @@ echo "== module layering"
 python3 scripts/check-modules.py
 echo "== cargo test"
 cargo test --all-targets --locked
+echo "== sample pipelines' own tests"
+cargo run --quiet --locked -- test pipelines/
 echo "== deployment files (Dockerfile, k8s/)"
 scripts/check-deploy.sh

@@ -28,4 +28,5 @@ pub mod policy;
 pub mod runtime;
 pub mod sink;
 pub mod source;
+pub mod testing;
 pub mod transform;

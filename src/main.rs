@@ -33,6 +33,17 @@ enum Command {
         #[arg(required = true)]
         pipelines: Vec<PathBuf>,
     },
+    /// Run the test cases of pipeline files (their `tests:`, and `NAME.test.yaml` beside
+    /// them); directories are searched recursively. Exit 0 when all pass, 1 when any fails, 2
+    /// when a file cannot be loaded.
+    Test {
+        /// Pipeline files, test files, or directories.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Also write a JUnit XML report to this file.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+    },
     /// Run pipelines until their inputs end or SIGINT/SIGTERM.
     Run {
         /// Pipeline files.
@@ -96,18 +107,8 @@ fn print_diagnostics(errors: &[sluice::config::Diagnostic]) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { pipelines } => match sluice::pipeline::load_files(&pipelines) {
-            Ok(loaded) => {
-                for p in &loaded {
-                    println!("{}: ok (pipeline `{}`)", p.file.display(), p.name);
-                }
-                ExitCode::SUCCESS
-            }
-            Err(errors) => {
-                print_diagnostics(&errors);
-                ExitCode::FAILURE
-            }
-        },
+        Command::Check { pipelines } => check(&pipelines),
+        Command::Test { paths, junit } => test(&paths, junit.as_deref()),
         Command::Run {
             pipelines,
             log_format,
@@ -136,6 +137,80 @@ fn main() -> ExitCode {
             runtime.shutdown_timeout(Duration::from_millis(100));
             code
         }
+    }
+}
+
+/// `sluice check`: pipeline files, and test files (`NAME.test.yaml`) as test files.
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let (tests, pipelines): (Vec<PathBuf>, Vec<PathBuf>) = paths
+        .iter()
+        .cloned()
+        .partition(|p| sluice::testing::is_test_file(p));
+    let mut errors = Vec::new();
+    let mut ok = Vec::new();
+    if !pipelines.is_empty() {
+        match sluice::pipeline::load_files(&pipelines) {
+            Ok(loaded) => ok.extend(loaded.iter().map(|p| {
+                format!("{}: ok (pipeline `{}`)", p.file.display(), p.name)
+            })),
+            Err(e) => errors.extend(e),
+        }
+    }
+    for file in &tests {
+        match sluice::testing::check_test_file(file) {
+            Ok(n) => ok.push(format!("{}: ok ({n} test cases)", file.display())),
+            Err(e) => errors.extend(e),
+        }
+    }
+    if !errors.is_empty() {
+        print_diagnostics(&errors);
+        return ExitCode::FAILURE;
+    }
+    for line in ok {
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// `sluice test`: the cases run on a thread with the stack jq programs may need.
+fn test(paths: &[PathBuf], junit: Option<&std::path::Path>) -> ExitCode {
+    let paths = paths.to_vec();
+    let ran = std::thread::Builder::new()
+        .name("test".into())
+        .stack_size(sluice::transform::nesting::STACK)
+        .spawn(move || sluice::testing::run(&paths))
+        .map(|t| t.join());
+    let outcome = match ran {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => {
+            eprintln!("running the tests failed");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("cannot start the tests: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    use std::io::IsTerminal;
+    print!(
+        "{}",
+        sluice::testing::render(&outcome, std::io::stdout().is_terminal())
+    );
+    if let Some(file) = junit {
+        let written = sluice::testing::junit::report(&outcome)
+            .and_then(|xml| std::fs::write(file, xml).map_err(|e| e.to_string()));
+        if let Err(e) = written {
+            eprintln!("{}: cannot write the JUnit report: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    }
+    if !outcome.errors.is_empty() {
+        print_diagnostics(&outcome.errors);
+        return ExitCode::from(2);
+    }
+    match outcome.counts() {
+        (_, 0) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
     }
 }
 

@@ -711,7 +711,7 @@ fn stages() -> Vec<Stage> {
         .collect()
 }
 
-/// Decode, chain, encode: what `runtime::processor::Worker::one` does with an event. Either
+/// Decode, chain, encode: what `pipeline::worker::Worker::one` does with an event. Either
 /// every output payload or the failing step and its reason.
 fn run(stage: &Stage, payload: &[u8]) -> Result<Vec<Vec<u8>>, (String, String)> {
     let value = codec::decode(stage.codec, &Bytes::copy_from_slice(payload))

@@ -70,6 +70,21 @@ fn to_line_col(starts: &[usize], offset: usize) -> (usize, usize) {
 }
 
 impl Interpolated {
+    /// `text` as it is, with nothing substituted (a file `${VAR}` is not used in).
+    pub fn verbatim(text: &str) -> Interpolated {
+        Interpolated {
+            text: text.to_string(),
+            segments: vec![Segment {
+                out_start: 0,
+                in_start: 0,
+                out_len: text.chars().count(),
+                literal: true,
+            }],
+            original_line_starts: line_starts(text),
+            output_lines: lines(text),
+        }
+    }
+
     /// Maps a 1-based line:column of the interpolated text to the original text. A position inside
     /// a substituted value maps to the `${` that produced it. A position past the end of its line
     /// or of the text (the YAML parser reports the end of input on the line after the last) is

@@ -1,7 +1,9 @@
 //! Pipeline files: the schema of one pipeline (input, transforms, output, error policy,
 //! settings) and loading it, with every error at once.
 
+pub mod cases;
 mod load;
+pub mod worker;
 
 pub use load::{load_file, load_files, load_str};
 
@@ -36,6 +38,9 @@ pub struct PipelineConfig {
     /// Batching, parallelism and shutdown settings; every field has a default.
     #[serde(default)]
     pub settings: Settings,
+    /// Test cases `sluice test` runs: events in, and what must come out.
+    #[serde(default)]
+    pub tests: Vec<cases::TestCase>,
 }
 
 /// Where failed events go.
@@ -200,6 +205,9 @@ impl PipelineConfig {
             _ => Some(None),
         };
         self.settings.validate(v);
+        for (i, case) in self.tests.iter().enumerate() {
+            case.validate(&format!("tests.{i}"), v);
+        }
         if !v.errors.is_empty() {
             return None;
         }

@@ -1,0 +1,189 @@
+//! What happens to one batch of events between the input and the output: decode, the transform
+//! chain, encode, and the size limits. The runtime runs it on worker threads; `sluice test` runs
+//! it on the events a test gives.
+
+use bytes::Bytes;
+
+use super::{ErrorPolicy, PipelineConfig};
+use crate::codec::{self, Codec};
+use crate::delivery::{Ack, Outcome};
+use crate::delivery::{Failure, Step};
+use crate::event::{Event, Failed};
+use crate::transform::{Chain, Record};
+
+/// What came of a batch.
+#[derive(Debug, Default)]
+pub struct Processed {
+    /// Events for the output, in order.
+    pub outputs: Vec<Event>,
+    /// Inputs that failed.
+    pub failures: Vec<Failed>,
+    /// Inputs that produced no output. Their acks are completed by the stage when the batch's
+    /// turn comes, not by the worker: a batch after one that stops the pipeline must leave its
+    /// inputs unacknowledged.
+    pub filtered: Vec<Ack>,
+}
+
+/// The transform stage of one worker thread: decode, the chain, encode, with buffers reused from
+/// event to event.
+pub struct Worker {
+    chain: Chain,
+    codec: Codec,
+    /// The only top-level fields of a JSON payload the chain reads, if it reads only some.
+    projection: Option<Vec<jaq_json::Val>>,
+    max_event_bytes: usize,
+    /// `errors: stop`: the first failure ends the batch; the inputs after it are left
+    /// unfinished, so nothing after the failure is delivered or acknowledged.
+    stop_at_failure: bool,
+    records: Vec<Record>,
+    encoded: Vec<(Record, Bytes)>,
+    /// Reused for encoding, so each result gets one allocation of its exact size.
+    scratch: Vec<u8>,
+}
+
+impl Worker {
+    /// A worker for `config`'s transforms (jq programs compiled once per worker).
+    pub fn new(config: &PipelineConfig) -> Result<Worker, String> {
+        Ok(Worker {
+            chain: Chain::build(&config.transforms, config.settings.max_fanout)?,
+            codec: config.input.codec(),
+            projection: match config.input.codec() {
+                Codec::Json => crate::transform::projection(&config.transforms),
+                Codec::Raw => None,
+            },
+            max_event_bytes: config.settings.max_event_bytes.0,
+            stop_at_failure: matches!(config.errors, ErrorPolicy::Stop),
+            records: Vec::new(),
+            encoded: Vec::new(),
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Transforms a batch: outputs in input order, failures, and the inputs that produced
+    /// nothing. Under `errors: stop` the batch ends at its first failure: the inputs after it
+    /// are dropped unfinished (they count as failed and are never acknowledged).
+    pub fn process(&mut self, batch: Vec<Event>) -> Processed {
+        let mut done = Processed {
+            outputs: Vec::with_capacity(batch.len()),
+            ..Processed::default()
+        };
+        for event in batch {
+            if self.stop_at_failure && !done.failures.is_empty() {
+                break;
+            }
+            match self.one(&event) {
+                Ok(()) if self.encoded.is_empty() => done.filtered.push(event.ack),
+                Ok(()) => {
+                    for (derived, (r, payload)) in self.encoded.drain(..).enumerate() {
+                        done.outputs.push(Event {
+                            payload,
+                            key: r.key,
+                            headers: r.headers,
+                            timestamp: r.timestamp,
+                            destination: r.destination,
+                            partition: r.partition,
+                            position: event.position.clone(),
+                            oversize: None,
+                            derived: derived as u32,
+                            ack: event.ack.fork(),
+                        });
+                    }
+                    event.ack.complete(Outcome::Delivered);
+                }
+                Err(failure) => done.failures.push(Failed { event, failure }),
+            }
+        }
+        done
+    }
+
+    /// Runs one event through decode, the chain and encode; results land in `self.encoded`, all
+    /// or nothing.
+    fn one(&mut self, event: &Event) -> Result<(), Failure> {
+        self.encoded.clear();
+        check_size(event, self.max_event_bytes)?;
+        let value = match &self.projection {
+            Some(fields) => codec::decode_fields(&event.payload, fields),
+            None => codec::decode(self.codec, &event.payload),
+        }
+        .map_err(|e| Failure::of_event(Step::Decode, e.to_string()))?;
+        let record = Record {
+            value,
+            key: event.key.clone(),
+            headers: event.headers.clone(),
+            timestamp: event.timestamp,
+            destination: event.destination.clone(),
+            partition: event.partition,
+        };
+        self.chain.run(record, &event.position, &mut self.records)?;
+        for r in self.records.drain(..) {
+            let buf = &mut self.scratch;
+            buf.clear();
+            if let Err(e) = codec::encode(self.codec, &r.value, buf) {
+                self.encoded.clear();
+                return Err(Failure::of_event(Step::Encode, e.to_string()));
+            }
+            if buf.len() > self.max_event_bytes {
+                self.encoded.clear();
+                return Err(Failure::of_event(
+                    Step::Encode,
+                    format!(
+                        "a result of {} bytes is over max_event_bytes ({})",
+                        buf.len(),
+                        self.max_event_bytes
+                    ),
+                ));
+            }
+            self.encoded.push((r, Bytes::copy_from_slice(buf)));
+        }
+        Ok(())
+    }
+}
+
+/// Whether an input is over `max` bytes (or was cut at the input for being so).
+fn too_large(event: &Event, max: usize) -> bool {
+    event.payload.len() > max || event.oversize.is_some()
+}
+
+/// Refuses an input over `max` bytes before any work is spent on it.
+fn check_size(event: &Event, max: usize) -> Result<(), Failure> {
+    if too_large(event, max) {
+        return Err(Failure::of_event(Step::Limits, oversize(event, max)));
+    }
+    Ok(())
+}
+
+/// The stage without transforms: events pass unchanged, but those over `max_event_bytes` fail
+/// at `limits`. Under `errors: stop` the batch ends at the first of them, as in
+/// [`Worker::process`].
+pub fn pass_through(batch: Vec<Event>, max: usize, stop_at_failure: bool) -> Processed {
+    if !batch.iter().any(|e| too_large(e, max)) {
+        return Processed {
+            outputs: batch,
+            ..Processed::default()
+        };
+    }
+    let mut done = Processed::default();
+    for event in batch {
+        if stop_at_failure && !done.failures.is_empty() {
+            break;
+        }
+        match check_size(&event, max) {
+            Ok(()) => done.outputs.push(event),
+            Err(failure) => done.failures.push(Failed { event, failure }),
+        }
+    }
+    done
+}
+
+fn oversize(event: &Event, max: usize) -> String {
+    match event.oversize {
+        Some(size) => format!(
+            "event of {size} bytes is over max_event_bytes ({max}); only its first {} bytes were kept",
+            event.payload.len()
+        ),
+        None => format!(
+            "event of {} bytes is over max_event_bytes ({max})",
+            event.payload.len()
+        ),
+    }
+}

@@ -1,0 +1,245 @@
+//! `sluice test`: the sample pipelines' test cases pass; a broken expectation fails with where it
+//! is written and a diff; JUnit reports parse; files that do not load exit 2.
+
+use std::path::Path;
+use std::process::Output;
+
+use testkit::sluice;
+
+fn test(args: &[&str]) -> Output {
+    sluice!().arg("test").args(args).output().unwrap()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// 1-based line of the first line of `file` containing `needle`, and the column of `token` in it.
+fn place_of(file: &Path, needle: &str, token: &str) -> (usize, usize) {
+    let text = std::fs::read_to_string(file).unwrap();
+    let (i, line) = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| l.contains(needle))
+        .unwrap_or_else(|| panic!("{needle:?} not in {}", file.display()));
+    let column = line.find(token).unwrap_or_else(|| panic!("{token:?} not in {line:?}"));
+    (i + 1, column + 1)
+}
+
+#[test]
+fn every_sample_pipeline_has_passing_tests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = test(&[root.join("pipelines").to_str().unwrap()]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    // Cases are reported where they are written: the pipeline file, or its test file.
+    for sample in [
+        "jetstream-to-jetstream.",
+        "kafka-to-kafka.",
+        "nats-to-kafka.",
+        "quickstart.",
+        "stdin-to-stdout.",
+    ] {
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.starts_with("ok ") && l.contains(sample)),
+            "no passing case of {sample}:\n{shown}"
+        );
+    }
+    assert!(!shown.contains("FAIL"), "{shown}");
+    assert!(shown.ends_with(" passed, 0 failed\n"), "{shown}");
+    // A case with a dead letter is among them.
+    assert!(
+        shown.contains("a line that is not JSON is dead-lettered"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_broken_expectation_fails_with_its_place_and_a_diff() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("quickstart.yaml");
+    let original = std::fs::read_to_string(root.join("pipelines/quickstart.yaml")).unwrap();
+    let broken = original.replace("latency_ms: 36}", "latency_ms: 37}");
+    assert_ne!(broken, original);
+    std::fs::write(&file, broken).unwrap();
+    let junit = dir.path().join("report.xml");
+    let out = test(&[file.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+
+    let (line, column) = place_of(&file, "latency_ms: 37}", "payload");
+    let place = format!(
+        "{}:{line}:{column}: output[0]: payload differs",
+        file.display()
+    );
+    assert!(shown.contains(&place), "no `{place}` in:\n{shown}");
+    assert!(shown.contains("-   \"latency_ms\": 37"), "{shown}");
+    assert!(shown.contains("+   \"latency_ms\": 36"), "{shown}");
+    assert!(
+        shown.contains("FAIL") && shown.contains("a server error is reshaped"),
+        "{shown}"
+    );
+    assert!(shown.ends_with("1 passed, 1 failed\n"), "{shown}");
+    // Not a terminal: no colour.
+    assert!(!shown.contains('\x1b'), "{shown}");
+
+    // The JUnit report parses as XML, with one suite of two cases, one failed.
+    let parsed = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, xml.etree.ElementTree as ET\n\
+             root = ET.parse(sys.argv[1]).getroot()\n\
+             suites = root.findall('testsuite')\n\
+             cases = [c for s in suites for c in s.findall('testcase')]\n\
+             failed = [c.get('name') for c in cases if c.find('failure') is not None]\n\
+             print(root.tag, len(suites), len(cases), failed)",
+        )
+        .arg(&junit)
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{}", text(&parsed));
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout).trim(),
+        "testsuites 1 2 ['a server error is reshaped, keyed by service and tagged']"
+    );
+}
+
+#[test]
+fn cases_set_variables_and_check_dead_letters_under_every_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orders.yaml");
+    // No default for the brokers: only the cases' `env` lets the file load.
+    std::fs::write(
+        &file,
+        "\
+input:
+  kafka: {brokers: \"${ORDERS_BROKERS}\", topics: [orders], group_id: g}
+transforms:
+  - jq: '{id: .id, total: (.price * .qty)}'
+  - route: {partition: '.id % 3', destination: '\"orders-\" + ($source.topic)'}
+output:
+  kafka: {brokers: \"${ORDERS_BROKERS}\", topic: out}
+errors: drop
+",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("orders.test.yaml"),
+        "\
+tests:
+  - name: totals, partitions and destinations
+    env: {ORDERS_BROKERS: \"localhost:9092\"}
+    input:
+      - payload: {id: 4, price: 2.5, qty: 2}
+        source: {kafka: {topic: eu}}
+        key: k4
+        timestamp: 1700000000000
+      - payload_text: '{\"id\": 5, \"price\": {}, \"qty\": 1}'
+    output:
+      - payload: {id: 4, total: 5}
+        partition: 1
+        destination: orders-eu
+        key: k4
+        timestamp: 1700000000000
+        assert: '$key == \"k4\" and .total > 4'
+    dead_letters:
+      - step: transforms[0] (jq)
+        reason_contains: cannot
+        payload_contains: {id: 5}
+    filtered: 0
+",
+    )
+    .unwrap();
+    let out = test(&[dir.path().to_str().unwrap()]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(shown.ends_with("1 passed, 0 failed\n"), "{shown}");
+
+    // Without the variable, the pipeline file alone does not load.
+    let check = sluice!().arg("check").arg(&file).output().unwrap();
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+}
+
+#[test]
+fn an_output_that_must_stay_empty_and_a_count_that_differs_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        "\
+input:
+  stdin: {}
+transforms:
+  - filter: '.keep'
+output:
+  stdout: {}
+errors: stop
+tests:
+  - name: nothing may come out
+    input:
+      - payload: {keep: true}
+      - payload: {keep: false}
+    output: []
+    filtered: 2
+",
+    )
+    .unwrap();
+    let out = test(&[file.to_str().unwrap()]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{shown}");
+    let (line, column) = place_of(&file, "output: []", "[]");
+    let place = format!(
+        "{}:{line}:{column}: output: 0 events expected, 1 event came out",
+        file.display()
+    );
+    assert!(shown.contains(&place), "no `{place}` in:\n{shown}");
+    assert!(shown.contains("\"keep\": true"), "{shown}");
+    let (line, column) = place_of(&file, "filtered: 2", "2");
+    let place = format!("{}:{line}:{column}: filtered", file.display());
+    assert!(shown.contains(&place), "no `{place}` in:\n{shown}");
+}
+
+#[test]
+fn a_test_file_that_does_not_load_exits_2_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.yaml");
+    std::fs::write(
+        &file,
+        "input:\n  stdin: {}\noutput:\n  stdout: {}\nerrors: drop\n",
+    )
+    .unwrap();
+    let tests = dir.path().join("p.test.yaml");
+    std::fs::write(
+        &tests,
+        "tests:\n  - name: x\n    input:\n      - payload: 1\n        colour: red\n",
+    )
+    .unwrap();
+    let out = test(&[tests.to_str().unwrap()]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    let place = format!("{}:5:9: ", tests.display());
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with(&place) && l.contains("colour")),
+        "no `{place}` in:\n{shown}"
+    );
+}
+
+#[test]
+fn the_readme_shows_the_sample_test_file_as_it_is() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let sample = std::fs::read_to_string(root.join("pipelines/kafka-to-kafka.test.yaml")).unwrap();
+    assert!(
+        readme.contains(&format!("```yaml\n{sample}```\n")),
+        "README's copy of pipelines/kafka-to-kafka.test.yaml differs from the file"
+    );
+}
