@@ -27,11 +27,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate pipeline files (including every jq program); exit non-zero on any error.
+    /// Validate pipeline files (including every jq program) and test files; exit non-zero on
+    /// any error.
     Check {
-        /// Pipeline files.
+        /// Pipeline files, and test files (`NAME.test.yaml`).
         #[arg(required = true)]
         pipelines: Vec<PathBuf>,
+        /// `human`, or `json`: the errors as a JSON array of {file, line, column, message} on
+        /// standard output, for editors and CI annotations.
+        #[arg(long, default_value = "human")]
+        format: CheckFormat,
     },
     /// Run the test cases of pipeline files (their `tests:`, and `NAME.test.yaml` beside
     /// them); directories are searched recursively. Exit 0 when all pass, 1 when any fails, 2
@@ -56,7 +61,17 @@ enum Command {
         /// 0.0.0.0:9090 or localhost:9090). Without it no HTTP endpoint is opened.
         #[arg(long, env = "SLUICE_METRICS_ADDR")]
         metrics_addr: Option<String>,
+        /// Load and build every pipeline (files read, clients configured), connect to nothing,
+        /// and exit: the check to run before a rollout.
+        #[arg(long)]
+        dry_run: bool,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CheckFormat {
+    Human,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -107,12 +122,13 @@ fn print_diagnostics(errors: &[sluice::config::Diagnostic]) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { pipelines } => check(&pipelines),
+        Command::Check { pipelines, format } => check(&pipelines, format),
         Command::Test { paths, junit } => test(&paths, junit.as_deref()),
         Command::Run {
             pipelines,
             log_format,
             metrics_addr,
+            dry_run,
         } => {
             let loaded = match sluice::pipeline::load_files(&pipelines) {
                 Ok(loaded) => loaded,
@@ -121,6 +137,12 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            if dry_run {
+                for p in &loaded {
+                    println!("{}: ready to run ({})", p.file.display(), describe(p));
+                }
+                return ExitCode::SUCCESS;
+            }
             init_logs(log_format);
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -141,7 +163,7 @@ fn main() -> ExitCode {
 }
 
 /// `sluice check`: pipeline files, and test files (`NAME.test.yaml`) as test files.
-fn check(paths: &[PathBuf]) -> ExitCode {
+fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
     let (tests, pipelines): (Vec<PathBuf>, Vec<PathBuf>) = paths
         .iter()
         .cloned()
@@ -162,14 +184,40 @@ fn check(paths: &[PathBuf]) -> ExitCode {
             Err(e) => errors.extend(e),
         }
     }
-    if !errors.is_empty() {
+    if format == CheckFormat::Json {
+        match serde_json::to_string_pretty(&errors) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("cannot write the errors as JSON: {e}"),
+        }
+    } else if errors.is_empty() {
+        for line in ok {
+            println!("{line}");
+        }
+    } else {
         print_diagnostics(&errors);
-        return ExitCode::FAILURE;
     }
-    for line in ok {
-        println!("{line}");
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
-    ExitCode::SUCCESS
+}
+
+/// What a loaded pipeline is made of, for `run --dry-run`.
+fn describe(p: &sluice::pipeline::Pipeline) -> String {
+    let c = &p.config;
+    let errors = match &c.errors {
+        sluice::pipeline::ErrorPolicy::Drop => "drop".to_string(),
+        sluice::pipeline::ErrorPolicy::Stop => "stop".to_string(),
+        sluice::pipeline::ErrorPolicy::Output(out) => format!("dead letters to {}", out.kind()),
+    };
+    format!(
+        "pipeline `{}`: {} input, {} transforms, {} output, errors: {errors}",
+        p.name,
+        c.input.kind(),
+        c.transforms.len(),
+        c.output.kind()
+    )
 }
 
 /// `sluice test`: the cases run on a thread with the stack jq programs may need.

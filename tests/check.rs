@@ -418,3 +418,90 @@ errors: drop
     assert!(!stderr.contains("secret-value"), "{stderr}");
     assert!(stderr.ends_with("5 errors found\n"), "{stderr}");
 }
+
+#[test]
+fn json_format_lists_every_error_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "bad",
+        "input:\n  nats: {url: \"not a url\", subjects: [a]}\noutput:\n  kafka: {brokers: \":::\", topic: t}\nerrors: drop\n",
+    );
+    let out = sluice!()
+        .args(["check", "--format", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let errors: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let places: Vec<(u64, u64)> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["file"], file.display().to_string());
+            (e["line"].as_u64().unwrap(), e["column"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(places, [(2, 15), (4, 20)], "{errors}");
+    assert!(errors[1]["message"].as_str().unwrap().contains("host:port"));
+
+    let good = pipeline(
+        dir.path(),
+        "good",
+        "input:\n  stdin: {}\noutput:\n  stdout: {}\nerrors: drop\n",
+    );
+    let out = sluice!()
+        .args(["check", "--format", "json"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+}
+
+#[test]
+fn a_dry_run_builds_everything_and_connects_to_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on either address: a dry run must not try.
+    let nowhere = format!("127.0.0.1:{}", testkit::free_port());
+    let file = pipeline(
+        dir.path(),
+        "dry",
+        &format!(
+            "input:\n  kafka: {{brokers: \"{nowhere}\", topics: [t], group_id: g}}\noutput:\n  nats: {{url: \"nats://{nowhere}\", subject: s}}\nerrors: stop\n"
+        ),
+    );
+    let out = sluice!()
+        .args(["run", "--dry-run"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.trim(),
+        format!(
+            "{}: ready to run (pipeline `dry`: kafka input, 0 transforms, nats output, errors: stop)",
+            file.display()
+        )
+    );
+    // A file that does not build fails the dry run as it fails `check`.
+    let bad = pipeline(
+        dir.path(),
+        "bad",
+        "input:\n  nats: {url: \"not a url\", subjects: [a]}\noutput:\n  stdout: {}\nerrors: drop\n",
+    );
+    let out = sluice!()
+        .args(["run", "--dry-run"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(":2:15: error: invalid server"));
+}

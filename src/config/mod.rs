@@ -163,7 +163,7 @@ impl fmt::Debug for Secret {
 }
 
 /// A configuration error at a place in a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// The pipeline file.
     pub file: PathBuf,
