@@ -49,6 +49,16 @@ enum Command {
         #[arg(long)]
         junit: Option<PathBuf>,
     },
+    /// Show what every step of a pipeline makes of each event, and what the output (or the
+    /// error policy) would receive. Events are read from standard input, one payload per line,
+    /// unless given with --event. Nothing is connected.
+    Eval {
+        /// The pipeline file.
+        pipeline: PathBuf,
+        /// An event's payload (repeatable); without it, lines of standard input.
+        #[arg(long)]
+        event: Vec<String>,
+    },
     /// Run pipelines until their inputs end or SIGINT/SIGTERM.
     Run {
         /// Pipeline files.
@@ -124,6 +134,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check { pipelines, format } => check(&pipelines, format),
         Command::Test { paths, junit } => test(&paths, junit.as_deref()),
+        Command::Eval { pipeline, event } => eval(pipeline, event),
         Command::Run {
             pipelines,
             log_format,
@@ -172,9 +183,11 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
     let mut ok = Vec::new();
     if !pipelines.is_empty() {
         match sluice::pipeline::load_files(&pipelines) {
-            Ok(loaded) => ok.extend(loaded.iter().map(|p| {
-                format!("{}: ok (pipeline `{}`)", p.file.display(), p.name)
-            })),
+            Ok(loaded) => ok.extend(
+                loaded
+                    .iter()
+                    .map(|p| format!("{}: ok (pipeline `{}`)", p.file.display(), p.name)),
+            ),
             Err(e) => errors.extend(e),
         }
     }
@@ -218,6 +231,53 @@ fn describe(p: &sluice::pipeline::Pipeline) -> String {
         c.transforms.len(),
         c.output.kind()
     )
+}
+
+/// `sluice eval`, on a thread with the stack jq programs may need.
+fn eval(file: PathBuf, events: Vec<String>) -> ExitCode {
+    let pipeline = match sluice::pipeline::load_file(&file) {
+        Ok(p) => p,
+        Err(errors) => {
+            print_diagnostics(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    let events = if events.is_empty() {
+        use std::io::BufRead;
+        let lines: Result<Vec<String>, _> = std::io::stdin().lock().lines().collect();
+        match lines {
+            Ok(lines) => lines.into_iter().filter(|l| !l.trim().is_empty()).collect(),
+            Err(e) => {
+                eprintln!("cannot read standard input: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        events
+    };
+    let ran = std::thread::Builder::new()
+        .name("eval".into())
+        .stack_size(sluice::transform::nesting::STACK)
+        .spawn(move || sluice::testing::eval::eval(&pipeline, &events))
+        .map(|t| t.join());
+    match ran {
+        Ok(Ok(Ok(text))) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(Err(e))) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(_)) => {
+            eprintln!("evaluating the events failed");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `sluice test`: the cases run on a thread with the stack jq programs may need.

@@ -26,7 +26,9 @@ fn place_of(file: &Path, needle: &str, token: &str) -> (usize, usize) {
         .enumerate()
         .find(|(_, l)| l.contains(needle))
         .unwrap_or_else(|| panic!("{needle:?} not in {}", file.display()));
-    let column = line.find(token).unwrap_or_else(|| panic!("{token:?} not in {line:?}"));
+    let column = line
+        .find(token)
+        .unwrap_or_else(|| panic!("{token:?} not in {line:?}"));
     (i + 1, column + 1)
 }
 
@@ -242,4 +244,57 @@ fn the_readme_shows_the_sample_test_file_as_it_is() {
         readme.contains(&format!("```yaml\n{sample}```\n")),
         "README's copy of pipelines/kafka-to-kafka.test.yaml differs from the file"
     );
+}
+
+#[test]
+fn eval_shows_each_step_and_the_step_that_decided_each_event() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let quickstart = root.join("pipelines/quickstart.yaml");
+    let events = [
+        r#"{"id":1,"service":"auth","status":200,"latency":0.02,"msg":"fine"}"#,
+        r#"{"id":4,"service":"search","status":503,"latency":0.036,"msg":"request 4"}"#,
+        "not json",
+    ];
+    let mut eval = sluice!();
+    eval.arg("eval").arg(&quickstart);
+    for e in events {
+        eval.args(["--event", e]);
+    }
+    let out = eval.output().unwrap();
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("event 1: {}", events[0]).as_str(),
+            "  transforms[0] (filter): filtered out",
+            "  => filtered: nothing reaches the output",
+            format!("event 2: {}", events[1]).as_str(),
+            format!("  transforms[0] (filter): {}", events[1]).as_str(),
+            r#"  transforms[1] (jq "reshape"): {"id":4,"service":"search","msg":"request 4","latency_ms":36}"#,
+            r#"  transforms[2] (route): {"id":4,"service":"search","msg":"request 4","latency_ms":36} key="search" header x-severity="error""#,
+            r#"  => stdout output: {"id":4,"service":"search","msg":"request 4","latency_ms":36} key="search" header x-severity="error""#,
+            "event 3: not json",
+            "  decode: failed: malformed JSON: expected ident at line 1 column 2",
+            "  => failed at decode: malformed JSON: expected ident at line 1 column 2; dead letter to the stdout output",
+        ],
+        "{shown}"
+    );
+
+    // The same events on standard input, one per line.
+    let mut child = sluice!()
+        .arg("eval")
+        .arg(&quickstart)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{}\n\n{}\n{}", events[0], events[1], events[2]).unwrap();
+    drop(stdin);
+    let piped = child.wait_with_output().unwrap();
+    assert!(piped.status.success());
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), shown);
 }

@@ -2,6 +2,7 @@
 //! routing, encode and error policy, with the input and the outputs replaced by the cases'
 //! lists. Nothing is connected.
 
+pub mod eval;
 pub mod expect;
 mod find;
 pub mod junit;

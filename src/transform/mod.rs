@@ -261,6 +261,18 @@ impl Chain {
         source: &Position,
         out: &mut Vec<Record>,
     ) -> Result<(), Failure> {
+        self.run_observed(record, source, out, |_, _| {})
+    }
+
+    /// [`Chain::run`], showing `observe` what each step produced (a step after the one that
+    /// filtered everything out is not run, nor shown).
+    pub fn run_observed(
+        &self,
+        record: Record,
+        source: &Position,
+        out: &mut Vec<Record>,
+        mut observe: impl FnMut(&Step, &[Record]),
+    ) -> Result<(), Failure> {
         out.clear();
         out.push(record);
         let mut next = Vec::new();
@@ -280,6 +292,7 @@ impl Chain {
                 }
             }
             std::mem::swap(out, &mut next);
+            observe(step, out);
             if out.is_empty() {
                 break;
             }

@@ -1,0 +1,160 @@
+//! `sluice eval`: what every step of a pipeline makes of each event given, and what the output
+//! (or the error policy) would receive. Nothing is connected.
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use crate::codec::{self, Codec};
+use crate::event::{Event, Position};
+use crate::observe::Telemetry;
+use crate::pipeline::worker::{Worker, pass_through};
+use crate::pipeline::{ErrorPolicy, Pipeline};
+use crate::transform::{Chain, Record};
+
+/// The step-by-step account of each payload in `payloads` (read as the pipeline's input would
+/// read them: its codec decodes them), numbered from 1.
+pub fn eval(pipeline: &Pipeline, payloads: &[String]) -> Result<String, String> {
+    let config = &pipeline.config;
+    let chain = Chain::build(&config.transforms, config.settings.max_fanout)?;
+    let mut worker = match config.transforms.is_empty() {
+        true => None,
+        false => Some(Worker::new(config)?),
+    };
+    let telemetry = Telemetry::new(&pipeline.name, usize::MAX);
+    let acks = telemetry.ack_counter();
+    let codec = config.input.codec();
+    let mut out = String::new();
+    for (i, payload) in payloads.iter().enumerate() {
+        let n = i + 1;
+        let _ = writeln!(out, "event {n}: {payload}");
+        let position = Position::Line {
+            source: "eval".into(),
+            line: n as u64,
+        };
+        steps(&chain, codec, payload, &position, &mut out);
+        // What comes out is what the pipeline's own transform stage makes of it.
+        let event = Event::new(
+            Bytes::from(payload.clone()),
+            position,
+            acks.ack(0, n as u64),
+        );
+        let stops = matches!(config.errors, ErrorPolicy::Stop);
+        let done = match &mut worker {
+            Some(worker) => worker.process(vec![event]),
+            None => pass_through(vec![event], config.settings.max_event_bytes.0, stops),
+        };
+        if !done.filtered.is_empty() {
+            let _ = writeln!(out, "  => filtered: nothing reaches the output");
+        }
+        for e in &done.outputs {
+            let _ = writeln!(out, "  => {} output: {}", config.output.kind(), describe(e));
+        }
+        for failed in &done.failures {
+            let f = &failed.failure;
+            let policy = match &config.errors {
+                ErrorPolicy::Drop => "dropped (errors: drop)".to_string(),
+                ErrorPolicy::Stop => "the pipeline stops (errors: stop)".to_string(),
+                ErrorPolicy::Output(o) => format!("dead letter to the {} output", o.kind()),
+            };
+            let _ = writeln!(out, "  => failed at {}: {}; {policy}", f.step, f.reason);
+        }
+    }
+    Ok(out)
+}
+
+/// Each step's results for one payload, or where it failed.
+fn steps(chain: &Chain, codec: Codec, payload: &str, position: &Position, out: &mut String) {
+    let payload = Bytes::from(payload.to_string());
+    let value = match codec::decode(codec, &payload) {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = writeln!(out, "  decode: failed: {e}");
+            return;
+        }
+    };
+    let record = Record {
+        value,
+        key: None,
+        headers: Vec::new(),
+        timestamp: None,
+        destination: None,
+        partition: None,
+    };
+    let mut results = Vec::new();
+    let shown = chain.run_observed(record, position, &mut results, |step, made| match made {
+        [] => {
+            let _ = writeln!(out, "  {step}: filtered out");
+        }
+        [one] => {
+            let _ = writeln!(out, "  {step}: {}", record_text(one));
+        }
+        many => {
+            let _ = writeln!(out, "  {step}: {} events", many.len());
+            for r in many {
+                let _ = writeln!(out, "    {}", record_text(r));
+            }
+        }
+    });
+    if let Err(failure) = shown {
+        let _ = writeln!(out, "  {}: failed: {}", failure.step, failure.reason);
+    }
+}
+
+/// A record as shown: its value, and the routing fields and headers set.
+fn record_text(r: &Record) -> String {
+    let mut buf = Vec::new();
+    let value = match codec::write_json(&r.value, &mut buf, 0) {
+        Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(e) => format!("(cannot be written as JSON: {e})"),
+    };
+    let mut text = value;
+    metadata(
+        &mut text,
+        r.key.as_deref(),
+        &r.headers,
+        r.destination.as_deref(),
+        r.partition,
+        r.timestamp,
+    );
+    text
+}
+
+/// An event the output would receive, as shown.
+fn describe(e: &Event) -> String {
+    let mut text = String::from_utf8_lossy(&e.payload).into_owned();
+    metadata(
+        &mut text,
+        e.key.as_deref(),
+        &e.headers,
+        e.destination.as_deref(),
+        e.partition,
+        e.timestamp,
+    );
+    text
+}
+
+fn metadata(
+    text: &mut String,
+    key: Option<&[u8]>,
+    headers: &crate::event::Headers,
+    destination: Option<&str>,
+    partition: Option<i32>,
+    timestamp: Option<i64>,
+) {
+    if let Some(k) = key {
+        let _ = write!(text, " key={:?}", String::from_utf8_lossy(k));
+    }
+    for (name, value) in headers {
+        let _ = write!(text, " header {name}={:?}", String::from_utf8_lossy(value));
+    }
+    if let Some(d) = destination {
+        let _ = write!(text, " destination={d:?}");
+    }
+    if let Some(p) = partition {
+        let _ = write!(text, " partition={p}");
+    }
+    if let Some(t) = timestamp {
+        let _ = write!(text, " timestamp={t}");
+    }
+}
