@@ -51,6 +51,8 @@ setup_tansu() {
 
 setup_test() {
   setup_build
+  # An independent JSON Schema validator, for the tests of the pipeline files' schema.
+  python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install --quiet 'jsonschema>=4.18' 'pyyaml>=6'
   setup_nats
   # The Kafka-protocol broker and an independent Kafka client (current librdkafka).
   setup_kafka

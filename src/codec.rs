@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::event::Event;
 
 /// How payload bytes are handed to transforms.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Codec {
     /// The payload is one JSON document; malformed JSON is a failed event.
@@ -403,7 +405,9 @@ fn escape_into(s: &str, out: &mut Vec<u8>) {
 }
 
 /// How local outputs (stdout, file) write an event.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// The payload bytes, one event per line.

@@ -59,6 +59,8 @@ enum Command {
         #[arg(long)]
         event: Vec<String>,
     },
+    /// Print the JSON Schema of pipeline files, for editors (see the README).
+    Schema,
     /// Run pipelines until their inputs end or SIGINT/SIGTERM.
     Run {
         /// Pipeline files.
@@ -135,6 +137,16 @@ fn main() -> ExitCode {
         Command::Check { pipelines, format } => check(&pipelines, format),
         Command::Test { paths, junit } => test(&paths, junit.as_deref()),
         Command::Eval { pipeline, event } => eval(pipeline, event),
+        Command::Schema => match serde_json::to_string_pretty(&sluice::pipeline::schema()) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("cannot write the schema: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Run {
             pipelines,
             log_format,

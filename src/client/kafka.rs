@@ -229,7 +229,7 @@ pub fn classify(error: &KafkaError) -> ErrorKind {
 }
 
 /// SASL authentication of a Kafka client.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaslConfig {
     /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`.
@@ -241,7 +241,7 @@ pub struct SaslConfig {
 }
 
 /// A SASL mechanism librdkafka supports without further libraries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub enum SaslMechanism {
     /// User name and password sent as they are: only over TLS outside tests.
     #[serde(rename = "PLAIN")]

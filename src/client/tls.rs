@@ -16,7 +16,7 @@ use crate::config::{Secret, Validator};
 
 /// TLS settings of a client. With none of them set (`tls: {}`), the connection is encrypted and
 /// the server is verified against the system's certificate authorities.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file of the certificate authorities to trust instead of the system's.

@@ -44,6 +44,21 @@ impl HumanDuration {
     }
 }
 
+impl schemars::JsonSchema for HumanDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "A duration: a number and a unit, ms, s, m or h.",
+            "pattern": "^\\s*[0-9.]+\\s*(ms|s|m|h)\\s*$",
+            "examples": ["500ms", "30s", "5m"]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -95,9 +110,26 @@ impl ByteSize {
     }
 }
 
+impl schemars::JsonSchema for ByteSize {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ByteSize".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A size: a number of bytes, or a number and a unit, B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).",
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": "^\\s*[0-9]+\\s*(B|KB|MB|GB|KiB|MiB|GiB)?\\s*$"}
+            ],
+            "examples": ["1MiB", "64MiB", 1048576]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
+        #[derive(Deserialize, schemars::JsonSchema)]
         #[serde(untagged)]
         enum Raw {
             Number(u64),
@@ -117,6 +149,21 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[derive(Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct ClientOptions(pub std::collections::BTreeMap<String, String>);
+
+impl schemars::JsonSchema for ClientOptions {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClientOptions".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // Values are read as text, so `fetch.wait.max.ms: 100` is as good as `"100"`.
+        schemars::json_schema!({
+            "type": "object",
+            "description": "Client properties passed through to the client library (librdkafka for Kafka), by name.",
+            "additionalProperties": {"type": ["string", "number", "boolean"]}
+        })
+    }
+}
 
 /// Whether a property name holds a secret (password, token, private key, client secret).
 pub fn is_secret(name: &str) -> bool {
@@ -152,7 +199,7 @@ impl fmt::Debug for ClientOptions {
 }
 
 /// A secret string (password, token): never shown in logs or `Debug` output.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(pub String);
 

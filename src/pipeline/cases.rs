@@ -7,7 +7,7 @@ use serde::Deserialize;
 use crate::config::Validator;
 
 /// A file of test cases beside a pipeline file: `NAME.test.yaml` for `NAME.yaml`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestFile {
     /// The test cases.
@@ -15,7 +15,7 @@ pub struct TestFile {
 }
 
 /// One test case: events put in where the input would read them, and what must come out.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestCase {
     /// What the case checks, shown in reports.
@@ -39,7 +39,7 @@ pub struct TestCase {
 }
 
 /// An event put in.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestEvent {
     /// The payload as JSON (written as YAML).
@@ -66,7 +66,7 @@ pub struct TestEvent {
 }
 
 /// Where a test event was read: one of these keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TestSource {
     /// A Kafka record.
@@ -110,7 +110,7 @@ fn first_line() -> u64 {
 }
 
 /// What an event that came out must be. Every field given is checked; the others are not.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Expected {
     /// The payload, as JSON, exactly.

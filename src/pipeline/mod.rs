@@ -18,7 +18,7 @@ use crate::source::{Input, InputConfig};
 use crate::transform::TransformConfig;
 
 /// One pipeline file: read from one input, transform, write to one output.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// Name used in logs, metrics and dead-letter headers. Defaults to the file name without
@@ -44,7 +44,7 @@ pub struct PipelineConfig {
 }
 
 /// Where failed events go.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum ErrorPolicy {
     /// Count and log the event, then acknowledge its input: the event is gone.
@@ -58,7 +58,7 @@ pub enum ErrorPolicy {
 }
 
 /// Runtime settings of one pipeline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// Most events moved between stages at once. Larger batches cost fewer hand-offs per event;
@@ -149,6 +149,14 @@ impl Settings {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1)
     }
+}
+
+/// The JSON Schema (draft 2020-12) of pipeline files, made from the types the loader reads
+/// them into, with their documentation and defaults: for editors' completion and checks.
+pub fn schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(PipelineConfig);
+    schema.insert("title".into(), "sluice pipeline file".into());
+    schema.to_value()
 }
 
 /// A validated pipeline, ready to build.

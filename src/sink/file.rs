@@ -14,7 +14,7 @@ use crate::event::Event;
 
 /// Appends each event as a line to a file (created if missing). Events are confirmed once
 /// written (and, with `fsync`, synced to disk).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileOutputConfig {
     /// Path of the file.

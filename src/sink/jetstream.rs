@@ -19,7 +19,7 @@ use crate::policy::fit;
 
 /// Publishes each event to a subject captured by a stream and waits for the stream's publish
 /// acknowledgement before the input is acknowledged.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JetStreamOutputConfig {
     /// Server URLs, `nats://host:port[,...]`.

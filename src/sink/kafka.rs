@@ -26,7 +26,7 @@ use crate::policy::fit;
 
 /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
 /// `headers` are used per event.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaOutputConfig {
     /// Bootstrap brokers, `host:port[,host:port...]`.
@@ -59,7 +59,7 @@ pub struct KafkaOutputConfig {
 }
 
 /// Producer compression codec.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
     /// No compression.

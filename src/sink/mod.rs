@@ -22,7 +22,7 @@ use crate::observe::Telemetry;
 use crate::policy::Failures;
 
 /// Where a pipeline writes events (or, under `errors:`, dead letters): exactly one of these keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputConfig {
     /// Standard output, one event per line.

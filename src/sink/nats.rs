@@ -24,7 +24,7 @@ use crate::event::Event;
 /// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
 /// headers. Core NATS confirms nothing beyond the server having received a message: whether a
 /// subscriber got it is not known.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NatsOutputConfig {
     /// Server URLs, `nats://host:port[,...]`.

@@ -24,7 +24,7 @@ use crate::observe::health::Link;
 /// How outputs retry deliveries that failed for a passing reason (the broker is down or slow).
 /// Failures that will not pass (a record too large, a subject no stream captures) follow the
 /// error policy at once.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetryConfig {
     /// Wait before the first retry; each further retry waits twice as long, up to `max_backoff`,

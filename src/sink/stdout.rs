@@ -11,7 +11,7 @@ use crate::event::Event;
 
 /// Writes each event as a line on standard output. Events are confirmed once written and
 /// flushed.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {
     /// `payload` (the payload bytes) or `envelope` (a JSON object with payload, key, headers,

@@ -14,7 +14,7 @@ use crate::codec::Codec;
 use crate::config::{HumanDuration, Validator};
 
 /// Reads a file line by line from the start; blank lines are skipped.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     /// Path of the file.

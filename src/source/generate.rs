@@ -15,10 +15,11 @@ use crate::transform::{check_program, compile_or_describe};
 
 /// Generates events from a jq template evaluated with the sequence number (0, 1, 2, ...) as
 /// input: `template: '{id: ., msg: "event \(.)"}'`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateConfig {
     /// jq program producing each event's payload from its sequence number.
+    #[schemars(with = "String")]
     pub template: Spanned<String>,
     /// How many events to generate; without it, generate until shutdown.
     #[serde(default)]

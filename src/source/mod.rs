@@ -20,7 +20,7 @@ use crate::observe::Telemetry;
 use intake::Intake;
 
 /// Where a pipeline reads events: exactly one of these keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InputConfig {
     /// JSON lines (or raw lines) from standard input; the pipeline ends at end of input.

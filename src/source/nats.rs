@@ -17,7 +17,7 @@ use crate::event::{Event, Position};
 /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
 /// while no replica is subscribed, or dropped because a replica fell behind (a slow consumer),
 /// is gone. Use `jetstream` where every event matters.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NatsInputConfig {
     /// Server URLs, `nats://host:port[,nats://host:port...]`.

@@ -10,7 +10,7 @@ use crate::codec::Codec;
 
 /// Reads standard input line by line; blank lines are skipped. The pipeline ends at end of
 /// input, after every event read is delivered.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StdinConfig {
     /// `json` (each line is a JSON document) or `raw` (each line is opaque text).

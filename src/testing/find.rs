@@ -141,7 +141,7 @@ pub(super) fn parse(file: &Path, text: &str) -> Result<Node, Diagnostic> {
 }
 
 /// The `tests:` of a pipeline file, read from its tree as written.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 struct InFile {
     #[serde(default)]
     tests: Vec<TestCase>,

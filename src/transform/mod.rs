@@ -23,18 +23,18 @@ use crate::delivery::{Failure, Step};
 use crate::event::{Headers, Position};
 
 /// One step of a pipeline's `transforms` list.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransformConfig {
     /// Run a jq program on the payload: each output becomes an event (none drops the event,
     /// several fan out). Written as `jq: '<program>'` or `jq: {program: ..., name: ...}`.
-    Jq(Spanned<ProgramConfig>),
+    Jq(#[schemars(with = "ProgramSchema")] Spanned<ProgramConfig>),
     /// Keep only events for which a jq condition is true (neither `false` nor `null`).
     /// Written as `filter: '<condition>'` or `filter: {program: ..., name: ...}`.
-    Filter(Spanned<ProgramConfig>),
+    Filter(#[schemars(with = "ProgramSchema")] Spanned<ProgramConfig>),
     /// Set the output topic/subject, key, partition, timestamp and headers from jq expressions
     /// on the event.
-    Route(Box<Spanned<route::RouteConfig>>),
+    Route(#[schemars(with = "route::RouteConfig")] Box<Spanned<route::RouteConfig>>),
 }
 
 /// A jq program with an optional step name, as a string or a mapping.
@@ -46,10 +46,11 @@ pub struct ProgramConfig {
     pub name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ProgramConfigFull {
     /// The jq program.
+    #[schemars(with = "String")]
     program: Spanned<String>,
     /// A name for this step.
     #[serde(default)]
@@ -82,6 +83,17 @@ impl<'de> Deserialize<'de> for ProgramConfig {
         }
         d.deserialize_any(V)
     }
+}
+
+/// How a jq step is written: the program alone, or a mapping with a name.
+#[derive(schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum ProgramSchema {
+    /// The jq program.
+    Program(String),
+    /// The program and a name for the step.
+    Named(ProgramConfigFull),
 }
 
 /// The program of a step, with the best span known for it.

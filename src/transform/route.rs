@@ -17,24 +17,29 @@ use crate::event::Position;
 /// Each field is a jq expression evaluated on the event (payload as `.`, metadata as `$key`,
 /// `$headers`, `$timestamp`, `$source`); its first output is used. All expressions see the event
 /// as it was before this step. A `null` result clears the field.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Output topic (Kafka) or subject (NATS): must give a string.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub destination: Option<Spanned<String>>,
     /// Message key: a string, or a number (written as JSON text).
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub key: Option<Spanned<String>>,
     /// Output partition (Kafka): a non-negative integer.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub partition: Option<Spanned<String>>,
     /// Event time: milliseconds since the epoch, or an RFC 3339 string.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub timestamp: Option<Spanned<String>>,
     /// Headers to set, by name: a string (numbers and booleans as JSON text); `null` removes the
     /// header.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, String>")]
     pub headers: IndexMap<String, Spanned<String>>,
     /// A name for this step in errors, dead-letter headers and metrics.
     #[serde(default)]

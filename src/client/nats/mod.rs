@@ -63,7 +63,7 @@ impl Endpoint<'_> {
 }
 
 /// NATS authentication: at most one method.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NatsAuth {
     /// A `.creds` file (JWT and NKey seed).

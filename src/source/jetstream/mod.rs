@@ -18,7 +18,7 @@ use reader::Reader;
 
 /// Pulls from a durable consumer of a stream; replicas using the same consumer share the work.
 /// A message is acknowledged only after everything derived from it is delivered.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JetStreamInputConfig {
     /// Server URLs, `nats://host:port[,...]`.
@@ -66,7 +66,7 @@ pub struct JetStreamInputConfig {
 }
 
 /// Where a new consumer starts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliverPolicy {
     /// Every message in the stream.

@@ -33,7 +33,7 @@ use crate::config::{BuildContext, ClientOptions, HumanDuration, Validator};
 
 /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
 /// partitions.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaInputConfig {
     /// Bootstrap brokers, `host:port[,host:port...]`.
@@ -65,7 +65,7 @@ pub struct KafkaInputConfig {
 }
 
 /// Start position of a new consumer group.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum StartFrom {
     /// The oldest retained record.
