@@ -16,6 +16,8 @@ pub struct Attempt {
     delivered: Vec<Event>,
     refused: Vec<Failed>,
     again: Vec<(Held, String)>,
+    /// How long the output asked to be left alone before the next attempt.
+    wait: Option<std::time::Duration>,
 }
 
 impl Attempt {
@@ -38,6 +40,11 @@ impl Attempt {
     /// The event was not delivered for a reason that may pass: it is attempted again.
     pub fn retry(&mut self, held: Held, reason: String) {
         self.again.push((held, reason));
+    }
+
+    /// The output asked not to be tried again for `wait` (an HTTP `Retry-After`).
+    pub fn wait_at_least(&mut self, wait: std::time::Duration) {
+        self.wait = Some(self.wait.map_or(wait, |w| w.max(wait)));
     }
 
     /// Whether events wait to be attempted again.
@@ -106,6 +113,9 @@ impl Delivery {
     pub async fn back_off(&mut self, attempt: &mut Attempt) -> Result<Vec<Held>, MustStop> {
         let again = std::mem::take(&mut attempt.again);
         let retry = self.retry.get_or_insert_with(|| Retry::new(&self.ctx));
+        if let Some(wait) = attempt.wait.take() {
+            retry.wait_at_least(wait);
+        }
         retry.after_attempt(again, &self.ctx).await
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod deliver;
 pub mod file;
+pub mod http;
 pub mod jetstream;
 pub mod kafka;
 pub mod nats;
@@ -35,6 +36,8 @@ pub enum OutputConfig {
     Nats(nats::NatsOutputConfig),
     /// A JetStream subject, each publish confirmed by the stream.
     Jetstream(jetstream::JetStreamOutputConfig),
+    /// An HTTP endpoint, a batch of events per request.
+    Http(http::HttpOutputConfig),
 }
 
 /// Why a sink stopped.
@@ -124,6 +127,8 @@ pub enum Output {
     Nats(Box<nats::NatsOutput>),
     /// A JetStream subject.
     Jetstream(Box<jetstream::JetStreamOutput>),
+    /// An HTTP endpoint.
+    Http(Box<http::HttpOutput>),
 }
 
 impl OutputConfig {
@@ -143,6 +148,7 @@ impl OutputConfig {
             OutputConfig::Kafka(_) => "kafka",
             OutputConfig::Nats(_) => "nats",
             OutputConfig::Jetstream(_) => "jetstream",
+            OutputConfig::Http(_) => "http",
         }
     }
 
@@ -159,6 +165,7 @@ impl OutputConfig {
             OutputConfig::Kafka(c) => Output::Kafka(Box::new(c.build(&path, cx, v)?)),
             OutputConfig::Nats(c) => Output::Nats(Box::new(c.build(&path, v)?)),
             OutputConfig::Jetstream(c) => Output::Jetstream(Box::new(c.build(&path, v)?)),
+            OutputConfig::Http(c) => Output::Http(Box::new(c.build(&path, v)?)),
         })
     }
 }
@@ -176,6 +183,7 @@ impl Output {
             Output::Kafka(c) => kafka::run(&c, rx, ctx).await,
             Output::Nats(c) => nats::run(&c, rx, ctx).await,
             Output::Jetstream(c) => jetstream::run(&c, rx, ctx).await,
+            Output::Http(c) => http::run(&c, rx, ctx).await,
         }
     }
 }

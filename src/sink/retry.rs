@@ -122,6 +122,10 @@ fn jitter(delay: Duration) -> Duration {
     half + half.mul_f64((random >> 11) as f64 / (1u64 << 53) as f64)
 }
 
+/// The longest wait an output may ask for before the next attempt (an HTTP `Retry-After`): past
+/// it, the held events are tried anyway.
+pub const MAX_ASKED_WAIT: Duration = Duration::from_secs(300);
+
 /// An event being retried, with the attempts it has had.
 #[derive(Debug)]
 pub struct Held {
@@ -147,6 +151,8 @@ pub struct Retry {
     ready: Arc<Link>,
     retried: metrics::Counter,
     open: metrics::Gauge,
+    /// The least the next backoff waits: what the output asked for (an HTTP `Retry-After`).
+    at_least: Option<Duration>,
 }
 
 impl Retry {
@@ -171,6 +177,7 @@ impl Retry {
                 .condition(format!("{pipeline}: {component} failing")),
             retried: metrics::counter!(crate::observe::names::OUTPUT_RETRIES_TOTAL, &labels),
             open,
+            at_least: None,
         }
     }
 
@@ -188,6 +195,13 @@ impl Retry {
             );
         }
         self.failures = 0;
+    }
+
+    /// The next backoff waits at least `wait` (what the output asked for, up to
+    /// [`MAX_ASKED_WAIT`]).
+    pub fn wait_at_least(&mut self, wait: Duration) {
+        let wait = wait.min(MAX_ASKED_WAIT);
+        self.at_least = Some(self.at_least.map_or(wait, |w| w.max(wait)));
     }
 
     /// Whether the circuit is open.
@@ -230,6 +244,7 @@ impl Retry {
         }
         self.retried.increment(again.len() as u64);
         let delay = jitter(self.config.backoff(self.failures));
+        let delay = self.at_least.take().map_or(delay, |asked| delay.max(asked));
         if self.opened.is_none() && self.failures >= self.config.open_after {
             let now = Instant::now();
             self.opened = Some(now);
@@ -397,5 +412,23 @@ mod tests {
         assert!(samples.iter().all(|j| *j >= d / 2 && *j <= d));
         let distinct: std::collections::HashSet<_> = samples.iter().collect();
         assert!(distinct.len() > 100, "jitter varies: {}", distinct.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_the_output_asks_for_is_kept_once_and_capped() {
+        let (_health, ctx) = failing_unready_after_5s();
+        let mut retry = Retry::new(&ctx);
+        // The default backoff starts at 100 ms; the output asked for 7 s.
+        retry.wait_at_least(Duration::from_secs(7));
+        let start = Instant::now();
+        let todo = retry.after_attempt(held(1), &ctx).await.unwrap();
+        assert!(start.elapsed() >= Duration::from_secs(7));
+        // Only once: the next backoff is the configured one again.
+        let start = Instant::now();
+        retry.after_attempt(again(todo), &ctx).await.unwrap();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        // An hour is more than any output may hold events back.
+        retry.wait_at_least(Duration::from_secs(3600));
+        assert_eq!(retry.at_least, Some(MAX_ASKED_WAIT));
     }
 }

@@ -1,0 +1,280 @@
+//! The `http` output against a local server that answers 200, 429 with `Retry-After`, 500 and
+//! 400 on cue: retried answers are sent again in order, refused events follow the error policy
+//! with the status and the answer as the reason, and nothing is delivered twice.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use testkit::{log_records, pipeline, sluice, wait_exit};
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    content_type: String,
+    authorization: String,
+    team: String,
+    body: String,
+}
+
+#[derive(Default)]
+struct Shared {
+    seen: Vec<Seen>,
+    /// Answers to give, in turn: status, `Retry-After`, body. When none is left, 200.
+    cues: VecDeque<(u16, Option<u64>, &'static str)>,
+}
+
+type Server = Arc<Mutex<Shared>>;
+
+async fn answer(
+    State(server): State<Server>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mut shared = server.lock().unwrap();
+    shared.seen.push(Seen {
+        path: uri.path().to_string(),
+        content_type: header("content-type"),
+        authorization: header("authorization"),
+        team: header("x-team"),
+        body,
+    });
+    let (status, retry_after, text) = shared.cues.pop_front().unwrap_or((200, None, "ok"));
+    let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
+    if let Some(seconds) = retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", seconds.to_string().parse().unwrap());
+    }
+    response
+}
+
+/// Serves on a free port from a thread of its own until the test ends.
+fn serve(cues: Vec<(u16, Option<u64>, &'static str)>) -> (u16, Server) {
+    let server: Server = Arc::new(Mutex::new(Shared {
+        seen: Vec::new(),
+        cues: cues.into(),
+    }));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let state = server.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().fallback(answer).with_state(state);
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (port, server)
+}
+
+/// The envelopes of a dead-letter file.
+fn letters(path: &Path) -> Vec<serde_json::Value> {
+    testkit::lines(path)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn run_to_end(file: &Path, dir: &Path) -> String {
+    let log = dir.join("w.log");
+    let mut w = testkit::Worker::start(sluice!(), file, &log, &[]);
+    let status = wait_exit(&mut w, Duration::from_secs(60));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    text
+}
+
+#[test]
+fn answers_are_retried_in_order_refused_to_the_error_policy_and_delivered_once() {
+    let (port, server) = serve(vec![
+        (429, Some(1), "slow down"),
+        (500, None, "oops"),
+        (200, None, "ok"),
+        (400, None, "field n is odd"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let text: String = (0..10).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    std::fs::write(&input, text).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let file = pipeline(
+        dir.path(),
+        "to-http",
+        &format!(
+            "\
+input:
+  file: {{path: {input}}}
+output:
+  http:
+    url: http://127.0.0.1:{port}/events
+    headers: {{x-team: a}}
+    auth: {{bearer: t0k3n}}
+    batch: {{max_events: 4}}
+errors:
+  output:
+    file: {{path: {dead}}}
+settings:
+  retry: {{initial_backoff: 10ms, max_backoff: 50ms}}
+",
+            input = input.display(),
+            dead = dead.display(),
+        ),
+    );
+    let log = run_to_end(&file, dir.path());
+
+    let seen = server.lock().unwrap().seen.clone();
+    let ndjson =
+        |ns: std::ops::Range<u32>| -> String { ns.map(|n| format!("{{\"n\":{n}}}\n")).collect() };
+    let bodies: Vec<&str> = seen.iter().map(|s| s.body.as_str()).collect();
+    // 0-3 three times (429, 500, then 200), then 4-7 (refused) and 8-9.
+    assert_eq!(
+        bodies,
+        [
+            ndjson(0..4),
+            ndjson(0..4),
+            ndjson(0..4),
+            ndjson(4..8),
+            ndjson(8..10)
+        ],
+        "{log}"
+    );
+    for s in &seen {
+        assert_eq!(s.path, "/events");
+        assert_eq!(s.content_type, "application/x-ndjson");
+        assert_eq!(s.authorization, "Bearer t0k3n");
+        assert_eq!(s.team, "a");
+    }
+
+    let letters = letters(&dead);
+    let ns: Vec<u64> = letters
+        .iter()
+        .map(|l| l["payload"]["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ns, [4, 5, 6, 7]);
+    for l in &letters {
+        assert_eq!(l["headers"]["sluice-error-step"], "output");
+        assert_eq!(
+            l["headers"]["sluice-error-reason"],
+            "HTTP 400 Bad Request: field n is odd"
+        );
+    }
+    let summary = &log_records(&log, "pipeline stopped")[0];
+    assert_eq!(summary["sent"], 6, "{summary}");
+    assert_eq!(summary["dead_lettered"], 4, "{summary}");
+}
+
+#[test]
+fn single_events_go_to_the_url_of_their_destination() {
+    let (port, server) = serve(Vec::new());
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"n\":0,\"to\":\"a\"}\n{\"n\":1,\"to\":\"b\"}\n{\"n\":2,\"to\":\"a\"}\n{\"n\":3}\n",
+    )
+    .unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let file = pipeline(
+        dir.path(),
+        "routed",
+        &format!(
+            "\
+input:
+  file: {{path: {input}}}
+transforms:
+  - route: {{destination: '.to'}}
+output:
+  http:
+    url: http://127.0.0.1:{port}/in/{{destination}}
+    method: put
+    encoding: single
+errors:
+  output:
+    file: {{path: {dead}}}
+",
+            input = input.display(),
+            dead = dead.display(),
+        ),
+    );
+    run_to_end(&file, dir.path());
+    let seen = server.lock().unwrap().seen.clone();
+    let got: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|s| (s.path.as_str(), s.body.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("/in/a", "{\"n\":0,\"to\":\"a\"}"),
+            ("/in/b", "{\"n\":1,\"to\":\"b\"}"),
+            ("/in/a", "{\"n\":2,\"to\":\"a\"}"),
+        ]
+    );
+    assert!(seen.iter().all(|s| s.content_type == "application/json"));
+    // The event without a destination has no URL: it is refused, not sent anywhere.
+    let letters = letters(&dead);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0]["payload"]["n"], 3);
+    assert!(
+        letters[0]["headers"]["sluice-error-reason"]
+            .as_str()
+            .unwrap()
+            .contains("{destination}")
+    );
+}
+
+#[test]
+fn https_with_mutual_tls_through_a_tls_front() {
+    let (port, server) = serve(Vec::new());
+    let pki = testkit::pki::Pki::generate();
+    let front = testkit::tls_proxy::TlsProxy::start(&pki, true);
+    front.forward_to(port);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"n\":0}\n{\"n\":1}\n").unwrap();
+    let file = pipeline(
+        dir.path(),
+        "secure",
+        &format!(
+            "\
+input:
+  file: {{path: {input}}}
+output:
+  http:
+    url: https://localhost:{front}/events
+    encoding: json_array
+    tls: {{ca_file: {ca}, cert_file: {cert}, key_file: {key}}}
+errors: stop
+",
+            input = input.display(),
+            front = front.port(),
+            ca = pki.path("ca.pem").display(),
+            cert = pki.path("client.pem").display(),
+            key = pki.path("client-key.pem").display(),
+        ),
+    );
+    run_to_end(&file, dir.path());
+    let seen = server.lock().unwrap().seen.clone();
+    let bodies: Vec<&str> = seen.iter().map(|s| s.body.as_str()).collect();
+    assert_eq!(bodies, ["[{\"n\":0},{\"n\":1}]"]);
+    assert_eq!(seen[0].content_type, "application/json");
+}
