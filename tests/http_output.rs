@@ -278,3 +278,30 @@ errors: stop
     assert_eq!(bodies, ["[{\"n\":0},{\"n\":1}]"]);
     assert_eq!(seen[0].content_type, "application/json");
 }
+
+#[test]
+fn requests_wait_up_to_max_wait_to_fill() {
+    let (port, server) = serve(Vec::new());
+    let dir = tempfile::tempdir().unwrap();
+    // Ten events over about a tenth of a second: without waiting, several requests.
+    let file = pipeline(
+        dir.path(),
+        "lingering",
+        &format!(
+            "\
+input:
+  generate: {{count: 10, rate: 100, template: '{{n: .}}'}}
+output:
+  http:
+    url: http://127.0.0.1:{port}/events
+    batch: {{max_events: 10, max_wait: 20s}}
+errors: stop
+"
+        ),
+    );
+    run_to_end(&file, dir.path());
+    let seen = server.lock().unwrap().seen.clone();
+    let bodies: Vec<&str> = seen.iter().map(|s| s.body.as_str()).collect();
+    let all: String = (0..10).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    assert_eq!(bodies, [all.as_str()]);
+}

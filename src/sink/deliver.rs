@@ -126,6 +126,13 @@ pub trait Protocol: Send {
     /// failure is final (a local file), which then has no circuit and exports no retry metrics.
     const RETRIES: bool = true;
 
+    /// How long a write may wait for more events to fill it, and how many fill it: an output
+    /// whose writes cost a round trip each (an HTTP request) trades a little latency for fuller
+    /// writes. None: write what is there.
+    fn linger(&self) -> Option<(std::time::Duration, usize)> {
+        None
+    }
+
     /// One attempt at `batch`: every event goes into `attempt` as delivered, refused or to
     /// retry. An error stops the output (nothing more can be delivered); the events it did not
     /// confirm are not acknowledged.
@@ -147,7 +154,10 @@ pub async fn run<P: Protocol>(
 ) -> Result<(), SinkError> {
     let mut delivery = Delivery::with_retries(ctx, P::RETRIES);
     let mut attempt = Attempt::default();
-    while let Some(batch) = super::next_write(&mut rx).await {
+    while let Some(mut batch) = super::next_write(&mut rx).await {
+        if let Some((wait, enough)) = protocol.linger() {
+            fill(&mut rx, &mut batch, wait, enough).await;
+        }
         let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
         loop {
             let result = protocol.attempt(todo, &mut attempt, delivery.ctx()).await;
@@ -164,6 +174,23 @@ pub async fn run<P: Protocol>(
         }
     }
     Ok(())
+}
+
+/// Adds the batches that arrive within `wait` to `batch`, until it holds `enough` events.
+async fn fill(
+    rx: &mut mpsc::Receiver<Vec<Event>>,
+    batch: &mut Vec<Event>,
+    wait: std::time::Duration,
+    enough: usize,
+) {
+    let deadline = tokio::time::Instant::now() + wait;
+    while batch.len() < enough {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(more)) => batch.extend(more),
+            // Waited long enough, or nothing more will come.
+            _ => break,
+        }
+    }
 }
 
 #[cfg(test)]

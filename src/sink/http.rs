@@ -90,6 +90,9 @@ pub struct HttpBatch {
     /// Bytes of payload per request (a larger single event goes alone).
     #[serde(default = "default_max_bytes")]
     pub max_bytes: ByteSize,
+    /// How long events may wait for more to fill a request; `0s` sends what is there.
+    #[serde(default = "default_max_wait")]
+    pub max_wait: HumanDuration,
 }
 
 /// How a request's body holds its events.
@@ -110,6 +113,7 @@ impl Default for HttpBatch {
         HttpBatch {
             max_events: default_max_events(),
             max_bytes: default_max_bytes(),
+            max_wait: default_max_wait(),
         }
     }
 }
@@ -122,6 +126,12 @@ fn default_max_events() -> usize {
 // Well under the body limits web servers and gateways set by default (often 1 MiB to 10 MiB).
 fn default_max_bytes() -> ByteSize {
     ByteSize(1024 * 1024)
+}
+
+// Events are sent as soon as they are there: waiting to fill requests is a choice for the
+// endpoint's sake.
+fn default_max_wait() -> HumanDuration {
+    HumanDuration(Duration::ZERO)
 }
 
 // Long enough for a slow endpoint, short enough that a hung one is retried.
@@ -250,6 +260,15 @@ enum Answer {
 }
 
 impl Protocol for Sender<'_> {
+    fn linger(&self) -> Option<(Duration, usize)> {
+        let batch = &self.config.batch;
+        let enough = match self.config.encoding {
+            HttpEncoding::Single => 1,
+            _ => batch.max_events,
+        };
+        (!batch.max_wait.0.is_zero()).then_some((batch.max_wait.0, enough))
+    }
+
     async fn attempt(
         &mut self,
         batch: Vec<Held>,
