@@ -201,10 +201,11 @@ fn single_events_go_to_the_url_of_their_destination() {
 input:
   file: {{path: {input}}}
 transforms:
-  - route: {{destination: '.to'}}
+  - route: {{destination: '.to', key: '.n | tostring'}}
 output:
   http:
     url: http://127.0.0.1:{port}/in/{{destination}}
+    headers: {{x-team: 'team-{{key}}'}}
     method: put
     encoding: single
 errors:
@@ -230,6 +231,8 @@ errors:
         ]
     );
     assert!(seen.iter().all(|s| s.content_type == "application/json"));
+    let teams: Vec<&str> = seen.iter().map(|s| s.team.as_str()).collect();
+    assert_eq!(teams, ["team-0", "team-1", "team-2"]);
     // The event without a destination has no URL: it is refused, not sent anywhere.
     let letters = letters(&dead);
     assert_eq!(letters.len(), 1);
@@ -238,7 +241,7 @@ errors:
         letters[0]["headers"]["sluice-error-reason"]
             .as_str()
             .unwrap()
-            .contains("{destination}")
+            .contains("names {destination}")
     );
 }
 

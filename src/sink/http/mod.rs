@@ -1,200 +1,35 @@
 //! The `http` output: events sent to an HTTP endpoint, a batch per request; an event counts as
 //! delivered only once its request got a 2xx answer.
 
+mod config;
+
+pub use config::{HttpAuth, HttpBatch, HttpEncoding, HttpMethod, HttpOutputConfig};
+
 use std::time::Duration;
 
 use bytes::Bytes;
-use indexmap::IndexMap;
 use reqwest::StatusCode;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
 use super::{SinkContext, SinkError};
 use crate::client::tls::TlsConfig;
-use crate::config::{ByteSize, HumanDuration, Secret, Validator};
 use crate::delivery::Cause;
 use crate::event::{Event, Failed};
-
-/// Sends events to an HTTP endpoint, several per request. Answers 429, 408 and 5xx, and
-/// connection errors, are retried with the output's retry settings (waiting at least what a
-/// `Retry-After` asks); any other answer that is not 2xx refuses the request's events, which
-/// follow the error policy with the status and the start of the answer as the reason.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HttpOutputConfig {
-    /// `http://` or `https://` URL. `{destination}` in it is replaced by the event's destination
-    /// (set by a `route` step); events for different URLs go in different requests.
-    pub url: String,
-    /// `post`, `put` or `patch`.
-    #[serde(default)]
-    pub method: HttpMethod,
-    /// Headers sent with every request.
-    #[serde(default)]
-    pub headers: IndexMap<String, String>,
-    /// `bearer: TOKEN`, or `basic: {user, password}`.
-    #[serde(default)]
-    pub auth: Option<HttpAuth>,
-    /// TLS for `https://`: `ca_file`, `cert_file` + `key_file` (mutual TLS), `server_name`,
-    /// `insecure_skip_verify`; without it, the system's certificate authorities.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
-    /// How many events, and bytes of payload, one request carries at most.
-    #[serde(default)]
-    pub batch: HttpBatch,
-    /// `ndjson` (a payload per line), `json_array` (the payloads as one JSON array) or `single`
-    /// (one event per request, its payload as the body).
-    #[serde(default)]
-    pub encoding: HttpEncoding,
-    /// How long a request may take, answer included, before it is retried.
-    #[serde(default = "default_timeout")]
-    pub timeout: HumanDuration,
-}
-
-/// The request method.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HttpMethod {
-    /// POST.
-    #[default]
-    Post,
-    /// PUT.
-    Put,
-    /// PATCH.
-    Patch,
-}
-
-/// How requests authenticate.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum HttpAuth {
-    /// `Authorization: Bearer <token>`.
-    Bearer(Secret),
-    /// HTTP basic authentication.
-    Basic {
-        /// User name.
-        user: String,
-        /// Password.
-        password: Secret,
-    },
-}
-
-/// The most one request carries.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HttpBatch {
-    /// Events per request.
-    #[serde(default = "default_max_events")]
-    pub max_events: usize,
-    /// Bytes of payload per request (a larger single event goes alone).
-    #[serde(default = "default_max_bytes")]
-    pub max_bytes: ByteSize,
-    /// How long events may wait for more to fill a request; `0s` sends what is there.
-    #[serde(default = "default_max_wait")]
-    pub max_wait: HumanDuration,
-}
-
-/// How a request's body holds its events.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum HttpEncoding {
-    /// Each payload on a line (`application/x-ndjson`).
-    #[default]
-    Ndjson,
-    /// The payloads as the items of one JSON array (`application/json`); payloads must be JSON.
-    JsonArray,
-    /// One event per request, its payload the body (`application/json`).
-    Single,
-}
-
-impl Default for HttpBatch {
-    fn default() -> Self {
-        HttpBatch {
-            max_events: default_max_events(),
-            max_bytes: default_max_bytes(),
-            max_wait: default_max_wait(),
-        }
-    }
-}
-
-// A request per 500 events amortises its round trip like a batch of the other outputs.
-fn default_max_events() -> usize {
-    500
-}
-
-// Well under the body limits web servers and gateways set by default (often 1 MiB to 10 MiB).
-fn default_max_bytes() -> ByteSize {
-    ByteSize(1024 * 1024)
-}
-
-// Events are sent as soon as they are there: waiting to fill requests is a choice for the
-// endpoint's sake.
-fn default_max_wait() -> HumanDuration {
-    HumanDuration(Duration::ZERO)
-}
-
-// Long enough for a slow endpoint, short enough that a hung one is retried.
-fn default_timeout() -> HumanDuration {
-    HumanDuration(Duration::from_secs(30))
-}
-
-const DESTINATION: &str = "{destination}";
-
-impl HttpOutputConfig {
-    /// Builds the output without connecting; problems are reported under `path`.
-    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<HttpOutput> {
-        let before = v.errors.len();
-        let url = self.url.replace(DESTINATION, "destination");
-        match reqwest::Url::parse(&url) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
-            Ok(_) => v.error_at(
-                &format!("{path}.url"),
-                "url must be an http:// or https:// URL with a host",
-            ),
-            Err(e) => v.error_at(&format!("{path}.url"), format!("invalid url: {e}")),
-        }
-        for (name, value) in &self.headers {
-            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || reqwest::header::HeaderValue::from_str(value).is_err()
-            {
-                v.error_at_key(
-                    &format!("{path}.headers"),
-                    name,
-                    format!("`{name}` is not a header HTTP can carry"),
-                );
-            }
-        }
-        if self.batch.max_events == 0 {
-            v.error_at(
-                &format!("{path}.batch.max_events"),
-                "max_events must be at least 1",
-            );
-        }
-        if self.timeout.0.is_zero() {
-            v.error_at(&format!("{path}.timeout"), "timeout must be more than 0");
-        }
-        let https = self.url.starts_with("https://");
-        let tls = match (&self.tls, https) {
-            (Some(tls), _) => tls.build(&format!("{path}.tls"), v),
-            (None, true) => TlsConfig::default().build(path, v),
-            (None, false) => None,
-        };
-        if v.errors.len() > before {
-            return None;
-        }
-        Some(HttpOutput {
-            config: self.clone(),
-            tls,
-        })
-    }
-}
+use config::{fill, templated};
 
 /// An `http` output, built: its URL and headers checked, its TLS configuration read.
 #[derive(Debug, Clone)]
 pub struct HttpOutput {
     config: HttpOutputConfig,
     tls: Option<rustls::ClientConfig>,
+}
+
+impl HttpOutput {
+    fn new(config: HttpOutputConfig, tls: Option<rustls::ClientConfig>) -> HttpOutput {
+        HttpOutput { config, tls }
+    }
 }
 
 fn write_error(message: impl std::fmt::Display) -> SinkError {
@@ -227,9 +62,17 @@ pub async fn run(
         .use_preconfigured_tls(tls)
         .build()
         .map_err(write_error)?;
+    let fixed =
+        (!templated(&config.url) && !config.headers.values().any(|v| templated(v))).then(|| {
+            Target {
+                url: config.url.clone(),
+                headers: config.headers.clone().into_iter().collect(),
+            }
+        });
     let sender = Sender {
         client,
         config,
+        fixed,
         body: Vec::new(),
     };
     deliver::run(sender, rx, ctx).await
@@ -248,8 +91,17 @@ fn trusting_nothing() -> Result<rustls::ClientConfig, rustls::Error> {
 struct Sender<'a> {
     client: reqwest::Client,
     config: &'a HttpOutputConfig,
+    /// Where every request goes, when `url` and `headers` name no event field.
+    fixed: Option<Target>,
     /// Reused for each request's body.
     body: Vec<u8>,
+}
+
+/// Where a request goes, and the headers it carries.
+#[derive(Clone, PartialEq, Eq)]
+struct Target {
+    url: String,
+    headers: Vec<(String, String)>,
 }
 
 /// What came of one request.
@@ -277,11 +129,11 @@ impl Protocol for Sender<'_> {
     ) -> Result<(), SinkError> {
         let mut events = batch.into_iter().peekable();
         while events.peek().is_some() {
-            let (url, request) = match self.next_request(&mut events, attempt) {
+            let (target, request) = match self.next_request(&mut events, attempt) {
                 Some(next) => next,
                 None => continue,
             };
-            match self.send(&url).await {
+            match self.send(&target).await {
                 Answer::Delivered => attempt.delivered_all(request),
                 Answer::Refused(reason, cause) => {
                     for held in request {
@@ -304,29 +156,44 @@ impl Protocol for Sender<'_> {
 }
 
 impl Sender<'_> {
-    /// The URL of an event: the output's, with `{destination}` replaced; None when it needs a
-    /// destination the event does not have.
-    fn url_of(&self, event: &Event) -> Option<String> {
-        let url = &self.config.url;
-        if !url.contains(DESTINATION) {
-            return Some(url.clone());
+    /// Where an event goes: the output's URL and headers, with the fields they name taken
+    /// from the event; Err says why it cannot go anywhere.
+    fn target_of(&self, event: &Event) -> Result<Target, String> {
+        if let Some(fixed) = &self.fixed {
+            return Ok(fixed.clone());
         }
-        let destination = event.destination.as_deref()?;
-        Some(url.replace(DESTINATION, destination))
+        let missing =
+            |field| format!("the url or a header names {{{field}}} and the event has none");
+        let url = fill(&self.config.url, event).map_err(missing)?;
+        reqwest::Url::parse(&url)
+            .map_err(|e| format!("the url made for the event is not valid: {e}"))?;
+        let mut headers = Vec::with_capacity(self.config.headers.len());
+        for (name, value) in &self.config.headers {
+            let value = fill(value, event).map_err(missing)?;
+            if reqwest::header::HeaderValue::from_str(&value).is_err() {
+                return Err(format!(
+                    "header {name} made for the event cannot be sent: {value:?}"
+                ));
+            }
+            headers.push((name.clone(), value));
+        }
+        Ok(Target { url, headers })
     }
 
-    /// Takes the events of the next request (same URL, within the batch limits) and writes its
-    /// body; None when the next event was refused for having no URL.
+    /// Takes the events of the next request (same target, within the batch limits) and writes
+    /// its body; None when the next event was refused for having no target.
     fn next_request(
         &mut self,
         events: &mut std::iter::Peekable<std::vec::IntoIter<Held>>,
         attempt: &mut Attempt,
-    ) -> Option<(String, Vec<Held>)> {
+    ) -> Option<(Target, Vec<Held>)> {
         let first = events.next()?;
-        let Some(url) = self.url_of(&first.event) else {
-            let reason = "the url needs a {destination} and the event has none".to_string();
-            attempt.refused(Failed::at_output(first.event, reason, Cause::Event));
-            return None;
+        let target = match self.target_of(&first.event) {
+            Ok(target) => target,
+            Err(reason) => {
+                attempt.refused(Failed::at_output(first.event, reason, Cause::Event));
+                return None;
+            }
         };
         let batch = &self.config.batch;
         let max_events = match self.config.encoding {
@@ -338,14 +205,16 @@ impl Sender<'_> {
         while request.len() < max_events {
             let Some(next) = events.peek() else { break };
             let size = next.event.payload.len();
-            if bytes + size > batch.max_bytes.0 || self.url_of(&next.event).as_ref() != Some(&url) {
+            if bytes + size > batch.max_bytes.0
+                || (self.fixed.is_none() && self.target_of(&next.event).as_ref() != Ok(&target))
+            {
                 break;
             }
             bytes += size;
             request.extend(events.next());
         }
         self.encode(&request);
-        Some((url, request))
+        Some((target, request))
     }
 
     fn encode(&mut self, request: &[Held]) {
@@ -372,8 +241,8 @@ impl Sender<'_> {
         }
     }
 
-    /// Sends the body written last to `url`.
-    async fn send(&self, url: &str) -> Answer {
+    /// Sends the body written last to `target`.
+    async fn send(&self, target: &Target) -> Answer {
         let config = self.config;
         let method = match config.method {
             HttpMethod::Post => reqwest::Method::POST,
@@ -386,9 +255,9 @@ impl Sender<'_> {
         };
         let mut request = self
             .client
-            .request(method, url)
+            .request(method, &target.url)
             .header(reqwest::header::CONTENT_TYPE, content_type);
-        for (name, value) in &config.headers {
+        for (name, value) in &target.headers {
             request = request.header(name, value);
         }
         request = match &config.auth {
@@ -402,6 +271,10 @@ impl Sender<'_> {
             .await
         {
             Ok(response) => response,
+            // A request that cannot even be made will not be made by trying again.
+            Err(e) if e.is_builder() => {
+                return Answer::Refused(e.without_url().to_string(), Cause::Output);
+            }
             // Connecting, sending or waiting for the answer failed: worth another attempt.
             Err(e) => return Answer::Again(e.without_url().to_string(), None),
         };
@@ -486,5 +359,28 @@ mod tests {
             "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn fields_named_in_templates_come_from_the_event() {
+        let mut event = Event::new(
+            Bytes::from_static(b"{}"),
+            crate::event::Position::Generated { seq: 0 },
+            crate::delivery::Ack::untracked(),
+        );
+        assert_eq!(fill("http://h/x", &event), Ok("http://h/x".to_string()));
+        assert_eq!(fill("http://h/{destination}", &event), Err("destination"));
+        event.destination = Some("orders".into());
+        event.key = Some(Bytes::from_static(b"k1"));
+        event.partition = Some(3);
+        assert_eq!(
+            fill("http://h/{destination}/{partition}?k={key}", &event),
+            Ok("http://h/orders/3?k=k1".to_string())
+        );
+        assert!(templated("a-{key}") && !templated("plain"));
+        assert_eq!(
+            config::sample("http://h/{destination}"),
+            "http://h/destination"
+        );
     }
 }
