@@ -69,12 +69,69 @@ pub fn check_options(
     }
 }
 
-/// Checks a whole client configuration as librdkafka will be given it, without connecting;
-/// reported at `path` (the input or output).
-pub fn check_client(config: &ClientConfig, path: &str, v: &mut Validator<'_>) {
-    if let Err(e) = config.create_native_config() {
+/// What every Kafka input and output is given: brokers, the `tls` and `sasl` blocks, and
+/// librdkafka `options`.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// Bootstrap brokers, `host:port[,...]`.
+    pub brokers: &'a str,
+    /// The `tls` and `sasl` blocks.
+    pub security: Security<'a>,
+    /// librdkafka properties from the file.
+    pub options: &'a ClientOptions,
+}
+
+impl Settings<'_> {
+    /// Checks the brokers, the `tls` and `sasl` blocks, and `options`, which may not set
+    /// `reserved` (what the input or output sets from its own keys). `path` is the input or
+    /// output.
+    pub fn check(&self, reserved: &[&str], path: &str, v: &mut Validator<'_>) {
+        check_brokers(self.brokers, &format!("{path}.brokers"), v);
+        self.security.validate(self.options, path, v);
+        check_options(self.options, reserved, &format!("{path}.options"), v);
+    }
+
+    /// The client configuration of a pipeline's input or output: brokers, client id and
+    /// statistics interval, then the input's or output's `own` properties, then the `tls` and
+    /// `sasl` blocks' and `options` (last, so they win).
+    pub fn client_config<'p>(
+        &self,
+        pipeline: &str,
+        own: impl IntoIterator<Item = (&'p str, String)>,
+    ) -> ClientConfig {
+        let mut cc = ClientConfig::new();
+        cc.set("bootstrap.servers", self.brokers)
+            .set("client.id", format!("sluice-{pipeline}"))
+            .set("statistics.interval.ms", STATS_INTERVAL_MS);
+        for (k, v) in own {
+            cc.set(k, v);
+        }
+        for (k, v) in self.security.properties() {
+            cc.set(k, v);
+        }
+        for (k, v) in &self.options.0 {
+            cc.set(k, v);
+        }
+        cc
+    }
+}
+
+/// `client` once librdkafka has checked it whole, without connecting (reported at `path`, the
+/// input or output); None when the checks before it found a problem (`v` has more errors than
+/// `errors_before`).
+pub fn checked_client(
+    client: ClientConfig,
+    errors_before: usize,
+    path: &str,
+    v: &mut Validator<'_>,
+) -> Option<ClientConfig> {
+    if v.errors.len() > errors_before {
+        return None;
+    }
+    if let Err(e) = client.create_native_config() {
         v.error_at(path, client_error(&e));
     }
+    Some(client)
 }
 
 /// `config` with librdkafka's log level taken from the logging set up now: a configuration
@@ -90,7 +147,7 @@ pub fn with_current_log_level(config: &ClientConfig) -> ClientConfig {
 
 /// How often librdkafka reports statistics (high watermarks for the lag gauge, broker connection
 /// states for readiness), unless the pipeline sets `statistics.interval.ms` itself.
-pub const STATS_INTERVAL_MS: &str = "5000";
+const STATS_INTERVAL_MS: &str = "5000";
 
 /// A librdkafka error for a log or a message. A configuration error names the property, and
 /// shows its value only when the name is a known one that does not look secret (librdkafka's

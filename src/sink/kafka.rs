@@ -14,8 +14,8 @@ use super::retry::Held;
 use super::{SinkContext, SinkError};
 use crate::client::ErrorKind;
 use crate::client::kafka::{
-    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_client,
-    check_options, classify, client_error, with_current_log_level,
+    BrokerLink, SaslConfig, Security, Settings, checked_client, classify, client_error,
+    with_current_log_level,
 };
 use crate::client::tls::TlsConfig;
 use crate::config::{BuildContext, ClientOptions, HumanDuration, Validator};
@@ -103,11 +103,15 @@ fn default_delivery_timeout() -> HumanDuration {
 }
 
 impl KafkaOutputConfig {
-    /// The `tls` and `sasl` blocks.
-    pub fn security(&self) -> Security<'_> {
-        Security {
-            tls: self.tls.as_ref(),
-            sasl: self.sasl.as_ref(),
+    /// The brokers, `tls`, `sasl` and `options`.
+    pub fn settings(&self) -> Settings<'_> {
+        Settings {
+            brokers: &self.brokers,
+            security: Security {
+                tls: self.tls.as_ref(),
+                sasl: self.sasl.as_ref(),
+            },
+            options: &self.options,
         }
     }
 
@@ -120,27 +124,21 @@ impl KafkaOutputConfig {
         v: &mut Validator<'_>,
     ) -> Option<KafkaOutput> {
         let before = v.errors.len();
-        check_brokers(&self.brokers, &format!("{path}.brokers"), v);
-        self.security().validate(&self.options, path, v);
-        if self.topic.trim().is_empty() {
-            v.error_at(&format!("{path}.topic"), "topic must not be empty");
-        }
-        check_options(
-            &self.options,
+        self.settings().check(
             &[
                 "bootstrap.servers",
                 "enable.idempotence",
                 "compression.codec",
                 "compression.type",
             ],
-            &format!("{path}.options"),
+            path,
             v,
         );
-        let client = producer_config(self, cx.pipeline, cx.max_event_bytes);
-        if v.errors.len() > before {
-            return None;
+        if self.topic.trim().is_empty() {
+            v.error_at(&format!("{path}.topic"), "topic must not be empty");
         }
-        check_client(&client, path, v);
+        let client = producer_config(self, cx.pipeline, cx.max_event_bytes);
+        let client = checked_client(client, before, path, v)?;
         Some(KafkaOutput {
             config: self.clone(),
             client,
@@ -158,7 +156,6 @@ pub struct KafkaOutput {
 /// Most events awaiting their delivery report at once; librdkafka's own queue holds 100,000.
 const MAX_IN_FLIGHT: usize = 50_000;
 
-/// The librdkafka producer configuration of a pipeline.
 /// Room for a record's key, headers (dead letters gain five) and framing on top of its payload.
 const RECORD_OVERHEAD: usize = 64 * 1024;
 
@@ -170,33 +167,20 @@ pub fn producer_config(
     pipeline: &str,
     max_event_bytes: usize,
 ) -> ClientConfig {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &config.brokers)
-        .set("client.id", format!("sluice-{pipeline}"))
-        .set(
-            "enable.idempotence",
-            if config.idempotent { "true" } else { "false" },
-        )
-        .set("compression.type", config.compression.as_str())
-        .set("linger.ms", config.linger.0.as_millis().to_string())
-        .set(
-            "delivery.timeout.ms",
-            config.delivery_timeout.0.as_millis().to_string(),
-        )
-        .set("statistics.interval.ms", STATS_INTERVAL_MS)
-        .set(
-            "message.max.bytes",
-            (max_event_bytes + RECORD_OVERHEAD)
-                .clamp(1_000_000, 1_000_000_000)
-                .to_string(),
-        );
-    for (k, v) in config.security().properties() {
-        cc.set(k, v);
-    }
-    for (k, v) in &config.options.0 {
-        cc.set(k, v);
-    }
-    cc
+    let record_limit = (max_event_bytes + RECORD_OVERHEAD).clamp(1_000_000, 1_000_000_000);
+    config.settings().client_config(
+        pipeline,
+        [
+            ("enable.idempotence", config.idempotent.to_string()),
+            ("compression.type", config.compression.as_str().into()),
+            ("linger.ms", config.linger.0.as_millis().to_string()),
+            (
+                "delivery.timeout.ms",
+                config.delivery_timeout.0.as_millis().to_string(),
+            ),
+            ("message.max.bytes", record_limit.to_string()),
+        ],
+    )
 }
 
 fn write_error(message: impl std::fmt::Display) -> SinkError {
@@ -258,7 +242,7 @@ pub async fn run(
 ) -> Result<(), SinkError> {
     let config = &output.config;
     let pipeline = ctx.telemetry.pipeline();
-    config.security().warn(pipeline);
+    config.settings().security.warn(pipeline);
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let link = ProducerLink {
         link: BrokerLink::new(

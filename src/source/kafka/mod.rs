@@ -24,8 +24,8 @@ use lanes::Lanes;
 
 use super::{SourceContext, SourceError};
 use crate::client::kafka::{
-    BrokerLink, STATS_INTERVAL_MS, SaslConfig, Security, check_brokers, check_client,
-    check_options, client_error, with_current_log_level,
+    BrokerLink, SaslConfig, Security, Settings, checked_client, client_error,
+    with_current_log_level,
 };
 use crate::client::tls::TlsConfig;
 use crate::codec::Codec;
@@ -82,11 +82,15 @@ fn default_commit_interval() -> HumanDuration {
 }
 
 impl KafkaInputConfig {
-    /// The `tls` and `sasl` blocks.
-    pub fn security(&self) -> Security<'_> {
-        Security {
-            tls: self.tls.as_ref(),
-            sasl: self.sasl.as_ref(),
+    /// The brokers, `tls`, `sasl` and `options`.
+    pub fn settings(&self) -> Settings<'_> {
+        Settings {
+            brokers: &self.brokers,
+            security: Security {
+                tls: self.tls.as_ref(),
+                sasl: self.sasl.as_ref(),
+            },
+            options: &self.options,
         }
     }
 
@@ -99,8 +103,11 @@ impl KafkaInputConfig {
         v: &mut Validator<'_>,
     ) -> Option<KafkaInput> {
         let before = v.errors.len();
-        check_brokers(&self.brokers, &format!("{path}.brokers"), v);
-        self.security().validate(&self.options, path, v);
+        self.settings().check(
+            &["group.id", "bootstrap.servers", "enable.auto.offset.store"],
+            path,
+            v,
+        );
         if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
             v.error_at(
                 &format!("{path}.topics"),
@@ -110,17 +117,7 @@ impl KafkaInputConfig {
         if self.group_id.trim().is_empty() {
             v.error_at(&format!("{path}.group_id"), "group_id must not be empty");
         }
-        check_options(
-            &self.options,
-            &["group.id", "bootstrap.servers", "enable.auto.offset.store"],
-            &format!("{path}.options"),
-            v,
-        );
-        let client = consumer_config(self, cx.pipeline);
-        if v.errors.len() > before {
-            return None;
-        }
-        check_client(&client, path, v);
+        let client = checked_client(consumer_config(self, cx.pipeline), before, path, v)?;
         Some(KafkaInput {
             config: self.clone(),
             client,
@@ -149,33 +146,29 @@ fn read_error(message: impl std::fmt::Display) -> SourceError {
 
 /// The librdkafka consumer configuration of a pipeline.
 pub fn consumer_config(config: &KafkaInputConfig, pipeline: &str) -> ClientConfig {
-    let mut cc = ClientConfig::new();
-    cc.set("bootstrap.servers", &config.brokers)
-        .set("group.id", &config.group_id)
-        .set("client.id", format!("sluice-{pipeline}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.offset.reset",
-            match config.start_from {
-                StartFrom::Earliest => "earliest",
-                StartFrom::Latest => "latest",
-            },
-        )
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("statistics.interval.ms", STATS_INTERVAL_MS);
-    for (k, v) in config.security().properties() {
-        cc.set(k, v);
-    }
-    for (k, v) in &config.options.0 {
-        cc.set(k, v);
-    }
-    cc
+    let start_from = match config.start_from {
+        StartFrom::Earliest => "earliest",
+        StartFrom::Latest => "latest",
+    };
+    config.settings().client_config(
+        pipeline,
+        [
+            ("group.id", config.group_id.clone()),
+            ("enable.auto.commit", "false".into()),
+            ("enable.auto.offset.store", "false".into()),
+            ("auto.offset.reset", start_from.into()),
+            ("partition.assignment.strategy", "cooperative-sticky".into()),
+        ],
+    )
 }
 
 /// Consumes until shutdown, then waits for in-flight events and commits.
 pub async fn run(input: KafkaInput, ctx: SourceContext) -> Result<(), SourceError> {
-    input.config.security().warn(ctx.telemetry.pipeline());
+    input
+        .config
+        .settings()
+        .security
+        .warn(ctx.telemetry.pipeline());
     let runtime = tokio::runtime::Handle::current();
     let thread = std::thread::Builder::new()
         .name(format!("{}-kafka", ctx.telemetry.pipeline()))
