@@ -298,3 +298,16 @@ fn eval_shows_each_step_and_the_step_that_decided_each_event() {
     assert!(piped.status.success());
     assert_eq!(String::from_utf8_lossy(&piped.stdout), shown);
 }
+
+#[test]
+fn a_file_named_twice_runs_once() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let quickstart = root.join("pipelines/quickstart.yaml");
+    let kafka = root.join("pipelines/kafka-to-kafka.test.yaml");
+    let q = quickstart.to_str().unwrap();
+    let out = test(&[q, kafka.to_str().unwrap(), q]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    // Two cases of quickstart, three of kafka-to-kafka, each once.
+    assert!(shown.ends_with("\n5 passed, 0 failed\n"), "{shown}");
+}

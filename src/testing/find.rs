@@ -56,7 +56,9 @@ pub(super) fn pipeline_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Vec<Diag
             errors.push(file_error(path, "no such file or directory"));
         }
     }
-    found.dedup();
+    // A file named twice (or by itself and by its test file) runs once, where first named.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|p| seen.insert(p.clone()));
     if errors.is_empty() {
         Ok(found)
     } else {
