@@ -45,6 +45,15 @@ pub enum Position {
         /// JetStream stream name and stream sequence, when read from JetStream.
         stream: Option<(Arc<str>, u64)>,
     },
+    /// An item of a request made to sluice (an HTTP request, a Lambda invocation).
+    Request {
+        /// What received it: `http` or `lambda`.
+        source: &'static str,
+        /// The request's id: a number per HTTP request, a Lambda request or SQS message id.
+        request: Arc<str>,
+        /// 0-based index of the item within the request.
+        index: u32,
+    },
 }
 
 impl fmt::Display for Position {
@@ -67,6 +76,11 @@ impl fmt::Display for Position {
             } => {
                 write!(f, "jetstream:{stream}/{seq} ({subject})")
             }
+            Position::Request {
+                source,
+                request,
+                index,
+            } => write!(f, "{source}:{request}#{index}"),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Bus clients shared by inputs and outputs: connection settings, authentication, building the
-//! client, readiness, and how each bus's errors are classified.
+//! client, readiness, and how each bus's errors are classified; and what HTTP input and output
+//! share.
 
+pub mod http;
 pub mod kafka;
 pub mod nats;
 pub mod tls;

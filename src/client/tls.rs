@@ -1,5 +1,6 @@
 //! The `tls:` block of a client: which certificate authorities to trust, the client certificate
-//! for mutual TLS, and the name to verify the server as.
+//! for mutual TLS, and the name to verify the server as; and the `tls:` block of a server: its
+//! certificate, and the authorities of the client certificates it accepts.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -207,6 +208,81 @@ fn assemble(
             .with_client_auth_cert(certs, key)
             .map_err(|e| error("key_file", format!("does not go with cert_file: {e}"))),
     }
+}
+
+/// TLS settings of a server (the `http_server` input).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsConfig {
+    /// PEM file of the server's certificate chain, its own certificate first.
+    pub cert_file: PathBuf,
+    /// PEM file of the certificate's private key.
+    pub key_file: PathBuf,
+    /// PEM file of the certificate authorities whose client certificates are accepted: with it,
+    /// every client must present one (mutual TLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl ServerTlsConfig {
+    /// Builds the rustls server configuration, offering `alpn` protocols, reading each file
+    /// once. Every problem is reported at its key under `path`; None when there was one.
+    pub fn build(
+        &self,
+        alpn: &[&[u8]],
+        path: &str,
+        v: &mut Validator<'_>,
+    ) -> Option<rustls::ServerConfig> {
+        self.rustls(alpn)
+            .map_err(|errors| report(errors, path, v))
+            .ok()
+    }
+
+    /// The rustls server configuration, or every problem with it.
+    pub fn rustls(&self, alpn: &[&[u8]]) -> Result<rustls::ServerConfig, Vec<TlsError>> {
+        let mut errors = Vec::new();
+        let certs = keep(&mut errors, certificates(&self.cert_file, "cert_file"));
+        let key = keep(&mut errors, private_key(&self.key_file));
+        let clients = match &self.client_ca_file {
+            Some(path) => keep(&mut errors, client_roots(path)).map(Some),
+            None => Some(None),
+        };
+        let (Some(certs), Some(key), Some(clients)) = (certs, key, clients) else {
+            return Err(errors);
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| vec![error("", e.to_string())])?;
+        let builder = match clients {
+            None => builder.with_no_client_auth(),
+            Some(roots) => {
+                let verifier =
+                    rustls::server::WebPkiClientVerifier::builder_with_provider(roots, provider)
+                        .build()
+                        .map_err(|e| vec![error("client_ca_file", e.to_string())])?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+            vec![error(
+                "key_file",
+                format!("does not go with cert_file: {e}"),
+            )]
+        })?;
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(config)
+    }
+}
+
+fn client_roots(path: &Path) -> Result<Arc<RootCertStore>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(path, "client_ca_file")? {
+        roots
+            .add(cert)
+            .map_err(|e| error("client_ca_file", format!("{}: {e}", path.display())))?;
+    }
+    Ok(Arc::new(roots))
 }
 
 /// Reports each problem at its key under `path` (the `tls` block).

@@ -55,3 +55,5 @@ pub const NATS_CONNECTS_TOTAL: &str = "sluice_nats_connects_total";
 pub const NATS_DISCONNECTS_TOTAL: &str = "sluice_nats_disconnects_total";
 /// `sluice_nats_slow_consumer_total`.
 pub const NATS_SLOW_CONSUMER_TOTAL: &str = "sluice_nats_slow_consumer_total";
+/// `sluice_http_requests_total`.
+pub const HTTP_REQUESTS_TOTAL: &str = "sluice_http_requests_total";

@@ -200,6 +200,11 @@ pub const HELP: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "NATS slow-consumer events: messages the client dropped.",
     ),
+    (
+        names::HTTP_REQUESTS_TOTAL,
+        Kind::Counter,
+        "Requests answered by the http_server input, by status.",
+    ),
 ];
 
 /// Gives every metric its `# HELP` line.

@@ -2,12 +2,14 @@
 
 pub mod file;
 pub mod generate;
+pub mod http;
 pub mod intake;
 pub mod jetstream;
 pub mod kafka;
 mod lines;
 pub mod nats;
 pub mod stdin;
+pub mod submit;
 
 use std::sync::Arc;
 
@@ -35,6 +37,8 @@ pub enum InputConfig {
     Nats(nats::NatsInputConfig),
     /// A JetStream durable pull consumer.
     Jetstream(jetstream::JetStreamInputConfig),
+    /// An HTTP server taking events in POST requests.
+    HttpServer(http::HttpServerConfig),
 }
 
 /// Why a source stopped early.
@@ -88,6 +92,8 @@ pub enum Input {
     Nats(Box<nats::NatsInput>),
     /// A JetStream durable pull consumer.
     Jetstream(Box<jetstream::JetStreamInput>),
+    /// An HTTP server.
+    HttpServer(Box<http::HttpServerInput>),
 }
 
 impl InputConfig {
@@ -100,14 +106,19 @@ impl InputConfig {
             InputConfig::Kafka(_) => "kafka",
             InputConfig::Nats(_) => "nats",
             InputConfig::Jetstream(_) => "jetstream",
+            InputConfig::HttpServer(_) => "http_server",
         }
     }
 
-    /// Whether the input talks to a broker (and so has a connection state for readiness).
+    /// Whether the input talks to a broker or serves a port, and so has a state for readiness
+    /// (connected, listening).
     pub fn remote(&self) -> bool {
         matches!(
             self,
-            InputConfig::Kafka(_) | InputConfig::Nats(_) | InputConfig::Jetstream(_)
+            InputConfig::Kafka(_)
+                | InputConfig::Nats(_)
+                | InputConfig::Jetstream(_)
+                | InputConfig::HttpServer(_)
         )
     }
 
@@ -120,6 +131,7 @@ impl InputConfig {
             InputConfig::Kafka(c) => c.codec,
             InputConfig::Nats(c) => c.codec,
             InputConfig::Jetstream(c) => c.codec,
+            InputConfig::HttpServer(c) => c.codec,
         }
     }
 
@@ -140,6 +152,7 @@ impl InputConfig {
             InputConfig::Kafka(c) => Input::Kafka(Box::new(c.build(&path, cx, v)?)),
             InputConfig::Nats(c) => Input::Nats(Box::new(c.build(&path, v)?)),
             InputConfig::Jetstream(c) => Input::Jetstream(Box::new(c.build(&path, v)?)),
+            InputConfig::HttpServer(c) => Input::HttpServer(Box::new(c.build(&path, v)?)),
         })
     }
 }
@@ -155,6 +168,7 @@ impl Input {
             Input::Kafka(c) => kafka::run(*c, ctx).await,
             Input::Nats(c) => nats::run(&c, ctx).await,
             Input::Jetstream(c) => jetstream::run(&c, ctx).await,
+            Input::HttpServer(c) => http::run(*c, ctx).await,
         }
     }
 }

@@ -117,6 +117,15 @@ impl Meta<'_> {
                 }
                 obj(fields)
             }
+            Position::Request {
+                source,
+                request,
+                index,
+            } => obj([
+                ("kind", str_val(source)),
+                ("request", str_val(request)),
+                ("index", int_val(i64::from(*index))),
+            ]),
         };
         let pick = |i: usize, f: &dyn Fn() -> Val| if uses[i] { f() } else { Val::Null };
         [

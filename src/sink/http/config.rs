@@ -6,8 +6,9 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 use super::HttpOutput;
+use crate::client::http::HttpAuth;
 use crate::client::tls::TlsConfig;
-use crate::config::{ByteSize, HumanDuration, Secret, Validator};
+use crate::config::{ByteSize, HumanDuration, Validator};
 use crate::event::Event;
 
 /// Sends events to an HTTP endpoint, several per request. Answers 429, 408 and 5xx, and
@@ -58,21 +59,6 @@ pub enum HttpMethod {
     Put,
     /// PATCH.
     Patch,
-}
-
-/// How requests authenticate.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum HttpAuth {
-    /// `Authorization: Bearer <token>`.
-    Bearer(Secret),
-    /// HTTP basic authentication.
-    Basic {
-        /// User name.
-        user: String,
-        /// Password.
-        password: Secret,
-    },
 }
 
 /// The most one request carries.

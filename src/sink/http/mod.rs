@@ -3,7 +3,8 @@
 
 mod config;
 
-pub use config::{HttpAuth, HttpBatch, HttpEncoding, HttpMethod, HttpOutputConfig};
+pub use crate::client::http::HttpAuth;
+pub use config::{HttpBatch, HttpEncoding, HttpMethod, HttpOutputConfig};
 
 use std::time::Duration;
 

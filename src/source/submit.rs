@@ -1,0 +1,279 @@
+//! Inputs that are handed events instead of reading them (HTTP requests, Lambda invocations): a
+//! submission goes into the pipeline in batches, and whoever submitted it can wait until every
+//! event derived from each of its items is delivered or dead-lettered, to answer for them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::intake::{Intake, Room};
+use crate::delivery::{AckMsg, AckSender, Outcome};
+use crate::event::{Event, Headers, Position};
+use crate::observe::Telemetry;
+
+/// One item of a submission: it becomes one event.
+#[derive(Debug)]
+pub struct Item {
+    /// The payload, as received.
+    pub payload: Bytes,
+    /// Message key.
+    pub key: Option<Bytes>,
+    /// Headers.
+    pub headers: Headers,
+    /// Milliseconds since the Unix epoch, when the request says.
+    pub timestamp: Option<i64>,
+    /// Where it came from.
+    pub position: Position,
+}
+
+/// Why a submission was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The in-flight budget is used up, or there was no room in the pipeline in time: try again
+    /// later.
+    #[error("the pipeline is full")]
+    Busy,
+    /// The pipeline takes no more events (shutting down, or failed).
+    #[error("the pipeline is stopping")]
+    Closed,
+}
+
+/// Hands submissions to the pipeline. Shared by every request being served; the pipeline's
+/// input ends when the last clone is gone.
+#[derive(Clone)]
+pub struct Submitter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    intake: Intake,
+    telemetry: Arc<Telemetry>,
+    counted: AckSender,
+}
+
+/// What happened to each item of a submission, in order; `None` for an item not finished yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcomes(pub Vec<Option<Outcome>>);
+
+impl Outcomes {
+    /// Items with this outcome.
+    pub fn count(&self, outcome: Outcome) -> usize {
+        self.0.iter().filter(|o| **o == Some(outcome)).count()
+    }
+
+    /// Items not finished yet.
+    pub fn unfinished(&self) -> usize {
+        self.0.iter().filter(|o| o.is_none()).count()
+    }
+
+    /// Whether every item may be acknowledged: each was delivered, filtered out or
+    /// dead-lettered.
+    pub fn all_done(&self) -> bool {
+        self.0.iter().all(|o| o.is_some_and(Outcome::is_ack))
+    }
+}
+
+/// A submission being waited for.
+pub struct Pending {
+    answers: mpsc::UnboundedReceiver<AckMsg>,
+    outcomes: Vec<Option<Outcome>>,
+    left: usize,
+}
+
+impl Pending {
+    /// Waits until every item is finished (the pipeline reports a lost event as failed, so this
+    /// ends) or `deadline` passes; what happened to each item either way.
+    pub async fn wait(mut self, deadline: impl std::future::Future<Output = ()>) -> Outcomes {
+        tokio::pin!(deadline);
+        while self.left > 0 {
+            let msg = tokio::select! {
+                msg = self.answers.recv() => msg,
+                () = &mut deadline => break,
+            };
+            let Some(msg) = msg else { break };
+            if let Some(slot @ None) = self.outcomes.get_mut(msg.id as usize) {
+                *slot = Some(msg.outcome);
+                self.left -= 1;
+            }
+        }
+        Outcomes(self.outcomes)
+    }
+}
+
+impl Submitter {
+    /// Submissions go through `intake`, counted by `telemetry`; `counted` makes the acks of
+    /// submissions nobody waits for.
+    pub fn new(intake: Intake, telemetry: Arc<Telemetry>, counted: AckSender) -> Submitter {
+        Submitter {
+            inner: Arc::new(Inner {
+                intake,
+                telemetry,
+                counted,
+            }),
+        }
+    }
+
+    /// Whether the in-flight budget is used up: a new submission should be refused.
+    pub fn busy(&self) -> bool {
+        self.inner.intake.budget_full()
+    }
+
+    /// Hands `items` to the pipeline, waiting at most `wait` for room in it. With `track`, the
+    /// returned [`Pending`] tells what happened to each item; without, nobody waits for them.
+    /// Items handed on before a refusal stay in the pipeline.
+    pub async fn submit(
+        &self,
+        items: Vec<Item>,
+        track: bool,
+        wait: Duration,
+    ) -> Result<Option<Pending>, Refused> {
+        let inner = &*self.inner;
+        let (acks, pending) = if track {
+            let (acks, answers) = inner.telemetry.ack_channel();
+            let pending = Pending {
+                answers,
+                outcomes: vec![None; items.len()],
+                left: items.len(),
+            };
+            (acks, Some(pending))
+        } else {
+            (inner.counted.clone(), None)
+        };
+        let mut items = items.into_iter().enumerate().peekable();
+        while items.peek().is_some() {
+            let permit = match inner.intake.reserve_within(wait).await {
+                Room::Free(permit) => permit,
+                Room::Full => return Err(Refused::Busy),
+                Room::Closed => return Err(Refused::Closed),
+            };
+            let mut batch = inner.intake.batch();
+            while !inner.intake.is_full(&batch) {
+                let Some((i, item)) = items.next() else { break };
+                batch.push(event(item, &acks, i));
+            }
+            permit.send(batch);
+        }
+        Ok(pending)
+    }
+}
+
+fn event(item: Item, acks: &AckSender, index: usize) -> Event {
+    let mut event = Event::new(item.payload, item.position, acks.ack(0, index as u64));
+    event.key = item.key;
+    event.headers = item.headers;
+    event.timestamp = item.timestamp;
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_util::sync::CancellationToken;
+
+    fn item(n: u32) -> Item {
+        Item {
+            payload: Bytes::from(n.to_string()),
+            key: Some(Bytes::from_static(b"k")),
+            headers: vec![("h".into(), Bytes::from_static(b"v"))],
+            timestamp: Some(7),
+            position: Position::Request {
+                source: "test",
+                request: Arc::from("r"),
+                index: n,
+            },
+        }
+    }
+
+    fn submitter(capacity: usize, batch_size: usize) -> (Submitter, mpsc::Receiver<Vec<Event>>) {
+        let telemetry = Telemetry::new("submit", 1 << 20);
+        let (tx, rx) = mpsc::channel(capacity);
+        let intake = Intake::new(tx, telemetry.clone(), CancellationToken::new(), batch_size);
+        let counted = telemetry.ack_counter();
+        (Submitter::new(intake, telemetry, counted), rx)
+    }
+
+    #[tokio::test]
+    async fn each_item_is_answered_for_in_order_once_its_events_are_done() {
+        let (s, mut rx) = submitter(4, 2);
+        let pending = s
+            .submit((0..5).map(item).collect(), true, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut events = Vec::new();
+        while events.len() < 5 {
+            let batch = rx.recv().await.unwrap();
+            assert!(batch.len() <= 2, "batches are at most batch_size");
+            events.extend(batch);
+        }
+        let seen: Vec<_> = events.iter().map(|e| e.payload.clone()).collect();
+        assert_eq!(seen, ["0", "1", "2", "3", "4"]);
+        assert_eq!(events[3].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(events[3].headers.len(), 1);
+        assert_eq!(events[3].timestamp, Some(7));
+        assert_eq!(events[3].position.to_string(), "test:r#3");
+        let mut events = events.into_iter();
+        // Item 1 fans out to two events, one dead-lettered; item 4 is lost.
+        for (i, e) in events.by_ref().take(4).enumerate() {
+            if i == 1 {
+                e.ack.fork().complete(Outcome::Rejected);
+            }
+            e.ack.complete(Outcome::Delivered);
+        }
+        drop(events);
+        let outcomes = pending.wait(std::future::pending()).await;
+        assert_eq!(
+            outcomes.0,
+            [
+                Some(Outcome::Delivered),
+                Some(Outcome::Rejected),
+                Some(Outcome::Delivered),
+                Some(Outcome::Delivered),
+                Some(Outcome::Failed)
+            ]
+        );
+        assert!(!outcomes.all_done());
+        assert_eq!(outcomes.count(Outcome::Delivered), 3);
+    }
+
+    #[tokio::test]
+    async fn a_deadline_leaves_unfinished_items_unanswered() {
+        let (s, mut rx) = submitter(4, 10);
+        let pending = s
+            .submit((0..2).map(item).collect(), true, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut batch = rx.recv().await.unwrap();
+        batch.remove(0).ack.complete(Outcome::Delivered);
+        let outcomes = pending.wait(async {}).await;
+        assert_eq!(outcomes.unfinished(), 1);
+        assert_eq!(outcomes.0[0], Some(Outcome::Delivered));
+    }
+
+    #[tokio::test]
+    async fn a_full_pipeline_is_busy_and_a_closed_one_is_closed() {
+        let (s, rx) = submitter(1, 10);
+        assert!(
+            s.submit(vec![item(0)], false, Duration::ZERO)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            s.submit(vec![item(1)], false, Duration::from_millis(1))
+                .await
+                .err(),
+            Some(Refused::Busy)
+        );
+        drop(rx);
+        assert_eq!(
+            s.submit(vec![item(2)], false, Duration::from_millis(1))
+                .await
+                .err(),
+            Some(Refused::Closed)
+        );
+    }
+}
