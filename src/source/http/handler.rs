@@ -2,7 +2,6 @@
 //! handed to the pipeline, and answered for by what became of them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +21,17 @@ use crate::event::{Headers, Position, now_millis};
 use crate::observe::names;
 use crate::source::submit::{Item, Refused, Submitter};
 
+/// The header a client names a request with, to send it again as the same request.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The longest `Idempotency-Key` taken: a key names every event of the request in dead letters
+/// and message ids.
+const MAX_KEY_LEN: usize = 128;
+
+/// At shutdown, requests still waiting for their events are answered (503) once this fraction
+/// of the drain timeout has passed, so the answer is written before the process exits.
+const ANSWER_AT_DRAIN_FRACTION: f64 = 0.75;
+
 /// What every request of one server shares.
 pub struct Handler {
     submitter: Submitter,
@@ -35,7 +45,6 @@ pub struct Handler {
     retry_after: HeaderValue,
     keep: Vec<(HeaderName, Arc<str>)>,
     key_header: Option<HeaderName>,
-    next_request: AtomicU64,
     stopping: CancellationToken,
     drain_timeout: Duration,
     pipeline: Arc<str>,
@@ -73,7 +82,6 @@ impl Handler {
                 .filter_map(|n| Some((header(n)?, Arc::from(n.as_str()))))
                 .collect(),
             key_header: config.key_header.as_ref().and_then(header),
-            next_request: AtomicU64::new(0),
             stopping,
             drain_timeout,
             pipeline: Arc::from(pipeline),
@@ -177,11 +185,7 @@ impl Handler {
 
     async fn submit(&self, payloads: Vec<Bytes>, headers: &HeaderMap, deadline: Instant) -> Answer {
         let n = payloads.len();
-        let request: Arc<str> = Arc::from(
-            self.next_request
-                .fetch_add(1, Ordering::Relaxed)
-                .to_string(),
-        );
+        let request = request_id(headers);
         let kept = self.kept(headers);
         let key = self
             .key_header
@@ -254,11 +258,12 @@ impl Handler {
         kept
     }
 
-    /// Passes at `deadline`, or `drain_timeout` after shutdown began, whichever is first.
+    /// Passes at `deadline`, or once most of the drain timeout has passed after shutdown began
+    /// (the rest is left to write the answer before the process exits), whichever is first.
     async fn until(&self, deadline: Instant) {
         let drained = async {
             self.stopping.cancelled().await;
-            tokio::time::sleep(self.drain_timeout).await;
+            tokio::time::sleep(self.drain_timeout.mul_f64(ANSWER_AT_DRAIN_FRACTION)).await;
         };
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => {}
@@ -283,6 +288,20 @@ impl Handler {
             .headers_mut()
             .insert(header::RETRY_AFTER, self.retry_after.clone());
         answer
+    }
+}
+
+/// The client's `Idempotency-Key` when it gives a usable one, so that a request sent again after
+/// a 503 names its events as before (a JetStream output then drops what it already stored);
+/// else an id no other request of any replica has.
+fn request_id(headers: &HeaderMap) -> Arc<str> {
+    let given = headers
+        .get(IDEMPOTENCY_KEY)
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN && !k.contains(char::is_whitespace));
+    match given {
+        Some(key) => Arc::from(key),
+        None => Arc::from(nuid::next().as_str()),
     }
 }
 
