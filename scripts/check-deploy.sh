@@ -10,7 +10,8 @@
 #      structural schema below (KEDA v2 fields; trigger metadata values must be strings), plus
 #      the metadata each scaler needs, and the ScaledObject's HPA behavior as a real HPA;
 #   4. checks what the schemas cannot: references between resources resolve, probes and ports
-#      match sluice's endpoints, terminationGracePeriodSeconds exceeds every pipeline's
+#      match sluice's endpoints, every Service targets a container port, an http_server input
+#      listens on 0.0.0.0 on a container port, terminationGracePeriodSeconds exceeds every pipeline's
 #      shutdown_timeout, no Deployment is targeted by both an HPA and a ScaledObject, a Kafka
 #      trigger names the pipeline's brokers/group/topic, and `sluice check` accepts every
 #      mounted pipeline file with the environment the pod would get.
@@ -416,11 +417,21 @@ def check_render(label, docs, deployable):
         problems = []
         if not labels_match(dep["spec"]["selector"].get("matchLabels"), plabels):
             problems.append("selector does not match the pod labels")
+        container_ports = [p for c in pod["containers"] for p in c.get("ports", [])]
+        metrics_services = 0
         for svc in by_kind.get("Service", {}).values():
             if not labels_match(svc["spec"].get("selector"), plabels):
                 problems.append(f"{name_of(svc)} selects no pod of it")
-            if not any(p.get("name") == "metrics" and p.get("port") == 9090 for p in svc["spec"]["ports"]):
-                problems.append(f"{name_of(svc)} has no port `metrics` 9090")
+            for sp in svc["spec"]["ports"]:
+                target = sp.get("targetPort", sp.get("port"))
+                if not any(target in (cp.get("name"), cp.get("containerPort")) for cp in container_ports):
+                    problems.append(f"{name_of(svc)}: targetPort {target} is no container port")
+                if sp.get("name") == "metrics":
+                    metrics_services += 1
+                    if sp.get("port") != 9090:
+                        problems.append(f"{name_of(svc)}: port `metrics` is not 9090")
+        if not metrics_services:
+            problems.append("no Service has a port `metrics` 9090")
         for pdb in by_kind.get("PodDisruptionBudget", {}).values():
             if not labels_match(pdb["spec"]["selector"].get("matchLabels"), plabels):
                 problems.append(f"{name_of(pdb)} selects no pod of it")
@@ -498,6 +509,15 @@ def check_render(label, docs, deployable):
                     except yaml.YAMLError as e:
                         st = None
                         problems.append(f"{cw}: {a}: not YAML: {e}")
+                    # An http_server input must listen on every interface, on a container port.
+                    server = ((cfg.get("input") or {}) if isinstance(cfg, dict) else {}).get("http_server")
+                    if isinstance(server, dict):
+                        host, _, port = str(server.get("address", "")).rpartition(":")
+                        if host not in ("0.0.0.0", "[::]"):
+                            problems.append(f"{cw}: {a}: http_server listens on {host}, not 0.0.0.0: "
+                                            f"nothing outside the pod reaches it")
+                        if not any(str(cp.get("containerPort")) == port for cp in c.get("ports", [])):
+                            problems.append(f"{cw}: {a}: http_server port {port} is no container port")
                     if st is None:
                         problems.append(f"{cw}: {a}: cannot read settings.shutdown_timeout")
                     elif not grace > st:
