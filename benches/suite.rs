@@ -24,6 +24,10 @@
 //!   highest rate each worker kept up with, with no message lost (slow-consumer drops), and
 //!   how busy the whole machine was there and at the first rate missed.
 //! - W4 JetStream pull -> jq -> publish with acks, 512-byte events from a pre-loaded stream.
+//! - W6 HTTP: 50 events of 256 bytes per POST, by wrk (2 threads, 32 connections, 10 s,
+//!   `W6_SECONDS` for another length), into sluice's `http_server` input (`ack: delivered`) ->
+//!   the reshape -> core NATS, against a minimal axum server forwarding each event to NATS
+//!   unchanged and answering after a flush; events/s, CPU per event, p50 and p99 request latency.
 //! - W5 latency: events stamped with their send time, produced at a fixed rate (20,000/s; NATS
 //!   also at half W2's rate when W2 ran) for a warm-up and 10 s, through the raw loop and
 //!   sluice (Kafka, on the mock cluster and on tansu: W2's pipeline on 512-byte events; core
@@ -49,6 +53,9 @@ use testkit::kafka::{EndOffsets, TopicReader};
 use testkit::measure::{self, Reading, event, watch};
 use testkit::nats::NatsServer;
 use testkit::{Process, eventually, pipeline};
+
+#[path = "suite/http.rs"]
+mod http;
 
 /// W2's program: half the events have status 500.
 const W2_PROGRAM: &str =
@@ -113,6 +120,13 @@ fn main() {
     }
     if wants("w4") {
         jetstream(&mut rows, dir.path(), events.unwrap_or(200_000));
+    }
+    if wants("w6") {
+        let seconds = std::env::var("W6_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(10);
+        http::workload(&mut rows, dir.path(), seconds);
     }
     print_table(&rows);
     if wants("w5") {
@@ -1087,6 +1101,9 @@ mod raw {
                 arg(3),
                 arg(4).parse().unwrap(),
             )),
+            "http" => tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(super::http::raw_server(arg(1), arg(2), arg(3))),
             other => panic!("unknown raw loop {other}"),
         }
     }

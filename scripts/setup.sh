@@ -79,6 +79,7 @@ BENCH_VENV="${BENCH_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/bench-venv}"
 setup_bench() {
   command -v kcat >/dev/null || apt_install kcat
   command -v valgrind >/dev/null || apt_install valgrind
+  command -v wrk >/dev/null || apt_install wrk
   if ! { command -v jaq >/dev/null && jaq --version 2>/dev/null | grep -q "$JAQ_VERSION"; }; then
     log "installing jaq $JAQ_VERSION"
     cargo install jaq --version "$JAQ_VERSION" --locked --quiet

@@ -511,3 +511,43 @@ fn a_dry_run_builds_everything_and_connects_to_nothing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(":2:15: error: invalid server"));
 }
+
+#[test]
+fn http_server_settings_and_tls_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem").display().to_string();
+    let file = pipeline(
+        dir.path(),
+        "http",
+        &format!(
+            "\
+input:
+  http_server:
+    address: localhost
+    path: events
+    response_timeout: 0s
+    headers_to_keep: [X-Ok, \"bad header\"]
+    key_header: \"\"
+    tls: {{cert_file: \"{missing}\", key_file: \"{missing}\"}}
+output: {{stdout: {{}}}}
+errors: drop
+"
+        ),
+    );
+    let out = sluice!().arg("check").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let shown = file.display();
+    reported(
+        &stderr,
+        &[
+            format!("{shown}:3:14: error: address must be host:port"),
+            format!("{shown}:4:11: error: path must start with /"),
+            format!("{shown}:5:23: error: must be above 0s"),
+            format!("{shown}:6:29: error: \"bad header\" is not an HTTP header name"),
+            format!("{shown}:7:17: error: \"\" is not an HTTP header name"),
+            format!("{shown}:8:22: error: {missing}: "),
+            format!("{shown}:8:63: error: {missing}: "),
+        ],
+    );
+}

@@ -5,7 +5,6 @@ mod body;
 mod handler;
 mod server;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -22,7 +21,8 @@ use crate::config::{ByteSize, HumanDuration, Validator};
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpServerConfig {
-    /// Address and port to listen on, `0.0.0.0:8080`.
+    /// Address and port to listen on: `0.0.0.0:8080` (every interface), `127.0.0.1:8080`,
+    /// `localhost:8080`, `[::]:8080`.
     pub address: String,
     /// The path events are POSTed to; other paths answer 404.
     #[serde(default = "default_path")]
@@ -97,17 +97,14 @@ fn default_retry_after() -> HumanDuration {
 impl HttpServerConfig {
     /// Builds the input without listening; problems are reported under `path`.
     pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<HttpServerInput> {
-        let address = match self.address.parse::<SocketAddr>() {
-            Ok(a) => Some(a),
-            Err(e) => {
-                let at = format!("{path}.address");
-                v.error_at(
-                    &at,
-                    format!("address must be host:port, like 0.0.0.0:8080 ({e})"),
-                );
-                None
-            }
-        };
+        let port = self
+            .address
+            .rsplit_once(':')
+            .map(|(host, port)| (host, port.parse::<u16>()));
+        if !matches!(port, Some((host, Ok(_))) if !host.is_empty()) {
+            let at = format!("{path}.address");
+            v.error_at(&at, "address must be host:port, like 0.0.0.0:8080");
+        }
         if !self.path.starts_with('/') {
             v.error_at(&format!("{path}.path"), "path must start with /");
         }
@@ -137,7 +134,6 @@ impl HttpServerConfig {
         };
         Some(HttpServerInput {
             config: self.clone(),
-            address: address?,
             tls,
         })
     }
@@ -147,7 +143,6 @@ impl HttpServerConfig {
 #[derive(Debug, Clone)]
 pub struct HttpServerInput {
     config: HttpServerConfig,
-    address: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 

@@ -33,9 +33,10 @@ fn read_error(message: String) -> SourceError {
 
 /// Serves until shutdown, then waits for the requests in flight to be answered.
 pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), SourceError> {
-    let listener = TcpListener::bind(input.address)
+    let address = &input.config.address;
+    let listener = TcpListener::bind(address.as_str())
         .await
-        .map_err(|e| read_error(format!("cannot listen on {}: {e}", input.address)))?;
+        .map_err(|e| read_error(format!("cannot listen on {address}: {e}")))?;
     let local = listener
         .local_addr()
         .map_err(|e| read_error(e.to_string()))?;
