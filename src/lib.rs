@@ -7,11 +7,12 @@
 //! - [`event`]: the event (payload, key, headers, timestamp, source position, ack).
 //! - [`pipeline`]: the pipeline file schema, loaded and validated with every error at once.
 //! - [`policy`]: the error policy: failed events dropped, dead-lettered, or the pipeline stops.
-//! - [`client`]: Kafka and NATS clients shared by inputs and outputs (settings, auth, readiness).
+//! - [`client`]: Kafka and NATS clients shared by inputs and outputs (settings, auth, readiness),
+//!   and HTTP authentication.
 //! - [`codec`]: payload bytes to jq values and back; the JSON envelope of local outputs.
-//! - [`source`]: inputs (stdin, file, generate, Kafka, NATS, JetStream).
+//! - [`source`]: inputs (stdin, file, generate, Kafka, NATS, JetStream, HTTP server).
 //! - [`transform`]: steps (jq, filter, route) and the chain that runs them.
-//! - [`sink`]: outputs (stdout, file, Kafka, NATS, JetStream).
+//! - [`sink`]: outputs (stdout, file, Kafka, NATS, JetStream, HTTP).
 //! - [`runtime`]: wiring and running pipelines, the transform stage.
 //! - [`observe`]: metrics and logs of what happens to events.
 #![forbid(unsafe_code)]
