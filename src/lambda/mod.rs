@@ -108,19 +108,26 @@ pub enum LambdaError {
 
 /// Checks that the Lambda runtime's environment is there, before its client would panic on it.
 pub fn check_environment() -> Result<(), LambdaError> {
+    check(|name| std::env::var(name).ok())
+}
+
+/// [`check_environment`] with the variables `var` gives.
+fn check(var: impl Fn(&str) -> Option<String>) -> Result<(), LambdaError> {
+    let missing = |name: &str| LambdaError::Environment(format!("{name} is not set"));
     for name in LAMBDA_ENVIRONMENT {
-        if std::env::var_os(name).is_none() {
-            return Err(LambdaError::Environment(format!("{name} is not set")));
-        }
+        var(name).ok_or_else(|| missing(name))?;
     }
-    let api = std::env::var("AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
-    let uri = api.parse::<hyper::Uri>();
-    if !uri.is_ok_and(|u| u.authority().is_some()) {
+    let api = var("AWS_LAMBDA_RUNTIME_API").unwrap_or_default();
+    // `host:port` in Lambda; emulators add a scheme and a path.
+    if !api
+        .parse::<hyper::Uri>()
+        .is_ok_and(|u| u.authority().is_some())
+    {
         return Err(LambdaError::Environment(format!(
-            "AWS_LAMBDA_RUNTIME_API is not a host:port: {api:?}"
+            "AWS_LAMBDA_RUNTIME_API is not a host:port or URL: {api:?}"
         )));
     }
-    let memory = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").unwrap_or_default();
+    let memory = var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").unwrap_or_default();
     if memory.parse::<i32>().is_err() {
         return Err(LambdaError::Environment(format!(
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE is not a number: {memory:?}"
@@ -692,16 +699,50 @@ mod tests {
     }
 
     #[test]
-    fn outside_lambda_the_environment_check_says_what_is_missing() {
-        // Tests do not run as a Lambda function (the end-to-end test sets the variables on
-        // the process it starts, not on this one).
-        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-            let error = check_environment().unwrap_err();
-            assert!(
-                error
-                    .to_string()
-                    .contains("AWS_LAMBDA_RUNTIME_API is not set")
-            );
+    fn the_lambda_environment_is_checked_before_the_runtime_client_would_panic_on_it() {
+        // Variables changed from a complete environment, and what the check says then.
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            Result<(), &'static str>,
+        );
+        let cases: [Case; 5] = [
+            (&[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")], Ok(())),
+            (
+                &[("AWS_LAMBDA_RUNTIME_API", "http://127.0.0.1:9000/.rt")],
+                Ok(()),
+            ),
+            (
+                &[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9000/.rt")],
+                Err("not a host:port or URL"),
+            ),
+            (
+                &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")],
+                Err("not a number"),
+            ),
+            (&[("AWS_LAMBDA_FUNCTION_NAME", "")], Ok(())),
+        ];
+        let base = [
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ];
+        for (changes, expected) in cases {
+            let mut env: std::collections::HashMap<_, _> = base.into_iter().collect();
+            env.extend(changes.iter().copied());
+            let checked = check(|name| env.get(name).map(|v| v.to_string()));
+            match expected {
+                Ok(()) => assert!(checked.is_ok(), "{changes:?}: {checked:?}"),
+                Err(text) => assert!(
+                    checked.unwrap_err().to_string().contains(text),
+                    "{changes:?}"
+                ),
+            }
         }
+        let none = check(|_| None).unwrap_err();
+        assert_eq!(
+            none.to_string(),
+            "not running as an AWS Lambda function: AWS_LAMBDA_RUNTIME_API is not set"
+        );
     }
 }
