@@ -154,6 +154,10 @@ fn print_diagnostics(errors: &[sluice::config::Diagnostic]) {
 
 fn main() -> ExitCode {
     let cli = if is_lambda_bootstrap() {
+        if std::env::var_os("SLUICE_PIPELINE").is_none() {
+            eprintln!("bootstrap: set SLUICE_PIPELINE to the pipeline file to run");
+            return ExitCode::FAILURE;
+        }
         Cli::parse_from(["sluice", "lambda"])
     } else {
         Cli::parse()
