@@ -40,6 +40,8 @@ fn emulator(port: u16, log: &Path) -> Process {
                 "127.0.0.1",
             ])
             .args(["--invoke-port", &port.to_string()])
+            // An invocation nobody answers fails the test within a minute instead of hanging.
+            .args(["--timeout", "60"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
