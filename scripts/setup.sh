@@ -3,6 +3,7 @@
 #   scripts/setup.sh build   # toolchain components and C build tools
 #   scripts/setup.sh kafka   # a local Kafka-protocol broker (tansu) and a Python Kafka client
 #   scripts/setup.sh nats    # nats-server and a Python NATS client
+#   scripts/setup.sh lambda  # cargo-lambda: build and deploy Lambda functions, and the runtime API emulator
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use
 #   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/), valgrind
 set -euo pipefail
@@ -56,6 +57,18 @@ setup_test() {
   setup_nats
   # The Kafka-protocol broker and an independent Kafka client (current librdkafka).
   setup_kafka
+  # The Lambda runtime API emulator the Lambda mode's end-to-end test runs the binary under.
+  setup_lambda
+}
+
+# cargo-lambda from PyPI: the package ships the binary (no Rust build, no download of its own).
+CARGO_LAMBDA_VERSION=1.9.2
+setup_lambda() {
+  if command -v cargo-lambda >/dev/null && cargo-lambda lambda --version 2>/dev/null | grep -q "$CARGO_LAMBDA_VERSION"; then
+    return 0
+  fi
+  log "installing cargo-lambda $CARGO_LAMBDA_VERSION"
+  python3 -m pip install --quiet "cargo-lambda==$CARGO_LAMBDA_VERSION"
 }
 
 setup_nats() {
@@ -99,7 +112,8 @@ case "$what" in
   build) setup_build ;;
   kafka) setup_kafka ;;
   nats) setup_nats ;;
+  lambda) setup_lambda ;;
   test) setup_test ;;
   bench) setup_bench ;;
-  *) log "usage: $0 [build|kafka|nats|test|bench]"; exit 2 ;;
+  *) log "usage: $0 [build|kafka|nats|lambda|test|bench]"; exit 2 ;;
 esac

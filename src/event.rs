@@ -47,7 +47,8 @@ pub enum Position {
     },
     /// An item of a request made to sluice (an HTTP request, a Lambda invocation).
     Request {
-        /// What received it: `http` or `lambda`.
+        /// What received it: `http`, `lambda` (a Lambda invocation) or `sqs` (an SQS message
+        /// a Lambda function was invoked with).
         source: &'static str,
         /// The request's id: a number per HTTP request, a Lambda request or SQS message id.
         request: Arc<str>,

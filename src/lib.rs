@@ -14,6 +14,7 @@
 //! - [`transform`]: steps (jq, filter, route) and the chain that runs them.
 //! - [`sink`]: outputs (stdout, file, Kafka, NATS, JetStream, HTTP).
 //! - [`runtime`]: wiring and running pipelines, the transform stage.
+//! - [`lambda`]: Lambda mode: a pipeline's events are an AWS Lambda function's invocations.
 //! - [`observe`]: metrics and logs of what happens to events.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,6 +24,7 @@ pub mod codec;
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod lambda;
 pub mod observe;
 pub mod pipeline;
 pub mod policy;

@@ -78,6 +78,27 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Run a pipeline inside an AWS Lambda function: its events are the function's invocations
+    /// (Kafka, SQS, API Gateway, or any JSON) instead of what its `input` reads. Run as
+    /// `bootstrap` without arguments, it is `sluice lambda` with the file SLUICE_PIPELINE names.
+    Lambda {
+        /// The pipeline file.
+        #[arg(env = "SLUICE_PIPELINE")]
+        pipeline: PathBuf,
+        /// Log format on stderr.
+        #[arg(long, env = "SLUICE_LOG_FORMAT", default_value = "human")]
+        log_format: LogFormat,
+    },
+}
+
+/// Whether this is a Lambda function's `bootstrap` started without arguments, as the Lambda
+/// runtime starts it: then it runs `sluice lambda`.
+fn is_lambda_bootstrap() -> bool {
+    let mut args = std::env::args_os();
+    let name = args.next();
+    let name = name.as_deref().map(std::path::Path::new);
+    name.and_then(|n| n.file_name()) == Some(std::ffi::OsStr::new("bootstrap"))
+        && args.next().is_none()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -132,7 +153,15 @@ fn print_diagnostics(errors: &[sluice::config::Diagnostic]) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = if is_lambda_bootstrap() {
+        if std::env::var_os("SLUICE_PIPELINE").is_none() {
+            eprintln!("bootstrap: set SLUICE_PIPELINE to the pipeline file to run");
+            return ExitCode::FAILURE;
+        }
+        Cli::parse_from(["sluice", "lambda"])
+    } else {
+        Cli::parse()
+    };
     match cli.command {
         Command::Check { pipelines, format } => check(&pipelines, format),
         Command::Test { paths, junit } => test(&paths, junit.as_deref()),
@@ -167,21 +196,59 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             init_logs(log_format);
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("cannot start the runtime: {e}");
+            block_on(run(loaded, metrics_addr))
+        }
+        Command::Lambda {
+            pipeline,
+            log_format,
+        } => {
+            let pipeline = match sluice::pipeline::load_file(&pipeline) {
+                Ok(p) => p,
+                Err(errors) => {
+                    print_diagnostics(&errors);
                     return ExitCode::FAILURE;
                 }
             };
-            let code = runtime.block_on(run(loaded, metrics_addr));
-            // Standard input is read on a blocking thread that may never return; do not wait for it.
-            runtime.shutdown_timeout(Duration::from_millis(100));
-            code
+            init_logs(log_format);
+            block_on(lambda(pipeline))
         }
+    }
+}
+
+/// Runs `work` on a multi-threaded runtime.
+fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(work);
+    // Standard input is read on a blocking thread that may never return; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
+}
+
+/// `sluice lambda`: serves invocations until SIGTERM/SIGINT or a failure.
+async fn lambda(pipeline: sluice::pipeline::Pipeline) -> ExitCode {
+    let health = Health::new(1);
+    let deadline = pipeline.config.settings.shutdown_timeout.0;
+    let shutdown = CancellationToken::new();
+    let runs = health.clone();
+    let work = sluice::lambda::run(pipeline, shutdown.clone(), move |p, stop| {
+        sluice::runtime::run_pipeline(p, stop, runs)
+    });
+    match supervise(work, shutdown, &health, deadline, unix_signals()).await {
+        Ended::Finished(Ok(())) => ExitCode::SUCCESS,
+        Ended::Finished(Err(e)) => {
+            tracing::error!(error = %e, "exiting on error");
+            ExitCode::FAILURE
+        }
+        Ended::DeadlinePassed | Ended::SecondSignal(_) => ExitCode::FAILURE,
     }
 }
 

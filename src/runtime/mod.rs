@@ -14,8 +14,8 @@ use crate::observe::health::Health;
 use crate::pipeline::{ErrorPolicy, Pipeline};
 use crate::policy::{Failures, Route};
 use crate::sink::SinkContext;
-use crate::source::SourceContext;
 use crate::source::intake::Intake;
+use crate::source::{Input, SourceContext};
 
 /// Why a pipeline failed.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,12 @@ pub async fn run_pipeline(
     let link = |remote: bool, component: &str, kind: &str| {
         remote.then(|| health.link(&name, component, kind))
     };
-    let input_link = link(config.input.remote(), "input", config.input.kind());
+    // An input handed over from outside replaces the configured one.
+    let (input_kind, input_remote) = match &components.input {
+        Input::Handoff(h) => (h.kind(), false),
+        _ => (config.input.kind(), config.input.remote()),
+    };
+    let input_link = link(input_remote, "input", input_kind);
     let output_link = link(config.output.remote(), "output", config.output.kind());
     let dead_letter_link = match &config.errors {
         ErrorPolicy::Output(out) => link(out.remote(), "dead-letter output", out.kind()),
@@ -119,7 +124,7 @@ pub async fn run_pipeline(
     }
 
     let gauges = refresh_gauges(&telemetry);
-    tracing::info!(pipeline = %name, input = config.input.kind(), output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");
+    tracing::info!(pipeline = %name, input = input_kind, output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");
     let errors = join(tasks, &name, &stop).await;
     drop(gauges);
     health.untrack(&telemetry);

@@ -149,6 +149,11 @@ impl Intake {
         self.telemetry.budget().is_full()
     }
 
+    /// Cancelled when the pipeline takes no more events: shutdown, or the pipeline failed.
+    pub fn stopping(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
     /// Waits until the in-flight budget has room, or shutdown.
     pub async fn room(&self) {
         tokio::select! {

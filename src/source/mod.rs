@@ -94,6 +94,9 @@ pub enum Input {
     Jetstream(Box<jetstream::JetStreamInput>),
     /// An HTTP server.
     HttpServer(Box<http::HttpServerInput>),
+    /// Events handed to the pipeline from outside it (Lambda invocations), in place of the
+    /// configured input.
+    Handoff(submit::Handoff),
 }
 
 impl InputConfig {
@@ -169,6 +172,7 @@ impl Input {
             Input::Nats(c) => nats::run(&c, ctx).await,
             Input::Jetstream(c) => jetstream::run(&c, ctx).await,
             Input::HttpServer(c) => http::run(*c, ctx).await,
+            Input::Handoff(h) => h.run(ctx).await,
         }
     }
 }

@@ -2,13 +2,15 @@
 //! submission goes into the pipeline in batches, and whoever submitted it can wait until every
 //! event derived from each of its items is delivered or dead-lettered, to answer for them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::intake::{Intake, Room};
+use super::{SourceContext, SourceError};
 use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Headers, Position};
 use crate::observe::Telemetry;
@@ -73,6 +75,13 @@ impl Outcomes {
     pub fn all_done(&self) -> bool {
         self.0.iter().all(|o| o.is_some_and(Outcome::is_ack))
     }
+
+    /// Whether item `index` may be acknowledged (see [`Outcomes::all_done`]).
+    pub fn is_done(&self, index: usize) -> bool {
+        self.0
+            .get(index)
+            .is_some_and(|o| o.is_some_and(Outcome::is_ack))
+    }
 }
 
 /// A submission being waited for.
@@ -120,6 +129,11 @@ impl Submitter {
         self.inner.intake.budget_full()
     }
 
+    /// Cancelled when the pipeline takes no more events: shutdown, or the pipeline failed.
+    pub fn stopping(&self) -> &CancellationToken {
+        self.inner.intake.stopping()
+    }
+
     /// Hands `items` to the pipeline, waiting at most `wait` for room in it. With `track`, the
     /// returned [`Pending`] tells what happened to each item; without, nobody waits for them.
     /// Items handed on before a refusal stay in the pipeline.
@@ -156,6 +170,55 @@ impl Submitter {
             permit.send(batch);
         }
         Ok(pending)
+    }
+}
+
+/// The input of a pipeline whose events are handed to it from outside (a Lambda function's
+/// invocations): once the pipeline runs, it hands its [`Submitter`] over, then waits for
+/// shutdown. The pipeline ends once shutdown began and the last clone of the Submitter is gone.
+#[derive(Clone)]
+pub struct Handoff {
+    kind: &'static str,
+    to: Arc<Mutex<Option<oneshot::Sender<Submitter>>>>,
+}
+
+impl std::fmt::Debug for Handoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handoff").field("kind", &self.kind).finish()
+    }
+}
+
+impl Handoff {
+    /// An input named `kind` in logs and metrics, and where its Submitter arrives.
+    pub fn new(kind: &'static str) -> (Handoff, oneshot::Receiver<Submitter>) {
+        let (tx, rx) = oneshot::channel();
+        let handoff = Handoff {
+            kind,
+            to: Arc::new(Mutex::new(Some(tx))),
+        };
+        (handoff, rx)
+    }
+
+    /// What the input is called in logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Hands the pipeline's Submitter over, then waits for shutdown. Nobody to hand it to ends
+    /// the input at once; a Submitter is handed over once only.
+    pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        let submitter = Submitter::new(ctx.intake, ctx.telemetry.clone(), ctx.counted);
+        let to = self.to.lock().ok().and_then(|mut to| to.take());
+        let Some(to) = to else {
+            return Err(SourceError::Read {
+                input: self.kind,
+                message: "this input was already handed to a pipeline".into(),
+            });
+        };
+        if to.send(submitter).is_ok() {
+            ctx.shutdown.cancelled().await;
+        }
+        Ok(())
     }
 }
 
@@ -251,6 +314,46 @@ mod tests {
         let outcomes = pending.wait(async {}).await;
         assert_eq!(outcomes.unfinished(), 1);
         assert_eq!(outcomes.0[0], Some(Outcome::Delivered));
+    }
+
+    fn context(telemetry: &Arc<Telemetry>) -> (SourceContext, mpsc::Receiver<Vec<Event>>) {
+        let (tx, rx) = mpsc::channel(4);
+        let shutdown = CancellationToken::new();
+        let ctx = SourceContext {
+            telemetry: telemetry.clone(),
+            intake: Intake::new(tx, telemetry.clone(), shutdown.clone(), 10),
+            shutdown,
+            max_event_bytes: 1 << 20,
+            counted: telemetry.ack_counter(),
+            drain_timeout: Duration::from_secs(1),
+            link: None,
+        };
+        (ctx, rx)
+    }
+
+    #[tokio::test]
+    async fn a_handoff_hands_the_submitter_over_once_and_ends_at_shutdown() {
+        let telemetry = Telemetry::new("handoff", 1 << 20);
+        let (handoff, submitter) = Handoff::new("lambda");
+        assert_eq!(handoff.kind(), "lambda");
+        let (ctx, mut rx) = context(&telemetry);
+        let shutdown = ctx.shutdown.clone();
+        let input = tokio::spawn(handoff.clone().run(ctx));
+        let submitter = submitter.await.unwrap();
+        submitter
+            .submit(vec![item(0)], false, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(rx.recv().await.unwrap()[0].payload, "0");
+        shutdown.cancel();
+        input.await.unwrap().unwrap();
+        assert!(submitter.stopping().is_cancelled());
+        // The pipeline's input ends with the last Submitter.
+        drop(submitter);
+        assert!(rx.recv().await.is_none());
+
+        let (ctx, _rx) = context(&telemetry);
+        assert!(handoff.run(ctx).await.is_err(), "handed over once only");
     }
 
     #[tokio::test]

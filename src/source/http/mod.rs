@@ -1,7 +1,7 @@
 //! The `http_server` input: events POSTed to sluice (webhooks, services that speak neither Kafka
 //! nor NATS), answered only once they are delivered, or as soon as they are queued.
 
-mod body;
+pub mod body;
 mod handler;
 mod server;
 
