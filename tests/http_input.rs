@@ -24,6 +24,33 @@ fn name(prefix: &str) -> String {
     unique(prefix).replace('-', "_")
 }
 
+/// A JetStream context on the server at `url`, and a new stream named after `prefix` that
+/// captures `<name>.>`.
+async fn new_stream(url: &str, prefix: &str) -> (async_nats::jetstream::Context, String) {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+    let name = name(prefix);
+    create_stream(&js, &name, &[format!("{name}.>")]).await;
+    (js, name)
+}
+
+/// The stream's events, as JSON, in stream order.
+async fn stored_events(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+) -> Vec<serde_json::Value> {
+    read_stream(js, stream)
+        .await
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect()
+}
+
+/// Field `i` of each of the stream's events, in stream order.
+async fn stored_is(js: &async_nats::jetstream::Context, stream: &str) -> Vec<i64> {
+    let events = stored_events(js, stream).await;
+    events.iter().map(|e| e["i"].as_i64().unwrap()).collect()
+}
+
 /// What curl got: status, HTTP version, body and headers.
 struct Answer {
     status: u16,
@@ -88,11 +115,8 @@ fn start(dir: &Path, yaml: &str, metrics: u16) -> Worker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_request_is_answered_for_what_became_of_its_events() {
-    let client = async_nats::connect("127.0.0.1:4222").await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let (out, dlq) = (name("HTTPOUT"), name("HTTPDLQ"));
-    create_stream(&js, &out, &[format!("{out}.>")]).await;
-    create_stream(&js, &dlq, &[format!("{dlq}.>")]).await;
+    let (js, out) = new_stream("127.0.0.1:4222", "HTTPOUT").await;
+    let (_, dlq) = new_stream("127.0.0.1:4222", "HTTPDLQ").await;
     let (port, metrics) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let worker = start(
@@ -198,11 +222,7 @@ errors:
     );
 
     // A 200 came after delivery: the events are stored already, no waiting needed.
-    let events: Vec<serde_json::Value> = read_stream(&js, &out)
-        .await
-        .iter()
-        .map(|m| serde_json::from_slice(&m.payload).unwrap())
-        .collect();
+    let events = stored_events(&js, &out).await;
     let ns: Vec<_> = events.iter().map(|e| e["n"].as_i64().unwrap()).collect();
     assert_eq!(ns, [1, 2, 3, 4, 5], "in request order: {events:?}");
     assert_eq!(events[0]["key"], "k1");
@@ -246,10 +266,7 @@ errors:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_client_certificates_and_http2() {
     let pki = testkit::pki::Pki::generate();
-    let client = async_nats::connect("127.0.0.1:4222").await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let out = name("HTTPTLS");
-    create_stream(&js, &out, &[format!("{out}.>")]).await;
+    let (js, out) = new_stream("127.0.0.1:4222", "HTTPTLS").await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let _worker = start(
@@ -299,10 +316,7 @@ errors: stop
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_budget_answers_429_and_the_server_recovers() {
     let mut server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let out = name("HTTPFULL");
-    create_stream(&js, &out, &[format!("{out}.>")]).await;
+    let (js, out) = new_stream(&server.url(), "HTTPFULL").await;
     let (port, metrics) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let worker = start(
@@ -367,15 +381,7 @@ settings:
         async || (stored(&js, &out).await? == 20).then_some(()),
     )
     .await;
-    let is: Vec<i64> = read_stream(&js, &out)
-        .await
-        .iter()
-        .map(|m| {
-            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["i"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
+    let is = stored_is(&js, &out).await;
     assert_eq!(is, (0..20).collect::<Vec<_>>());
     drop(worker);
 }
@@ -383,10 +389,7 @@ settings:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_output_outage_gets_503_never_200_and_a_resent_request_is_stored_once() {
     let mut server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let out = name("HTTPDOWN");
-    create_stream(&js, &out, &[format!("{out}.>")]).await;
+    let (js, out) = new_stream(&server.url(), "HTTPDOWN").await;
     let (port, metrics) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let mut worker = start(
@@ -447,15 +450,7 @@ settings:
         let b = curl(&url, &["--data-binary", &events(4)]);
         assert_eq!(b.status, 200, "{}", b.body);
     }
-    let mut is: Vec<i64> = read_stream(&js, &out)
-        .await
-        .iter()
-        .map(|m| {
-            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["i"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
+    let mut is = stored_is(&js, &out).await;
     is.sort();
     assert_eq!(is, [0, 1, 2, 3, 4, 5], "every 200'd event once");
 
