@@ -51,6 +51,11 @@ impl Attempt {
     pub fn has_retries(&self) -> bool {
         !self.again.is_empty()
     }
+
+    /// How many events wait to be attempted again.
+    pub fn retries(&self) -> usize {
+        self.again.len()
+    }
 }
 
 /// One output's confirmations, retries and refusals.

@@ -6,6 +6,7 @@ pub mod http;
 pub mod jetstream;
 pub mod kafka;
 pub mod nats;
+pub mod object_store;
 pub mod retry;
 pub mod stdout;
 
@@ -38,6 +39,8 @@ pub enum OutputConfig {
     Jetstream(jetstream::JetStreamOutputConfig),
     /// An HTTP endpoint, a batch of events per request.
     Http(http::HttpOutputConfig),
+    /// Objects in S3, Azure Blob Storage, Google Cloud Storage or local files.
+    ObjectStore(object_store::ObjectStoreOutputConfig),
 }
 
 /// Why a sink stopped.
@@ -129,6 +132,8 @@ pub enum Output {
     Jetstream(Box<jetstream::JetStreamOutput>),
     /// An HTTP endpoint.
     Http(Box<http::HttpOutput>),
+    /// An object store.
+    ObjectStore(Box<object_store::ObjectStoreOutput>),
 }
 
 impl OutputConfig {
@@ -149,6 +154,7 @@ impl OutputConfig {
             OutputConfig::Nats(_) => "nats",
             OutputConfig::Jetstream(_) => "jetstream",
             OutputConfig::Http(_) => "http",
+            OutputConfig::ObjectStore(_) => "object_store",
         }
     }
 
@@ -166,6 +172,9 @@ impl OutputConfig {
             OutputConfig::Nats(c) => Output::Nats(Box::new(c.build(&path, v)?)),
             OutputConfig::Jetstream(c) => Output::Jetstream(Box::new(c.build(&path, v)?)),
             OutputConfig::Http(c) => Output::Http(Box::new(c.build(&path, v)?)),
+            OutputConfig::ObjectStore(c) => {
+                Output::ObjectStore(Box::new(c.build(&path, cx.pipeline, v)?))
+            }
         })
     }
 }
@@ -184,6 +193,7 @@ impl Output {
             Output::Nats(c) => nats::run(&c, rx, ctx).await,
             Output::Jetstream(c) => jetstream::run(&c, rx, ctx).await,
             Output::Http(c) => http::run(&c, rx, ctx).await,
+            Output::ObjectStore(c) => object_store::run(*c, rx, ctx).await,
         }
     }
 }

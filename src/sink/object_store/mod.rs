@@ -1,0 +1,286 @@
+//! The `object_store` output: batches of events written as objects (S3 and S3-compatible stores,
+//! Azure Blob Storage, Google Cloud Storage, local files), each named after what it holds, an
+//! input acknowledged only once every object holding its events is stored.
+
+mod batch;
+mod template;
+mod write;
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use super::{SinkContext, SinkError};
+use crate::config::{ByteSize, HumanDuration, Secret, Validator};
+use crate::event::Event;
+pub use template::PathTemplate;
+
+/// Writes events as objects: `url` names the store and the prefix every object goes under,
+/// `path` the folder below it per event, and each object holds a batch of events of one folder
+/// and one input lane (a Kafka partition, say), named after its first and last event.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreOutputConfig {
+    /// Where: `s3://bucket/prefix`, `az://container/prefix` (or `abfs://`), `gs://bucket/prefix`,
+    /// `file:///dir`, `memory:///` (in this process only).
+    pub url: String,
+    /// The folder of each event under the prefix: text with strftime fields of the event's time
+    /// in UTC (`dt=%Y-%m-%d/hour=%H`) and jq expressions on the event (`service={{ .service }}`).
+    /// Empty: every object directly under the prefix.
+    #[serde(default)]
+    pub path: String,
+    /// `ndjson`: one payload per line.
+    #[serde(default)]
+    pub format: ObjectFormat,
+    /// `none`, `gzip` or `zstd`.
+    #[serde(default)]
+    pub compression: Compression,
+    /// When an object is written.
+    #[serde(default)]
+    pub batch: ObjectBatch,
+    /// Store settings, by the store's own names: `endpoint`, `region`,
+    /// `virtual_hosted_style_request`, `allow_http`, `access_key_id`, `secret_access_key`,
+    /// `account_name`, `access_key`, `use_emulator`, `service_account_key`, ... Unset ones come
+    /// from the environment (`AWS_*`, `AZURE_*`, `GOOGLE_*`) and the provider's default chain.
+    /// Values are never logged.
+    #[serde(default)]
+    pub options: IndexMap<String, Secret>,
+}
+
+/// How events are written into an object.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectFormat {
+    /// One payload per line, as the file output writes them.
+    #[default]
+    Ndjson,
+}
+
+/// How an object is compressed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Not compressed.
+    #[default]
+    None,
+    /// gzip (`.gz`).
+    Gzip,
+    /// Zstandard (`.zst`).
+    Zstd,
+}
+
+/// When the events of a folder and lane are written as an object: whichever comes first.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectBatch {
+    /// Events per object.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+    /// Bytes of payload per object, before compression.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: ByteSize,
+    /// How long the first event of an object may wait for the object to fill.
+    #[serde(default = "default_max_age")]
+    pub max_age: HumanDuration,
+}
+
+// Large enough that query engines read few objects, small enough to be written within a minute.
+fn default_max_events() -> usize {
+    100_000
+}
+
+// What Athena, Spark and DuckDB read efficiently as one file, uncompressed.
+fn default_max_bytes() -> ByteSize {
+    ByteSize(64 * 1024 * 1024)
+}
+
+// A minute of delay is what archiving to object storage usually tolerates.
+fn default_max_age() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
+}
+
+impl Default for ObjectBatch {
+    fn default() -> Self {
+        ObjectBatch {
+            max_events: default_max_events(),
+            max_bytes: default_max_bytes(),
+            max_age: default_max_age(),
+        }
+    }
+}
+
+/// An `object_store` output, built.
+#[derive(Clone)]
+pub struct ObjectStoreOutput {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    config: ObjectStoreOutputConfig,
+    pipeline: Arc<str>,
+}
+
+impl std::fmt::Debug for ObjectStoreOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStoreOutput")
+            .field("store", &self.store.to_string())
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectStoreOutputConfig {
+    /// Builds the store client and the path template without connecting; problems are reported
+    /// under `path`.
+    pub fn build(
+        &self,
+        path: &str,
+        pipeline: &str,
+        v: &mut Validator<'_>,
+    ) -> Option<ObjectStoreOutput> {
+        let store = match store(&self.url, &self.options) {
+            Ok(store) => Some(store),
+            Err(StoreError { option, message }) => {
+                let at = match option {
+                    Some(key) => format!("{path}.options.{key}"),
+                    None => format!("{path}.url"),
+                };
+                v.error_at(&at, message);
+                None
+            }
+        };
+        let template = PathTemplate::parse(&self.path)
+            .map_err(|e| v.error_at(&format!("{path}.path"), e))
+            .ok();
+        let batch = &self.batch;
+        let at = |key: &str| format!("{path}.batch.{key}");
+        if batch.max_events == 0 {
+            v.error_at(&at("max_events"), "must be above 0");
+        }
+        if batch.max_bytes.0 == 0 {
+            v.error_at(&at("max_bytes"), "must be above 0");
+        }
+        if batch.max_age.0.is_zero() {
+            v.error_at(&at("max_age"), "must be above 0s");
+        }
+        template?;
+        let (store, prefix) = store?;
+        Some(ObjectStoreOutput {
+            store,
+            prefix,
+            config: self.clone(),
+            pipeline: Arc::from(pipeline),
+        })
+    }
+}
+
+/// A store setting that cannot be used: the option it is about (None: the URL).
+struct StoreError {
+    option: Option<String>,
+    message: String,
+}
+
+fn url_error(message: impl std::fmt::Display) -> StoreError {
+    StoreError {
+        option: None,
+        message: message.to_string(),
+    }
+}
+
+/// The store `url` names, with `options`, and the prefix in it.
+fn store(
+    url: &str,
+    options: &IndexMap<String, Secret>,
+) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
+    use object_store::ObjectStoreScheme as Scheme;
+    let parsed = url::Url::parse(url).map_err(|e| url_error(format!("not a URL: {e}")))?;
+    let (scheme, prefix) = Scheme::parse(&parsed).map_err(url_error)?;
+    let local = matches!(scheme, Scheme::Local | Scheme::Memory);
+    if let (true, Some(key)) = (local, options.keys().next()) {
+        return Err(StoreError {
+            option: Some(key.clone()),
+            message: format!("a {} store takes no options", parsed.scheme()),
+        });
+    }
+    // The cloud stores' HTTP client takes the process's TLS provider: ring, as everywhere else.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store: Arc<dyn ObjectStore> = match scheme {
+        Scheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
+        Scheme::Memory => Arc::new(object_store::memory::InMemory::new()),
+        Scheme::AmazonS3 => {
+            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+            let builder = configure::<AmazonS3ConfigKey, _>(
+                AmazonS3Builder::from_env()
+                    .with_url(url)
+                    .with_retry(no_retries()),
+                options,
+                |b, k, v| b.with_config(k, v),
+            )?;
+            Arc::new(builder.build().map_err(url_error)?)
+        }
+        Scheme::MicrosoftAzure => {
+            use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
+            let builder = configure::<AzureConfigKey, _>(
+                MicrosoftAzureBuilder::from_env()
+                    .with_url(url)
+                    .with_retry(no_retries()),
+                options,
+                |b, k, v| b.with_config(k, v),
+            )?;
+            Arc::new(builder.build().map_err(url_error)?)
+        }
+        Scheme::GoogleCloudStorage => {
+            use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
+            let builder = configure::<GoogleConfigKey, _>(
+                GoogleCloudStorageBuilder::from_env()
+                    .with_url(url)
+                    .with_retry(no_retries()),
+                options,
+                |b, k, v| b.with_config(k, v),
+            )?;
+            Arc::new(builder.build().map_err(url_error)?)
+        }
+        other => return Err(url_error(format!("{other:?} stores are not supported"))),
+    };
+    Ok((store, prefix))
+}
+
+/// The store client's own retries are off: the output retries with its retry settings and
+/// circuit breaker, as every output does, and readiness follows them.
+fn no_retries() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 0,
+        ..Default::default()
+    }
+}
+
+/// Applies each option to `builder`, by the store's own key names.
+fn configure<K: std::str::FromStr, B>(
+    mut builder: B,
+    options: &IndexMap<String, Secret>,
+    set: impl Fn(B, K, String) -> B,
+) -> Result<B, StoreError>
+where
+    K::Err: std::fmt::Display,
+{
+    for (key, value) in options {
+        let parsed = key.parse::<K>().map_err(|e| StoreError {
+            option: Some(key.clone()),
+            message: format!("unknown option {key:?}: {e}"),
+        })?;
+        builder = set(builder, parsed, value.0.clone());
+    }
+    Ok(builder)
+}
+
+/// Writes the events of `rx` as objects until the channel closes; what is buffered then is
+/// written before returning.
+pub async fn run(
+    output: ObjectStoreOutput,
+    rx: mpsc::Receiver<Vec<Event>>,
+    ctx: SinkContext,
+) -> Result<(), SinkError> {
+    write::run(output, rx, ctx).await
+}

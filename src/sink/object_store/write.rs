@@ -1,0 +1,229 @@
+//! Sorting events into open objects by folder and lane, and writing an object once it is full,
+//! old, or needed to free the in-flight budget: uploaded whole, retried with the output's retry
+//! settings while the store fails for a passing reason, its events confirmed only once stored.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::batch::{Open, encode, lane};
+use super::{Compression, ObjectStoreOutput};
+use crate::delivery::{Cause, MustStop};
+use crate::event::{Event, Failed, now_millis};
+use crate::sink::deliver::{Attempt, Delivery};
+use crate::sink::retry::Held;
+use crate::sink::{SinkContext, SinkError};
+
+/// Objects larger than this are uploaded in parts (S3's smallest part is 5 MiB).
+const MULTIPART_OVER: usize = 16 * 1024 * 1024;
+/// The size of each part of a multipart upload.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+struct Writer {
+    output: ObjectStoreOutput,
+    delivery: Delivery,
+    open: HashMap<String, Open>,
+    folder: String,
+}
+
+/// Writes the events of `rx` as objects until the channel closes, then writes what is open.
+pub async fn run(
+    output: ObjectStoreOutput,
+    mut rx: mpsc::Receiver<Vec<Event>>,
+    ctx: SinkContext,
+) -> Result<(), SinkError> {
+    let mut w = Writer {
+        output,
+        delivery: Delivery::new(ctx),
+        open: HashMap::new(),
+        folder: String::new(),
+    };
+    let max_age = w.output.config.batch.max_age.0;
+    loop {
+        let oldest = w.open.values().map(|o| o.since).min();
+        let deadline = oldest.map(|since| since + max_age);
+        tokio::select! {
+            batch = rx.recv() => match batch {
+                Some(batch) => w.take(batch).await?,
+                None => break,
+            },
+            () = sleep_until(deadline) => w.write_older_than(Instant::now() - max_age).await?,
+        }
+    }
+    w.write_older_than(Instant::now()).await?;
+    let rest: Vec<String> = w.open.keys().cloned().collect();
+    for key in rest {
+        w.write(&key).await?;
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Writer {
+    /// Sorts `batch` into open objects, writing those that become full, then the largest ones
+    /// while the in-flight budget is used up (their events would otherwise hold the input back
+    /// until `max_age`).
+    async fn take(&mut self, batch: Vec<Event>) -> Result<(), MustStop> {
+        let now = now_millis();
+        let limits = &self.output.config.batch;
+        let (max_events, max_bytes) = (limits.max_events, limits.max_bytes.0);
+        for event in batch {
+            let template = &self.output.config.path;
+            if let Err(reason) = super::template::render(template, &event, now, &mut self.folder) {
+                let failed = Failed::at_output(event, reason, Cause::Event);
+                self.delivery.refuse(failed).await?;
+                continue;
+            }
+            let (lane, place) = lane(&event.position, event.derived);
+            let key = format!("{}\n{lane}", self.folder);
+            let open = match self.open.get_mut(&key) {
+                Some(open) => open,
+                None => {
+                    let open = Open::new(self.folder.clone(), lane);
+                    self.open.entry(key.clone()).or_insert(open)
+                }
+            };
+            open.push(event, place);
+            if open.events.len() >= max_events || open.bytes >= max_bytes {
+                self.write(&key).await?;
+            }
+        }
+        while self.delivery.ctx().telemetry.budget().is_full() {
+            let largest = self.open.iter().max_by_key(|(_, o)| o.bytes);
+            let Some(key) = largest.map(|(k, _)| k.clone()) else {
+                break;
+            };
+            self.write(&key).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_older_than(&mut self, cutoff: Instant) -> Result<(), MustStop> {
+        let old: Vec<String> = (self.open.iter())
+            .filter(|(_, o)| o.since <= cutoff)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in old {
+            self.write(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the open object `key` until it is stored, or its events have followed the error
+    /// policy.
+    async fn write(&mut self, key: &str) -> Result<(), MustStop> {
+        let Some(open) = self.open.remove(key) else {
+            return Ok(());
+        };
+        let compression = self.output.config.compression;
+        let mut name = open.name(&self.output.pipeline, compression);
+        let (folder, lane) = (open.folder, open.lane);
+        let mut held: Vec<Held> = open.events.into_iter().map(Held::new).collect();
+        loop {
+            let payloads: Vec<Bytes> = held.iter().map(|h| h.event.payload.clone()).collect();
+            let body = tokio::task::spawn_blocking(move || encode(&payloads, compression)).await;
+            let path = location(&self.output.prefix, &folder, &name);
+            let mut attempt = Attempt::default();
+            let stored = match body {
+                Ok(Ok(body)) => upload(&*self.output.store, &path, body).await,
+                Ok(Err(e)) => Err(Failure::Refused(format!("encoding the object: {e}"))),
+                Err(e) => Err(Failure::Refused(format!("encoding the object: {e}"))),
+            };
+            match stored {
+                Ok(()) => {
+                    tracing::debug!(object = %path, events = held.len(), "object stored");
+                    attempt.delivered_all(held);
+                }
+                Err(Failure::Retry(reason)) => {
+                    held.into_iter()
+                        .for_each(|h| attempt.retry(h, reason.clone()));
+                }
+                Err(Failure::Refused(reason)) => {
+                    for h in held {
+                        let reason = format!("{path}: {reason}");
+                        attempt.refused(Failed::at_output(h.event, reason, Cause::Output));
+                    }
+                }
+            }
+            self.delivery.settle(&mut attempt).await?;
+            if !attempt.has_retries() {
+                return Ok(());
+            }
+            let before = attempt.retries();
+            held = self.delivery.back_off(&mut attempt).await?;
+            if held.is_empty() {
+                return Ok(());
+            }
+            if held.len() != before {
+                // Events out of attempts left: the object holds the rest, named after them.
+                name = held_name(&self.output.pipeline, &lane, &held, compression);
+            }
+        }
+    }
+}
+
+/// The name of an object holding `held`, of `lane`.
+fn held_name(pipeline: &str, lane: &str, held: &[Held], compression: Compression) -> String {
+    let place = |h: &Held| super::batch::lane(&h.event.position, h.event.derived).1;
+    let places: Option<Vec<_>> = held.iter().map(place).collect();
+    let ends = places.and_then(|p| Some((*p.first()?, *p.last()?)));
+    super::batch::name(pipeline, lane, ends, compression)
+}
+
+/// `prefix/folder/name`, each folder level one path segment.
+fn location(prefix: &Path, folder: &str, name: &str) -> Path {
+    let mut path = prefix.clone();
+    for part in folder.split('/').filter(|p| !p.is_empty()) {
+        path = path.join(part);
+    }
+    path.join(name)
+}
+
+/// Why an upload failed.
+enum Failure {
+    /// It may pass (the store unreachable, overloaded, a timeout): try again.
+    Retry(String),
+    /// It will not (no such bucket, no permission): the events follow the error policy.
+    Refused(String),
+}
+
+async fn upload(store: &dyn ObjectStore, path: &Path, body: Vec<u8>) -> Result<(), Failure> {
+    let result = if body.len() > MULTIPART_OVER {
+        match store.put_multipart(path).await {
+            Ok(upload) => {
+                let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+                parts.put(Bytes::from(body));
+                parts.finish().await.map(|_| ())
+            }
+            Err(e) => Err(e),
+        }
+    } else {
+        store.put(path, PutPayload::from(body)).await.map(|_| ())
+    };
+    result.map_err(classify)
+}
+
+fn classify(error: object_store::Error) -> Failure {
+    use object_store::Error as E;
+    let reason = error.to_string();
+    match error {
+        E::NotFound { .. }
+        | E::PermissionDenied { .. }
+        | E::Unauthenticated { .. }
+        | E::InvalidPath { .. }
+        | E::NotSupported { .. }
+        | E::NotImplemented { .. }
+        | E::UnknownConfigurationKey { .. } => Failure::Refused(reason),
+        _ => Failure::Retry(reason),
+    }
+}
