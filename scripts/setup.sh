@@ -4,6 +4,7 @@
 #   scripts/setup.sh kafka   # a local Kafka-protocol broker (tansu) and a Python Kafka client
 #   scripts/setup.sh nats    # nats-server and a Python NATS client
 #   scripts/setup.sh lambda  # cargo-lambda: build and deploy Lambda functions, and the runtime API emulator
+#   scripts/setup.sh s3      # moto's S3 server, boto3 and zstandard (the object store output's tests)
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use
 #   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/), valgrind
 set -euo pipefail
@@ -59,6 +60,15 @@ setup_test() {
   setup_kafka
   # The Lambda runtime API emulator the Lambda mode's end-to-end test runs the binary under.
   setup_lambda
+  # S3 for the object store output's tests (moto's server), read back with boto3.
+  setup_s3
+}
+
+MOTO_VERSION=5.2.1
+setup_s3() {
+  python3 -c "import sys, moto, boto3, zstandard; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null && return 0
+  log "installing moto $MOTO_VERSION (S3 server), boto3 and zstandard"
+  python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" boto3 'zstandard>=0.22'
 }
 
 # cargo-lambda from PyPI: the package ships the binary (no Rust build, no download of its own).
@@ -113,7 +123,8 @@ case "$what" in
   kafka) setup_kafka ;;
   nats) setup_nats ;;
   lambda) setup_lambda ;;
+  s3) setup_s3 ;;
   test) setup_test ;;
   bench) setup_bench ;;
-  *) log "usage: $0 [build|kafka|nats|lambda|test|bench]"; exit 2 ;;
+  *) log "usage: $0 [build|kafka|nats|lambda|s3|test|bench]"; exit 2 ;;
 esac

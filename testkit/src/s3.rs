@@ -1,0 +1,103 @@
+//! An S3 server of the caller's own (moto in server mode, on a free port), and boto3 as an
+//! independent client to read back what was stored.
+
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::process::Process;
+use crate::wait::wait_for;
+
+/// A running moto S3 server, killed when dropped.
+pub struct Moto {
+    process: Process,
+    /// The port it listens on, on 127.0.0.1.
+    pub port: u16,
+}
+
+fn spawn(port: u16) -> Process {
+    let process = Process(
+        Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto is installed (scripts/setup.sh test)"),
+    );
+    wait_for("moto to listen", Duration::from_secs(30), || {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    process
+}
+
+impl Moto {
+    /// Starts moto and waits until it accepts connections.
+    pub fn start() -> Moto {
+        let port = crate::free_port();
+        Moto {
+            process: spawn(port),
+            port,
+        }
+    }
+
+    /// Kills the server; what it stored is gone with it (moto keeps it in memory).
+    pub fn stop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The `options:` of an `object_store` output for this server.
+    pub fn options(&self) -> String {
+        format!(
+            "{{endpoint: '{}', allow_http: 'true', region: us-east-1, access_key_id: test, secret_access_key: test}}",
+            self.endpoint()
+        )
+    }
+
+    /// Creates `bucket` with boto3.
+    pub fn create_bucket(&self, bucket: &str) {
+        self.boto3(&format!("s3.create_bucket(Bucket={bucket:?})"));
+    }
+
+    /// Every object under `prefix` in `bucket`, read with boto3: key, and its lines after
+    /// decompressing (`.gz`, `.zst`).
+    pub fn objects(&self, bucket: &str, prefix: &str) -> Vec<(String, Vec<String>)> {
+        let script = format!(
+            "import gzip, json, zstandard\n\
+             out = []\n\
+             for page in s3.get_paginator('list_objects_v2').paginate(Bucket={bucket:?}, Prefix={prefix:?}):\n\
+             \x20   for o in page.get('Contents', []):\n\
+             \x20       body = s3.get_object(Bucket={bucket:?}, Key=o['Key'])['Body'].read()\n\
+             \x20       if o['Key'].endswith('.gz'): body = gzip.decompress(body)\n\
+             \x20       if o['Key'].endswith('.zst'): body = zstandard.ZstdDecompressor().decompressobj().decompress(body)\n\
+             \x20       out.append([o['Key'], body.decode().splitlines()])\n\
+             print(json.dumps(out))"
+        );
+        let text = self.boto3(&script);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
+    /// Runs `script` with `s3`, a boto3 client of this server; returns what it printed.
+    fn boto3(&self, script: &str) -> String {
+        let prelude = format!(
+            "import boto3\ns3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n",
+            self.endpoint()
+        );
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(prelude + script)
+            .output()
+            .expect("python3 with boto3 (scripts/setup.sh test)");
+        assert!(
+            out.status.success(),
+            "boto3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
