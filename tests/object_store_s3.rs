@@ -3,8 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use std::time::Duration;
 use testkit::s3::Moto;
-use testkit::{pipeline, run_with_stdin, sluice, unique};
+
+use testkit::{
+    Worker, free_port, http_get, metric_values, pipeline, run_with_stdin, sluice, unique,
+};
+use testkit::{wait_exit, wait_for};
 
 #[test]
 fn generated_events_are_stored_in_s3_each_in_exactly_one_object() {
@@ -79,4 +84,75 @@ errors: stop
         "{:?}",
         objects.iter().map(|o| &o.0).collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn a_store_that_hangs_holds_the_input_back_turns_readiness_503_and_loses_nothing() {
+    let moto = Moto::start();
+    let bucket = unique("hang").to_lowercase();
+    moto.create_bucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "hang",
+        &format!(
+            "\
+input:
+  generate:
+    template: '{{id: .}}'
+    count: 20000
+    rate: 4000
+output:
+  object_store:
+    url: s3://{bucket}/events
+    batch: {{max_events: 500, max_age: 1s}}
+    options: {options}
+errors: stop
+settings:
+  max_event_bytes: 4KiB
+  max_in_flight_bytes: 64KiB
+  retry: {{initial_backoff: 50ms, max_backoff: 500ms, unready_after: 2s}}
+",
+            options = moto.options()
+        ),
+    );
+    let metrics = free_port();
+    let log = dir.path().join("sluice.log");
+    let mut worker = Worker::with_metrics(sluice!(), &file, &log, metrics);
+    let metric = |name: &str| {
+        let (_, text) = http_get(metrics, "/metrics")?;
+        Some(metric_values(&text, name, &[]).first()?.1)
+    };
+    wait_for("objects stored", Duration::from_secs(30), || {
+        (metric("sluice_events_sent_total")? >= 1000.0).then_some(())
+    });
+    moto.pause();
+    wait_for("readiness to fail", Duration::from_secs(30), || {
+        let (status, body) = http_get(metrics, "/health/ready")?;
+        (status == 503 && body.contains("output failing")).then_some(())
+    });
+    // The input is held back: the in-flight budget is used up, and it stays under 20,000.
+    wait_for("the budget used up", Duration::from_secs(30), || {
+        (metric("sluice_bytes_in_flight")? >= 65536.0).then_some(())
+    });
+    let received = metric("sluice_events_received_total").unwrap();
+    assert!(
+        received < 20000.0,
+        "the input was not held back: {received}"
+    );
+    moto.resume();
+    let status = wait_exit(&mut worker, Duration::from_secs(120));
+    assert!(status.success(), "{}", worker.report());
+
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for (_, lines) in moto.objects(&bucket, "events/") {
+        for l in lines {
+            let id = serde_json::from_str::<serde_json::Value>(&l).unwrap()["id"]
+                .as_u64()
+                .unwrap();
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 20000, "every event stored");
+    assert!(seen.values().all(|n| *n == 1), "an event stored twice");
 }

@@ -46,6 +46,17 @@ impl Moto {
         let _ = self.process.wait();
     }
 
+    /// Freezes the server (SIGSTOP): connections are accepted by the kernel and never answered,
+    /// as with a store that hangs. What it stored is kept.
+    pub fn pause(&self) {
+        crate::process::signal(&self.process, "STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        crate::process::signal(&self.process, "CONT");
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -54,7 +65,7 @@ impl Moto {
     /// The `options:` of an `object_store` output for this server.
     pub fn options(&self) -> String {
         format!(
-            "{{endpoint: '{}', allow_http: 'true', region: us-east-1, access_key_id: test, secret_access_key: test}}",
+            "{{endpoint: '{}', allow_http: 'true', region: us-east-1, access_key_id: test, secret_access_key: test, timeout: 2s}}",
             self.endpoint()
         )
     }
