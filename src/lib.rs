@@ -12,7 +12,7 @@
 //! - [`codec`]: payload bytes to jq values and back; the JSON envelope of local outputs.
 //! - [`source`]: inputs (stdin, file, generate, Kafka, NATS, JetStream, HTTP server).
 //! - [`transform`]: steps (jq, filter, route) and the chain that runs them.
-//! - [`sink`]: outputs (stdout, file, Kafka, NATS, JetStream, HTTP).
+//! - [`sink`]: outputs (stdout, file, Kafka, NATS, JetStream, HTTP, object stores).
 //! - [`runtime`]: wiring and running pipelines, the transform stage.
 //! - [`lambda`]: Lambda mode: a pipeline's events are an AWS Lambda function's invocations.
 //! - [`observe`]: metrics and logs of what happens to events.
