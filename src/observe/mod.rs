@@ -22,6 +22,9 @@ pub struct Telemetry {
     dead_lettered: Counter,
     totals: [AtomicU64; 8],
     budget: Arc<Budget>,
+    /// Bumped when an input needs what outputs hold back written now (see
+    /// [`Telemetry::request_flush`]).
+    flush: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -82,7 +85,20 @@ impl Telemetry {
                 metrics::gauge!(names::BYTES_IN_FLIGHT, &[label()]),
                 metrics::gauge!(names::EVENTS_IN_FLIGHT, &[label()]),
             )),
+            flush: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Asks the outputs that hold events back to fill larger writes (an object store output) to
+    /// write what they hold now: an input is about to give up partitions and waits for their
+    /// events to be delivered.
+    pub fn request_flush(&self) {
+        self.flush.send_modify(|n| *n += 1);
+    }
+
+    /// Where an output learns of flush requests: it changes at each.
+    pub fn flush_requests(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.flush.subscribe()
     }
 
     /// The pipeline's in-flight byte budget.

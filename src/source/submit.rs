@@ -98,6 +98,8 @@ impl Pending {
         tokio::pin!(deadline);
         while self.left > 0 {
             let msg = tokio::select! {
+                // Answers already there count, even when the deadline has passed too.
+                biased;
                 msg = self.answers.recv() => msg,
                 () = &mut deadline => break,
             };

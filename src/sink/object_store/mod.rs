@@ -3,6 +3,7 @@
 //! input acknowledged only once every object holding its events is stored.
 
 mod batch;
+mod stored;
 mod template;
 mod write;
 

@@ -10,10 +10,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::batch::{Open, encode, lane};
+use super::batch::{Open, Place, encode, lane};
+use super::stored::Stored;
 use super::{Compression, ObjectStoreOutput};
 use crate::delivery::{Cause, MustStop};
-use crate::event::{Event, Failed, now_millis};
+use crate::event::{Event, Failed, Position, now_millis};
 use crate::sink::deliver::{Attempt, Delivery};
 use crate::sink::retry::Held;
 use crate::sink::{SinkContext, SinkError};
@@ -28,6 +29,7 @@ struct Writer {
     delivery: Delivery,
     open: HashMap<String, Open>,
     folder: String,
+    stored: Stored,
 }
 
 /// Writes the events of `rx` as objects until the channel closes, then writes what is open.
@@ -36,11 +38,13 @@ pub async fn run(
     mut rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
+    let mut flushes = ctx.telemetry.flush_requests();
     let mut w = Writer {
         output,
         delivery: Delivery::new(ctx),
         open: HashMap::new(),
         folder: String::new(),
+        stored: Stored::default(),
     };
     let max_age = w.output.config.batch.max_age.0;
     loop {
@@ -52,14 +56,12 @@ pub async fn run(
                 None => break,
             },
             () = sleep_until(deadline) => w.write_older_than(Instant::now() - max_age).await?,
+            // An input gives up partitions: what is held is written now, not at max_age.
+            Ok(()) = flushes.changed() => w.write_older_than(Instant::now()).await?,
         }
     }
-    w.write_older_than(Instant::now()).await?;
-    let rest: Vec<String> = w.open.keys().cloned().collect();
-    for key in rest {
-        w.write(&key).await?;
-    }
-    Ok(())
+    // Everything still open.
+    Ok(w.write_older_than(Instant::now()).await?)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -86,6 +88,10 @@ impl Writer {
             }
             let (lane, place) = lane(&event.position, event.derived);
             let key = format!("{}\n{lane}", self.folder);
+            if self.already_stored(&event, &key, &lane, place).await {
+                self.delivery.ctx().confirm([event]);
+                continue;
+            }
             let open = match self.open.get_mut(&key) {
                 Some(open) => open,
                 None => {
@@ -106,6 +112,37 @@ impl Writer {
             self.write(&key).await?;
         }
         Ok(())
+    }
+
+    /// Whether an event read again (a Kafka record after a crash or a rebalance) is held by an
+    /// object stored before: then it is acknowledged, not written twice. Only Kafka partitions
+    /// are read again in order from a committed offset, which is what makes a stored object's
+    /// range of places hold every event of its folder and lane in that range.
+    async fn already_stored(
+        &mut self,
+        event: &Event,
+        key: &str,
+        lane: &str,
+        place: Option<Place>,
+    ) -> bool {
+        let (Position::Kafka { .. }, Some(place)) = (&*event.position, place) else {
+            return false;
+        };
+        let folder = || location(&self.output.prefix, &self.folder, "");
+        let store = &*self.output.store;
+        let pipeline = &self.output.pipeline;
+        match self
+            .stored
+            .holds(store, folder, pipeline, key, lane, place)
+            .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                // Not knowing, write it: at least once rather than lost.
+                tracing::warn!(pipeline = %pipeline, folder = %self.folder, error = %e, "object_store: cannot list what is stored; events read again may be written twice");
+                false
+            }
+        }
     }
 
     async fn write_older_than(&mut self, cutoff: Instant) -> Result<(), MustStop> {
@@ -180,13 +217,16 @@ fn held_name(pipeline: &str, lane: &str, held: &[Held], compression: Compression
     super::batch::name(pipeline, lane, ends, compression)
 }
 
-/// `prefix/folder/name`, each folder level one path segment.
+/// `prefix/folder/name`, each folder level one path segment (no name: the folder).
 fn location(prefix: &Path, folder: &str, name: &str) -> Path {
     let mut path = prefix.clone();
     for part in folder.split('/').filter(|p| !p.is_empty()) {
         path = path.join(part);
     }
-    path.join(name)
+    match name {
+        "" => path,
+        name => path.join(name),
+    }
 }
 
 /// Why an upload failed.

@@ -1,7 +1,7 @@
 //! The consumer's client context: librdkafka's callbacks (rebalances, commits, statistics,
 //! errors) acting on the lanes, shared with the poll loop under a lock.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -13,12 +13,14 @@ use super::REVOKE_TIMEOUT;
 use super::lanes::Lanes;
 use crate::client::kafka::BrokerLink;
 use crate::delivery::AckMsg;
+use crate::observe::Telemetry;
 
 /// The lanes, and where their acknowledgements arrive.
 pub(super) struct State {
     pub(super) lanes: Lanes,
     acks: mpsc::UnboundedReceiver<AckMsg>,
     runtime: tokio::runtime::Handle,
+    telemetry: Arc<Telemetry>,
 }
 
 impl State {
@@ -26,11 +28,13 @@ impl State {
         lanes: Lanes,
         acks: mpsc::UnboundedReceiver<AckMsg>,
         runtime: tokio::runtime::Handle,
+        telemetry: Arc<Telemetry>,
     ) -> State {
         State {
             lanes,
             acks,
             runtime,
+            telemetry,
         }
     }
 
@@ -97,6 +101,9 @@ impl State {
             .iter()
             .filter_map(|e| self.lanes.current_lane(e.topic(), e.partition()))
             .collect();
+        // Outputs that hold events back for larger writes write them now, so the events are
+        // delivered and committed before the partitions go to another member.
+        self.telemetry.request_flush();
         self.wait_idle(&lanes, Instant::now() + REVOKE_TIMEOUT);
         self.commit(consumer, Some(&lanes), CommitMode::Sync);
         self.lanes.revoked(&lanes);

@@ -198,6 +198,7 @@ fn consume(
             Lanes::new(pipeline.clone()),
             ack_rx,
             runtime.clone(),
+            ctx.telemetry.clone(),
         )),
         link: BrokerLink::new(ctx.link.clone(), &pipeline, "consumer"),
     };
