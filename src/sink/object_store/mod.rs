@@ -207,42 +207,22 @@ fn store(
     }
     // The cloud stores' HTTP client takes the process's TLS provider: ring, as everywhere else.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // A cloud store from its builder, with the environment, the URL, no retries of its own, and
+    // `options` by its own key names.
+    macro_rules! cloud {
+        ($builder:ty, $key:ty) => {{
+            let builder = <$builder>::from_env().with_url(url).with_retry(no_retries());
+            let builder = configure::<$key, _>(builder, options, |b, k, v| b.with_config(k, v))?;
+            Arc::new(builder.build().map_err(url_error)?)
+        }};
+    }
+    use object_store::{aws, azure, gcp};
     let store: Arc<dyn ObjectStore> = match scheme {
         Scheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
         Scheme::Memory => Arc::new(object_store::memory::InMemory::new()),
-        Scheme::AmazonS3 => {
-            use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
-            let builder = configure::<AmazonS3ConfigKey, _>(
-                AmazonS3Builder::from_env()
-                    .with_url(url)
-                    .with_retry(no_retries()),
-                options,
-                |b, k, v| b.with_config(k, v),
-            )?;
-            Arc::new(builder.build().map_err(url_error)?)
-        }
-        Scheme::MicrosoftAzure => {
-            use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-            let builder = configure::<AzureConfigKey, _>(
-                MicrosoftAzureBuilder::from_env()
-                    .with_url(url)
-                    .with_retry(no_retries()),
-                options,
-                |b, k, v| b.with_config(k, v),
-            )?;
-            Arc::new(builder.build().map_err(url_error)?)
-        }
-        Scheme::GoogleCloudStorage => {
-            use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-            let builder = configure::<GoogleConfigKey, _>(
-                GoogleCloudStorageBuilder::from_env()
-                    .with_url(url)
-                    .with_retry(no_retries()),
-                options,
-                |b, k, v| b.with_config(k, v),
-            )?;
-            Arc::new(builder.build().map_err(url_error)?)
-        }
+        Scheme::AmazonS3 => cloud!(aws::AmazonS3Builder, aws::AmazonS3ConfigKey),
+        Scheme::MicrosoftAzure => cloud!(azure::MicrosoftAzureBuilder, azure::AzureConfigKey),
+        Scheme::GoogleCloudStorage => cloud!(gcp::GoogleCloudStorageBuilder, gcp::GoogleConfigKey),
         other => return Err(url_error(format!("{other:?} stores are not supported"))),
     };
     Ok((store, prefix))
