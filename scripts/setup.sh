@@ -5,6 +5,7 @@
 #   scripts/setup.sh nats    # nats-server and a Python NATS client
 #   scripts/setup.sh lambda  # cargo-lambda: build and deploy Lambda functions, and the runtime API emulator
 #   scripts/setup.sh s3      # moto's S3 server, boto3 and zstandard (the object store output's tests)
+#   scripts/setup.sh azure   # Azurite and the Azure SDK for Python (the same tests, on Azure Blob)
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use
 #   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/), valgrind
 set -euo pipefail
@@ -62,6 +63,20 @@ setup_test() {
   setup_lambda
   # S3 for the object store output's tests (moto's server), read back with boto3.
   setup_s3
+  # Azure Blob Storage for them (Azurite), read back with the Azure SDK for Python.
+  setup_azure
+}
+
+AZURITE_VERSION=3.37.0
+AZURE_BLOB_VERSION=12.31.1
+setup_azure() {
+  if ! { command -v azurite-blob >/dev/null && azurite-blob --version 2>/dev/null | grep -q "$AZURITE_VERSION"; }; then
+    command -v npm >/dev/null || apt_install npm
+    log "installing azurite $AZURITE_VERSION"
+    as_root npm install -g --silent "azurite@$AZURITE_VERSION"
+  fi
+  python3 -c "import sys, azure.storage.blob as b; sys.exit(b.__version__ != '$AZURE_BLOB_VERSION')" 2>/dev/null ||
+    python3 -m pip install --quiet "azure-storage-blob==$AZURE_BLOB_VERSION" 'zstandard>=0.22'
 }
 
 MOTO_VERSION=5.2.1
@@ -124,7 +139,8 @@ case "$what" in
   nats) setup_nats ;;
   lambda) setup_lambda ;;
   s3) setup_s3 ;;
+  azure) setup_azure ;;
   test) setup_test ;;
   bench) setup_bench ;;
-  *) log "usage: $0 [build|kafka|nats|lambda|s3|test|bench]"; exit 2 ;;
+  *) log "usage: $0 [build|kafka|nats|lambda|s3|azure|test|bench]"; exit 2 ;;
 esac

@@ -3,6 +3,7 @@
 //! with a deadline.
 //!
 //! # Layout
+//! - [`azure`]: Azure Blob Storage of the caller's own (Azurite), and the Azure SDK to read it back.
 //! - [`wait`]: wait until a condition holds, sync and async, with a deadline.
 //! - [`process`]: the `sluice` binary ([`sluice!`]), workers logging to files, kill-on-drop guards.
 //! - [`http`]: free ports, and the `/metrics` and `/health` endpoints of a worker.
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod azure;
 pub mod http;
 pub mod kafka;
 pub mod measure;

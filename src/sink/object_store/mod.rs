@@ -211,7 +211,9 @@ fn store(
     // `options` by its own key names.
     macro_rules! cloud {
         ($builder:ty, $key:ty) => {{
-            let builder = <$builder>::from_env().with_url(url).with_retry(no_retries());
+            let builder = <$builder>::from_env()
+                .with_url(url)
+                .with_retry(no_retries());
             let builder = configure::<$key, _>(builder, options, |b, k, v| b.with_config(k, v))?;
             Arc::new(builder.build().map_err(url_error)?)
         }};
