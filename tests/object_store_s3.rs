@@ -156,3 +156,101 @@ settings:
     assert_eq!(seen.len(), 20000, "every event stored");
     assert!(seen.values().all(|n| *n == 1), "an event stored twice");
 }
+
+#[test]
+fn kafka_to_s3_with_two_replicas_and_a_kill_9_stores_every_event_once() {
+    use rdkafka::mocking::MockCluster;
+    use testkit::kafka::{committed, end_offsets, produce};
+
+    let moto = Moto::start();
+    let bucket = unique("replicas").to_lowercase();
+    moto.create_bucket(&bucket);
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let (topic, group) = (unique("in"), unique("group"));
+    cluster.create_topic(&topic, 4, 1).unwrap();
+    let n = 200_000u64;
+    produce(
+        &brokers,
+        &topic,
+        (0..n).map(|i| {
+            let payload = format!("{{\"id\":{i},\"kind\":\"k{}\"}}", i % 3);
+            (Some(format!("key{i}")), payload.into_bytes(), vec![])
+        }),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "replicas",
+        &format!(
+            "\
+input:
+  kafka:
+    brokers: {brokers}
+    topics: [{topic}]
+    group_id: {group}
+    commit_interval: 2s
+    options: {{session.timeout.ms: \"6000\", heartbeat.interval.ms: \"500\"}}
+output:
+  object_store:
+    url: s3://{bucket}/events
+    path: 'kind={{{{ .kind }}}}'
+    compression: zstd
+    batch: {{max_events: 4000, max_age: 1s}}
+    options: {options}
+errors: stop
+",
+            options = moto.options()
+        ),
+    );
+    let ports = [free_port(), free_port()];
+    let start = |name: &str, port: u16| {
+        Worker::with_metrics(
+            sluice!(),
+            &file,
+            &dir.path().join(format!("{name}.log")),
+            port,
+        )
+    };
+    let mut a = start("a", ports[0]);
+    let b = start("b", ports[1]);
+    let sent = |port: u16| {
+        let (_, text) = http_get(port, "/metrics")?;
+        Some(
+            metric_values(&text, "sluice_events_sent_total", &[])
+                .first()?
+                .1,
+        )
+    };
+    wait_for("both replicas storing", Duration::from_secs(120), || {
+        let (x, y) = (sent(ports[0])?, sent(ports[1])?);
+        (x > 0.0 && y > 0.0 && x + y >= 60_000.0).then_some(())
+    });
+    a.kill().unwrap();
+    wait_exit(&mut a, Duration::from_secs(10));
+    let mut a = start("a2", free_port());
+    let ends = end_offsets(&brokers, &topic, 4);
+    wait_for("every offset committed", Duration::from_secs(180), || {
+        let done = committed(&brokers, &group, &topic, 4);
+        (done.iter().zip(&ends).all(|(c, e)| *c == Some(*e))).then_some(())
+    });
+    a.stop(Duration::from_secs(30));
+    let mut b = b;
+    b.stop(Duration::from_secs(30));
+
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for (key, lines) in moto.objects(&bucket, "events/") {
+        for l in lines {
+            let e: serde_json::Value = serde_json::from_str(&l).unwrap();
+            let kind = e["kind"].as_str().unwrap();
+            assert!(
+                key.starts_with(&format!("events/kind={kind}/replicas-{topic}-")),
+                "{key}"
+            );
+            *seen.entry(e["id"].as_u64().unwrap()).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len() as u64, n, "every event stored");
+    let twice = seen.values().filter(|c| **c > 1).count();
+    assert_eq!(twice, 0, "events stored twice");
+}

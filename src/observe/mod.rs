@@ -89,9 +89,10 @@ impl Telemetry {
         })
     }
 
-    /// Asks the outputs that hold events back to fill larger writes (an object store output) to
-    /// write what they hold now: an input is about to give up partitions and waits for their
-    /// events to be delivered.
+    /// Tells the outputs that hold events back to fill larger writes (an object store output)
+    /// that the input's partitions change: they write what they hold now (the input waits for the
+    /// events of the partitions it gives up to be delivered) and forget what they knew of the
+    /// partitions (another member may have written to them).
     pub fn request_flush(&self) {
         self.flush.send_modify(|n| *n += 1);
     }

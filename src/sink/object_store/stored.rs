@@ -54,6 +54,14 @@ impl Stored {
     }
 }
 
+impl Stored {
+    /// Forgets every listing: the next event of each folder and lane lists it again.
+    pub fn forget(&mut self) {
+        self.ranges.clear();
+        self.last.clear();
+    }
+}
+
 /// The place ranges of the objects directly in `folder` whose names start with `start`.
 async fn list(
     store: &dyn ObjectStore,

@@ -30,6 +30,8 @@ struct Writer {
     open: HashMap<String, Open>,
     folder: String,
     stored: Stored,
+    /// Changes when the input's partitions change (see `Telemetry::request_flush`).
+    flushes: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Writes the events of `rx` as objects until the channel closes, then writes what is open.
@@ -38,13 +40,14 @@ pub async fn run(
     mut rx: mpsc::Receiver<Vec<Event>>,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let mut flushes = ctx.telemetry.flush_requests();
+    let flushes = ctx.telemetry.flush_requests();
     let mut w = Writer {
         output,
         delivery: Delivery::new(ctx),
         open: HashMap::new(),
         folder: String::new(),
         stored: Stored::default(),
+        flushes,
     };
     let max_age = w.output.config.batch.max_age.0;
     loop {
@@ -56,8 +59,8 @@ pub async fn run(
                 None => break,
             },
             () = sleep_until(deadline) => w.write_older_than(Instant::now() - max_age).await?,
-            // An input gives up partitions: what is held is written now, not at max_age.
-            Ok(()) = flushes.changed() => w.write_older_than(Instant::now()).await?,
+            // The input's partitions change: what is held is written now, not at max_age.
+            Ok(()) = w.flushes.changed() => w.partitions_changed().await?,
         }
     }
     // Everything still open.
@@ -76,6 +79,10 @@ impl Writer {
     /// while the in-flight budget is used up (their events would otherwise hold the input back
     /// until `max_age`).
     async fn take(&mut self, batch: Vec<Event>) -> Result<(), MustStop> {
+        // Events of partitions taken on come after the change is announced: seen here first.
+        if self.flushes.has_changed().unwrap_or(false) {
+            self.partitions_changed().await?;
+        }
         let now = now_millis();
         let limits = &self.output.config.batch;
         let (max_events, max_bytes) = (limits.max_events, limits.max_bytes.0);
@@ -143,6 +150,14 @@ impl Writer {
                 false
             }
         }
+    }
+
+    /// The input gives up or takes on partitions: what is held is written, and what was listed
+    /// is listed again when needed.
+    async fn partitions_changed(&mut self) -> Result<(), MustStop> {
+        self.flushes.mark_unchanged();
+        self.stored.forget();
+        self.write_older_than(Instant::now()).await
     }
 
     async fn write_older_than(&mut self, cutoff: Instant) -> Result<(), MustStop> {

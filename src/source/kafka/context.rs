@@ -158,6 +158,12 @@ impl ConsumerContext for KafkaContext {
                     state.lanes.lane_for(e.topic(), e.partition());
                     tracing::info!(pipeline = %state.lanes.pipeline, topic = e.topic(), partition = e.partition(), "partition assigned");
                 }
+                // Outputs that keep what they know of stored events per partition (an object
+                // store) learn it again: another member may have written to these partitions.
+                state.telemetry.request_flush();
+                // A commit sent while the group was rebalancing may have been refused without
+                // saying so to this member: the next commit sends every partition's offset again.
+                state.lanes.commit_failed();
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
@@ -166,9 +172,14 @@ impl ConsumerContext for KafkaContext {
     fn commit_callback(
         &self,
         result: rdkafka::error::KafkaResult<()>,
-        _offsets: &TopicPartitionList,
+        offsets: &TopicPartitionList,
     ) {
-        if let Err(e) = result {
+        // A commit refused during a rebalance can report success overall and the refusal per
+        // partition: either way nothing counts as committed, and the next commit sends it again
+        // (even when no new event arrives).
+        let refused = offsets.elements().iter().find_map(|e| e.error().err());
+        let error = result.err().or(refused);
+        if let Some(e) = error {
             self.state().lanes.commit_failed();
             tracing::warn!(error = %e, "offset commit failed; retrying at the next commit");
         }
