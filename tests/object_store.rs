@@ -177,19 +177,15 @@ fn stored_ids(dir: &Path) -> BTreeMap<i64, usize> {
 fn kafka_events_read_again_after_a_kill_9_are_not_stored_twice() {
     use rdkafka::mocking::MockCluster;
     use std::time::Duration;
-    use testkit::kafka::produce;
-    use testkit::{Worker, unique, wait_exit, wait_for};
+    use testkit::kafka::mock_input;
+    use testkit::{Worker, wait_exit, wait_for};
 
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let (topic, group) = (unique("in"), unique("group"));
-    cluster.create_topic(&topic, 4, 1).unwrap();
     let n = 40_000i64;
-    let events = (0..n).map(|i| {
-        let payload = format!("{{\"id\":{i},\"service\":\"s{}\"}}", i % 3);
-        (Some(format!("k{i}")), payload.into_bytes(), vec![])
+    let (topic, group) = mock_input(&cluster, 4, n as u64, |i| {
+        format!("{{\"id\":{i},\"service\":\"s{}\"}}", i % 3)
     });
-    produce(&brokers, &topic, events);
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("lake");
     // Commits every 5 s: when the first worker is killed, objects it stored are not committed

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::mocking::MockCluster;
 use testkit::azure::Azurite;
-use testkit::kafka::produce;
+use testkit::kafka::mock_input;
 use testkit::{Worker, pipeline, sluice, unique, wait_for};
 
 #[test]
@@ -16,17 +16,10 @@ fn kafka_partitions_are_stored_as_blobs_each_event_once() {
     azurite.create_container(&container);
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let (topic, group) = (unique("in"), unique("group"));
-    cluster.create_topic(&topic, 4, 1).unwrap();
     let n = 20_000u64;
-    produce(
-        &brokers,
-        &topic,
-        (0..n).map(|i| {
-            let payload = format!("{{\"id\":{i},\"kind\":\"k{}\"}}", i % 2);
-            (Some(format!("key{i}")), payload.into_bytes(), vec![])
-        }),
-    );
+    let (topic, group) = mock_input(&cluster, 4, n, |i| {
+        format!("{{\"id\":{i},\"kind\":\"k{}\"}}", i % 2)
+    });
     let dir = tempfile::tempdir().unwrap();
     let file = pipeline(
         dir.path(),

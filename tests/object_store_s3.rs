@@ -160,24 +160,17 @@ settings:
 #[test]
 fn kafka_to_s3_with_two_replicas_and_a_kill_9_stores_every_event_once() {
     use rdkafka::mocking::MockCluster;
-    use testkit::kafka::{committed, end_offsets, produce};
+    use testkit::kafka::{committed, end_offsets, mock_input};
 
     let moto = Moto::start();
     let bucket = unique("replicas").to_lowercase();
     moto.create_bucket(&bucket);
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
-    let (topic, group) = (unique("in"), unique("group"));
-    cluster.create_topic(&topic, 4, 1).unwrap();
     let n = 200_000u64;
-    produce(
-        &brokers,
-        &topic,
-        (0..n).map(|i| {
-            let payload = format!("{{\"id\":{i},\"kind\":\"k{}\"}}", i % 3);
-            (Some(format!("key{i}")), payload.into_bytes(), vec![])
-        }),
-    );
+    let (topic, group) = mock_input(&cluster, 4, n, |i| {
+        format!("{{\"id\":{i},\"kind\":\"k{}\"}}", i % 3)
+    });
     let dir = tempfile::tempdir().unwrap();
     let file = pipeline(
         dir.path(),

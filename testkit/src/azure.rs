@@ -85,16 +85,6 @@ impl Azurite {
              blobs = BlobServiceClient.from_connection_string('DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={}/{ACCOUNT};')\n",
             self.url()
         );
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(prelude + script)
-            .output()
-            .expect("python3 with azure-storage-blob (scripts/setup.sh test)");
-        assert!(
-            out.status.success(),
-            "the Azure SDK failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::python(&(prelude + script), "the Azure SDK")
     }
 }

@@ -50,6 +50,22 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// Runs the Python program `script` (an independent client: boto3, the Azure SDK) and returns
+/// what it printed; panics naming `what` when it fails.
+pub fn python(script: &str, what: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 for {what}: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Writes a pipeline file `name.yaml` into `dir` and returns its path.
 pub fn pipeline(dir: &Path, name: &str, yaml: &str) -> PathBuf {
     let path = dir.join(format!("{name}.yaml"));

@@ -99,16 +99,6 @@ impl Moto {
             "import boto3\ns3 = boto3.client('s3', endpoint_url={:?}, region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')\n",
             self.endpoint()
         );
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg(prelude + script)
-            .output()
-            .expect("python3 with boto3 (scripts/setup.sh test)");
-        assert!(
-            out.status.success(),
-            "boto3 failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::python(&(prelude + script), "boto3")
     }
 }
