@@ -15,26 +15,46 @@ pub type Place = (u64, u32);
 /// The input lane of an event and its place in it; no place for inputs whose messages have no
 /// order to name them by (core NATS, HTTP requests).
 pub fn lane(position: &Position, derived: u32) -> (String, Option<Place>) {
+    let mut lane = String::new();
+    let place = lane_into(position, derived, &mut lane);
+    (lane, place)
+}
+
+/// [`lane`], the lane appended to `out`: for every event, without a new string each time.
+pub fn lane_into(position: &Position, derived: u32, out: &mut String) -> Option<Place> {
+    use std::fmt::Write;
     match position {
         Position::Kafka {
             topic,
             partition,
             offset,
-        } => (
-            format!("{topic}-{partition}"),
-            Some((*offset as u64, derived)),
-        ),
+        } => {
+            let _ = write!(out, "{topic}-{partition}");
+            Some((*offset as u64, derived))
+        }
         Position::Nats {
             stream: Some((stream, seq)),
             ..
-        } => (format!("{stream}"), Some((*seq, derived))),
-        Position::Nats { stream: None, .. } => ("nats".into(), None),
-        Position::Line { source, line } => {
-            let file = source.rsplit('/').next().unwrap_or("lines");
-            (file.to_string(), Some((*line, derived)))
+        } => {
+            out.push_str(stream);
+            Some((*seq, derived))
         }
-        Position::Generated { seq } => ("generate".into(), Some((*seq, derived))),
-        Position::Request { source, .. } => ((*source).to_string(), None),
+        Position::Nats { stream: None, .. } => {
+            out.push_str("nats");
+            None
+        }
+        Position::Line { source, line } => {
+            out.push_str(source.rsplit('/').next().unwrap_or("lines"));
+            Some((*line, derived))
+        }
+        Position::Generated { seq } => {
+            out.push_str("generate");
+            Some((*seq, derived))
+        }
+        Position::Request { source, .. } => {
+            out.push_str(source);
+            None
+        }
     }
 }
 

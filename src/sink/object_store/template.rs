@@ -15,13 +15,13 @@ pub fn render(source: &str, event: &Event, now_ms: i64, out: &mut String) -> Res
         static PARSED: std::cell::RefCell<std::collections::HashMap<String, PathTemplate>> =
             Default::default();
     }
-    PARSED.with_borrow_mut(|parsed| {
-        if !parsed.contains_key(source) {
-            parsed.insert(source.to_string(), PathTemplate::parse(source)?);
-        }
-        match parsed.get(source) {
-            Some(template) => template.render(event, now_ms, out),
-            None => Err("path: the template was not parsed".into()),
+    PARSED.with_borrow_mut(|parsed| match parsed.get(source) {
+        Some(template) => template.render(event, now_ms, out),
+        None => {
+            let template = PathTemplate::parse(source)?;
+            let rendered = template.render(event, now_ms, out);
+            parsed.insert(source.to_string(), template);
+            rendered
         }
     })
 }

@@ -10,7 +10,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::batch::{Open, Place, encode, lane};
+use super::batch::{Open, Place, encode, lane_into};
 use super::stored::Stored;
 use super::{Compression, ObjectStoreOutput};
 use crate::delivery::{Cause, MustStop};
@@ -86,6 +86,8 @@ impl Writer {
         let now = now_millis();
         let limits = &self.output.config.batch;
         let (max_events, max_bytes) = (limits.max_events, limits.max_bytes.0);
+        // `folder\nlane`, made again for each event in the same buffer.
+        let mut key = String::new();
         for event in batch {
             let template = &self.output.config.path;
             if let Err(reason) = super::template::render(template, &event, now, &mut self.folder) {
@@ -93,16 +95,19 @@ impl Writer {
                 self.delivery.refuse(failed).await?;
                 continue;
             }
-            let (lane, place) = lane(&event.position, event.derived);
-            let key = format!("{}\n{lane}", self.folder);
-            if self.already_stored(&event, &key, &lane, place).await {
+            key.clear();
+            key.push_str(&self.folder);
+            key.push('\n');
+            let place = lane_into(&event.position, event.derived, &mut key);
+            let lane = &key[self.folder.len() + 1..];
+            if self.already_stored(&event, &key, lane, place).await {
                 self.delivery.ctx().confirm([event]);
                 continue;
             }
-            let open = match self.open.get_mut(&key) {
+            let open = match self.open.get_mut(key.as_str()) {
                 Some(open) => open,
                 None => {
-                    let open = Open::new(self.folder.clone(), lane);
+                    let open = Open::new(self.folder.clone(), lane.to_string());
                     self.open.entry(key.clone()).or_insert(open)
                 }
             };
@@ -181,15 +186,21 @@ impl Writer {
         let mut name = open.name(&self.output.pipeline, compression);
         let (folder, lane) = (open.folder, open.lane);
         let mut held: Vec<Held> = open.events.into_iter().map(Held::new).collect();
+        // The object's bytes, kept across retries; made again only when events leave it.
+        let mut body: Option<Bytes> = None;
         loop {
-            let payloads: Vec<Bytes> = held.iter().map(|h| h.event.payload.clone()).collect();
-            let body = tokio::task::spawn_blocking(move || encode(&payloads, compression)).await;
             let path = location(&self.output.prefix, &folder, &name);
             let mut attempt = Attempt::default();
-            let stored = match body {
-                Ok(Ok(body)) => upload(&*self.output.store, &path, body).await,
-                Ok(Err(e)) => Err(Failure::Refused(format!("encoding the object: {e}"))),
-                Err(e) => Err(Failure::Refused(format!("encoding the object: {e}"))),
+            let encoded = match &body {
+                Some(bytes) => Ok(bytes.clone()),
+                None => encode_held(&held, compression).await,
+            };
+            let stored = match encoded {
+                Ok(bytes) => {
+                    body = Some(bytes.clone());
+                    upload(&*self.output.store, &path, bytes).await
+                }
+                Err(reason) => Err(Failure::Refused(reason)),
             };
             match stored {
                 Ok(()) => {
@@ -219,8 +230,19 @@ impl Writer {
             if held.len() != before {
                 // Events out of attempts left: the object holds the rest, named after them.
                 name = held_name(&self.output.pipeline, &lane, &held, compression);
+                body = None;
             }
         }
+    }
+}
+
+/// The bytes of an object holding `held`, compressed off the runtime's threads.
+async fn encode_held(held: &[Held], compression: Compression) -> Result<Bytes, String> {
+    let payloads: Vec<Bytes> = held.iter().map(|h| h.event.payload.clone()).collect();
+    match tokio::task::spawn_blocking(move || encode(&payloads, compression)).await {
+        Ok(Ok(body)) => Ok(Bytes::from(body)),
+        Ok(Err(e)) => Err(format!("encoding the object: {e}")),
+        Err(e) => Err(format!("encoding the object: {e}")),
     }
 }
 
@@ -252,12 +274,12 @@ enum Failure {
     Refused(String),
 }
 
-async fn upload(store: &dyn ObjectStore, path: &Path, body: Vec<u8>) -> Result<(), Failure> {
+async fn upload(store: &dyn ObjectStore, path: &Path, body: Bytes) -> Result<(), Failure> {
     let result = if body.len() > MULTIPART_OVER {
         match store.put_multipart(path).await {
             Ok(upload) => {
                 let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-                parts.put(Bytes::from(body));
+                parts.put(body);
                 parts.finish().await.map(|_| ())
             }
             Err(e) => Err(e),
