@@ -1,12 +1,10 @@
 //! Azure Blob Storage of the caller's own (Azurite, on a free port, storage in a temp dir), and
 //! the Azure SDK for Python as an independent client to read back what was stored.
 
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::process::Process;
-use crate::wait::wait_for;
 
 /// Azurite's well-known development account.
 pub const ACCOUNT: &str = "devstoreaccount1";
@@ -28,20 +26,12 @@ impl Azurite {
     pub fn start() -> Azurite {
         let port = crate::free_port();
         let store = tempfile::tempdir().expect("temp dir");
-        let process = Process(
-            Command::new("azurite-blob")
-                .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-                .arg("--location")
-                .arg(store.path())
-                .args(["--silent", "--skipApiVersionCheck", "--loose"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("azurite is installed (scripts/setup.sh test)"),
-        );
-        wait_for("azurite to listen", Duration::from_secs(30), || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
+        let mut cmd = Command::new("azurite-blob");
+        cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(store.path())
+            .args(["--silent", "--skipApiVersionCheck", "--loose"]);
+        let process = Process::listening(&mut cmd, port, Duration::from_secs(30));
         Azurite {
             _process: process,
             port,

@@ -1,15 +1,13 @@
 //! A `nats-server` of the caller's own on a free port (storage in a temp dir), and JetStream
 //! helpers: create a stream, publish to it, read it back, look at its consumers.
 
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, Context, consumer, stream};
 use futures_util::StreamExt;
 
 use crate::process::Process;
-use crate::wait::wait_for;
 
 /// A running `nats-server`, killed when dropped.
 pub struct NatsServer {
@@ -23,20 +21,11 @@ pub struct NatsServer {
 
 /// Starts `nats-server` and waits until it accepts connections.
 fn spawn(port: u16, store: &std::path::Path, args: &[String]) -> Process {
-    let process = Process(
-        Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(store)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server is installed (scripts/setup.sh test)"),
-    );
-    wait_for("nats-server to listen", Duration::from_secs(20), || {
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    process
+    let mut cmd = Command::new("nats-server");
+    cmd.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(store)
+        .args(args);
+    Process::listening(&mut cmd, port, Duration::from_secs(20))
 }
 
 impl NatsServer {

@@ -42,6 +42,24 @@ impl Process {
                 .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program())),
         )
     }
+
+    /// Starts the server `cmd` quietly (its output discarded) and waits, up to `timeout`, until
+    /// it accepts connections on 127.0.0.1:`port`.
+    pub fn listening(cmd: &mut Command, port: u16, timeout: std::time::Duration) -> Process {
+        let name = cmd.get_program().to_string_lossy().into_owned();
+        let process = Process(
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot start {name} ({e}): is it installed? (scripts/setup.sh test)")
+                }),
+        );
+        crate::wait::wait_for(&format!("{name} to listen"), timeout, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        process
+    }
 }
 
 impl Deref for Process {

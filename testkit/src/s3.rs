@@ -1,12 +1,10 @@
 //! An S3 server of the caller's own (moto in server mode, on a free port), and boto3 as an
 //! independent client to read back what was stored.
 
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::process::Process;
-use crate::wait::wait_for;
 
 /// A running moto S3 server, killed when dropped.
 pub struct Moto {
@@ -16,18 +14,9 @@ pub struct Moto {
 }
 
 fn spawn(port: u16) -> Process {
-    let process = Process(
-        Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto is installed (scripts/setup.sh test)"),
-    );
-    wait_for("moto to listen", Duration::from_secs(30), || {
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    process
+    let mut cmd = Command::new("moto_server");
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    Process::listening(&mut cmd, port, Duration::from_secs(30))
 }
 
 impl Moto {
