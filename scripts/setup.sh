@@ -4,7 +4,7 @@
 #   scripts/setup.sh kafka   # a local Kafka-protocol broker (tansu) and a Python Kafka client
 #   scripts/setup.sh nats    # nats-server and a Python NATS client
 #   scripts/setup.sh lambda  # cargo-lambda: build and deploy Lambda functions, and the runtime API emulator
-#   scripts/setup.sh s3      # moto's S3 server, boto3 and zstandard (the object store output's tests)
+#   scripts/setup.sh s3      # moto's S3 server, boto3, zstandard and pyarrow (the object store output's tests)
 #   scripts/setup.sh azure   # Azurite and the Azure SDK for Python (the same tests, on Azure Blob)
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use
 #   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/), valgrind
@@ -81,9 +81,9 @@ setup_azure() {
 
 MOTO_VERSION=5.2.1
 setup_s3() {
-  python3 -c "import sys, moto, boto3, zstandard; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null && return 0
-  log "installing moto $MOTO_VERSION (S3 server), boto3 and zstandard"
-  python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" boto3 'zstandard>=0.22'
+  python3 -c "import sys, moto, boto3, zstandard, pyarrow; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null && return 0
+  log "installing moto $MOTO_VERSION (S3 server), boto3, zstandard and pyarrow"
+  python3 -m pip install --quiet "moto[server]==$MOTO_VERSION" boto3 'zstandard>=0.22' 'pyarrow>=14'
 }
 
 # cargo-lambda from PyPI: the package ships the binary (no Rust build, no download of its own).

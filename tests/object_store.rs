@@ -259,3 +259,71 @@ settings:
         "nothing was read again: {summary}"
     );
 }
+
+#[test]
+fn mistakes_in_a_parquet_schema_are_each_reported_where_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "columns",
+        "\
+input: {stdin: {}}
+output:
+  object_store:
+    url: file:///tmp/lake
+    format: parquet
+    compression: snappy
+    schema:
+      - {name: id, type: int}
+      - {name: id, type: string}
+      - {name: price, type: 'decimal(40,2)'}
+      - {name: tags, type: 'list<string>', fields: [{name: a, type: string}]}
+      - {name: address, type: struct}
+      - name: items
+        type: list<struct>
+        fields: [{name: sku, type: text}]
+errors:
+  output:
+    object_store:
+      url: file:///tmp/dead
+      compression: snappy
+      schema: [{name: a, type: string}]
+",
+    );
+    let other = pipeline(
+        dir.path(),
+        "bare",
+        "\
+input: {stdin: {}}
+output:
+  object_store: {url: 'file:///tmp/lake', format: parquet}
+errors: stop
+",
+    );
+    let out = sluice!()
+        .arg("check")
+        .arg(&file)
+        .arg(&other)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (shown, bare) = (file.display(), other.display());
+    for expected in [
+        format!("{shown}:8:26: error: unknown type \"int\": one of boolean, int8,"),
+        format!("{shown}:9:16: error: \"id\" is declared twice"),
+        format!("{shown}:10:29: error: decimal(P,S) takes a precision P from 1 to 38"),
+        format!("{shown}:11:52: error: only a struct has fields"),
+        format!("{shown}:12:31: error: a struct needs `fields`"),
+        format!("{shown}:15:36: error: unknown type \"text\""),
+        format!("{shown}:20:20: error: snappy is for parquet"),
+        format!("{shown}:21:15: error: only the parquet format takes a schema"),
+        format!("{bare}:3:51: error: parquet needs a `schema`"),
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(&expected)),
+            "no `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(stderr.ends_with("9 errors found\n"), "{stderr}");
+}

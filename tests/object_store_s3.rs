@@ -247,3 +247,161 @@ errors: stop
     let twice = seen.values().filter(|c| **c > 1).count();
     assert_eq!(twice, 0, "events stored twice");
 }
+
+#[test]
+fn parquet_objects_open_with_pyarrow_as_declared_and_misfits_are_dead_lettered_again_when_read_again()
+ {
+    use rdkafka::mocking::MockCluster;
+    use testkit::kafka::{committed, end_offsets, mock_input};
+
+    let moto = Moto::start();
+    let bucket = unique("parquet").to_lowercase();
+    moto.create_bucket(&bucket);
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let n = 3_000u64;
+    // Every 97th event has an amount that is not a number, the next one no time (a required
+    // column), the next one is not a JSON object.
+    let misfit = |i: u64| match i % 97 {
+        5 => Some("column amount: "),
+        6 => Some("column at: required"),
+        7 => Some("not one JSON object"),
+        _ => None,
+    };
+    let (topic, group) = mock_input(&cluster, 2, n, |i| match i % 97 {
+        5 => format!("{{\"id\":{i},\"at\":1795935600000,\"amount\":\"lots\"}}"),
+        6 => format!("{{\"id\":{i},\"service\":\"s{}\"}}", i % 3),
+        7 => format!("[{i}]"),
+        _ => format!(
+            "{{\"id\":{i},\"service\":\"s{}\",\"amount\":{i}.25,\"at\":{},\"tags\":[\"a\",\"t{i}\"],\"address\":{{\"city\":\"Oslo\"}},\"extra\":true}}",
+            i % 3,
+            1_795_935_600_000 + i
+        ),
+    });
+    let fits = (0..n).filter(|i| misfit(*i).is_none()).count() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = |commit_interval: &str, dlq: &str| {
+        format!(
+            "\
+input:
+  kafka:
+    brokers: {brokers}
+    topics: [{topic}]
+    group_id: {group}
+    commit_interval: {commit_interval}
+    options: {{session.timeout.ms: \"6000\", heartbeat.interval.ms: \"500\"}}
+output:
+  object_store:
+    url: s3://{bucket}/orders
+    format: parquet
+    compression: snappy
+    schema:
+      - {{name: id, type: int64, required: true}}
+      - {{name: service, type: string}}
+      - {{name: amount, type: 'decimal(10,2)'}}
+      - {{name: at, type: timestamp_ms, required: true}}
+      - {{name: tags, type: list<string>}}
+      - name: address
+        type: struct
+        fields: [{{name: city, type: string}}]
+    batch: {{max_events: 500, max_age: 500ms}}
+    options: {options}
+errors:
+  output:
+    file: {{path: {dlq}}}
+",
+            options = moto.options(),
+            dlq = dir.path().join(dlq).display(),
+        )
+    };
+    // The first worker commits nothing (kill -9 before its first commit): the second reads
+    // everything again, finds the objects stored, and dead-letters the misfits again, as the
+    // first one's dead letters might not have been delivered.
+    let first_dir = dir.path().join("first");
+    std::fs::create_dir_all(&first_dir).unwrap();
+    let file = pipeline(&first_dir, "orders", &yaml("1h", "first.dlq"));
+    let port = free_port();
+    let mut first = Worker::with_metrics(sluice!(), &file, &dir.path().join("first.log"), port);
+    wait_for(
+        "every fitting event stored",
+        Duration::from_secs(120),
+        || {
+            let (_, text) = http_get(port, "/metrics")?;
+            let sent = metric_values(&text, "sluice_events_sent_total", &[]);
+            (sent.first()?.1 as u64 == fits).then_some(())
+        },
+    );
+    first.kill().unwrap();
+    wait_exit(&mut first, Duration::from_secs(10));
+    let file = pipeline(dir.path(), "orders", &yaml("1s", "second.dlq"));
+    let mut second = Worker::start(sluice!(), &file, &dir.path().join("second.log"), &[]);
+    let ends = end_offsets(&brokers, &topic, 2);
+    wait_for("every offset committed", Duration::from_secs(120), || {
+        let done = committed(&brokers, &group, &topic, 2);
+        (done.iter().zip(&ends).all(|(c, e)| *c == Some(*e))).then_some(())
+    });
+    let summary = second.stop(Duration::from_secs(30));
+    assert_eq!(
+        summary["received"], n,
+        "the second worker read everything again"
+    );
+
+    let objects = moto.parquet(&bucket, "orders/");
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for o in &objects {
+        let key = o["key"].as_str().unwrap();
+        assert!(
+            key.starts_with(&format!("orders/orders-{topic}-")) && key.ends_with(".parquet"),
+            "{key}"
+        );
+        assert_eq!(
+            o["schema"],
+            serde_json::json!([
+                "id: int64 not null",
+                "service: string",
+                "amount: decimal128(10, 2)",
+                "at: timestamp[ms, tz=+00:00] not null",
+                "tags: list<item: string>",
+                "address: struct<city: string>",
+            ]),
+            "{key}"
+        );
+        assert_eq!(o["compression"], "SNAPPY", "{key}");
+        for row in o["rows"].as_array().unwrap() {
+            let id = row["id"].as_u64().unwrap();
+            assert_eq!(
+                *row,
+                serde_json::json!({
+                    "id": id,
+                    "service": format!("s{}", id % 3),
+                    "amount": format!("{id}.25"),
+                    "at": format!("2026-11-29T07:00:{:02}.{:03}+00:00", id / 1000, id % 1000),
+                    "tags": ["a", format!("t{id}")],
+                    "address": {"city": "Oslo"},
+                }),
+                "{key}"
+            );
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len() as u64, fits, "every fitting event stored");
+    assert!(seen.keys().all(|i| misfit(*i).is_none()), "a misfit stored");
+    assert!(seen.values().all(|c| *c == 1), "an event stored twice");
+
+    let letters = std::fs::read_to_string(dir.path().join("second.dlq")).unwrap();
+    let mut dead: BTreeMap<u64, String> = BTreeMap::new();
+    for line in letters.lines() {
+        let letter: serde_json::Value = serde_json::from_str(line).unwrap();
+        // The payload, JSON: an object with an id, or an array of it.
+        let payload = &letter["payload"];
+        let id = payload["id"].as_u64().or(payload[0].as_u64()).unwrap();
+        let reason = letter["headers"]["sluice-error-reason"].as_str().unwrap();
+        dead.insert(id, reason.to_string());
+    }
+    let misfits: Vec<u64> = (0..n).filter(|i| misfit(*i).is_some()).collect();
+    assert_eq!(dead.keys().copied().collect::<Vec<_>>(), misfits);
+    for (id, reason) in &dead {
+        let why = misfit(*id).unwrap();
+        assert!(reason.contains(why), "event {id}: {reason}");
+    }
+}

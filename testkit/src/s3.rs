@@ -82,6 +82,28 @@ impl Moto {
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
     }
 
+    /// Every Parquet object under `prefix` in `bucket`, read with boto3 and pyarrow: `key`,
+    /// `schema` (its columns as `name: type`, with ` not null` for required ones, in pyarrow's
+    /// words), `compression` (of its first column: `SNAPPY`, `ZSTD`, ...) and `rows` (decimals
+    /// as text, times in ISO 8601 to the millisecond).
+    pub fn parquet(&self, bucket: &str, prefix: &str) -> Vec<serde_json::Value> {
+        let script = format!(
+            "import datetime, io, json, pyarrow.parquet as pq\n\
+             def text(v): return v.isoformat(timespec='milliseconds') if isinstance(v, datetime.datetime) else str(v)\n\
+             out = []\n\
+             for page in s3.get_paginator('list_objects_v2').paginate(Bucket={bucket:?}, Prefix={prefix:?}):\n\
+             \x20   for o in page.get('Contents', []):\n\
+             \x20       body = s3.get_object(Bucket={bucket:?}, Key=o['Key'])['Body'].read()\n\
+             \x20       t = pq.read_table(io.BytesIO(body))\n\
+             \x20       schema = [f'{{f.name}}: {{f.type}}' + ('' if f.nullable else ' not null') for f in t.schema]\n\
+             \x20       codec = pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0).column(0).compression\n\
+             \x20       out.append({{'key': o['Key'], 'schema': schema, 'compression': codec, 'rows': t.to_pylist()}})\n\
+             print(json.dumps(out, default=text))"
+        );
+        let text = self.boto3(&script);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    }
+
     /// Runs `script` with `s3`, a boto3 client of this server; returns what it printed.
     fn boto3(&self, script: &str) -> String {
         let prelude = format!(

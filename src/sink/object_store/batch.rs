@@ -1,11 +1,8 @@
 //! The events waiting to become one object (one folder, one input lane), the object's name from
 //! what it holds, and its bytes (NDJSON, compressed).
 
-use std::io::Write;
-
 use tokio::time::Instant;
 
-use super::Compression;
 use crate::event::{Event, Position};
 
 /// Where an event sits in its input lane: the input's place (a Kafka offset, a JetStream stream
@@ -103,14 +100,14 @@ impl Open {
         self.events.push(event);
     }
 
-    /// The object's file name (see [`name`]).
-    pub fn name(&self, pipeline: &str, compression: Compression) -> String {
+    /// The object's file name (see [`name`]), ending in `ext`.
+    pub fn name(&self, pipeline: &str, ext: &str) -> String {
         let places = self.placed.then_some((self.first, self.last));
         name(
             pipeline,
             &self.lane,
             places.and_then(|(f, l)| Some((f?, l?))),
-            compression,
+            ext,
         )
     }
 }
@@ -118,46 +115,13 @@ impl Open {
 /// An object's file name: `<pipeline>-<lane>-<first>-<last>.<ext>` from the places of its first
 /// and last events (zero-padded, so names sort in lane order), so that the same events written
 /// again make the same name; a unique id when not every event has a place (`places` None).
-pub fn name(
-    pipeline: &str,
-    lane: &str,
-    places: Option<(Place, Place)>,
-    compression: Compression,
-) -> String {
-    let ext = match compression {
-        Compression::None => "ndjson",
-        Compression::Gzip => "ndjson.gz",
-        Compression::Zstd => "ndjson.zst",
-    };
+pub fn name(pipeline: &str, lane: &str, places: Option<(Place, Place)>, ext: &str) -> String {
     match places {
         Some((first, last)) => format!(
             "{pipeline}-{lane}-{:020}.{}-{:020}.{}.{ext}",
             first.0, first.1, last.0, last.1
         ),
         None => format!("{pipeline}-{lane}-{}.{ext}", nuid::next()),
-    }
-}
-
-/// The object's bytes: each payload on a line, compressed.
-pub fn encode(payloads: &[bytes::Bytes], compression: Compression) -> std::io::Result<Vec<u8>> {
-    let size: usize = payloads.iter().map(|p| p.len() + 1).sum();
-    let mut lines = Vec::with_capacity(size);
-    for p in payloads {
-        lines.extend_from_slice(p);
-        lines.push(b'\n');
-    }
-    match compression {
-        Compression::None => Ok(lines),
-        Compression::Gzip => {
-            let mut gz = flate2::write::GzEncoder::new(
-                Vec::with_capacity(size / 4),
-                flate2::Compression::default(),
-            );
-            gz.write_all(&lines)?;
-            gz.finish()
-        }
-        // Level 3: zstd's default, several times gzip's speed at a similar ratio.
-        Compression::Zstd => zstd::bulk::compress(&lines, 3),
     }
 }
 
@@ -189,7 +153,7 @@ mod tests {
             open.push(e, place);
         }
         assert_eq!(
-            open.name("archive", Compression::Zstd),
+            open.name("archive", "ndjson.zst"),
             "archive-orders-3-00000000000000001042.0-00000000000000001090.0.ndjson.zst"
         );
         assert_eq!(open.bytes, 9);
@@ -207,27 +171,8 @@ mod tests {
             Event::new(bytes::Bytes::new(), position, Ack::untracked()),
             place,
         );
-        let (a, b) = (
-            open.name("p", Compression::None),
-            open.name("p", Compression::None),
-        );
+        let (a, b) = (open.name("p", "ndjson"), open.name("p", "ndjson"));
         assert!(a.starts_with("p-nats-") && a.ends_with(".ndjson"), "{a}");
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn objects_decode_back_to_the_payloads_in_order() {
-        let payloads = [
-            bytes::Bytes::from_static(b"{\"a\":1}"),
-            bytes::Bytes::from_static(b"{\"b\":2}"),
-        ];
-        let plain = encode(&payloads, Compression::None).unwrap();
-        assert_eq!(plain, b"{\"a\":1}\n{\"b\":2}\n");
-        let gz = encode(&payloads, Compression::Gzip).unwrap();
-        let mut back = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut back).unwrap();
-        assert_eq!(back, plain);
-        let zst = encode(&payloads, Compression::Zstd).unwrap();
-        assert_eq!(zstd::decode_all(&zst[..]).unwrap(), plain);
     }
 }

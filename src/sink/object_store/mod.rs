@@ -3,6 +3,8 @@
 //! input acknowledged only once every object holding its events is stored.
 
 mod batch;
+mod encode;
+mod parquet;
 mod stored;
 mod template;
 mod write;
@@ -34,10 +36,15 @@ pub struct ObjectStoreOutputConfig {
     /// Empty: every object directly under the prefix.
     #[serde(default)]
     pub path: String,
-    /// `ndjson`: one payload per line.
+    /// `ndjson`: one payload per line; `parquet`: the columns of `schema`.
     #[serde(default)]
     pub format: ObjectFormat,
-    /// `none`, `gzip` or `zstd`.
+    /// The columns of a Parquet object, each the event's field of the same name; other fields
+    /// are not written, and an event that does not fit is dead-lettered.
+    #[serde(default)]
+    pub schema: Vec<parquet::Column>,
+    /// `none`, `gzip` or `zstd`, and for Parquet also `snappy`: of the whole object for NDJSON,
+    /// of each column inside a Parquet object.
     #[serde(default)]
     pub compression: Compression,
     /// When an object is written.
@@ -59,6 +66,8 @@ pub enum ObjectFormat {
     /// One payload per line, as the file output writes them.
     #[default]
     Ndjson,
+    /// Apache Parquet, one row per event, the columns declared in `schema`.
+    Parquet,
 }
 
 /// How an object is compressed.
@@ -72,6 +81,8 @@ pub enum Compression {
     Gzip,
     /// Zstandard (`.zst`).
     Zstd,
+    /// Snappy, inside Parquet objects only.
+    Snappy,
 }
 
 /// When the events of a folder and lane are written as an object: whichever comes first.
@@ -120,6 +131,7 @@ pub struct ObjectStoreOutput {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     config: ObjectStoreOutputConfig,
+    encoder: Arc<encode::Encoder>,
     pipeline: Arc<str>,
 }
 
@@ -166,14 +178,43 @@ impl ObjectStoreOutputConfig {
         if batch.max_age.0.is_zero() {
             v.error_at(&at("max_age"), "must be above 0s");
         }
+        let encoder = self.encoder(path, v);
         template?;
         let (store, prefix) = store?;
         Some(ObjectStoreOutput {
             store,
             prefix,
             config: self.clone(),
+            encoder: Arc::new(encoder?),
             pipeline: Arc::from(pipeline),
         })
+    }
+
+    /// How objects are made, from `format`, `schema` and `compression`.
+    fn encoder(&self, path: &str, v: &mut Validator<'_>) -> Option<encode::Encoder> {
+        let schema = format!("{path}.schema");
+        match self.format {
+            ObjectFormat::Ndjson => {
+                if !self.schema.is_empty() {
+                    v.error_at(&schema, "only the parquet format takes a schema");
+                }
+                if self.compression == Compression::Snappy {
+                    let message = "snappy is for parquet; NDJSON takes none, gzip or zstd";
+                    v.error_at(&format!("{path}.compression"), message);
+                }
+                Some(encode::Encoder::Ndjson(self.compression))
+            }
+            ObjectFormat::Parquet if self.schema.is_empty() => {
+                let message = "parquet needs a `schema`: its columns, each a name and a type";
+                v.error_at(&format!("{path}.format"), message);
+                None
+            }
+            ObjectFormat::Parquet => {
+                let columns = parquet::schema(&self.schema, &schema, v)?;
+                let parquet = parquet::Parquet::new(columns, self.compression);
+                Some(encode::Encoder::Parquet(Box::new(parquet)))
+            }
+        }
     }
 }
 

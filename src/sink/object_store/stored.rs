@@ -89,7 +89,7 @@ fn range(rest: &str) -> Option<(Place, Place)> {
     let place = |n: &str, d: &str| Some((n.parse().ok()?, d.parse().ok()?));
     let (fo, fd) = first.split_once('.')?;
     let (lo, ld, ext) = (last.next()?, last.next()?, last.next()?);
-    if !matches!(ext, "ndjson" | "ndjson.gz" | "ndjson.zst") {
+    if !super::encode::EXTENSIONS.contains(&ext) {
         return None;
     }
     Some((place(fo, fd)?, place(lo, ld)?))

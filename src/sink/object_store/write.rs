@@ -10,9 +10,10 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::batch::{Open, Place, encode, lane_into};
+use super::ObjectStoreOutput;
+use super::batch::{Open, Place, lane_into};
+use super::parquet::Encoded;
 use super::stored::Stored;
-use super::{Compression, ObjectStoreOutput};
 use crate::delivery::{Cause, MustStop};
 use crate::event::{Event, Failed, Position, now_millis};
 use crate::sink::deliver::{Attempt, Delivery};
@@ -101,7 +102,16 @@ impl Writer {
             let place = lane_into(&event.position, event.derived, &mut key);
             let lane = &key[self.folder.len() + 1..];
             if self.already_stored(&event, &key, lane, place).await {
-                self.delivery.ctx().confirm([event]);
+                // Left out of the object that holds its place (it does not fit the format):
+                // it follows the error policy again, as its dead letter may not have been
+                // delivered before the object was.
+                match self.output.encoder.rejects(&event.payload) {
+                    Some(reason) => {
+                        let failed = Failed::at_output(event, reason, Cause::Event);
+                        self.delivery.refuse(failed).await?;
+                    }
+                    None => self.delivery.ctx().confirm([event]),
+                }
                 continue;
             }
             let open = match self.open.get_mut(key.as_str()) {
@@ -182,27 +192,25 @@ impl Writer {
         let Some(open) = self.open.remove(key) else {
             return Ok(());
         };
-        let compression = self.output.config.compression;
-        let mut name = open.name(&self.output.pipeline, compression);
+        let ext = self.output.encoder.extension();
+        // Named after every event it was opened with, those left out too: written again after a
+        // crash, the same events make the same name.
+        let mut name = open.name(&self.output.pipeline, ext);
         let (folder, lane) = (open.folder, open.lane);
         let mut held: Vec<Held> = open.events.into_iter().map(Held::new).collect();
         // The object's bytes, kept across retries; made again only when events leave it.
         let mut body: Option<Bytes> = None;
         loop {
+            let bytes = match &body {
+                Some(bytes) => bytes.clone(),
+                None => match self.encode(&mut held).await? {
+                    Some(bytes) => body.insert(bytes).clone(),
+                    None => return Ok(()),
+                },
+            };
             let path = location(&self.output.prefix, &folder, &name);
             let mut attempt = Attempt::default();
-            let encoded = match &body {
-                Some(bytes) => Ok(bytes.clone()),
-                None => encode_held(&held, compression).await,
-            };
-            let stored = match encoded {
-                Ok(bytes) => {
-                    body = Some(bytes.clone());
-                    upload(&*self.output.store, &path, bytes).await
-                }
-                Err(reason) => Err(Failure::Refused(reason)),
-            };
-            match stored {
+            match upload(&*self.output.store, &path, bytes).await {
                 Ok(()) => {
                     tracing::debug!(object = %path, events = held.len(), "object stored");
                     attempt.delivered_all(held);
@@ -229,29 +237,47 @@ impl Writer {
             }
             if held.len() != before {
                 // Events out of attempts left: the object holds the rest, named after them.
-                name = held_name(&self.output.pipeline, &lane, &held, compression);
+                name = held_name(&self.output.pipeline, &lane, &held, ext);
                 body = None;
             }
         }
     }
-}
 
-/// The bytes of an object holding `held`, compressed off the runtime's threads.
-async fn encode_held(held: &[Held], compression: Compression) -> Result<Bytes, String> {
-    let payloads: Vec<Bytes> = held.iter().map(|h| h.event.payload.clone()).collect();
-    match tokio::task::spawn_blocking(move || encode(&payloads, compression)).await {
-        Ok(Ok(body)) => Ok(Bytes::from(body)),
-        Ok(Err(e)) => Err(format!("encoding the object: {e}")),
-        Err(e) => Err(format!("encoding the object: {e}")),
+    /// The bytes of an object holding `held`, made off the runtime's threads; events that do
+    /// not fit the format leave `held` and follow the error policy. None: no event is left.
+    async fn encode(&mut self, held: &mut Vec<Held>) -> Result<Option<Bytes>, MustStop> {
+        let payloads: Vec<Bytes> = held.iter().map(|h| h.event.payload.clone()).collect();
+        let encoder = self.output.encoder.clone();
+        let encoded = tokio::task::spawn_blocking(move || encoder.encode(&payloads)).await;
+        let encoded = encoded.unwrap_or_else(|e| Err(format!("encoding the object: {e}")));
+        let mut attempt = Attempt::default();
+        let body = match encoded {
+            Ok(Encoded { body, rejected }) => {
+                // Indexes in order: each taken out from the back first keeps the others' places.
+                for (index, reason) in rejected.into_iter().rev() {
+                    let event = held.remove(index).event;
+                    attempt.refused(Failed::at_output(event, reason, Cause::Event));
+                }
+                body
+            }
+            Err(reason) => {
+                for h in held.drain(..) {
+                    attempt.refused(Failed::at_output(h.event, reason.clone(), Cause::Output));
+                }
+                None
+            }
+        };
+        self.delivery.settle(&mut attempt).await?;
+        Ok(body.filter(|_| !held.is_empty()).map(Bytes::from))
     }
 }
 
 /// The name of an object holding `held`, of `lane`.
-fn held_name(pipeline: &str, lane: &str, held: &[Held], compression: Compression) -> String {
+fn held_name(pipeline: &str, lane: &str, held: &[Held], ext: &str) -> String {
     let place = |h: &Held| super::batch::lane(&h.event.position, h.event.derived).1;
     let places: Option<Vec<_>> = held.iter().map(place).collect();
     let ends = places.and_then(|p| Some((*p.first()?, *p.last()?)));
-    super::batch::name(pipeline, lane, ends, compression)
+    super::batch::name(pipeline, lane, ends, ext)
 }
 
 /// `prefix/folder/name`, each folder level one path segment (no name: the folder).
