@@ -28,6 +28,10 @@
 //!   `W6_SECONDS` for another length), into sluice's `http_server` input (`ack: delivered`) ->
 //!   the reshape -> core NATS, against a minimal axum server forwarding each event to NATS
 //!   unchanged and answering after a flush; events/s, CPU per event, p50 and p99 request latency.
+//! - W7 Kafka -> S3: 512-byte events drained from a backlog on the mock cluster (16
+//!   partitions) into moto's S3 server (`scripts/setup.sh s3`) as NDJSON objects of 2,000
+//!   events compressed with zstd, against a raw loop of rdkafka and object_store PUTs with the
+//!   same objects; events stored are counted from the objects' names.
 //! - W5 latency: events stamped with their send time, produced at a fixed rate (20,000/s; NATS
 //!   also at half W2's rate when W2 ran) for a warm-up and 10 s, through the raw loop and
 //!   sluice (Kafka, on the mock cluster and on tansu: W2's pipeline on 512-byte events; core
@@ -56,6 +60,8 @@ use testkit::{Process, eventually, pipeline};
 
 #[path = "suite/http.rs"]
 mod http;
+#[path = "suite/s3.rs"]
+mod s3;
 
 /// W2's program: half the events have status 500.
 const W2_PROGRAM: &str =
@@ -127,6 +133,9 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(10);
         http::workload(&mut rows, dir.path(), seconds);
+    }
+    if wants("w7") {
+        s3::workload(&mut rows, dir.path(), events.unwrap_or(96_000));
     }
     print_table(&rows);
     if wants("w5") {
@@ -1104,6 +1113,7 @@ mod raw {
             "http" => tokio::runtime::Runtime::new()
                 .unwrap()
                 .block_on(super::http::raw_server(arg(1), arg(2), arg(3))),
+            "s3" => super::s3::raw(arg(1), arg(2), arg(3), arg(4).parse().unwrap()),
             other => panic!("unknown raw loop {other}"),
         }
     }
