@@ -561,24 +561,7 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
     for t in topics {
         cluster.create_topic(t, PARTITIONS, 1).unwrap();
     }
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("linger.ms", "20")
-        .create()
-        .unwrap();
-    for i in 0..n {
-        let payload = event(i, 1024);
-        let key = format!("k{}", i % 64);
-        let mut rec = BaseRecord::to("in")
-            .payload(&payload)
-            .key(&key)
-            .partition((i % PARTITIONS as u64) as i32);
-        while let Err((_, back)) = producer.send(rec) {
-            rec = back;
-            producer.poll(Duration::from_millis(5));
-        }
-    }
-    producer.flush(Duration::from_secs(120)).unwrap();
+    backlog(&brokers, "in", n, PARTITIONS, 1024);
     let counter = EndOffsets::new(&brokers);
     let kafka_run = |workload: &'static str, runner: &str, worker: Process, expect: u64| {
         let output = format!("{}-{runner}", workload.to_lowercase());
@@ -625,6 +608,29 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
             rows.push(baseline("W2", tool, &brokers, &format!("w2-{tool}"), n));
         }
     }
+}
+
+/// Produces `n` events of `size` bytes to `topic`, round robin over its `partitions`, keyed
+/// `k0` to `k63`.
+fn backlog(brokers: &str, topic: &str, n: u64, partitions: i32, size: usize) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    for i in 0..n {
+        let payload = event(i, size);
+        let key = format!("k{}", i % 64);
+        let mut rec = BaseRecord::to(topic)
+            .payload(&payload)
+            .key(&key)
+            .partition((i % partitions as u64) as i32);
+        while let Err((_, back)) = producer.send(rec) {
+            rec = back;
+            producer.poll(Duration::from_millis(5));
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
 }
 
 /// Runs another tool through `benches/baselines/run.py`, which reports its whole run.

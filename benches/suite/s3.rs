@@ -15,12 +15,11 @@ use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use testkit::measure::{event, watch};
+use testkit::measure::watch;
 use testkit::s3::Moto;
 use testkit::{Process, pipeline};
 
-use super::{Row, TIMEOUT, raw_worker, sluice};
+use super::{Row, TIMEOUT, backlog, raw_worker, sluice};
 
 /// Partitions of the input topic.
 const PARTITIONS: i32 = 16;
@@ -38,22 +37,7 @@ pub fn workload(rows: &mut Vec<Row>, dir: &Path, n: u64) {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("in", PARTITIONS, 1).unwrap();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("linger.ms", "20")
-        .create()
-        .unwrap();
-    for i in 0..n {
-        let payload = event(i, SIZE);
-        let mut rec = BaseRecord::<(), _>::to("in")
-            .payload(&payload)
-            .partition((i % PARTITIONS as u64) as i32);
-        while let Err((_, back)) = producer.send(rec) {
-            rec = back;
-            producer.poll(Duration::from_millis(5));
-        }
-    }
-    producer.flush(Duration::from_secs(120)).unwrap();
+    backlog(&brokers, "in", n, PARTITIONS, SIZE);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = s3(&moto.endpoint());
     for runner in ["raw", "sluice"] {
