@@ -7,6 +7,7 @@
 //! cargo bench --bench suite -- w1 w3            # named workloads
 //! cargo bench --bench suite -- --events 50000   # fewer events per workload
 //! cargo bench --bench suite -- w1t --backlog N   # W1 (and W2) on tansu, N events (default 2 million)
+//! cargo bench --bench suite -- --json FILE      # also as JSON records, for benches/charts.py
 //! ```
 //!
 //! - W1 Kafka passthrough and W2 Kafka filter + reshape (half pass), 1 KB events with about 20
@@ -60,6 +61,8 @@ use testkit::{Process, eventually, pipeline};
 
 #[path = "suite/http.rs"]
 mod http;
+#[path = "suite/results.rs"]
+mod results;
 #[path = "suite/s3.rs"]
 mod s3;
 
@@ -102,8 +105,16 @@ fn main() {
         .filter(|a| a.starts_with('w') && (a.len() == 2 || *a == "w1t"))
         .collect();
     let wants = |w: &str| named.is_empty() || named.contains(&w);
+    // --json PATH: every result also as JSON records, for benches/charts.py.
+    let json: Option<PathBuf> = args
+        .iter()
+        .position(|a| a == "--json")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
     let dir = tempfile::tempdir().unwrap();
     let mut rows = Vec::new();
+    let mut trials = Vec::new();
+    let mut latencies = Vec::new();
     if wants("w1") || wants("w2") {
         let n = events.unwrap_or(140_000);
         assert!(
@@ -122,7 +133,12 @@ fn main() {
         tansu::backlog(&mut rows, dir.path(), backlog);
     }
     if wants("w3") {
-        nats_core(&mut rows, dir.path(), events.unwrap_or(200_000));
+        nats_core(
+            &mut rows,
+            &mut trials,
+            dir.path(),
+            events.unwrap_or(200_000),
+        );
     }
     if wants("w4") {
         jetstream(&mut rows, dir.path(), events.unwrap_or(200_000));
@@ -153,7 +169,6 @@ fn main() {
         {
             rates.push((w2.rate() / 2.0) as u64);
         }
-        let mut latencies = Vec::new();
         // Kafka at the fixed rate only (W5_KAFKA_RATE, default 20,000/s): at W2's half rate
         // (100,000/s and more) the mock cluster's 5 MB per partition would not hold the window.
         let kafka_rate = std::env::var("W5_KAFKA_RATE")
@@ -165,6 +180,9 @@ fn main() {
             latencies.extend(latency_nats(dir.path(), rate));
         }
         print_latencies(&latencies);
+    }
+    if let Some(path) = json {
+        results::write(&path, &rows, &trials, &latencies);
     }
 }
 
@@ -184,16 +202,23 @@ struct Latency {
     expected: u64,
 }
 
+impl Latency {
+    /// The `q` quantile of the latencies, in milliseconds.
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let last = self.samples.len().saturating_sub(1);
+        (self
+            .samples
+            .get(((self.samples.len() as f64 * q) as usize).min(last)))
+        .map_or(f64::NAN, |us| *us as f64 / 1000.0)
+    }
+}
+
 fn print_latencies(rows: &[Latency]) {
     println!(
         "\n| W5 | runner | rate/s | p50 ms | p99 ms | p99.9 ms | received of expected |\n| --- | --- | ---: | ---: | ---: | ---: | ---: |"
     );
     for r in rows {
-        let at = |q: f64| {
-            r.samples
-                .get(((r.samples.len() as f64 * q) as usize).min(r.samples.len().saturating_sub(1)))
-                .map_or(f64::NAN, |us| *us as f64 / 1000.0)
-        };
+        let at = |q: f64| r.quantile_ms(q);
         println!(
             "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {} of {} |",
             r.bus,
@@ -714,7 +739,7 @@ fn nats_rig(
 
 /// W3: the highest of a rising series of publish rates each worker keeps up with, losing
 /// nothing.
-fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
+fn nats_core(rows: &mut Vec<Row>, trials: &mut Vec<results::Trial>, dir: &Path, n: u64) {
     let (server, rt, client, file) = nats_rig(dir, "w3");
     let url = server.url();
     let raw_args = ["nats", &url, "w3.in", "w3.out.raw"];
@@ -740,6 +765,13 @@ fn nats_core(rows: &mut Vec<Row>, dir: &Path, n: u64) {
         for rate in rates {
             let worker = start();
             let (trial, percent) = rt.block_on(nats_trial(&client, &worker, runner, n, rate));
+            trials.push(results::Trial {
+                runner,
+                rate,
+                sent: n,
+                lost: *trial.as_ref().err().unwrap_or(&0),
+                cpu_us: trial.as_ref().map_or(f64::NAN, Reading::cpu_us),
+            });
             match trial {
                 Ok(r) => {
                     best = Some(r);

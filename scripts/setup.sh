@@ -7,7 +7,7 @@
 #   scripts/setup.sh s3      # moto's S3 server, boto3, zstandard and pyarrow (the object store output's tests)
 #   scripts/setup.sh azure   # Azurite and the Azure SDK for Python (the same tests, on Azure Blob)
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use
-#   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/), valgrind
+#   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/), valgrind, matplotlib
 set -euo pipefail
 
 what="${1:-test}"
@@ -118,6 +118,8 @@ setup_bench() {
   command -v kcat >/dev/null || apt_install kcat
   command -v valgrind >/dev/null || apt_install valgrind
   command -v wrk >/dev/null || apt_install wrk
+  # benches/charts.py draws the suite's results.
+  python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet 'matplotlib>=3.8'
   if ! { command -v jaq >/dev/null && jaq --version 2>/dev/null | grep -q "$JAQ_VERSION"; }; then
     log "installing jaq $JAQ_VERSION"
     cargo install jaq --version "$JAQ_VERSION" --locked --quiet
