@@ -24,6 +24,13 @@ plt.rcParams["svg.hashsalt"] = "sluice"
 METADATA = {"Date": None}
 
 
+def save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, metadata=METADATA)
+    plt.close(fig)
+    return True
+
+
 def provenance(records):
     first = records[0]
     return f"{first.get('commit') or 'unknown commit'}, {first['machine']}"
@@ -43,10 +50,7 @@ def cpu_per_event(rows, path):
     ax.invert_yaxis()
     ax.set_xlabel("CPU-microseconds per input event (lower is better)")
     ax.set_title(f"CPU per event by runner\n{provenance(rows)}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, metadata=METADATA)
-    plt.close(fig)
-    return True
+    return save(fig, path)
 
 
 def w3_loss(trials, path):
@@ -63,10 +67,7 @@ def w3_loss(trials, path):
     ax.set_title(f"W3: core NATS, loss against offered rate\n{provenance(trials)}", fontsize=10)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, metadata=METADATA)
-    plt.close(fig)
-    return True
+    return save(fig, path)
 
 
 def w5_latency(runs, path):
@@ -83,10 +84,7 @@ def w5_latency(runs, path):
     ax.set_ylabel("milliseconds from send to receipt (log)")
     ax.set_title(f"W5: latency at a fixed rate\n{provenance(runs)}", fontsize=10)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, metadata=METADATA)
-    plt.close(fig)
-    return True
+    return save(fig, path)
 
 
 def main(argv):

@@ -586,7 +586,7 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
     for t in topics {
         cluster.create_topic(t, PARTITIONS, 1).unwrap();
     }
-    backlog(&brokers, "in", n, PARTITIONS, 1024);
+    backlog(&brokers, "in", n, PARTITIONS, 1024, "none");
     let counter = EndOffsets::new(&brokers);
     let kafka_run = |workload: &'static str, runner: &str, worker: Process, expect: u64| {
         let output = format!("{}-{runner}", workload.to_lowercase());
@@ -636,11 +636,12 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
 }
 
 /// Produces `n` events of `size` bytes to `topic`, round robin over its `partitions`, keyed
-/// `k0` to `k63`.
-fn backlog(brokers: &str, topic: &str, n: u64, partitions: i32, size: usize) {
+/// `k0` to `k63`, batches compressed with `compression` (librdkafka's `compression.type`).
+fn backlog(brokers: &str, topic: &str, n: u64, partitions: i32, size: usize, compression: &str) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
+        .set("compression.type", compression)
         .create()
         .unwrap();
     for i in 0..n {
@@ -655,7 +656,7 @@ fn backlog(brokers: &str, topic: &str, n: u64, partitions: i32, size: usize) {
             producer.poll(Duration::from_millis(5));
         }
     }
-    producer.flush(Duration::from_secs(120)).unwrap();
+    producer.flush(Duration::from_secs(600)).unwrap();
 }
 
 /// Runs another tool through `benches/baselines/run.py`, which reports its whole run.
@@ -934,18 +935,14 @@ fn jetstream(rows: &mut Vec<Row>, dir: &Path, n: u64) {
 mod tansu {
     use std::path::{Path, PathBuf};
     use std::process::Command;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
-    use rdkafka::ClientConfig;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
     use testkit::kafka::Collector;
     use testkit::measure::{Reading, cpu_seconds, peak_rss_mib};
     use testkit::tansu::Broker;
     use testkit::{Process, try_wait_for};
 
-    use super::{
-        Row, TIMEOUT, W2_PROGRAM, baseline_from, event, kafka_pipeline, raw_worker, sluice,
-    };
+    use super::{Row, TIMEOUT, W2_PROGRAM, baseline_from, kafka_pipeline, raw_worker, sluice};
 
     /// Watches a worker until `count()` reaches `expect` outputs: its whole run from `started`
     /// (start-up and the group join included, as `run.py` measures the other tools), and its
@@ -1037,25 +1034,7 @@ mod tansu {
             topics.extend(w2_outputs.iter().map(String::as_str));
             let topics: Vec<_> = topics.into_iter().map(|t| (t, partitions)).collect();
             broker.create_topics(&topics);
-            let producer: BaseProducer = ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .set("linger.ms", "20")
-                .set("compression.type", "lz4")
-                .create()
-                .unwrap();
-            for i in 0..n {
-                let payload = event(i, 1024);
-                let key = format!("k{}", i % 64);
-                let mut rec = BaseRecord::to(&input)
-                    .payload(&payload)
-                    .key(&key)
-                    .partition((i % partitions as u64) as i32);
-                while let Err((_, back)) = producer.send(rec) {
-                    rec = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-            producer.flush(Duration::from_secs(600)).unwrap();
+            super::backlog(&brokers, &input, n, partitions, 1024, "lz4");
             // Each W1 runner, then (on two partitions) each W2 runner, with its program.
             let runs = runners
                 .iter()

@@ -37,7 +37,7 @@ pub fn workload(rows: &mut Vec<Row>, dir: &Path, n: u64) {
     let cluster = MockCluster::new(1).unwrap();
     let brokers = cluster.bootstrap_servers();
     cluster.create_topic("in", PARTITIONS, 1).unwrap();
-    backlog(&brokers, "in", n, PARTITIONS, SIZE);
+    backlog(&brokers, "in", n, PARTITIONS, SIZE, "none");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let store = s3(&moto.endpoint());
     for runner in ["raw", "sluice"] {
