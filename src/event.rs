@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::delivery::{Ack, Cause, Failure};
 
@@ -118,6 +118,11 @@ impl Event {
     /// [`EVENT_OVERHEAD`]) counts against the pipeline's in-flight byte budget until its input
     /// is finished.
     pub fn new(payload: Bytes, position: Position, ack: Ack) -> Self {
+        Event::at(payload, Arc::new(position), ack)
+    }
+
+    /// [`Event::new`] with a position that may be shared with other events.
+    pub fn at(payload: Bytes, position: Arc<Position>, ack: Ack) -> Self {
         ack.charge(payload.len() + EVENT_OVERHEAD);
         Event {
             payload,
@@ -126,7 +131,7 @@ impl Event {
             timestamp: None,
             destination: None,
             partition: None,
-            position: Arc::new(position),
+            position,
             oversize: None,
             derived: 0,
             ack,
@@ -156,6 +161,27 @@ impl Failed {
             event,
             failure: Failure::at_output(reason, cause),
         }
+    }
+}
+
+/// Bytes of a buffer that payloads are cut from.
+const ARENA: usize = 64 * 1024;
+
+/// One buffer that many payloads are cut from: one allocation per 64 KiB rather than one per
+/// payload, and copies of a payload (an output keeps one while it publishes another) share a
+/// count instead of each allocating one. A buffer is freed once every payload cut from it is
+/// gone; events finish about in the order they were made, so few buffers are held.
+#[derive(Default)]
+pub struct Arena(BytesMut);
+
+impl Arena {
+    /// A payload holding a copy of `bytes`.
+    pub fn copy(&mut self, bytes: &[u8]) -> Bytes {
+        if self.0.capacity() < bytes.len() {
+            self.0 = BytesMut::with_capacity(ARENA.max(bytes.len()));
+        }
+        self.0.extend_from_slice(bytes);
+        self.0.split().freeze()
     }
 }
 
@@ -190,5 +216,28 @@ mod tests {
         assert!(budget.is_full(), "held until every derived event is done");
         fork.complete(Outcome::Delivered);
         assert!(!budget.is_full());
+    }
+
+    #[test]
+    fn payloads_cut_from_an_arena_keep_their_bytes_across_buffers() {
+        let mut arena = Arena::default();
+        let mut kept = Vec::new();
+        // Enough to fill several buffers, one payload larger than a buffer among them.
+        for i in 0..3_000u32 {
+            let text = match i {
+                1_234 => "x".repeat(ARENA + 10),
+                _ => format!(
+                    "{{\"n\":{i},\"pad\":\"{}\"}}",
+                    "p".repeat((i % 97) as usize)
+                ),
+            };
+            let payload = arena.copy(text.as_bytes());
+            let copy = payload.clone();
+            drop(payload);
+            kept.push((text, copy));
+        }
+        for (text, payload) in &kept {
+            assert_eq!(payload.as_ref(), text.as_bytes());
+        }
     }
 }

@@ -8,7 +8,7 @@ use super::{ErrorPolicy, PipelineConfig};
 use crate::codec::{self, Codec};
 use crate::delivery::{Ack, Outcome};
 use crate::delivery::{Failure, Step};
-use crate::event::{Event, Failed};
+use crate::event::{Arena, Event, Failed};
 use crate::transform::{Chain, Record};
 
 /// What came of a batch.
@@ -37,8 +37,10 @@ pub struct Worker {
     stop_at_failure: bool,
     records: Vec<Record>,
     encoded: Vec<(Record, Bytes)>,
-    /// Reused for encoding, so each result gets one allocation of its exact size.
+    /// Reused for encoding.
     scratch: Vec<u8>,
+    /// Where the results' payloads are copied to.
+    arena: Arena,
 }
 
 impl Worker {
@@ -56,6 +58,7 @@ impl Worker {
             records: Vec::new(),
             encoded: Vec::new(),
             scratch: Vec::new(),
+            arena: Arena::default(),
         })
     }
 
@@ -133,7 +136,8 @@ impl Worker {
                     ),
                 ));
             }
-            self.encoded.push((r, Bytes::copy_from_slice(buf)));
+            let payload = self.arena.copy(buf);
+            self.encoded.push((r, payload));
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use super::context::KafkaContext;
 use super::convert::{handed_upto, to_event};
 use super::read_error;
 use crate::delivery::AckSender;
-use crate::event::{Event, Position};
+use crate::event::{Arena, Event, Position};
 use crate::source::intake::Room;
 use crate::source::{SourceContext, SourceError};
 
@@ -56,6 +56,8 @@ pub(super) struct Loop<'a> {
     full_since: Option<Instant>,
     /// Revocations seen so far (see `Lanes::revocations`).
     revocations: u64,
+    /// Where records' payloads and keys are copied to.
+    arena: Arena,
 }
 
 impl<'a> Loop<'a> {
@@ -82,6 +84,7 @@ impl<'a> Loop<'a> {
             ),
             full_since: None,
             revocations: 0,
+            arena: Arena::default(),
         }
     }
 
@@ -217,7 +220,9 @@ impl<'a> Loop<'a> {
                 None => break,
                 Some(Ok(msg)) => {
                     let mut state = self.consumer.context().state();
-                    if let Some(event) = to_event(&msg, &mut state.lanes, &self.acks) {
+                    if let Some(event) =
+                        to_event(&msg, &mut state.lanes, &self.acks, &mut self.arena)
+                    {
                         batch.push(event);
                     }
                 }

@@ -3,13 +3,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers as _};
 
 use super::lanes::Lanes;
 use crate::delivery::AckSender;
-use crate::event::{Event, Position};
+use crate::event::{Arena, Event, Position};
 
 /// The event of a record, tracked in its partition's lane; None for a record already read (a
 /// refetch after a pause) or without an offset.
@@ -17,6 +16,7 @@ pub(super) fn to_event(
     msg: &BorrowedMessage<'_>,
     lanes: &mut Lanes,
     acks: &AckSender,
+    arena: &mut Arena,
 ) -> Option<Event> {
     let lane_id = lanes.lane_for(msg.topic(), msg.partition());
     let lane = lanes.lane_mut(lane_id)?;
@@ -30,17 +30,16 @@ pub(super) fn to_event(
         offset,
     };
     let mut event = Event::new(
-        Bytes::copy_from_slice(msg.payload().unwrap_or_default()),
+        arena.copy(msg.payload().unwrap_or_default()),
         position,
         acks.ack(lane_id, offset as u64),
     );
-    event.key = msg.key().map(Bytes::copy_from_slice);
+    event.key = msg.key().map(|k| arena.copy(k));
     if let Some(headers) = msg.headers() {
         for h in headers.iter() {
-            event.headers.push((
-                h.key.to_string(),
-                Bytes::copy_from_slice(h.value.unwrap_or_default()),
-            ));
+            event
+                .headers
+                .push((h.key.to_string(), arena.copy(h.value.unwrap_or_default())));
         }
     }
     event.timestamp = msg.timestamp().to_millis();
@@ -80,6 +79,7 @@ pub(super) fn handed_upto(batch: &[Event]) -> HashMap<(Arc<str>, i32), u64> {
 mod tests {
     use super::*;
     use crate::delivery::Ack;
+    use bytes::Bytes;
 
     fn event(topic: &Arc<str>, partition: i32, offset: i64) -> Event {
         Event::new(
