@@ -64,6 +64,8 @@ struct Shared {
     lane: u32,
     id: u64,
     redeliverable: bool,
+    /// Inputs answered by this one acknowledgement (see [`Ack::join`]).
+    inputs: AtomicUsize,
     outcome: AtomicU8,
     read_at: Instant,
     bytes: AtomicUsize,
@@ -74,12 +76,13 @@ impl Drop for Shared {
     fn drop(&mut self) {
         let outcome = Outcome::from_u8(self.outcome.load(Ordering::Acquire));
         let budget = &self.channel.budget;
+        let inputs = self.inputs.load(Ordering::Acquire);
         budget.release(self.bytes.load(Ordering::Acquire));
-        budget.input_finished();
+        budget.inputs_finished(inputs);
         if outcome == Outcome::Delivered {
             self.channel
                 .latency
-                .record(self.read_at.elapsed().as_secs_f64());
+                .record_many(self.read_at.elapsed().as_secs_f64(), inputs);
         }
         // The source may be gone (shutdown deadline passed); then nobody needs the answer.
         if let Some(tx) = &self.channel.tx {
@@ -117,6 +120,18 @@ impl Ack {
         Ack {
             shared: self.shared.clone(),
         }
+    }
+
+    /// A claim for another input that is answered together with this one: for inputs that need
+    /// no acknowledgement of their own (core NATS), read together. It is counted in flight and
+    /// in the latency histogram as an input of its own, without an acknowledgement of its own
+    /// to allocate and time.
+    pub fn join(&self) -> Ack {
+        if let Some(s) = &self.shared {
+            s.inputs.fetch_add(1, Ordering::Relaxed);
+            s.channel.budget.input_started();
+        }
+        self.fork()
     }
 
     /// Whether the bus redelivers this input if it is not acknowledged (a JetStream message below
@@ -170,6 +185,7 @@ impl AckSender {
                 lane,
                 id,
                 redeliverable,
+                inputs: AtomicUsize::new(1),
                 outcome: AtomicU8::new(Outcome::Delivered as u8),
                 read_at: Instant::now(),
                 bytes: AtomicUsize::new(0),
@@ -243,6 +259,32 @@ mod tests {
             }
         );
         assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn joined_inputs_are_counted_in_flight_until_the_last_claim_is_done() {
+        let budget = Arc::new(Budget::new(
+            usize::MAX,
+            metrics::Gauge::noop(),
+            metrics::Gauge::noop(),
+        ));
+        let (ch, mut rx) = ack_channel(&budget, metrics::Histogram::noop());
+        let first = ch.ack(0, 7);
+        let joined: Vec<Ack> = (0..4).map(|_| first.join()).collect();
+        assert_eq!(budget.in_flight().1, 5, "five inputs in flight");
+        first.complete(Outcome::Delivered);
+        let mut joined = joined.into_iter();
+        joined.next().unwrap().complete(Outcome::Rejected);
+        for a in joined.by_ref().take(2) {
+            a.complete(Outcome::Delivered);
+        }
+        assert_eq!(budget.in_flight().1, 5, "held until every claim is done");
+        assert!(rx.try_recv().is_err());
+        joined.next().unwrap().complete(Outcome::Delivered);
+        assert_eq!(budget.in_flight().1, 0);
+        let msg = rx.try_recv().unwrap();
+        assert_eq!((msg.id, msg.outcome), (7, Outcome::Rejected));
+        assert!(rx.try_recv().is_err(), "one answer for them all");
     }
 
     #[test]

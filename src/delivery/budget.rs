@@ -46,14 +46,14 @@ impl Budget {
         }
     }
 
-    /// An input was read: it is in flight until [`Budget::input_finished`].
+    /// An input was read: it is in flight until [`Budget::inputs_finished`].
     pub fn input_started(&self) {
         self.inputs.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// An input is finished.
-    pub fn input_finished(&self) {
-        self.inputs.fetch_sub(1, Ordering::Relaxed);
+    /// `n` inputs are finished.
+    pub fn inputs_finished(&self, n: usize) {
+        self.inputs.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Bytes and inputs in flight now.

@@ -11,7 +11,7 @@ use crate::client::nats::{Connector, Endpoint, NatsAuth, check_subject};
 use crate::client::tls::TlsConfig;
 use crate::codec::Codec;
 use crate::config::Validator;
-use crate::delivery::Ack;
+use crate::delivery::{Ack, Outcome};
 use crate::event::{Event, Position};
 
 /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
@@ -166,9 +166,37 @@ impl futures_util::Stream for Merged {
     }
 }
 
+/// The positions of core NATS messages: one per subject, shared by the messages of a run on it.
+#[derive(Default)]
+struct Positions {
+    subjects: SubjectMemo,
+    last: Option<Arc<Position>>,
+}
+
+impl Positions {
+    fn of(&mut self, subject: &str) -> Arc<Position> {
+        if let Some(last) = &self.last
+            && matches!(&**last, Position::Nats { subject: s, .. } if **s == *subject)
+        {
+            return last.clone();
+        }
+        let position = Arc::new(Position::Nats {
+            subject: self.subjects.get(subject),
+            stream: None,
+        });
+        self.last = Some(position.clone());
+        position
+    }
+}
+
 /// Builds an event from a NATS message.
 pub(crate) fn to_event(msg: async_nats::Message, position: Position, ack: Ack) -> Event {
-    let mut event = Event::new(msg.payload, position, ack);
+    to_event_at(msg, Arc::new(position), ack)
+}
+
+/// [`to_event`] with a position that may be shared.
+fn to_event_at(msg: async_nats::Message, position: Arc<Position>, ack: Ack) -> Event {
+    let mut event = Event::at(msg.payload, position, ack);
     if let Some(headers) = &msg.headers {
         for (name, values) in headers.iter() {
             for value in values {
@@ -217,19 +245,25 @@ pub async fn run(input: &NatsInput, ctx: SourceContext) -> Result<(), SourceErro
     };
     tracing::info!(pipeline = %ctx.telemetry.pipeline(), subjects = ?config.subjects, queue_group = ?config.queue_group, "nats subscribed");
     let mut messages = Merged::new(subscriptions);
-    let mut subjects = SubjectMemo::default();
-    let mut position = |subject: &str| Position::Nats {
-        subject: subjects.get(subject),
-        stream: None,
-    };
+    let mut positions = Positions::default();
     loop {
+        // The messages of a batch share one acknowledgement (nothing is acknowledged to core
+        // NATS): it counts them in flight and times them.
+        let mut shared: Option<Ack> = None;
         let gathered = ctx
             .intake
             .gather(&mut messages, |m| {
-                let p = position(&m.subject);
-                to_event(m, p, ctx.counted.ack(0, 0))
+                let ack = match &shared {
+                    Some(first) => first.join(),
+                    None => shared.insert(ctx.counted.ack(0, 0)).fork(),
+                };
+                let position = positions.of(&m.subject);
+                to_event_at(m, position, ack)
             })
             .await;
+        if let Some(first) = shared {
+            first.complete(Outcome::Delivered);
+        }
         let Gathered::Batch(batch) = gathered else {
             break;
         };
