@@ -553,11 +553,17 @@ fn kafka_pipeline(
     let transforms = program
         .map(|p| format!("transforms:\n  - jq: '{p}'\n"))
         .unwrap_or_default();
+    // SLUICE_FETCH_WAIT_MS=100 runs sluice with another wait; `default` with its own default.
+    let fetch_wait = match std::env::var("SLUICE_FETCH_WAIT_MS") {
+        Ok(ms) if ms == "default" => String::new(),
+        Ok(ms) => format!("      fetch.wait.max.ms: \"{ms}\"\n"),
+        Err(_) => format!("      fetch.wait.max.ms: \"{fetch_wait_ms}\"\n"),
+    };
     pipeline(
         dir,
         output,
         &format!(
-            "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: {output}\n    options:\n      session.timeout.ms: \"6000\"\n      fetch.wait.max.ms: \"{fetch_wait_ms}\"\n\
+            "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: {output}\n    options:\n      session.timeout.ms: \"6000\"\n{fetch_wait}\
              {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
         ),
     )
@@ -1014,16 +1020,24 @@ mod tansu {
                 "W1 tansu 2p"
             };
             let input = format!("in-{partitions}p");
-            let runners = ["raw", "sluice", "kcat-jaq", "quixstreams", "bytewax"];
+            // W1T_RUNNERS=raw,sluice runs only those.
+            let only = std::env::var("W1T_RUNNERS").ok();
+            let runners: Vec<&str> = ["raw", "sluice", "kcat-jaq", "quixstreams", "bytewax"]
+                .into_iter()
+                .filter(|r| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == *r)))
+                .collect();
             let outputs: Vec<String> = runners
                 .iter()
                 .map(|r| format!("w1-{partitions}p-{r}"))
                 .collect();
             // W2 runs once, on two partitions, where quixstreams can run it too.
-            let w2_runners: &[&str] = if partitions == 2 {
-                &["sluice", "kcat-jaq", "quixstreams", "bytewax"]
+            let w2_runners: Vec<&str> = if partitions == 2 {
+                ["sluice", "kcat-jaq", "quixstreams", "bytewax"]
+                    .into_iter()
+                    .filter(|r| runners.contains(r))
+                    .collect()
             } else {
-                &[]
+                Vec::new()
             };
             let w2_outputs: Vec<String> = w2_runners
                 .iter()
