@@ -559,12 +559,16 @@ fn kafka_pipeline(
         Ok(ms) => format!("      fetch.wait.max.ms: \"{ms}\"\n"),
         Err(_) => format!("      fetch.wait.max.ms: \"{fetch_wait_ms}\"\n"),
     };
+    // SLUICE_MAX_IN_FLIGHT=32MiB runs sluice with another in-flight budget.
+    let settings = std::env::var("SLUICE_MAX_IN_FLIGHT")
+        .map(|b| format!("settings:\n  max_in_flight_bytes: {b}\n"))
+        .unwrap_or_default();
     pipeline(
         dir,
         output,
         &format!(
             "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: {output}\n    options:\n      session.timeout.ms: \"6000\"\n{fetch_wait}\
-             {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n"
+             {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n{settings}"
         ),
     )
 }
