@@ -8,6 +8,12 @@ cpu-per-event.svg: CPU-microseconds per event by runner, for each workload.
 w3-loss.svg: W3's events lost against the offered rate, by runner.
 w5-latency.svg: W5's p50, p99 and p99.9 latency, by bus, runner and rate.
 A chart whose workload did not run is not written. matplotlib: scripts/setup.sh bench.
+
+    python3 benches/charts.py --compare DIR RUN.json...   # benches/before-after.sh does this
+
+prints, for each workload, sluice's CPU per event, rate and peak RSS by the commit of the
+binary measured (mean and range over the runs), beside the raw loop's in the same runs, and
+draws DIR/before-after.svg.
 """
 
 import json
@@ -33,7 +39,8 @@ def save(fig, path):
 
 def provenance(records):
     first = records[0]
-    return f"{first.get('commit') or 'unknown commit'}, {first['machine']}"
+    sluice = first.get("sluice_commit", first.get("commit")) or "unknown commit"
+    return f"sluice {sluice}, {first['machine']}"
 
 
 def cpu_per_event(rows, path):
@@ -87,9 +94,83 @@ def w5_latency(runs, path):
     return save(fig, path)
 
 
+def spread(values, digits=2):
+    """mean (min-max) of the values, or a dash."""
+    if not values:
+        return "-"
+    f = lambda v: f"{v:,.{digits}f}"  # noqa: E731
+    mean = sum(values) / len(values)
+    return f"{f(mean)} ({f(min(values))}-{f(max(values))})" if len(values) > 1 else f(mean)
+
+
+def compare(out, paths):
+    """sluice's readings by the commit of its binary, over several runs of the suite."""
+    runs = [json.loads(pathlib.Path(p).read_text()) for p in paths]
+    commits = []
+    readings = {}  # (workload, runner, commit) -> [reading]
+    best_w3 = {}  # (runner, commit) -> [highest rate with nothing lost, per run]
+    for records in runs:
+        for r in records:
+            commit = r.get("sluice_commit") or "unknown"
+            if commit not in commits:
+                commits.append(commit)
+            if r["kind"] == "row" and r["reading"] and r["runner"] in ("raw", "raw-reshape", "sluice"):
+                readings.setdefault((r["workload"], r["runner"], commit), []).append(r["reading"])
+        by_runner = {}
+        for t in (r for r in records if r["kind"] == "w3_rate" and r["lost"] == 0):
+            key = (t["runner"], t.get("sluice_commit") or "unknown")
+            by_runner[key] = max(by_runner.get(key, 0), t["rate"])
+        for key, rate in by_runner.items():
+            best_w3.setdefault(key, []).append(rate)
+    workloads = sorted({w for (w, _, _) in readings})
+    field = lambda rs, k: [x[k] for x in rs if x.get(k) is not None]  # noqa: E731
+    print("| workload | sluice | runs | sluice CPU-µs/event | raw CPU-µs/event | sluice/raw "
+          "| raw-reshape CPU-µs/event | sluice events/s | sluice peak RSS MiB | raw peak RSS MiB |")
+    print("| --- | --- | ---: | --- | --- | ---: | --- | --- | --- | --- |")
+    chart = []
+    for w in workloads:
+        for c in commits:
+            mine = readings.get((w, "sluice", c), [])
+            if not mine:
+                continue
+            raw = readings.get((w, "raw", c), [])
+            cpu, raw_cpu = field(mine, "cpu_us_per_event"), field(raw, "cpu_us_per_event")
+            ratio = f"{(sum(cpu) / len(cpu)) / (sum(raw_cpu) / len(raw_cpu)):.2f}x" if raw_cpu else "-"
+            reshape = field(readings.get((w, "raw-reshape", c), []), "cpu_us_per_event")
+            print(f"| {w} | {c} | {len(mine)} | {spread(cpu)} | {spread(raw_cpu)} | {ratio} "
+                  f"| {spread(reshape)} | {spread(field(mine, 'events_per_s'), 0)} "
+                  f"| {spread(field(mine, 'peak_rss_mib'), 0)} | {spread(field(raw, 'peak_rss_mib'), 0)} |")
+            chart.append((w, c, cpu))
+    for (runner, c), rates in sorted(best_w3.items()):
+        print(f"\nW3 highest rate with nothing lost, {runner} (sluice {c}): "
+              + ", ".join(f"{r:,}/s" for r in rates))
+    if not chart:
+        return
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(chart) + 1.5))
+    colours = {c: plt.cm.tab10(i % 10) for i, c in enumerate(commits)}
+    labels = [f"{w} sluice {c}" for (w, c, _) in chart]
+    means = [sum(v) / len(v) for (_, _, v) in chart]
+    errors = [[m - min(v) for m, (_, _, v) in zip(means, chart)],
+              [max(v) - m for m, (_, _, v) in zip(means, chart)]]
+    bars = ax.barh(labels, means, xerr=errors, capsize=3,
+                   color=[colours[c] for (_, c, _) in chart])
+    ax.bar_label(bars, fmt="%.2f", padding=8, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("CPU-microseconds per input event, mean and range over runs (lower is better)")
+    ax.set_title(f"Before and after: {' -> '.join(commits)}\n{runs[0][0]['machine']}", fontsize=10)
+    path = pathlib.Path(out) / "before-after.svg"
+    save(fig, path)
+    print(f"\n{path}")
+
+
 def main(argv):
     if len(argv) < 2:
         sys.exit(__doc__)
+    if argv[1] == "--compare":
+        if len(argv) < 4:
+            sys.exit(__doc__)
+        compare(argv[2], argv[3:])
+        return
     records = json.loads(pathlib.Path(argv[1]).read_text())
     out = pathlib.Path(argv[2] if len(argv) > 2 else pathlib.Path(__file__).parent / "charts")
     out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,10 @@
 //! cargo bench --bench suite -- --events 50000   # fewer events per workload
 //! cargo bench --bench suite -- w1t --backlog N   # W1 (and W2) on tansu, N events (default 2 million)
 //! cargo bench --bench suite -- --json FILE      # also as JSON records, for benches/charts.py
+//! SLUICE_BIN=PATH SLUICE_COMMIT=REV cargo bench --bench suite   # another sluice binary
 //! ```
+//!
+//! `benches/before-after.sh` runs two commits' binaries in turns under one suite binary.
 //!
 //! - W1 Kafka passthrough and W2 Kafka filter + reshape (half pass), 1 KB events with about 20
 //!   fields, drained from a backlog on librdkafka's mock cluster (in this process; 32
@@ -23,7 +26,8 @@
 //!   reading the output topic back. tansu's memory engine, not the worker, sets the pace here.
 //! - W3 core NATS subscribe -> jq -> publish, 256-byte events published at rising rates: the
 //!   highest rate each worker kept up with, with no message lost (slow-consumer drops), and
-//!   how busy the whole machine was there and at the first rate missed.
+//!   how busy the whole machine was there and at the first rate missed. Two raw loops: `raw`
+//!   publishes each payload unchanged, `raw-reshape` reshapes it with serde_json first.
 //! - W4 JetStream pull -> jq -> publish with acks, 512-byte events from a pre-loaded stream.
 //! - W6 HTTP: 50 events of 256 bytes per POST, by wrk (2 threads, 32 connections, 10 s,
 //!   `W6_SECONDS` for another length), into sluice's `http_server` input (`ack: delivered`) ->
@@ -518,9 +522,17 @@ fn print_table(rows: &[Row]) {
     }
 }
 
+/// The `sluice` binary under test: `SLUICE_BIN`, or the one this checkout built. With
+/// `SLUICE_BIN`, `SLUICE_COMMIT` names the commit it was built from, for the JSON records.
+fn sluice_binary() -> PathBuf {
+    std::env::var_os("SLUICE_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sluice")))
+}
+
 /// `sluice run`, quiet, to be given a pipeline file.
 fn sluice() -> Command {
-    let mut cmd = testkit::sluice!();
+    let mut cmd = testkit::process::sluice_at(sluice_binary());
     // With metrics served, as deployed: what recording them costs per event is measured too.
     cmd.arg("run")
         .env("RUST_LOG", "warn")
@@ -559,6 +571,15 @@ fn kafka_pipeline(
         Ok(ms) => format!("      fetch.wait.max.ms: \"{ms}\"\n"),
         Err(_) => format!("      fetch.wait.max.ms: \"{fetch_wait_ms}\"\n"),
     };
+    // SLUICE_KAFKA_OPTIONS=queued.max.messages.kbytes=16384,... adds librdkafka properties to
+    // the input's options.
+    let options = std::env::var("SLUICE_KAFKA_OPTIONS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|kv| kv.split_once('='))
+        .fold(fetch_wait, |lines, (k, v)| {
+            lines + &format!("      {}: \"{}\"\n", k.trim(), v.trim())
+        });
     // SLUICE_MAX_IN_FLIGHT=32MiB runs sluice with another in-flight budget.
     let settings = std::env::var("SLUICE_MAX_IN_FLIGHT")
         .map(|b| format!("settings:\n  max_in_flight_bytes: {b}\n"))
@@ -567,7 +588,7 @@ fn kafka_pipeline(
         dir,
         output,
         &format!(
-            "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: {output}\n    options:\n      session.timeout.ms: \"6000\"\n{fetch_wait}\
+            "input:\n  kafka:\n    brokers: {brokers}\n    topics: [{input}]\n    group_id: {output}\n    options:\n      session.timeout.ms: \"6000\"\n{options}\
              {transforms}output:\n  kafka:\n    brokers: {brokers}\n    topic: {output}\nerrors: drop\n{settings}"
         ),
     )
@@ -754,8 +775,10 @@ fn nats_core(rows: &mut Vec<Row>, trials: &mut Vec<results::Trial>, dir: &Path, 
     let (server, rt, client, file) = nats_rig(dir, "w3");
     let url = server.url();
     let raw_args = ["nats", &url, "w3.in", "w3.out.raw"];
+    let reshape_args = ["nats-reshape", &url, "w3.in", "w3.out.raw-reshape"];
     for (runner, start) in [
         ("raw", &(|| raw_worker(&raw_args)) as &dyn Fn() -> Process),
+        ("raw-reshape", &|| raw_worker(&reshape_args)),
         ("sluice", &|| Process::spawn(sluice().arg(&file))),
     ] {
         let mut best: Option<Reading> = None;
@@ -1139,6 +1162,9 @@ mod raw {
                     .unwrap()
                     .block_on(nats(arg(1), arg(2), arg(3)))
             }
+            "nats-reshape" => tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(nats_reshape(arg(1), arg(2), arg(3))),
             "jetstream" => tokio::runtime::Runtime::new().unwrap().block_on(jetstream(
                 arg(1),
                 arg(2),
@@ -1217,6 +1243,54 @@ mod raw {
         let output = async_nats::Subject::from(output);
         while let Some(m) = sub.next().await {
             client.publish(output.clone(), m.payload).await.unwrap();
+        }
+    }
+
+    /// Subscribe, reshape each payload as W3's program does (`{id, ts, service, status,
+    /// latency_ms: (.latency * 1000)}`) with serde_json into and out of structs of just those
+    /// fields (the others are parsed and skipped; the four kept are passed through unparsed),
+    /// and publish it: the least a hand-written reshaping loop does.
+    async fn nats_reshape(url: &str, input: &str, output: &str) {
+        use serde_json::value::RawValue;
+        #[derive(serde::Deserialize)]
+        struct In<'a> {
+            #[serde(borrow)]
+            id: &'a RawValue,
+            #[serde(borrow)]
+            ts: &'a RawValue,
+            #[serde(borrow)]
+            service: &'a RawValue,
+            #[serde(borrow)]
+            status: &'a RawValue,
+            latency: f64,
+        }
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            id: &'a RawValue,
+            ts: &'a RawValue,
+            service: &'a RawValue,
+            status: &'a RawValue,
+            latency_ms: f64,
+        }
+        let client = async_nats::connect(url).await.unwrap();
+        let mut sub = client.subscribe(input.to_string()).await.unwrap();
+        let output = async_nats::Subject::from(output);
+        while let Some(m) = sub.next().await {
+            let Ok(e) = serde_json::from_slice::<In>(&m.payload) else {
+                continue;
+            };
+            let out = Out {
+                id: e.id,
+                ts: e.ts,
+                service: e.service,
+                status: e.status,
+                latency_ms: e.latency * 1000.0,
+            };
+            let payload = serde_json::to_vec(&out).unwrap();
+            client
+                .publish(output.clone(), payload.into())
+                .await
+                .unwrap();
         }
     }
 

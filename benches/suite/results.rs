@@ -1,5 +1,6 @@
 //! The suite's results as JSON, for `benches/charts.py`: one record per table row, per W3 rate
-//! tried and per W5 run, each with the commit, the machine and the command that made it.
+//! tried and per W5 run, each with the commit, the machine and the command that made it, and
+//! the commit of the sluice binary measured (`SLUICE_BIN`, `SLUICE_COMMIT`).
 
 use std::path::Path;
 use std::process::Command;
@@ -55,17 +56,34 @@ fn provenance() -> Value {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    let settings: Vec<String> = ["W3_RATES", "W5_RATE", "W5_KAFKA_RATE", "W6_SECONDS"]
-        .iter()
-        .filter_map(|k| Some(format!("{k}={}", std::env::var(k).ok()?)))
-        .collect();
+    let settings: Vec<String> = [
+        "W3_RATES",
+        "W5_RATE",
+        "W5_KAFKA_RATE",
+        "W6_SECONDS",
+        "W1T_RUNNERS",
+        "SLUICE_FETCH_WAIT_MS",
+        "SLUICE_KAFKA_OPTIONS",
+        "SLUICE_MAX_IN_FLIGHT",
+    ]
+    .iter()
+    .filter_map(|k| Some(format!("{k}={}", std::env::var(k).ok()?)))
+    .collect();
     let command = format!(
         "{}cargo bench --bench suite -- {}",
         settings.iter().map(|s| s.clone() + " ").collect::<String>(),
         args.join(" ")
     );
+    // The sluice binary measured: this checkout's own, or SLUICE_BIN built from SLUICE_COMMIT
+    // (unknown when not given), so records of swapped binaries name the right one.
+    let sluice_commit = match std::env::var_os("SLUICE_BIN") {
+        None => commit.clone(),
+        Some(_) => std::env::var("SLUICE_COMMIT").ok(),
+    };
     json!({
         "commit": commit,
+        "sluice_commit": sluice_commit,
+        "sluice_binary": super::sluice_binary(),
         "machine": format!("{cores} cores ({}), {} GiB", model.unwrap_or("unknown CPU"), mem_gib.unwrap_or(0.0)),
         "command": command.trim_end(),
         "time": jiff::Timestamp::now().to_string(),
