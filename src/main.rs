@@ -24,12 +24,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[unsafe(link_section = ".init_array")]
 static COMMIT_ARENAS_AS_USED: extern "C" fn() = commit_arenas_as_used;
 
+/// mimalloc.h's `mi_option_arena_eager_commit`; libmimalloc-sys names no constant for it.
+#[cfg(target_os = "linux")]
+const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+
 /// Sets mimalloc's `arena_eager_commit` to 0 unless `MIMALLOC_ARENA_EAGER_COMMIT` set it (to
 /// anything but mimalloc's default, 2: "eager where the system overcommits").
 #[cfg(target_os = "linux")]
 extern "C" fn commit_arenas_as_used() {
-    // mimalloc.h's mi_option_arena_eager_commit; libmimalloc-sys names no constant for it.
-    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
     // SAFETY: plain calls into mimalloc's option table, made before any thread is started.
     unsafe {
         if libmimalloc_sys::mi_option_get(ARENA_EAGER_COMMIT) == 2 {
@@ -503,7 +505,7 @@ mod tests {
             return;
         }
         // SAFETY: reads mimalloc's option table.
-        let value = unsafe { libmimalloc_sys::mi_option_get(4) };
+        let value = unsafe { libmimalloc_sys::mi_option_get(super::ARENA_EAGER_COMMIT) };
         assert_eq!(value, 0, "arena_eager_commit");
     }
 }

@@ -86,35 +86,52 @@ fn read_error(message: impl std::fmt::Display) -> SourceError {
 /// memo starts over, so that subjects with ids in them do not grow memory.
 const SUBJECT_MEMO: usize = 4096;
 
-/// Shared names of the subjects messages arrive on.
-#[derive(Default)]
-pub(crate) struct SubjectMemo {
-    all: std::collections::HashMap<String, Arc<str>>,
+/// What is kept per subject that messages arrive on, shared by the events from it: its name
+/// (the default), or something made from the name.
+pub(crate) struct SubjectMemo<T = Arc<str>> {
+    all: std::collections::HashMap<Arc<str>, T>,
     /// The last one asked for: runs of messages on one subject skip the lookup.
-    last: Option<Arc<str>>,
+    last: Option<(Arc<str>, T)>,
+}
+
+impl<T> Default for SubjectMemo<T> {
+    fn default() -> Self {
+        SubjectMemo {
+            all: std::collections::HashMap::new(),
+            last: None,
+        }
+    }
+}
+
+impl<T: Clone> SubjectMemo<T> {
+    /// What is kept for `subject`, made from its shared name the first time it is seen.
+    pub(crate) fn get_with(&mut self, subject: &str, make: impl FnOnce(&Arc<str>) -> T) -> T {
+        if let Some((name, kept)) = &self.last
+            && **name == *subject
+        {
+            return kept.clone();
+        }
+        let (name, kept) = match self.all.get_key_value(subject) {
+            Some((name, kept)) => (name.clone(), kept.clone()),
+            None => {
+                if self.all.len() >= SUBJECT_MEMO {
+                    self.all.clear();
+                }
+                let name: Arc<str> = Arc::from(subject);
+                let kept = make(&name);
+                self.all.insert(name.clone(), kept.clone());
+                (name, kept)
+            }
+        };
+        self.last = Some((name, kept.clone()));
+        kept
+    }
 }
 
 impl SubjectMemo {
     /// The shared name of `subject`.
     pub(crate) fn get(&mut self, subject: &str) -> Arc<str> {
-        if let Some(last) = &self.last
-            && **last == *subject
-        {
-            return last.clone();
-        }
-        let s = match self.all.get(subject) {
-            Some(s) => s.clone(),
-            None => {
-                if self.all.len() >= SUBJECT_MEMO {
-                    self.all.clear();
-                }
-                let s: Arc<str> = Arc::from(subject);
-                self.all.insert(subject.to_string(), s.clone());
-                s
-            }
-        };
-        self.last = Some(s.clone());
-        s
+        self.get_with(subject, Arc::clone)
     }
 }
 
@@ -163,29 +180,6 @@ impl futures_util::Stream for Merged {
         } else {
             Poll::Pending
         }
-    }
-}
-
-/// The positions of core NATS messages: one per subject, shared by the messages of a run on it.
-#[derive(Default)]
-struct Positions {
-    subjects: SubjectMemo,
-    last: Option<Arc<Position>>,
-}
-
-impl Positions {
-    fn of(&mut self, subject: &str) -> Arc<Position> {
-        if let Some(last) = &self.last
-            && matches!(&**last, Position::Nats { subject: s, .. } if **s == *subject)
-        {
-            return last.clone();
-        }
-        let position = Arc::new(Position::Nats {
-            subject: self.subjects.get(subject),
-            stream: None,
-        });
-        self.last = Some(position.clone());
-        position
     }
 }
 
@@ -245,7 +239,8 @@ pub async fn run(input: &NatsInput, ctx: SourceContext) -> Result<(), SourceErro
     };
     tracing::info!(pipeline = %ctx.telemetry.pipeline(), subjects = ?config.subjects, queue_group = ?config.queue_group, "nats subscribed");
     let mut messages = Merged::new(subscriptions);
-    let mut positions = Positions::default();
+    // One position per subject, shared by its messages.
+    let mut positions: SubjectMemo<Arc<Position>> = SubjectMemo::default();
     loop {
         // The messages of a batch share one acknowledgement (nothing is acknowledged to core
         // NATS): it counts them in flight and times them.
@@ -257,7 +252,12 @@ pub async fn run(input: &NatsInput, ctx: SourceContext) -> Result<(), SourceErro
                     Some(first) => first.join(),
                     None => shared.insert(ctx.counted.ack(0, 0)).fork(),
                 };
-                let position = positions.of(&m.subject);
+                let position = positions.get_with(&m.subject, |subject| {
+                    Arc::new(Position::Nats {
+                        subject: subject.clone(),
+                        stream: None,
+                    })
+                });
                 to_event_at(m, position, ack)
             })
             .await;
@@ -275,4 +275,38 @@ pub async fn run(input: &NatsInput, ctx: SourceContext) -> Result<(), SourceErro
     drop(messages);
     let _ = client.flush().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_is_made_once_and_shared_by_every_message_on_it() {
+        let mut memo: SubjectMemo<Arc<Position>> = SubjectMemo::default();
+        let mut made = 0;
+        let mut position = |memo: &mut SubjectMemo<Arc<Position>>, subject: &str| {
+            memo.get_with(subject, |name| {
+                made += 1;
+                Arc::new(Position::Nats {
+                    subject: name.clone(),
+                    stream: None,
+                })
+            })
+        };
+        let a = position(&mut memo, "orders.eu");
+        let a_again = position(&mut memo, "orders.eu");
+        let b = position(&mut memo, "orders.us");
+        let a_after_b = position(&mut memo, "orders.eu");
+        assert!(Arc::ptr_eq(&a, &a_again) && Arc::ptr_eq(&a, &a_after_b));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert!(
+            matches!(&*b, Position::Nats { subject, stream: None } if &**subject == "orders.us")
+        );
+        assert_eq!(made, 2, "one position per subject");
+        let mut names = SubjectMemo::default();
+        let name = names.get("orders.eu");
+        assert!(Arc::ptr_eq(&name, &names.get("orders.eu")));
+        assert_eq!(&*name, "orders.eu");
+    }
 }
