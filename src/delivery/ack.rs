@@ -7,7 +7,7 @@
 //! can never acknowledge its input.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
@@ -50,6 +50,10 @@ pub struct AckMsg {
     pub id: u64,
     /// The worst outcome of every event derived from it.
     pub outcome: Outcome,
+    /// When the outcome is [`Outcome::Failed`]: the lowest id of the inputs answered that
+    /// failed; below it, the inputs of a run (see [`Ack::join_at`]) may be acknowledged. `id`
+    /// for an answer that covers one input; `u64::MAX` when none failed.
+    pub failed_from: u64,
 }
 
 /// What every ack of one source shares: where answers go, and the pipeline's in-flight budget and
@@ -67,6 +71,8 @@ struct Shared {
     /// Inputs answered by this one acknowledgement (see [`Ack::join`]).
     inputs: AtomicUsize,
     outcome: AtomicU8,
+    /// The lowest id whose claim failed (`u64::MAX` while none did).
+    failed_from: AtomicU64,
     read_at: Instant,
     bytes: AtomicUsize,
     channel: Arc<Channel>,
@@ -90,6 +96,7 @@ impl Drop for Shared {
                 lane: self.lane,
                 id: self.id,
                 outcome,
+                failed_from: self.failed_from.load(Ordering::Acquire),
             });
         }
     }
@@ -98,12 +105,14 @@ impl Drop for Shared {
 /// A claim on an input's acknowledgement, held by an event derived from it.
 pub struct Ack {
     shared: Option<Arc<Shared>>,
+    /// The id of the input this claim is for (see [`Ack::join_at`]).
+    id: u64,
 }
 
 impl std::fmt::Debug for Ack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.shared {
-            Some(s) => write!(f, "Ack({}/{})", s.lane, s.id),
+            Some(s) => write!(f, "Ack({}/{})", s.lane, self.id),
             None => f.write_str("Ack(untracked)"),
         }
     }
@@ -112,13 +121,17 @@ impl std::fmt::Debug for Ack {
 impl Ack {
     /// An ack nobody waits for.
     pub fn untracked() -> Ack {
-        Ack { shared: None }
+        Ack {
+            shared: None,
+            id: 0,
+        }
     }
 
     /// Another claim on the same input, for one more derived event.
     pub fn fork(&self) -> Ack {
         Ack {
             shared: self.shared.clone(),
+            id: self.id,
         }
     }
 
@@ -127,11 +140,21 @@ impl Ack {
     /// in the latency histogram as an input of its own, without an acknowledgement of its own
     /// to allocate and time.
     pub fn join(&self) -> Ack {
+        self.join_at(self.id)
+    }
+
+    /// A claim for input `id`, read after this one in the same lane and answered together with
+    /// it: a run of inputs with one acknowledgement. If any of them fails, the answer names the
+    /// lowest that did, so the inputs before it are still acknowledged one by one.
+    pub fn join_at(&self, id: u64) -> Ack {
         if let Some(s) = &self.shared {
             s.inputs.fetch_add(1, Ordering::Relaxed);
             s.channel.budget.input_started();
         }
-        self.fork()
+        Ack {
+            shared: self.shared.clone(),
+            id,
+        }
     }
 
     /// Whether the bus redelivers this input if it is not acknowledged (a JetStream message below
@@ -152,15 +175,24 @@ impl Ack {
     /// Gives up this claim with an outcome.
     pub fn complete(mut self, outcome: Outcome) {
         if let Some(s) = self.shared.take() {
-            s.outcome.fetch_max(outcome as u8, Ordering::AcqRel);
+            s.settle(self.id, outcome);
         }
+    }
+}
+
+impl Shared {
+    fn settle(&self, id: u64, outcome: Outcome) {
+        if outcome == Outcome::Failed {
+            self.failed_from.fetch_min(id, Ordering::AcqRel);
+        }
+        self.outcome.fetch_max(outcome as u8, Ordering::AcqRel);
     }
 }
 
 impl Drop for Ack {
     fn drop(&mut self) {
         if let Some(s) = self.shared.take() {
-            s.outcome.fetch_max(Outcome::Failed as u8, Ordering::AcqRel);
+            s.settle(self.id, Outcome::Failed);
         }
     }
 }
@@ -181,12 +213,14 @@ impl AckSender {
     pub fn ack_with(&self, lane: u32, id: u64, redeliverable: bool) -> Ack {
         self.channel.budget.input_started();
         Ack {
+            id,
             shared: Some(Arc::new(Shared {
                 lane,
                 id,
                 redeliverable,
                 inputs: AtomicUsize::new(1),
                 outcome: AtomicU8::new(Outcome::Delivered as u8),
+                failed_from: AtomicU64::new(u64::MAX),
                 read_at: Instant::now(),
                 bytes: AtomicUsize::new(0),
                 channel: self.channel.clone(),
@@ -255,7 +289,8 @@ mod tests {
             AckMsg {
                 lane: 3,
                 id: 42,
-                outcome: Outcome::Rejected
+                outcome: Outcome::Rejected,
+                failed_from: u64::MAX,
             }
         );
         assert!(rx.try_recv().is_err());
@@ -285,6 +320,34 @@ mod tests {
         let msg = rx.try_recv().unwrap();
         assert_eq!((msg.id, msg.outcome), (7, Outcome::Rejected));
         assert!(rx.try_recv().is_err(), "one answer for them all");
+    }
+
+    #[test]
+    fn a_run_answers_once_naming_its_first_failed_input() {
+        let (ch, mut rx) = channel();
+        let first = ch.ack(2, 10);
+        let run: Vec<Ack> = [11, 12, 13].map(|id| first.join_at(id)).into();
+        let mut run = run.into_iter();
+        let (a, b, c) = (
+            run.next().unwrap(),
+            run.next().unwrap(),
+            run.next().unwrap(),
+        );
+        // 13 is dropped (failed), then 12 fails: 12 is the first that failed.
+        drop(c);
+        b.complete(Outcome::Failed);
+        first.complete(Outcome::Delivered);
+        assert!(rx.try_recv().is_err());
+        a.complete(Outcome::Delivered);
+        let msg = rx.try_recv().unwrap();
+        assert_eq!(
+            (msg.lane, msg.id, msg.outcome, msg.failed_from),
+            (2, 10, Outcome::Failed, 12)
+        );
+        let ok = ch.ack(0, 1);
+        ok.join_at(2).complete(Outcome::Delivered);
+        ok.complete(Outcome::Delivered);
+        assert_eq!(rx.try_recv().unwrap().failed_from, u64::MAX);
     }
 
     #[test]

@@ -42,13 +42,50 @@ impl OrderedTracker {
         true
     }
 
+    /// Records that `id` was read as part of the last input read, which is pending: a run of
+    /// ids answered by one acknowledgement, completed under the run's first id. Returns false,
+    /// recording nothing, when the last input read is already done, or `id` is not above it.
+    pub fn extend(&mut self, id: u64) -> bool {
+        let run_open = matches!(self.pending.back(), Some((_, None)));
+        if !run_open || self.next.is_some_and(|n| id < n) {
+            return false;
+        }
+        self.next = Some(id + 1);
+        true
+    }
+
     /// Records how `id` ended, then releases the done prefix.
     pub fn complete(&mut self, id: u64, outcome: Outcome) -> Result<(), UnknownId> {
+        self.complete_run(id, outcome, id)
+    }
+
+    /// Records how the run read from `id` (see [`OrderedTracker::extend`]) ended, when the
+    /// lowest id of the run that failed (if the outcome is failed) is `failed_from`: the ids
+    /// before it are done, and the lane stops at it.
+    pub fn complete_run(
+        &mut self,
+        id: u64,
+        outcome: Outcome,
+        failed_from: u64,
+    ) -> Result<(), UnknownId> {
         let idx = self
             .pending
             .binary_search_by_key(&id, |(i, _)| *i)
             .map_err(|_| UnknownId(id))?;
-        let slot = &mut self.pending[idx].1;
+        let limit = self
+            .pending
+            .get(idx + 1)
+            .map_or(self.next, |(i, _)| Some(*i));
+        let entry = &mut self.pending[idx];
+        if outcome == Outcome::Failed
+            && failed_from > id
+            && entry.1.is_none()
+            && limit.is_some_and(|l| failed_from < l)
+        {
+            // The run's ids below `failed_from` are done: it now starts at the failed one.
+            entry.0 = failed_from;
+        }
+        let slot = &mut entry.1;
         *slot = Some(slot.map_or(outcome, |o| o.max(outcome)));
         while let Some((_, Some(o))) = self.pending.front() {
             if !o.is_ack() {
@@ -120,9 +157,31 @@ mod tests {
         assert_eq!(t.complete(12, Outcome::Delivered), Err(UnknownId(12)));
     }
 
+    #[test]
+    fn a_run_moves_the_position_past_it_or_up_to_its_first_failure() {
+        let mut t = OrderedTracker::new();
+        assert!(!t.extend(5), "nothing read: no run to extend");
+        assert!(t.read(10));
+        for id in [11, 13, 14] {
+            assert!(t.extend(id));
+        }
+        assert!(!t.extend(14), "a repeated id is a duplicate");
+        assert!(t.read(20));
+        assert!(t.extend(21));
+        t.complete_run(20, Outcome::Delivered, u64::MAX).unwrap();
+        assert_eq!(t.position(), Some(10), "the first run is not done");
+        assert!(!t.extend(22), "the last run is done: it takes no more ids");
+        t.complete_run(10, Outcome::Failed, 13).unwrap();
+        assert_eq!(t.position(), Some(13), "10, 11 delivered; 13 failed");
+        assert_eq!(t.blocked_by(), Some(13));
+        assert_eq!(t.in_flight(), 0);
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Read(u64),
+        /// Read as part of the last input read, when it is still outstanding.
+        Extend(u64),
         Complete(usize, Outcome),
     }
 
@@ -138,6 +197,7 @@ mod tests {
         prop::collection::vec(
             prop_oneof![
                 (1u64..4).prop_map(Op::Read),
+                (1u64..4).prop_map(Op::Extend),
                 (any::<usize>(), outcome()).prop_map(|(i, o)| Op::Complete(i, o))
             ],
             0..200,
@@ -146,26 +206,56 @@ mod tests {
 
     proptest! {
         /// The position never passes an input whose outputs are not all delivered, and once every
-        /// input read is done (and none failed), the position is past all of them.
+        /// input read is done (and none failed), the position is past all of them; inputs read
+        /// on their own or in runs answered together.
         #[test]
         fn position_never_passes_an_unfinished_input(ops in ops()) {
             let mut t = OrderedTracker::new();
             let mut next_id = 100u64;
-            // Model: id -> outcome so far (None: outstanding).
+            // Model: every id read -> its outcome so far (None: outstanding).
             let mut model: BTreeMap<u64, Option<Outcome>> = BTreeMap::new();
+            // The ids answered by each outstanding input: itself, then its run.
+            let mut runs: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
             for op in ops {
                 match op {
                     Op::Read(gap) => {
                         next_id += gap; // sparse ids, as with compacted topics
                         prop_assert!(t.read(next_id));
                         model.insert(next_id, None);
+                        runs.insert(next_id, vec![next_id]);
+                    }
+                    Op::Extend(gap) => {
+                        prop_assert!(!t.extend(next_id), "an id read already never extends");
+                        let extended = t.extend(next_id + gap);
+                        let last_open = runs.keys().next_back().is_some_and(|head| {
+                            model.range(head..).next_back().is_some_and(|(id, _)| runs[head].contains(id))
+                        });
+                        if last_open {
+                            prop_assert!(extended);
+                            next_id += gap;
+                            model.insert(next_id, None);
+                            runs.values_mut().next_back().unwrap().push(next_id);
+                        } else {
+                            prop_assert!(!extended, "nothing outstanding to extend");
+                        }
                     }
                     Op::Complete(pick, outcome) => {
-                        let open: Vec<u64> = model.iter().filter(|(_, o)| o.is_none()).map(|(id, _)| *id).collect();
-                        if open.is_empty() { continue; }
-                        let id = open[pick % open.len()];
-                        t.complete(id, outcome).unwrap();
-                        model.insert(id, Some(outcome));
+                        let heads: Vec<u64> = runs.keys().copied().collect();
+                        if heads.is_empty() { continue; }
+                        let head = heads[pick % heads.len()];
+                        let ids = runs.remove(&head).unwrap();
+                        // A failure is the failure of one of the run's ids: those before it
+                        // were delivered.
+                        let failed_from = if outcome == Outcome::Failed {
+                            ids[(pick / heads.len()) % ids.len()]
+                        } else {
+                            u64::MAX
+                        };
+                        t.complete_run(head, outcome, failed_from).unwrap();
+                        for id in ids {
+                            let o = if id < failed_from { outcome.min(Outcome::Rejected) } else { outcome };
+                            model.insert(id, Some(o));
+                        }
                     }
                 }
                 if let Some(pos) = t.position() {
@@ -180,9 +270,15 @@ mod tests {
                 prop_assert_eq!(t.position(), model.keys().next_back().map(|id| id + 1));
                 prop_assert!(t.is_idle());
             }
-            // The first not-done input (outstanding or failed) is exactly where the position stops.
-            if let Some((first_open, _)) = model.iter().find(|(_, o)| !matches!(o, Some(o) if o.is_ack())) {
-                prop_assert_eq!(t.position(), Some(*first_open));
+            // The first not-done input (outstanding or failed) is exactly where the position
+            // stops, when it is the first of its run or the first of its run to fail.
+            if let Some((first_open, o)) = model.iter().find(|(_, o)| !matches!(o, Some(o) if o.is_ack())) {
+                let head = runs.range(..=*first_open).next_back().map(|(h, _)| *h);
+                let expected = match o {
+                    None => head.unwrap_or(*first_open),
+                    Some(_) => *first_open,
+                };
+                prop_assert_eq!(t.position(), Some(expected));
             }
         }
     }

@@ -215,15 +215,22 @@ impl<'a> Loop<'a> {
         } else {
             POLL_WAIT
         };
+        // The lane of the batch's last event, when this poll read it: a record of the same lane
+        // joins its acknowledgement. Runs end with the poll, so that no run spans a batch
+        // handed on and one still here.
+        let mut run: Option<u32> = None;
         loop {
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(msg)) => {
                     let mut state = self.consumer.context().state();
-                    if let Some(event) =
-                        to_event(&msg, &mut state.lanes, &self.acks, &mut self.arena)
-                    {
-                        batch.push(event);
+                    let last = run.zip(batch.last().map(|e| &e.ack));
+                    match to_event(&msg, &mut state.lanes, &self.acks, &mut self.arena, last) {
+                        Some((lane, event)) => {
+                            batch.push(event);
+                            run = Some(lane);
+                        }
+                        None => run = None,
                     }
                 }
                 Some(Err(e)) => {

@@ -7,33 +7,44 @@ use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers as _};
 
 use super::lanes::Lanes;
-use crate::delivery::AckSender;
+use crate::delivery::{Ack, AckSender};
 use crate::event::{Arena, Event, Position};
 
-/// The event of a record, tracked in its partition's lane; None for a record already read (a
-/// refetch after a pause) or without an offset.
+/// The event of a record, tracked in its partition's lane, with the lane; None for a record
+/// already read (a refetch after a pause) or without an offset.
+///
+/// `run` is the last event of the batch and its lane, when the same poll read it: a record of
+/// the same lane joins its acknowledgement. A partition's records read together are then
+/// answered by one acknowledgement, completed when the last of them is done, instead of one
+/// each. The partition's position moves past all of them at once, where it would be anyway
+/// once they are all done; if one fails, the answer names the first that did, and the position
+/// stops there as it would have.
 pub(super) fn to_event(
     msg: &BorrowedMessage<'_>,
     lanes: &mut Lanes,
     acks: &AckSender,
     arena: &mut Arena,
-) -> Option<Event> {
+    run: Option<(u32, &Ack)>,
+) -> Option<(u32, Event)> {
     let lane_id = lanes.lane_for(msg.topic(), msg.partition());
     let lane = lanes.lane_mut(lane_id)?;
     let offset = msg.offset();
-    if offset < 0 || !lane.tracker.read(offset as u64) {
+    if offset < 0 {
         return None;
     }
+    let ack = match run {
+        Some((run_lane, first)) if run_lane == lane_id && lane.tracker.extend(offset as u64) => {
+            first.join_at(offset as u64)
+        }
+        _ if lane.tracker.read(offset as u64) => acks.ack(lane_id, offset as u64),
+        _ => return None,
+    };
     let position = Position::Kafka {
         topic: lane.topic.clone(),
         partition: lane.partition,
         offset,
     };
-    let mut event = Event::new(
-        arena.copy(msg.payload().unwrap_or_default()),
-        position,
-        acks.ack(lane_id, offset as u64),
-    );
+    let mut event = Event::new(arena.copy(msg.payload().unwrap_or_default()), position, ack);
     event.key = msg.key().map(|k| arena.copy(k));
     if let Some(headers) = msg.headers() {
         for h in headers.iter() {
@@ -43,7 +54,7 @@ pub(super) fn to_event(
         }
     }
     event.timestamp = msg.timestamp().to_millis();
-    Some(event)
+    Some((lane_id, event))
 }
 
 /// The highest offset per partition in a batch.
@@ -78,7 +89,6 @@ pub(super) fn handed_upto(batch: &[Event]) -> HashMap<(Arc<str>, i32), u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::Ack;
     use bytes::Bytes;
 
     fn event(topic: &Arc<str>, partition: i32, offset: i64) -> Event {

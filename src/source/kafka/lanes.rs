@@ -98,7 +98,10 @@ impl Lanes {
     /// Records an input's outcome; one of a lane already revoked is ignored.
     pub(super) fn apply(&mut self, msg: AckMsg) {
         if let Some(lane) = self.lanes.get_mut(&msg.lane)
-            && lane.tracker.complete(msg.id, msg.outcome).is_err()
+            && lane
+                .tracker
+                .complete_run(msg.id, msg.outcome, msg.failed_from)
+                .is_err()
         {
             tracing::debug!(pipeline = %self.pipeline, lane = msg.lane, id = msg.id, "acknowledgement for an input not pending");
         }
@@ -208,7 +211,12 @@ mod tests {
     use crate::delivery::Outcome;
 
     fn ack(lane: u32, id: u64, outcome: Outcome) -> AckMsg {
-        AckMsg { lane, id, outcome }
+        AckMsg {
+            lane,
+            id,
+            outcome,
+            failed_from: id,
+        }
     }
 
     /// (topic, partition, offset) of every partition a commit would move, sorted.
