@@ -377,4 +377,27 @@ settings:
             "{p:?}"
         );
     }
+
+    #[test]
+    fn the_default_budget_holds_what_the_outputs_gather_and_the_largest_event() {
+        let budget = |rest: &str| {
+            let text = format!("input: {{stdin: {{}}}}\n{rest}");
+            load_str(Path::new("b.yaml"), &text, &|_: &str| None)
+                .unwrap()
+                .config
+                .in_flight_budget()
+        };
+        const MIB: usize = 1024 * 1024;
+        assert_eq!(budget("output: {stdout: {}}\nerrors: drop\n"), 32 * MIB);
+        let store = "output: {object_store: {url: 'file:///tmp/x', path: p}}\nerrors: drop\n";
+        assert_eq!(budget(store), 64 * MIB);
+        let small = "output: {object_store: {url: 'file:///tmp/x', path: p, batch: {max_bytes: 1MiB}}}\nerrors: drop\n";
+        assert_eq!(budget(small), 32 * MIB);
+        let dead_letter = "output: {stdout: {}}\nerrors: {output: {object_store: {url: 'file:///tmp/x', path: p, batch: {max_bytes: 100MiB}}}}\n";
+        assert_eq!(budget(dead_letter), 100 * MIB);
+        let large = "output: {stdout: {}}\nerrors: drop\nsettings: {max_event_bytes: 40MiB}\n";
+        assert_eq!(budget(large), 40 * MIB);
+        let set = "output: {object_store: {url: 'file:///tmp/x', path: p}}\nerrors: drop\nsettings: {max_in_flight_bytes: 8MiB}\n";
+        assert_eq!(budget(set), 8 * MIB);
+    }
 }

@@ -87,9 +87,10 @@ pub struct Settings {
     pub max_event_bytes: ByteSize,
     /// Most bytes of inputs read and not yet finished (each input's payload plus 256 bytes for
     /// its bookkeeping); reading pauses at this much until events are delivered. Bounds memory
-    /// whatever the event sizes.
-    #[serde(default = "default_max_in_flight_bytes")]
-    pub max_in_flight_bytes: ByteSize,
+    /// whatever the event sizes. Default: 32 MiB, or more when an output gathers more into one
+    /// write (an object store output's `batch.max_bytes`) or `max_event_bytes` is larger.
+    #[serde(default)]
+    pub max_in_flight_bytes: Option<ByteSize>,
     /// How the output and the dead-letter output retry deliveries that failed for a passing
     /// reason (broker down, timeout), and when the circuit opens.
     #[serde(default)]
@@ -107,10 +108,9 @@ fn default_max_event_bytes() -> ByteSize {
 }
 
 // Far above what the bounded channels hold of ordinary events (4 x 500 x 1 KiB per edge), so it
-// only bites when events are large; well inside the Kubernetes manifests' memory limit.
-fn default_max_in_flight_bytes() -> ByteSize {
-    ByteSize(64 * 1024 * 1024)
-}
+// only bites when events are large or the output slow; measured against the raw client loops in
+// BENCHMARKS.md ("The in-flight budget"): on tansu 64 MiB held 70-80 MiB more than the raw loop.
+const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 32 * 1024 * 1024;
 
 // 500 events amortise a channel hand-off and a write call without adding noticeable latency.
 fn default_batch_size() -> usize {
@@ -136,9 +136,29 @@ impl Default for Settings {
             shutdown_timeout: default_shutdown_timeout(),
             max_fanout: default_max_fanout(),
             max_event_bytes: default_max_event_bytes(),
-            max_in_flight_bytes: default_max_in_flight_bytes(),
+            max_in_flight_bytes: None,
             retry: Default::default(),
         }
+    }
+}
+
+impl PipelineConfig {
+    /// The in-flight budget in bytes: `settings.max_in_flight_bytes`, or by default 32 MiB,
+    /// raised to one event of `max_event_bytes` and to what an output gathers into one write (an
+    /// object store output's `batch.max_bytes`), so that the budget never cuts such a write
+    /// short.
+    pub fn in_flight_budget(&self) -> usize {
+        if let Some(budget) = self.settings.max_in_flight_bytes {
+            return budget.0;
+        }
+        let dead_letter = match &self.errors {
+            ErrorPolicy::Output(out) => out.gathers_bytes(),
+            _ => 0,
+        };
+        DEFAULT_MAX_IN_FLIGHT_BYTES
+            .max(self.settings.max_event_bytes.0)
+            .max(self.output.gathers_bytes())
+            .max(dead_letter)
     }
 }
 
@@ -251,7 +271,7 @@ impl Settings {
                 "max_event_bytes must be more than 0",
             );
         }
-        if s.max_in_flight_bytes.0 < s.max_event_bytes.0 {
+        if s.max_in_flight_bytes.is_some_and(|b| b.0 < s.max_event_bytes.0) {
             v.error_at(
                 "settings.max_in_flight_bytes",
                 "max_in_flight_bytes must be at least max_event_bytes",

@@ -43,7 +43,7 @@ pub async fn run_pipeline(
 ) -> Result<(), Vec<PipelineError>> {
     let telemetry = Telemetry::new(
         &pipeline.name,
-        pipeline.config.settings.max_in_flight_bytes.0,
+        pipeline.config.in_flight_budget(),
     );
     let name = pipeline.name.clone();
     health.track(&telemetry);

@@ -145,6 +145,15 @@ impl OutputConfig {
         )
     }
 
+    /// The most payload bytes the output gathers into one write before it writes (an object
+    /// store's objects); 0 for outputs that write as events come.
+    pub fn gathers_bytes(&self) -> usize {
+        match self {
+            OutputConfig::ObjectStore(c) => c.batch.max_bytes.0,
+            _ => 0,
+        }
+    }
+
     /// The output kind, as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {
