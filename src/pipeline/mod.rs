@@ -271,7 +271,9 @@ impl Settings {
                 "max_event_bytes must be more than 0",
             );
         }
-        if s.max_in_flight_bytes.is_some_and(|b| b.0 < s.max_event_bytes.0) {
+        if s.max_in_flight_bytes
+            .is_some_and(|b| b.0 < s.max_event_bytes.0)
+        {
             v.error_at(
                 "settings.max_in_flight_bytes",
                 "max_in_flight_bytes must be at least max_event_bytes",

@@ -41,10 +41,7 @@ pub async fn run_pipeline(
     shutdown: CancellationToken,
     health: Arc<Health>,
 ) -> Result<(), Vec<PipelineError>> {
-    let telemetry = Telemetry::new(
-        &pipeline.name,
-        pipeline.config.in_flight_budget(),
-    );
+    let telemetry = Telemetry::new(&pipeline.name, pipeline.config.in_flight_budget());
     let name = pipeline.name.clone();
     health.track(&telemetry);
     let components = pipeline.components;
