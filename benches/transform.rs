@@ -78,7 +78,8 @@ fn worker(codec: &str, program: &str) -> Worker {
     let no_env = |_: &str| None;
     let pipeline = load_str(Path::new("bench.yaml"), &text, &no_env)
         .unwrap_or_else(|d| panic!("{program}: {d:#?}"));
-    Worker::new(&pipeline.config).unwrap_or_else(|e| panic!("{program}: {e}"))
+    Worker::new(&pipeline.config, &pipeline.components.payloads)
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
 }
 
 /// A fresh copy of a batch (events are consumed by the worker; payloads are shared).

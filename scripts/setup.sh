@@ -103,7 +103,10 @@ setup_nats() {
 
 setup_kafka() {
   setup_tansu
-  python3 -c 'import confluent_kafka' 2>/dev/null || python3 -m pip install --quiet 'confluent-kafka>=2.6'
+  # Confluent's Schema Registry serializers (fastavro, protobuf): the independent side of the
+  # Avro and Protobuf tests.
+  python3 -c 'import confluent_kafka, fastavro, google.protobuf, confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf' 2>/dev/null ||
+    python3 -m pip install --quiet 'confluent-kafka[avro,protobuf,schemaregistry]>=2.6'
 }
 
 # Tools a user would pick instead of sluice, run by benches/baselines/run.py. Pinned.

@@ -551,3 +551,68 @@ errors: drop
         ],
     );
 }
+
+#[test]
+fn schema_files_are_read_and_checked_at_load_with_every_error_at_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.avsc"),
+        r#"{"type": "record", "name": "R"}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("bad.json"), r#"{"type": 12}"#).unwrap();
+    std::fs::write(
+        dir.path().join("m.proto"),
+        "syntax = \"proto3\";\nmessage M { int32 a = 1; }\n",
+    )
+    .unwrap();
+    let file = pipeline(
+        dir.path(),
+        "schemas",
+        &format!(
+            "\
+input:
+  kafka:
+    brokers: localhost:9092
+    topics: [t]
+    group_id: g
+    codec:
+      avro:
+        schema_file: {d}/bad.avsc
+transforms:
+  - validate: {{schema_file: {d}/bad.json}}
+output:
+  kafka:
+    brokers: localhost:9092
+    topic: out
+    format:
+      protobuf:
+        schema_file: {d}/m.proto
+        message: N
+errors: drop
+",
+            d = dir.path().display()
+        ),
+    );
+    let out = sluice!().arg("check").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    let shown = file.display().to_string();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
+    assert_eq!(errors.len(), 3, "stderr: {stderr}");
+    assert!(
+        errors[0].starts_with(&format!("{shown}:8:22: error: "))
+            && errors[0].contains("not a valid Avro schema"),
+        "{stderr}"
+    );
+    assert!(
+        errors[1].starts_with(&format!("{shown}:10:29: error: "))
+            && errors[1].contains("is not a usable JSON Schema"),
+        "{stderr}"
+    );
+    assert!(
+        errors[2].starts_with(&format!("{shown}:18:18: error: "))
+            && errors[2].contains("no message type `N` in the schema (it has M)"),
+        "{stderr}"
+    );
+}

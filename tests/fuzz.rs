@@ -706,7 +706,7 @@ fn stages() -> Vec<Stage> {
             let config = pipeline.config;
             Stage {
                 name,
-                codec: config.input.codec(),
+                codec: config.input.codec().plain(),
                 chain: Chain::build(&config.transforms, config.settings.max_fanout).unwrap(),
             }
         })
@@ -1223,7 +1223,7 @@ proptest! {
                     let config = pipeline.config;
                     let stage = Stage {
                         name: "nested",
-                        codec: config.input.codec(),
+                        codec: config.input.codec().plain(),
                         chain: Chain::build(&config.transforms, config.settings.max_fanout).unwrap(),
                     };
                     // Success or a jq error: either way, no abort.

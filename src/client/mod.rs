@@ -5,6 +5,8 @@
 pub mod http;
 pub mod kafka;
 pub mod nats;
+pub mod registry;
+pub mod retry;
 pub mod tls;
 
 use crate::delivery::Cause;

@@ -269,7 +269,7 @@ where
     tracing::info!(pipeline = %name, ignored = pipeline.config.input.kind(), "lambda: the pipeline's input is not used: its events are the function's invocations");
     let (handoff, submitter) = Handoff::new("lambda");
     pipeline.components.input = Input::Handoff(handoff);
-    let codec = pipeline.config.input.codec();
+    let codec = pipeline.config.input.codec().plain();
     let drain_timeout = pipeline.config.settings.shutdown_timeout.0;
     let stop = shutdown.child_token();
     let mut running = tokio::spawn(start(pipeline, stop.clone()));

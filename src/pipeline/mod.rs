@@ -203,6 +203,8 @@ pub struct Components {
     pub output: Output,
     /// Where failed events go, under `errors: output`.
     pub dead_letter: Option<Output>,
+    /// What the input's payloads are decoded with and results encoded as.
+    pub payloads: crate::codec::payloads::Payloads,
 }
 
 impl PipelineConfig {
@@ -232,6 +234,22 @@ impl PipelineConfig {
             ErrorPolicy::Output(out) => out.build("errors.output", cx, v).map(Some),
             _ => Some(None),
         };
+        if let ErrorPolicy::Output(out) = &self.errors
+            && out.format().is_some()
+        {
+            v.error_at(
+                &format!("errors.output.{}.format", out.kind()),
+                "a dead-letter output writes the original payloads: `format` does not apply",
+            );
+        }
+        let payloads = crate::codec::payloads::Payloads::build(
+            &self.input.codec(),
+            &format!("input.{}.codec", self.input.kind()),
+            self.output.format(),
+            &format!("output.{}.format", self.output.kind()),
+            self.output.destination(),
+            v,
+        );
         self.settings.validate(v);
         for (i, case) in self.tests.iter().enumerate() {
             case.validate(&format!("tests.{i}"), v);
@@ -243,6 +261,7 @@ impl PipelineConfig {
             input: input?,
             output: output?,
             dead_letter: dead_letter?,
+            payloads: payloads?,
         })
     }
 }

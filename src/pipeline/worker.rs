@@ -5,7 +5,9 @@
 use bytes::Bytes;
 
 use super::{ErrorPolicy, PipelineConfig};
-use crate::codec::{self, Codec};
+use crate::codec;
+use crate::codec::payloads::{Connected, Decoder, Encoder};
+use crate::codec::schema::DecodeError;
 use crate::delivery::{Ack, Outcome};
 use crate::delivery::{Failure, Step};
 use crate::event::{Arena, Event, Failed};
@@ -28,7 +30,8 @@ pub struct Processed {
 /// event to event.
 pub struct Worker {
     chain: Chain,
-    codec: Codec,
+    decoder: Decoder,
+    encoder: Encoder,
     /// The only top-level fields of a JSON payload the chain reads, if it reads only some.
     projection: Option<Vec<jaq_json::Val>>,
     max_event_bytes: usize,
@@ -44,14 +47,24 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker for `config`'s transforms (jq programs compiled once per worker).
-    pub fn new(config: &PipelineConfig) -> Result<Worker, String> {
+    /// A worker for `config`'s transforms (jq programs compiled once per worker), for a
+    /// pipeline whose payloads need no Schema Registry (`sluice test`, benchmarks).
+    pub fn new(
+        config: &PipelineConfig,
+        payloads: &crate::codec::payloads::Payloads,
+    ) -> Result<Worker, String> {
+        Worker::with(config, &payloads.offline()?)
+    }
+
+    /// A worker for `config`'s transforms, decoding and encoding with `payloads`.
+    pub fn with(config: &PipelineConfig, payloads: &Connected) -> Result<Worker, String> {
         Ok(Worker {
             chain: Chain::build(&config.transforms, config.settings.max_fanout)?,
-            codec: config.input.codec(),
-            projection: match config.input.codec() {
-                Codec::Json => crate::transform::projection(&config.transforms),
-                Codec::Raw => None,
+            decoder: payloads.decoder(),
+            encoder: payloads.encoder(),
+            projection: match payloads.json_input() {
+                true => crate::transform::projection(&config.transforms),
+                false => None,
             },
             max_event_bytes: config.settings.max_event_bytes.0,
             stop_at_failure: matches!(config.errors, ErrorPolicy::Stop),
@@ -75,6 +88,13 @@ impl Worker {
                 break;
             }
             match self.one(&event) {
+                Err(Undone::Stopped(reason)) => {
+                    // Shutdown while the registry was unavailable: this input and the rest of
+                    // the batch are left unfinished, to be read again.
+                    tracing::warn!(%reason, "leaving inputs unfinished at shutdown");
+                    break;
+                }
+                Err(Undone::Failed(failure)) => done.failures.push(Failed { event, failure }),
                 Ok(()) if self.encoded.is_empty() => done.filtered.push(event.ack),
                 Ok(()) => {
                     for (derived, (r, payload)) in self.encoded.drain(..).enumerate() {
@@ -93,7 +113,6 @@ impl Worker {
                     }
                     event.ack.complete(Outcome::Delivered);
                 }
-                Err(failure) => done.failures.push(Failed { event, failure }),
             }
         }
         done
@@ -101,14 +120,18 @@ impl Worker {
 
     /// Runs one event through decode, the chain and encode; results land in `self.encoded`, all
     /// or nothing.
-    fn one(&mut self, event: &Event) -> Result<(), Failure> {
+    fn one(&mut self, event: &Event) -> Result<(), Undone> {
         self.encoded.clear();
         check_size(event, self.max_event_bytes)?;
         let value = match &self.projection {
-            Some(fields) => codec::decode_fields(&event.payload, fields),
-            None => codec::decode(self.codec, &event.payload),
+            Some(fields) => codec::decode_fields(&event.payload, fields)
+                .map_err(|e| DecodeError::Event(e.to_string())),
+            None => self.decoder.decode(&event.payload),
         }
-        .map_err(|e| Failure::of_event(Step::Decode, e.to_string()))?;
+        .map_err(|e| match e {
+            DecodeError::Event(reason) => Undone::Failed(Failure::of_event(Step::Decode, reason)),
+            DecodeError::Stopped(reason) => Undone::Stopped(reason),
+        })?;
         let record = Record {
             value,
             key: event.key.clone(),
@@ -121,25 +144,39 @@ impl Worker {
         for r in self.records.drain(..) {
             let buf = &mut self.scratch;
             buf.clear();
-            if let Err(e) = codec::encode(self.codec, &r.value, buf) {
+            if let Err(reason) = self.encoder.encode(&r.value, buf) {
                 self.encoded.clear();
-                return Err(Failure::of_event(Step::Encode, e.to_string()));
+                return Err(Failure::of_event(Step::Encode, reason).into());
             }
             if buf.len() > self.max_event_bytes {
                 self.encoded.clear();
-                return Err(Failure::of_event(
+                return Err(Undone::Failed(Failure::of_event(
                     Step::Encode,
                     format!(
                         "a result of {} bytes is over max_event_bytes ({})",
                         buf.len(),
                         self.max_event_bytes
                     ),
-                ));
+                )));
             }
             let payload = self.arena.copy(buf);
             self.encoded.push((r, payload));
         }
         Ok(())
+    }
+}
+
+/// Why an input was not finished by [`Worker::one`].
+enum Undone {
+    /// It failed: it follows the error policy.
+    Failed(Failure),
+    /// Shutdown came while its schema could not be fetched: it is left unacknowledged.
+    Stopped(String),
+}
+
+impl From<Failure> for Undone {
+    fn from(f: Failure) -> Self {
+        Undone::Failed(f)
     }
 }
 

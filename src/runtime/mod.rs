@@ -29,6 +29,10 @@ pub enum PipelineError {
     /// The transform stage stopped.
     #[error(transparent)]
     Process(#[from] processor::ProcessError),
+    /// The payloads' schemas could not be set up (a subject or schema missing from the
+    /// Schema Registry, or shutdown while it was unavailable).
+    #[error("schemas: {0}")]
+    Schemas(String),
     /// A task panicked: a bug.
     #[error("internal error: {0}")]
     Panic(String),
@@ -76,8 +80,9 @@ pub async fn run_pipeline(
     };
     let failures = Failures::new(telemetry.clone(), route);
 
-    let processor = processor::Processor::start(telemetry.clone(), &config, failures.clone())
-        .map_err(|e| vec![e.into()])?;
+    let processor = start_processor(&components.payloads, &config, &telemetry, &failures, &stop)
+        .await
+        .map_err(|e| vec![e])?;
     let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
 
     let ctx = SourceContext {
@@ -131,6 +136,28 @@ pub async fn run_pipeline(
     } else {
         Err(errors)
     }
+}
+
+/// Connects the payloads' schemas, waiting while a Schema Registry they need is unavailable
+/// (nothing is read meanwhile), and starts the transform stage.
+async fn start_processor(
+    payloads: &crate::codec::payloads::Payloads,
+    config: &crate::pipeline::PipelineConfig,
+    telemetry: &Arc<Telemetry>,
+    failures: &Failures,
+    stop: &CancellationToken,
+) -> Result<processor::Processor, PipelineError> {
+    let connected = payloads
+        .connect(&config.settings.retry, stop)
+        .await
+        .map_err(PipelineError::Schemas)?;
+    Ok(processor::Processor::start(
+        telemetry.clone(),
+        config,
+        &connected,
+        payloads.converts(),
+        failures.clone(),
+    )?)
 }
 
 /// Keeps the pipeline's in-flight gauges up to date until the handle is dropped.

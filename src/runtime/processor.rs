@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::codec::payloads::Connected;
 use crate::delivery::{MustStop, Outcome};
 use crate::event::Event;
 use crate::observe::Telemetry;
@@ -56,6 +57,8 @@ impl Processor {
     pub fn start(
         telemetry: Arc<Telemetry>,
         config: &PipelineConfig,
+        payloads: &Connected,
+        converts: bool,
         failures: Failures,
     ) -> Result<Processor, ProcessError> {
         let workers = config.settings.worker_count();
@@ -68,7 +71,7 @@ impl Processor {
             max_event_bytes: config.settings.max_event_bytes.0,
             batch_size: config.settings.batch_size,
         };
-        if config.transforms.is_empty() {
+        if config.transforms.is_empty() && !converts {
             return Ok(processor);
         }
         let (tx, rx) = crossbeam_channel::bounded::<Job>(workers * 2);
@@ -77,11 +80,12 @@ impl Processor {
             let rx = rx.clone();
             let ready = ready_tx.clone();
             let config = config.clone();
+            let payloads = payloads.clone();
             std::thread::Builder::new()
                 .name(format!("{pipeline}-w{i}"))
                 .stack_size(WORKER_STACK)
                 .spawn(move || {
-                    let mut worker = match Worker::new(&config) {
+                    let mut worker = match Worker::with(&config, &payloads) {
                         Ok(worker) => {
                             let _ = ready.send(Ok(()));
                             worker
@@ -206,12 +210,14 @@ mod tests {
             "input: {{stdin: {{}}}}\n{transforms}\noutput: {{stdout: {{}}}}\nerrors: stop\n\
              settings: {{batch_size: {batch_size}, workers: 2, max_event_bytes: 64}}\n"
         );
-        let config = crate::pipeline::load_str(Path::new("t.yaml"), &text, &|_: &str| None)
-            .expect("valid pipeline")
-            .config;
+        let pipeline = crate::pipeline::load_str(Path::new("t.yaml"), &text, &|_: &str| None)
+            .expect("valid pipeline");
+        let (config, payloads) = (pipeline.config, pipeline.components.payloads);
         let telemetry = Telemetry::new("stop", usize::MAX);
         let failures = Failures::new(telemetry.clone(), Route::Stop);
-        let processor = Processor::start(telemetry.clone(), &config, failures).unwrap();
+        let connected = payloads.offline().unwrap();
+        let processor =
+            Processor::start(telemetry.clone(), &config, &connected, false, failures).unwrap();
         let (acks, mut answers) = telemetry.ack_channel();
         let (in_tx, in_rx) = mpsc::channel(4);
         let (out_tx, mut out_rx) = mpsc::channel::<Vec<Event>>(4);

@@ -33,6 +33,10 @@ pub struct KafkaOutputConfig {
     pub brokers: String,
     /// Topic for events with no `destination` of their own.
     pub topic: String,
+    /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
+    /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
+    #[serde(default)]
+    pub format: Option<crate::codec::payloads::FormatConfig>,
     /// `none`, `gzip`, `snappy`, `lz4` or `zstd`.
     #[serde(default)]
     pub compression: Compression,

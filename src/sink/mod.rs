@@ -154,6 +154,26 @@ impl OutputConfig {
         }
     }
 
+    /// The output's `format`, where it has one.
+    pub fn format(&self) -> Option<&crate::codec::payloads::FormatConfig> {
+        match self {
+            OutputConfig::Kafka(c) => c.format.as_ref(),
+            OutputConfig::Nats(c) => c.format.as_ref(),
+            OutputConfig::Jetstream(c) => c.format.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The topic or subject of events with no destination of their own, where it has one.
+    pub fn destination(&self) -> Option<&str> {
+        match self {
+            OutputConfig::Kafka(c) => Some(&c.topic),
+            OutputConfig::Nats(c) => Some(&c.subject),
+            OutputConfig::Jetstream(c) => Some(&c.subject),
+            _ => None,
+        }
+    }
+
     /// The output kind, as written in the file.
     pub fn kind(&self) -> &'static str {
         match self {

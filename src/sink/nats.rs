@@ -31,6 +31,10 @@ pub struct NatsOutputConfig {
     pub url: String,
     /// Subject for events with no `destination` of their own.
     pub subject: String,
+    /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
+    /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
+    #[serde(default)]
+    pub format: Option<crate::codec::payloads::FormatConfig>,
     /// Authentication.
     #[serde(default)]
     pub auth: NatsAuth,

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecConfig};
 use crate::config::{BuildContext, Validator};
 use crate::observe::Telemetry;
 use intake::Intake;
@@ -126,15 +126,19 @@ impl InputConfig {
     }
 
     /// How payloads of this input are decoded.
-    pub fn codec(&self) -> Codec {
+    pub fn codec(&self) -> CodecConfig {
+        let plain = |c: Codec| match c {
+            Codec::Json => CodecConfig::Json,
+            Codec::Raw => CodecConfig::Raw,
+        };
         match self {
-            InputConfig::Stdin(c) => c.codec,
-            InputConfig::File(c) => c.codec,
-            InputConfig::Generate(_) => Codec::Json,
-            InputConfig::Kafka(c) => c.codec,
-            InputConfig::Nats(c) => c.codec,
-            InputConfig::Jetstream(c) => c.codec,
-            InputConfig::HttpServer(c) => c.codec,
+            InputConfig::Stdin(c) => plain(c.codec),
+            InputConfig::File(c) => plain(c.codec),
+            InputConfig::Generate(_) => CodecConfig::Json,
+            InputConfig::Kafka(c) => c.codec.clone(),
+            InputConfig::Nats(c) => c.codec.clone(),
+            InputConfig::Jetstream(c) => c.codec.clone(),
+            InputConfig::HttpServer(c) => c.codec.clone(),
         }
     }
 

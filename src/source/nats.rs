@@ -9,7 +9,7 @@ use super::intake::Gathered;
 use super::{SourceContext, SourceError};
 use crate::client::nats::{Connector, Endpoint, NatsAuth, check_subject};
 use crate::client::tls::TlsConfig;
-use crate::codec::Codec;
+use crate::codec::CodecConfig;
 use crate::config::Validator;
 use crate::delivery::{Ack, Outcome};
 use crate::event::{Event, Position};
@@ -27,9 +27,9 @@ pub struct NatsInputConfig {
     /// Queue group: replicas in the same group share the messages, each handled by one.
     #[serde(default)]
     pub queue_group: Option<String>,
-    /// `json` or `raw`.
+    /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
     #[serde(default)]
-    pub codec: Codec,
+    pub codec: CodecConfig,
     /// Authentication.
     #[serde(default)]
     pub auth: NatsAuth,

@@ -17,13 +17,14 @@ use crate::transform::{Chain, Record};
 pub fn eval(pipeline: &Pipeline, payloads: &[String]) -> Result<String, String> {
     let config = &pipeline.config;
     let chain = Chain::build(&config.transforms, config.settings.max_fanout)?;
-    let mut worker = match config.transforms.is_empty() {
+    let forms = &pipeline.components.payloads;
+    let mut worker = match config.transforms.is_empty() && !forms.converts() {
         true => None,
-        false => Some(Worker::new(config)?),
+        false => Some(Worker::new(config, forms)?),
     };
     let telemetry = Telemetry::new(&pipeline.name, usize::MAX);
     let acks = telemetry.ack_counter();
-    let codec = config.input.codec();
+    let codec = config.input.codec().plain();
     let mut out = String::new();
     for (i, payload) in payloads.iter().enumerate() {
         let n = i + 1;

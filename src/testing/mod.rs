@@ -243,10 +243,11 @@ fn process(pipeline: &Pipeline, input: &[TestEvent]) -> Result<Ran, String> {
         .map(|(i, e)| event(e, i, &acks))
         .collect::<Result<Vec<_>, _>>()?;
     let stops = matches!(config.errors, ErrorPolicy::Stop);
-    let done: Processed = if config.transforms.is_empty() {
+    let payloads = &pipeline.components.payloads;
+    let done: Processed = if config.transforms.is_empty() && !payloads.converts() {
         pass_through(events, config.settings.max_event_bytes.0, stops)
     } else {
-        Worker::new(config)?.process(events)
+        Worker::new(config, payloads)?.process(events)
     };
     let dead_letters = done
         .failures

@@ -9,6 +9,7 @@ pub mod jq;
 pub mod nesting;
 pub mod program;
 pub mod route;
+pub mod validate;
 
 use std::sync::Arc;
 
@@ -35,6 +36,9 @@ pub enum TransformConfig {
     /// Set the output topic/subject, key, partition, timestamp and headers from jq expressions
     /// on the event.
     Route(#[schemars(with = "route::RouteConfig")] Box<Spanned<route::RouteConfig>>),
+    /// Check the payload against a JSON Schema: an event it refuses fails (and follows the
+    /// error policy) with its first violations as the reason.
+    Validate(validate::ValidateConfig),
 }
 
 /// A jq program with an optional step name, as a string or a mapping.
@@ -112,6 +116,7 @@ impl TransformConfig {
             TransformConfig::Jq(_) => "jq",
             TransformConfig::Filter(_) => "filter",
             TransformConfig::Route(_) => "route",
+            TransformConfig::Validate(_) => "validate",
         }
     }
 
@@ -119,6 +124,7 @@ impl TransformConfig {
         match self {
             TransformConfig::Jq(p) | TransformConfig::Filter(p) => p.name.as_deref(),
             TransformConfig::Route(r) => r.name.as_deref(),
+            TransformConfig::Validate(c) => c.name.as_deref(),
         }
     }
 
@@ -136,6 +142,11 @@ impl TransformConfig {
         match self {
             TransformConfig::Jq(p) | TransformConfig::Filter(p) => check_program(&program(p), v),
             TransformConfig::Route(r) => r.validate(&format!("{path}.route"), v),
+            TransformConfig::Validate(c) => {
+                if let Err(e) = c.compile() {
+                    v.error_at(&format!("{path}.validate.schema_file"), e);
+                }
+            }
         }
     }
 
@@ -149,6 +160,7 @@ impl TransformConfig {
                 Box::new(filter::Filter::new(compile_or_describe(&p.program)?))
             }
             TransformConfig::Route(r) => Box::new(route::Route::new(r)?),
+            TransformConfig::Validate(c) => Box::new(validate::Validate::new(c.compile()?)),
         })
     }
 }
@@ -191,7 +203,7 @@ pub fn projection(steps: &[TransformConfig]) -> Option<Vec<Val>> {
                     return None;
                 }
             }
-            TransformConfig::Route(_) => return None,
+            TransformConfig::Route(_) | TransformConfig::Validate(_) => return None,
         }
     }
     None

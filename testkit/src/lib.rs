@@ -11,6 +11,7 @@
 //! - [`tansu`]: a Kafka-protocol broker process of the caller's own.
 //! - [`nats`]: a `nats-server` process of the caller's own, and JetStream helpers.
 //! - [`pki`]: a certificate authority and certificates for TLS tests.
+//! - [`registry`]: a Schema Registry of the caller's own, in the test process.
 //! - [`s3`]: an S3 server of the caller's own (moto), and boto3 to read back what it stored.
 //! - [`tls_proxy`]: TLS in front of a plain TCP server (for a broker without TLS of its own).
 //! - [`measure`]: benchmark events, and a process's CPU time and memory.
@@ -24,6 +25,7 @@ pub mod measure;
 pub mod nats;
 pub mod pki;
 pub mod process;
+pub mod registry;
 pub mod s3;
 pub mod tansu;
 pub mod tls_proxy;

@@ -73,7 +73,7 @@ impl Handler {
             },
             max_body_bytes: config.max_body_bytes.0,
             ack: config.ack,
-            codec: config.codec,
+            codec: config.codec.plain(),
             response_timeout: config.response_timeout.0,
             retry_after: HeaderValue::from(config.retry_after.0.as_secs().max(1)),
             keep: config

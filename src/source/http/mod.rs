@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::{SourceContext, SourceError};
 use crate::client::http::HttpAuth;
 use crate::client::tls::ServerTlsConfig;
-use crate::codec::Codec;
+use crate::codec::CodecConfig;
 use crate::config::{ByteSize, HumanDuration, Validator};
 
 /// An HTTP server taking events in `POST` requests: one JSON value, a JSON array of events, or
@@ -56,9 +56,10 @@ pub struct HttpServerConfig {
     pub key_header: Option<String>,
     /// `json`: a body is one JSON value (an event) or an array of them, and a body that is not
     /// JSON is answered 400; an NDJSON line that is not JSON is dead-lettered like any bad event.
-    /// `raw`: a body is one event as it is, whatever its type, unless it is NDJSON.
+    /// `raw`: a body is one event as it is, whatever its type, unless it is NDJSON. `avro: {...}`
+    /// and `protobuf: {...}`: a body is one event, decoded as `raw` bodies are split.
     #[serde(default)]
-    pub codec: Codec,
+    pub codec: CodecConfig,
 }
 
 /// When a request is answered.

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use super::{SourceContext, SourceError};
 use crate::client::nats::{Connector, Endpoint, NatsAuth, check_subject};
 use crate::client::tls::TlsConfig;
-use crate::codec::Codec;
+use crate::codec::CodecConfig;
 use crate::config::{HumanDuration, Validator};
 use reader::Reader;
 
@@ -53,9 +53,9 @@ pub struct JetStreamInputConfig {
     /// Messages asked for per fetch.
     #[serde(default = "default_fetch_batch")]
     pub fetch_batch: usize,
-    /// `json` or `raw`.
+    /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
     #[serde(default)]
-    pub codec: Codec,
+    pub codec: CodecConfig,
     /// Authentication.
     #[serde(default)]
     pub auth: NatsAuth,

@@ -28,7 +28,7 @@ use crate::client::kafka::{
     with_current_log_level,
 };
 use crate::client::tls::TlsConfig;
-use crate::codec::Codec;
+use crate::codec::CodecConfig;
 use crate::config::{BuildContext, ClientOptions, HumanDuration, Validator};
 
 /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
@@ -53,9 +53,9 @@ pub struct KafkaInputConfig {
     /// hold every fetch for its whole wait: there it bounds how late a new event is read.
     #[serde(default = "default_fetch_wait")]
     pub fetch_wait: HumanDuration,
-    /// `json` or `raw`.
+    /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
     #[serde(default)]
-    pub codec: Codec,
+    pub codec: CodecConfig,
     /// librdkafka consumer properties (see the librdkafka documentation).
     #[serde(default)]
     pub options: ClientOptions,
