@@ -68,12 +68,56 @@ fn batch(payload: impl Fn(u64) -> Vec<u8>) -> Vec<Event> {
         .collect()
 }
 
+/// The Avro schema of the 1 KB benchmark events (`testkit::measure::event`).
+const EVENT_AVSC: &str = r#"{"type": "record", "name": "Event", "fields": [
+  {"name": "id", "type": "long"}, {"name": "ts", "type": "long"},
+  {"name": "service", "type": "string"}, {"name": "status", "type": "int"},
+  {"name": "latency", "type": "double"}, {"name": "msg", "type": "string"},
+  {"name": "host", "type": "string"}, {"name": "region", "type": "string"},
+  {"name": "method", "type": "string"}, {"name": "path", "type": "string"},
+  {"name": "bytes", "type": "long"}, {"name": "user", "type": "string"},
+  {"name": "agent", "type": "string"}, {"name": "trace", "type": "string"},
+  {"name": "span", "type": "string"}, {"name": "env", "type": "string"},
+  {"name": "version", "type": "string"}, {"name": "retries", "type": "int"},
+  {"name": "cache", "type": "string"}, {"name": "pad", "type": "string"}]}"#;
+
+/// The Avro schema file of the benchmark events, written once.
+fn event_schema_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        // One name, written again by every run: nothing piles up.
+        let path = std::env::temp_dir().join("sluice-bench-event.avsc");
+        std::fs::write(&path, EVENT_AVSC).expect("write the schema");
+        path
+    })
+}
+
+/// The same events as bare Avro bodies of [`EVENT_AVSC`].
+fn avro_batch(events: &[Event]) -> Vec<Event> {
+    let schema = sluice::codec::avro::AvroSchema::parse(EVENT_AVSC, &[]).expect("schema");
+    let mut out = copy(events);
+    for e in &mut out {
+        let val = sluice::codec::decode(sluice::codec::Codec::Json, &e.payload).expect("json");
+        let mut body = Vec::new();
+        schema.encode(&val, &mut body).expect("fits the schema");
+        e.payload = Bytes::from(body);
+    }
+    out
+}
+
 /// The transform stage of a pipeline whose input has `codec` and whose only transform is
 /// `jq: program`, loaded from a pipeline file as `sluice run` loads it: the worker a transform
-/// thread runs.
+/// thread runs. `avro` reads bare bodies of [`EVENT_AVSC`] and writes JSON.
 fn worker(codec: &str, program: &str) -> Worker {
+    let input = match codec {
+        "avro" => format!(
+            "kafka: {{brokers: localhost:9092, topics: [t], group_id: g, codec: {{avro: {{schema_file: '{}'}}}}}}",
+            event_schema_file().display()
+        ),
+        _ => format!("stdin: {{codec: {codec}}}"),
+    };
     let text = format!(
-        "input:\n  stdin: {{codec: {codec}}}\ntransforms:\n  - jq: '{program}'\noutput:\n  stdout: {{}}\nerrors: drop\n"
+        "input:\n  {input}\ntransforms:\n  - jq: '{program}'\noutput:\n  stdout: {{}}\nerrors: drop\n"
     );
     let no_env = |_: &str| None;
     let pipeline = load_str(Path::new("bench.yaml"), &text, &no_env)
@@ -156,6 +200,22 @@ fn transform(c: &mut Criterion) {
     let small = batch(|i| event(i, 256));
     bench(c, "json_w3_reshape_256b", "json", RESHAPE, &small, BATCH);
     bench(c, "json_w2_select_reshape", "json", W2, &events, BATCH / 2);
+    // The same events and program with Avro input (JSON output, as W2 writes).
+    let avro = avro_batch(&events);
+    let json_out = run(&mut worker("json", W2), copy(&events));
+    let avro_out = run(&mut worker("avro", W2), copy(&avro));
+    let values = |p: &Processed| {
+        p.outputs
+            .iter()
+            .map(|o| json(&o.payload))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        values(&avro_out),
+        values(&json_out),
+        "Avro in gives what JSON in gives"
+    );
+    bench(c, "avro_w2_select_reshape", "avro", W2, &avro, BATCH / 2);
     bench(
         c,
         "json_fanout_10_items",
