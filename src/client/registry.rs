@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::http::HttpAuth;
 use crate::client::retry::{RetryConfig, jitter};
-use crate::client::tls::TlsConfig;
+use crate::client::tls::{TlsConfig, trusting_nothing};
 use crate::config::{HumanDuration, Validator};
 
 /// Where the Schema Registry is and how to reach it.
@@ -50,7 +50,7 @@ impl RegistryConfig {
         let tls = match (&self.tls, https) {
             (Some(tls), _) => tls.build(&format!("{path}.tls"), v),
             (None, true) => TlsConfig::default().build(path, v),
-            (None, false) => plain_only()
+            (None, false) => trusting_nothing()
                 .map_err(|e| v.error_at(path, format!("TLS: {e}")))
                 .ok(),
         };
@@ -64,15 +64,6 @@ impl RegistryConfig {
         }
         tls
     }
-}
-
-/// A TLS configuration that trusts no server: a registry without `tls` is reached over http://.
-pub fn plain_only() -> Result<rustls::ClientConfig, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth())
 }
 
 /// The kind of a schema, as the registry names it (absent means Avro).
@@ -449,7 +440,7 @@ mod tests {
             ..RetryConfig::default()
         };
         let stop = CancellationToken::new();
-        let tls = plain_only().unwrap();
+        let tls = trusting_nothing().unwrap();
         (
             Registry::new(&config, tls, retry, stop.clone()).unwrap(),
             stop,

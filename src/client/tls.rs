@@ -42,6 +42,16 @@ pub struct TlsConfig {
     pub insecure_skip_verify: bool,
 }
 
+/// A TLS configuration that trusts no server: for clients of http:// URLs only, so that they
+/// never look for a process-wide configuration.
+pub fn trusting_nothing() -> Result<ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth())
+}
+
 /// A TLS setting that cannot be used, with the setting it is about.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]

@@ -515,19 +515,7 @@ mod tests {
       {"name":"withdef","type":"string","default":"dflt"}
     ]}"#;
 
-    fn val(json: &str) -> Val {
-        super::super::decode(
-            super::super::Codec::Json,
-            &bytes::Bytes::from(json.to_string()),
-        )
-        .unwrap()
-    }
-
-    fn json(v: &Val) -> String {
-        let mut out = Vec::new();
-        super::super::write_json(v, &mut out, 0).unwrap();
-        String::from_utf8(out).unwrap()
-    }
+    use super::super::tests_support::{json, val};
 
     fn round_trip(schema: &AvroSchema, input: &Val) -> Result<Val, String> {
         let mut body = Vec::new();

@@ -192,6 +192,24 @@ fn write_payload(payload: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// JSON text as a jq value and back, for the tests of the schema codecs.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use jaq_json::Val;
+
+    /// `json` decoded as a JSON payload.
+    pub fn val(json: &str) -> Val {
+        super::decode(super::Codec::Json, &bytes::Bytes::from(json.to_string())).unwrap()
+    }
+
+    /// `v` written as JSON.
+    pub fn json(v: &Val) -> String {
+        let mut out = Vec::new();
+        super::write_json(v, &mut out, 0).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -307,19 +307,7 @@ message Second { string id = 1; }
         ProtoSchema::from_registry(PROTO, &[]).unwrap()
     }
 
-    fn val(json: &str) -> Val {
-        super::super::decode(
-            super::super::Codec::Json,
-            &bytes::Bytes::from(json.to_string()),
-        )
-        .unwrap()
-    }
-
-    fn json(v: &Val) -> String {
-        let mut out = Vec::new();
-        super::super::write_json(v, &mut out, 0).unwrap();
-        String::from_utf8(out).unwrap()
-    }
+    use super::super::tests_support::{json, val};
 
     fn round_trip(message: &MessageDescriptor, input: &str) -> Result<String, String> {
         let mut body = Vec::new();

@@ -7,7 +7,7 @@ use super::avro::AvroSchema;
 use super::payloads::Encoder;
 use super::plan::{Reach, pick_message};
 use super::protobuf::ProtoSchema;
-use crate::client::registry::{Registry, Schema, SchemaType};
+use crate::client::registry::{Registry, Schema, SchemaType, Version};
 
 /// The Avro encoder: the file's schema with its id under the subject (registered if allowed),
 /// or the subject's latest version.
@@ -32,16 +32,7 @@ pub(super) async fn avro_encoder(
             id: Some(id),
         });
     }
-    let latest = registry
-        .version(subject, None)
-        .await
-        .map_err(|e| format!("subject `{subject}`: {e}"))?;
-    if latest.schema.schema_type != SchemaType::Avro {
-        return Err(format!(
-            "subject `{subject}` holds a {:?} schema, not Avro",
-            latest.schema.schema_type
-        ));
-    }
+    let latest = latest(&registry, subject, SchemaType::Avro).await?;
     let schema = AvroSchema::parse(&latest.schema.schema, &[])
         .map_err(|e| format!("subject `{subject}`: {e}"))?;
     Ok(Encoder::Avro {
@@ -79,16 +70,7 @@ pub(super) async fn proto_encoder(
             (id, ProtoSchema::from_registry(text, &[])?)
         }
         _ => {
-            let latest = registry
-                .version(subject, None)
-                .await
-                .map_err(|e| format!("subject `{subject}`: {e}"))?;
-            if latest.schema.schema_type != SchemaType::Protobuf {
-                return Err(format!(
-                    "subject `{subject}` holds a {:?} schema, not Protobuf",
-                    latest.schema.schema_type
-                ));
-            }
+            let latest = latest(&registry, subject, SchemaType::Protobuf).await?;
             if !latest.schema.references.is_empty() {
                 return Err(format!(
                     "subject `{subject}`'s schema imports other subjects, which outputs do not support"
@@ -111,6 +93,21 @@ pub(super) async fn proto_encoder(
         message,
         header: Some((id, path)),
     })
+}
+
+/// The latest version of `subject`, which must hold a schema of `kind`.
+async fn latest(registry: &Registry, subject: &str, kind: SchemaType) -> Result<Version, String> {
+    let latest = registry
+        .version(subject, None)
+        .await
+        .map_err(|e| format!("subject `{subject}`: {e}"))?;
+    if latest.schema.schema_type != kind {
+        return Err(format!(
+            "subject `{subject}` holds a {:?} schema, not {kind:?}",
+            latest.schema.schema_type
+        ));
+    }
+    Ok(latest)
 }
 
 /// The id of `text` under `subject`, registering it when it is not there and `auto_register`.

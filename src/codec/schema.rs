@@ -319,7 +319,7 @@ mod tests {
             ..RetryConfig::default()
         };
         let stop = CancellationToken::new();
-        let tls = crate::client::registry::plain_only().unwrap();
+        let tls = crate::client::tls::trusting_nothing().unwrap();
         let registry = Registry::new(&config, tls, retry, stop.clone()).unwrap();
         let fetcher = Fetcher::new(Arc::new(registry), runtime.handle().clone());
         Setup {
@@ -337,19 +337,7 @@ mod tests {
         out
     }
 
-    fn val(json: &str) -> Val {
-        super::super::decode(
-            super::super::Codec::Json,
-            &bytes::Bytes::from(json.to_string()),
-        )
-        .unwrap()
-    }
-
-    fn json(v: &Val) -> String {
-        let mut out = Vec::new();
-        super::super::write_json(v, &mut out, 0).unwrap();
-        String::from_utf8(out).unwrap()
-    }
+    use super::super::tests_support::{json, val};
 
     fn avro_body(schema: &str, json_value: &str) -> Vec<u8> {
         let mut body = Vec::new();

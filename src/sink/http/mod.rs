@@ -54,7 +54,7 @@ pub async fn run(
     // process-wide one: for an http:// URL, one that trusts nothing.
     let mut tls = match &output.tls {
         Some(tls) => tls.clone(),
-        None => trusting_nothing().map_err(write_error)?,
+        None => crate::client::tls::trusting_nothing().map_err(write_error)?,
     };
     // Offered to the server: HTTP/2 when it takes it, else HTTP/1.1.
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -77,15 +77,6 @@ pub async fn run(
         body: Vec::new(),
     };
     deliver::run(sender, rx, ctx).await
-}
-
-/// A TLS configuration that trusts no server: for outputs with http:// URLs only.
-fn trusting_nothing() -> Result<rustls::ClientConfig, rustls::Error> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth())
 }
 
 /// The client of one output: one connection pool, kept alive.
