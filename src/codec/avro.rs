@@ -7,14 +7,16 @@
 
 use std::collections::HashMap;
 
-use apache_avro::Decimal;
-use apache_avro::schema::{DecimalSchema, Name, RecordSchema, Schema};
+use apache_avro::schema::{Name, Schema};
 use apache_avro::types::Value;
+use bytes::Bytes;
 use jaq_json::{Num, Val};
-
 use num_bigint::BigInt;
 
+use super::avro_direct::Direct;
 use super::{fit, time};
+
+mod to_avro;
 
 /// A parsed Avro schema, with the schemas it references and its named types.
 #[derive(Debug)]
@@ -22,11 +24,14 @@ pub struct AvroSchema {
     schema: Schema,
     references: Vec<Schema>,
     named: HashMap<Name, Schema>,
+    /// The schema compiled for reading bodies straight into jq values, when it can be.
+    pub(super) direct: Option<Direct>,
 }
 
 impl AvroSchema {
     /// Parses the schema `text`, which may name types of the `references` (schema texts).
     pub fn parse(text: &str, references: &[&str]) -> Result<AvroSchema, String> {
+        let texts = references;
         let (schema, references) = if references.is_empty() {
             (Schema::parse_str(text), Vec::new())
         } else {
@@ -40,16 +45,42 @@ impl AvroSchema {
         for s in references.iter().chain([&schema]) {
             collect_named(s, &mut named);
         }
+        let direct = Direct::build(text, texts, &schema, &named);
         Ok(AvroSchema {
             schema,
             references,
             named,
+            direct,
         })
     }
 
     /// The schema as the registry and other tools compare it (Parsing Canonical Form).
     pub fn canonical(&self) -> String {
         self.schema.canonical_form()
+    }
+
+    /// Which fields of the top-level record [`AvroSchema::read`] builds when a program reads
+    /// only `fields`: None when it builds them all.
+    pub fn wanted(&self, fields: &[Val]) -> Option<Vec<bool>> {
+        self.direct.as_ref()?.wanted(fields)
+    }
+
+    /// Reads `body`, which lies within `payload`, as [`AvroSchema::decode`] does, but building
+    /// of the top-level record only the fields `wanted` marks (from [`AvroSchema::wanted`]),
+    /// and with strings sharing the payload's memory, when there is no reader schema.
+    pub fn read(
+        &self,
+        payload: &Bytes,
+        body: &[u8],
+        reader: Option<&AvroSchema>,
+        wanted: Option<&[bool]>,
+    ) -> Result<Val, String> {
+        if let (Some(direct), None) = (&self.direct, reader)
+            && let Some(val) = direct.read(payload, body, wanted)
+        {
+            return Ok(val);
+        }
+        self.decode(body, reader)
     }
 
     /// Decodes one datum written with this schema, read as `reader` when given (schema
@@ -114,170 +145,6 @@ impl AvroSchema {
         out.extend_from_slice(&bytes);
         Ok(())
     }
-
-    /// `val` as an Avro value of `schema`. On error `path` is left at the field that failed.
-    fn fit(&self, val: &Val, schema: &Schema, path: &mut String) -> Result<Value, String> {
-        Ok(match (schema, val) {
-            (Schema::Null, Val::Null) => Value::Null,
-            (Schema::Boolean, Val::Bool(b)) => Value::Boolean(*b),
-            (Schema::Int, _) => Value::Int(fit::int(val)?),
-            (Schema::Long, _) => Value::Long(fit::long(val)?),
-            (Schema::Float, _) => Value::Float(fit::float(val)? as f32),
-            (Schema::Double, _) => Value::Double(fit::float(val)?),
-            (Schema::String, Val::TStr(s)) => Value::String(fit::utf8(s)?),
-            (Schema::Bytes, _) => Value::Bytes(fit::bytes(val)?),
-            (Schema::Uuid, Val::TStr(s)) => {
-                let s = fit::utf8(s)?;
-                let uuid = s.parse().map_err(|e| format!("`{s}` is not a UUID: {e}"))?;
-                Value::Uuid(uuid)
-            }
-            (Schema::Fixed(f), _) => {
-                let b = fit::bytes(val)?;
-                if b.len() != f.size {
-                    return Err(format!(
-                        "{} bytes where fixed {} holds {}",
-                        b.len(),
-                        f.name,
-                        f.size
-                    ));
-                }
-                Value::Fixed(f.size, b)
-            }
-            (Schema::Enum(e), Val::TStr(s)) => {
-                let s = fit::utf8(s)?;
-                match e.symbols.iter().position(|sym| *sym == s) {
-                    Some(i) => Value::Enum(i as u32, s),
-                    None => {
-                        return Err(format!(
-                            "`{s}` is not a symbol of enum {} ({})",
-                            e.name,
-                            e.symbols.join(", ")
-                        ));
-                    }
-                }
-            }
-            (Schema::Decimal(d), _) => decimal(val, d)?,
-            (Schema::BigDecimal, _) => {
-                let digits = fit::decimal_text(val)?;
-                Value::BigDecimal(
-                    digits
-                        .parse()
-                        .map_err(|e| format!("`{digits}` is not a decimal: {e}"))?,
-                )
-            }
-            (Schema::Date, _) => Value::Date(time::date_from(val)?),
-            (Schema::TimeMillis, _) => Value::TimeMillis(time::time_from(val, 3)? as i32),
-            (Schema::TimeMicros, _) => Value::TimeMicros(time::time_from(val, 6)?),
-            (Schema::TimestampMillis, _) => {
-                Value::TimestampMillis(time::timestamp_from(val, 3, true)?)
-            }
-            (Schema::TimestampMicros, _) => {
-                Value::TimestampMicros(time::timestamp_from(val, 6, true)?)
-            }
-            (Schema::TimestampNanos, _) => {
-                Value::TimestampNanos(time::timestamp_from(val, 9, true)?)
-            }
-            (Schema::LocalTimestampMillis, _) => {
-                Value::LocalTimestampMillis(time::timestamp_from(val, 3, false)?)
-            }
-            (Schema::LocalTimestampMicros, _) => {
-                Value::LocalTimestampMicros(time::timestamp_from(val, 6, false)?)
-            }
-            (Schema::LocalTimestampNanos, _) => {
-                Value::LocalTimestampNanos(time::timestamp_from(val, 9, false)?)
-            }
-            (Schema::Duration, Val::Obj(o)) => duration(o)?,
-            (Schema::Array(a), Val::Arr(items)) => self.array(items, &a.items, path)?,
-            (Schema::Map(m), Val::Obj(o)) => self.map(o, &m.types, path)?,
-            (Schema::Record(r), Val::Obj(o)) => self.record(r, o, path)?,
-            (Schema::Union(u), _) => self.union(val, u.variants(), path)?,
-            (Schema::Ref { name }, _) => match self.named.get(name) {
-                Some(named) => self.fit(val, named, path)?,
-                None => return Err(format!("the schema names {name} but does not define it")),
-            },
-            _ => {
-                return Err(format!(
-                    "{} where the schema has {}",
-                    fit::kind(val),
-                    expected(schema)
-                ));
-            }
-        })
-    }
-
-    fn array(&self, items: &[Val], schema: &Schema, path: &mut String) -> Result<Value, String> {
-        let mark = path.len();
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            path.push_str(&format!("[{i}]"));
-            out.push(self.fit(item, schema, path)?);
-            path.truncate(mark);
-        }
-        Ok(Value::Array(out))
-    }
-
-    fn map(&self, o: &jaq_json::Map, schema: &Schema, path: &mut String) -> Result<Value, String> {
-        let mark = path.len();
-        let mut out = HashMap::with_capacity(o.len());
-        for (k, v) in o.iter() {
-            let key = fit::key(k)?;
-            path.push('.');
-            path.push_str(&key);
-            out.insert(key, self.fit(v, schema, path)?);
-            path.truncate(mark);
-        }
-        Ok(Value::Map(out))
-    }
-
-    /// The first branch `val` fits.
-    fn union(&self, val: &Val, branches: &[Schema], path: &mut String) -> Result<Value, String> {
-        let mut reasons = Vec::new();
-        for (i, branch) in branches.iter().enumerate() {
-            let mark = path.len();
-            match self.fit(val, branch, path) {
-                Ok(v) => return Ok(Value::Union(i as u32, Box::new(v))),
-                Err(e) => reasons.push(e),
-            }
-            path.truncate(mark);
-        }
-        Err(format!(
-            "{} fits no branch of the union ({})",
-            fit::kind(val),
-            reasons.join("; ")
-        ))
-    }
-
-    /// An object as a record: every field of the schema, in its order; fields the object lacks
-    /// take their defaults; members the schema does not name are an error.
-    fn record(
-        &self,
-        r: &RecordSchema,
-        o: &jaq_json::Map,
-        path: &mut String,
-    ) -> Result<Value, String> {
-        for k in o.keys() {
-            let name = fit::key(k)?;
-            if !r.lookup.contains_key(&name) {
-                return Err(format!("record {} has no field `{name}`", r.name));
-            }
-        }
-        let mark = path.len();
-        let mut fields = Vec::with_capacity(r.fields.len());
-        for field in &r.fields {
-            path.push('.');
-            path.push_str(&field.name);
-            let value = match o.get(&Val::utf8_str(field.name.clone().into_bytes())) {
-                Some(v) => self.fit(v, &field.schema, path)?,
-                None => match &field.default {
-                    Some(default) => default_value(default, &field.schema, self)?,
-                    None => return Err("missing, and the schema gives no default".into()),
-                },
-            };
-            path.truncate(mark);
-            fields.push((field.name.clone(), value));
-        }
-        Ok(Value::Record(fields))
-    }
 }
 
 /// A body being decoded, noting whether the decoder asked for more than it holds.
@@ -293,29 +160,6 @@ impl std::io::Read for Exhausted<'_> {
         }
         self.rest.read(buf)
     }
-}
-
-/// A field's default (JSON in the schema) as a value of its schema (for a union, of the first
-/// branch, as the Avro specification says).
-fn default_value(
-    default: &serde_json::Value,
-    schema: &Schema,
-    avro: &AvroSchema,
-) -> Result<Value, String> {
-    let val: Val = serde_json::from_value(default.clone())
-        .map_err(|e| format!("the schema's default is not usable: {e}"))?;
-    let schema = match schema {
-        Schema::Union(u) => match u.variants().first() {
-            Some(first) => {
-                return avro
-                    .fit(&val, first, &mut String::new())
-                    .map(|v| Value::Union(0, Box::new(v)));
-            }
-            None => schema,
-        },
-        s => s,
-    };
-    avro.fit(&val, schema, &mut String::new())
 }
 
 fn collect_named(schema: &Schema, named: &mut HashMap<Name, Schema>) {
@@ -438,84 +282,11 @@ fn text(s: String) -> Val {
     Val::utf8_str(s.into_bytes())
 }
 
-/// A number as a decimal of the schema's scale and precision.
-fn decimal(val: &Val, d: &DecimalSchema) -> Result<Value, String> {
-    let unscaled = fit::unscaled(val, d.scale, d.precision)?;
-    Ok(Value::Decimal(Decimal::from(unscaled.to_signed_bytes_be())))
-}
-
-/// `{months, days, milliseconds}` as an Avro duration.
-fn duration(o: &jaq_json::Map) -> Result<Value, String> {
-    let part = |name: &str| -> Result<u32, String> {
-        match o.get(&Val::utf8_str(name.to_string().into_bytes())) {
-            None => Ok(0),
-            Some(v) => {
-                let n = fit::long(v)?;
-                u32::try_from(n).map_err(|_| format!("{name} {n} is not between 0 and 4294967295"))
-            }
-        }
-    };
-    for k in o.keys() {
-        let name = fit::key(k)?;
-        if !matches!(name.as_str(), "months" | "days" | "milliseconds") {
-            return Err(format!(
-                "a duration has months, days and milliseconds, not `{name}`"
-            ));
-        }
-    }
-    Ok(Value::Duration(apache_avro::Duration::new(
-        apache_avro::Months::new(part("months")?),
-        apache_avro::Days::new(part("days")?),
-        apache_avro::Millis::new(part("milliseconds")?),
-    )))
-}
-
-/// What a schema expects, for errors.
-fn expected(schema: &Schema) -> String {
-    match schema {
-        Schema::Record(r) => format!("record {}", r.name),
-        Schema::Enum(e) => format!("enum {}", e.name),
-        Schema::Fixed(f) => format!("fixed {}", f.name),
-        Schema::Ref { name } => name.to_string(),
-        other => format!("{:?}", apache_avro::schema::SchemaKind::from(other)).to_lowercase(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ALL: &str = r#"{"type":"record","name":"All","namespace":"t","fields":[
-      {"name":"n","type":"null"},
-      {"name":"b","type":"boolean"},
-      {"name":"i","type":"int"},
-      {"name":"l","type":"long"},
-      {"name":"f","type":"float"},
-      {"name":"d","type":"double"},
-      {"name":"by","type":"bytes"},
-      {"name":"s","type":"string"},
-      {"name":"a","type":{"type":"array","items":"int"}},
-      {"name":"m","type":{"type":"map","values":"string"}},
-      {"name":"u","type":["null","string","long"]},
-      {"name":"e","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}},
-      {"name":"fx","type":{"type":"fixed","name":"Four","size":4}},
-      {"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
-      {"name":"decf","type":{"type":"fixed","name":"D8","size":8,"logicalType":"decimal","precision":18,"scale":3}},
-      {"name":"uuid","type":{"type":"string","logicalType":"uuid"}},
-      {"name":"date","type":{"type":"int","logicalType":"date"}},
-      {"name":"tm","type":{"type":"int","logicalType":"time-millis"}},
-      {"name":"tu","type":{"type":"long","logicalType":"time-micros"}},
-      {"name":"tsm","type":{"type":"long","logicalType":"timestamp-millis"}},
-      {"name":"tsu","type":{"type":"long","logicalType":"timestamp-micros"}},
-      {"name":"tsn","type":{"type":"long","logicalType":"timestamp-nanos"}},
-      {"name":"ltm","type":{"type":"long","logicalType":"local-timestamp-millis"}},
-      {"name":"dur","type":{"type":"fixed","name":"Dur","size":12,"logicalType":"duration"}},
-      {"name":"rec","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"}]}},
-      {"name":"again","type":["null","Inner"]},
-      {"name":"withdef","type":"string","default":"dflt"}
-    ]}"#;
-
-    use super::super::tests_support::{json, val};
+    use super::super::tests_support::{AVRO_ALL as ALL, json, val};
 
     fn round_trip(schema: &AvroSchema, input: &Val) -> Result<Val, String> {
         let mut body = Vec::new();

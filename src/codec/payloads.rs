@@ -212,15 +212,19 @@ pub struct Connected {
 }
 
 impl Connected {
-    /// A decoder for one worker thread.
-    pub fn decoder(&self) -> Decoder {
+    /// A decoder for one worker thread, whose transforms read only the top-level `fields` of
+    /// each payload when given (JSON and Avro decoders then build only those).
+    pub fn decoder(&self, fields: Option<Vec<Val>>) -> Decoder {
         match &*self.input {
-            InputSide::Plain(c) => Decoder::Plain(*c),
+            InputSide::Plain(Codec::Json) => Decoder::Json(fields),
+            InputSide::Plain(Codec::Raw) => Decoder::Raw,
             InputSide::Avro {
                 fetcher: Some(f),
                 file,
-            } => Decoder::Avro(AvroDecoder::registry(f.clone(), file.clone())),
-            InputSide::Avro { file: Some(s), .. } => Decoder::Avro(AvroDecoder::file(s.clone())),
+            } => Decoder::Avro(AvroDecoder::registry(f.clone(), file.clone(), fields)),
+            InputSide::Avro { file: Some(s), .. } => {
+                Decoder::Avro(AvroDecoder::file(s.clone(), fields))
+            }
             InputSide::Protobuf {
                 fetcher: Some(f), ..
             } => Decoder::Protobuf(ProtobufDecoder::registry(f.clone())),
@@ -228,7 +232,7 @@ impl Connected {
                 message: Some(m), ..
             } => Decoder::Protobuf(ProtobufDecoder::file(m.clone())),
             // Loading refuses a schema codec with neither a file nor a registry.
-            _ => Decoder::Plain(Codec::Raw),
+            _ => Decoder::Raw,
         }
     }
 
@@ -236,18 +240,15 @@ impl Connected {
     pub fn encoder(&self) -> Encoder {
         self.encoder.clone()
     }
-
-    /// Whether the input is JSON (whose decoder may build only the fields a chain reads).
-    pub fn json_input(&self) -> bool {
-        matches!(&*self.input, InputSide::Plain(Codec::Json))
-    }
 }
 
 /// Decodes payloads for transforms: one per worker thread.
 #[derive(Debug)]
 pub enum Decoder {
-    /// JSON or opaque payloads.
-    Plain(Codec),
+    /// JSON payloads, of which only these top-level fields are built when given.
+    Json(Option<Vec<Val>>),
+    /// Opaque payloads.
+    Raw,
     /// Avro payloads.
     Avro(AvroDecoder),
     /// Protobuf payloads.
@@ -258,12 +259,13 @@ impl Decoder {
     /// Decodes one payload.
     pub fn decode(&mut self, payload: &Bytes) -> Result<Val, DecodeError> {
         match self {
-            Decoder::Plain(c) => {
-                super::decode(*c, payload).map_err(|e| DecodeError::Event(e.to_string()))
-            }
-            Decoder::Avro(d) => d.decode(payload),
-            Decoder::Protobuf(d) => d.decode(payload),
+            Decoder::Json(Some(fields)) => super::decode_fields(payload, fields),
+            Decoder::Json(None) => super::decode(Codec::Json, payload),
+            Decoder::Raw => super::decode(Codec::Raw, payload),
+            Decoder::Avro(d) => return d.decode(payload),
+            Decoder::Protobuf(d) => return d.decode(payload),
         }
+        .map_err(|e| DecodeError::Event(e.to_string()))
     }
 }
 

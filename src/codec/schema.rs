@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use jaq_json::Val;
 use prost_reflect::MessageDescriptor;
 use serde::Deserialize;
@@ -122,55 +123,105 @@ impl Fetcher {
 #[derive(Debug)]
 pub struct AvroDecoder {
     source: AvroSource,
+    /// The only top-level fields the worker's transforms read, when they read only some.
+    fields: Option<Vec<Val>>,
     /// Schemas by id, parsed by this worker (or why they could not be).
-    parsed: HashMap<u32, Result<Arc<AvroSchema>, String>>,
+    parsed: HashMap<u32, Result<Writer, String>>,
 }
 
 #[derive(Debug)]
 enum AvroSource {
     /// Bare bodies, all of one schema.
-    File(Arc<AvroSchema>),
+    File(Writer),
     /// Wire-format payloads; read as the reader's schema when there is one.
     Registry(Fetcher, Option<Arc<AvroSchema>>),
 }
 
+/// A schema payloads were written with, ready to read them.
+#[derive(Debug, Clone)]
+struct Writer {
+    schema: Arc<AvroSchema>,
+    /// The reader's schema, unless it is the same as the writer's.
+    reader: Option<Arc<AvroSchema>>,
+    /// Which fields of the top-level record to build.
+    wanted: Option<Arc<[bool]>>,
+}
+
+impl Writer {
+    fn new(
+        schema: Arc<AvroSchema>,
+        reader: Option<&Arc<AvroSchema>>,
+        fields: Option<&[Val]>,
+    ) -> Writer {
+        let reader = reader
+            .filter(|r| r.canonical() != schema.canonical())
+            .cloned();
+        let wanted = match (&reader, fields) {
+            (None, Some(fields)) => schema.wanted(fields).map(Arc::from),
+            _ => None,
+        };
+        Writer {
+            schema,
+            reader,
+            wanted,
+        }
+    }
+
+    fn read(&self, payload: &Bytes, body: &[u8]) -> Result<Val, String> {
+        self.schema.read(
+            payload,
+            body,
+            self.reader.as_deref(),
+            self.wanted.as_deref(),
+        )
+    }
+}
+
 impl AvroDecoder {
-    /// Bare bodies of `schema`.
-    pub fn file(schema: Arc<AvroSchema>) -> AvroDecoder {
+    /// Bare bodies of `schema`, of which the transforms read only `fields` when given.
+    pub fn file(schema: Arc<AvroSchema>, fields: Option<Vec<Val>>) -> AvroDecoder {
         AvroDecoder {
-            source: AvroSource::File(schema),
+            source: AvroSource::File(Writer::new(schema, None, fields.as_deref())),
+            fields,
             parsed: HashMap::new(),
         }
     }
 
-    /// Wire-format payloads whose schemas `fetcher` fetches, read as `reader` when given.
-    pub fn registry(fetcher: Fetcher, reader: Option<Arc<AvroSchema>>) -> AvroDecoder {
+    /// Wire-format payloads whose schemas `fetcher` fetches, read as `reader` when given, of
+    /// which the transforms read only `fields` when given.
+    pub fn registry(
+        fetcher: Fetcher,
+        reader: Option<Arc<AvroSchema>>,
+        fields: Option<Vec<Val>>,
+    ) -> AvroDecoder {
         AvroDecoder {
             source: AvroSource::Registry(fetcher, reader),
+            fields,
             parsed: HashMap::new(),
         }
     }
 
     /// Decodes one payload.
-    pub fn decode(&mut self, payload: &[u8]) -> Result<Val, DecodeError> {
+    pub fn decode(&mut self, payload: &Bytes) -> Result<Val, DecodeError> {
         let (fetcher, reader) = match &self.source {
-            AvroSource::File(schema) => {
-                return schema.decode(payload, None).map_err(DecodeError::Event);
-            }
             AvroSource::Registry(fetcher, reader) => (fetcher, reader),
+            AvroSource::File(file) => {
+                return file.read(payload, payload).map_err(DecodeError::Event);
+            }
         };
         let (id, body) = wire::split(payload).map_err(|e| DecodeError::Event(e.to_string()))?;
         let writer = match self.parsed.get(&id) {
-            Some(parsed) => parsed.clone(),
+            Some(parsed) => parsed,
             None => {
-                let parsed = avro_by_id(fetcher, id)?;
-                self.parsed.insert(id, parsed.clone());
-                parsed
+                let parsed = avro_by_id(fetcher, id)?
+                    .map(|s| Writer::new(s, reader.as_ref(), self.fields.as_deref()));
+                self.parsed.entry(id).or_insert(parsed)
             }
         }
-        .map_err(DecodeError::Event)?;
+        .as_ref()
+        .map_err(|e| DecodeError::Event(e.clone()))?;
         writer
-            .decode(body, reader.as_deref())
+            .read(payload, body)
             .map_err(|e| DecodeError::Event(format!("schema id {id}: {e}")))
     }
 }
@@ -330,11 +381,11 @@ mod tests {
         }
     }
 
-    fn framed(id: u32, body: &[u8]) -> Vec<u8> {
+    fn framed(id: u32, body: &[u8]) -> Bytes {
         let mut out = Vec::new();
         wire::header(id, &mut out);
         out.extend_from_slice(body);
-        out
+        Bytes::from(out)
     }
 
     use super::super::tests_support::{json, val};
@@ -352,7 +403,7 @@ mod tests {
     fn avro_payloads_are_read_with_the_schema_their_id_names() {
         let s = setup();
         let id = s.server.register("orders-value", "AVRO", ORDER);
-        let mut decoder = AvroDecoder::registry(s.fetcher.clone(), None);
+        let mut decoder = AvroDecoder::registry(s.fetcher.clone(), None, None);
         let payload = framed(id, &avro_body(ORDER, r#"{"id":1,"item":"tea"}"#));
         for _ in 0..3 {
             let out = decoder.decode(&payload).unwrap();
@@ -374,16 +425,16 @@ mod tests {
         let proto = s
             .server
             .register("p-value", "PROTOBUF", "syntax = \"proto3\"; message M {}");
-        let mut decoder = AvroDecoder::registry(s.fetcher.clone(), None);
+        let mut decoder = AvroDecoder::registry(s.fetcher.clone(), None, None);
         let body = avro_body(ORDER, r#"{"id":1,"item":"tea"}"#);
         let cases = [
             (framed(id + 100, &body), "is not registered"),
             (framed(proto, &body), "is a Protobuf schema, not Avro"),
             (
-                vec![1, 0, 0, 0, 1, 2],
+                Bytes::from_static(&[1, 0, 0, 0, 1, 2]),
                 "not the Schema Registry wire format's 0x00",
             ),
-            (vec![0, 0], "too short"),
+            (Bytes::from_static(&[0, 0]), "too short"),
             (
                 framed(id, &body[..body.len() - 1]),
                 "ends inside the value its schema describes",
@@ -405,7 +456,7 @@ mod tests {
         s.server.set_down(true);
         let fetcher = s.fetcher.clone();
         let worker = std::thread::spawn(move || {
-            AvroDecoder::registry(fetcher, None)
+            AvroDecoder::registry(fetcher, None, None)
                 .decode(&payload)
                 .map(|v| json(&v))
         });
@@ -421,7 +472,7 @@ mod tests {
         s.server.set_down(true);
         let fetcher = s.fetcher.clone();
         let worker = std::thread::spawn(move || {
-            AvroDecoder::registry(fetcher, None)
+            AvroDecoder::registry(fetcher, None, None)
                 .decode(&framed(other, &[2, b'x']))
                 .map(|v| json(&v))
         });
@@ -443,7 +494,7 @@ mod tests {
         let id = s.server.register("orders-value", "AVRO", ORDER);
         let reader = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"item","type":"string"},{"name":"qty","type":"int","default":1}]}"#;
         let reader = Arc::new(AvroSchema::parse(reader, &[]).unwrap());
-        let mut decoder = AvroDecoder::registry(s.fetcher.clone(), Some(reader));
+        let mut decoder = AvroDecoder::registry(s.fetcher.clone(), Some(reader), None);
         let payload = framed(id, &avro_body(ORDER, r#"{"id":3,"item":"oats"}"#));
         assert_eq!(
             json(&decoder.decode(&payload).unwrap()),

@@ -5,7 +5,6 @@
 use bytes::Bytes;
 
 use super::{ErrorPolicy, PipelineConfig};
-use crate::codec;
 use crate::codec::payloads::{Connected, Decoder, Encoder};
 use crate::codec::schema::DecodeError;
 use crate::delivery::{Ack, Outcome};
@@ -32,8 +31,6 @@ pub struct Worker {
     chain: Chain,
     decoder: Decoder,
     encoder: Encoder,
-    /// The only top-level fields of a JSON payload the chain reads, if it reads only some.
-    projection: Option<Vec<jaq_json::Val>>,
     max_event_bytes: usize,
     /// `errors: stop`: the first failure ends the batch; the inputs after it are left
     /// unfinished, so nothing after the failure is delivered or acknowledged.
@@ -60,12 +57,8 @@ impl Worker {
     pub fn with(config: &PipelineConfig, payloads: &Connected) -> Result<Worker, String> {
         Ok(Worker {
             chain: Chain::build(&config.transforms, config.settings.max_fanout)?,
-            decoder: payloads.decoder(),
+            decoder: payloads.decoder(crate::transform::projection(&config.transforms)),
             encoder: payloads.encoder(),
-            projection: match payloads.json_input() {
-                true => crate::transform::projection(&config.transforms),
-                false => None,
-            },
             max_event_bytes: config.settings.max_event_bytes.0,
             stop_at_failure: matches!(config.errors, ErrorPolicy::Stop),
             records: Vec::new(),
@@ -123,12 +116,7 @@ impl Worker {
     fn one(&mut self, event: &Event) -> Result<(), Undone> {
         self.encoded.clear();
         check_size(event, self.max_event_bytes)?;
-        let value = match &self.projection {
-            Some(fields) => codec::decode_fields(&event.payload, fields)
-                .map_err(|e| DecodeError::Event(e.to_string())),
-            None => self.decoder.decode(&event.payload),
-        }
-        .map_err(|e| match e {
+        let value = self.decoder.decode(&event.payload).map_err(|e| match e {
             DecodeError::Event(reason) => Undone::Failed(Failure::of_event(Step::Decode, reason)),
             DecodeError::Stopped(reason) => Undone::Stopped(reason),
         })?;
