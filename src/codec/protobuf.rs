@@ -51,7 +51,8 @@ impl ProtoSchema {
     }
 
     /// A schema from the Schema Registry: `.proto` text, importing `references` (`(import name,
-    /// .proto text)`).
+    /// .proto text)`). Each may also be in the registry's serialized form, a base64
+    /// `FileDescriptorProto` (what Confluent's serializers for Python and Go register).
     pub fn from_registry(
         text: &str,
         references: &[(String, String)],
@@ -125,10 +126,26 @@ struct InMemory(Vec<(String, String)>);
 impl FileResolver for InMemory {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
         match self.0.iter().find(|(n, _)| n == name) {
-            Some((n, text)) => File::from_source(n, text),
+            Some((n, text)) => match serialized(text) {
+                Some(mut file) => {
+                    file.name = Some(n.clone());
+                    Ok(File::from_file_descriptor_proto(file))
+                }
+                None => File::from_source(n, text),
+            },
             None => Err(protox::Error::file_not_found(name)),
         }
     }
+}
+
+/// A schema in the registry's serialized form: a base64 `FileDescriptorProto`. `.proto` text is
+/// never base64 (it has spaces, `;` and `=` inside).
+fn serialized(text: &str) -> Option<prost_reflect::prost_types::FileDescriptorProto> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()?;
+    prost_reflect::prost_types::FileDescriptorProto::decode(bytes.as_slice()).ok()
 }
 
 /// Decodes a body of type `message`.
@@ -407,6 +424,31 @@ message Second { string id = 1; }
         );
         let err = ProtoSchema::from_registry(main, &[]).unwrap_err();
         assert!(err.contains("dep.proto"), "{err}");
+    }
+
+    #[test]
+    fn serialized_registry_schemas_are_read_as_descriptors() {
+        use base64::Engine as _;
+        // The schema as Confluent's Python and Go serializers register it: a base64
+        // FileDescriptorProto, here of a file that imports a well-known type and a reference.
+        let dep = "syntax = \"proto3\"; package d; message Dep { int32 v = 1; }";
+        let main = "syntax = \"proto3\"; package m; import \"dep.proto\"; \
+            import \"google/protobuf/timestamp.proto\"; \
+            message M { d.Dep dep = 1; google.protobuf.Timestamp at = 2; }";
+        let files = ProtoSchema::from_registry(main, &[("dep.proto".into(), dep.into())]).unwrap();
+        let encode = |name: &str| {
+            let file = files.pool.get_file_by_name(name).unwrap();
+            base64::engine::general_purpose::STANDARD
+                .encode(file.file_descriptor_proto().encode_to_vec())
+        };
+        let (main, dep) = (encode("sluice-registry-schema.proto"), encode("dep.proto"));
+        let schema = ProtoSchema::from_registry(&main, &[("dep.proto".into(), dep)]).unwrap();
+        let m = schema.message("m.M").unwrap();
+        assert_eq!(schema.path_of(&m), Some(vec![0]));
+        assert_eq!(
+            round_trip(&m, r#"{"dep":{"v":3},"at":"2024-01-02T03:04:05Z"}"#).unwrap(),
+            r#"{"dep":{"v":3},"at":"2024-01-02T03:04:05Z"}"#
+        );
     }
 
     #[test]
