@@ -1,5 +1,5 @@
-//! Avro and Protobuf payloads with a Schema Registry, end to end on librdkafka's mock cluster,
-//! checked against Confluent's own serializers (Python confluent-kafka with fastavro and
+//! Avro and Protobuf payloads with a Schema Registry, end to end on librdkafka's mock cluster
+//! (and on JetStream, with the registry behind mutual TLS), checked against Confluent's own serializers (Python confluent-kafka with fastavro and
 //! protobuf, `tests/registry_clients.py`): what they write, sluice reads; what sluice writes,
 //! they read. The registry is the in-test one of `testkit::registry` (no registry server can be
 //! installed here); it implements the documented REST API the clients use.
@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
+
+use base64::Engine as _;
 
 use rdkafka::mocking::MockCluster;
 use serde_json::{Value, json};
@@ -49,6 +51,80 @@ message OrderTotal {
   google.protobuf.Timestamp placed_at = 6;
   string amount = 7;
   optional string note = 8;
+}
+"#;
+
+/// Every Avro type (mirrored by `all_avro` in tests/registry_clients.py).
+const ALL_AVSC: &str = r#"{"type":"record","name":"All","namespace":"t","fields":[
+  {"name":"n","type":"null"},
+  {"name":"b","type":"boolean"},
+  {"name":"i","type":"int"},
+  {"name":"l","type":"long"},
+  {"name":"f","type":"float"},
+  {"name":"d","type":"double"},
+  {"name":"by","type":"bytes"},
+  {"name":"s","type":"string"},
+  {"name":"a","type":{"type":"array","items":"int"}},
+  {"name":"m","type":{"type":"map","values":"string"}},
+  {"name":"u","type":["null","string","long"]},
+  {"name":"e","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}},
+  {"name":"fx","type":{"type":"fixed","name":"Four","size":4}},
+  {"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+  {"name":"decf","type":{"type":"fixed","name":"D8","size":8,"logicalType":"decimal","precision":18,"scale":3}},
+  {"name":"uuid","type":{"type":"string","logicalType":"uuid"}},
+  {"name":"date","type":{"type":"int","logicalType":"date"}},
+  {"name":"tm","type":{"type":"int","logicalType":"time-millis"}},
+  {"name":"tu","type":{"type":"long","logicalType":"time-micros"}},
+  {"name":"tsm","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"tsu","type":{"type":"long","logicalType":"timestamp-micros"}},
+  {"name":"tsn","type":{"type":"long","logicalType":"timestamp-nanos"}},
+  {"name":"ltm","type":{"type":"long","logicalType":"local-timestamp-millis"}},
+  {"name":"dur","type":{"type":"fixed","name":"Dur","size":12,"logicalType":"duration"}},
+  {"name":"rec","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"}]}},
+  {"name":"again","type":["null","Inner"]},
+  {"name":"withdef","type":"string","default":"dflt"}
+]}"#;
+
+/// Every Protobuf field kind (mirrored by `all_proto` in tests/registry_clients.py).
+const ALL_PROTO: &str = r#"syntax = "proto3";
+package kinds;
+import "google/protobuf/duration.proto";
+import "google/protobuf/struct.proto";
+import "google/protobuf/timestamp.proto";
+import "google/protobuf/wrappers.proto";
+
+message All {
+  enum Color { RED = 0; GREEN = 1; BLUE = 2; }
+  message Inner { int32 x = 1; string s = 2; }
+  double d = 1;
+  float f = 2;
+  int32 i32 = 3;
+  int64 i64 = 4;
+  uint32 u32 = 5;
+  uint64 u64 = 6;
+  sint32 s32 = 7;
+  sint64 s64 = 8;
+  fixed32 f32 = 9;
+  fixed64 f64 = 10;
+  sfixed32 sf32 = 11;
+  sfixed64 sf64 = 12;
+  bool b = 13;
+  string s = 14;
+  bytes by = 15;
+  Color color = 16;
+  Inner inner = 17;
+  repeated int64 nums = 18;
+  repeated Inner inners = 19;
+  map<string, int32> counts = 20;
+  map<int64, Inner> by_id = 21;
+  repeated Color colors = 22;
+  oneof choice { string name = 23; int64 number = 24; Inner detail = 25; }
+  optional string maybe = 26;
+  google.protobuf.Timestamp ts = 27;
+  google.protobuf.Duration dur = 28;
+  google.protobuf.Int64Value wrapped = 29;
+  google.protobuf.StringValue wrapped_s = 30;
+  google.protobuf.Struct meta = 31;
 }
 "#;
 
@@ -114,6 +190,20 @@ fn run_python(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `run_python` with `command` and `args`, off the runtime's threads.
+async fn python_off_runtime(command: &str, args: &[&str]) -> String {
+    let args: Vec<String> = std::iter::once(command)
+        .chain(args.iter().copied())
+        .map(str::to_string)
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_python(&args)
+    })
+    .await
+    .unwrap()
+}
+
 /// The `.proto` file and a FileDescriptorSet of it (for the Python side), in `dir`.
 fn totals_proto(dir: &Path) -> (PathBuf, PathBuf) {
     let proto = dir.join("totals.proto");
@@ -162,7 +252,7 @@ async fn assert_all_committed(brokers: &str, group: &str, topic: &str) {
     let (b, g, t) = (brokers.to_string(), group.to_string(), topic.to_string());
     let done = tokio::task::spawn_blocking(move || {
         let ends = end_offsets(&b, &t, PARTITIONS);
-        testkit::wait::try_wait_for(Duration::from_secs(20), || {
+        testkit::wait::try_wait_for(Duration::from_secs(180), || {
             let now = committed(&b, &g, &t, PARTITIONS);
             (now.iter().zip(&ends).all(|(c, e)| *c == Some(*e))).then_some(())
         })
@@ -195,24 +285,17 @@ async fn avro_from_confluents_serializer_becomes_protobuf_its_deserializer_reads
     std::fs::write(&avsc, ORDER_AVSC).unwrap();
     let (proto, descriptors) = totals_proto(dir.path());
 
-    let produced = {
-        let args = [
+    let produced = python_off_runtime(
+        "produce-orders",
+        &[
             &brokers,
             &input,
             &registry.url,
             avsc.to_str().unwrap(),
             &N.to_string(),
-        ]
-        .map(|s| s.to_string());
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = std::iter::once("produce-orders")
-                .chain(args.iter().map(String::as_str))
-                .collect();
-            run_python(&args)
-        })
-        .await
-        .unwrap()
-    };
+        ],
+    )
+    .await;
     assert_eq!(produced.trim(), N.to_string());
 
     let yaml = format!(
@@ -265,25 +348,18 @@ settings:
         "the output's schema was registered"
     );
 
-    let lines = {
-        let args = [
+    let lines = python_off_runtime(
+        "consume-protobuf",
+        &[
             &brokers,
             &output,
             &registry.url,
             descriptors.to_str().unwrap(),
             "shop.OrderTotal",
             &N.to_string(),
-        ]
-        .map(|s| s.to_string());
-        tokio::task::spawn_blocking(move || {
-            let args: Vec<&str> = std::iter::once("consume-protobuf")
-                .chain(args.iter().map(String::as_str))
-                .collect();
-            run_python(&args)
-        })
-        .await
-        .unwrap()
-    };
+        ],
+    )
+    .await;
     let mut by_id = BTreeMap::new();
     for line in lines.lines() {
         let record: Value = serde_json::from_str(line).unwrap();
@@ -313,6 +389,276 @@ settings:
         want["total"] = Value::Null;
         assert_eq!(value, want, "order {id}");
     }
+}
+
+/// The lines `registry_clients.py` printed, sorted (records arrive from several partitions in no
+/// set order).
+fn sorted_lines(text: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// Runs a pipeline without transforms from `input` (`codec`) to `output` (`format`) until its
+/// group has committed every input; the collector of its dead letters.
+async fn pass_through(
+    brokers: &str,
+    input: &str,
+    output: &str,
+    codec: &str,
+    format: &str,
+) -> Collector {
+    let (dlq, group) = (unique("dlq"), unique("g"));
+    let yaml = format!(
+        "\
+input:
+  kafka:
+    brokers: {brokers}
+    topics: [{input}]
+    group_id: {group}
+    commit_interval: 200ms
+    codec: {codec}
+output:
+  kafka:
+    brokers: {brokers}
+    topic: {output}
+    linger: 5ms
+    format: {format}
+errors:
+  output: {{kafka: {{brokers: {brokers}, topic: {dlq}}}}}
+settings:
+  shutdown_timeout: 20s
+"
+    );
+    let dead = Collector::start(brokers, &dlq, PARTITIONS);
+    let (token, running) = start(&yaml);
+    assert_all_committed(brokers, &group, input).await;
+    stop(token, running).await;
+    dead
+}
+
+/// Asserts that `got` (what a consumer printed) holds `n` records, the records of `want`.
+fn assert_same_records(got: &str, want: &str, n: usize, dead: &Collector) {
+    let reason = |r: &testkit::kafka::Record| r.header("sluice-error-reason").map(str::to_string);
+    let first = dead.records().first().map(reason);
+    assert_eq!(
+        got.lines().count(),
+        n,
+        "every record came out; dead letters: {first:?}"
+    );
+    assert_eq!(dead.count(), 0, "no dead letters: {first:?}");
+    assert_eq!(sorted_lines(got), sorted_lines(want));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_avro_type_round_trips_between_confluents_serializer_and_deserializer() {
+    const N: usize = 600;
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let (input, output) = (unique("avro-in"), unique("avro-out"));
+    for t in [&input, &output] {
+        cluster.create_topic(t, PARTITIONS, 1).unwrap();
+    }
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let avsc = dir.path().join("all.avsc");
+    std::fs::write(&avsc, ALL_AVSC).unwrap();
+    let avsc = avsc.to_str().unwrap();
+    let n = N.to_string();
+    let url = registry.url.as_str();
+
+    let produced = python_off_runtime("produce-all-avro", &[&brokers, &input, url, avsc, &n]).await;
+    assert_eq!(produced.trim(), n);
+    let dead = pass_through(
+        &brokers,
+        &input,
+        &output,
+        &format!("{{avro: {{registry: {{url: '{url}'}}}}}}"),
+        &format!(
+            "{{avro: {{registry: {{url: '{url}'}}, schema_file: '{avsc}', auto_register: true}}}}"
+        ),
+    )
+    .await;
+
+    // What fastavro reads back from sluice's output is what it reads back from its own bodies.
+    let got = python_off_runtime("consume-avro", &[&brokers, &output, url, &n]).await;
+    let want = python_off_runtime("expect-all-avro", &["-", "-", "-", avsc, &n]).await;
+    assert_same_records(&got, &want, N, &dead);
+    assert_eq!(registry.versions(&format!("{output}-value")).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_protobuf_kind_round_trips_between_confluents_serializer_and_deserializer() {
+    const N: usize = 600;
+    let cluster = MockCluster::new(1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let (input, output) = (unique("proto-in"), unique("proto-out"));
+    for t in [&input, &output] {
+        cluster.create_topic(t, PARTITIONS, 1).unwrap();
+    }
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("all.proto");
+    std::fs::write(&proto, ALL_PROTO).unwrap();
+    let set = protox::compile([&proto], [dir.path()]).expect("compile all.proto");
+    let descriptors = dir.path().join("all.desc");
+    std::fs::write(&descriptors, prost::Message::encode_to_vec(&set)).unwrap();
+    let (proto, descriptors) = (proto.to_str().unwrap(), descriptors.to_str().unwrap());
+    let n = N.to_string();
+    let url = registry.url.as_str();
+
+    let produced = python_off_runtime(
+        "produce-all-protobuf",
+        &[&brokers, &input, url, descriptors, "kinds.All", &n],
+    )
+    .await;
+    assert_eq!(produced.trim(), n);
+    let dead = pass_through(
+        &brokers,
+        &input,
+        &output,
+        &format!("{{protobuf: {{registry: {{url: '{url}'}}}}}}"),
+        &format!(
+            "{{protobuf: {{registry: {{url: '{url}'}}, schema_file: '{proto}', message: kinds.All, auto_register: true}}}}"
+        ),
+    )
+    .await;
+
+    let got = python_off_runtime(
+        "consume-protobuf",
+        &[&brokers, &output, url, descriptors, "kinds.All", &n],
+    )
+    .await;
+    let want = python_off_runtime(
+        "expect-all-protobuf",
+        &["-", "-", "-", descriptors, "kinds.All", &n],
+    )
+    .await;
+    assert_same_records(&got, &want, N, &dead);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_to_jetstream_with_a_registry_behind_mutual_tls_and_basic_auth() {
+    const N: u64 = 2000;
+    let nats = testkit::nats::NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let (input, output) = (unique("IN"), unique("OUT"));
+    let (in_subject, out_subject) = (unique("in"), unique("out"));
+    testkit::nats::create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
+    testkit::nats::create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
+
+    // The registry answers only over mutual TLS, and only requests with its credentials.
+    let registry = Registry::start();
+    let plain_port: u16 = registry.url.rsplit(':').next().unwrap().parse().unwrap();
+    registry.require_authorization(&format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("reg-user:reg-secret")
+    ));
+    let pki = testkit::pki::Pki::generate();
+    let proxy = testkit::tls_proxy::TlsProxy::start(&pki, true);
+    proxy.forward_to(plain_port);
+
+    let order = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"name","type":"string"},{"name":"amount","type":"double"}]}"#;
+    let id = registry.register("orders-value", "AVRO", order);
+    let schema = AvroSchema::parse(order, &[]).unwrap();
+    let bodies = framed(
+        &schema,
+        id,
+        (0..N).map(|i| json!({"id": i, "name": format!("c{i}"), "amount": i as f64 / 4.0})),
+    );
+    testkit::nats::publish_all(
+        &js,
+        bodies
+            .into_iter()
+            .map(|b| (format!("{in_subject}.eu"), bytes::Bytes::from(b))),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let proto = dir.path().join("total.proto");
+    std::fs::write(
+        &proto,
+        "syntax = \"proto3\";\npackage shop;\nmessage Total { int64 order_id = 1; string customer = 2; double total = 3; }\n",
+    )
+    .unwrap();
+    let reg = format!(
+        "{{url: 'https://localhost:{port}', auth: {{basic: {{user: reg-user, password: reg-secret}}}}, \
+         tls: {{ca_file: '{ca}', cert_file: '{cert}', key_file: '{key}'}}}}",
+        port = proxy.port(),
+        ca = pki.path("ca.pem").display(),
+        cert = pki.path("client.pem").display(),
+        key = pki.path("client-key.pem").display(),
+    );
+    let yaml = format!(
+        "\
+input:
+  jetstream:
+    url: {url}
+    stream: {input}
+    consumer: proc
+    codec: {{avro: {{registry: {reg}}}}}
+transforms:
+  - jq: '{{order_id: .id, customer: .name, total: .amount}}'
+output:
+  jetstream:
+    url: {url}
+    subject: {out_subject}.totals
+    format:
+      protobuf: {{registry: {reg}, subject: totals-value, schema_file: '{proto}', message: shop.Total, auto_register: true}}
+errors: drop
+settings:
+  shutdown_timeout: 20s
+",
+        url = nats.url(),
+        proto = proto.display(),
+    );
+    let (token, running) = start(&yaml);
+    let all = try_eventually(Duration::from_secs(60), async || {
+        (testkit::nats::stored(&js, &output).await? >= N).then_some(())
+    })
+    .await;
+    assert!(all.is_some(), "all {N} totals stored");
+    stop(token, running).await;
+
+    let requests = registry.requests();
+    assert!(
+        requests.contains(&format!("GET /schemas/ids/{id}")),
+        "{requests:?}"
+    );
+    // A subject's versions, as the ids of their schemas.
+    let versions = registry.versions("totals-value");
+    assert_eq!(versions.len(), 1, "the output's schema was registered");
+    let total_id = versions[0];
+
+    let pool = prost_reflect::DescriptorPool::from_file_descriptor_set(
+        protox::compile([&proto], [dir.path()]).unwrap(),
+    )
+    .unwrap();
+    let total = pool.get_message_by_name("shop.Total").unwrap();
+    let mut seen = BTreeMap::new();
+    for m in testkit::nats::read_stream(&js, &output).await {
+        // Confluent's wire format: 0, the schema id, the message's index path ([0]: one byte 0).
+        assert_eq!(m.payload[0], 0);
+        assert_eq!(
+            u32::from_be_bytes(m.payload[1..5].try_into().unwrap()),
+            total_id
+        );
+        assert_eq!(m.payload[5], 0);
+        let message =
+            prost_reflect::DynamicMessage::decode(total.clone(), &m.payload[6..]).unwrap();
+        let field = |name: &str| message.get_field_by_name(name).unwrap().into_owned();
+        let order_id = field("order_id").as_i64().unwrap() as u64;
+        assert_eq!(
+            field("customer").as_str(),
+            Some(format!("c{order_id}").as_str())
+        );
+        assert_eq!(field("total").as_f64(), Some(order_id as f64 / 4.0));
+        assert!(
+            seen.insert(order_id, ()).is_none(),
+            "order {order_id} twice"
+        );
+    }
+    assert_eq!(seen.len() as u64, N, "every order once");
 }
 
 /// Avro bodies of `schema` (registered as `id`) in the wire format, one per value.
