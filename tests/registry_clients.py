@@ -17,7 +17,7 @@ Protobuf: MessageToJson with the .proto field names). DESCRIPTORS is a FileDescr
 MESSAGE a full message name.
 
 The all-* producers write `all_avro(i)` / `all_proto(i)`: values of every Avro type and every
-Protobuf field kind (tests/schema_formats.rs's ALL_AVSC and ALL_PROTO). The expect-all-*
+Protobuf field kind (tests/schemas/all-types.avsc and tests/schema_formats.rs's ALL_PROTO). The expect-all-*
 commands print what the consumers would print for exactly those values: each value written and
 read back by the same library, with no sluice in between.
 """
@@ -124,7 +124,7 @@ def avro_json(value):
 
 
 def all_avro(i):
-    """Values of every Avro type (ALL_AVSC), varied by i: edges, unions' branches, nulls."""
+    """Values of every Avro type (tests/schemas/all-types.avsc), varied by i: edges, unions' branches, nulls."""
     utc = datetime.timezone.utc
     base = datetime.datetime(2023, 11, 14, 22, 13, 20, tzinfo=utc)
     return {

@@ -54,38 +54,8 @@ message OrderTotal {
 }
 "#;
 
-/// Every Avro type (mirrored by `all_avro` in tests/registry_clients.py).
-const ALL_AVSC: &str = r#"{"type":"record","name":"All","namespace":"t","fields":[
-  {"name":"n","type":"null"},
-  {"name":"b","type":"boolean"},
-  {"name":"i","type":"int"},
-  {"name":"l","type":"long"},
-  {"name":"f","type":"float"},
-  {"name":"d","type":"double"},
-  {"name":"by","type":"bytes"},
-  {"name":"s","type":"string"},
-  {"name":"a","type":{"type":"array","items":"int"}},
-  {"name":"m","type":{"type":"map","values":"string"}},
-  {"name":"u","type":["null","string","long"]},
-  {"name":"e","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}},
-  {"name":"fx","type":{"type":"fixed","name":"Four","size":4}},
-  {"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
-  {"name":"decf","type":{"type":"fixed","name":"D8","size":8,"logicalType":"decimal","precision":18,"scale":3}},
-  {"name":"uuid","type":{"type":"string","logicalType":"uuid"}},
-  {"name":"date","type":{"type":"int","logicalType":"date"}},
-  {"name":"tm","type":{"type":"int","logicalType":"time-millis"}},
-  {"name":"tu","type":{"type":"long","logicalType":"time-micros"}},
-  {"name":"tsm","type":{"type":"long","logicalType":"timestamp-millis"}},
-  {"name":"tsu","type":{"type":"long","logicalType":"timestamp-micros"}},
-  {"name":"tsn","type":{"type":"long","logicalType":"timestamp-nanos"}},
-  {"name":"ltm","type":{"type":"long","logicalType":"local-timestamp-millis"}},
-  {"name":"dur","type":{"type":"fixed","name":"Dur","size":12,"logicalType":"duration"}},
-  {"name":"rec","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"}]}},
-  {"name":"again","type":["null","Inner"]},
-  {"name":"withdef","type":"string","default":"dflt"}
-]}"#;
-
-/// Every Protobuf field kind (mirrored by `all_proto` in tests/registry_clients.py).
+/// Every Protobuf field kind (mirrored by `all_proto` in tests/registry_clients.py; every Avro
+/// type is in tests/schemas/all-types.avsc, mirrored by `all_avro`).
 const ALL_PROTO: &str = r#"syntax = "proto3";
 package kinds;
 import "google/protobuf/duration.proto";
@@ -204,12 +174,12 @@ async fn python_off_runtime(command: &str, args: &[&str]) -> String {
     .unwrap()
 }
 
-/// The `.proto` file and a FileDescriptorSet of it (for the Python side), in `dir`.
-fn totals_proto(dir: &Path) -> (PathBuf, PathBuf) {
-    let proto = dir.join("totals.proto");
-    std::fs::write(&proto, TOTALS_PROTO).unwrap();
-    let set = protox::compile([&proto], [dir]).expect("compile totals.proto");
-    let descriptors = dir.join("totals.desc");
+/// `text` written as `dir`/`name`.proto, and a FileDescriptorSet of it (for the Python side).
+fn proto_files(dir: &Path, name: &str, text: &str) -> (PathBuf, PathBuf) {
+    let proto = dir.join(format!("{name}.proto"));
+    std::fs::write(&proto, text).unwrap();
+    let set = protox::compile([&proto], [dir]).expect("compile the .proto file");
+    let descriptors = dir.join(format!("{name}.desc"));
     std::fs::write(&descriptors, prost::Message::encode_to_vec(&set)).unwrap();
     (proto, descriptors)
 }
@@ -283,7 +253,7 @@ async fn avro_from_confluents_serializer_becomes_protobuf_its_deserializer_reads
     let dir = tempfile::tempdir().unwrap();
     let avsc = dir.path().join("order.avsc");
     std::fs::write(&avsc, ORDER_AVSC).unwrap();
-    let (proto, descriptors) = totals_proto(dir.path());
+    let (proto, descriptors) = proto_files(dir.path(), "totals", TOTALS_PROTO);
 
     let produced = python_off_runtime(
         "produce-orders",
@@ -450,29 +420,52 @@ fn assert_same_records(got: &str, want: &str, n: usize, dead: &Collector) {
     assert_eq!(sorted_lines(got), sorted_lines(want));
 }
 
+/// A mock cluster with an input and an output topic, and a registry.
+struct Rig {
+    _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    brokers: String,
+    input: String,
+    output: String,
+    registry: Registry,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let cluster = MockCluster::new(1).unwrap();
+        let (input, output) = (unique("in"), unique("out"));
+        for t in [&input, &output] {
+            cluster.create_topic(t, PARTITIONS, 1).unwrap();
+        }
+        Rig {
+            brokers: cluster.bootstrap_servers(),
+            _cluster: cluster,
+            input,
+            output,
+            registry: Registry::start(),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_avro_type_round_trips_between_confluents_serializer_and_deserializer() {
     const N: usize = 600;
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    let (input, output) = (unique("avro-in"), unique("avro-out"));
-    for t in [&input, &output] {
-        cluster.create_topic(t, PARTITIONS, 1).unwrap();
-    }
-    let registry = Registry::start();
-    let dir = tempfile::tempdir().unwrap();
-    let avsc = dir.path().join("all.avsc");
-    std::fs::write(&avsc, ALL_AVSC).unwrap();
+    let Rig {
+        brokers,
+        input,
+        output,
+        registry,
+        ..
+    } = &Rig::new();
+    let avsc = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/all-types.avsc");
     let avsc = avsc.to_str().unwrap();
-    let n = N.to_string();
-    let url = registry.url.as_str();
+    let (n, url) = (N.to_string(), registry.url.as_str());
 
-    let produced = python_off_runtime("produce-all-avro", &[&brokers, &input, url, avsc, &n]).await;
+    let produced = python_off_runtime("produce-all-avro", &[brokers, input, url, avsc, &n]).await;
     assert_eq!(produced.trim(), n);
     let dead = pass_through(
-        &brokers,
-        &input,
-        &output,
+        brokers,
+        input,
+        output,
         &format!("{{avro: {{registry: {{url: '{url}'}}}}}}"),
         &format!(
             "{{avro: {{registry: {{url: '{url}'}}, schema_file: '{avsc}', auto_register: true}}}}"
@@ -481,7 +474,7 @@ async fn every_avro_type_round_trips_between_confluents_serializer_and_deseriali
     .await;
 
     // What fastavro reads back from sluice's output is what it reads back from its own bodies.
-    let got = python_off_runtime("consume-avro", &[&brokers, &output, url, &n]).await;
+    let got = python_off_runtime("consume-avro", &[brokers, output, url, &n]).await;
     let want = python_off_runtime("expect-all-avro", &["-", "-", "-", avsc, &n]).await;
     assert_same_records(&got, &want, N, &dead);
     assert_eq!(registry.versions(&format!("{output}-value")).len(), 1);
@@ -490,33 +483,28 @@ async fn every_avro_type_round_trips_between_confluents_serializer_and_deseriali
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protobuf_kind_round_trips_between_confluents_serializer_and_deserializer() {
     const N: usize = 600;
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    let (input, output) = (unique("proto-in"), unique("proto-out"));
-    for t in [&input, &output] {
-        cluster.create_topic(t, PARTITIONS, 1).unwrap();
-    }
-    let registry = Registry::start();
+    let Rig {
+        brokers,
+        input,
+        output,
+        registry,
+        ..
+    } = &Rig::new();
     let dir = tempfile::tempdir().unwrap();
-    let proto = dir.path().join("all.proto");
-    std::fs::write(&proto, ALL_PROTO).unwrap();
-    let set = protox::compile([&proto], [dir.path()]).expect("compile all.proto");
-    let descriptors = dir.path().join("all.desc");
-    std::fs::write(&descriptors, prost::Message::encode_to_vec(&set)).unwrap();
+    let (proto, descriptors) = proto_files(dir.path(), "all", ALL_PROTO);
     let (proto, descriptors) = (proto.to_str().unwrap(), descriptors.to_str().unwrap());
-    let n = N.to_string();
-    let url = registry.url.as_str();
+    let (n, url) = (N.to_string(), registry.url.as_str());
 
     let produced = python_off_runtime(
         "produce-all-protobuf",
-        &[&brokers, &input, url, descriptors, "kinds.All", &n],
+        &[brokers, input, url, descriptors, "kinds.All", &n],
     )
     .await;
     assert_eq!(produced.trim(), n);
     let dead = pass_through(
-        &brokers,
-        &input,
-        &output,
+        brokers,
+        input,
+        output,
         &format!("{{protobuf: {{registry: {{url: '{url}'}}}}}}"),
         &format!(
             "{{protobuf: {{registry: {{url: '{url}'}}, schema_file: '{proto}', message: kinds.All, auto_register: true}}}}"
@@ -526,7 +514,7 @@ async fn every_protobuf_kind_round_trips_between_confluents_serializer_and_deser
 
     let got = python_off_runtime(
         "consume-protobuf",
-        &[&brokers, &output, url, descriptors, "kinds.All", &n],
+        &[brokers, output, url, descriptors, "kinds.All", &n],
     )
     .await;
     let want = python_off_runtime(

@@ -198,36 +198,8 @@ fn write_payload(payload: &[u8], out: &mut Vec<u8>) {
 pub(crate) mod tests_support {
     use jaq_json::Val;
 
-    /// A record of every Avro type.
-    pub const AVRO_ALL: &str = r#"{"type":"record","name":"All","namespace":"t","fields":[
-      {"name":"n","type":"null"},
-      {"name":"b","type":"boolean"},
-      {"name":"i","type":"int"},
-      {"name":"l","type":"long"},
-      {"name":"f","type":"float"},
-      {"name":"d","type":"double"},
-      {"name":"by","type":"bytes"},
-      {"name":"s","type":"string"},
-      {"name":"a","type":{"type":"array","items":"int"}},
-      {"name":"m","type":{"type":"map","values":"string"}},
-      {"name":"u","type":["null","string","long"]},
-      {"name":"e","type":{"type":"enum","name":"Color","symbols":["RED","GREEN"]}},
-      {"name":"fx","type":{"type":"fixed","name":"Four","size":4}},
-      {"name":"dec","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
-      {"name":"decf","type":{"type":"fixed","name":"D8","size":8,"logicalType":"decimal","precision":18,"scale":3}},
-      {"name":"uuid","type":{"type":"string","logicalType":"uuid"}},
-      {"name":"date","type":{"type":"int","logicalType":"date"}},
-      {"name":"tm","type":{"type":"int","logicalType":"time-millis"}},
-      {"name":"tu","type":{"type":"long","logicalType":"time-micros"}},
-      {"name":"tsm","type":{"type":"long","logicalType":"timestamp-millis"}},
-      {"name":"tsu","type":{"type":"long","logicalType":"timestamp-micros"}},
-      {"name":"tsn","type":{"type":"long","logicalType":"timestamp-nanos"}},
-      {"name":"ltm","type":{"type":"long","logicalType":"local-timestamp-millis"}},
-      {"name":"dur","type":{"type":"fixed","name":"Dur","size":12,"logicalType":"duration"}},
-      {"name":"rec","type":{"type":"record","name":"Inner","fields":[{"name":"x","type":"int"}]}},
-      {"name":"again","type":["null","Inner"]},
-      {"name":"withdef","type":"string","default":"dflt"}
-    ]}"#;
+    /// A record of every Avro type (also the end-to-end tests' schema).
+    pub const AVRO_ALL: &str = include_str!("../../tests/schemas/all-types.avsc");
 
     /// `json` decoded as a JSON payload.
     pub fn val(json: &str) -> Val {
