@@ -15,7 +15,8 @@
 //!
 //! - W1 Kafka passthrough and W2 Kafka filter + reshape (half pass), 1 KB events with about 20
 //!   fields, drained from a backlog on librdkafka's mock cluster (in this process; 32
-//!   partitions, as it keeps at most 5 MB per partition). Other tools run the same logic:
+//!   partitions, as it keeps at most 5 MB per partition); `W2 avro`: W2 on the same events as
+//!   bare Avro bodies (a 20-field record schema file), JSON out. Other tools run the same logic:
 //!   `kcat | jaq | kcat` and bytewax through `benches/baselines/run.py` (`scripts/setup.sh
 //!   bench`); quixstreams cannot run on the mock cluster.
 //! - W1 on tansu (`w1t`): a backlog of 2 million 1 KB events on one partition, then on two, in
@@ -613,6 +614,8 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
         "w2-sluice",
         "w2-kcat-jaq",
         "w2-bytewax",
+        "in-avro",
+        "w2-avro-sluice",
     ];
     for t in topics {
         cluster.create_topic(t, PARTITIONS, 1).unwrap();
@@ -620,7 +623,7 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
     backlog(&brokers, "in", n, PARTITIONS, 1024, "none");
     let counter = EndOffsets::new(&brokers);
     let kafka_run = |workload: &'static str, runner: &str, worker: Process, expect: u64| {
-        let output = format!("{}-{runner}", workload.to_lowercase());
+        let output = format!("{}-{runner}", workload.to_lowercase().replace(' ', "-"));
         let per_output = n as f64 / expect as f64;
         let reading = watch(worker.id(), expect, per_output, TIMEOUT, || {
             kafka_total(&counter, &output)
@@ -663,12 +666,56 @@ fn kafka(rows: &mut Vec<Row>, dir: &Path, n: u64, w1: bool, w2: bool) {
         for tool in ["kcat-jaq", "bytewax"] {
             rows.push(baseline("W2", tool, &brokers, &format!("w2-{tool}"), n));
         }
+        // The same events as bare Avro bodies, the same program, JSON out.
+        let schema = sluice::codec::avro::AvroSchema::parse(measure::EVENT_AVSC, &[]).unwrap();
+        backlog_of(&brokers, "in-avro", n, PARTITIONS, "none", |i| {
+            let json = bytes::Bytes::from(event(i, 1024));
+            let val = sluice::codec::decode(sluice::codec::Codec::Json, &json).unwrap();
+            let mut body = Vec::new();
+            schema.encode(&val, &mut body).unwrap();
+            body
+        });
+        let avsc = dir.join("event.avsc");
+        std::fs::write(&avsc, measure::EVENT_AVSC).unwrap();
+        let file = kafka_pipeline(
+            dir,
+            &brokers,
+            "in-avro",
+            "w2-avro-sluice",
+            "5",
+            Some(W2_PROGRAM),
+        );
+        let text = std::fs::read_to_string(&file).unwrap().replacen(
+            "    options:\n",
+            &format!(
+                "    codec: {{avro: {{schema_file: '{}'}}}}\n    options:\n",
+                avsc.display()
+            ),
+            1,
+        );
+        std::fs::write(&file, text).unwrap();
+        let worker = Process::spawn(sluice().arg(&file));
+        rows.push(kafka_run("W2 avro", "sluice", worker, n.div_ceil(2)));
     }
 }
 
 /// Produces `n` events of `size` bytes to `topic`, round robin over its `partitions`, keyed
 /// `k0` to `k63`, batches compressed with `compression` (librdkafka's `compression.type`).
 fn backlog(brokers: &str, topic: &str, n: u64, partitions: i32, size: usize, compression: &str) {
+    backlog_of(brokers, topic, n, partitions, compression, |i| {
+        event(i, size)
+    });
+}
+
+/// Produces `payload(i)` for i in 0..`n` to `topic`, as [`backlog`] does.
+fn backlog_of(
+    brokers: &str,
+    topic: &str,
+    n: u64,
+    partitions: i32,
+    compression: &str,
+    payload: impl Fn(u64) -> Vec<u8>,
+) {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "20")
@@ -676,7 +723,7 @@ fn backlog(brokers: &str, topic: &str, n: u64, partitions: i32, size: usize, com
         .create()
         .unwrap();
     for i in 0..n {
-        let payload = event(i, size);
+        let payload = payload(i);
         let key = format!("k{}", i % 64);
         let mut rec = BaseRecord::to(topic)
             .payload(&payload)

@@ -68,33 +68,21 @@ fn batch(payload: impl Fn(u64) -> Vec<u8>) -> Vec<Event> {
         .collect()
 }
 
-/// The Avro schema of the 1 KB benchmark events (`testkit::measure::event`).
-const EVENT_AVSC: &str = r#"{"type": "record", "name": "Event", "fields": [
-  {"name": "id", "type": "long"}, {"name": "ts", "type": "long"},
-  {"name": "service", "type": "string"}, {"name": "status", "type": "int"},
-  {"name": "latency", "type": "double"}, {"name": "msg", "type": "string"},
-  {"name": "host", "type": "string"}, {"name": "region", "type": "string"},
-  {"name": "method", "type": "string"}, {"name": "path", "type": "string"},
-  {"name": "bytes", "type": "long"}, {"name": "user", "type": "string"},
-  {"name": "agent", "type": "string"}, {"name": "trace", "type": "string"},
-  {"name": "span", "type": "string"}, {"name": "env", "type": "string"},
-  {"name": "version", "type": "string"}, {"name": "retries", "type": "int"},
-  {"name": "cache", "type": "string"}, {"name": "pad", "type": "string"}]}"#;
-
 /// The Avro schema file of the benchmark events, written once.
 fn event_schema_file() -> &'static Path {
     static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     FILE.get_or_init(|| {
         // One name, written again by every run: nothing piles up.
         let path = std::env::temp_dir().join("sluice-bench-event.avsc");
-        std::fs::write(&path, EVENT_AVSC).expect("write the schema");
+        std::fs::write(&path, testkit::measure::EVENT_AVSC).expect("write the schema");
         path
     })
 }
 
-/// The same events as bare Avro bodies of [`EVENT_AVSC`].
+/// The same events as bare Avro bodies of [`testkit::measure::EVENT_AVSC`].
 fn avro_batch(events: &[Event]) -> Vec<Event> {
-    let schema = sluice::codec::avro::AvroSchema::parse(EVENT_AVSC, &[]).expect("schema");
+    let schema =
+        sluice::codec::avro::AvroSchema::parse(testkit::measure::EVENT_AVSC, &[]).expect("schema");
     let mut out = copy(events);
     for e in &mut out {
         let val = sluice::codec::decode(sluice::codec::Codec::Json, &e.payload).expect("json");
@@ -107,7 +95,7 @@ fn avro_batch(events: &[Event]) -> Vec<Event> {
 
 /// The transform stage of a pipeline whose input has `codec` and whose only transform is
 /// `jq: program`, loaded from a pipeline file as `sluice run` loads it: the worker a transform
-/// thread runs. `avro` reads bare bodies of [`EVENT_AVSC`] and writes JSON.
+/// thread runs. `avro` reads bare bodies of [`testkit::measure::EVENT_AVSC`] and writes JSON.
 fn worker(codec: &str, program: &str) -> Worker {
     let input = match codec {
         "avro" => format!(

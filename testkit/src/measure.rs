@@ -41,6 +41,19 @@ pub fn event(i: u64, size: usize) -> Vec<u8> {
     e.into_bytes()
 }
 
+/// The Avro schema of [`event`]'s 1 KB events (every field a 1 KB event has).
+pub const EVENT_AVSC: &str = r#"{"type": "record", "name": "Event", "fields": [
+  {"name": "id", "type": "long"}, {"name": "ts", "type": "long"},
+  {"name": "service", "type": "string"}, {"name": "status", "type": "int"},
+  {"name": "latency", "type": "double"}, {"name": "msg", "type": "string"},
+  {"name": "host", "type": "string"}, {"name": "region", "type": "string"},
+  {"name": "method", "type": "string"}, {"name": "path", "type": "string"},
+  {"name": "bytes", "type": "long"}, {"name": "user", "type": "string"},
+  {"name": "agent", "type": "string"}, {"name": "trace", "type": "string"},
+  {"name": "span", "type": "string"}, {"name": "env", "type": "string"},
+  {"name": "version", "type": "string"}, {"name": "retries", "type": "int"},
+  {"name": "cache", "type": "string"}, {"name": "pad", "type": "string"}]}"#;
+
 /// User + system CPU seconds of a process so far.
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
