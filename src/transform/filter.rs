@@ -39,21 +39,13 @@ impl Transform for Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Codec, decode};
+    use crate::transform::json_record;
     use crate::transform::program::compile;
 
     fn keep(cond: &str, json: &str) -> Result<bool, String> {
         let step = Filter::new(compile(cond).unwrap());
-        let rec = Record {
-            value: decode(Codec::Json, &bytes::Bytes::copy_from_slice(json.as_bytes())).unwrap(),
-            key: None,
-            headers: vec![],
-            timestamp: None,
-            destination: None,
-            partition: None,
-        };
         let mut out = Vec::new();
-        step.apply(rec, &Position::Generated { seq: 0 }, &mut out)?;
+        step.apply(json_record(json), &Position::Generated { seq: 0 }, &mut out)?;
         Ok(out.len() == 1)
     }
 

@@ -56,17 +56,15 @@ impl Transform for Jq {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Codec, decode};
+    use crate::transform::json_record;
     use crate::transform::program::compile;
 
     fn record(json: &str) -> Record {
         Record {
-            value: decode(Codec::Json, &bytes::Bytes::copy_from_slice(json.as_bytes())).unwrap(),
             key: Some(bytes::Bytes::from_static(b"k")),
             headers: vec![("h".into(), bytes::Bytes::from_static(b"v"))],
             timestamp: Some(5),
-            destination: None,
-            partition: None,
+            ..json_record(json)
         }
     }
 

@@ -325,6 +325,23 @@ impl Chain {
     }
 }
 
+/// A record of the JSON payload `json`, without metadata: for the steps' tests.
+#[cfg(test)]
+pub(crate) fn json_record(json: &str) -> Record {
+    Record {
+        value: crate::codec::decode(
+            crate::codec::Codec::Json,
+            &Bytes::copy_from_slice(json.as_bytes()),
+        )
+        .unwrap(),
+        key: None,
+        headers: vec![],
+        timestamp: None,
+        destination: None,
+        partition: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

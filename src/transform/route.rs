@@ -236,7 +236,7 @@ impl Transform for Route {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Codec, decode};
+    use crate::transform::json_record;
 
     fn spanned(s: &str) -> Spanned<String> {
         Spanned::new(marked_yaml::Span::new_blank(), s.to_string())
@@ -245,15 +245,12 @@ mod tests {
     fn route(cfg: RouteConfig, json: &str) -> Result<Record, String> {
         let step = Route::new(&cfg)?;
         let rec = Record {
-            value: decode(Codec::Json, &bytes::Bytes::copy_from_slice(json.as_bytes())).unwrap(),
             key: Some(Bytes::from_static(b"old")),
             headers: vec![
                 ("keep".into(), Bytes::from_static(b"1")),
                 ("drop".into(), Bytes::from_static(b"2")),
             ],
-            timestamp: None,
-            destination: None,
-            partition: None,
+            ..json_record(json)
         };
         let mut out = Vec::new();
         step.apply(rec, &Position::Generated { seq: 0 }, &mut out)?;

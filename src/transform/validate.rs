@@ -130,7 +130,7 @@ fn json_value(val: &Val) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::{Codec, decode};
+    use crate::transform::json_record;
 
     fn step(schema: &str) -> (Validate, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
@@ -143,16 +143,8 @@ mod tests {
     }
 
     fn run(step: &Validate, json: &str) -> Result<usize, String> {
-        let record = Record {
-            value: decode(Codec::Json, &bytes::Bytes::copy_from_slice(json.as_bytes())).unwrap(),
-            key: None,
-            headers: vec![],
-            timestamp: None,
-            destination: None,
-            partition: None,
-        };
         let mut out = Vec::new();
-        step.apply(record, &Position::Generated { seq: 0 }, &mut out)?;
+        step.apply(json_record(json), &Position::Generated { seq: 0 }, &mut out)?;
         Ok(out.len())
     }
 
