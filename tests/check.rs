@@ -616,3 +616,76 @@ errors: drop
         "{stderr}"
     );
 }
+
+#[test]
+fn file_output_formats_are_checked_at_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.avsc"), r#"{"type": "record"}"#).unwrap();
+    std::fs::write(dir.path().join("ok.avsc"), r#"{"type": "string"}"#).unwrap();
+    std::fs::write(
+        dir.path().join("m.proto"),
+        "syntax = \"proto3\";\nmessage M { int32 a = 1; }\n",
+    )
+    .unwrap();
+    let d = dir.path().display();
+    let output = |format: String| {
+        format!(
+            "input:\n  stdin: {{}}\noutput:\n  file:\n    path: out\n    format: {format}\nerrors: drop\n"
+        )
+    };
+    // (pipeline, where the error is, what it says)
+    let cases = [
+        (
+            output(format!("{{avro: {{schema_file: {d}/bad.avsc}}}}")),
+            "6:",
+            "not a valid Avro schema",
+        ),
+        (
+            output(format!(
+                "{{avro: {{schema_file: {d}/ok.avsc, compression: lz4}}}}"
+            )),
+            "6:",
+            "unknown kind `lz4`, expected one of `null`, `deflate`, `snappy`, `zstandard`",
+        ),
+        (
+            output(format!(
+                "{{avro: {{schema_file: {d}/ok.avsc, registry: {{url: 'http://r'}}}}}}"
+            )),
+            "6:",
+            "unknown field `registry`",
+        ),
+        (
+            output(format!(
+                "{{protobuf: {{schema_file: {d}/m.proto, message: N}}}}"
+            )),
+            "6:",
+            "no message type `N` in the schema (it has M)",
+        ),
+        (
+            output(format!("{{protobuf: {{schema_file: {d}/m.proto}}}}")),
+            "6:",
+            "missing field `message`",
+        ),
+        // A dead-letter file keeps the original payloads.
+        (
+            format!(
+                "input:\n  stdin: {{}}\noutput:\n  stdout: {{}}\nerrors:\n  output:\n    file:\n      path: dead\n      format: {{protobuf: {{schema_file: {d}/m.proto, message: M}}}}\n"
+            ),
+            "9:15:",
+            "a dead-letter output writes the original payloads",
+        ),
+    ];
+    for (yaml, at, message) in cases {
+        let file = pipeline(dir.path(), "files", &yaml);
+        let out = sluice!().arg("check").arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{yaml}: {stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
+        assert_eq!(errors.len(), 1, "{yaml}: {stderr}");
+        assert!(
+            errors[0].starts_with(&format!("{}:{at}", file.display()))
+                && errors[0].contains(message),
+            "{yaml}: {stderr}"
+        );
+    }
+}

@@ -67,6 +67,19 @@ impl Payloads {
         )
     }
 
+    /// The text of the Avro schema file results are encoded with, when they are bare Avro
+    /// bodies (no registry).
+    pub fn avro_output_schema(&self) -> Option<&str> {
+        match &self.output {
+            OutputPlan::Avro {
+                file: Some((_, text)),
+                registry: None,
+                ..
+            } => Some(text),
+            _ => None,
+        }
+    }
+
     /// Whether a registry is needed (`sluice test` has none).
     pub fn uses_registry(&self) -> bool {
         let input = matches!(

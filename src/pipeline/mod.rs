@@ -229,7 +229,7 @@ impl PipelineConfig {
         for (i, t) in self.transforms.iter().enumerate() {
             t.validate(&format!("transforms.{i}"), v);
         }
-        let output = self.output.build("output", cx, v);
+        let mut output = self.output.build("output", cx, v);
         let dead_letter = match &self.errors {
             ErrorPolicy::Output(out) => out.build("errors.output", cx, v).map(Some),
             _ => Some(None),
@@ -245,11 +245,14 @@ impl PipelineConfig {
         let payloads = crate::codec::payloads::Payloads::build(
             &self.input.codec(),
             &format!("input.{}.codec", self.input.kind()),
-            self.output.format(),
+            self.output.format().as_deref(),
             &format!("output.{}.format", self.output.kind()),
             self.output.destination(),
             v,
         );
+        if let (Some(Output::File(file)), Some(payloads)) = (&mut output, &payloads) {
+            file.frame(payloads, "output.file", v);
+        }
         self.settings.validate(v);
         for (i, case) in self.tests.iter().enumerate() {
             case.validate(&format!("tests.{i}"), v);

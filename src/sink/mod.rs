@@ -10,6 +10,7 @@ pub mod object_store;
 pub mod retry;
 pub mod stdout;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -123,7 +124,7 @@ pub enum Output {
     /// Standard output.
     Stdout(stdout::StdoutConfig),
     /// A file.
-    File(file::FileOutputConfig),
+    File(Box<file::FileOutput>),
     /// A Kafka topic.
     Kafka(Box<kafka::KafkaOutput>),
     /// A core NATS subject.
@@ -154,12 +155,13 @@ impl OutputConfig {
         }
     }
 
-    /// The output's `format`, where it has one.
-    pub fn format(&self) -> Option<&crate::codec::payloads::FormatConfig> {
+    /// What the workers encode results as for this output (its `format`), unless JSON.
+    pub fn format(&self) -> Option<Cow<'_, crate::codec::payloads::FormatConfig>> {
         match self {
-            OutputConfig::Kafka(c) => c.format.as_ref(),
-            OutputConfig::Nats(c) => c.format.as_ref(),
-            OutputConfig::Jetstream(c) => c.format.as_ref(),
+            OutputConfig::Kafka(c) => c.format.as_ref().map(Cow::Borrowed),
+            OutputConfig::Nats(c) => c.format.as_ref().map(Cow::Borrowed),
+            OutputConfig::Jetstream(c) => c.format.as_ref().map(Cow::Borrowed),
+            OutputConfig::File(c) => c.encoding().map(Cow::Owned),
             _ => None,
         }
     }
@@ -195,7 +197,7 @@ impl OutputConfig {
             OutputConfig::Stdout(c) => Output::Stdout(c.clone()),
             OutputConfig::File(c) => {
                 c.validate(&path, v);
-                Output::File(c.clone())
+                Output::File(Box::new(file::FileOutput::new(c.clone())))
             }
             OutputConfig::Kafka(c) => Output::Kafka(Box::new(c.build(&path, cx, v)?)),
             OutputConfig::Nats(c) => Output::Nats(Box::new(c.build(&path, v)?)),
@@ -269,7 +271,11 @@ impl<W: tokio::io::AsyncWrite + Unpin> LineWriter<W> {
 }
 
 /// Writes a batch as lines in `format` into `buf`.
-fn encode_lines<'a>(batch: impl IntoIterator<Item = &'a Event>, format: Format, buf: &mut Vec<u8>) {
+pub(crate) fn encode_lines<'a>(
+    batch: impl IntoIterator<Item = &'a Event>,
+    format: Format,
+    buf: &mut Vec<u8>,
+) {
     for e in batch {
         match format {
             Format::Payload => buf.extend_from_slice(&e.payload),

@@ -1,0 +1,111 @@
+//! Protobuf messages one after another, each after its length as a varint: the stream Java's
+//! `writeDelimitedTo` and `parseDelimitedFrom` write and read.
+
+use std::fs::File;
+use std::io::{BufReader, Seek};
+use std::path::Path;
+
+use integer_encoding::VarIntReader;
+
+/// The file at `path`, opened for appending (created if missing), with a last message that a
+/// crash left unfinished (never confirmed, so read again from the input) cut off.
+pub(super) fn open(path: &Path) -> Result<File, String> {
+    let io = |e: std::io::Error| e.to_string();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let mut reader = BufReader::new(&file);
+    let end = loop {
+        let start = reader.stream_position().map_err(io)?;
+        let Ok(size) = reader.read_varint::<u64>() else {
+            if reader.stream_position().map_err(io)? >= len {
+                break start;
+            }
+            return Err(format!(
+                "is damaged at byte {start}: not a message's length"
+            ));
+        };
+        let body = reader.stream_position().map_err(io)?;
+        if body.saturating_add(size) > len {
+            break start;
+        }
+        reader.seek_relative(size as i64).map_err(io)?;
+    };
+    drop(reader);
+    if end < len {
+        tracing::warn!(path = %path.display(), bytes = len - end, "cutting off the unfinished last message of a Protobuf file");
+        file.set_len(end).map_err(io)?;
+    }
+    Ok(file)
+}
+
+/// Appends `records` (each one message's encoding) to `out`, each after its length.
+pub(super) fn encode<'a>(records: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
+    for record in records {
+        prost::encoding::encode_varint(record.len() as u64, out);
+        out.extend_from_slice(record);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(path: &Path, messages: &[&[u8]]) {
+        use std::io::Write;
+        let mut file = open(path).unwrap();
+        let mut buf = Vec::new();
+        encode(messages.iter().copied(), &mut buf);
+        file.write_all(&buf).unwrap();
+    }
+
+    /// The messages of the file, read back by prost's length-delimited decoding.
+    fn messages(path: &Path) -> Vec<Vec<u8>> {
+        let bytes = std::fs::read(path).unwrap();
+        let mut rest = &bytes[..];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let len = prost::decode_length_delimiter(&mut rest).unwrap();
+            out.push(rest[..len].to_vec());
+            rest = &rest[len..];
+        }
+        out
+    }
+
+    #[test]
+    fn messages_follow_their_lengths_across_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pb");
+        let big = vec![7u8; 300];
+        append(&path, &[b"a", b"", &big]);
+        append(&path, &[b"bc"]);
+        assert_eq!(
+            messages(&path),
+            [b"a".to_vec(), vec![], big, b"bc".to_vec()]
+        );
+    }
+
+    #[test]
+    fn an_unfinished_last_message_is_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pb");
+        let big = vec![7u8; 300];
+        append(&path, &[b"a"]);
+        let whole = std::fs::read(&path).unwrap();
+        append(&path, &[&big]);
+        let grown = std::fs::read(&path).unwrap();
+        for cut in whole.len() + 1..grown.len() {
+            std::fs::write(&path, &grown[..cut]).unwrap();
+            append(&path, &[b"z"]);
+            assert_eq!(
+                messages(&path),
+                [b"a".to_vec(), b"z".to_vec()],
+                "cut at {cut}"
+            );
+        }
+    }
+}

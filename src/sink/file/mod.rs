@@ -1,0 +1,299 @@
+//! The `file` output: events appended to a file, as lines, as an Avro object container file,
+//! or as length-delimited Protobuf messages.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::deliver::{self, Attempt, Protocol};
+use super::retry::Held;
+use super::{SinkContext, SinkError, encode_lines, resolve_format};
+use crate::codec::Format;
+use crate::codec::payloads::{AvroFormatConfig, FormatConfig, Payloads, ProtobufFormatConfig};
+use crate::config::Validator;
+use crate::event::Event;
+
+mod container;
+mod delimited;
+
+/// Appends events to a file (created if missing). Events are confirmed once written (and,
+/// with `fsync`, synced to disk).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileOutputConfig {
+    /// Path of the file.
+    pub path: PathBuf,
+    /// `payload` (a line per event), `envelope` (a JSON object per line), `{avro: ...}` (an
+    /// Avro object container file) or `{protobuf: ...}` (length-delimited messages). Default:
+    /// `payload`, or `envelope` for a dead-letter output.
+    #[serde(default)]
+    pub format: Option<FileFormat>,
+    /// Sync the file to disk before confirming each batch (survives a power loss; slower).
+    #[serde(default)]
+    pub fsync: bool,
+}
+
+/// How the `file` output writes events.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    /// The payload bytes, one event per line.
+    Payload,
+    /// A JSON object per line with the payload and its metadata.
+    Envelope,
+    /// An Avro object container file: the schema in its header, the results encoded with it in
+    /// blocks (one a batch).
+    Avro(AvroFileConfig),
+    /// Protobuf messages, each after its length as a varint (Java's `writeDelimitedTo`).
+    Protobuf(ProtobufFileConfig),
+}
+
+/// `format: {avro: ...}` of a file.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AvroFileConfig {
+    /// The Avro schema file (`.avsc`) results are encoded with; the file's header holds it.
+    pub schema_file: PathBuf,
+    /// How blocks are compressed: `null` (not), `deflate`, `snappy` or `zstandard`.
+    #[serde(default)]
+    pub compression: AvroCompression,
+}
+
+/// An Avro object container file's codec.
+#[derive(Debug, Clone, Copy, Default, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AvroCompression {
+    /// Not compressed (the Avro default).
+    #[default]
+    Null,
+    /// Deflate (RFC 1951).
+    Deflate,
+    /// Snappy, with each block's CRC-32.
+    Snappy,
+    /// Zstandard.
+    Zstandard,
+}
+
+/// `format: {protobuf: ...}` of a file.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtobufFileConfig {
+    /// A `.proto` file (compiled at load) or a compiled descriptor set.
+    pub schema_file: PathBuf,
+    /// Where a `.proto` file's imports are looked up, besides its own directory.
+    #[serde(default)]
+    pub include_paths: Vec<PathBuf>,
+    /// The message type written (`package.Message`).
+    pub message: String,
+}
+
+impl FileOutputConfig {
+    /// Checks values serde cannot.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        if self.path.as_os_str().is_empty() {
+            v.error_at(&format!("{path}.path"), "path must not be empty");
+        }
+    }
+
+    /// What the workers encode results as for this file: bare Avro or Protobuf bodies, the
+    /// file supplying the framing; None for lines.
+    pub fn encoding(&self) -> Option<FormatConfig> {
+        match self.format.as_ref()? {
+            FileFormat::Payload | FileFormat::Envelope => None,
+            FileFormat::Avro(c) => Some(FormatConfig::Avro(AvroFormatConfig {
+                registry: None,
+                subject: None,
+                schema_file: Some(c.schema_file.clone()),
+                auto_register: false,
+            })),
+            FileFormat::Protobuf(c) => Some(FormatConfig::Protobuf(ProtobufFormatConfig {
+                registry: None,
+                subject: None,
+                schema_file: Some(c.schema_file.clone()),
+                include_paths: c.include_paths.clone(),
+                message: Some(c.message.clone()),
+                auto_register: false,
+            })),
+        }
+    }
+}
+
+/// A file output, built.
+#[derive(Debug, Clone)]
+pub struct FileOutput {
+    config: FileOutputConfig,
+    /// The schema of an Avro file, for its header.
+    avro: Option<Arc<serde_avro_fast::Schema>>,
+}
+
+impl FileOutput {
+    /// The output of `config`, to be given its schema by [`FileOutput::frame`].
+    pub fn new(config: FileOutputConfig) -> FileOutput {
+        FileOutput { config, avro: None }
+    }
+
+    /// Takes the schema an Avro file's header holds from what the workers encode with
+    /// (`payloads`), so both are the one read of `schema_file`. Problems go to `v` at `path`.
+    pub fn frame(&mut self, payloads: &Payloads, path: &str, v: &mut Validator<'_>) {
+        let Some(FileFormat::Avro(_)) = &self.config.format else {
+            return;
+        };
+        let Some(text) = payloads.avro_output_schema() else {
+            return;
+        };
+        match text.parse::<serde_avro_fast::Schema>() {
+            Ok(schema) => self.avro = Some(Arc::new(schema)),
+            Err(e) => v.error_at(
+                &format!("{path}.format.avro.schema_file"),
+                format!("an Avro file cannot be written with this schema: {e}"),
+            ),
+        }
+    }
+}
+
+fn write_error(config: &FileOutputConfig, e: impl std::fmt::Display) -> SinkError {
+    SinkError::Write {
+        output: "file",
+        message: format!("{}: {e}", config.path.display()),
+    }
+}
+
+/// Writes batches until the channel closes.
+pub async fn run(
+    output: &FileOutput,
+    rx: mpsc::Receiver<Vec<Event>>,
+    ctx: SinkContext,
+) -> Result<(), SinkError> {
+    let config = &output.config;
+    let path = config.path.clone();
+    match &config.format {
+        Some(FileFormat::Avro(avro)) => {
+            let Some(schema) = output.avro.clone() else {
+                return Err(write_error(config, "the Avro schema was not loaded"));
+            };
+            let compression = avro.compression;
+            let opened = {
+                let schema = schema.clone();
+                tokio::task::spawn_blocking(move || container::open(&path, &schema, compression))
+            };
+            let (file, sync) = opened
+                .await
+                .map_err(|e| write_error(config, e))?
+                .map_err(|e| write_error(config, e))?;
+            let mut serializer = serde_avro_fast::ser::SerializerConfig::new(&schema);
+            let (blocks, header) = container::Blocks::new(&mut serializer, compression, sync)
+                .map_err(|e| write_error(config, e))?;
+            let mut appender = Appender::new(config, file, Framing::Avro(Box::new(blocks)));
+            if let Some(header) = header {
+                appender.append(&header).await?;
+            }
+            deliver::run(appender, rx, ctx).await
+        }
+        Some(FileFormat::Protobuf(_)) => {
+            let file = tokio::task::spawn_blocking(move || delimited::open(&path))
+                .await
+                .map_err(|e| write_error(config, e))?
+                .map_err(|e| write_error(config, e))?;
+            deliver::run(Appender::new(config, file, Framing::Delimited), rx, ctx).await
+        }
+        Some(FileFormat::Payload) | Some(FileFormat::Envelope) | None => {
+            let format = resolve_format(
+                match config.format {
+                    Some(FileFormat::Envelope) => Some(Format::Envelope),
+                    Some(FileFormat::Payload) => Some(Format::Payload),
+                    _ => None,
+                },
+                &ctx,
+            );
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| write_error(config, e))?;
+            deliver::run(Appender::new(config, file, Framing::Lines(format)), rx, ctx).await
+        }
+    }
+}
+
+/// How a batch becomes bytes in the file.
+enum Framing<'c, 's> {
+    Lines(Format),
+    Avro(Box<container::Blocks<'c, 's>>),
+    Delimited,
+}
+
+/// The file, appended to a batch at a time.
+struct Appender<'a, 's> {
+    config: &'a FileOutputConfig,
+    file: tokio::fs::File,
+    framing: Framing<'a, 's>,
+    buf: Vec<u8>,
+}
+
+impl<'a, 's> Appender<'a, 's> {
+    fn new(config: &'a FileOutputConfig, file: std::fs::File, framing: Framing<'a, 's>) -> Self {
+        Appender {
+            config,
+            file: tokio::fs::File::from_std(file),
+            framing,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes `bytes` at the end of the file.
+    async fn append(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
+        append(self.config, &mut self.file, bytes).await
+    }
+}
+
+/// Writes `bytes` at the end of `file`, and syncs it with `fsync`.
+async fn append(
+    config: &FileOutputConfig,
+    file: &mut tokio::fs::File,
+    bytes: &[u8],
+) -> Result<(), SinkError> {
+    file.write_all(bytes)
+        .await
+        .map_err(|e| write_error(config, e))?;
+    file.flush().await.map_err(|e| write_error(config, e))?;
+    if config.fsync {
+        file.sync_data().await.map_err(|e| write_error(config, e))?;
+    }
+    Ok(())
+}
+
+impl Protocol for Appender<'_, '_> {
+    // A failed write is final: the output stops.
+    const RETRIES: bool = false;
+
+    async fn attempt(
+        &mut self,
+        batch: Vec<Held>,
+        attempt: &mut Attempt,
+        _ctx: &SinkContext,
+    ) -> Result<(), SinkError> {
+        let config = self.config;
+        let events = batch.iter().map(|h| &h.event);
+        let bytes = match &mut self.framing {
+            Framing::Lines(format) => {
+                self.buf.clear();
+                encode_lines(events, *format, &mut self.buf);
+                &self.buf[..]
+            }
+            Framing::Delimited => {
+                self.buf.clear();
+                delimited::encode(events.map(|e| &e.payload[..]), &mut self.buf);
+                &self.buf[..]
+            }
+            Framing::Avro(blocks) => blocks
+                .encode(events.map(|e| &e.payload[..]))
+                .map_err(|e| write_error(config, e))?,
+        };
+        append(config, &mut self.file, bytes).await?;
+        attempt.delivered_all(batch);
+        Ok(())
+    }
+}
