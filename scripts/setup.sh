@@ -104,9 +104,10 @@ setup_nats() {
 setup_kafka() {
   setup_tansu
   # Confluent's Schema Registry serializers (fastavro, protobuf): the independent side of the
-  # Avro and Protobuf tests.
-  python3 -c 'import confluent_kafka, fastavro, google.protobuf, confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf' 2>/dev/null ||
-    python3 -m pip install --quiet 'confluent-kafka[avro,protobuf,schemaregistry]>=2.6'
+  # Avro and Protobuf tests; cramjam and backports.zstd let fastavro read snappy and zstandard
+  # blocks.
+  python3 -c 'import confluent_kafka, fastavro, google.protobuf, confluent_kafka.schema_registry.avro, confluent_kafka.schema_registry.protobuf, cramjam, backports.zstd' 2>/dev/null ||
+    python3 -m pip install --quiet 'confluent-kafka[avro,protobuf,schemaregistry]>=2.6' 'cramjam>=2.8' 'backports.zstd>=1.0'
 }
 
 # Tools a user would pick instead of sluice, run by benches/baselines/run.py. Pinned.

@@ -437,3 +437,127 @@ fn file_input_follows_appended_lines() {
     assert!(status.success());
     assert_eq!(lines(&out), vec!["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"]);
 }
+
+/// `tests/registry_clients.py` (fastavro, protobuf) with `args`: what it printed.
+fn python_reader(args: &[&str]) -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry_clients.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "registry_clients.py {args:?}: {stderr}"
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// stdin to an Avro object container file, in each codec: two runs append to one file, which
+/// fastavro reads whole and in order; a result that does not fit the schema is dead-lettered
+/// with the field named, and the file goes on without it.
+#[test]
+fn avro_files_in_every_codec_grow_across_runs_and_fastavro_reads_them() {
+    const RUN: u64 = 500;
+    let dir = tempfile::tempdir().unwrap();
+    let avsc = dir.path().join("order.avsc");
+    std::fs::write(
+        &avsc,
+        r#"{"type": "record", "name": "Order", "namespace": "shop", "fields": [
+          {"name": "id", "type": "long"},
+          {"name": "name", "type": "string"},
+          {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
+          {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+          {"name": "tags", "type": {"type": "array", "items": "string"}},
+          {"name": "note", "type": ["null", "string"], "default": null}]}"#,
+    )
+    .unwrap();
+    let misfit = |id: u64| id % 97 == 5;
+    for codec in ["null", "deflate", "snappy", "zstandard"] {
+        let out = dir.path().join(format!("{codec}.avro"));
+        let dlq = dir.path().join(format!("{codec}.dead.jsonl"));
+        let file = pipeline(
+            dir.path(),
+            codec,
+            &format!(
+                "\
+input:
+  stdin: {{}}
+transforms:
+  - jq: '{{id, name: \"n\\(.id)\", amount, at, tags: [.tag]}}'
+output:
+  file:
+    path: {}
+    format: {{avro: {{schema_file: {}, compression: {codec}}}}}
+errors:
+  output: {{file: {{path: {}}}}}
+",
+                out.display(),
+                avsc.display(),
+                dlq.display()
+            ),
+        );
+        for run in 0..2 {
+            let input: String = (run * RUN..(run + 1) * RUN)
+                .map(|id| {
+                    let amount = match misfit(id) {
+                        true => serde_json::json!("x"),
+                        false => serde_json::json!(id as f64 + 0.25),
+                    };
+                    let at = 1_700_000_000_123u64 + id * 1000;
+                    format!("{}\n", serde_json::json!({"id": id, "amount": amount, "at": at, "tag": format!("t{}", id % 3)}))
+                })
+                .collect();
+            let ran = run_with_stdin(sluice!(), &file, input.as_bytes());
+            assert!(
+                ran.status.success(),
+                "{}",
+                String::from_utf8_lossy(&ran.stderr)
+            );
+        }
+
+        let read = python_reader(&["read-avro-file", "-", "-", "-", out.to_str().unwrap()]);
+        let (file_codec, records) = read.split_once('\n').unwrap();
+        assert_eq!(file_codec, codec);
+        let got: Vec<serde_json::Value> = records
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let want: Vec<serde_json::Value> = (0..2 * RUN)
+            .filter(|id| !misfit(*id))
+            .map(|id| {
+                let at = jiff::Timestamp::from_millisecond(1_700_000_000_123 + id as i64 * 1000)
+                    .unwrap()
+                    .strftime("%Y-%m-%dT%H:%M:%S.%6f+00:00")
+                    .to_string();
+                serde_json::json!({"id": id, "name": format!("n{id}"), "amount": format!("{id}.25"),
+                    "at": at, "tags": [format!("t{}", id % 3)], "note": null})
+            })
+            .collect();
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{codec}: every record that fits, once"
+        );
+        assert_eq!(got, want, "{codec}: the records, in order");
+
+        let letters: Vec<serde_json::Value> = lines(&dlq)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let ids: Vec<u64> = letters
+            .iter()
+            .map(|l| l["payload"]["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            (0..2 * RUN).filter(|id| misfit(*id)).collect::<Vec<_>>()
+        );
+        for letter in &letters {
+            assert_eq!(letter["headers"]["sluice-error-step"], "encode");
+            let reason = letter["headers"]["sluice-error-reason"].as_str().unwrap();
+            assert!(reason.contains("amount"), "{reason}");
+        }
+    }
+}

@@ -7,8 +7,10 @@ what sluice reads and reading what sluice writes, for the tests in tests/schema_
   registry_clients.py produce-all-protobuf BROKERS TOPIC REGISTRY DESCRIPTORS MESSAGE COUNT
   registry_clients.py consume-avro         BROKERS TOPIC REGISTRY COUNT
   registry_clients.py consume-protobuf     BROKERS TOPIC REGISTRY DESCRIPTORS MESSAGE COUNT
-  registry_clients.py expect-all-avro      - - - SCHEMA.avsc COUNT
-  registry_clients.py expect-all-protobuf  - - - DESCRIPTORS MESSAGE COUNT
+  registry_clients.py expect-all-avro      - - - SCHEMA.avsc COUNT [values]
+  registry_clients.py expect-all-protobuf  - - - DESCRIPTORS MESSAGE COUNT [values]
+  registry_clients.py read-avro-file       - - - PATH
+  registry_clients.py read-protobuf-file   - - - DESCRIPTORS MESSAGE PATH
 
 Producers serialize with the topic-name strategy, registering the schema, and key record i
 `k<i>` (produce-orders: no key). Consumers print one JSON object per record: {"key", "value"},
@@ -19,7 +21,12 @@ MESSAGE a full message name.
 The all-* producers write `all_avro(i)` / `all_proto(i)`: values of every Avro type and every
 Protobuf field kind (tests/schemas/all-types.avsc and tests/schema_formats.rs's ALL_PROTO). The expect-all-*
 commands print what the consumers would print for exactly those values: each value written and
-read back by the same library, with no sluice in between.
+read back by the same library, with no sluice in between; with `values`, only the values, as
+the file readers print them.
+
+read-avro-file reads an Avro object container file with fastavro's reader: it prints the file's
+codec, then each record as the consumers print values. read-protobuf-file reads messages each
+after its length (a varint, as Java's writeDelimitedTo writes them) and prints each likewise.
 """
 import base64
 import datetime
@@ -38,6 +45,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+from google.protobuf.internal.decoder import _DecodeVarint32
 
 
 def message_class(descriptors, name):
@@ -232,6 +240,30 @@ def avro_round_trip(schema, value):
     return fastavro.schemaless_reader(buf, schema, schema)
 
 
+def print_expected(i, value, values_only):
+    record = value if values_only else {"key": f"k{i}", "value": value}
+    print(json.dumps(record, sort_keys=True))
+
+
+def read_avro_file(path):
+    with open(path, "rb") as f:
+        reader = fastavro.reader(f)
+        print(reader.codec)
+        for record in reader:
+            print(json.dumps(avro_json(record), sort_keys=True))
+
+
+def read_protobuf_file(cls, path):
+    data = open(path, "rb").read()
+    pos = 0
+    while pos < len(data):
+        size, pos = _DecodeVarint32(data, pos)
+        if pos + size > len(data):
+            sys.exit(f"{path}: a message at byte {pos} runs past the end")
+        print(json.dumps(proto_json(cls.FromString(data[pos:pos + size])), sort_keys=True))
+        pos += size
+
+
 def main():
     command, brokers, topic, registry_url = sys.argv[1:5]
     rest = sys.argv[5:]
@@ -246,7 +278,7 @@ def main():
         schema = fastavro.parse_schema(json.loads(open(rest[0]).read()))
         for i in range(int(rest[1])):
             value = avro_json(avro_round_trip(schema, all_avro(i)))
-            print(json.dumps({"key": f"k{i}", "value": value}, sort_keys=True))
+            print_expected(i, value, rest[2:] == ["values"])
     elif command == "produce-all-protobuf":
         cls = message_class(rest[0], rest[1])
         serializer = ProtobufSerializer(cls, registry, conf={"auto.register.schemas": True, "use.deprecated.format": False})
@@ -256,7 +288,7 @@ def main():
         cls = message_class(rest[0], rest[1])
         for i in range(int(rest[2])):
             message = cls.FromString(json_format.ParseDict(all_proto(i), cls()).SerializeToString())
-            print(json.dumps({"key": f"k{i}", "value": proto_json(message)}, sort_keys=True))
+            print_expected(i, proto_json(message), rest[3:] == ["values"])
     elif command == "consume-avro":
         deserializer = AvroDeserializer(registry)
         consume(brokers, topic, int(rest[0]), deserializer, avro_json)
@@ -264,6 +296,10 @@ def main():
         cls = message_class(rest[0], rest[1])
         deserializer = ProtobufDeserializer(cls, conf={"use.deprecated.format": False})
         consume(brokers, topic, int(rest[2]), deserializer, proto_json)
+    elif command == "read-avro-file":
+        read_avro_file(rest[0])
+    elif command == "read-protobuf-file":
+        read_protobuf_file(message_class(rest[0], rest[1]), rest[2])
     else:
         sys.exit(f"unknown command {command}")
 

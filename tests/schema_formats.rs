@@ -369,15 +369,14 @@ fn sorted_lines(text: &str) -> Vec<&str> {
     lines
 }
 
-/// Runs a pipeline without transforms from `input` (`codec`) to `output` (`format`) until its
-/// group has committed every input; the collector of its dead letters.
-async fn pass_through(
-    brokers: &str,
-    input: &str,
-    output: &str,
-    codec: &str,
-    format: &str,
-) -> Collector {
+/// The `output` of a pipeline writing to topic `topic` in `format`.
+fn kafka_output(brokers: &str, topic: &str, format: &str) -> String {
+    format!("kafka: {{brokers: {brokers}, topic: {topic}, linger: 5ms, format: {format}}}")
+}
+
+/// Runs a pipeline without transforms from `input` (`codec`) to `output` (a flow-style output
+/// section) until its group has committed every input; the collector of its dead letters.
+async fn pass_through(brokers: &str, input: &str, codec: &str, output: &str) -> Collector {
     let (dlq, group) = (unique("dlq"), unique("g"));
     let yaml = format!(
         "\
@@ -389,11 +388,7 @@ input:
     commit_interval: 200ms
     codec: {codec}
 output:
-  kafka:
-    brokers: {brokers}
-    topic: {output}
-    linger: 5ms
-    format: {format}
+  {output}
 errors:
   output: {{kafka: {{brokers: {brokers}, topic: {dlq}}}}}
 settings:
@@ -465,10 +460,13 @@ async fn every_avro_type_round_trips_between_confluents_serializer_and_deseriali
     let dead = pass_through(
         brokers,
         input,
-        output,
         &format!("{{avro: {{registry: {{url: '{url}'}}}}}}"),
-        &format!(
-            "{{avro: {{registry: {{url: '{url}'}}, schema_file: '{avsc}', auto_register: true}}}}"
+        &kafka_output(
+            brokers,
+            output,
+            &format!(
+                "{{avro: {{registry: {{url: '{url}'}}, schema_file: '{avsc}', auto_register: true}}}}"
+            ),
         ),
     )
     .await;
@@ -504,10 +502,13 @@ async fn every_protobuf_kind_round_trips_between_confluents_serializer_and_deser
     let dead = pass_through(
         brokers,
         input,
-        output,
         &format!("{{protobuf: {{registry: {{url: '{url}'}}}}}}"),
-        &format!(
-            "{{protobuf: {{registry: {{url: '{url}'}}, schema_file: '{proto}', message: kinds.All, auto_register: true}}}}"
+        &kafka_output(
+            brokers,
+            output,
+            &format!(
+                "{{protobuf: {{registry: {{url: '{url}'}}, schema_file: '{proto}', message: kinds.All, auto_register: true}}}}"
+            ),
         ),
     )
     .await;
@@ -523,6 +524,101 @@ async fn every_protobuf_kind_round_trips_between_confluents_serializer_and_deser
     )
     .await;
     assert_same_records(&got, &want, N, &dead);
+}
+
+/// Runs `pass_through` from each of `topics` in turn (a restart between them) to `output`,
+/// asserting that nothing was dead-lettered.
+async fn pass_each(brokers: &str, topics: &[&str], codec: &str, output: &str) {
+    for topic in topics {
+        let dead = pass_through(brokers, topic, codec, output).await;
+        let first = dead
+            .records()
+            .first()
+            .map(|r| r.header("sluice-error-reason").map(str::to_string));
+        assert_eq!(dead.count(), 0, "no dead letters: {first:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_avro_type_reaches_an_avro_object_file_fastavro_reads_across_restarts() {
+    const N: usize = 600;
+    let rig = Rig::new();
+    let (brokers, url) = (rig.brokers.as_str(), rig.registry.url.as_str());
+    let topics = [rig.input.as_str(), rig.output.as_str()];
+    let avsc = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas/all-types.avsc");
+    let avsc = avsc.to_str().unwrap();
+    let n = N.to_string();
+    for topic in topics {
+        let produced =
+            python_off_runtime("produce-all-avro", &[brokers, topic, url, avsc, &n]).await;
+        assert_eq!(produced.trim(), n);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("all.avro");
+    let path = path.to_str().unwrap();
+
+    // Two runs, one topic each: the second appends to the file the first made.
+    let output = format!(
+        "file: {{path: '{path}', format: {{avro: {{schema_file: '{avsc}', compression: deflate}}}}}}"
+    );
+    let codec = format!("{{avro: {{registry: {{url: '{url}'}}}}}}");
+    pass_each(brokers, &topics, &codec, &output).await;
+
+    let read = python_off_runtime("read-avro-file", &["-", "-", "-", path]).await;
+    let (file_codec, records) = read.split_once('\n').unwrap();
+    assert_eq!(file_codec, "deflate");
+    let want = python_off_runtime("expect-all-avro", &["-", "-", "-", avsc, &n, "values"]).await;
+    assert_eq!(
+        records.lines().count(),
+        2 * N,
+        "every record of both runs is in the file"
+    );
+    assert_eq!(sorted_lines(records), sorted_lines(&want.repeat(2)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_protobuf_kind_reaches_a_delimited_file_protobuf_reads_across_restarts() {
+    const N: usize = 600;
+    let rig = Rig::new();
+    let (brokers, url) = (rig.brokers.as_str(), rig.registry.url.as_str());
+    let topics = [rig.input.as_str(), rig.output.as_str()];
+    let dir = tempfile::tempdir().unwrap();
+    let (proto, descriptors) = proto_files(dir.path(), "all", ALL_PROTO);
+    let (proto, descriptors) = (proto.to_str().unwrap(), descriptors.to_str().unwrap());
+    let n = N.to_string();
+    for topic in topics {
+        let produced = python_off_runtime(
+            "produce-all-protobuf",
+            &[brokers, topic, url, descriptors, "kinds.All", &n],
+        )
+        .await;
+        assert_eq!(produced.trim(), n);
+    }
+    let path = dir.path().join("all.pb");
+    let path = path.to_str().unwrap();
+
+    let output = format!(
+        "file: {{path: '{path}', format: {{protobuf: {{schema_file: '{proto}', message: kinds.All}}}}}}"
+    );
+    let codec = format!("{{protobuf: {{registry: {{url: '{url}'}}}}}}");
+    pass_each(brokers, &topics, &codec, &output).await;
+
+    let got = python_off_runtime(
+        "read-protobuf-file",
+        &["-", "-", "-", descriptors, "kinds.All", path],
+    )
+    .await;
+    let want = python_off_runtime(
+        "expect-all-protobuf",
+        &["-", "-", "-", descriptors, "kinds.All", &n, "values"],
+    )
+    .await;
+    assert_eq!(
+        got.lines().count(),
+        2 * N,
+        "every message of both runs is in the file"
+    );
+    assert_eq!(sorted_lines(&got), sorted_lines(&want.repeat(2)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
