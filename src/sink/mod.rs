@@ -30,7 +30,7 @@ use crate::policy::Failures;
 pub enum OutputConfig {
     /// Standard output, one event per line.
     Stdout(stdout::StdoutConfig),
-    /// A file, one event per line, appended.
+    /// A file, appended to: lines, an Avro object container file or length-delimited Protobuf.
     File(file::FileOutputConfig),
     /// A Kafka topic.
     Kafka(kafka::KafkaOutputConfig),
