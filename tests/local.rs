@@ -561,3 +561,97 @@ errors:
         }
     }
 }
+
+/// An Avro file written by a process killed with SIGKILL, then a block cut short at its end (as
+/// a crash inside a write leaves it): the next run cuts the unfinished block off, says so, and
+/// appends; fastavro reads the whole file, and every record of the first run's whole blocks is
+/// there, in order, before the second run's.
+#[test]
+fn a_killed_writers_avro_file_is_repaired_and_appended_to() {
+    const N: u64 = 200_000;
+    let dir = tempfile::tempdir().unwrap();
+    let avsc = dir.path().join("r.avsc");
+    std::fs::write(
+        &avsc,
+        r#"{"type": "record", "name": "R", "fields": [{"name": "id", "type": "long"}]}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("out.avro");
+    let file = pipeline(
+        dir.path(),
+        "killed",
+        &format!(
+            "\
+input:
+  generate: {{count: {N}, rate: 50000, template: '{{id: .}}'}}
+output:
+  file: {{path: {}, format: {{avro: {{schema_file: {}}}}}}}
+errors: stop
+",
+            out.display(),
+            avsc.display()
+        ),
+    );
+    let mut child = sluice!()
+        .args(["run", "--log-format", "json"])
+        .arg(&file)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    testkit::wait_for("blocks in the file", Duration::from_secs(30), || {
+        let len = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+        (len > 20_000).then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A block of 1 record in 64 bytes, of which only 3 were written.
+    let mut bytes = std::fs::read(&out).unwrap();
+    let whole = bytes.len();
+    bytes.extend_from_slice(&[0x02, 0x80, 0x01, 0x02, 0x04, 0x06]);
+    std::fs::write(&out, &bytes).unwrap();
+
+    let ran = sluice!()
+        .args(["run", "--log-format", "json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "{stderr}");
+    let cut = &log_records(
+        &stderr,
+        "cutting off the unfinished last block of an Avro file",
+    );
+    assert_eq!(cut.len(), 1, "{stderr}");
+    assert!(cut[0]["bytes"].as_u64().unwrap() >= 6, "{}", cut[0]);
+    assert!(std::fs::metadata(&out).unwrap().len() > whole as u64);
+
+    let read = python_reader(&["read-avro-file", "-", "-", "-", out.to_str().unwrap()]);
+    let (codec, records) = read.split_once('\n').unwrap();
+    assert_eq!(codec, "null");
+    let ids: Vec<u64> = records
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    let first = ids
+        .len()
+        .checked_sub(N as usize)
+        .expect("every record of the second run is in the file");
+    assert!(
+        first > 0,
+        "the first run wrote whole blocks before it was killed"
+    );
+    assert_eq!(
+        ids[..first],
+        (0..first as u64).collect::<Vec<_>>()[..],
+        "the first run's records, in order"
+    );
+    assert_eq!(
+        ids[first..],
+        (0..N).collect::<Vec<_>>()[..],
+        "then every record of the second run, in order"
+    );
+}
