@@ -22,19 +22,9 @@ done
 shift $((OPTIND - 1))
 [ $# -ge 1 ] || { echo "usage: $0 [-n EVENTS] [-r ROUNDS] [-f FORMATS] BINARY..." >&2; exit 2; }
 
+avsc="$(cd "$(dirname "$0")/.." && pwd)/tests/schemas/order.avsc"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
-cat > "$dir/order.avsc" <<'EOF'
-{"type": "record", "name": "Order", "namespace": "shop", "fields": [
-  {"name": "id", "type": "long"},
-  {"name": "customer", "type": "string"},
-  {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID", "SHIPPED"]}},
-  {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
-  {"name": "placed_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-  {"name": "lines", "type": {"type": "array", "items": {"type": "record", "name": "Line", "fields": [
-    {"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}, {"name": "price", "type": "double"}]}}},
-  {"name": "note", "type": ["null", "string"], "default": null}]}
-EOF
 cat > "$dir/order.proto" <<'EOF'
 syntax = "proto3";
 package shop;
@@ -55,8 +45,8 @@ IFS=, read -ra wanted <<< "$formats"
 for f in "${wanted[@]}"; do
   case "$f" in
     payload) format="payload" ;;
-    avro-null) format="{avro: {schema_file: $dir/order.avsc}}" ;;
-    avro-deflate) format="{avro: {schema_file: $dir/order.avsc, compression: deflate}}" ;;
+    avro-null) format="{avro: {schema_file: $avsc}}" ;;
+    avro-deflate) format="{avro: {schema_file: $avsc, compression: deflate}}" ;;
     protobuf) format="{protobuf: {schema_file: $dir/order.proto, message: shop.Order}}" ;;
     *) echo "unknown format $f" >&2; exit 2 ;;
   esac

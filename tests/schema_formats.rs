@@ -23,19 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 const PARTITIONS: i32 = 3;
 
-const ORDER_AVSC: &str = r#"{
-  "type": "record", "name": "Order", "namespace": "shop",
-  "fields": [
-    {"name": "id", "type": "long"},
-    {"name": "customer", "type": "string"},
-    {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID", "SHIPPED"]}},
-    {"name": "amount", "type": {"type": "bytes", "logicalType": "decimal", "precision": 10, "scale": 2}},
-    {"name": "placed_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
-    {"name": "lines", "type": {"type": "array", "items": {"type": "record", "name": "Line",
-      "fields": [{"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}, {"name": "price", "type": "double"}]}}},
-    {"name": "note", "type": ["null", "string"], "default": null}
-  ]
-}"#;
+/// The orders of the Avro tests (and of `benches/file-formats.sh`).
+const ORDER_AVSC: &str = include_str!("schemas/order.avsc");
 
 const TOTALS_PROTO: &str = r#"syntax = "proto3";
 package shop;
