@@ -2,7 +2,7 @@
 //! `writeDelimitedTo` and `parseDelimitedFrom` write and read.
 
 use std::fs::File;
-use std::io::{BufReader, Seek};
+use std::io::{BufReader, ErrorKind, Read};
 use std::path::Path;
 
 use integer_encoding::VarIntReader;
@@ -18,22 +18,22 @@ pub(super) fn open(path: &Path) -> Result<File, String> {
         .open(path)
         .map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
-    let mut reader = BufReader::new(&file);
+    // The position is counted, not asked of the file: that would be a system call a message.
+    let mut reader = BufReader::with_capacity(1 << 16, &file);
+    let mut at = 0u64;
     let end = loop {
-        let start = reader.stream_position().map_err(io)?;
-        let Ok(size) = reader.read_varint::<u64>() else {
-            if reader.stream_position().map_err(io)? >= len {
-                break start;
-            }
-            return Err(format!(
-                "is damaged at byte {start}: not a message's length"
-            ));
+        let mut length = Counted(&mut reader, 0);
+        let size = match length.read_varint::<u64>() {
+            Ok(size) => size,
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => break at,
+            Err(_) => return Err(format!("is damaged at byte {at}: not a message's length")),
         };
-        let body = reader.stream_position().map_err(io)?;
-        if body.saturating_add(size) > len {
-            break start;
+        let next = (at + length.1).saturating_add(size);
+        if next > len {
+            break at;
         }
         reader.seek_relative(size as i64).map_err(io)?;
+        at = next;
     };
     drop(reader);
     if end < len {
@@ -41,6 +41,17 @@ pub(super) fn open(path: &Path) -> Result<File, String> {
         file.set_len(end).map_err(io)?;
     }
     Ok(file)
+}
+
+/// A reader that counts the bytes read through it.
+struct Counted<'a, R>(&'a mut R, u64);
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
 }
 
 /// Appends `records` (each one message's encoding) to `out`, each after its length.
@@ -87,6 +98,21 @@ mod tests {
             messages(&path),
             [b"a".to_vec(), vec![], big, b"bc".to_vec()]
         );
+    }
+
+    #[test]
+    fn lengths_written_long_are_followed_and_a_runaway_length_is_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.pb");
+        // "ab" after its length 2 written in two bytes, then a message cut short.
+        std::fs::write(&path, [0x82, 0x00, b'a', b'b', 0x05, b'x']).unwrap();
+        append(&path, &[b"c"]);
+        assert_eq!(messages(&path), [b"ab".to_vec(), b"c".to_vec()]);
+
+        std::fs::write(&path, [0xff; 11]).unwrap();
+        let err = open(&path).unwrap_err();
+        assert!(err.starts_with("is damaged at byte 0"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), [0xff; 11]);
     }
 
     #[test]
