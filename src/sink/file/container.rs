@@ -3,7 +3,7 @@
 //! already is appended to, with its own marker, when it holds the same schema and compression.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek};
+use std::io::{BufReader, ErrorKind, Read, Seek};
 use std::path::Path;
 
 use apache_avro::types::Value;
@@ -14,7 +14,7 @@ use serde_avro_fast::object_container_file_encoding::{
 };
 use serde_avro_fast::ser::SerializerConfig;
 
-use super::AvroCompression;
+use super::{AvroCompression, Counted};
 
 /// The first bytes of every object container file.
 const MAGIC: &[u8; 4] = b"Obj\x01";
@@ -169,35 +169,39 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 
 /// Where the last whole block ends (each block: a record count, a byte count, the bytes and
 /// the marker `sync`), reading on from the end of the header. What follows it is a block the
-/// file ends within; a whole block with another marker is damage, which is an error.
+/// file ends within; a whole block with another marker is damage, which is an error. The
+/// position is counted, not asked of the file (a system call a block).
 fn whole_blocks(reader: &mut BufReader<&File>, len: u64, sync: &Sync) -> Result<u64, String> {
     let io = |e: std::io::Error| e.to_string();
+    let mut at = reader.stream_position().map_err(io)?;
     loop {
-        let start = reader.stream_position().map_err(io)?;
-        let (Ok(count), Ok(size)) = (reader.read_varint::<i64>(), reader.read_varint::<i64>())
-        else {
-            if reader.stream_position().map_err(io)? >= len {
-                return Ok(start);
+        let mut counts = Counted(&mut *reader, 0);
+        let (count, size) = match (counts.read_varint::<i64>(), counts.read_varint::<i64>()) {
+            (Ok(count), Ok(size)) => (count, size),
+            (Err(e), _) | (Ok(_), Err(e)) if e.kind() == ErrorKind::UnexpectedEof => {
+                return Ok(at);
             }
-            return Err(format!("is damaged at byte {start}: not a block's counts"));
+            _ => return Err(format!("is damaged at byte {at}: not a block's counts")),
         };
-        let body = reader.stream_position().map_err(io)?;
+        let body = at + counts.1;
         let (Ok(_), Ok(size)) = (u64::try_from(count), u64::try_from(size)) else {
             return Err(format!(
-                "is damaged at byte {start}: a block of {count} records in {size} bytes"
+                "is damaged at byte {at}: a block of {count} records in {size} bytes"
             ));
         };
-        if body.saturating_add(size).saturating_add(16) > len {
-            return Ok(start);
+        let next = body.saturating_add(size).saturating_add(16);
+        if next > len {
+            return Ok(at);
         }
         reader.seek_relative(size as i64).map_err(io)?;
         let mut marker = [0u8; 16];
         reader.read_exact(&mut marker).map_err(io)?;
         if marker != *sync {
             return Err(format!(
-                "is damaged at byte {start}: the block there does not end with the file's sync marker"
+                "is damaged at byte {at}: the block there does not end with the file's sync marker"
             ));
         }
+        at = next;
     }
 }
 

@@ -2,10 +2,12 @@
 //! `writeDelimitedTo` and `parseDelimitedFrom` write and read.
 
 use std::fs::File;
-use std::io::{BufReader, ErrorKind, Read};
+use std::io::{BufReader, ErrorKind};
 use std::path::Path;
 
 use integer_encoding::VarIntReader;
+
+use super::Counted;
 
 /// The file at `path`, opened for appending (created if missing), with a last message that a
 /// crash left unfinished (never confirmed, so read again from the input) cut off.
@@ -41,17 +43,6 @@ pub(super) fn open(path: &Path) -> Result<File, String> {
         file.set_len(end).map_err(io)?;
     }
     Ok(file)
-}
-
-/// A reader that counts the bytes read through it.
-struct Counted<'a, R>(&'a mut R, u64);
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.0.read(buf)?;
-        self.1 += n as u64;
-        Ok(n)
-    }
 }
 
 /// Appends `records` (each one message's encoding) to `out`, each after its length.

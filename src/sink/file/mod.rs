@@ -154,6 +154,17 @@ impl FileOutput {
     }
 }
 
+/// A reader that counts the bytes read through it.
+struct Counted<'a, R>(&'a mut R, u64);
+
+impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(buf)?;
+        self.1 += n as u64;
+        Ok(n)
+    }
+}
+
 fn write_error(config: &FileOutputConfig, e: impl std::fmt::Display) -> SinkError {
     SinkError::Write {
         output: "file",
