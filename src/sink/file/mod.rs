@@ -197,17 +197,23 @@ pub async fn run(
             let mut serializer = serde_avro_fast::ser::SerializerConfig::new(&schema);
             let (blocks, header) = container::Blocks::new(&mut serializer, compression, sync)
                 .map_err(|e| write_error(config, e))?;
-            let mut appender = Appender::new(config, file, Framing::Avro(Box::new(blocks)));
+            let mut file = tokio::fs::File::from_std(file);
             if let Some(header) = header {
-                appender.append(&header).await?;
+                append(config, &mut file, &header).await?;
             }
-            deliver::run(appender, rx, ctx).await
+            deliver::run(
+                Appender::new(config, file, Framing::Avro(Box::new(blocks))),
+                rx,
+                ctx,
+            )
+            .await
         }
         Some(FileFormat::Protobuf(_)) => {
             let file = tokio::task::spawn_blocking(move || delimited::open(&path))
                 .await
                 .map_err(|e| write_error(config, e))?
                 .map_err(|e| write_error(config, e))?;
+            let file = tokio::fs::File::from_std(file);
             deliver::run(Appender::new(config, file, Framing::Delimited), rx, ctx).await
         }
         Some(FileFormat::Payload) | Some(FileFormat::Envelope) | None => {
@@ -219,10 +225,11 @@ pub async fn run(
                 },
                 &ctx,
             );
-            let file = std::fs::OpenOptions::new()
+            let file = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(&path)
+                .await
                 .map_err(|e| write_error(config, e))?;
             deliver::run(Appender::new(config, file, Framing::Lines(format)), rx, ctx).await
         }
@@ -245,18 +252,13 @@ struct Appender<'a, 's> {
 }
 
 impl<'a, 's> Appender<'a, 's> {
-    fn new(config: &'a FileOutputConfig, file: std::fs::File, framing: Framing<'a, 's>) -> Self {
+    fn new(config: &'a FileOutputConfig, file: tokio::fs::File, framing: Framing<'a, 's>) -> Self {
         Appender {
             config,
-            file: tokio::fs::File::from_std(file),
+            file,
             framing,
             buf: Vec::new(),
         }
-    }
-
-    /// Writes `bytes` at the end of the file.
-    async fn append(&mut self, bytes: &[u8]) -> Result<(), SinkError> {
-        append(self.config, &mut self.file, bytes).await
     }
 }
 
