@@ -115,8 +115,10 @@ fn start(dir: &Path, yaml: &str, metrics: u16) -> Worker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_request_is_answered_for_what_became_of_its_events() {
-    let (js, out) = new_stream("127.0.0.1:4222", "HTTPOUT").await;
-    let (_, dlq) = new_stream("127.0.0.1:4222", "HTTPDLQ").await;
+    let server = NatsServer::start();
+    let nats = server.url();
+    let (js, out) = new_stream(&nats, "HTTPOUT").await;
+    let (_, dlq) = new_stream(&nats, "HTTPDLQ").await;
     let (port, metrics) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let worker = start(
@@ -134,10 +136,10 @@ input:
 transforms:
   - jq: '. + {{key: $key, tenant: $headers[\"X-Tenant\"], request: $source.request, index: $source.index}}'
 output:
-  jetstream: {{url: 127.0.0.1:4222, subject: {out}.events}}
+  jetstream: {{url: {nats}, subject: {out}.events}}
 errors:
   output:
-    jetstream: {{url: 127.0.0.1:4222, subject: {dlq}.bad}}
+    jetstream: {{url: {nats}, subject: {dlq}.bad}}
 "
         ),
         metrics,
@@ -266,7 +268,9 @@ errors:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_client_certificates_and_http2() {
     let pki = testkit::pki::Pki::generate();
-    let (js, out) = new_stream("127.0.0.1:4222", "HTTPTLS").await;
+    let server = NatsServer::start();
+    let nats = server.url();
+    let (js, out) = new_stream(&nats, "HTTPTLS").await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let _worker = start(
@@ -278,7 +282,7 @@ input:
     address: 127.0.0.1:{port}
     tls: {{cert_file: {cert}, key_file: {key}, client_ca_file: {ca}}}
 output:
-  jetstream: {{url: 127.0.0.1:4222, subject: {out}.events}}
+  jetstream: {{url: {nats}, subject: {out}.events}}
 errors: stop
 ",
             cert = pki.show("broker.pem"),

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use testkit::nats::{create_stream, read_stream};
+use testkit::nats::{NatsServer, create_stream, read_stream};
 use testkit::{Worker, free_port, logged, pipeline, sluice, unique, wait_exit, wait_for};
 
 fn name(prefix: &str) -> String {
@@ -22,7 +22,7 @@ fn client() -> reqwest::Client {
 }
 
 /// Starts a worker taking requests on `port` with `ack: delivered`, storing in stream `out`.
-fn start(dir: &std::path::Path, port: u16, out: &str) -> Worker {
+fn start(dir: &std::path::Path, port: u16, nats: &str, out: &str) -> Worker {
     let file = pipeline(
         dir,
         "load",
@@ -34,7 +34,7 @@ input:
 transforms:
   - jq: '{{id, bucket: (.id % 7)}}'
 output:
-  jetstream: {{url: 127.0.0.1:4222, subject: {out}.events}}
+  jetstream: {{url: {nats}, subject: {out}.events}}
 errors: stop
 "
         ),
@@ -65,13 +65,14 @@ async fn stored_ids(js: &async_nats::jetstream::Context, stream: &str) -> HashMa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_events_over_concurrent_requests_are_stored_exactly_once() {
-    let nats = async_nats::connect("127.0.0.1:4222").await.unwrap();
+    let server = NatsServer::start();
+    let nats = async_nats::connect(server.url()).await.unwrap();
     let js = async_nats::jetstream::new(nats);
     let out = name("HTTPLOAD");
     create_stream(&js, &out, &[format!("{out}.>")]).await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut worker = start(dir.path(), port, &out);
+    let mut worker = start(dir.path(), port, &server.url(), &out);
     let url = format!("http://127.0.0.1:{port}/");
     let (requests, per_request) = (1_000u64, 100u64);
     let http = client();
@@ -129,13 +130,14 @@ async fn a_hundred_thousand_events_over_concurrent_requests_are_stored_exactly_o
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_during_load_loses_nothing_that_was_answered_200() {
-    let nats = async_nats::connect("127.0.0.1:4222").await.unwrap();
+    let server = NatsServer::start();
+    let nats = async_nats::connect(server.url()).await.unwrap();
     let js = async_nats::jetstream::new(nats);
     let out = name("HTTPKILL");
     create_stream(&js, &out, &[format!("{out}.>")]).await;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let mut worker = start(dir.path(), port, &out);
+    let mut worker = start(dir.path(), port, &server.url(), &out);
     let url = format!("http://127.0.0.1:{port}/");
     let http = client();
     let answered: Arc<Mutex<Vec<u64>>> = Arc::default();
