@@ -139,8 +139,11 @@ pub fn checked_client(
 /// client's logs.
 pub fn with_current_log_level(config: &ClientConfig) -> ClientConfig {
     let mut now = ClientConfig::new();
-    for (key, value) in config.config_map() {
-        now.set(key, value);
+    // Keys from `config_map`, values from `get`: `config_map` shows passwords as a placeholder.
+    for key in config.config_map().into_keys() {
+        if let Some(value) = config.get(key) {
+            now.set(key, value);
+        }
     }
     now
 }
@@ -441,6 +444,20 @@ impl Security<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_copy_with_the_current_log_level_keeps_every_value_passwords_too() {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", "b:9092")
+            .set("sasl.password", "pw-1")
+            .set("ssl.key.password", "pw-2");
+        let copy = with_current_log_level(&config);
+        assert_eq!(copy.get("bootstrap.servers"), Some("b:9092"));
+        assert_eq!(copy.get("sasl.password"), Some("pw-1"));
+        assert_eq!(copy.get("ssl.key.password"), Some("pw-2"));
+        assert_eq!(copy.config_map().len(), 3);
+    }
 
     #[test]
     fn errors_are_retriable_refused_for_the_event_or_the_output_or_fatal() {
