@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing sluice needs, idempotently. Safe to run again.
 #   scripts/setup.sh build   # toolchain components and C build tools
-#   scripts/setup.sh kafka   # a local Kafka-protocol broker (tansu) and a Python Kafka client
+#   scripts/setup.sh kafka   # Apache Kafka (jars from Maven Central, run by scripts/kafka.sh) and Python Kafka clients
 #   scripts/setup.sh nats    # nats-server and a Python NATS client
 #   scripts/setup.sh lambda  # cargo-lambda: build and deploy Lambda functions, and the runtime API emulator
 #   scripts/setup.sh s3      # moto's S3 server, boto3, zstandard and pyarrow (the object store output's tests)
@@ -42,14 +42,24 @@ setup_build() {
   apt_install build-essential cmake pkg-config libssl-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libsasl2-dev
 }
 
-# Kafka-protocol broker used by the end-to-end tests. Pinned; built once and kept in ~/.cargo/bin.
-TANSU_VERSION=0.6.0
-setup_tansu() {
-  if command -v tansu >/dev/null && tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-    return 0
-  fi
-  log "installing tansu $TANSU_VERSION (takes a while the first time)"
-  cargo install tansu --version "$TANSU_VERSION" --features dynostore --locked --quiet
+# Apache Kafka, the broker of the end-to-end tests, the benchmarks and scripts/kafka.sh: the jars
+# the pom in scripts/apache-kafka/ pins, copied from Maven Central into a cache folder. A stamp
+# of the pom's hash says they are there: a second run downloads and copies nothing.
+KAFKA_LIBS="${SLUICE_KAFKA_LIBS:-$HOME/.cache/sluice/apache-kafka/libs}"
+setup_apache_kafka() {
+  local root pom stamp
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  pom="$root/scripts/apache-kafka/pom.xml"
+  stamp="$KAFKA_LIBS/.pom-$(sha256sum "$pom" | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null || apt_install maven
+  log "copying Apache Kafka's jars into $KAFKA_LIBS"
+  rm -rf "$KAFKA_LIBS"
+  local out
+  out="$(mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" 2>&1)" || { printf '%s\n' "$out" >&2; exit 1; }
+  touch "$stamp"
 }
 
 setup_test() {
@@ -57,7 +67,7 @@ setup_test() {
   # An independent JSON Schema validator, for the tests of the pipeline files' schema.
   python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install --quiet 'jsonschema>=4.18' 'pyyaml>=6'
   setup_nats
-  # The Kafka-protocol broker and an independent Kafka client (current librdkafka).
+  # Apache Kafka and an independent Kafka client (current librdkafka).
   setup_kafka
   # The Lambda runtime API emulator the Lambda mode's end-to-end test runs the binary under.
   setup_lambda
@@ -102,7 +112,7 @@ setup_nats() {
 }
 
 setup_kafka() {
-  setup_tansu
+  setup_apache_kafka
   # Confluent's Schema Registry serializers (fastavro, protobuf): the independent side of the
   # Avro and Protobuf tests; cramjam and backports.zstd let fastavro read snappy and zstandard
   # blocks.

@@ -9,11 +9,11 @@ scripts/setup.sh test
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== module layering"
 python3 scripts/check-modules.py
 echo "== cargo test"
-cargo test --all-targets --locked
+cargo test --workspace --all-targets --locked
 echo "== sample pipelines' own tests"
 cargo run --quiet --locked -- test pipelines/
 echo "== deployment files (Dockerfile, k8s/)"

@@ -1,13 +1,13 @@
-//! The Kafka input and output's `tls` and `sasl` blocks against tansu: SASL against tansu's own
-//! authentication, TLS through a TLS front (tansu 0.6 cannot serve TLS itself), with
-//! certificates made in the test.
+//! The Kafka input and output's `tls` and `sasl` blocks against Apache Kafka's own listeners:
+//! TLS, mutual TLS, SASL PLAIN and SCRAM-SHA-512 with and without TLS, with certificates made in
+//! the test; and what a worker says when the broker is not trusted, wants a certificate it does
+//! not have, or refuses its password.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use testkit::kraft::{Broker, Listener, PASSWORD, USER};
 use testkit::pki::Pki;
-use testkit::tansu::Broker;
-use testkit::tls_proxy::TlsProxy;
 use testkit::{Worker, pipeline, sluice, unique, wait_exit, wait_for};
 
 /// A Kafka-to-Kafka pipeline; `security` is the input's and output's `tls`/`sasl` lines.
@@ -34,8 +34,9 @@ errors: stop
     )
 }
 
-/// Runs a pipeline on `broker` with `security` and checks that 100 events come out in order.
-fn carries_every_event(broker: &Broker, security: &str) {
+/// Runs a pipeline on `broker`'s `listener` with `security` and checks that 100 events come out
+/// in order. The test's own clients use the plaintext listener.
+fn carries_every_event(broker: &Broker, listener: Listener, security: &str) {
     let (input, output) = (unique("in"), unique("out"));
     broker.create_topics(&[(&input, 1), (&output, 1)]);
     let mut producer = broker.producer();
@@ -44,7 +45,8 @@ fn carries_every_event(broker: &Broker, security: &str) {
     }
     producer.flush();
     let dir = tempfile::tempdir().unwrap();
-    let file = kafka_pipeline(dir.path(), &broker.address(), security, &input, &output);
+    let address = broker.address_of(listener);
+    let file = kafka_pipeline(dir.path(), &address, security, &input, &output);
     let log = dir.path().join("w.log");
     let mut worker = Worker::start(sluice!(), &file, &log, &[]);
     let mut out = broker.reader(&output, 1);
@@ -62,53 +64,42 @@ fn carries_every_event(broker: &Broker, security: &str) {
     worker.stop(Duration::from_secs(30));
 }
 
-/// A broker behind a TLS front (requiring client certificates when `mutual`), and the client
-/// properties of the test's own clients.
-fn behind_tls(pki: &Pki, mutual: bool) -> (TlsProxy, Broker) {
-    let front = TlsProxy::start(pki, mutual);
-    let (ca, cert, key) = (
-        pki.show("ca.pem"),
-        pki.show("client.pem"),
-        pki.show("client-key.pem"),
-    );
-    let mut client = vec![
-        ("security.protocol", "SSL"),
-        ("ssl.ca.location", ca.as_str()),
-    ];
-    if mutual {
-        client.push(("ssl.certificate.location", cert.as_str()));
-        client.push(("ssl.key.location", key.as_str()));
-    }
-    let broker = Broker::start_behind(&front, &client);
-    (front, broker)
-}
-
 #[test]
-fn events_flow_over_tls_and_mutual_tls() {
+fn events_flow_over_tls_mutual_tls_sasl_plain_and_scram() {
     let pki = Pki::generate();
+    let broker = Broker::start_secured(&pki);
     let ca = pki.show("ca.pem");
     let (cert, key) = (pki.show("client.pem"), pki.show("client-key.pem"));
+    let tls = format!("\n    tls: {{ca_file: \"{ca}\"}}");
+    let login = |mechanism: &str| {
+        format!("\n    sasl: {{mechanism: {mechanism}, username: {USER}, password: {PASSWORD}}}")
+    };
 
     // TLS, verifying the broker against the test authority.
-    let (_front, broker) = behind_tls(&pki, false);
-    carries_every_event(&broker, &format!("\n    tls: {{ca_file: \"{ca}\"}}"));
-    drop(broker);
-
-    // Mutual TLS: the front requires a client certificate signed by the test authority.
-    let (_front, broker) = behind_tls(&pki, true);
+    carries_every_event(&broker, Listener::Tls, &tls);
+    // Mutual TLS: the listener requires a client certificate signed by the test authority.
     carries_every_event(
         &broker,
+        Listener::MutualTls,
         &format!("\n    tls: {{ca_file: \"{ca}\", cert_file: \"{cert}\", key_file: \"{key}\"}}"),
+    );
+    // SASL without TLS, both mechanisms; and SCRAM over TLS.
+    carries_every_event(&broker, Listener::Sasl, &login("PLAIN"));
+    carries_every_event(&broker, Listener::Sasl, &login("SCRAM-SHA-512"));
+    carries_every_event(
+        &broker,
+        Listener::SaslTls,
+        &format!("{tls}{}", login("SCRAM-SHA-512")),
     );
 }
 
 /// A worker that cannot reach the broker stays up and unready, and logs `why` as the reason of
 /// a client error.
-fn refused(broker: &Broker, security: &str, why: &str) {
+fn refused(broker: &Broker, listener: Listener, security: &str, why: &str) {
     let dir = tempfile::tempdir().unwrap();
     let file = kafka_pipeline(
         dir.path(),
-        &broker.address(),
+        &broker.address_of(listener),
         security,
         &unique("in"),
         &unique("out"),
@@ -146,30 +137,32 @@ fn refused(broker: &Broker, security: &str, why: &str) {
 }
 
 #[test]
-fn an_untrusted_broker_a_missing_client_certificate_or_a_refused_login_are_clear_errors() {
+fn an_untrusted_broker_a_missing_client_certificate_or_a_wrong_password_are_clear_errors() {
     let pki = Pki::generate();
+    let broker = Broker::start_secured(&pki);
     let ca = pki.show("ca.pem");
-    let (_front, broker) = behind_tls(&pki, false);
     refused(
         &broker,
+        Listener::Tls,
         &format!("\n    tls: {{ca_file: \"{}\"}}", pki.show("other-ca.pem")),
         "certificate verify failed",
     );
-    drop(broker);
-
-    // The front requires a client certificate; the test's own clients have one, the worker not.
-    let (_front, broker) = behind_tls(&pki, true);
+    // The listener requires a client certificate; the worker has none, and the broker ends
+    // the handshake with a bad_certificate alert.
     refused(
         &broker,
+        Listener::MutualTls,
         &format!("\n    tls: {{ca_file: \"{ca}\"}}"),
-        "certificate required",
+        "alert bad certificate",
     );
-    drop(broker);
-
-    let broker = Broker::start_refusing_logins();
-    refused(
-        &broker,
-        "\n    sasl: {mechanism: SCRAM-SHA-512, username: nobody, password: wrong-password}",
-        "SASL authentication error",
-    );
+    for mechanism in ["PLAIN", "SCRAM-SHA-512"] {
+        refused(
+            &broker,
+            Listener::Sasl,
+            &format!(
+                "\n    sasl: {{mechanism: {mechanism}, username: {USER}, password: wrong-password}}"
+            ),
+            "SASL authentication error",
+        );
+    }
 }

@@ -8,6 +8,7 @@
 //! - [`process`]: the `sluice` binary ([`sluice!`]), workers logging to files, kill-on-drop guards.
 //! - [`http`]: free ports, and the `/metrics` and `/health` endpoints of a worker.
 //! - [`kafka`]: the Kafka test client: produce, read topics back, committed and end offsets.
+//! - [`kraft`]: an Apache Kafka broker of the caller's own (one KRaft node), TLS and SASL too.
 //! - [`tansu`]: a Kafka-protocol broker process of the caller's own.
 //! - [`nats`]: a `nats-server` process of the caller's own, and JetStream helpers.
 //! - [`pki`]: a certificate authority and certificates for TLS tests.
@@ -21,6 +22,7 @@
 pub mod azure;
 pub mod http;
 pub mod kafka;
+pub mod kraft;
 pub mod measure;
 pub mod nats;
 pub mod pki;

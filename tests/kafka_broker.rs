@@ -1,19 +1,13 @@
-//! Kafka end to end against a real Kafka-protocol broker process (`tansu`, in-memory storage):
-//! one worker moving and dead-lettering events, and consumer-group scaling with `kill -9`,
-//! replicas joining and graceful scale-down.
+//! Kafka end to end against Apache Kafka (one KRaft node of the test's own): one worker moving
+//! and dead-lettering events; consumer-group scaling with `kill -9` of the group leader, a
+//! replacement joining, and graceful scale-up and scale-down; broker restarts mid-stream.
 //!
 //! Each test starts its own broker; topic and group names are unique per test. The tests run
 //! one at a time: each one is CPU-bound (broker, workers, clients) and the timings of group
 //! joins should not depend on what the other tests do.
 //!
-//! tansu 0.6.0 differs from Kafka in ways these tests work around (each is explained where it
-//! matters):
-//! - a fetch from an offset inside a record batch returns nothing, so test input is written one
-//!   record per batch (see `testkit::tansu::Broker::producer`);
-//! - when the group leader leaves, it stays named as leader and the group never settles again,
-//!   so the tests never stop or kill the leader;
-//! - a rebalance can hand a partition to a member while another still owns it; duplicates are
-//!   therefore classified from the workers' logs (see `duplicates`).
+//! Duplicates are classified from the workers' logs (see `duplicates`): the only ones at-least-once
+//! allows are those a killed worker had delivered but not committed.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -22,8 +16,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use testkit::kafka::{Record, TopicReader, committed};
+use testkit::kraft::Broker;
 use testkit::process::Ownership;
-use testkit::tansu::Broker;
 use testkit::{Worker, pipeline, sluice, try_wait_for, unique, wait_for};
 
 /// Serialises the tests of this file.
@@ -121,11 +115,8 @@ struct Duplicates {
     /// Duplicates of which one copy was written by the killed worker: it had not committed
     /// them, so they were read again.
     replayed_after_kill: usize,
-    /// Duplicates of a partition that two live workers, by their logs, held at the same time:
-    /// the broker gave it to one while the other still owned it.
-    double_assigned: usize,
-    /// Any other duplicate: sluice delivered something twice without a crash or a broker
-    /// error (for example a revocation that did not commit what was delivered).
+    /// Any other duplicate: sluice delivered something twice without a crash (for example a
+    /// revocation that did not commit what was delivered).
     unexplained: Vec<(i64, i64, Vec<String>)>,
     /// Partitions two workers held at the same time: (partition, worker, worker).
     overlaps: Vec<(i64, String, String)>,
@@ -169,10 +160,6 @@ fn duplicates(records: &[Record], workers: &[&Worker], killed: Option<&str>) -> 
         d.total += names.len() - 1;
         if killed.is_some_and(|k| names.iter().any(|n| n == k)) {
             d.replayed_after_kill += names.len() - 1;
-        } else if overlaps.iter().any(|(q, _, _)| *q == p) {
-            // Once two members owned a partition at once, both committed to it, and its
-            // committed offset can go back: whoever reads it next replays from there.
-            d.double_assigned += names.len() - 1;
         } else {
             d.unexplained.push((p, o, names));
         }
@@ -501,55 +488,39 @@ fn scaling_with_kill_and_replicas() {
         },
     );
 
-    // Kill a worker that holds partitions (what it read but did not commit is replayed).
-    // Not the group leader: when the leader leaves, tansu 0.6.0 goes on naming it leader in
-    // JoinGroup responses and the other members never get an assignment (a broker bug).
-    let victim = [1, 2, 0]
-        .into_iter()
-        .find(|i| !workers[*i].assigned().is_empty() && !workers[*i].is_group_leader())
-        .expect("a worker other than the group leader holds partitions");
+    // Kill the group leader (what it delivered but did not commit is read again), and start
+    // its replacement at once, as a Deployment would: the group rebalances while it joins.
+    let victim = workers
+        .iter()
+        .position(Worker::is_group_leader)
+        .expect("one worker is the group leader");
     let mut killed = workers.remove(victim);
     let held = killed.assigned();
+    assert!(!held.is_empty(), "the leader holds partitions");
     let at_kill = out.records.len();
     killed.kill().unwrap();
     killed.wait().unwrap();
     eprintln!(
-        "killed {} holding partitions {held:?} with {at_kill} records in the output",
+        "killed the group leader {} holding partitions {held:?} with {at_kill} records in the output",
         killed.name
     );
-
-    // The group notices (session timeout) and the survivors take the partitions over; then a
-    // replacement joins. One membership change at a time: tansu 0.6.0 answers a JoinGroup
-    // with the members' metadata from their previous join, so a rebalance that starts before
-    // the previous one settled can hand a partition to a second member while its owner keeps
-    // reading it, and both write its events (seen as whole partitions written twice).
+    workers.push(start_worker(dir.path(), "w4", &file));
     wait_until(
-        "the survivors to hold every partition",
-        Duration::from_secs(60),
+        "the replacement to hold partitions in a stable group of three",
+        Duration::from_secs(90),
         &broker,
         &workers.iter().chain([&killed]).collect::<Vec<_>>(),
         || {
             out.poll(Duration::from_millis(100));
             let group = broker.group(&group);
             let held: HashSet<i64> = workers.iter().flat_map(|w| w.assigned()).collect();
+            let replacement = workers.last().unwrap();
+            let done =
+                is_stable(&group, 3) && !replacement.assigned().is_empty() && held.len() == 6;
             (
-                (is_stable(&group, 2) && held.len() == 6).then_some(()),
+                done.then_some(()),
                 format!("group {group:?}, partitions held {held:?}"),
             )
-        },
-    );
-    workers.push(start_worker(dir.path(), "w4", &file));
-    wait_until(
-        "the replacement to hold partitions in a stable group",
-        Duration::from_secs(60),
-        &broker,
-        &workers.iter().collect::<Vec<_>>(),
-        || {
-            out.poll(Duration::from_millis(100));
-            let group = broker.group(&group);
-            let replacement = workers.last().unwrap();
-            let done = is_stable(&group, 3) && !replacement.assigned().is_empty();
-            (done.then_some(()), format!("group {group:?}"))
         },
     );
     eprintln!(
@@ -590,25 +561,24 @@ fn scaling_with_kill_and_replicas() {
         started.elapsed()
     );
     assert_eq!(d.total as u64, out.records.len() as u64 - N);
+    // No partition was ever held by two live workers at once, so every duplicate is one the
+    // killed worker had delivered and not committed.
+    assert!(d.overlaps.is_empty(), "partitions held twice: {d:?}");
     assert!(
         d.unexplained.is_empty(),
-        "duplicates with no crash or double assignment behind them: {d:?}"
+        "duplicates with no crash behind them: {d:?}"
     );
     // Replayed after the kill: at most what the killed worker had read but not committed
-    // (1 s commit interval, bounded channels, the producer's in-flight window). With no double
-    // assignment by the broker this bounds every duplicate.
+    // (1 s commit interval, bounded channels, the producer's in-flight window).
     assert!(d.replayed_after_kill <= 20_000, "{d:?}");
 
-    // The survivors committed everything when they stopped, unless the broker had two members
-    // commit to one partition (the later, lower commit wins).
-    if d.overlaps.is_empty() {
-        let committed = committed(&broker.address(), &group, &input, 6);
-        let expected: Vec<Option<i64>> = (0..6).map(|p| end_offsets.get(&p).copied()).collect();
-        assert_eq!(
-            committed, expected,
-            "committed offsets vs end offsets of {input}"
-        );
-    }
+    // The survivors committed everything when they stopped.
+    let committed = committed(&broker.address(), &group, &input, 6);
+    let expected: Vec<Option<i64>> = (0..6).map(|p| end_offsets.get(&p).copied()).collect();
+    assert_eq!(
+        committed, expected,
+        "committed offsets vs end offsets of {input}"
+    );
 }
 
 #[test]
@@ -709,14 +679,16 @@ fn scale_up_and_down_while_running() {
             .collect();
         eprintln!("scaled up: {held:?}, {} records", out.records.len());
 
-        // Scale down to one: two workers leave gracefully, together. The group leader stays:
-        // when the leader leaves, tansu 0.6.0 goes on naming it leader in JoinGroup responses and
-        // the remaining member never gets an assignment (a broker bug; kafka elects a new leader).
+        // Scale down to one: two workers leave gracefully, together, the group leader among
+        // them, so the group elects a new leader while it rebalances.
         let leader = workers
             .iter()
             .position(Worker::is_group_leader)
             .expect("one worker is the group leader");
-        let mut last = workers.remove(leader);
+        let stays = (0..workers.len())
+            .find(|i| *i != leader)
+            .expect("three workers");
+        let mut last = workers.remove(stays);
         release.store(true, Ordering::SeqCst);
         for w in &workers {
             w.signal("TERM");
@@ -782,20 +754,187 @@ fn scale_up_and_down_while_running() {
         assert_eq!(d.total, out.records.len() - counts.len());
         // Graceful membership changes replay nothing: a revoked partition's in-flight events are
         // delivered and committed before it is handed over, and SIGTERM commits before leaving.
-        // The only duplicates allowed are those of a partition the broker gave to two members at
-        // once (tansu 0.6.0 does, see `scaling_with_kill_and_replicas`).
         assert!(
-            d.unexplained.is_empty(),
+            d.overlaps.is_empty() && d.total == 0,
             "duplicates after graceful scale up and down: {d:?}"
         );
-        if d.overlaps.is_empty() {
-            assert_eq!(d.total, 0);
-            let committed = committed(&broker.address(), &group, &input, 4);
-            let expected: Vec<Option<i64>> = (0..4).map(|p| end_offsets.get(&p).copied()).collect();
-            assert_eq!(
-                committed, expected,
-                "committed offsets vs end offsets of {input}"
-            );
-        }
+        let committed = committed(&broker.address(), &group, &input, 4);
+        let expected: Vec<Option<i64>> = (0..4).map(|p| end_offsets.get(&p).copied()).collect();
+        assert_eq!(
+            committed, expected,
+            "committed offsets vs end offsets of {input}"
+        );
     });
+}
+
+/// Waits until the worker serving health on `port` answers `/health/ready` with `status`.
+fn readiness(port: u16, status: u16, broker: &Broker, worker: &Worker) {
+    wait_until(
+        &format!("/health/ready to answer {status}"),
+        Duration::from_secs(90),
+        broker,
+        &[worker],
+        || {
+            let now = testkit::http_get(port, "/health/ready");
+            (
+                now.as_ref()
+                    .is_some_and(|(s, _)| *s == status)
+                    .then_some(()),
+                format!("answered {now:?}"),
+            )
+        },
+    );
+}
+
+#[test]
+fn broker_restarts_mid_stream_lose_nothing() {
+    let _serial = serial();
+    let started = Instant::now();
+    let mut broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output, dlq, group) = (
+        unique("restart-in"),
+        unique("restart-out"),
+        unique("restart-dlq"),
+        unique("restart-group"),
+    );
+    broker.create_topics(&[(&input, 3), (&output, 3), (&dlq, 1)]);
+    let file = kafka_pipeline(
+        dir.path(),
+        &broker,
+        "restart",
+        &input,
+        &group,
+        &output,
+        &dlq,
+    );
+
+    const N: u64 = 40_000;
+    const RATE_PER_10MS: u64 = 20; // 2,000 events/s: the stream goes on through both restarts
+    let metrics = testkit::free_port();
+    let mut sluice = sluice!();
+    sluice.env("WORKER", "w1");
+    let mut worker = Worker::with_metrics(sluice, &file, &dir.path().join("w1.log"), metrics);
+    let mut out = broker.reader(&output, 3);
+    let address = broker.address();
+    let end_offsets = std::thread::scope(|scope| {
+        let producer = scope.spawn(|| {
+            let mut config = testkit::kafka::client(&address);
+            config.set("linger.ms", "5");
+            let mut producer = testkit::kafka::TestProducer::new(config);
+            let mut next_tick = Instant::now();
+            for i in 0..N {
+                if i % RATE_PER_10MS == 0 {
+                    next_tick += Duration::from_millis(10);
+                    if let Some(wait) = next_tick.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let payload = format!("{{\"id\":{i}}}");
+                producer.send(
+                    &input,
+                    Some(&format!("k{}", i % 30)),
+                    payload.as_bytes(),
+                    &[],
+                );
+            }
+            producer.flush();
+            producer.end_offsets()
+        });
+        readiness(metrics, 200, &broker, &worker);
+
+        // A controlled restart (SIGTERM), then a crash (SIGKILL), each once new events flow
+        // and the worker has committed up to about where it is, so each outage finds it in
+        // its steady state (events read, delivered, committed once a second).
+        for (round, crash) in [(1u64, false), (2, true)] {
+            let mut seen = HashSet::new();
+            let mut scanned = 0;
+            wait_until(
+                "new events flowing and committed before the restart",
+                Duration::from_secs(120),
+                &broker,
+                &[&worker],
+                || {
+                    out.poll(Duration::from_millis(200));
+                    for r in &out.records[scanned..] {
+                        seen.insert(id_of(r));
+                    }
+                    scanned = out.records.len();
+                    let committed: i64 = committed(&address, &group, &input, 3)
+                        .iter()
+                        .map(|o| o.unwrap_or(0))
+                        .sum();
+                    let done = seen.len() as u64 >= round * N / 4
+                        && committed + 2_000 >= seen.len() as i64;
+                    (
+                        done.then_some(()),
+                        format!("{} ids out, {committed} committed", seen.len()),
+                    )
+                },
+            );
+            if crash {
+                broker.kill();
+            } else {
+                broker.stop();
+            }
+            eprintln!(
+                "broker {} with {} records out",
+                if crash { "killed" } else { "stopped" },
+                out.records.len()
+            );
+            readiness(metrics, 503, &broker, &worker);
+            broker.resume();
+            readiness(metrics, 200, &broker, &worker);
+            eprintln!("broker back after {:?}", started.elapsed());
+        }
+        producer.join().expect("producer thread")
+    });
+    wait_for_all_ids(&mut out, N, Duration::from_secs(180), &[&worker]);
+    let summary = worker.stop(Duration::from_secs(40));
+    out.drain(Duration::from_secs(2));
+
+    let counts = id_counts(&out.records);
+    assert_eq!(missing(&counts, N), Vec::<u64>::new(), "ids lost");
+    assert_eq!(counts.len() as u64, N, "ids that were never produced");
+    let duplicates = out.records.len() as u64 - N;
+    eprintln!(
+        "broker_restarts_mid_stream_lose_nothing: {} records for {N} ids, {summary}; \
+         duplicates per input partition (count, offsets from, to): {:?}; {:?}",
+        out.records.len(),
+        duplicates_by_partition(&out.records),
+        started.elapsed()
+    );
+    // What an outage can make the worker read again: what it had delivered since its last
+    // commit (1 s at 2,000 events/s, plus what was in flight), once per restart.
+    assert!(duplicates <= 2 * 4_000, "{duplicates} duplicates");
+    // The worker stopped cleanly: everything it read was delivered and committed.
+    assert_eq!(summary["failed"], 0, "{summary}");
+    assert_eq!(summary["sent"], summary["received"], "{summary}");
+    let committed = committed(&broker.address(), &group, &input, 3);
+    let expected: Vec<Option<i64>> = (0..3).map(|p| end_offsets.get(&p).copied()).collect();
+    assert_eq!(
+        committed, expected,
+        "committed offsets vs end offsets of {input}"
+    );
+    // Per key, ids in the order they were produced, apart from what was read again.
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut by_partition: BTreeMap<i32, Vec<&Record>> = BTreeMap::new();
+    for r in &out.records {
+        by_partition.entry(r.partition).or_default().push(r);
+    }
+    let mut out_of_order = 0;
+    for records in by_partition.values_mut() {
+        records.sort_by_key(|r| r.offset);
+        for r in records.iter() {
+            let key = r.key.clone().unwrap();
+            let id = id_of(r);
+            if last.insert(key, id).is_some_and(|prev| prev >= id) {
+                out_of_order += 1;
+            }
+        }
+    }
+    assert!(
+        out_of_order as u64 <= duplicates,
+        "{out_of_order} records out of order per key with {duplicates} duplicates"
+    );
 }
