@@ -1,11 +1,11 @@
-//! The metrics endpoint of a running Kafka pipeline: counters match what went through, consumer
-//! lag per partition is never negative and drains to 0, health endpoints answer.
+//! The metrics endpoint of a running Kafka pipeline on Apache Kafka: counters match what went
+//! through, consumer lag per partition is never negative and drains to 0, health endpoints answer.
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use rdkafka::mocking::MockCluster;
 use testkit::kafka::{Collector, produce};
+use testkit::kraft::Broker;
 use testkit::{
     free_port, http_get as get, metric_values as values, pipeline, sluice, unique, wait_exit,
     wait_for,
@@ -13,11 +13,10 @@ use testkit::{
 
 #[test]
 fn counters_match_and_lag_drains_to_zero() {
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let broker = Broker::start();
+    let brokers = broker.address();
     let (input, output, group) = (unique("in"), unique("out"), unique("group"));
-    cluster.create_topic(&input, 3, 1).unwrap();
-    cluster.create_topic(&output, 3, 1).unwrap();
+    broker.create_topics(&[(&input, 3), (&output, 3)]);
     let n = 9_000u64;
     produce(
         &brokers,

@@ -175,15 +175,14 @@ fn stored_ids(dir: &Path) -> BTreeMap<i64, usize> {
 
 #[test]
 fn kafka_events_read_again_after_a_kill_9_are_not_stored_twice() {
-    use rdkafka::mocking::MockCluster;
     use std::time::Duration;
-    use testkit::kafka::mock_input;
+    use testkit::kraft::Broker;
     use testkit::{Worker, wait_exit, wait_for};
 
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let broker = Broker::start();
+    let brokers = broker.address();
     let n = 40_000i64;
-    let (topic, group) = mock_input(&cluster, 4, n as u64, |i| {
+    let (topic, group) = broker.input(4, n as u64, |i| {
         format!("{{\"id\":{i},\"service\":\"s{}\"}}", i % 3)
     });
     let dir = tempfile::tempdir().unwrap();

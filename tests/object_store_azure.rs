@@ -1,12 +1,11 @@
-//! The `object_store` output on Azure Blob Storage (Azurite), from Kafka (librdkafka's mock
-//! cluster), read back with the Azure SDK for Python.
+//! The `object_store` output on Azure Blob Storage (Azurite), from Apache Kafka, read back with
+//! the Azure SDK for Python.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::mocking::MockCluster;
 use testkit::azure::Azurite;
-use testkit::kafka::mock_input;
+use testkit::kraft::Broker;
 use testkit::{Worker, pipeline, sluice, unique, wait_for};
 
 #[test]
@@ -14,12 +13,10 @@ fn kafka_partitions_are_stored_as_blobs_each_event_once() {
     let azurite = Azurite::start();
     let container = unique("lake").to_lowercase();
     azurite.create_container(&container);
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let broker = Broker::start();
+    let brokers = broker.address();
     let n = 20_000u64;
-    let (topic, group) = mock_input(&cluster, 4, n, |i| {
-        format!("{{\"id\":{i},\"kind\":\"k{}\"}}", i % 2)
-    });
+    let (topic, group) = broker.input(4, n, |i| format!("{{\"id\":{i},\"kind\":\"k{}\"}}", i % 2));
     let dir = tempfile::tempdir().unwrap();
     let file = pipeline(
         dir.path(),

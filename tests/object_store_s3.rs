@@ -159,18 +159,16 @@ settings:
 
 #[test]
 fn kafka_to_s3_with_two_replicas_and_a_kill_9_stores_every_event_once() {
-    use rdkafka::mocking::MockCluster;
-    use testkit::kafka::{committed, end_offsets, mock_input};
+    use testkit::kafka::{committed, end_offsets};
+    use testkit::kraft::Broker;
 
     let moto = Moto::start();
     let bucket = unique("replicas").to_lowercase();
     moto.create_bucket(&bucket);
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let broker = Broker::start();
+    let brokers = broker.address();
     let n = 200_000u64;
-    let (topic, group) = mock_input(&cluster, 4, n, |i| {
-        format!("{{\"id\":{i},\"kind\":\"k{}\"}}", i % 3)
-    });
+    let (topic, group) = broker.input(4, n, |i| format!("{{\"id\":{i},\"kind\":\"k{}\"}}", i % 3));
     let dir = tempfile::tempdir().unwrap();
     let file = pipeline(
         dir.path(),
@@ -251,14 +249,14 @@ errors: stop
 #[test]
 fn parquet_objects_open_with_pyarrow_as_declared_and_misfits_are_dead_lettered_again_when_read_again()
  {
-    use rdkafka::mocking::MockCluster;
-    use testkit::kafka::{committed, end_offsets, mock_input};
+    use testkit::kafka::{committed, end_offsets};
+    use testkit::kraft::Broker;
 
     let moto = Moto::start();
     let bucket = unique("parquet").to_lowercase();
     moto.create_bucket(&bucket);
-    let cluster = MockCluster::new(1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let broker = Broker::start();
+    let brokers = broker.address();
     let n = 3_000u64;
     // Every 97th event has an amount that is not a number, the next one no time (a required
     // column), the next one is not a JSON object.
@@ -268,7 +266,7 @@ fn parquet_objects_open_with_pyarrow_as_declared_and_misfits_are_dead_lettered_a
         7 => Some("not one JSON object"),
         _ => None,
     };
-    let (topic, group) = mock_input(&cluster, 2, n, |i| match i % 97 {
+    let (topic, group) = broker.input(2, n, |i| match i % 97 {
         5 => format!("{{\"id\":{i},\"at\":1795935600000,\"amount\":\"lots\"}}"),
         6 => format!("{{\"id\":{i},\"service\":\"s{}\"}}", i % 3),
         7 => format!("[{i}]"),

@@ -426,20 +426,3 @@ pub fn end_offsets(brokers: &str, topic: &str, partitions: i32) -> Vec<i64> {
         .of(topic, partitions)
         .expect("end offsets")
 }
-
-/// A new topic of `partitions` on the mock `cluster`, holding events 0..`n` (`payload(i)`, key
-/// `key{i}`), and a new consumer group name: (topic, group).
-pub fn mock_input(
-    cluster: &rdkafka::mocking::MockCluster<'_, rdkafka::producer::DefaultProducerContext>,
-    partitions: i32,
-    n: u64,
-    payload: impl Fn(u64) -> String,
-) -> (String, String) {
-    let (topic, group) = (unique("in"), unique("group"));
-    cluster
-        .create_topic(&topic, partitions, 1)
-        .expect("create topic");
-    let records = (0..n).map(|i| (Some(format!("key{i}")), payload(i).into_bytes(), vec![]));
-    produce(&cluster.bootstrap_servers(), &topic, records);
-    (topic, group)
-}

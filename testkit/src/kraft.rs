@@ -472,6 +472,21 @@ logger.state.level = WARN
         Some((g.state().to_string(), g.members().len()))
     }
 
+    /// A new topic of `partitions` holding events 0..`n` (`payload(i)`, key `key{i}`), and a
+    /// new consumer group name: (topic, group).
+    pub fn input(
+        &self,
+        partitions: i32,
+        n: u64,
+        payload: impl Fn(u64) -> String,
+    ) -> (String, String) {
+        let (topic, group) = (crate::unique("in"), crate::unique("group"));
+        self.create_topics(&[(&topic, partitions)]);
+        let records = (0..n).map(|i| (Some(format!("key{i}")), payload(i).into_bytes(), vec![]));
+        crate::kafka::produce(&self.address(), &topic, records);
+        (topic, group)
+    }
+
     /// A producer of test input to this broker.
     pub fn producer(&self) -> TestProducer {
         let mut config = self.config();
