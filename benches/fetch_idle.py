@@ -5,8 +5,8 @@ back empty).
 
     python3 benches/fetch_idle.py [WAIT_MS|default ...]   # default: default 500 100 20 5
 
-Runs tansu (memory storage, scripts/setup.sh kafka) and target/release/sluice; needs
-confluent-kafka (pip) to create the topic. Prints, per setting, the worker's CPU in percent of
+Runs Apache Kafka (scripts/kafka.sh, on free ports, data in a temp dir) and
+target/release/sluice; needs confluent-kafka (pip) to create the topic. Prints, per setting, the worker's CPU in percent of
 one core over 20 s, after 10 s for it to join its group.
 """
 import os
@@ -43,7 +43,7 @@ def wait_listening(port, deadline):
             return
         except OSError:
             time.sleep(0.1)
-    sys.exit(f"tansu did not listen on {port}")
+    sys.exit(f"Apache Kafka did not listen on {port}")
 
 
 def idle_cpu(brokers, topic, wait, workdir):
@@ -79,15 +79,16 @@ def main():
     waits = sys.argv[1:] or ["default", "500", "100", "20", "5"]
     port = free_port()
     brokers = f"127.0.0.1:{port}"
-    url = f"tcp://{brokers}"
-    tansu = subprocess.Popen(
-        ["tansu", "broker", "--listener-url", url, "--advertised-listener-url", url,
-         "--storage-engine", "memory://tansu/"],
+    data = tempfile.TemporaryDirectory()
+    kafka = subprocess.Popen(
+        [os.path.join(ROOT, "scripts", "kafka.sh")],
+        env={**os.environ, "PORT": str(port), "CONTROLLER_PORT": str(free_port()),
+             "KAFKA_DATA": data.name},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_listening(port, time.monotonic() + 30)
+        wait_listening(port, time.monotonic() + 120)
         topic = f"idle-{os.getpid()}"
         admin = AdminClient({"bootstrap.servers": brokers})
         for t in (topic, f"{topic}-out"):
@@ -98,8 +99,9 @@ def main():
             for wait in waits:
                 print(f"{wait:>18} {idle_cpu(brokers, topic, wait, workdir):>21.2f}", flush=True)
     finally:
-        tansu.terminate()
-        tansu.wait()
+        kafka.terminate()
+        kafka.wait()
+        data.cleanup()
 
 
 if __name__ == "__main__":

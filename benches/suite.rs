@@ -6,7 +6,7 @@
 //! cargo bench --bench suite                     # every workload
 //! cargo bench --bench suite -- w1 w3            # named workloads
 //! cargo bench --bench suite -- --events 50000   # fewer events per workload
-//! cargo bench --bench suite -- w1t --backlog N   # W1 (and W2) on tansu, N events (default 2 million)
+//! cargo bench --bench suite -- w1k --backlog N   # W1 (and W2) on Apache Kafka, N events (default 2 million)
 //! cargo bench --bench suite -- --json FILE      # also as JSON records, for benches/charts.py
 //! SLUICE_BIN=PATH SLUICE_COMMIT=REV cargo bench --bench suite   # another sluice binary
 //! ```
@@ -19,12 +19,12 @@
 //!   bare Avro bodies (a 20-field record schema file), JSON out. Other tools run the same logic:
 //!   `kcat | jaq | kcat` and bytewax through `benches/baselines/run.py` (`scripts/setup.sh
 //!   bench`); quixstreams cannot run on the mock cluster.
-//! - W1 on tansu (`w1t`): a backlog of 2 million 1 KB events on one partition, then on two, in
-//!   a tansu broker (`scripts/setup.sh kafka`), drained by the raw loop, sluice, `kcat | jaq |
-//!   kcat` (on the confluent-kafka wheel's librdkafka), quixstreams and bytewax; then W2 from
-//!   the two-partition backlog by sluice and the same tools (quixstreams runs W2 only here).
-//!   Every row is the whole run, start-up and group join included; outputs are counted by
-//!   reading the output topic back. tansu's memory engine, not the worker, sets the pace here.
+//! - W1 on Apache Kafka (`w1k`): a backlog of 2 million 1 KB events on one partition, then on
+//!   two, in a one-node Apache Kafka of the suite's own (`scripts/setup.sh kafka`), drained by
+//!   the raw loop, sluice, `kcat | jaq | kcat`, quixstreams, bytewax and Kafka Streams (at least
+//!   once and exactly once v2, `benches/baselines/kafka-streams`); then W2 from the
+//!   two-partition backlog by sluice and the same tools. Every row is the whole run, start-up
+//!   and group join included; outputs are counted by reading the output topic back.
 //! - W3 core NATS subscribe -> jq -> publish, 256-byte events published at rising rates: the
 //!   highest rate each worker kept up with, with no message lost (slow-consumer drops), and
 //!   how busy the whole machine was there and at the first rate missed. Two raw loops: `raw`
@@ -40,7 +40,7 @@
 //!   same objects; events stored are counted from the objects' names.
 //! - W5 latency: events stamped with their send time, produced at a fixed rate (20,000/s; NATS
 //!   also at half W2's rate when W2 ran) for a warm-up and 10 s, through the raw loop and
-//!   sluice (Kafka, on the mock cluster and on tansu: W2's pipeline on 512-byte events; core
+//!   sluice (Kafka, on the mock cluster and on Apache Kafka: W2's pipeline on 512-byte events; core
 //!   NATS: the reshape on 256-byte events); p50, p99 and p99.9 from send to receipt by a
 //!   consumer in this driver, and how many arrived.
 //!
@@ -107,7 +107,7 @@ fn main() {
     let named: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| a.starts_with('w') && (a.len() == 2 || *a == "w1t"))
+        .filter(|a| a.starts_with('w') && (a.len() == 2 || *a == "w1k"))
         .collect();
     let wants = |w: &str| named.is_empty() || named.contains(&w);
     // --json PATH: every result also as JSON records, for benches/charts.py.
@@ -128,14 +128,14 @@ fn main() {
         );
         kafka(&mut rows, dir.path(), n, wants("w1"), wants("w2"));
     }
-    if wants("w1t") {
+    if wants("w1k") {
         let backlog = args
             .iter()
             .position(|a| a == "--backlog")
             .and_then(|i| args.get(i + 1))
             .and_then(|n| n.parse().ok())
             .unwrap_or(2_000_000);
-        tansu::backlog(&mut rows, dir.path(), backlog);
+        apache_kafka::backlog(&mut rows, dir.path(), backlog);
     }
     if wants("w3") {
         nats_core(
@@ -193,7 +193,7 @@ fn main() {
 
 /// How long each latency run publishes, after a warm-up.
 const LATENCY_SECS: u64 = 10;
-/// Partitions of W5's Kafka topics on tansu.
+/// Partitions of W5's Kafka topics on Apache Kafka.
 const LATENCY_PARTITIONS: i32 = 4;
 const WARM_UP: Duration = Duration::from_secs(3);
 
@@ -262,7 +262,7 @@ fn latency_of(payload: &[u8], since: u64) -> Option<u64> {
     (ts >= since).then(|| now_us().saturating_sub(ts))
 }
 
-/// W5 on Kafka, on librdkafka's mock cluster and on tansu: 512-byte events produced at `rate`
+/// W5 on Kafka, on librdkafka's mock cluster and on Apache Kafka: 512-byte events produced at `rate`
 /// through the raw loop and through sluice's W2 pipeline; latency of the events sent in the
 /// window.
 fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
@@ -287,9 +287,9 @@ fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
         dir,
         rate,
     ));
-    match testkit::tansu::Broker::try_start() {
+    match testkit::kraft::Broker::try_start(None) {
         Ok(broker) => out.extend(latency_kafka_on(
-            "Kafka tansu",
+            "Kafka",
             &broker.address(),
             &|topics| {
                 let topics: Vec<_> = topics.iter().map(|t| (*t, LATENCY_PARTITIONS)).collect();
@@ -300,7 +300,7 @@ fn latency_kafka(dir: &Path, rate: u64) -> Vec<Latency> {
             dir,
             rate,
         )),
-        Err(e) => eprintln!("W5 on tansu not run: {e}"),
+        Err(e) => eprintln!("W5 on Apache Kafka not run: {e}"),
     }
     out
 }
@@ -1010,19 +1010,28 @@ fn jetstream(rows: &mut Vec<Row>, dir: &Path, n: u64) {
     });
 }
 
-/// W1 on a real Kafka-protocol broker: a tansu process (in-memory storage), which can hold a
-/// backlog of millions of events, unlike the mock cluster.
-mod tansu {
-    use std::path::{Path, PathBuf};
-    use std::process::Command;
+/// W1 on Apache Kafka, which can hold a backlog of millions of events, unlike the mock cluster.
+mod apache_kafka {
+    use std::path::Path;
     use std::time::Instant;
 
     use testkit::kafka::Collector;
+    use testkit::kraft::Broker;
     use testkit::measure::{Reading, cpu_seconds, peak_rss_mib};
-    use testkit::tansu::Broker;
     use testkit::{Process, try_wait_for};
 
     use super::{Row, TIMEOUT, W2_PROGRAM, baseline_from, kafka_pipeline, raw_worker, sluice};
+
+    /// The runners of W1, in order; W2 runs all but the raw loop.
+    const RUNNERS: [&str; 7] = [
+        "raw",
+        "sluice",
+        "kcat-jaq",
+        "quixstreams",
+        "bytewax",
+        "kafka-streams",
+        "kafka-streams-eos",
+    ];
 
     /// Watches a worker until `count()` reaches `expect` outputs: its whole run from `started`
     /// (start-up and the group join included, as `run.py` measures the other tools), and its
@@ -1047,39 +1056,16 @@ mod tansu {
         }
     }
 
-    /// A directory whose `librdkafka.so.1` is the library of the confluent-kafka wheel: Debian's
-    /// kcat runs on it, as its own librdkafka cannot talk to tansu (see run.py).
-    fn newer_librdkafka(dir: &Path) -> Option<PathBuf> {
-        let out = Command::new("python3")
-            .args([
-                "-c",
-                "import confluent_kafka, glob, os; d = os.path.dirname(confluent_kafka.__file__); \
-                 print(sorted(glob.glob(os.path.join(d + '.libs', 'librdkafka*.so*')) + glob.glob(os.path.join(d, '.libs', 'librdkafka*.so*')))[0])",
-            ])
-            .output()
-            .ok()?;
-        let lib = String::from_utf8(out.stdout).ok()?.trim().to_string();
-        if lib.is_empty() {
-            return None;
-        }
-        let libs = dir.join("librdkafka-for-kcat");
-        std::fs::create_dir_all(&libs).ok()?;
-        let link = libs.join("librdkafka.so.1");
-        let _ = std::fs::remove_file(&link);
-        std::os::unix::fs::symlink(lib, &link).ok()?;
-        Some(libs)
-    }
-
     /// W1: a backlog of `n` events on one partition, then on two, drained by each runner.
     pub fn backlog(rows: &mut Vec<Row>, dir: &Path, n: u64) {
-        let libs = newer_librdkafka(dir);
         for partitions in [1, 2] {
-            // A broker of its own for each: it keeps every topic in memory.
-            let broker = match Broker::try_start() {
+            // A broker of its own for each, so the second does not share a disk cache and log
+            // with the first's outputs.
+            let broker = match Broker::try_start(None) {
                 Ok(broker) => broker,
                 Err(e) => {
                     rows.push(Row {
-                        workload: "W1 tansu",
+                        workload: "W1 kafka",
                         runner: "all".into(),
                         reading: None,
                         note: format!("not run: {e}"),
@@ -1089,14 +1075,14 @@ mod tansu {
             };
             let brokers = broker.address();
             let workload: &'static str = if partitions == 1 {
-                "W1 tansu 1p"
+                "W1 kafka 1p"
             } else {
-                "W1 tansu 2p"
+                "W1 kafka 2p"
             };
             let input = format!("in-{partitions}p");
-            // W1T_RUNNERS=raw,sluice runs only those.
-            let only = std::env::var("W1T_RUNNERS").ok();
-            let runners: Vec<&str> = ["raw", "sluice", "kcat-jaq", "quixstreams", "bytewax"]
+            // W1K_RUNNERS=raw,sluice runs only those.
+            let only = std::env::var("W1K_RUNNERS").ok();
+            let runners: Vec<&str> = RUNNERS
                 .into_iter()
                 .filter(|r| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == *r)))
                 .collect();
@@ -1104,12 +1090,9 @@ mod tansu {
                 .iter()
                 .map(|r| format!("w1-{partitions}p-{r}"))
                 .collect();
-            // W2 runs once, on two partitions, where quixstreams can run it too.
+            // W2 runs once, on two partitions.
             let w2_runners: Vec<&str> = if partitions == 2 {
-                ["sluice", "kcat-jaq", "quixstreams", "bytewax"]
-                    .into_iter()
-                    .filter(|r| runners.contains(r))
-                    .collect()
+                runners.iter().copied().filter(|r| *r != "raw").collect()
             } else {
                 Vec::new()
             };
@@ -1132,7 +1115,7 @@ mod tansu {
                     w2_runners
                         .iter()
                         .zip(&w2_outputs)
-                        .map(|(r, o)| ("W2 tansu 2p", *r, o, Some(W2_PROGRAM))),
+                        .map(|(r, o)| ("W2 kafka 2p", *r, o, Some(W2_PROGRAM))),
                 );
             for (workload, runner, output, program) in runs {
                 let row = match runner {
@@ -1142,7 +1125,9 @@ mod tansu {
                         let worker = if runner == "raw" {
                             raw_worker(&["kafka", &brokers, &input, output, &n.to_string()])
                         } else {
-                            let file = kafka_pipeline(dir, &brokers, &input, output, "5", program);
+                            // sluice's default fetch wait: a broker with records answers at once.
+                            let file =
+                                kafka_pipeline(dir, &brokers, &input, output, "100", program);
                             Process::spawn(sluice().arg(&file))
                         };
                         // W2 lets half of the events through.
@@ -1156,24 +1141,6 @@ mod tansu {
                             note: "whole run, start-up included".into(),
                         }
                     }
-                    "kcat-jaq" => match &libs {
-                        Some(libs) => baseline_from(
-                            workload,
-                            runner,
-                            &brokers,
-                            &input,
-                            output,
-                            n,
-                            &[("LD_LIBRARY_PATH", libs)],
-                        ),
-                        None => Row {
-                            workload,
-                            runner: runner.to_string(),
-                            reading: None,
-                            note: "not run: no librdkafka newer than kcat's (pip confluent-kafka)"
-                                .into(),
-                        },
-                    },
                     tool => baseline_from(workload, tool, &brokers, &input, output, n, &[]),
                 };
                 eprintln!("{} {}: {:?}", row.workload, row.runner, row.reading);

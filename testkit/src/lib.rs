@@ -9,12 +9,11 @@
 //! - [`http`]: free ports, and the `/metrics` and `/health` endpoints of a worker.
 //! - [`kafka`]: the Kafka test client: produce, read topics back, committed and end offsets.
 //! - [`kraft`]: an Apache Kafka broker of the caller's own (one KRaft node), TLS and SASL too.
-//! - [`tansu`]: a Kafka-protocol broker process of the caller's own.
 //! - [`nats`]: a `nats-server` process of the caller's own, and JetStream helpers.
 //! - [`pki`]: a certificate authority and certificates for TLS tests.
 //! - [`registry`]: a Schema Registry of the caller's own, in the test process.
 //! - [`s3`]: an S3 server of the caller's own (moto), and boto3 to read back what it stored.
-//! - [`tls_proxy`]: TLS in front of a plain TCP server (for a broker without TLS of its own).
+//! - [`tls_proxy`]: TLS in front of a plain TCP server (an HTTP server or registry of the test's).
 //! - [`measure`]: benchmark events, and a process's CPU time and memory.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,7 +28,6 @@ pub mod pki;
 pub mod process;
 pub mod registry;
 pub mod s3;
-pub mod tansu;
 pub mod tls_proxy;
 pub mod wait;
 

@@ -1,6 +1,7 @@
 //! A TLS endpoint in front of a plain TCP server: it terminates TLS with a certificate made by
 //! [`crate::pki::Pki`] (optionally requiring a client certificate) and forwards the bytes. It
-//! puts TLS in front of a broker that cannot serve TLS itself.
+//! puts TLS in front of the plain HTTP servers tests start (an HTTP output's endpoint, a Schema
+//! Registry).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
