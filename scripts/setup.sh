@@ -121,7 +121,7 @@ setup_kafka() {
 }
 
 # Tools a user would pick instead of sluice, run by benches/baselines/run.py. Pinned.
-# kcat is Debian's (librdkafka 2.0.2: it cannot talk to tansu 0.6, see benches/baselines/run.py).
+# kcat is Debian's (on librdkafka 2.0.2).
 JAQ_VERSION=3.1.2
 QUIXSTREAMS_VERSION=3.28.1
 BYTEWAX_VERSION=0.21.1
@@ -147,6 +147,21 @@ setup_bench() {
     log "installing quixstreams $QUIXSTREAMS_VERSION and bytewax $BYTEWAX_VERSION into $BENCH_VENV"
     "$BENCH_VENV/bin/python" -m pip install --quiet "quixstreams==$QUIXSTREAMS_VERSION" "bytewax==$BYTEWAX_VERSION"
   }
+  # The Kafka Streams application (its pom pins Kafka Streams): compiled into target/classes, the
+  # jars it runs on copied into target/libs. A stamp of the hash of the pom and the sources says
+  # it is built: a second run compiles and copies nothing.
+  local streams hash out
+  streams="$(cd "$(dirname "$0")/.." && pwd)/benches/baselines/kafka-streams"
+  hash="$({ cat "$streams/pom.xml"; find "$streams/src" -type f -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -c1-16)"
+  if [ ! -f "$streams/target/.built-$hash" ]; then
+    command -v javac >/dev/null || apt_install openjdk-17-jdk-headless
+    command -v mvn >/dev/null || apt_install maven
+    log "building the Kafka Streams baseline in $streams/target"
+    rm -rf "$streams/target"
+    out="$(mvn -q -B -Dstyle.color=never -f "$streams/pom.xml" compile dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$streams/target/libs" 2>&1)" || { printf '%s\n' "$out" >&2; exit 1; }
+    touch "$streams/target/.built-$hash"
+  fi
 }
 
 case "$what" in

@@ -2,11 +2,12 @@
 """Runs one baseline (a tool a user would pick instead of sluice) once, Kafka topic to Kafka topic,
 and prints what it cost as one JSON line. Install the tools with `scripts/setup.sh bench`.
 
-  python3 benches/baselines/run.py --tool {kcat-jaq,quixstreams,bytewax} --workload {w1,w2} \\
+  python3 benches/baselines/run.py --tool {kcat-jaq,quixstreams,bytewax,kafka-streams,kafka-streams-eos} \\
+      --workload {w1,w2} \\
       --brokers HOST:PORT --input TOPIC --output TOPIC --count N [--group G] \\
       [--session-timeout-ms MS] [--timeout SECONDS]
 
-The input topic holds N events like `event(i)` in benches/kafka_pipeline.rs (1 KB of JSON, about
+The input topic holds N events like `event(i)` in testkit/src/measure.rs (1 KB of JSON, about
 20 fields, every other one with status 500). Each tool reads it from the earliest offset:
   w1  passthrough: every event parsed as JSON and written back out, re-serialised
   w2  filter and reshape, half pass:
@@ -18,8 +19,8 @@ On stdout, once all N events are consumed and their results delivered to the bro
 - outputs: records written to the output topic (see each tool for how they are counted).
 - wall_s: from starting the tool's processes until the last one exits, so process start-up,
   imports, connecting and any consumer-group join are included.
-- cpu_s: user + system CPU of every process of the tool (os.wait4 on each; librdkafka threads
-  included); run.py's own is not counted.
+- cpu_s: user + system CPU of every process of the tool (os.wait4 on each; librdkafka and JVM
+  threads included); run.py's own is not counted.
 - peak_rss_kb: the largest max RSS among those processes.
 The tools' own logs go to stderr. Exit code 1, and no JSON line, if a tool fails, consumes other
 than N events, or runs past --timeout (then it is killed).
@@ -39,23 +40,17 @@ kcat-jaq: `kcat -C -b B -t IN -o beginning -c N | jaq -c PROGRAM | kcat -P -b B 
   jaq reads its input as a stream (results come out before its input ends).
 - `kcat -P`: one message per line, default librdkafka producer settings; before exiting it
   waits until every message is delivered, and exits 1 if any delivery failed.
-- outputs: lines jaq wrote. kcat reports no count (its `-T` echo drops the delimiters) and
-  tansu's ListOffsets can be wrong, so run.py relays jaq's output to `kcat -P` and counts the
-  lines on the way; the relay's CPU is not counted (it copies 64 KiB at a time).
+- outputs: lines jaq wrote. kcat reports no count (its `-T` echo drops the delimiters), so
+  run.py relays jaq's output to `kcat -P` and counts the lines on the way; the relay's CPU is
+  not counted (it copies 64 KiB at a time).
 - Keys are not carried: `kcat -C` prints values only, and jaq could not pass a `-K` key prefix.
-- Debian's kcat 1.7.1 is built on librdkafka 2.0.2, which cannot parse tansu 0.6's ApiVersions
-  reply ("Protocol read buffer underflow for ApiVersion v3 at 267/272", then "ApiVersionRequest
-  failed: Local: Read underflow"); with api.version.request=false it falls back to pre-0.10
-  requests that tansu answers wrongly. It works against librdkafka's mock cluster (and Kafka).
-  Against tansu, run it on a newer librdkafka: kcat and jaq inherit run.py's environment, so
-  LD_LIBRARY_PATH=DIR, where DIR/librdkafka.so.1 links to the library bundled with the
-  confluent-kafka wheel (site-packages/confluent_kafka.libs/librdkafka-*.so.1), works.
+- Debian's kcat 1.7.1, on librdkafka 2.0.2; kcat and jaq inherit run.py's environment.
 
 quixstreams (benches/baselines/quixstreams_app.py, in the bench virtualenv):
 - An Application with the default JSON (de)serialisers, `sdf.filter` + `sdf.apply`, `to_topic`;
   consumer group G (fresh by default) with auto.offset.reset=earliest.
-- session.timeout.ms is --session-timeout-ms (6000, like the repo's tests): tansu makes a group
-  join take about half the session timeout, and librdkafka's default (45 s) would dominate.
+- session.timeout.ms is --session-timeout-ms (6000, like the repo's tests), as a user running
+  one short job would set it.
 - It stops after processing N messages; on stop it commits its checkpoint, which flushes the
   producer. outputs: records handed to the producer (and so flushed).
 
@@ -64,14 +59,32 @@ bytewax (benches/baselines/bytewax_flow.py, in the bench virtualenv):
   group) and `output`, `json.loads`/`json.dumps` per event, one worker. The topic must hold
   exactly N events. outputs: records handed to the sink (it flushes after every batch).
 
+kafka-streams, kafka-streams-eos (benches/baselines/kafka-streams/, StreamsBaseline; built by
+`scripts/setup.sh bench`, run by the `java` on PATH, Java 17):
+- A Kafka Streams application written the way its docs show a stateless one: `builder.stream`
+  with byte-array serdes (keys kept), Jackson in `mapValues` + `filter`, `to`; one stream thread;
+  application.id G (fresh by default: it is the consumer group), auto.offset.reset=earliest.
+- processing.guarantee is at_least_once for kafka-streams and exactly_once_v2 for
+  kafka-streams-eos: Kafka Streams users pick one of the two, and they cost differently (every
+  commit of exactly_once_v2 ends a transaction). Every other setting is Kafka Streams' default,
+  as a user gets it: commit.interval.ms is 30 s with at_least_once, 100 ms with exactly_once_v2.
+  The one exception is the consumer's session.timeout.ms, --session-timeout-ms as for quixstreams.
+- `java -cp 'target/classes:target/libs/*'` with the JVM's default options: wall_s and cpu_s
+  include the JVM's start-up and JIT warm-up, as a user's run would.
+- It stops once it has seen N input records (counted before the filter): its main thread then
+  closes the client, which commits (flushes the producer and commits the offsets; with
+  exactly_once_v2, commits the transaction). outputs: records that reached the sink, and so were
+  flushed (or committed) by the close.
+
 Which broker: quixstreams needs DescribeConfigs, which librdkafka's mock cluster cannot answer
-(it names no valid controller: "Failed while waiting for controller: Local: Timed out"), so it
-runs against tansu (or Kafka) only. bytewax runs against both; kcat-jaq against the mock
-cluster, or against tansu on a newer librdkafka as above.
+(it names no valid controller: "Failed while waiting for controller: Local: Timed out"), and
+Kafka Streams a real group coordinator, so both run against Apache Kafka (scripts/kafka.sh, or
+the suite's own) only. bytewax and kcat-jaq run against both.
 """
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,17 +205,38 @@ def run_kcat_jaq(args, procs):
     return started, ended, args.count, lines[0]
 
 
-def run_python_tool(args, procs):
+def kafka_streams_argv(args):
+    """The command running the Kafka Streams application (built by `scripts/setup.sh bench`)."""
+    target = HERE / "kafka-streams" / "target"
+    if not (target / "classes" / "dev" / "sluice" / "bench" / "StreamsBaseline.class").exists() \
+            or not (target / "libs").is_dir():
+        raise BaselineError(f"the Kafka Streams application is not built in {target}: run scripts/setup.sh bench")
+    if shutil.which("java") is None:
+        raise BaselineError("java (17) not found on PATH: run scripts/setup.sh bench")
+    guarantee = "exactly_once_v2" if args.tool == "kafka-streams-eos" else "at_least_once"
+    return ["java", "-cp", f"{target / 'classes'}:{target / 'libs'}/*", "dev.sluice.bench.StreamsBaseline",
+            "--count", str(args.count), "--app-id", args.group, "--guarantee", guarantee,
+            "--session-timeout-ms", str(args.session_timeout_ms)]
+
+
+def run_one_process_tool(args, procs):
+    """quixstreams, bytewax and Kafka Streams: one process, whose last stdout line is
+    `{"consumed": n, "produced": m}`."""
     if args.tool == "quixstreams":
         argv = [bench_python(), str(HERE / "quixstreams_app.py"), "--count", str(args.count),
                 "--group", args.group, "--session-timeout-ms", str(args.session_timeout_ms)]
-    else:
+        name = "quixstreams_app.py"
+    elif args.tool == "bytewax":
         argv = [bench_python(), str(HERE / "bytewax_flow.py")]
+        name = "bytewax_flow.py"
+    else:
+        argv = kafka_streams_argv(args)
+        name = "StreamsBaseline"
     argv += ["--workload", args.workload, "--brokers", args.brokers, "--input", args.input,
              "--output", args.output]
     lines = []
     started = time.monotonic()
-    proc = procs.start(argv, name=Path(argv[1]).name, stdout=subprocess.PIPE, text=True)
+    proc = procs.start(argv, name=name, stdout=subprocess.PIPE, text=True)
     reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
     reader.start()
     ended = procs.wait(started + args.timeout)
@@ -216,14 +250,17 @@ def run_python_tool(args, procs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tool", choices=["kcat-jaq", "quixstreams", "bytewax"], required=True)
+    ap.add_argument("--tool", choices=["kcat-jaq", "quixstreams", "bytewax", "kafka-streams", "kafka-streams-eos"],
+                    required=True)
     ap.add_argument("--workload", choices=["w1", "w2"], required=True)
     ap.add_argument("--brokers", required=True, help="HOST:PORT[,HOST:PORT...]")
     ap.add_argument("--input", required=True, help="input topic, holding N events")
     ap.add_argument("--output", required=True, help="output topic")
     ap.add_argument("--count", type=int, required=True, help="N: input events to consume")
-    ap.add_argument("--group", help="consumer group (quixstreams; the others use none). Default: a fresh one")
-    ap.add_argument("--session-timeout-ms", type=int, default=6000, help="quixstreams consumer. Default: 6000")
+    ap.add_argument("--group", help="consumer group (quixstreams; Kafka Streams' application.id; the others"
+                    " use none). Default: a fresh one")
+    ap.add_argument("--session-timeout-ms", type=int, default=6000,
+                    help="quixstreams and Kafka Streams consumers. Default: 6000")
     ap.add_argument("--timeout", type=float, default=600, help="seconds before the tool is killed. Default: 600")
     args = ap.parse_args()
     if args.count <= 0:
@@ -239,7 +276,7 @@ def main():
         if args.tool == "kcat-jaq":
             started, ended, events, outputs = run_kcat_jaq(args, procs)
         else:
-            started, ended, events, outputs = run_python_tool(args, procs)
+            started, ended, events, outputs = run_one_process_tool(args, procs)
         if events != args.count:
             raise BaselineError(f"consumed {events} events, expected {args.count}")
     except (BaselineError, OSError) as e:
