@@ -48,9 +48,10 @@ pub struct KafkaInputConfig {
     /// How often offsets of delivered events are committed (also on rebalance and shutdown).
     #[serde(default = "default_commit_interval")]
     pub commit_interval: HumanDuration,
-    /// Longest a fetch waits on the broker for records (librdkafka's `fetch.wait.max.ms`). A
-    /// broker answers as soon as it has records, but some (tansu, librdkafka's mock cluster)
-    /// hold every fetch for its whole wait: there it bounds how late a new event is read.
+    /// Longest a fetch waits on the broker for records (librdkafka's `fetch.wait.max.ms`).
+    /// Apache Kafka answers as soon as it has records, but some Kafka-protocol brokers (and
+    /// librdkafka's mock cluster) hold every fetch for its whole wait: there it bounds how late
+    /// a new event is read.
     #[serde(default = "default_fetch_wait")]
     pub fetch_wait: HumanDuration,
     /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
