@@ -1125,9 +1125,8 @@ mod apache_kafka {
                         let worker = if runner == "raw" {
                             raw_worker(&["kafka", &brokers, &input, output, &n.to_string()])
                         } else {
-                            // sluice's default fetch wait: a broker with records answers at once.
-                            let file =
-                                kafka_pipeline(dir, &brokers, &input, output, "100", program);
+                            // The raw loop's fetch wait, to compare like with like.
+                            let file = kafka_pipeline(dir, &brokers, &input, output, "5", program);
                             Process::spawn(sluice().arg(&file))
                         };
                         // W2 lets half of the events through.
