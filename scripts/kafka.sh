@@ -42,9 +42,13 @@ PROPS
 
 java_opts=(-Xms256m -Xmx1g "-Dlog4j2.configurationFile=$data/log4j2.properties" -cp "$libs/*")
 if [ ! -f "$data/logs/meta.properties" ]; then
-  # A new cluster: its id is 16 random bytes in URL-safe base64, as Kafka writes them.
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-  java "${java_opts[@]}" kafka.tools.StorageTool format --cluster-id "$cluster_id" --config "$config" >/dev/null
+  # A new cluster: its id is 16 random bytes in URL-safe base64, as Kafka writes them, and
+  # not starting with "-" (which the option parser would take for an option), as Kafka's own.
+  cluster_id=-
+  while [ "${cluster_id#-}" != "$cluster_id" ]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
+  java "${java_opts[@]}" kafka.tools.StorageTool format "--cluster-id=$cluster_id" --config "$config" >/dev/null
 fi
 echo "kafka: 127.0.0.1:$port (data in $data; Ctrl-C stops it)" >&2
 exec java "${java_opts[@]}" kafka.Kafka "$config"

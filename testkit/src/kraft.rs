@@ -109,14 +109,20 @@ fn java(dir: &Path) -> Command {
 }
 
 /// A fresh cluster id: 16 random bytes in URL-safe base64 without padding, as Kafka's
-/// `random-uuid` prints them.
+/// `random-uuid` prints them, and like those never starting with `-` (a command line would
+/// take it for an option).
 fn cluster_id() -> String {
-    // Each `RandomState` is seeded from the OS's randomness.
-    let mut bytes = [0u8; 16];
-    for half in bytes.chunks_mut(8) {
-        half.copy_from_slice(&RandomState::new().hash_one(0u8).to_le_bytes());
+    loop {
+        // Each `RandomState` is seeded from the OS's randomness.
+        let mut bytes = [0u8; 16];
+        for half in bytes.chunks_mut(8) {
+            half.copy_from_slice(&RandomState::new().hash_one(0u8).to_le_bytes());
+        }
+        let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        if !id.starts_with('-') {
+            return id;
+        }
     }
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A running (or stopped) single-node Apache Kafka, killed when dropped.
@@ -252,8 +258,8 @@ logger.state.level = WARN
     fn format(&self, users: bool) -> Result<(), String> {
         let dir = self.dir.path();
         let out = java(dir)
-            .args(["kafka.tools.StorageTool", "format", "--cluster-id"])
-            .arg(cluster_id())
+            .args(["kafka.tools.StorageTool", "format"])
+            .arg(format!("--cluster-id={}", cluster_id()))
             .arg("--config")
             .arg(dir.join("server.properties"))
             .args(
@@ -500,14 +506,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cluster_ids_are_22_url_safe_characters_and_differ() {
-        let (a, b) = (cluster_id(), cluster_id());
-        assert_eq!(a.len(), 22, "{a}");
-        assert!(
-            a.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
-            "{a}"
-        );
-        assert_ne!(a, b);
+    fn cluster_ids_are_22_url_safe_characters_not_starting_with_a_dash_and_differ() {
+        let ids: Vec<String> = (0..1000).map(|_| cluster_id()).collect();
+        for id in &ids {
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'),
+                "{id}"
+            );
+            assert!(!id.starts_with('-'), "{id}");
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
     }
 }
