@@ -11,6 +11,7 @@
 set -euo pipefail
 
 what="${1:-test}"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 as_root() {
@@ -47,19 +48,22 @@ setup_build() {
 # of the pom's hash says they are there: a second run downloads and copies nothing.
 KAFKA_LIBS="${SLUICE_KAFKA_LIBS:-$HOME/.cache/sluice/apache-kafka/libs}"
 setup_apache_kafka() {
-  local root pom stamp
-  root="$(cd "$(dirname "$0")/.." && pwd)"
-  pom="$root/scripts/apache-kafka/pom.xml"
+  local pom stamp
+  pom="$ROOT/scripts/apache-kafka/pom.xml"
   stamp="$KAFKA_LIBS/.pom-$(sha256sum "$pom" | cut -c1-16)"
   [ -f "$stamp" ] && return 0
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
-  command -v mvn >/dev/null || apt_install maven
   log "copying Apache Kafka's jars into $KAFKA_LIBS"
   rm -rf "$KAFKA_LIBS"
-  local out
-  out="$(mvn -q -B -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" 2>&1)" || { printf '%s\n' "$out" >&2; exit 1; }
+  mvn_quiet -f "$pom" dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS"
   touch "$stamp"
+}
+
+# Maven in batch mode with its output shown only when it fails; installs Maven if missing.
+mvn_quiet() {
+  command -v mvn >/dev/null || apt_install maven
+  local out
+  out="$(mvn -q -B -Dstyle.color=never "$@" 2>&1)" || { printf '%s\n' "$out" >&2; exit 1; }
 }
 
 setup_test() {
@@ -127,7 +131,7 @@ QUIXSTREAMS_VERSION=3.28.1
 BYTEWAX_VERSION=0.21.1
 # The Python stream processors get a virtualenv of their own: quixstreams requires
 # confluent-kafka < 2.13, which would downgrade the client the tests use.
-BENCH_VENV="${BENCH_VENV:-$(cd "$(dirname "$0")/.." && pwd)/target/bench-venv}"
+BENCH_VENV="${BENCH_VENV:-$ROOT/target/bench-venv}"
 setup_bench() {
   command -v kcat >/dev/null || apt_install kcat
   command -v valgrind >/dev/null || apt_install valgrind
@@ -150,16 +154,15 @@ setup_bench() {
   # The Kafka Streams application (its pom pins Kafka Streams): compiled into target/classes, the
   # jars it runs on copied into target/libs. A stamp of the hash of the pom and the sources says
   # it is built: a second run compiles and copies nothing.
-  local streams hash out
-  streams="$(cd "$(dirname "$0")/.." && pwd)/benches/baselines/kafka-streams"
+  local streams hash
+  streams="$ROOT/benches/baselines/kafka-streams"
   hash="$({ cat "$streams/pom.xml"; find "$streams/src" -type f -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -c1-16)"
   if [ ! -f "$streams/target/.built-$hash" ]; then
     command -v javac >/dev/null || apt_install openjdk-17-jdk-headless
-    command -v mvn >/dev/null || apt_install maven
     log "building the Kafka Streams baseline in $streams/target"
     rm -rf "$streams/target"
-    out="$(mvn -q -B -Dstyle.color=never -f "$streams/pom.xml" compile dependency:copy-dependencies \
-      -DincludeScope=runtime -DoutputDirectory="$streams/target/libs" 2>&1)" || { printf '%s\n' "$out" >&2; exit 1; }
+    mvn_quiet -f "$streams/pom.xml" compile dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$streams/target/libs"
     touch "$streams/target/.built-$hash"
   fi
 }

@@ -87,11 +87,16 @@ impl Record {
 /// A record to produce: key, payload, headers.
 pub type Outgoing = (Option<String>, Vec<u8>, Vec<(&'static str, &'static str)>);
 
-/// Produces records to `topic` and waits until every one is delivered.
-pub fn produce(brokers: &str, topic: &str, records: impl IntoIterator<Item = Outgoing>) {
+/// A [`TestProducer`] for `brokers`, batching for up to 5 ms.
+pub fn producer(brokers: &str) -> TestProducer {
     let mut config = client(brokers);
     config.set("linger.ms", "5");
-    let mut producer = TestProducer::new(config);
+    TestProducer::new(config)
+}
+
+/// Produces records to `topic` and waits until every one is delivered.
+pub fn produce(brokers: &str, topic: &str, records: impl IntoIterator<Item = Outgoing>) {
+    let mut producer = producer(brokers);
     for (key, payload, headers) in records {
         producer.send(topic, key.as_deref(), &payload, &headers);
     }

@@ -127,8 +127,9 @@ fn cluster_id() -> String {
 
 /// A running (or stopped) single-node Apache Kafka, killed when dropped.
 pub struct Broker {
-    /// The ports of its listeners; the controller's is last.
+    /// The ports of its listeners.
     ports: Vec<(Listener, u16)>,
+    /// The port of the controller's own listener.
     controller_port: u16,
     /// Its JVM; None while stopped. Dropped (killed) before the storage is removed.
     process: Option<Process>,
@@ -495,9 +496,7 @@ logger.state.level = WARN
 
     /// A producer of test input to this broker.
     pub fn producer(&self) -> TestProducer {
-        let mut config = self.config();
-        config.set("linger.ms", "5");
-        TestProducer::new(config)
+        crate::kafka::producer(&self.address())
     }
 }
 
