@@ -41,6 +41,8 @@ setup_build() {
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   # librdkafka is built from source by the rdkafka crate (cmake), with TLS and compression.
   apt_install build-essential cmake pkg-config libssl-dev zlib1g-dev libzstd-dev libcurl4-openssl-dev libsasl2-dev
+  # The TLS tests encrypt client keys with the openssl command.
+  apt_install openssl
 }
 
 # Apache Kafka, the broker of the end-to-end tests, the benchmarks and scripts/kafka.sh: the jars

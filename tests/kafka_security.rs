@@ -93,6 +93,30 @@ fn events_flow_over_tls_mutual_tls_sasl_plain_and_scram() {
     );
 }
 
+#[test]
+fn an_encrypted_client_key_with_its_password_works_in_pkcs8_and_traditional_form() {
+    let pki = Pki::generate();
+    pki.encrypt_client_key("Key-Secret-9");
+    let broker = Broker::start_secured(&pki);
+    let (ca, cert) = (pki.show("ca.pem"), pki.show("client.pem"));
+    for key in ["client-key-pkcs8.pem", "client-key-traditional.pem"] {
+        assert!(
+            std::fs::read_to_string(pki.path(key))
+                .unwrap()
+                .contains("ENCRYPTED"),
+            "{key} is encrypted"
+        );
+        carries_every_event(
+            &broker,
+            Listener::MutualTls,
+            &format!(
+                "\n    tls: {{ca_file: \"{ca}\", cert_file: \"{cert}\", key_file: \"{}\", key_password: Key-Secret-9}}",
+                pki.show(key)
+            ),
+        );
+    }
+}
+
 /// A worker that cannot reach the broker stays up and unready, and logs `why` as the reason of
 /// a client error.
 fn refused(broker: &Broker, listener: Listener, security: &str, why: &str) {

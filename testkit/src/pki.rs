@@ -53,6 +53,52 @@ impl Pki {
         std::fs::write(self.path(&format!("{name}-key.pem")), key.serialize_pem()).unwrap();
     }
 
+    /// Writes the client key encrypted with `password`, in the two PEM forms OpenSSL reads:
+    /// `client-key-pkcs8.pem` (`BEGIN ENCRYPTED PRIVATE KEY`, PBES2 with AES-256-CBC) and
+    /// `client-key-traditional.pem` (`BEGIN EC PRIVATE KEY` with a `DEK-Info` header). Uses the
+    /// `openssl` command, as a user with such a key would have made it.
+    pub fn encrypt_client_key(&self, password: &str) {
+        let key = self.show("client-key.pem");
+        let pass = format!("pass:{password}");
+        let pkcs8 = self.show("client-key-pkcs8.pem");
+        let traditional = self.show("client-key-traditional.pem");
+        let runs: [&[&str]; 2] = [
+            &[
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-in",
+                &key,
+                "-out",
+                &pkcs8,
+                "-passout",
+                &pass,
+            ],
+            &[
+                "ec",
+                "-aes256",
+                "-in",
+                &key,
+                "-out",
+                &traditional,
+                "-passout",
+                &pass,
+            ],
+        ];
+        for args in runs {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("openssl runs");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     /// Where `file` is.
     pub fn path(&self, file: &str) -> PathBuf {
         self.dir.path().join(file)
