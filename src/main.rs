@@ -298,7 +298,11 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
     }
     for file in &tests {
         match sluice::testing::check_test_file(file) {
-            Ok(n) => ok.push(format!("{}: ok ({n} test cases)", file.display())),
+            Ok(n) => ok.push(format!(
+                "{}: ok ({n} test case{})",
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            )),
             Err(e) => errors.extend(e),
         }
     }

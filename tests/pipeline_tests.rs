@@ -311,3 +311,47 @@ fn a_file_named_twice_runs_once() {
     // Two cases of quickstart, three of kafka-to-kafka, each once.
     assert!(shown.ends_with("\n5 passed, 0 failed\n"), "{shown}");
 }
+
+#[test]
+fn a_broken_pipeline_file_without_test_cases_exits_2_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("a-good.yaml");
+    std::fs::write(
+        &good,
+        "input:\n  stdin: {}\noutput:\n  stdout: {}\nerrors: drop\n",
+    )
+    .unwrap();
+    // Alone, a file without cases is loaded and checked, and counted as such.
+    let out = test(&[dir.path().to_str().unwrap()]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{shown}");
+    assert!(
+        shown.ends_with("0 passed, 0 failed; 1 pipeline file without test cases checked\n"),
+        "{shown}"
+    );
+
+    // Two broken files beside it, neither with cases: both errors, each with its place.
+    let unknown_key = dir.path().join("b-unknown-key.yaml");
+    std::fs::write(
+        &unknown_key,
+        "input:\n  stdin: {}\noutput:\n  stdout: {colour: red}\nerrors: drop\n",
+    )
+    .unwrap();
+    let bad_program = dir.path().join("c-bad-program.yaml");
+    std::fs::write(
+        &bad_program,
+        "input:\n  stdin: {}\ntransforms:\n  - jq: '.a | '\noutput:\n  stdout: {}\nerrors: drop\n",
+    )
+    .unwrap();
+    let out = test(&[dir.path().to_str().unwrap()]);
+    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    for (file, line) in [(&unknown_key, 4), (&bad_program, 4)] {
+        let place = format!("{}:{line}:", file.display());
+        assert!(
+            shown.lines().any(|l| l.starts_with(&place)),
+            "no `{place}` in:\n{shown}"
+        );
+    }
+    assert!(!shown.contains(&good.display().to_string()), "{shown}");
+}

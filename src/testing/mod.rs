@@ -28,6 +28,9 @@ use find::{Source, file_error, pipeline_files};
 pub struct Outcome {
     /// Each pipeline file with tests, in the order found.
     pub suites: Vec<Suite>,
+    /// Pipeline files without test cases: loaded and checked as `sluice check` does, nothing
+    /// run.
+    pub checked: Vec<PathBuf>,
     /// Files that could not be read or loaded: nothing of them ran.
     pub errors: Vec<Diagnostic>,
 }
@@ -98,14 +101,15 @@ pub fn run(paths: &[PathBuf]) -> Outcome {
     for file in files {
         match run_file(&file) {
             Ok(Some(suite)) => outcome.suites.push(suite),
-            Ok(None) => {}
+            Ok(None) => outcome.checked.push(file),
             Err(errors) => outcome.errors.extend(errors),
         }
     }
     outcome
 }
 
-/// The cases of one pipeline file; None when it has none.
+/// The cases of one pipeline file; None when it has none, after loading it with the process's
+/// environment, so that a broken file without cases is an error too.
 fn run_file(file: &Path) -> Result<Option<Suite>, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(file).map_err(|e| vec![file_error(file, e.to_string())])?;
     let mut sources = match find::parse(file, &text) {
@@ -120,6 +124,7 @@ fn run_file(file: &Path) -> Result<Option<Suite>, Vec<Diagnostic>> {
         sources.extend(find::test_file_cases(&test_file)?);
     }
     if sources.is_empty() {
+        load_str(file, &text, &vars::ProcessEnv)?;
         return Ok(None);
     }
     let mut suite = Suite {

@@ -41,7 +41,13 @@ pub fn render(outcome: &Outcome, color: bool) -> String {
         }
     }
     let (passed, failed) = outcome.counts();
-    out.push_str(&format!("{passed} passed, {failed} failed\n"));
+    out.push_str(&format!("{passed} passed, {failed} failed"));
+    match outcome.checked.len() {
+        0 => {}
+        1 => out.push_str("; 1 pipeline file without test cases checked"),
+        n => out.push_str(&format!("; {n} pipeline files without test cases checked")),
+    }
+    out.push('\n');
     out
 }
 
