@@ -26,22 +26,7 @@ const PARTITIONS: i32 = 3;
 /// The orders of the Avro tests (and of `benches/file-formats.sh`).
 const ORDER_AVSC: &str = include_str!("schemas/order.avsc");
 
-const TOTALS_PROTO: &str = r#"syntax = "proto3";
-package shop;
-import "google/protobuf/timestamp.proto";
-
-message OrderTotal {
-  enum Status { NEW = 0; PAID = 1; SHIPPED = 2; }
-  int64 order_id = 1;
-  string customer = 2;
-  Status status = 3;
-  double total = 4;
-  int32 items = 5;
-  google.protobuf.Timestamp placed_at = 6;
-  string amount = 7;
-  optional string note = 8;
-}
-"#;
+const TOTALS_PROTO: &str = include_str!("schemas/totals.proto");
 
 /// Every Protobuf field kind (mirrored by `all_proto` in tests/registry_clients.py; every Avro
 /// type is in tests/schemas/all-types.avsc, mirrored by `all_avro`).

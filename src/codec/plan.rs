@@ -251,7 +251,8 @@ pub(super) fn output_plan(
     }
 }
 
-/// The message type `name` of `schema`, or its file's first one when `name` is None.
+/// The message type `name` of `schema`, or its file's first one when `name` is None (a
+/// descriptor set has no file of its own: it needs `name`).
 pub(super) fn pick_message(
     schema: &ProtoSchema,
     name: Option<&str>,
@@ -265,7 +266,11 @@ pub(super) fn pick_message(
             "no message type `{name}` in the schema (it has {})",
             schema.message_names().join(", ")
         ),
-        None => "the schema has no message type".into(),
+        None if schema.message_names().is_empty() => "the schema has no message type".into(),
+        None => format!(
+            "name the message type with `message` (the schema has {})",
+            schema.message_names().join(", ")
+        ),
     })
 }
 

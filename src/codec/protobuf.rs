@@ -44,10 +44,15 @@ impl ProtoSchema {
         compiler
             .open_files(files)
             .map_err(|e| format!("cannot compile: {e}"))?;
-        Ok(ProtoSchema {
-            pool: compiler.descriptor_pool(),
-            main: None,
-        })
+        let pool = compiler.descriptor_pool();
+        // One file opened: its messages are the ones a registry's message indexes count in, and
+        // its first is the type written when none is named.
+        let mut opened = compiler.files().filter(|f| !f.is_import());
+        let main = match (opened.next(), opened.next()) {
+            (Some(file), None) => pool.get_file_by_name(file.name()),
+            _ => None,
+        };
+        Ok(ProtoSchema { pool, main })
     }
 
     /// A schema from the Schema Registry: `.proto` text, importing `references` (`(import name,
@@ -449,6 +454,20 @@ message Second { string id = 1; }
             round_trip(&m, r#"{"dep":{"v":3},"at":"2024-01-02T03:04:05Z"}"#).unwrap(),
             r#"{"dep":{"v":3},"at":"2024-01-02T03:04:05Z"}"#
         );
+    }
+
+    #[test]
+    fn a_compiled_file_counts_message_indexes_in_itself_not_in_its_imports() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("totals.proto");
+        std::fs::write(&file, PROTO).unwrap();
+        let schema = load(&file, &[]).unwrap();
+        let first = schema.message_at(&[0]).unwrap();
+        assert_eq!(first.full_name(), "t.All");
+        assert_eq!(schema.path_of(&first), Some(vec![0]));
+        // The imports' types are not the file's.
+        let timestamp = schema.message("google.protobuf.Timestamp").unwrap();
+        assert_eq!(schema.path_of(&timestamp), None);
     }
 
     #[test]
