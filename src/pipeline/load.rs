@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use marked_yaml::{LoaderOptions, Node};
 
-use super::{Components, Pipeline, PipelineConfig};
+use super::{Pipeline, PipelineConfig};
 use crate::config::{Diagnostic, Validator, vars, yaml};
 
 /// Loads and validates one pipeline file, with `${VAR}` taken from the process environment.
@@ -123,11 +123,14 @@ pub fn load_str(
         .and_then(|m| m.get("name"))
         .and_then(yaml::node_start)
         .map(|(line, column)| interpolated.original_position(line, column));
-    let components = config.as_ref().and_then(|config| {
-        let (found, components) = build(config, &name, &tree, &interpolated, path);
-        errors.extend(found);
-        components
-    });
+    let (found, components) = match &config {
+        Some(config) => validate(&tree, &interpolated, path, |v| config.build(&name, v)),
+        None => validate(&tree, &interpolated, path, |v| {
+            super::check_sections(&tree, &name, v);
+            None
+        }),
+    };
+    errors.extend(found);
     errors.sort_by_key(|d| (d.line, d.column));
     match (config, components) {
         (Some(config), Some(components)) if errors.is_empty() => Ok(Pipeline {
@@ -167,15 +170,17 @@ fn missing_sections(
         .collect()
 }
 
-/// What only the whole configuration can tell: every component's own checks, made by building
-/// its input and outputs (without connecting).
-fn build(
-    config: &PipelineConfig,
-    name: &str,
+/// What only the whole configuration can tell: every component's own checks, made by `check`
+/// building its input and outputs (without connecting).
+fn validate<T>(
     tree: &Node,
     interpolated: &vars::Interpolated,
     path: &Path,
-) -> (Vec<Diagnostic>, Option<Components>) {
+    check: impl FnOnce(&mut Validator<'_>) -> Option<T> + Send,
+) -> (Vec<Diagnostic>, Option<T>)
+where
+    T: Send,
+{
     let mut v = Validator::new(tree, interpolated, path);
     let at = |message: String| Diagnostic {
         file: path.to_path_buf(),
@@ -187,7 +192,7 @@ fn build(
     // to `nesting::MAX_DEPTH`): on a thread with a stack known to be enough, whatever the
     // caller's.
     let built = yaml::on_stack("validate", crate::transform::nesting::STACK, || {
-        let components = config.build(name, &mut v);
+        let components = check(&mut v);
         (v.errors, components)
     });
     match built {
@@ -315,6 +320,42 @@ settings:
                 "missing {e:?} in {got:#?}"
             );
         }
+    }
+
+    #[test]
+    fn a_missing_required_key_hides_no_other_error() {
+        // No `errors`, no `file.path`: the file does not read as a whole, and yet the broken
+        // program, the missing TLS file and the bad setting are reported too.
+        let text = "\
+input:
+  kafka:
+    brokers: b:9092
+    topics: [t]
+    group_id: g
+    tls: {ca_file: /nonexistent/ca.pem}
+transforms:
+  - jq: '.a | '
+output:
+  file: {}
+settings:
+  batch_size: 0
+";
+        let errs = load(text).unwrap_err();
+        let got = messages(&errs);
+        let expect = [
+            "1:1: missing field `errors`",
+            "6:20: /nonexistent/ca.pem",
+            "8:14: jq syntax error",
+            "10:9: output.file: missing field `path`",
+            "12:15: batch_size",
+        ];
+        for e in expect {
+            assert!(
+                got.iter().any(|g| g.starts_with(e)),
+                "missing {e:?} in {got:#?}"
+            );
+        }
+        assert_eq!(got.len(), expect.len(), "{got:#?}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub use load::{load_file, load_files, load_str};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use marked_yaml::Node;
 use serde::Deserialize;
 
 use crate::config::{BuildContext, ByteSize, HumanDuration, Validator};
@@ -266,6 +267,46 @@ impl PipelineConfig {
             dead_letter: dead_letter?,
             payloads: payloads?,
         })
+    }
+}
+
+/// The checks of `PipelineConfig::build` for a file that does not read as a whole (a required
+/// key is missing): each section that reads on its own is built, so that the missing key does
+/// not hide a broken jq program or an unreadable file elsewhere. Its shape errors are already
+/// reported by the whole file's reading.
+pub(crate) fn check_sections(tree: &Node, pipeline: &str, v: &mut Validator<'_>) {
+    fn read<T: serde::de::DeserializeOwned>(tree: &Node, key: &str) -> Option<T> {
+        let node = tree.as_mapping()?.get(key)?.clone();
+        crate::config::yaml::deserialize::<T>(node).value
+    }
+    let settings = read::<Settings>(tree, "settings");
+    let cx = BuildContext {
+        pipeline,
+        max_event_bytes: settings.as_ref().map_or_else(
+            || Settings::default().max_event_bytes.0,
+            |s| s.max_event_bytes.0,
+        ),
+    };
+    if let Some(input) = read::<InputConfig>(tree, "input") {
+        input.build("input", cx, v);
+    }
+    let steps = tree
+        .as_mapping()
+        .and_then(|m| m.get("transforms"))
+        .and_then(Node::as_sequence);
+    for (i, step) in steps.iter().flat_map(|s| s.iter()).enumerate() {
+        if let Some(t) = crate::config::yaml::deserialize::<TransformConfig>(step.clone()).value {
+            t.validate(&format!("transforms.{i}"), v);
+        }
+    }
+    if let Some(output) = read::<OutputConfig>(tree, "output") {
+        output.build("output", cx, v);
+    }
+    if let Some(ErrorPolicy::Output(out)) = read::<ErrorPolicy>(tree, "errors") {
+        out.build("errors.output", cx, v);
+    }
+    if let Some(settings) = settings {
+        settings.validate(v);
     }
 }
 
