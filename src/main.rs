@@ -86,7 +86,11 @@ enum Command {
         event: Vec<String>,
     },
     /// Print the JSON Schema of pipeline files, for editors (see the README).
-    Schema,
+    Schema {
+        /// The schema of test files (`NAME.test.yaml`) instead.
+        #[arg(long)]
+        tests: bool,
+    },
     /// Run pipelines until their inputs end or SIGINT/SIGTERM.
     Run {
         /// Pipeline files.
@@ -192,7 +196,10 @@ fn main() -> ExitCode {
         Command::Check { pipelines, format } => check(&pipelines, format),
         Command::Test { paths, junit } => test(&paths, junit.as_deref()),
         Command::Eval { pipeline, event } => eval(pipeline, event),
-        Command::Schema => match serde_json::to_string_pretty(&sluice::pipeline::schema()) {
+        Command::Schema { tests } => match serde_json::to_string_pretty(&match tests {
+            false => sluice::pipeline::schema(),
+            true => sluice::pipeline::test_file_schema(),
+        }) {
             Ok(json) => {
                 println!("{json}");
                 ExitCode::SUCCESS

@@ -101,3 +101,39 @@ fn the_schema_accepts_valid_files_and_rejects_what_check_rejects() {
         assert_eq!(check.status.code(), Some(1), "{}", path.display());
     }
 }
+
+#[test]
+fn the_test_file_schema_accepts_the_sample_test_files_and_rejects_an_unknown_key() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = sluice!().args(["schema", "--tests"]).output().unwrap();
+    assert!(out.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tests.schema.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+
+    let mut samples: Vec<PathBuf> = std::fs::read_dir(root.join("pipelines"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(".test.yaml"))
+        .collect();
+    samples.sort();
+    assert!(samples.len() >= 4, "{samples:?}");
+    let verdicts = validate(&file, &samples);
+    assert_eq!(verdicts.len(), samples.len());
+    for (path, verdict) in samples.iter().zip(&verdicts) {
+        assert_eq!(verdict, "ok", "{}", path.display());
+    }
+
+    // What `sluice check` refuses in a test file, the schema refuses too.
+    let bad = dir.path().join("p.test.yaml");
+    std::fs::write(
+        &bad,
+        "tests:\n  - name: x\n    input:\n      - payload: 1\n        colour: red\n",
+    )
+    .unwrap();
+    let verdicts = validate(&file, std::slice::from_ref(&bad));
+    assert!(verdicts[0].starts_with("invalid: "), "{verdicts:?}");
+    assert!(verdicts[0].contains("colour"), "{verdicts:?}");
+    let check = sluice!().arg("check").arg(&bad).output().unwrap();
+    assert_eq!(check.status.code(), Some(1));
+}

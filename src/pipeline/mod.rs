@@ -180,6 +180,14 @@ pub fn schema() -> serde_json::Value {
     schema.to_value()
 }
 
+/// The JSON Schema (draft 2020-12) of test files (`NAME.test.yaml`), as `schema` is of pipeline
+/// files.
+pub fn test_file_schema() -> serde_json::Value {
+    let mut schema = schemars::schema_for!(cases::TestFile);
+    schema.insert("title".into(), "sluice test file".into());
+    schema.to_value()
+}
+
 /// A validated pipeline, ready to build.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
