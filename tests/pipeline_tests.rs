@@ -355,3 +355,67 @@ fn a_broken_pipeline_file_without_test_cases_exits_2_with_its_place() {
     }
     assert!(!shown.contains(&good.display().to_string()), "{shown}");
 }
+
+#[test]
+fn eval_shows_what_the_output_refuses_and_avro_as_the_json_it_holds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let eval = |file: &Path, events: &[&str]| {
+        let mut eval = sluice!();
+        eval.arg("eval").arg(file);
+        for e in events {
+            eval.args(["--event", e]);
+        }
+        let out = eval.output().unwrap();
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{shown}");
+        shown
+    };
+
+    // A Parquet row without its required column: refused by the output, so it follows the
+    // error policy, though the transforms let it through.
+    let parquet = dir.path().join("parquet.yaml");
+    std::fs::write(
+        &parquet,
+        format!(
+            "input: {{stdin: {{}}}}\noutput:\n  object_store:\n    url: file://{}/store\n    path: x\n    format: parquet\n    schema:\n      - {{name: id, type: int64, required: true}}\n      - {{name: service, type: string}}\nerrors: drop\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let shown = eval(
+        &parquet,
+        &[r#"{"id":1,"service":"a"}"#, r#"{"service":"b"}"#],
+    );
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"event 1: {"id":1,"service":"a"}"#,
+            r#"  => object_store output: {"id":1,"service":"a"}"#,
+            r#"event 2: {"service":"b"}"#,
+            "  => refused by the object_store output: column id: required, but missing or null; dropped (errors: drop)",
+        ],
+        "{shown}"
+    );
+
+    // An Avro body is shown as the JSON it holds (as a reader of the file would see it).
+    let avro = dir.path().join("avro.yaml");
+    std::fs::write(
+        &avro,
+        format!(
+            "input: {{stdin: {{}}}}\noutput:\n  file:\n    path: {}/out.avro\n    format: {{avro: {{schema_file: {}}}}}\nerrors: drop\n",
+            dir.path().display(),
+            root.join("tests/schemas/order.avsc").display()
+        ),
+    )
+    .unwrap();
+    let order = r#"{"id":1,"customer":"c","status":"NEW","amount":"12.50","placed_at":1700000000000,"lines":[{"sku":"a","qty":1,"price":2.5}]}"#;
+    let shown = eval(&avro, &[order]);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(
+        lines[1],
+        r#"  => file output: {"id":1,"customer":"c","status":"NEW","amount":12.50,"placed_at":"2023-11-14T22:13:20.000Z","lines":[{"sku":"a","qty":1,"price":2.5}],"note":null} (avro, 27 bytes)"#,
+        "{shown}"
+    );
+}

@@ -253,6 +253,25 @@ impl Connected {
     pub fn encoder(&self) -> Encoder {
         self.encoder.clone()
     }
+
+    /// A decoder of what the encoder writes when it writes Avro or Protobuf bodies (no registry
+    /// header), with the format's name: to show results as JSON (`sluice eval`).
+    pub fn output_decoder(&self) -> Option<(&'static str, Decoder)> {
+        match &self.encoder {
+            Encoder::Avro { schema, id: None } => Some((
+                "avro",
+                Decoder::Avro(AvroDecoder::file(schema.clone(), None)),
+            )),
+            Encoder::Protobuf {
+                message,
+                header: None,
+            } => Some((
+                "protobuf",
+                Decoder::Protobuf(ProtobufDecoder::file(message.clone())),
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Decodes payloads for transforms: one per worker thread.

@@ -211,6 +211,15 @@ impl OutputConfig {
 }
 
 impl Output {
+    /// Why the output would refuse an event with this payload before sending it (a Parquet row
+    /// that does not fit the schema); None when it would take it. For `sluice eval`.
+    pub fn rejects(&self, payload: &bytes::Bytes) -> Option<String> {
+        match self {
+            Output::ObjectStore(o) => o.rejects(payload),
+            _ => None,
+        }
+    }
+
     /// Delivers batches until the channel closes, completing each event's ack once delivered.
     pub async fn run(
         self,

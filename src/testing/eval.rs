@@ -5,6 +5,8 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
+use crate::codec::payloads::Decoder;
+use crate::codec::schema::DecodeError;
 use crate::codec::{self, Codec};
 use crate::event::{Event, Position};
 use crate::observe::Telemetry;
@@ -24,6 +26,9 @@ pub fn eval(pipeline: &Pipeline, payloads: &[String]) -> Result<String, String> 
     };
     let telemetry = Telemetry::new(&pipeline.name, usize::MAX);
     let acks = telemetry.ack_counter();
+    // Avro and Protobuf results are shown as the JSON they hold.
+    let mut shown = forms.offline().ok().and_then(|c| c.output_decoder());
+    let output = &pipeline.components.output;
     let codec = config.input.codec().plain();
     let mut out = String::new();
     for (i, payload) in payloads.iter().enumerate() {
@@ -48,16 +53,24 @@ pub fn eval(pipeline: &Pipeline, payloads: &[String]) -> Result<String, String> 
         if !done.filtered.is_empty() {
             let _ = writeln!(out, "  => filtered: nothing reaches the output");
         }
+        let policy = match &config.errors {
+            ErrorPolicy::Drop => "dropped (errors: drop)".to_string(),
+            ErrorPolicy::Stop => "the pipeline stops (errors: stop)".to_string(),
+            ErrorPolicy::Output(o) => format!("dead letter to the {} output", o.kind()),
+        };
+        let kind = config.output.kind();
         for e in &done.outputs {
-            let _ = writeln!(out, "  => {} output: {}", config.output.kind(), describe(e));
+            match output.rejects(&e.payload) {
+                Some(reason) => {
+                    let _ = writeln!(out, "  => refused by the {kind} output: {reason}; {policy}");
+                }
+                None => {
+                    let _ = writeln!(out, "  => {kind} output: {}", describe(e, &mut shown));
+                }
+            }
         }
         for failed in &done.failures {
             let f = &failed.failure;
-            let policy = match &config.errors {
-                ErrorPolicy::Drop => "dropped (errors: drop)".to_string(),
-                ErrorPolicy::Stop => "the pipeline stops (errors: stop)".to_string(),
-                ErrorPolicy::Output(o) => format!("dead letter to the {} output", o.kind()),
-            };
             let _ = writeln!(out, "  => failed at {}: {}; {policy}", f.step, f.reason);
         }
     }
@@ -121,9 +134,32 @@ fn record_text(r: &Record) -> String {
     text
 }
 
-/// An event the output would receive, as shown.
-fn describe(e: &Event) -> String {
-    let mut text = String::from_utf8_lossy(&e.payload).into_owned();
+/// An event the output would receive, as shown: an Avro or Protobuf body as the JSON it holds,
+/// with its format and size.
+fn describe(e: &Event, shown: &mut Option<(&'static str, Decoder)>) -> String {
+    let mut text = match shown {
+        Some((format, decoder)) => {
+            let mut buf = Vec::new();
+            let json = decoder
+                .decode(&e.payload)
+                .map_err(|e| match e {
+                    DecodeError::Event(m) | DecodeError::Stopped(m) => m,
+                })
+                .and_then(|v| codec::write_json(&v, &mut buf, 0).map_err(|e| e.to_string()));
+            match json {
+                Ok(()) => format!(
+                    "{} ({format}, {} bytes)",
+                    String::from_utf8_lossy(&buf),
+                    e.payload.len()
+                ),
+                Err(reason) => format!(
+                    "({format}, {} bytes; not readable: {reason})",
+                    e.payload.len()
+                ),
+            }
+        }
+        None => String::from_utf8_lossy(&e.payload).into_owned(),
+    };
     metadata(
         &mut text,
         e.key.as_deref(),

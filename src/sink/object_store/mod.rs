@@ -144,6 +144,14 @@ impl std::fmt::Debug for ObjectStoreOutput {
     }
 }
 
+impl ObjectStoreOutput {
+    /// Why the output's format would leave an event with this payload out of its object (it then
+    /// follows the error policy with step `output`); None when it would not.
+    pub fn rejects(&self, payload: &bytes::Bytes) -> Option<String> {
+        self.encoder.rejects(payload)
+    }
+}
+
 impl ObjectStoreOutputConfig {
     /// Builds the store client and the path template without connecting; problems are reported
     /// under `path`.
