@@ -224,7 +224,7 @@ fn main() -> ExitCode {
             };
             if dry_run {
                 for p in &loaded {
-                    println!("{}: ready to run ({})", p.file.display(), describe(p));
+                    println!("{}: ready to run ({})", p.file.display(), p.describe());
                 }
                 return ExitCode::SUCCESS;
             }
@@ -330,23 +330,6 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-/// What a loaded pipeline is made of, for `run --dry-run`.
-fn describe(p: &sluice::pipeline::Pipeline) -> String {
-    let c = &p.config;
-    let errors = match &c.errors {
-        sluice::pipeline::ErrorPolicy::Drop => "drop".to_string(),
-        sluice::pipeline::ErrorPolicy::Stop => "stop".to_string(),
-        sluice::pipeline::ErrorPolicy::Output(out) => format!("dead letters to {}", out.kind()),
-    };
-    format!(
-        "pipeline `{}`: {} input, {} transforms, {} output, errors: {errors}",
-        p.name,
-        c.input.kind(),
-        c.transforms.len(),
-        c.output.kind()
-    )
 }
 
 /// `sluice eval`, on a thread with the stack jq programs may need.

@@ -203,6 +203,25 @@ pub struct Pipeline {
     pub components: Components,
 }
 
+impl Pipeline {
+    /// What the pipeline is made of, in one line (`run --dry-run`).
+    pub fn describe(&self) -> String {
+        let c = &self.config;
+        let errors = match &c.errors {
+            ErrorPolicy::Drop => "drop".to_string(),
+            ErrorPolicy::Stop => "stop".to_string(),
+            ErrorPolicy::Output(out) => format!("dead letters to {}", out.kind()),
+        };
+        format!(
+            "pipeline `{}`: {} input, {} transforms, {} output, errors: {errors}",
+            self.name,
+            c.input.kind(),
+            c.transforms.len(),
+            c.output.kind()
+        )
+    }
+}
+
 /// The input and outputs of a pipeline, built from its configuration before anything runs.
 #[derive(Debug, Clone)]
 pub struct Components {
