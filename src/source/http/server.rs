@@ -31,6 +31,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// (HTTP/2 GOAWAY).
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// How often reaching the connection limit is logged at most.
+const LIMIT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
 fn read_error(message: String) -> SourceError {
     SourceError::Read {
         input: "http_server",
@@ -117,7 +120,7 @@ async fn accept(listener: &TcpListener, shared: &Shared, limit: usize) -> tokio:
     let slots = Arc::new(Semaphore::new(limit));
     let mut connections = tokio::task::JoinSet::new();
     let mut slot: Option<OwnedSemaphorePermit> = None;
-    let mut full = false;
+    let mut warned: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             () = shared.stop.cancelled() => break,
@@ -138,11 +141,12 @@ async fn accept(listener: &TcpListener, shared: &Shared, limit: usize) -> tokio:
                 }
             },
         }
-        let now_full = slots.available_permits() == 0 && slot.is_none();
-        if now_full && !full {
+        // Once a minute at most: at the limit, every connection closed lets one more in.
+        let full = slots.available_permits() == 0 && slot.is_none();
+        if full && warned.is_none_or(|at| at.elapsed() >= LIMIT_WARNING_INTERVAL) {
             tracing::warn!(pipeline = %shared.pipeline, max_connections = limit, "http_server: connection limit reached; new connections wait until one closes");
+            warned = Some(tokio::time::Instant::now());
         }
-        full = now_full;
     }
     connections
 }
