@@ -233,3 +233,60 @@ errors: drop
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_without_streams_is_closed_after_the_idle_timeout() {
+    let (port, metrics) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let _worker = start(
+        dir.path(),
+        &format!(
+            "\
+input:
+  http_server:
+    address: 127.0.0.1:{port}
+    header_read_timeout: 10s
+    idle_timeout: 1s
+output:
+  stdout: {{}}
+errors: drop
+"
+        ),
+        testkit::sluice!(),
+        metrics,
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // A client that keeps its connection for as long as the server lets it.
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .pool_idle_timeout(None)
+        .build()
+        .unwrap();
+    let answer = client
+        .post(format!("http://127.0.0.1:{port}/"))
+        .body("{\"a\":1}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (answer.status().as_u16(), answer.version()),
+        (200, reqwest::Version::HTTP_2)
+    );
+    tokio::task::spawn_blocking(move || {
+        wait_for(
+            "the idle connection closed",
+            Duration::from_secs(30),
+            || (open_connections(metrics)? == 0.0).then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+    // The client notices, and its next request goes over a new connection.
+    let answer = client
+        .post(format!("http://127.0.0.1:{port}/"))
+        .body("{\"a\":2}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+}
