@@ -689,3 +689,57 @@ fn file_output_formats_are_checked_at_their_keys() {
         );
     }
 }
+
+#[test]
+fn http_server_credentials_paths_and_shared_addresses_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = pipeline(
+        dir.path(),
+        "a",
+        "\
+input:
+  http_server:
+    address: 127.0.0.1:8080
+    path: /my events
+    auth: {bearer: \"\"}
+    idle_timeout: 0s
+output: {stdout: {}}
+errors: drop
+",
+    );
+    let b = pipeline(
+        dir.path(),
+        "b",
+        "\
+input:
+  http_server:
+    address: 0.0.0.0:8080
+    path: /events?x=1
+    auth: {basic: {user: ingest, password: \"\"}}
+    max_connections: 0
+output: {stdout: {}}
+errors: drop
+",
+    );
+    let c = pipeline(
+        dir.path(),
+        "c",
+        "input:\n  http_server: {address: '127.0.0.1:8081'}\noutput: {stdout: {}}\nerrors: drop\n",
+    );
+    let out = sluice!().arg("check").args([&a, &b, &c]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (a, b) = (a.display(), b.display());
+    reported(
+        &stderr,
+        &[
+            format!("{a}:4:11: error: \"/my events\" is not a URL path"),
+            format!("{a}:5:20: error: the token must not be empty"),
+            format!("{a}:6:19: error: must be above 0s"),
+            format!("{b}:4:11: error: \"/events?x=1\" is not a URL path"),
+            format!("{b}:5:44: error: the password must not be empty"),
+            format!("{b}:6:22: error: must be at least 1"),
+            format!("{b}:3:14: error: address 0.0.0.0:8080 is already listened on by {a}"),
+        ],
+    );
+}

@@ -57,3 +57,5 @@ pub const NATS_DISCONNECTS_TOTAL: &str = "sluice_nats_disconnects_total";
 pub const NATS_SLOW_CONSUMER_TOTAL: &str = "sluice_nats_slow_consumer_total";
 /// `sluice_http_requests_total`.
 pub const HTTP_REQUESTS_TOTAL: &str = "sluice_http_requests_total";
+/// `sluice_http_connections`.
+pub const HTTP_CONNECTIONS: &str = "sluice_http_connections";

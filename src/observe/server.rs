@@ -210,6 +210,11 @@ pub const HELP: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Requests answered by the http_server input, by status.",
     ),
+    (
+        names::HTTP_CONNECTIONS,
+        Kind::Gauge,
+        "Connections open to the http_server input (at most its max_connections).",
+    ),
 ];
 
 /// Gives every metric its `# HELP` line.

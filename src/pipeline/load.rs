@@ -10,26 +10,59 @@ use crate::config::{Diagnostic, Validator, vars, yaml};
 
 /// Loads and validates one pipeline file, with `${VAR}` taken from the process environment.
 pub fn load_file(path: &Path) -> Result<Pipeline, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic {
-            file: path.to_path_buf(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read file: {e}"),
-        }]
-    })?;
-    load_str(path, &text, &vars::ProcessEnv)
+    load_file_listening(path).0
+}
+
+/// An address a pipeline's input listens on, and where its file sets it.
+struct Listener {
+    address: String,
+    at: Diagnostic,
+}
+
+/// [`load_file`], and the address its input listens on, known even when the file has errors.
+fn load_file_listening(path: &Path) -> (Result<Pipeline, Vec<Diagnostic>>, Option<Listener>) {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_listening(path, &text, &vars::ProcessEnv),
+        Err(e) => {
+            let error = Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message: format!("cannot read file: {e}"),
+            };
+            (Err(vec![error]), None)
+        }
+    }
 }
 
 /// Loads and validates every file, returning every error of every file.
 pub fn load_files(paths: &[PathBuf]) -> Result<Vec<Pipeline>, Vec<Diagnostic>> {
     let mut pipelines = Vec::new();
     let mut errors = Vec::new();
+    let mut listeners: Vec<Listener> = Vec::new();
     for path in paths {
-        match load_file(path) {
+        let (loaded, listener) = load_file_listening(path);
+        match loaded {
             Ok(p) => pipelines.push(p),
             Err(e) => errors.extend(e),
         }
+        let Some(listener) = listener else { continue };
+        let taken = listeners
+            .iter()
+            .find(|l| crate::source::http::same_listener(&l.address, &listener.address));
+        if let Some(first) = taken {
+            errors.push(Diagnostic {
+                message: format!(
+                    "address {} is already listened on by {} (http_server address {} at line {})",
+                    listener.address,
+                    first.at.file.display(),
+                    first.address,
+                    first.at.line
+                ),
+                ..listener.at.clone()
+            });
+        }
+        listeners.push(listener);
     }
     let mut seen = std::collections::HashMap::new();
     for p in &pipelines {
@@ -59,6 +92,26 @@ pub fn load_str(
     path: &Path,
     text: &str,
     env: &dyn vars::Lookup,
+) -> Result<Pipeline, Vec<Diagnostic>> {
+    load_listening(path, text, env).0
+}
+
+/// [`load_str`], and the address its input listens on.
+fn load_listening(
+    path: &Path,
+    text: &str,
+    env: &dyn vars::Lookup,
+) -> (Result<Pipeline, Vec<Diagnostic>>, Option<Listener>) {
+    let mut listener = None;
+    let loaded = load_text(path, text, env, &mut listener);
+    (loaded, listener)
+}
+
+fn load_text(
+    path: &Path,
+    text: &str,
+    env: &dyn vars::Lookup,
+    listener: &mut Option<Listener>,
 ) -> Result<Pipeline, Vec<Diagnostic>> {
     let file = path.to_path_buf();
     let at = |line, column, message| Diagnostic {
@@ -117,6 +170,15 @@ pub fn load_str(
     if config.is_none() {
         let missing = missing_sections(&root, &errors, &interpolated);
         errors.extend(missing.into_iter().map(|(l, c, m)| at(l, c, m)));
+    }
+    if let Some(crate::source::InputConfig::HttpServer(http)) = config.as_ref().map(|c| &c.input) {
+        let steps = ["input", "http_server", "address"].map(|k| yaml::Step::Key(k.into()));
+        let (line, column) = yaml::node_start(yaml::find(&tree, &steps)).unwrap_or((1, 1));
+        let (line, column) = interpolated.original_position(line, column);
+        *listener = Some(Listener {
+            address: http.address.clone(),
+            at: at(line, column, String::new()),
+        });
     }
     let name_at = tree
         .as_mapping()

@@ -6,16 +6,16 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::auth::Expected;
 use super::body;
+use super::linger::RequestBody;
 use super::{HttpAck, HttpServerConfig};
 use crate::codec::Codec;
-use crate::config::Secret;
 use crate::delivery::Outcome;
 use crate::event::{Headers, Position, now_millis};
 use crate::observe::names;
@@ -36,7 +36,7 @@ const ANSWER_AT_DRAIN_FRACTION: f64 = 0.75;
 pub struct Handler {
     submitter: Submitter,
     path: String,
-    authorization: Option<Secret>,
+    authorization: Option<Expected>,
     challenge: &'static str,
     max_body_bytes: usize,
     ack: HttpAck,
@@ -66,7 +66,7 @@ impl Handler {
         Handler {
             submitter,
             path: config.path.clone(),
-            authorization: config.auth.as_ref().map(|a| a.header_value()),
+            authorization: config.auth.as_ref().map(Expected::new),
             challenge: match config.auth {
                 Some(crate::client::http::HttpAuth::Basic { .. }) => "Basic realm=\"sluice\"",
                 _ => "Bearer",
@@ -89,7 +89,7 @@ impl Handler {
     }
 
     /// Answers `request`, and counts the answer.
-    pub async fn handle(&self, request: Request<Incoming>) -> Answer {
+    pub async fn handle(&self, request: Request<RequestBody>) -> Answer {
         let answer = self.answer(request).await;
         let status = answer.status();
         metrics::counter!(
@@ -101,7 +101,7 @@ impl Handler {
         answer
     }
 
-    async fn answer(&self, request: Request<Incoming>) -> Answer {
+    async fn answer(&self, request: Request<RequestBody>) -> Answer {
         let deadline = Instant::now() + self.response_timeout;
         if request.uri().path() != self.path {
             return error(
@@ -149,17 +149,12 @@ impl Handler {
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
-        use subtle::ConstantTimeEq;
-        let Some(expected) = &self.authorization else {
-            return true;
-        };
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .map_or(&b""[..], |v| v.as_bytes());
-        bool::from(given.ct_eq(expected.0.as_bytes()))
+        self.authorization
+            .as_ref()
+            .is_none_or(|expected| expected.admits(headers.get(header::AUTHORIZATION)))
     }
 
-    async fn read(&self, body: Incoming, headers: &HeaderMap) -> Result<Bytes, Answer> {
+    async fn read(&self, body: RequestBody, headers: &HeaderMap) -> Result<Bytes, Answer> {
         let too_large = || {
             let message = format!(
                 "the body is over max_body_bytes ({} bytes)",

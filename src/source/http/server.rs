@@ -5,15 +5,21 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use super::HttpServerInput;
 use super::handler::Handler;
+use super::idle::{Activity, Timeouts, Watched};
+use super::linger::RequestBody;
+use crate::observe::names;
 use crate::source::submit::Submitter;
 use crate::source::{SourceContext, SourceError};
 
@@ -21,14 +27,29 @@ use crate::source::{SourceContext, SourceError};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// After the drain timeout, how long answers have to reach their clients before the connections
-/// still open are dropped.
+/// still open are dropped; and how long a connection closed for idleness has to say goodbye
+/// (HTTP/2 GOAWAY).
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// How often reaching the connection limit is logged at most.
+const LIMIT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
 fn read_error(message: String) -> SourceError {
     SourceError::Read {
         input: "http_server",
         message,
     }
+}
+
+/// What every connection of one server shares.
+#[derive(Clone)]
+struct Shared {
+    handler: Arc<Handler>,
+    builder: auto::Builder<TokioExecutor>,
+    acceptor: Option<TlsAcceptor>,
+    timeouts: Timeouts,
+    stop: CancellationToken,
+    pipeline: Arc<str>,
 }
 
 /// Serves until shutdown, then waits for the requests in flight to be answered.
@@ -41,7 +62,8 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
         .local_addr()
         .map_err(|e| read_error(e.to_string()))?;
     let pipeline = ctx.telemetry.pipeline().to_string();
-    tracing::info!(pipeline = %pipeline, address = %local, path = %input.config.path, tls = input.tls.is_some(), "http_server: listening");
+    let limit = input.config.connection_limit();
+    tracing::info!(pipeline = %pipeline, address = %local, path = %input.config.path, tls = input.tls.is_some(), max_connections = limit, "http_server: listening");
     if let Some(link) = &ctx.link {
         link.set(true);
     }
@@ -53,54 +75,36 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
         ctx.drain_timeout,
         &pipeline,
     ));
-    let acceptor = input.tls.map(TlsAcceptor::from);
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    // Slow or idle clients cannot hold a connection open forever before sending a request.
-    builder.http1().timer(TokioTimer::new());
+    // The header read timeout is kept by `idle` (hyper's would also cut kept-alive
+    // connections short of the idle timeout); the timers serve HTTP/2 pings and hyper's own.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let stream = tokio::select! {
-            () = ctx.shutdown.cancelled() => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    // Out of file descriptors, usually: it passes as connections close.
-                    tracing::warn!(pipeline = %pipeline, error = %e, "http_server: accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let acceptor = acceptor.clone();
-        connections.spawn(async move {
-            match acceptor {
-                None => connection(stream, handler, builder, watcher).await,
-                Some(acceptor) => {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => connection(tls, handler, builder, watcher).await,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "http_server: TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!("http_server: TLS handshake timed out"),
-                    }
-                }
-            }
-        });
-    }
+    let shared = Shared {
+        handler,
+        builder,
+        acceptor: input.tls.map(TlsAcceptor::from),
+        timeouts: Timeouts {
+            header_read: input.config.header_read_timeout.0,
+            idle: input.config.idle_timeout.0,
+        },
+        stop: ctx.shutdown.clone(),
+        pipeline: Arc::from(pipeline.as_str()),
+    };
+    let mut connections = accept(&listener, &shared, limit).await;
     drop(listener);
-    drop(handler);
+    drop(shared);
     if let Some(link) = &ctx.link {
         link.set(false);
     }
     // Requests in flight wait at most the drain timeout for their events, then are answered.
-    let closed = tokio::time::timeout(ctx.drain_timeout + CLOSE_GRACE, graceful.shutdown()).await;
+    let closed = tokio::time::timeout(ctx.drain_timeout + CLOSE_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
     if closed.is_err() {
         tracing::warn!(pipeline = %pipeline, "http_server: connections still open at the shutdown deadline were closed");
     }
@@ -110,25 +114,115 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
     Ok(())
 }
 
-async fn connection<I>(
-    io: I,
-    handler: Arc<Handler>,
-    builder: auto::Builder<TokioExecutor>,
-    watcher: Watcher,
-) where
+/// Takes connections until shutdown, at most `limit` open at once: at the limit no more are
+/// accepted (they wait in the listen queue) until one closes, so that open files never run out.
+async fn accept(listener: &TcpListener, shared: &Shared, limit: usize) -> tokio::task::JoinSet<()> {
+    let slots = Arc::new(Semaphore::new(limit));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut slot: Option<OwnedSemaphorePermit> = None;
+    let mut warned: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            () = shared.stop.cancelled() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            permit = slots.clone().acquire_owned(), if slot.is_none() => match permit {
+                Ok(permit) => slot = Some(permit),
+                Err(_) => break,
+            },
+            accepted = listener.accept(), if slot.is_some() => match accepted {
+                Ok((stream, _)) => {
+                    let Some(permit) = slot.take() else { continue };
+                    connections.spawn(connection(stream, shared.clone(), permit));
+                }
+                Err(e) => {
+                    // Out of file descriptors (other pipelines, outputs): it passes as files close.
+                    tracing::warn!(pipeline = %shared.pipeline, error = %e, "http_server: accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+        // Once a minute at most: at the limit, every connection closed lets one more in.
+        let full = slots.available_permits() == 0 && slot.is_none();
+        if full && warned.is_none_or(|at| at.elapsed() >= LIMIT_WARNING_INTERVAL) {
+            tracing::warn!(pipeline = %shared.pipeline, max_connections = limit, "http_server: connection limit reached; new connections wait until one closes");
+            warned = Some(tokio::time::Instant::now());
+        }
+    }
+    connections
+}
+
+/// Serves one connection, holding its `slot` of the connection limit until it closes.
+async fn connection(stream: TcpStream, shared: Shared, slot: OwnedSemaphorePermit) {
+    let _ = stream.set_nodelay(true);
+    let open = metrics::gauge!(names::HTTP_CONNECTIONS, "pipeline" => shared.pipeline.to_string());
+    open.increment(1.0);
+    match &shared.acceptor {
+        None => http(stream, &shared).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => http(tls, &shared).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "http_server: TLS handshake failed"),
+                Err(_) => tracing::debug!("http_server: TLS handshake timed out"),
+            }
+        }
+    }
+    open.decrement(1.0);
+    drop(slot);
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on `io` until the client closes it, it stays idle too long, or
+/// shutdown (then the requests under way are answered first).
+async fn http<I>(io: I, shared: &Shared)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |request| {
-        let handler = handler.clone();
-        async move { Ok::<_, Infallible>(handler.handle(request).await) }
+    let activity = Activity::new();
+    let service = hyper::service::service_fn({
+        let (handler, activity, stop) = (
+            shared.handler.clone(),
+            activity.clone(),
+            shared.stop.clone(),
+        );
+        move |request: Request<Incoming>| {
+            let handler = handler.clone();
+            let version = request.version();
+            let busy = activity.busy(version);
+            let http2 = version == hyper::Version::HTTP_2;
+            let request = request
+                .map(|body| RequestBody::new(body, http2, stop.clone(), activity.busy(version)));
+            async move {
+                let answer = handler.handle(request).await;
+                drop(busy);
+                Ok::<_, Infallible>(answer)
+            }
+        }
     });
-    let served = watcher
-        .watch(
-            builder
-                .serve_connection(TokioIo::new(io), service)
-                .into_owned(),
-        )
-        .await;
+    let io = TokioIo::new(Watched::new(io, activity.clone()));
+    let conn = shared.builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    let stopping = tokio::select! {
+        served = conn.as_mut() => return ended(served),
+        () = shared.stop.cancelled() => true,
+        () = activity.expired(shared.timeouts) => false,
+    };
+    if stopping {
+        conn.as_mut().graceful_shutdown();
+        // Bounded by the server's shutdown deadline.
+        ended(conn.await);
+    } else if activity.http2() {
+        // No stream is open: a GOAWAY tells the client not to start one here.
+        tracing::debug!("http_server: closing an idle HTTP/2 connection");
+        conn.as_mut().graceful_shutdown();
+        if let Ok(served) = tokio::time::timeout(CLOSE_GRACE, conn).await {
+            ended(served);
+        }
+    } else {
+        // No request is under way: HTTP/1.1 has nothing to say before closing.
+        tracing::debug!("http_server: closing a connection idle for too long");
+    }
+}
+
+fn ended(served: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
     if let Err(e) = served {
         tracing::debug!(error = %e, "http_server: connection ended with an error");
     }
