@@ -70,6 +70,8 @@ mvn_quiet() {
 
 setup_test() {
   setup_build
+  # An independent HTTP/2 client for the HTTP input's tests; prlimit caps a worker's files.
+  apt_install curl util-linux
   # An independent JSON Schema validator, for the tests of the pipeline files' schema.
   python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install --quiet 'jsonschema>=4.18' 'pyyaml>=6'
   setup_nats
