@@ -326,3 +326,85 @@ errors: stop
     }
     assert!(stderr.ends_with("9 errors found\n"), "{stderr}");
 }
+
+/// Objects under `dir` named `<pipeline>-<stream>-<first>.0-<last>.0.ndjson` (stream sequences)
+/// and holding exactly the events of that range, by `id` (the stream sequence less one); how
+/// many times each `id` was stored.
+fn whole_objects(dir: &Path, prefix: &str) -> BTreeMap<u64, usize> {
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for (rel, path) in files(dir) {
+        let ids: Vec<u64> = lines_of(&path)
+            .iter()
+            .map(|l| l["id"].as_u64().unwrap())
+            .collect();
+        let (first, last) = (ids[0], ids[ids.len() - 1]);
+        let name = format!("{prefix}-{:020}.0-{:020}.0.ndjson", first + 1, last + 1);
+        assert_eq!(rel, name, "an object named after what it holds");
+        assert!(
+            ids.iter().copied().eq(first..=last),
+            "{rel} holds a gap or a repeat"
+        );
+        for id in ids {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_into_objects_larger_than_max_ack_pending_keeps_flowing() {
+    use std::time::Duration;
+    use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all};
+
+    let server = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let stream = testkit::unique("IN").replace('-', "_");
+    create_stream(&js, &stream, &[format!("{stream}.>")]).await;
+    // Twenty times the input's default max_ack_pending (1,000).
+    const N: u64 = 20_000;
+    let subject = format!("{stream}.a");
+    publish_all(
+        &js,
+        (0..N).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lake");
+    // The input with its defaults; the output gathers up to 100,000 events an object, for 10 s:
+    // the last events, once the stream has no more, wait that long.
+    let file = pipeline(
+        dir.path(),
+        "gather",
+        &format!(
+            "\
+input:
+  jetstream: {{url: '{url}', stream: {stream}, consumer: proc}}
+output:
+  object_store: {{url: 'file://{store}', batch: {{max_events: 100000, max_age: 10s}}}}
+errors: stop
+",
+            url = server.url(),
+            store = store.display()
+        ),
+    );
+    let log = dir.path().join("w.log");
+    let mut worker = testkit::Worker::start(sluice!(), &file, &log, &[]);
+    // Written only at max_age, 1,000 events (max_ack_pending) each time, this would take 200 s.
+    testkit::eventually(
+        "every message acknowledged",
+        Duration::from_secs(60),
+        || async {
+            consumer_state(&js, &stream, "proc")
+                .await
+                .filter(|(unacked, left, _)| *unacked == 0 && *left == 0)
+        },
+    )
+    .await;
+    let summary = worker.stop(Duration::from_secs(30));
+    assert_eq!(summary["redelivered"], 0, "{summary}");
+
+    let seen = whole_objects(&store, &format!("gather-{stream}"));
+    assert_eq!(seen.len() as u64, N, "every event stored");
+    assert!(seen.values().all(|n| *n == 1), "an event stored twice");
+}

@@ -32,7 +32,8 @@ struct Writer {
     open: HashMap<String, Open>,
     folder: String,
     stored: Stored,
-    /// Changes when the input's partitions change (see `Telemetry::request_flush`).
+    /// Changes when the input's partitions change, or when it is given no more messages until
+    /// it acknowledges some (see `Telemetry::request_flush`).
     flushes: tokio::sync::watch::Receiver<u64>,
 }
 
@@ -61,8 +62,9 @@ pub async fn run(
                 None => break,
             },
             () = sleep_until(deadline) => w.write_older_than(Instant::now() - max_age).await?,
-            // The input's partitions change: what is held is written now, not at max_age.
-            Ok(()) = w.flushes.changed() => w.partitions_changed().await?,
+            // The input's partitions change, or it waits for acknowledgements (a JetStream
+            // consumer at its max_ack_pending): what is held is written now, not at max_age.
+            Ok(()) = w.flushes.changed() => w.flush_requested().await?,
         }
     }
     // Everything still open.
@@ -83,7 +85,7 @@ impl Writer {
     async fn take(&mut self, batch: Vec<Event>) -> Result<(), MustStop> {
         // Events of partitions taken on come after the change is announced: seen here first.
         if self.flushes.has_changed().unwrap_or(false) {
-            self.partitions_changed().await?;
+            self.flush_requested().await?;
         }
         let now = now_millis();
         let limits = &self.output.config.batch;
@@ -204,9 +206,9 @@ impl Writer {
         }
     }
 
-    /// The input gives up or takes on partitions: what is held is written, and what was listed
-    /// is listed again when needed.
-    async fn partitions_changed(&mut self) -> Result<(), MustStop> {
+    /// The input gives up or takes on partitions, or waits for acknowledgements: what is held is
+    /// written, and what was listed is listed again when needed.
+    async fn flush_requested(&mut self) -> Result<(), MustStop> {
         self.flushes.mark_unchanged();
         self.stored.forget();
         self.write_older_than(Instant::now()).await

@@ -185,10 +185,10 @@ pub async fn run(input: &JetStreamInput, ctx: SourceContext) -> Result<(), Sourc
         .await
         .map_err(read_error)?;
     let js = async_nats::jetstream::new(client.clone());
-    if !config.set_up_until_ready(&js, &ctx).await? {
+    let Some(ack_limit) = config.set_up_until_ready(&js, &ctx).await? else {
         tracing::info!(pipeline = %pipeline, "jetstream input stopped before it consumed");
         return Ok(());
-    }
+    };
     let inbox = client.new_inbox();
     let mut sub = client
         .subscribe(format!("{inbox}.*"))
@@ -196,6 +196,7 @@ pub async fn run(input: &JetStreamInput, ctx: SourceContext) -> Result<(), Sourc
         .map_err(read_error)?;
     let (acks, mut ack_rx) = ctx.telemetry.ack_channel();
     let mut r = Reader::new(config, &ctx, client.clone(), js, inbox, acks);
+    r.ack_limit = ack_limit;
     tracing::info!(pipeline, stream = %config.stream, consumer = %config.consumer, "jetstream consuming");
     let result = r.run(&mut sub, &mut ack_rx, &reconnected).await;
     r.finish(&mut ack_rx).await;
