@@ -408,3 +408,31 @@ errors: stop
     assert_eq!(seen.len() as u64, N, "every event stored");
     assert!(seen.values().all(|n| *n == 1), "an event stored twice");
 }
+
+#[test]
+fn check_warns_when_max_ack_pending_is_set_below_what_an_object_gathers() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |input: &str| {
+        let yaml = format!(
+            "input:\n  jetstream: {{url: 'nats://127.0.0.1:4222', stream: S, consumer: c{input}}}\n\
+             output:\n  object_store: {{url: 'file:///tmp/lake', batch: {{max_events: 5000}}}}\n\
+             errors: stop\n"
+        );
+        let file = pipeline(dir.path(), "advice", &yaml);
+        let out = sluice!().arg("check").arg(&file).output().unwrap();
+        assert!(out.status.success(), "a warning does not fail the check");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let low = check(", max_ack_pending: 500");
+    assert!(
+        low.contains("warning: input.jetstream.max_ack_pending (500) is below the 5000 events"),
+        "{low}"
+    );
+    assert_eq!(check(""), "", "the defaults work together");
+    assert_eq!(check(", max_ack_pending: 5000"), "");
+    assert_eq!(
+        check(", max_ack_pending: 500, bind: true"),
+        "",
+        "the consumer's own"
+    );
+}

@@ -38,7 +38,7 @@ impl JetStreamInputConfig {
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: self.ack_wait.0,
             max_deliver: self.max_deliver,
-            max_ack_pending: self.max_ack_pending,
+            max_ack_pending: self.max_ack_pending(),
             ..Default::default()
         }
     }
