@@ -436,3 +436,59 @@ fn check_warns_when_max_ack_pending_is_set_below_what_an_object_gathers() {
         "the consumer's own"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_messages_waiting_in_an_object_longer_than_ack_wait_are_not_redelivered() {
+    use std::time::Duration;
+    use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all};
+
+    let server = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let stream = testkit::unique("WAIT").replace('-', "_");
+    create_stream(&js, &stream, &[format!("{stream}.>")]).await;
+    let subject = format!("{stream}.a");
+    publish_all(
+        &js,
+        (0..10u64).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lake");
+    // The object is written after 5 s, five ack waits.
+    let file = pipeline(
+        dir.path(),
+        "wait",
+        &format!(
+            "\
+input:
+  jetstream: {{url: '{url}', stream: {stream}, consumer: proc, ack_wait: 1s}}
+output:
+  object_store: {{url: 'file://{store}', batch: {{max_age: 5s}}}}
+errors: stop
+",
+            url = server.url(),
+            store = store.display()
+        ),
+    );
+    let log = dir.path().join("w.log");
+    let mut worker = testkit::Worker::start(sluice!(), &file, &log, &[]);
+    let (_, _, redelivered) = testkit::eventually(
+        "every message acknowledged",
+        Duration::from_secs(30),
+        || async {
+            consumer_state(&js, &stream, "proc")
+                .await
+                .filter(|(unacked, left, _)| *unacked == 0 && *left == 0)
+        },
+    )
+    .await;
+    assert_eq!(
+        redelivered, 0,
+        "the server redelivered messages held in an object"
+    );
+    worker.stop(Duration::from_secs(30));
+    let seen = whole_objects(&store, &format!("wait-{stream}"));
+    assert_eq!(seen.len(), 10, "every event stored");
+    assert!(seen.values().all(|n| *n == 1), "an event stored twice");
+    assert_eq!(files(&store).len(), 1, "one object");
+}
