@@ -492,3 +492,57 @@ errors: stop
     assert!(seen.values().all(|n| *n == 1), "an event stored twice");
     assert_eq!(files(&store).len(), 1, "one object");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_events_held_in_an_object_are_written_and_acknowledged_at_shutdown() {
+    use std::time::Duration;
+    use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all};
+
+    let server = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let stream = testkit::unique("STOP").replace('-', "_");
+    create_stream(&js, &stream, &[format!("{stream}.>")]).await;
+    let subject = format!("{stream}.a");
+    publish_all(
+        &js,
+        (0..10u64).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lake");
+    // The output's defaults: the object would wait a minute, longer than the shutdown may take.
+    let file = pipeline(
+        dir.path(),
+        "stop",
+        &format!(
+            "\
+input:
+  jetstream: {{url: '{url}', stream: {stream}, consumer: proc}}
+output:
+  object_store: {{url: 'file://{store}'}}
+errors: stop
+",
+            url = server.url(),
+            store = store.display()
+        ),
+    );
+    let log = dir.path().join("w.log");
+    let mut worker = testkit::Worker::start(sluice!(), &file, &log, &[]);
+    testkit::eventually(
+        "every message handed out",
+        Duration::from_secs(30),
+        || async {
+            consumer_state(&js, &stream, "proc")
+                .await
+                .filter(|(unacked, left, _)| *unacked == 10 && *left == 0)
+        },
+    )
+    .await;
+    let summary = worker.stop(Duration::from_secs(30));
+    assert_eq!(summary["unfinished"], false, "{summary}");
+    let (unacked, _, _) = consumer_state(&js, &stream, "proc").await.unwrap();
+    assert_eq!(unacked, 0, "every message acknowledged");
+    let seen = whole_objects(&store, &format!("stop-{stream}"));
+    assert_eq!(seen.len(), 10, "every event stored");
+    assert!(seen.values().all(|n| *n == 1), "an event stored twice");
+}

@@ -209,7 +209,9 @@ impl Reader<'_> {
                 _ = tick.tick() => {
                     self.expire_pulls();
                     self.keep_alive().await;
-                    if self.at_ack_limit() && self.batch.is_empty() {
+                    // Again, in case the last request overtook the last events.
+                    let waiting = self.at_ack_limit() || self.stopping();
+                    if waiting && self.batch.is_empty() && !self.unsettled.is_empty() {
                         self.ask_flush();
                     }
                     if self.drain_until.is_some_and(|t| Instant::now() >= t) {
@@ -473,8 +475,11 @@ impl Reader<'_> {
     /// Stops pulling. Messages of the pull requests still open are handed on like any other:
     /// giving them back instead would have them redelivered to those same requests, each time
     /// using up one of their `max_deliver` attempts.
+    /// The outputs that gather events are asked to write what they hold: nothing more comes to
+    /// fill it, and its messages are acknowledged only once it is stored.
     fn stop(&mut self) {
         self.drain_until = Some(Instant::now() + self.ctx.drain_timeout);
+        self.ask_flush();
     }
 
     /// The pipeline takes no more events: stop, and give back what was read and not handed on.
