@@ -438,6 +438,20 @@ mod tests {
         Event::new(Bytes::from(format!("{offset}")), position, Ack::untracked())
     }
 
+    #[tokio::test]
+    async fn a_large_object_is_uploaded_in_parts_and_stored_whole() {
+        let store = InMemory::new();
+        let path = Path::from("lake/large.ndjson");
+        let body: Vec<u8> = (0..MULTIPART_OVER + PART_SIZE + 123)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let timeout = Duration::from_secs(10);
+        let stored = upload(&store, &path, Bytes::from(body.clone()), timeout).await;
+        assert!(stored.is_ok());
+        let read = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert!(read == body, "the object differs from what was uploaded");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_listing_that_hangs_counts_as_failing_and_turns_readiness() {
         let memory = Arc::new(InMemory::new());
