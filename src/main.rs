@@ -295,11 +295,12 @@ fn check(paths: &[PathBuf], format: CheckFormat) -> ExitCode {
     let mut ok = Vec::new();
     if !pipelines.is_empty() {
         match sluice::pipeline::load_files(&pipelines) {
-            Ok(loaded) => ok.extend(
-                loaded
-                    .iter()
-                    .map(|p| format!("{}: ok (pipeline `{}`)", p.file.display(), p.name)),
-            ),
+            Ok(loaded) => ok.extend(loaded.iter().map(|p| {
+                for warning in sluice::pipeline::warnings(p) {
+                    eprintln!("{}: warning: {warning}", p.file.display());
+                }
+                format!("{}: ok (pipeline `{}`)", p.file.display(), p.name)
+            })),
             Err(e) => errors.extend(e),
         }
     }

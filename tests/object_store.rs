@@ -326,3 +326,223 @@ errors: stop
     }
     assert!(stderr.ends_with("9 errors found\n"), "{stderr}");
 }
+
+/// Objects under `dir` named `<pipeline>-<stream>-<first>.0-<last>.0.ndjson` (stream sequences)
+/// and holding exactly the events of that range, by `id` (the stream sequence less one); how
+/// many times each `id` was stored.
+fn whole_objects(dir: &Path, prefix: &str) -> BTreeMap<u64, usize> {
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for (rel, path) in files(dir) {
+        let ids: Vec<u64> = lines_of(&path)
+            .iter()
+            .map(|l| l["id"].as_u64().unwrap())
+            .collect();
+        let (first, last) = (ids[0], ids[ids.len() - 1]);
+        let name = format!("{prefix}-{:020}.0-{:020}.0.ndjson", first + 1, last + 1);
+        assert_eq!(rel, name, "an object named after what it holds");
+        assert!(
+            ids.iter().copied().eq(first..=last),
+            "{rel} holds a gap or a repeat"
+        );
+        for id in ids {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_into_objects_larger_than_max_ack_pending_keeps_flowing() {
+    use std::time::Duration;
+    use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all};
+
+    let server = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let stream = testkit::unique("IN").replace('-', "_");
+    create_stream(&js, &stream, &[format!("{stream}.>")]).await;
+    // Twenty times the input's default max_ack_pending (1,000).
+    const N: u64 = 20_000;
+    let subject = format!("{stream}.a");
+    publish_all(
+        &js,
+        (0..N).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lake");
+    // The input with its defaults; the output gathers up to 100,000 events an object, for 10 s:
+    // the last events, once the stream has no more, wait that long.
+    let file = pipeline(
+        dir.path(),
+        "gather",
+        &format!(
+            "\
+input:
+  jetstream: {{url: '{url}', stream: {stream}, consumer: proc}}
+output:
+  object_store: {{url: 'file://{store}', batch: {{max_events: 100000, max_age: 10s}}}}
+errors: stop
+",
+            url = server.url(),
+            store = store.display()
+        ),
+    );
+    let log = dir.path().join("w.log");
+    let mut worker = testkit::Worker::start(sluice!(), &file, &log, &[]);
+    // Written only at max_age, 1,000 events (max_ack_pending) each time, this would take 200 s.
+    testkit::eventually(
+        "every message acknowledged",
+        Duration::from_secs(60),
+        || async {
+            consumer_state(&js, &stream, "proc")
+                .await
+                .filter(|(unacked, left, _)| *unacked == 0 && *left == 0)
+        },
+    )
+    .await;
+    let summary = worker.stop(Duration::from_secs(30));
+    assert_eq!(summary["redelivered"], 0, "{summary}");
+
+    let seen = whole_objects(&store, &format!("gather-{stream}"));
+    assert_eq!(seen.len() as u64, N, "every event stored");
+    assert!(seen.values().all(|n| *n == 1), "an event stored twice");
+}
+
+#[test]
+fn check_warns_when_max_ack_pending_is_set_below_what_an_object_gathers() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |input: &str| {
+        let yaml = format!(
+            "input:\n  jetstream: {{url: 'nats://127.0.0.1:4222', stream: S, consumer: c{input}}}\n\
+             output:\n  object_store: {{url: 'file:///tmp/lake', batch: {{max_events: 5000}}}}\n\
+             errors: stop\n"
+        );
+        let file = pipeline(dir.path(), "advice", &yaml);
+        let out = sluice!().arg("check").arg(&file).output().unwrap();
+        assert!(out.status.success(), "a warning does not fail the check");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let low = check(", max_ack_pending: 500");
+    assert!(
+        low.contains("warning: input.jetstream.max_ack_pending (500) is below the 5000 events"),
+        "{low}"
+    );
+    assert_eq!(check(""), "", "the defaults work together");
+    assert_eq!(check(", max_ack_pending: 5000"), "");
+    assert_eq!(
+        check(", max_ack_pending: 500, bind: true"),
+        "",
+        "the consumer's own"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_messages_waiting_in_an_object_longer_than_ack_wait_are_not_redelivered() {
+    use std::time::Duration;
+    use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all};
+
+    let server = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let stream = testkit::unique("WAIT").replace('-', "_");
+    create_stream(&js, &stream, &[format!("{stream}.>")]).await;
+    let subject = format!("{stream}.a");
+    publish_all(
+        &js,
+        (0..10u64).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lake");
+    // The object is written after 5 s, five ack waits.
+    let file = pipeline(
+        dir.path(),
+        "wait",
+        &format!(
+            "\
+input:
+  jetstream: {{url: '{url}', stream: {stream}, consumer: proc, ack_wait: 1s}}
+output:
+  object_store: {{url: 'file://{store}', batch: {{max_age: 5s}}}}
+errors: stop
+",
+            url = server.url(),
+            store = store.display()
+        ),
+    );
+    let log = dir.path().join("w.log");
+    let mut worker = testkit::Worker::start(sluice!(), &file, &log, &[]);
+    let (_, _, redelivered) = testkit::eventually(
+        "every message acknowledged",
+        Duration::from_secs(30),
+        || async {
+            consumer_state(&js, &stream, "proc")
+                .await
+                .filter(|(unacked, left, _)| *unacked == 0 && *left == 0)
+        },
+    )
+    .await;
+    assert_eq!(
+        redelivered, 0,
+        "the server redelivered messages held in an object"
+    );
+    worker.stop(Duration::from_secs(30));
+    let seen = whole_objects(&store, &format!("wait-{stream}"));
+    assert_eq!(seen.len(), 10, "every event stored");
+    assert!(seen.values().all(|n| *n == 1), "an event stored twice");
+    assert_eq!(files(&store).len(), 1, "one object");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_events_held_in_an_object_are_written_and_acknowledged_at_shutdown() {
+    use std::time::Duration;
+    use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all};
+
+    let server = NatsServer::start();
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let stream = testkit::unique("STOP").replace('-', "_");
+    create_stream(&js, &stream, &[format!("{stream}.>")]).await;
+    let subject = format!("{stream}.a");
+    publish_all(
+        &js,
+        (0..10u64).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("lake");
+    // The output's defaults: the object would wait a minute, longer than the shutdown may take.
+    let file = pipeline(
+        dir.path(),
+        "stop",
+        &format!(
+            "\
+input:
+  jetstream: {{url: '{url}', stream: {stream}, consumer: proc}}
+output:
+  object_store: {{url: 'file://{store}'}}
+errors: stop
+",
+            url = server.url(),
+            store = store.display()
+        ),
+    );
+    let log = dir.path().join("w.log");
+    let mut worker = testkit::Worker::start(sluice!(), &file, &log, &[]);
+    testkit::eventually(
+        "every message handed out",
+        Duration::from_secs(30),
+        || async {
+            consumer_state(&js, &stream, "proc")
+                .await
+                .filter(|(unacked, left, _)| *unacked == 10 && *left == 0)
+        },
+    )
+    .await;
+    let summary = worker.stop(Duration::from_secs(30));
+    assert_eq!(summary["unfinished"], false, "{summary}");
+    let (unacked, _, _) = consumer_state(&js, &stream, "proc").await.unwrap();
+    assert_eq!(unacked, 0, "every message acknowledged");
+    let seen = whole_objects(&store, &format!("stop-{stream}"));
+    assert_eq!(seen.len(), 10, "every event stored");
+    assert!(seen.values().all(|n| *n == 1), "an event stored twice");
+}

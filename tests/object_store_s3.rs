@@ -158,6 +158,74 @@ settings:
 }
 
 #[test]
+fn a_frozen_store_with_the_default_timeouts_turns_readiness_503_then_200_and_loses_nothing() {
+    let moto = Moto::start();
+    let bucket = unique("frozen").to_lowercase();
+    moto.create_bucket(&bucket);
+    let dir = tempfile::tempdir().unwrap();
+    // The store's options without a `timeout` of their own: the output's and the client's
+    // defaults apply.
+    let file = pipeline(
+        dir.path(),
+        "frozen",
+        &format!(
+            "\
+input:
+  generate:
+    template: '{{id: .}}'
+    count: 20000
+    rate: 2000
+output:
+  object_store:
+    url: s3://{bucket}/events
+    batch: {{max_events: 500, max_age: 1s}}
+    options: {{endpoint: '{endpoint}', allow_http: 'true', region: us-east-1, access_key_id: test, secret_access_key: test}}
+errors: stop
+settings:
+  retry: {{unready_after: 5s}}
+",
+            endpoint = moto.endpoint()
+        ),
+    );
+    let metrics = free_port();
+    let log = dir.path().join("sluice.log");
+    let mut worker = Worker::with_metrics(sluice!(), &file, &log, metrics);
+    let ready = |want: u16| {
+        let (status, body) = http_get(metrics, "/health/ready")?;
+        (status == want).then_some(body)
+    };
+    wait_for("objects stored", Duration::from_secs(30), || {
+        let (_, text) = http_get(metrics, "/metrics")?;
+        let sent = metric_values(&text, "sluice_events_sent_total", &[])
+            .first()?
+            .1;
+        (sent >= 1000.0).then_some(())
+    });
+    ready(200).expect("ready while the store answers");
+    moto.pause();
+    // Three calls in a row given up after the 10 s `timeout` open the circuit, and readiness
+    // turns 5 s later; with the client's own 30 s per call it took over 90 s.
+    let body = wait_for("readiness to fail", Duration::from_secs(70), || ready(503));
+    assert!(body.contains("output failing"), "{body}");
+    moto.resume();
+    wait_for("readiness again", Duration::from_secs(60), || ready(200));
+    let status = wait_exit(&mut worker, Duration::from_secs(120));
+    assert!(status.success(), "{}", worker.report());
+
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    for (_, lines) in moto.objects(&bucket, "events/") {
+        for l in lines {
+            let id = serde_json::from_str::<serde_json::Value>(&l).unwrap()["id"]
+                .as_u64()
+                .unwrap();
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 20000, "every event stored");
+    assert!(seen.values().all(|n| *n == 1), "an event stored twice");
+}
+
+#[test]
 fn kafka_to_s3_with_two_replicas_and_a_kill_9_stores_every_event_once() {
     use testkit::kafka::{committed, end_offsets};
     use testkit::kraft::Broker;

@@ -264,6 +264,21 @@ where
     }
 }
 
+/// Settings that work together, but not as a reader of the file may expect: `sluice check`
+/// prints them without failing.
+pub fn warnings(pipeline: &Pipeline) -> Vec<String> {
+    use crate::sink::OutputConfig;
+    use crate::source::InputConfig;
+    let config = &pipeline.config;
+    let mut found = Vec::new();
+    if let (InputConfig::Jetstream(input), OutputConfig::ObjectStore(output)) =
+        (&config.input, &config.output)
+    {
+        found.extend(input.gathering_advice("input.jetstream", output.batch.max_events));
+    }
+    found
+}
+
 fn load_error(e: &marked_yaml::LoadError) -> (usize, usize, String) {
     use marked_yaml::LoadError::*;
     let mark = match e {

@@ -5,7 +5,7 @@ pub mod cases;
 mod load;
 pub mod worker;
 
-pub use load::{load_file, load_files, load_str};
+pub use load::{load_file, load_files, load_str, warnings};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -50,6 +50,12 @@ pub struct ObjectStoreOutputConfig {
     /// When an object is written.
     #[serde(default)]
     pub batch: ObjectBatch,
+    /// How long one request to the store may take (the upload of an object or of one 8 MiB part
+    /// of a larger one, a listing) before it fails as an unreachable store does: retried with
+    /// `settings.retry`, counted toward the circuit and readiness. Raise it when uploads are
+    /// slower than about 2 MB/s.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
     /// Store settings, by the store's own names: `endpoint`, `region`,
     /// `virtual_hosted_style_request`, `allow_http`, `access_key_id`, `secret_access_key`,
     /// `account_name`, `access_key`, `use_emulator`, `service_account_key`, ... Unset ones come
@@ -115,6 +121,13 @@ fn default_max_age() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(60))
 }
 
+// A third of the store clients' own 30 s, so that three timeouts in a row (the circuit's
+// `open_after`) take about as long as one did before; a 16 MiB object, the largest uploaded in one
+// request, still fits in it at 1.6 MB/s.
+fn default_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(10))
+}
+
 impl Default for ObjectBatch {
     fn default() -> Self {
         ObjectBatch {
@@ -161,7 +174,7 @@ impl ObjectStoreOutputConfig {
         pipeline: &str,
         v: &mut Validator<'_>,
     ) -> Option<ObjectStoreOutput> {
-        let store = match store(&self.url, &self.options) {
+        let store = match store(&self.url, &self.options, self.timeout.0) {
             Ok(store) => Some(store),
             Err(StoreError { option, message }) => {
                 let at = match option {
@@ -185,6 +198,9 @@ impl ObjectStoreOutputConfig {
         }
         if batch.max_age.0.is_zero() {
             v.error_at(&at("max_age"), "must be above 0s");
+        }
+        if self.timeout.0.is_zero() {
+            v.error_at(&format!("{path}.timeout"), "must be above 0s");
         }
         let encoder = self.encoder(path, v);
         template?;
@@ -239,10 +255,12 @@ fn url_error(message: impl std::fmt::Display) -> StoreError {
     }
 }
 
-/// The store `url` names, with `options`, and the prefix in it.
+/// The store `url` names, with `options`, and the prefix in it. A cloud store's client gives up
+/// on a request after `timeout`, unless `options` set its `timeout` otherwise.
 fn store(
     url: &str,
     options: &IndexMap<String, Secret>,
+    timeout: std::time::Duration,
 ) -> Result<(Arc<dyn ObjectStore>, Path), StoreError> {
     use object_store::ObjectStoreScheme as Scheme;
     let parsed = url::Url::parse(url).map_err(|e| url_error(format!("not a URL: {e}")))?;
@@ -256,18 +274,21 @@ fn store(
     }
     // The cloud stores' HTTP client takes the process's TLS provider: ring, as everywhere else.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // A cloud store from its builder, with the environment, the URL, no retries of its own, and
-    // `options` by its own key names.
+    // The client's own request timeout (30 s) would cut a longer `timeout` short.
+    let timeout = format!("{}ms", timeout.as_millis());
+    // A cloud store from its builder, with the environment, the URL, no retries of its own, the
+    // request timeout, and `options` by its own key names.
     macro_rules! cloud {
         ($builder:ty, $key:ty) => {{
             let builder = <$builder>::from_env()
                 .with_url(url)
-                .with_retry(no_retries());
+                .with_retry(no_retries())
+                .with_config(<$key>::Client(ClientConfigKey::Timeout), &timeout);
             let builder = configure::<$key, _>(builder, options, |b, k, v| b.with_config(k, v))?;
             Arc::new(builder.build().map_err(url_error)?)
         }};
     }
-    use object_store::{aws, azure, gcp};
+    use object_store::{ClientConfigKey, aws, azure, gcp};
     let store: Arc<dyn ObjectStore> = match scheme {
         Scheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
         Scheme::Memory => Arc::new(object_store::memory::InMemory::new()),

@@ -4,11 +4,13 @@
 //! instead of being written a second time.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::batch::Place;
+use super::write::{Failure, timed};
 
 /// The stored ranges of each folder and lane listed so far, and the last place seen per lane.
 #[derive(Default)]
@@ -20,32 +22,34 @@ pub struct Stored {
 impl Stored {
     /// Whether the event at `place` of `lane`, in the folder and lane `key`, is held by a stored
     /// object. The first event of a key, and any event after its lane went back (read again),
-    /// list the folder first.
+    /// list the folder first, giving up after `timeout`.
     /// `folder` gives the folder's path, when it is listed.
     pub async fn holds(
         &mut self,
         store: &dyn ObjectStore,
         folder: impl FnOnce() -> Path,
         pipeline: &str,
-        key: &str,
-        lane: &str,
+        (key, lane): (&str, &str),
         place: Place,
-    ) -> Result<bool, object_store::Error> {
-        let went_back = match self.last.get_mut(lane) {
-            Some(last) => std::mem::replace(last, place) >= place,
-            None => {
-                self.last.insert(lane.to_string(), place);
-                false
-            }
-        };
+        timeout: Duration,
+    ) -> Result<bool, Failure> {
+        let went_back = self.last.get(lane).is_some_and(|last| *last >= place);
         if went_back {
             // Read again: what was stored meanwhile (by this process or another) counts.
             let stale = format!("\n{lane}");
             self.ranges.retain(|k, _| !k.ends_with(&stale));
         }
         if !self.ranges.contains_key(key) {
-            let ranges = list(store, &folder(), &format!("{pipeline}-{lane}-")).await?;
+            let start = format!("{pipeline}-{lane}-");
+            let ranges = timed(timeout, list(store, &folder(), &start)).await?;
             self.ranges.insert(key.to_string(), ranges);
+        }
+        // Only once listed: asked again after a failed listing, the event is not "read again".
+        match self.last.get_mut(lane) {
+            Some(last) => *last = place,
+            None => {
+                self.last.insert(lane.to_string(), place);
+            }
         }
         let ranges = self.ranges.get(key).map_or(&[][..], Vec::as_slice);
         Ok(ranges
@@ -133,10 +137,10 @@ mod tests {
         let key = "dt=2026-11-29\norders-3";
         let mut holds = async |place| {
             let folder = || folder.clone();
-            stored
-                .holds(&store, folder, "p", key, "orders-3", place)
-                .await
-                .unwrap()
+            let lane = (key, "orders-3");
+            let timeout = Duration::from_secs(1);
+            let held = stored.holds(&store, folder, "p", lane, place, timeout);
+            held.await.ok().unwrap()
         };
         assert!(!holds((99, 0)).await);
         assert!(holds((100, 0)).await);

@@ -3,10 +3,11 @@
 //! settings while the store fails for a passing reason, its events confirmed only once stored.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -31,7 +32,8 @@ struct Writer {
     open: HashMap<String, Open>,
     folder: String,
     stored: Stored,
-    /// Changes when the input's partitions change (see `Telemetry::request_flush`).
+    /// Changes when the input's partitions change, or when it is given no more messages until
+    /// it acknowledges some (see `Telemetry::request_flush`).
     flushes: tokio::sync::watch::Receiver<u64>,
 }
 
@@ -60,8 +62,9 @@ pub async fn run(
                 None => break,
             },
             () = sleep_until(deadline) => w.write_older_than(Instant::now() - max_age).await?,
-            // The input's partitions change: what is held is written now, not at max_age.
-            Ok(()) = w.flushes.changed() => w.partitions_changed().await?,
+            // The input's partitions change, or it waits for acknowledgements (a JetStream
+            // consumer at its max_ack_pending): what is held is written now, not at max_age.
+            Ok(()) = w.flushes.changed() => w.flush_requested().await?,
         }
     }
     // Everything still open.
@@ -82,7 +85,7 @@ impl Writer {
     async fn take(&mut self, batch: Vec<Event>) -> Result<(), MustStop> {
         // Events of partitions taken on come after the change is announced: seen here first.
         if self.flushes.has_changed().unwrap_or(false) {
-            self.partitions_changed().await?;
+            self.flush_requested().await?;
         }
         let now = now_millis();
         let limits = &self.output.config.batch;
@@ -101,7 +104,10 @@ impl Writer {
             key.push('\n');
             let place = lane_into(&event.position, event.derived, &mut key);
             let lane = &key[self.folder.len() + 1..];
-            if self.already_stored(&event, &key, lane, place).await {
+            let Some((event, stored)) = self.stored_before(event, &key, lane, place).await? else {
+                continue;
+            };
+            if stored {
                 // Left out of the object that holds its place (it does not fit the format):
                 // it follows the error policy again, as its dead letter may not have been
                 // delivered before the object was.
@@ -146,30 +152,63 @@ impl Writer {
         key: &str,
         lane: &str,
         place: Option<Place>,
-    ) -> bool {
+    ) -> Result<bool, Failure> {
         let (Position::Kafka { .. }, Some(place)) = (&*event.position, place) else {
-            return false;
+            return Ok(false);
         };
         let folder = || location(&self.output.prefix, &self.folder, "");
         let store = &*self.output.store;
         let pipeline = &self.output.pipeline;
-        match self
-            .stored
-            .holds(store, folder, pipeline, key, lane, place)
+        let timeout = self.output.config.timeout.0;
+        (self.stored)
+            .holds(store, folder, pipeline, (key, lane), place, timeout)
             .await
-        {
-            Ok(held) => held,
-            Err(e) => {
-                // Not knowing, write it: at least once rather than lost.
-                tracing::warn!(pipeline = %pipeline, folder = %self.folder, error = %e, "object_store: cannot list what is stored; events read again may be written twice");
-                false
+    }
+
+    /// [`Writer::already_stored`], asked again after the output's backoff while the store does
+    /// not answer: a listing that fails for a passing reason (a timeout) counts as a failed
+    /// attempt toward the circuit and readiness, as an upload does. None: the event ran out of
+    /// attempts and followed the error policy.
+    async fn stored_before(
+        &mut self,
+        event: Event,
+        key: &str,
+        lane: &str,
+        place: Option<Place>,
+    ) -> Result<Option<(Event, bool)>, MustStop> {
+        let mut held = Held::new(event);
+        let mut failed = false;
+        loop {
+            match self.already_stored(&held.event, key, lane, place).await {
+                Ok(stored) => {
+                    if failed {
+                        // An attempt with nothing left to retry is a success: the circuit closes.
+                        self.delivery.back_off(&mut Attempt::default()).await?;
+                    }
+                    return Ok(Some((held.event, stored)));
+                }
+                Err(Failure::Retry(reason)) => {
+                    failed = true;
+                    let mut attempt = Attempt::default();
+                    let reason = format!("listing folder {:?}: {reason}", self.folder);
+                    attempt.retry(held, reason);
+                    match self.delivery.back_off(&mut attempt).await?.pop() {
+                        Some(again) => held = again,
+                        None => return Ok(None),
+                    }
+                }
+                Err(Failure::Refused(reason)) => {
+                    // Not knowing, write it: at least once rather than lost.
+                    tracing::warn!(pipeline = %self.output.pipeline, folder = %self.folder, error = %reason, "object_store: cannot list what is stored; events read again may be written twice");
+                    return Ok(Some((held.event, false)));
+                }
             }
         }
     }
 
-    /// The input gives up or takes on partitions: what is held is written, and what was listed
-    /// is listed again when needed.
-    async fn partitions_changed(&mut self) -> Result<(), MustStop> {
+    /// The input gives up or takes on partitions, or waits for acknowledgements: what is held is
+    /// written, and what was listed is listed again when needed.
+    async fn flush_requested(&mut self) -> Result<(), MustStop> {
         self.flushes.mark_unchanged();
         self.stored.forget();
         self.write_older_than(Instant::now()).await
@@ -210,7 +249,8 @@ impl Writer {
             };
             let path = location(&self.output.prefix, &folder, &name);
             let mut attempt = Attempt::default();
-            match upload(&*self.output.store, &path, bytes).await {
+            let timeout = self.output.config.timeout.0;
+            match upload(&*self.output.store, &path, bytes, timeout).await {
                 Ok(()) => {
                     tracing::debug!(object = %path, events = held.len(), "object stored");
                     attempt.delivered_all(held);
@@ -292,28 +332,57 @@ fn location(prefix: &Path, folder: &str, name: &str) -> Path {
     }
 }
 
-/// Why an upload failed.
-enum Failure {
+/// Why a call to the store failed.
+pub(super) enum Failure {
     /// It may pass (the store unreachable, overloaded, a timeout): try again.
     Retry(String),
     /// It will not (no such bucket, no permission): the events follow the error policy.
     Refused(String),
 }
 
-async fn upload(store: &dyn ObjectStore, path: &Path, body: Bytes) -> Result<(), Failure> {
-    let result = if body.len() > MULTIPART_OVER {
-        match store.put_multipart(path).await {
-            Ok(upload) => {
-                let mut parts = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-                parts.put(body);
-                parts.finish().await.map(|_| ())
-            }
-            Err(e) => Err(e),
+/// `call`, failed as a passing failure when the store has not answered within `timeout`.
+pub(super) async fn timed<T>(
+    timeout: Duration,
+    call: impl Future<Output = object_store::Result<T>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(result) => result.map_err(classify),
+        Err(_) => Err(Failure::Retry(format!(
+            "the store did not answer within {timeout:?}"
+        ))),
+    }
+}
+
+/// Stores `body` at `path`: in one request, or in parts of [`PART_SIZE`] one after another,
+/// each request given up after `timeout`.
+async fn upload(
+    store: &dyn ObjectStore,
+    path: &Path,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    if body.len() <= MULTIPART_OVER {
+        let put = store.put(path, PutPayload::from(body));
+        return timed(timeout, put).await.map(|_| ());
+    }
+    let mut upload = timed(timeout, store.put_multipart(path)).await?;
+    let mut parts = Ok(());
+    for start in (0..body.len()).step_by(PART_SIZE) {
+        let part = body.slice(start..body.len().min(start + PART_SIZE));
+        parts = timed(timeout, upload.put_part(PutPayload::from(part))).await;
+        if parts.is_err() {
+            break;
         }
-    } else {
-        store.put(path, PutPayload::from(body)).await.map(|_| ())
+    }
+    let done = match parts {
+        Ok(()) => timed(timeout, upload.complete()).await.map(|_| ()),
+        Err(e) => Err(e),
     };
-    result.map_err(classify)
+    if done.is_err() {
+        // The parts stored so far would cost storage until removed.
+        let _ = timed(timeout, upload.abort()).await;
+    }
+    done
 }
 
 fn classify(error: object_store::Error) -> Failure {
@@ -328,5 +397,116 @@ fn classify(error: object_store::Error) -> Failure {
         | E::NotImplemented { .. }
         | E::UnknownConfigurationKey { .. } => Failure::Refused(reason),
         _ => Failure::Retry(reason),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures_util::StreamExt;
+    use object_store::memory::InMemory;
+    use object_store::throttle::{ThrottleConfig, ThrottledStore};
+
+    use super::*;
+    use crate::config::HumanDuration;
+    use crate::delivery::Ack;
+    use crate::observe::Telemetry;
+    use crate::observe::health::Health;
+    use crate::policy::{Failures, Route};
+    use crate::sink::retry::RetryConfig;
+
+    fn output(store: Arc<dyn ObjectStore>) -> ObjectStoreOutput {
+        let config: super::super::ObjectStoreOutputConfig =
+            serde_json::from_str(r#"{"url": "memory:///", "path": "p"}"#).unwrap();
+        ObjectStoreOutput {
+            store,
+            prefix: Path::from("lake"),
+            encoder: Arc::new(super::super::encode::Encoder::Ndjson(Default::default())),
+            pipeline: Arc::from("hang"),
+            config,
+        }
+    }
+
+    fn kafka(offset: i64) -> Event {
+        let position = Position::Kafka {
+            topic: Arc::from("orders"),
+            partition: 0,
+            offset,
+        };
+        Event::new(Bytes::from(format!("{offset}")), position, Ack::untracked())
+    }
+
+    #[tokio::test]
+    async fn a_large_object_is_uploaded_in_parts_and_stored_whole() {
+        let store = InMemory::new();
+        let path = Path::from("lake/large.ndjson");
+        let body: Vec<u8> = (0..MULTIPART_OVER + PART_SIZE + 123)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let timeout = Duration::from_secs(10);
+        let stored = upload(&store, &path, Bytes::from(body.clone()), timeout).await;
+        assert!(stored.is_ok());
+        let read = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert!(read == body, "the object differs from what was uploaded");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_listing_that_hangs_counts_as_failing_and_turns_readiness() {
+        let memory = Arc::new(InMemory::new());
+        let hung = ThrottleConfig {
+            wait_list_with_delimiter_per_call: Duration::from_secs(3600),
+            ..ThrottleConfig::default()
+        };
+        let throttled = Arc::new(ThrottledStore::new(memory.clone(), hung));
+        let health = Health::new(1);
+        health.pipeline_started();
+        let telemetry = Telemetry::new("hang", usize::MAX);
+        let retry = RetryConfig {
+            unready_after: HumanDuration(Duration::from_secs(5)),
+            ..RetryConfig::default()
+        };
+        let ctx = SinkContext {
+            failures: Failures::new(telemetry.clone(), Route::Drop),
+            telemetry,
+            dead_letter: false,
+            link: None,
+            health: health.clone(),
+            retry,
+            max_event_bytes: usize::MAX,
+        };
+        let (tx, rx) = mpsc::channel(4);
+        let writer = tokio::spawn(run(output(throttled.clone()), rx, ctx));
+        tx.send((0..10).map(kafka).collect()).await.unwrap();
+
+        // Each listing times out after 10 s; three in a row open the circuit, and 5 s later the
+        // output is unready (by the paused clock, about 35 s).
+        let start = Instant::now();
+        while health.is_ready() {
+            assert!(start.elapsed() < Duration::from_secs(120), "still ready");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        assert_eq!(health.problems(), ["hang: output failing"]);
+
+        throttled.config_mut(|c| *c = ThrottleConfig::default());
+        while !health.is_ready() {
+            assert!(
+                start.elapsed() < Duration::from_secs(240),
+                "never ready again"
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        drop(tx);
+        writer.await.unwrap().unwrap();
+        let stored: Vec<_> = memory
+            .list(None)
+            .map(|o| o.unwrap().location)
+            .collect()
+            .await;
+        assert_eq!(stored.len(), 1, "{stored:?}");
+        let body = memory.get(&stored[0]).await.unwrap().bytes().await.unwrap();
+        let lines: Vec<&str> = std::str::from_utf8(&body).unwrap().lines().collect();
+        assert_eq!(lines, ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
     }
 }

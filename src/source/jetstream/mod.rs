@@ -44,9 +44,12 @@ pub struct JetStreamInputConfig {
     /// Deliveries of one message before it is dead-lettered with its last failure reason.
     #[serde(default = "default_max_deliver")]
     pub max_deliver: i64,
-    /// Most unacknowledged messages the consumer hands out (across replicas).
-    #[serde(default = "default_max_ack_pending")]
-    pub max_ack_pending: i64,
+    /// Most unacknowledged messages the consumer hands out (across replicas); default 1000.
+    /// Holding this many, a replica asks the outputs that gather events into larger writes (an
+    /// object store output) to write what they hold, so such a write holds at most this many
+    /// events: set it to the output's `batch.max_events` for fuller objects.
+    #[serde(default)]
+    pub max_ack_pending: Option<i64>,
     /// Delays before redelivery of a message whose output failed, by attempt; the last repeats.
     #[serde(default = "default_backoff")]
     pub backoff: Vec<HumanDuration>,
@@ -91,9 +94,7 @@ fn default_max_deliver() -> i64 {
 }
 
 // The JetStream server default.
-fn default_max_ack_pending() -> i64 {
-    1000
-}
+const DEFAULT_MAX_ACK_PENDING: i64 = 1000;
 
 fn default_backoff() -> Vec<HumanDuration> {
     [1, 5, 30]
@@ -114,6 +115,27 @@ impl JetStreamInputConfig {
             auth: &self.auth,
             tls: self.tls.as_ref(),
         }
+    }
+
+    /// `max_ack_pending`, or its default.
+    pub fn max_ack_pending(&self) -> i64 {
+        self.max_ack_pending.unwrap_or(DEFAULT_MAX_ACK_PENDING)
+    }
+
+    /// Why an output gathering up to `max_events` events into one write (an object store
+    /// output) will gather fewer from this input: the `max_ack_pending` set is lower, and the
+    /// output is asked to write whenever the consumer hands out no more. None when unset (its
+    /// default then is the server's, and writes are smaller as the README says) or bound (the
+    /// consumer's own setting is unknown here).
+    pub fn gathering_advice(&self, path: &str, max_events: usize) -> Option<String> {
+        let set = self.max_ack_pending.filter(|_| !self.bind)?;
+        (usize::try_from(set).ok()? < max_events).then(|| {
+            format!(
+                "{path}.max_ack_pending ({set}) is below the {max_events} events the output \
+                 gathers into one object: each object will hold at most {set} events, written \
+                 whenever the consumer hands out no more until they are stored"
+            )
+        })
     }
 
     /// Builds the input without connecting; problems are reported under `path`.
@@ -137,7 +159,7 @@ impl JetStreamInputConfig {
                 "max_deliver must be at least 1 (or -1 for unlimited)",
             );
         }
-        if self.max_ack_pending < 1 {
+        if self.max_ack_pending() < 1 {
             v.error_at(
                 &format!("{path}.max_ack_pending"),
                 "max_ack_pending must be at least 1",
@@ -185,10 +207,10 @@ pub async fn run(input: &JetStreamInput, ctx: SourceContext) -> Result<(), Sourc
         .await
         .map_err(read_error)?;
     let js = async_nats::jetstream::new(client.clone());
-    if !config.set_up_until_ready(&js, &ctx).await? {
+    let Some(ack_limit) = config.set_up_until_ready(&js, &ctx).await? else {
         tracing::info!(pipeline = %pipeline, "jetstream input stopped before it consumed");
         return Ok(());
-    }
+    };
     let inbox = client.new_inbox();
     let mut sub = client
         .subscribe(format!("{inbox}.*"))
@@ -196,6 +218,7 @@ pub async fn run(input: &JetStreamInput, ctx: SourceContext) -> Result<(), Sourc
         .map_err(read_error)?;
     let (acks, mut ack_rx) = ctx.telemetry.ack_channel();
     let mut r = Reader::new(config, &ctx, client.clone(), js, inbox, acks);
+    r.ack_limit = ack_limit;
     tracing::info!(pipeline, stream = %config.stream, consumer = %config.consumer, "jetstream consuming");
     let result = r.run(&mut sub, &mut ack_rx, &reconnected).await;
     r.finish(&mut ack_rx).await;

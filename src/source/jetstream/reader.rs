@@ -25,6 +25,9 @@ const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(500);
 /// Pull requests lost or unanswered in a row before the consumer is looked up (and, unless
 /// bound, created) again: the server may have lost it.
 const REBIND_AFTER: u32 = 3;
+/// How soon the outputs are asked again to write what they gather while no message is
+/// acknowledged: the request may have overtaken the last events on their way to the output.
+const FLUSH_AGAIN: Duration = Duration::from_millis(200);
 
 /// A message handed on and not yet settled with the server.
 struct Unsettled {
@@ -53,6 +56,14 @@ pub(super) struct Reader<'a> {
     unanswered: u32,
     paused_until: Option<Instant>,
     unsettled: HashMap<u64, Unsettled>,
+    /// The consumer's `max_ack_pending` (None: unlimited): holding this many unsettled
+    /// messages, this reader is given no more until some are acknowledged.
+    pub(super) ack_limit: Option<usize>,
+    /// Messages left for the consumer, as the last one delivered said.
+    left: u64,
+    /// When the outputs were last asked to write what they gather, since a message was last
+    /// settled.
+    flush_asked: Option<Instant>,
     next_ticket: u64,
     acks: AckSender,
     batch: Vec<Event>,
@@ -127,6 +138,9 @@ impl<'a> Reader<'a> {
             unanswered: 0,
             paused_until: None,
             unsettled: HashMap::new(),
+            ack_limit: None,
+            left: 0,
+            flush_asked: None,
             next_ticket: 0,
             acks,
             batch: Vec::new(),
@@ -173,7 +187,12 @@ impl Reader<'_> {
                     None => return Err(read_error("the connection closed")),
                 },
                 permit = ctx.intake.reserve(), if !self.out_closed && !self.batch.is_empty() => match permit {
-                    Some(permit) => permit.send(std::mem::take(&mut self.batch)),
+                    Some(permit) => {
+                        permit.send(std::mem::take(&mut self.batch));
+                        if self.at_ack_limit() {
+                            self.ask_flush();
+                        }
+                    }
                     // The pipeline stopped taking events: drain what it has.
                     None => self.close_out(),
                 },
@@ -190,6 +209,11 @@ impl Reader<'_> {
                 _ = tick.tick() => {
                     self.expire_pulls();
                     self.keep_alive().await;
+                    // Again, in case the last request overtook the last events.
+                    let waiting = self.at_ack_limit() || self.stopping();
+                    if waiting && self.batch.is_empty() && !self.unsettled.is_empty() {
+                        self.ask_flush();
+                    }
                     if self.drain_until.is_some_and(|t| Instant::now() >= t) {
                         return Ok(());
                     }
@@ -283,6 +307,12 @@ impl Reader<'_> {
                 StatusCode::TIMEOUT | StatusCode::NOT_FOUND => {
                     self.unanswered = 0;
                     self.close_pull(&msg.subject);
+                    // Messages are left, yet none came: the server holds them back until some
+                    // are acknowledged (the consumer's max_ack_pending, reached across replicas).
+                    if status == StatusCode::TIMEOUT && self.left > 0 && !self.unsettled.is_empty()
+                    {
+                        self.ask_flush();
+                    }
                 }
                 StatusCode::NO_RESPONDERS => {
                     // JetStream is not serving this consumer (yet): the server restarts, or the
@@ -317,6 +347,7 @@ impl Reader<'_> {
             }
         }
         self.metrics.pending.set(delivery.pending as f64);
+        self.left = delivery.pending;
         if delivery.delivered > 1 {
             self.metrics.redelivered.increment(1);
         }
@@ -364,6 +395,7 @@ impl Reader<'_> {
         let Some(u) = self.unsettled.remove(&msg.id) else {
             return;
         };
+        self.flush_asked = None;
         match msg.outcome {
             Outcome::Delivered | Outcome::Rejected => {
                 self.metrics.acked.increment(1);
@@ -379,6 +411,25 @@ impl Reader<'_> {
                 self.publish(u.reply, payload).await;
             }
         }
+    }
+
+    /// Whether this reader holds as many unsettled messages as the consumer hands out.
+    fn at_ack_limit(&self) -> bool {
+        self.ack_limit.is_some_and(|n| self.unsettled.len() >= n)
+    }
+
+    /// Asks the outputs that gather events into larger writes (an object store output) to write
+    /// what they hold now: no more messages come until some are acknowledged, and they would
+    /// otherwise wait for the output's `max_age`. Asked again after [`FLUSH_AGAIN`] while none
+    /// is settled.
+    fn ask_flush(&mut self) {
+        let now = Instant::now();
+        if self.flush_asked.is_some_and(|t| now < t + FLUSH_AGAIN) {
+            return;
+        }
+        self.flush_asked = Some(now);
+        tracing::debug!(pipeline = %self.ctx.telemetry.pipeline(), unsettled = self.unsettled.len(), "jetstream input given no more until acknowledged; asking the outputs to write");
+        self.ctx.telemetry.request_flush();
     }
 
     /// Tells the server that messages held longer than half the ack wait are still being worked
@@ -404,7 +455,10 @@ impl Reader<'_> {
         tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), stream = %self.config.stream, consumer = %self.config.consumer, "jetstream pull requests unanswered; checking the consumer");
         self.unanswered = 0;
         match self.config.set_up(&self.js).await {
-            Ok(()) => Ok(()),
+            Ok(limit) => {
+                self.ack_limit = limit;
+                Ok(())
+            }
             Err((ErrorKind::Retriable, m)) => {
                 tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), error = %m, "jetstream consumer not reachable; retrying");
                 self.paused_until = Some(Instant::now() + UNAVAILABLE_PAUSE);
@@ -421,8 +475,11 @@ impl Reader<'_> {
     /// Stops pulling. Messages of the pull requests still open are handed on like any other:
     /// giving them back instead would have them redelivered to those same requests, each time
     /// using up one of their `max_deliver` attempts.
+    /// The outputs that gather events are asked to write what they hold: nothing more comes to
+    /// fill it, and its messages are acknowledged only once it is stored.
     fn stop(&mut self) {
         self.drain_until = Some(Instant::now() + self.ctx.drain_timeout);
+        self.ask_flush();
     }
 
     /// The pipeline takes no more events: stop, and give back what was read and not handed on.

@@ -38,17 +38,17 @@ impl JetStreamInputConfig {
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: self.ack_wait.0,
             max_deliver: self.max_deliver,
-            max_ack_pending: self.max_ack_pending,
+            max_ack_pending: self.max_ack_pending(),
             ..Default::default()
         }
     }
 
     /// Makes sure the durable consumer exists: looked up when bound, else created or updated to
-    /// match this configuration.
+    /// match this configuration. Returns its `max_ack_pending` (None: unlimited).
     pub(super) async fn set_up(
         &self,
         js: &async_nats::jetstream::Context,
-    ) -> Result<(), SetupError> {
+    ) -> Result<Option<usize>, SetupError> {
         let stream = js.get_stream(&self.stream).await.map_err(|e| {
             (
                 classify_stream_lookup(&e),
@@ -56,7 +56,7 @@ impl JetStreamInputConfig {
             )
         })?;
         let what = || format!("consumer {} on stream {}", self.consumer, self.stream);
-        if self.bind {
+        let info = if self.bind {
             stream.consumer_info(&self.consumer).await.map_err(
                 |e| match classify_consumer_lookup(&e) {
                     ErrorKind::Fatal => (
@@ -65,41 +65,46 @@ impl JetStreamInputConfig {
                     ),
                     kind => (kind, format!("{}: {e}", what())),
                 },
-            )?;
+            )?
         } else {
-            stream
+            let created = stream
                 .create_consumer(self.pull_config())
                 .await
                 .map_err(|e| (classify_consumer_create(&e), format!("{}: {e}", what())))?;
-        }
-        Ok(())
+            created.cached_info().clone()
+        };
+        // -1 (or 0, left to the server's own limit) is no limit of the consumer's own.
+        Ok(usize::try_from(info.config.max_ack_pending)
+            .ok()
+            .filter(|n| *n > 0))
     }
 
-    /// Sets up the consumer, retrying while the server is unreachable. `Ok(false)` when shutdown
-    /// came first.
+    /// Sets up the consumer, retrying while the server is unreachable; returns its
+    /// `max_ack_pending` (see [`JetStreamInputConfig::set_up`]). `Ok(None)` when shutdown came
+    /// first.
     pub(super) async fn set_up_until_ready(
         &self,
         js: &async_nats::jetstream::Context,
         ctx: &SourceContext,
-    ) -> Result<bool, SourceError> {
+    ) -> Result<Option<Option<usize>>, SourceError> {
         let mut pause = SETUP_RETRY;
         loop {
             // A request to a server that does not answer waits for its timeout: shutdown may
             // not.
             let set_up = tokio::select! {
                 biased;
-                _ = ctx.shutdown.cancelled() => return Ok(false),
+                _ = ctx.shutdown.cancelled() => return Ok(None),
                 set_up = self.set_up(js) => set_up,
             };
             match set_up {
-                Ok(()) => return Ok(true),
+                Ok(limit) => return Ok(Some(limit)),
                 Err((ErrorKind::Retriable, m)) => {
                     tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %m, "jetstream consumer not ready; retrying");
                 }
                 Err((_, m)) => return Err(read_error(m)),
             }
             tokio::select! {
-                _ = ctx.shutdown.cancelled() => return Ok(false),
+                _ = ctx.shutdown.cancelled() => return Ok(None),
                 _ = tokio::time::sleep(pause) => {}
             }
             pause = (pause * 2).min(SETUP_RETRY_MAX);
