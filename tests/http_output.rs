@@ -1,6 +1,6 @@
-//! The `http` output against a local server that answers 200, 429 with `Retry-After`, 500 and
-//! 400 on cue: retried answers are sent again in order, refused events follow the error policy
-//! with the status and the answer as the reason, and nothing is delivered twice.
+//! The `http` output against a local server that answers 200, 429 with `Retry-After`, 500, 400,
+//! 413 and 401 on cue: retried answers are sent again in order, refused events follow the error
+//! policy with the status and the answer as the reason, and nothing is delivered twice.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -27,6 +27,8 @@ struct Shared {
     seen: Vec<Seen>,
     /// Answers to give, in turn: status, `Retry-After`, body. When none is left, 200.
     cues: VecDeque<(u16, Option<u64>, &'static str)>,
+    /// While set, the answer to every request, before the cues.
+    outage: Option<(u16, &'static str)>,
 }
 
 type Server = Arc<Mutex<Shared>>;
@@ -52,7 +54,10 @@ async fn answer(
         team: header("x-team"),
         body,
     });
-    let (status, retry_after, text) = shared.cues.pop_front().unwrap_or((200, None, "ok"));
+    let (status, retry_after, text) = match shared.outage {
+        Some((status, text)) => (status, None, text),
+        None => shared.cues.pop_front().unwrap_or((200, None, "ok")),
+    };
     let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
     if let Some(seconds) = retry_after {
         response
@@ -67,6 +72,7 @@ fn serve(cues: Vec<(u16, Option<u64>, &'static str)>) -> (u16, Server) {
     let server: Server = Arc::new(Mutex::new(Shared {
         seen: Vec::new(),
         cues: cues.into(),
+        outage: None,
     }));
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -307,4 +313,138 @@ errors: stop
     let bodies: Vec<&str> = seen.iter().map(|s| s.body.as_str()).collect();
     let all: String = (0..10).map(|n| format!("{{\"n\":{n}}}\n")).collect();
     assert_eq!(bodies, [all.as_str()]);
+}
+
+/// The body of every request the server saw, in order.
+fn requests(server: &Server) -> Vec<String> {
+    let shared = server.lock().unwrap();
+    shared.seen.iter().map(|s| s.body.clone()).collect()
+}
+
+#[test]
+fn refused_credentials_are_an_outage_retried_until_the_endpoint_takes_the_events() {
+    let (port, server) = serve(Vec::new());
+    server.lock().unwrap().outage = Some((401, "bad token"));
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let n = 20;
+    let text: String = (0..n).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    std::fs::write(&input, text).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let file = pipeline(
+        dir.path(),
+        "unauthorized",
+        &format!(
+            "\
+input:
+  file: {{path: {input}}}
+output:
+  http:
+    url: http://127.0.0.1:{port}/events
+    batch: {{max_events: 5}}
+errors:
+  output:
+    file: {{path: {dead}}}
+settings:
+  retry: {{initial_backoff: 10ms, max_backoff: 100ms, open_after: 3, unready_after: 1s}}
+",
+            input = input.display(),
+            dead = dead.display(),
+        ),
+    );
+    let metrics = testkit::free_port();
+    let log = dir.path().join("w.log");
+    let mut w = testkit::Worker::with_metrics(sluice!(), &file, &log, metrics);
+    let (status, body) = testkit::wait_for(
+        "readiness to report the output failing",
+        Duration::from_secs(60),
+        || testkit::http_get(metrics, "/health/ready").filter(|(s, _)| *s == 503),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("failing"), "{body}");
+    let asked = server.lock().unwrap().seen.len();
+    assert!(asked >= 3, "the output kept trying: {asked} requests");
+    assert!(
+        testkit::lines(&dead).is_empty(),
+        "nothing dead-lettered during the outage"
+    );
+    let (_, scraped) = testkit::http_get(metrics, "/metrics").unwrap();
+    let open = testkit::metric_values(
+        &scraped,
+        "sluice_output_circuit_open",
+        &[("pipeline", "unauthorized")],
+    );
+    assert_eq!(open.first().map(|(_, v)| *v), Some(1.0), "{scraped}");
+
+    // The credentials are fixed: everything goes through, once and in order.
+    let failed = {
+        let mut shared = server.lock().unwrap();
+        shared.outage = None;
+        shared.seen.len()
+    };
+    let status = wait_exit(&mut w, Duration::from_secs(60));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{text}");
+    let bodies = requests(&server)[failed..].concat();
+    let all: String = (0..n).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    assert_eq!(bodies, all);
+    assert!(testkit::lines(&dead).is_empty());
+    let summary = &log_records(&text, "pipeline stopped")[0];
+    assert_eq!(summary["sent"], n, "{summary}");
+    assert_eq!(summary["dead_lettered"], 0, "{summary}");
+}
+
+#[test]
+fn a_request_too_large_is_sent_again_in_halves_and_a_single_event_too_large_is_refused() {
+    let (port, server) = serve(vec![
+        (413, None, "too large"),
+        (200, None, "ok"),
+        (413, None, "too large"),
+        (200, None, "ok"),
+        (413, None, "too large"),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let text: String = (0..4).map(|n| format!("{{\"n\":{n}}}\n")).collect();
+    std::fs::write(&input, text).unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let file = pipeline(
+        dir.path(),
+        "large",
+        &format!(
+            "\
+input:
+  file: {{path: {input}}}
+output:
+  http:
+    url: http://127.0.0.1:{port}/events
+    batch: {{max_events: 4}}
+errors:
+  output:
+    file: {{path: {dead}}}
+",
+            input = input.display(),
+            dead = dead.display(),
+        ),
+    );
+    run_to_end(&file, dir.path());
+    let ndjson =
+        |ns: std::ops::Range<u32>| -> String { ns.map(|n| format!("{{\"n\":{n}}}\n")).collect() };
+    assert_eq!(
+        requests(&server),
+        [
+            ndjson(0..4),
+            ndjson(0..2),
+            ndjson(2..4),
+            ndjson(2..3),
+            ndjson(3..4)
+        ]
+    );
+    let letters = letters(&dead);
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["payload"]["n"], 3);
+    assert_eq!(
+        letters[0]["headers"]["sluice-error-reason"],
+        "HTTP 413 Payload Too Large: too large"
+    );
 }

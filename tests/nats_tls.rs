@@ -270,3 +270,40 @@ async fn an_nkey_seed_file_authenticates() {
     testkit::signal(&w, "TERM");
     assert!(wait_exit(&mut w, Duration::from_secs(30)).success());
 }
+
+#[test]
+fn a_tls_block_against_a_plaintext_server_says_the_server_did_not_answer_tls_and_exits() {
+    let pki = Pki::generate();
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let tls = format!(
+        "{{ca_file: \"{}\", server_name: nats.test}}",
+        pki.show("ca.pem")
+    );
+    let file = tls_pipeline(
+        dir.path(),
+        &server.url(),
+        Some(&tls),
+        "{}",
+        &unique("in"),
+        &unique("out"),
+    );
+    let log = dir.path().join("run.log");
+    let mut run = sluice!()
+        .arg("run")
+        .arg(&file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Retrying would not help: the run ends with the reason.
+    let status = wait_exit(&mut run, Duration::from_secs(30));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{status:?}\n{text}");
+    let expected = format!("the server did not answer TLS at {}", server.url());
+    assert!(text.contains(&expected), "{text}");
+    assert!(
+        text.contains("InvalidContentType"),
+        "the underlying cause is kept: {text}"
+    );
+}

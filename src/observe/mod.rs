@@ -3,6 +3,7 @@
 
 pub mod health;
 pub mod names;
+pub mod partitions;
 pub mod server;
 
 use std::sync::Arc;

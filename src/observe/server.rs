@@ -143,7 +143,7 @@ pub const HELP: &[(&str, Kind, &str)] = &[
     (
         names::KAFKA_CONSUMER_LAG,
         Kind::Gauge,
-        "High watermark minus the next offset to read, per partition.",
+        "High watermark minus the group's committed offset, per partition this member owns; absent until known.",
     ),
     (
         names::KAFKA_FETCH_PAUSED,
@@ -250,7 +250,11 @@ pub async fn bind(
     let app = Router::new()
         .route(
             "/metrics",
-            get(|State(s): State<AppState>| async move { s.metrics.render() }),
+            get(|State(s): State<AppState>| async move {
+                let mut text = s.metrics.render();
+                super::partitions::render(&mut text);
+                text
+            }),
         )
         .route("/health/live", get(|| async { "live\n" }))
         .route(

@@ -70,6 +70,14 @@ impl Connector {
         // client certificate required, credentials refused).
         let client = match options()?.connect(servers.addrs.clone()).await {
             Ok(client) => client,
+            // A server that does not speak TLS will not start to by trying again: the
+            // `tls` block or the address is wrong.
+            Err(e) if self.tls.is_some() && not_tls(&e) => {
+                return Err(format!(
+                    "the server did not answer TLS at {}: {e}",
+                    servers.shown
+                ));
+            }
             Err(e) => {
                 failing.store(true, Ordering::Relaxed);
                 let error = self.explained(&e.to_string());
@@ -107,6 +115,28 @@ impl Connector {
             error.to_string()
         }
     }
+}
+
+/// Whether a connection failed because the server answered a TLS handshake with something else
+/// than TLS (a plaintext server answers the client hello with a protocol error in plain text).
+fn not_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        // An I/O error's `source` skips the error it wraps: look at that one too.
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        for e in std::iter::once(e).chain(inner) {
+            if let Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) =
+                e.downcast_ref::<rustls::Error>()
+            {
+                return true;
+            }
+        }
+        next = e.source();
+    }
+    false
 }
 
 /// What the client's event callback reports to: the pipeline's logs and metrics, readiness, and

@@ -100,6 +100,8 @@ struct Target {
 enum Answer {
     Delivered,
     Again(String, Option<Duration>),
+    /// The request was too large (413): sent again in halves, refused when it held one event.
+    TooLarge(String),
     Refused(String, Cause),
 }
 
@@ -120,13 +122,35 @@ impl Protocol for Sender<'_> {
         _ctx: &SinkContext,
     ) -> Result<(), SinkError> {
         let mut events = batch.into_iter().peekable();
-        while events.peek().is_some() {
-            let (target, request) = match self.next_request(&mut events, attempt) {
-                Some(next) => next,
-                None => continue,
+        // Halves of requests the server found too large, the next to send last.
+        let mut halves: Vec<(Target, Vec<Held>)> = Vec::new();
+        while events.peek().is_some() || !halves.is_empty() {
+            let (target, mut request) = match halves.pop() {
+                Some((target, request)) => {
+                    self.encode(&request);
+                    (target, request)
+                }
+                None => match self.next_request(&mut events, attempt) {
+                    Some(next) => next,
+                    None => continue,
+                },
             };
             match self.send(&target).await {
                 Answer::Delivered => attempt.delivered_all(request),
+                Answer::TooLarge(_) if request.len() > 1 => {
+                    let second = request.split_off(request.len() / 2);
+                    halves.push((target.clone(), second));
+                    halves.push((target, request));
+                }
+                Answer::TooLarge(reason) => {
+                    for held in request {
+                        attempt.refused(Failed::at_output(
+                            held.event,
+                            reason.clone(),
+                            Cause::Event,
+                        ));
+                    }
+                }
                 Answer::Refused(reason, cause) => {
                     for held in request {
                         attempt.refused(Failed::at_output(held.event, reason.clone(), cause));
@@ -137,7 +161,8 @@ impl Protocol for Sender<'_> {
                         attempt.wait_at_least(wait);
                     }
                     // The rest waits too, so the next attempt sends them in the same order.
-                    for held in request.into_iter().chain(events.by_ref()) {
+                    let rest = halves.drain(..).rev().flat_map(|(_, half)| half);
+                    for held in request.into_iter().chain(rest).chain(events.by_ref()) {
                         attempt.retry(held, reason.clone());
                     }
                 }
@@ -278,6 +303,7 @@ impl Sender<'_> {
         let reason = format!("HTTP {status}: {}", answer_start(response).await);
         match classify(status) {
             Class::Again => Answer::Again(reason, wait),
+            Class::TooLarge => Answer::TooLarge(reason),
             Class::Refused(cause) => Answer::Refused(reason, cause),
         }
     }
@@ -286,10 +312,14 @@ impl Sender<'_> {
 /// What a status that is not 2xx means.
 #[derive(Debug, PartialEq, Eq)]
 enum Class {
-    /// The server is busy, failing or timed out: send again.
+    /// The server is busy, failing or timed out, or the output cannot reach what it should
+    /// (credentials refused, no such URL or method): an outage, whatever the events, which
+    /// passes once the server or the output's setup is fixed. Send again.
     Again,
-    /// The server will not take these events: for what they are (`Event`), or for how the
-    /// output is set up (`Output`: authentication, URL, method).
+    /// The request is too large for the server: smaller ones may pass.
+    TooLarge,
+    /// The server will not take these events: for what they are (`Event`), or for a reason
+    /// sending again will not change (`Output`).
     Refused(Cause),
 }
 
@@ -297,7 +327,13 @@ fn classify(status: StatusCode) -> Class {
     match status.as_u16() {
         408 | 429 => Class::Again,
         500..=599 => Class::Again,
-        400 | 409 | 413 | 415 | 422 => Class::Refused(Cause::Event),
+        // Unauthorized, Forbidden, Not Found, Method Not Allowed, Proxy Authentication Required,
+        // Gone, Misdirected Request: the output's credentials, URL or method are wrong (or the
+        // endpoint is not deployed yet). Every event would get the same answer; refusing them
+        // would empty the input into the dead letters at full speed.
+        401 | 403 | 404 | 405 | 407 | 410 | 421 => Class::Again,
+        413 => Class::TooLarge,
+        400 | 409 | 415 | 422 => Class::Refused(Cause::Event),
         _ => Class::Refused(Cause::Output),
     }
 }
@@ -332,10 +368,15 @@ mod tests {
         for code in [408, 429, 500, 502, 503, 504] {
             assert_eq!(class(code), Class::Again, "{code}");
         }
-        for code in [400, 413, 422] {
+        // The output's setup, not the events: an outage.
+        for code in [401, 403, 404, 405, 407, 410, 421] {
+            assert_eq!(class(code), Class::Again, "{code}");
+        }
+        assert_eq!(class(413), Class::TooLarge);
+        for code in [400, 409, 415, 422] {
             assert_eq!(class(code), Class::Refused(Cause::Event), "{code}");
         }
-        for code in [301, 401, 403, 404, 405] {
+        for code in [301, 406, 418] {
             assert_eq!(class(code), Class::Refused(Cause::Output), "{code}");
         }
     }

@@ -115,7 +115,6 @@ impl<'a> Loop<'a> {
         state.drain_acks();
         if self.last_commit.elapsed() >= self.commit_every {
             state.commit(self.consumer, None, CommitMode::Async);
-            state.lanes.update_lag();
             self.last_commit = Instant::now();
         }
     }
@@ -292,6 +291,5 @@ impl<'a> Loop<'a> {
         while !state.commit(self.consumer, None, CommitMode::Sync) && Instant::now() < give_up {
             std::thread::sleep(COMMIT_RETRY);
         }
-        state.lanes.update_lag();
     }
 }

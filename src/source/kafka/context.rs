@@ -1,15 +1,16 @@
 //! The consumer's client context: librdkafka's callbacks (rebalances, commits, statistics,
-//! errors) acting on the lanes, shared with the poll loop under a lock.
+//! errors) acting on the lanes, shared with the poll loop under a lock, and on the lag.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientContext, Statistics, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::REVOKE_TIMEOUT;
+use super::lag::Lag;
 use super::lanes::Lanes;
 use crate::client::kafka::BrokerLink;
 use crate::delivery::AckMsg;
@@ -21,6 +22,7 @@ pub(super) struct State {
     acks: mpsc::UnboundedReceiver<AckMsg>,
     runtime: tokio::runtime::Handle,
     telemetry: Arc<Telemetry>,
+    lag: Arc<Lag>,
 }
 
 impl State {
@@ -29,12 +31,14 @@ impl State {
         acks: mpsc::UnboundedReceiver<AckMsg>,
         runtime: tokio::runtime::Handle,
         telemetry: Arc<Telemetry>,
+        lag: Arc<Lag>,
     ) -> State {
         State {
             lanes,
             acks,
             runtime,
             telemetry,
+            lag,
         }
     }
 
@@ -81,6 +85,10 @@ impl State {
         let pipeline = self.lanes.pipeline.to_string();
         match consumer.commit(&commit.offsets, mode) {
             Ok(()) => {
+                // An asynchronous commit is only sent: the commit callback says how it went.
+                if matches!(mode, CommitMode::Sync) {
+                    committed_to(&self.lag, &commit.offsets);
+                }
                 self.lanes.committed(commit);
                 metrics::counter!(crate::observe::names::KAFKA_COMMITS_TOTAL, "pipeline" => pipeline).increment(1);
                 true
@@ -107,6 +115,18 @@ impl State {
         self.wait_idle(&lanes, Instant::now() + REVOKE_TIMEOUT);
         self.commit(consumer, Some(&lanes), CommitMode::Sync);
         self.lanes.revoked(&lanes);
+        for e in tpl.elements() {
+            self.lag.revoked(e.topic(), e.partition());
+        }
+    }
+}
+
+/// Offsets the broker took, for the lag.
+fn committed_to(lag: &Lag, offsets: &TopicPartitionList) {
+    for e in offsets.elements() {
+        if let (Offset::Offset(o), Ok(())) = (e.offset(), e.error()) {
+            lag.committed(e.topic(), e.partition(), o);
+        }
     }
 }
 
@@ -114,6 +134,7 @@ impl State {
 pub(super) struct KafkaContext {
     pub(super) state: Mutex<State>,
     pub(super) link: BrokerLink,
+    pub(super) lag: Arc<Lag>,
 }
 
 impl KafkaContext {
@@ -134,14 +155,11 @@ impl ClientContext for KafkaContext {
 
     fn stats(&self, statistics: Statistics) {
         self.link.stats(&statistics);
-        let mut state = self.state();
         for (name, topic) in statistics.topics {
             for (partition, p) in topic.partitions {
+                // Partition -1 is librdkafka's internal one; hi_offset is -1 until fetched.
                 if partition >= 0 {
-                    state
-                        .lanes
-                        .high_watermarks
-                        .insert((name.clone(), partition), p.hi_offset);
+                    self.lag.high(&name, partition, p.hi_offset);
                 }
             }
         }
@@ -156,6 +174,7 @@ impl ConsumerContext for KafkaContext {
                 let mut state = self.state();
                 for e in tpl.elements() {
                     state.lanes.lane_for(e.topic(), e.partition());
+                    self.lag.assigned(e.topic(), e.partition());
                     tracing::info!(pipeline = %state.lanes.pipeline, topic = e.topic(), partition = e.partition(), "partition assigned");
                 }
                 // Outputs that keep what they know of stored events per partition (an object
@@ -178,6 +197,9 @@ impl ConsumerContext for KafkaContext {
         // partition: either way nothing counts as committed, and the next commit sends it again
         // (even when no new event arrives).
         let refused = offsets.elements().iter().find_map(|e| e.error().err());
+        if result.is_ok() {
+            committed_to(&self.lag, offsets);
+        }
         let error = result.err().or(refused);
         if let Some(e) = error {
             self.state().lanes.commit_failed();

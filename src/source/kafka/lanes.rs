@@ -18,7 +18,6 @@ pub(super) struct Lane {
     pub(super) committed: Option<u64>,
     /// Highest offset handed on to the pipeline; later ones are still in the consumer thread.
     handed: Option<u64>,
-    lag: metrics::Gauge,
 }
 
 /// Offsets a commit would move: the partition list to send, and the lanes' new positions.
@@ -35,8 +34,6 @@ pub(super) struct Lanes {
     /// record's `&str` topic finds its lane without an allocation).
     current: HashMap<Arc<str>, HashMap<i32, u32>>,
     next_lane: u32,
-    /// High watermarks from librdkafka's statistics, for the lag gauge.
-    pub(super) high_watermarks: HashMap<(String, i32), i64>,
     /// Bumped on every revocation, so the poll loop knows to drop events of revoked partitions.
     pub(super) revocations: u64,
 }
@@ -48,7 +45,6 @@ impl Lanes {
             lanes: HashMap::new(),
             current: HashMap::new(),
             next_lane: 0,
-            high_watermarks: HashMap::new(),
             revocations: 0,
         }
     }
@@ -61,11 +57,6 @@ impl Lanes {
         let id = self.next_lane;
         self.next_lane = self.next_lane.wrapping_add(1);
         let topic: Arc<str> = Arc::from(topic);
-        let lag = metrics::gauge!(crate::observe::names::KAFKA_CONSUMER_LAG,
-            "pipeline" => self.pipeline.to_string(),
-            "topic" => topic.to_string(),
-            "partition" => partition.to_string()
-        );
         self.lanes.insert(
             id,
             Lane {
@@ -74,7 +65,6 @@ impl Lanes {
                 tracker: OrderedTracker::new(),
                 committed: None,
                 handed: None,
-                lag,
             },
         );
         self.current.entry(topic).or_default().insert(partition, id);
@@ -181,25 +171,7 @@ impl Lanes {
                         self.current.remove(&lane.topic);
                     }
                 }
-                lane.lag.set(0.0);
                 tracing::info!(pipeline = %self.pipeline, topic = %lane.topic, partition = lane.partition, committed = ?lane.committed, "partition revoked");
-            }
-        }
-    }
-
-    /// Sets each lane's lag gauge: the high watermark less the next offset to read.
-    pub(super) fn update_lag(&self) {
-        for lane in self.lanes.values() {
-            let Some(next) = lane.tracker.next_read().or(lane.committed) else {
-                continue;
-            };
-            if let Some(high) = self
-                .high_watermarks
-                .get(&(lane.topic.to_string(), lane.partition))
-                && *high >= 0
-            {
-                // Never negative: the watermark in statistics can lag behind what was read.
-                lane.lag.set((*high - next as i64).max(0) as f64);
             }
         }
     }

@@ -9,6 +9,7 @@
 mod consume;
 mod context;
 mod convert;
+mod lag;
 mod lanes;
 
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use serde::Deserialize;
 
 use consume::Loop;
 use context::{KafkaContext, State};
+use lag::Lag;
 use lanes::Lanes;
 
 use super::{SourceContext, SourceError};
@@ -54,6 +56,11 @@ pub struct KafkaInputConfig {
     /// a new event is read.
     #[serde(default = "default_fetch_wait")]
     pub fetch_wait: HumanDuration,
+    /// How often the `sluice_kafka_consumer_lag` of the assigned partitions is asked of the
+    /// brokers (high watermarks and the group's committed offsets), besides at once when a
+    /// partition is assigned; statistics and commits update it in between.
+    #[serde(default = "default_lag_interval")]
+    pub lag_interval: HumanDuration,
     /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
     #[serde(default)]
     pub codec: CodecConfig,
@@ -138,6 +145,13 @@ impl KafkaInputConfig {
     }
 }
 
+// Prometheus scrapes every 15 to 60 s and autoscalers read the lag every 15 to 30 s (KEDA's
+// default polling interval is 30 s); 5 s keeps each scrape fresh at a few small requests per
+// interval, and matches the statistics interval sluice sets.
+fn default_lag_interval() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(5))
+}
+
 /// A `kafka` input, built: its librdkafka configuration checked.
 #[derive(Debug, Clone)]
 pub struct KafkaInput {
@@ -210,16 +224,20 @@ fn consume(
 ) -> Result<(), SourceError> {
     let pipeline: Arc<str> = Arc::from(ctx.telemetry.pipeline());
     let (acks, ack_rx) = ctx.telemetry.ack_channel();
+    let config = &input.config;
+    let (lag, nudged) = Lag::new(pipeline.clone(), config.start_from);
+    lag::spawn_probe(&input.client, &lag, nudged, config.lag_interval.0).map_err(read_error)?;
     let context = KafkaContext {
         state: Mutex::new(State::new(
             Lanes::new(pipeline.clone()),
             ack_rx,
             runtime.clone(),
             ctx.telemetry.clone(),
+            lag.clone(),
         )),
         link: BrokerLink::new(ctx.link.clone(), &pipeline, "consumer"),
+        lag: lag.clone(),
     };
-    let config = &input.config;
     let consumer: BaseConsumer<KafkaContext> = with_current_log_level(&input.client)
         .create_with_context(context)
         .map_err(|e| read_error(client_error(&e)))?;
@@ -231,6 +249,7 @@ fn consume(
     consumer.unsubscribe();
     // Dropping the consumer leaves the group; the final revocation runs here.
     drop(consumer);
+    lag.clear();
     tracing::info!(pipeline = %pipeline, "kafka consumer closed");
     result
 }
