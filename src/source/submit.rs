@@ -11,9 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::intake::{Intake, Room};
 use super::{SourceContext, SourceError};
-use crate::delivery::{AckMsg, AckSender, Outcome};
-use crate::event::{Event, Headers, Position};
+use crate::delivery::{AckMsg, AckSender, Budget, Hold, Outcome};
+use crate::event::{EVENT_OVERHEAD, Event, Headers, Position};
 use crate::observe::Telemetry;
+
+/// How long a submission that brings its own budget waits for room for its first batch before
+/// the pipeline counts as full: a batch leaves a pipeline that is moving in far less time, and
+/// one that stays full should be answered at once, not after the whole wait.
+const FULL_AFTER: Duration = Duration::from_millis(100);
 
 /// One item of a submission: it becomes one event.
 #[derive(Debug)]
@@ -136,6 +141,11 @@ impl Submitter {
         self.inner.intake.stopping()
     }
 
+    /// The pipeline's in-flight budget.
+    pub fn budget(&self) -> &Arc<Budget> {
+        self.inner.telemetry.budget()
+    }
+
     /// Hands `items` to the pipeline, waiting at most `wait` for room in it. With `track`, the
     /// returned [`Pending`] tells what happened to each item; without, nobody waits for them.
     /// Items handed on before a refusal stay in the pipeline.
@@ -145,7 +155,27 @@ impl Submitter {
         track: bool,
         wait: Duration,
     ) -> Result<Option<Pending>, Refused> {
+        self.submit_held(items, track, wait, None).await
+    }
+
+    /// [`Submitter::submit`] for items whose payloads are counted against the in-flight budget
+    /// already, with their events' overhead, by `hold`: each event counts its overhead for
+    /// itself from when it is made, and that much of the hold is given back. A pipeline with
+    /// no room for the first batch refuses the submission at once (it is full, not busy for a
+    /// moment); once the first batch is in, the rest wait for room as long as `wait`.
+    pub async fn submit_held<I>(
+        &self,
+        items: I,
+        track: bool,
+        wait: Duration,
+        mut hold: Option<&mut Hold>,
+    ) -> Result<Option<Pending>, Refused>
+    where
+        I: IntoIterator<Item = Item>,
+        I::IntoIter: ExactSizeIterator,
+    {
         let inner = &*self.inner;
+        let items = items.into_iter();
         let (acks, pending) = if track {
             let (acks, answers) = inner.telemetry.ack_channel();
             let pending = Pending {
@@ -157,9 +187,16 @@ impl Submitter {
         } else {
             (inner.counted.clone(), None)
         };
-        let mut items = items.into_iter().enumerate().peekable();
+        let mut items = items.enumerate().peekable();
+        let mut first = true;
         while items.peek().is_some() {
-            let permit = match inner.intake.reserve_within(wait).await {
+            let room = if first && hold.is_some() {
+                inner.intake.reserve_within(FULL_AFTER).await
+            } else {
+                inner.intake.reserve_within(wait).await
+            };
+            first = false;
+            let permit = match room {
                 Room::Free(permit) => permit,
                 Room::Full => return Err(Refused::Busy),
                 Room::Closed => return Err(Refused::Closed),
@@ -167,7 +204,15 @@ impl Submitter {
             let mut batch = inner.intake.batch();
             while !inner.intake.is_full(&batch) {
                 let Some((i, item)) = items.next() else { break };
-                batch.push(event(item, &acks, i));
+                let event = match hold.as_deref_mut() {
+                    None => event(item, &acks, i),
+                    Some(hold) => {
+                        let event = counted_event(item, &acks, i);
+                        hold.release(EVENT_OVERHEAD);
+                        event
+                    }
+                };
+                batch.push(event);
             }
             permit.send(batch);
         }
@@ -225,10 +270,28 @@ impl Handoff {
 }
 
 fn event(item: Item, acks: &AckSender, index: usize) -> Event {
-    let mut event = Event::new(item.payload, item.position, acks.ack(0, index as u64));
-    event.key = item.key;
-    event.headers = item.headers;
-    event.timestamp = item.timestamp;
+    let event = Event::new(item.payload, item.position, acks.ack(0, index as u64));
+    with_item_fields(event, item.key, item.headers, item.timestamp)
+}
+
+/// The event of an item whose payload is counted already: only the event's own overhead is.
+fn counted_event(item: Item, acks: &AckSender, index: usize) -> Event {
+    // Made with an empty payload, the event counts its overhead only.
+    let event = Event::new(Bytes::new(), item.position, acks.ack(0, index as u64));
+    let mut event = with_item_fields(event, item.key, item.headers, item.timestamp);
+    event.payload = item.payload;
+    event
+}
+
+fn with_item_fields(
+    mut event: Event,
+    key: Option<Bytes>,
+    headers: Headers,
+    timestamp: Option<i64>,
+) -> Event {
+    event.key = key;
+    event.headers = headers;
+    event.timestamp = timestamp;
     event
 }
 
