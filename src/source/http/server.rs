@@ -20,6 +20,11 @@ use crate::source::{SourceContext, SourceError};
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long after shutdown began requests on connections already open (or waiting to be
+/// accepted) are still read, to be answered 503: long enough for those already sent to arrive,
+/// short next to the drain timeout (of which it takes a quarter at most).
+const LAST_CALL: Duration = Duration::from_secs(2);
+
 /// After the drain timeout, how long answers have to reach their clients before the connections
 /// still open are dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -60,9 +65,23 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
+    // From shutdown on, connections and requests still come in for a moment, to be answered
+    // 503 (HTTP/1.1 with `Connection: close`) rather than cut off unanswered.
+    let last_call = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(last_call);
+    let mut closing = false;
     loop {
+        if closing && connections.is_empty() {
+            break;
+        }
         let stream = tokio::select! {
-            () = ctx.shutdown.cancelled() => break,
+            () = ctx.shutdown.cancelled(), if !closing => {
+                closing = true;
+                let window = LAST_CALL.min(ctx.drain_timeout / 4);
+                last_call.as_mut().reset(tokio::time::Instant::now() + window);
+                continue;
+            }
+            () = &mut last_call, if closing => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
