@@ -47,6 +47,22 @@ pub enum Refused {
     Closed,
 }
 
+/// A submission refused part way, or before any of it was handed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{why} ({taken} items were taken)")]
+pub struct Refusal {
+    /// Why.
+    pub why: Refused,
+    /// Items handed on to the pipeline before the refusal: they stay in it.
+    pub taken: usize,
+}
+
+impl Refusal {
+    fn new(why: Refused, taken: usize) -> Refusal {
+        Refusal { why, taken }
+    }
+}
+
 /// Hands submissions to the pipeline. Shared by every request being served; the pipeline's
 /// input ends when the last clone is gone.
 #[derive(Clone)]
@@ -155,21 +171,24 @@ impl Submitter {
         track: bool,
         wait: Duration,
     ) -> Result<Option<Pending>, Refused> {
-        self.submit_held(items, track, wait, None).await
+        self.submit_held(items, track, wait, None)
+            .await
+            .map_err(|refusal| refusal.why)
     }
 
     /// [`Submitter::submit`] for items whose payloads are counted against the in-flight budget
     /// already, with their events' overhead, by `hold`: each event counts its overhead for
     /// itself from when it is made, and that much of the hold is given back. A pipeline with
     /// no room for the first batch refuses the submission at once (it is full, not busy for a
-    /// moment); once the first batch is in, the rest wait for room as long as `wait`.
+    /// moment); once the first batch is in, the rest wait for room as long as `wait`. A refusal
+    /// says how many items were handed on before it.
     pub async fn submit_held<I>(
         &self,
         items: I,
         track: bool,
         wait: Duration,
         mut hold: Option<&mut Hold>,
-    ) -> Result<Option<Pending>, Refused>
+    ) -> Result<Option<Pending>, Refusal>
     where
         I: IntoIterator<Item = Item>,
         I::IntoIter: ExactSizeIterator,
@@ -189,6 +208,7 @@ impl Submitter {
         };
         let mut items = items.enumerate().peekable();
         let mut first = true;
+        let mut taken = 0;
         while items.peek().is_some() {
             let room = if first && hold.is_some() {
                 inner.intake.reserve_within(FULL_AFTER).await
@@ -198,8 +218,8 @@ impl Submitter {
             first = false;
             let permit = match room {
                 Room::Free(permit) => permit,
-                Room::Full => return Err(Refused::Busy),
-                Room::Closed => return Err(Refused::Closed),
+                Room::Full => return Err(Refusal::new(Refused::Busy, taken)),
+                Room::Closed => return Err(Refusal::new(Refused::Closed, taken)),
             };
             let mut batch = inner.intake.batch();
             while !inner.intake.is_full(&batch) {
@@ -214,6 +234,7 @@ impl Submitter {
                 };
                 batch.push(event);
             }
+            taken += batch.len();
             permit.send(batch);
         }
         Ok(pending)
@@ -419,6 +440,43 @@ mod tests {
 
         let (ctx, _rx) = context(&telemetry);
         assert!(handoff.run(ctx).await.is_err(), "handed over once only");
+    }
+
+    #[tokio::test]
+    async fn a_held_submission_is_refused_at_once_by_a_full_pipeline_and_says_what_was_taken() {
+        let (s, mut rx) = submitter(1, 2);
+        let budget = s.budget().clone();
+        s.submit(vec![item(0)], false, Duration::ZERO)
+            .await
+            .unwrap();
+        // Full: refused after a moment, not after the whole wait.
+        let mut hold = budget.hold(3 * EVENT_OVERHEAD).unwrap();
+        let items = (1..4).map(item).collect::<Vec<_>>();
+        let refused = s
+            .submit_held(items, false, Duration::from_secs(3600), Some(&mut hold))
+            .await
+            .err();
+        assert_eq!(refused, Some(Refusal::new(Refused::Busy, 0)));
+        assert_eq!(hold.bytes(), 3 * EVENT_OVERHEAD, "nothing of it was made");
+        rx.recv().await.unwrap();
+        // The first batch goes; nobody takes it, so the second finds no room in time.
+        let items = (1..4).map(item).collect::<Vec<_>>();
+        let refused = s
+            .submit_held(items, false, Duration::from_millis(10), Some(&mut hold))
+            .await
+            .err();
+        assert_eq!(refused, Some(Refusal::new(Refused::Busy, 2)));
+        assert_eq!(
+            hold.bytes(),
+            EVENT_OVERHEAD,
+            "the events made count for themselves"
+        );
+        let batch = rx.recv().await.unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(budget.in_flight().0, 3 * EVENT_OVERHEAD);
+        drop(batch);
+        drop(hold);
+        assert_eq!(budget.in_flight().0, 0);
     }
 
     #[tokio::test]

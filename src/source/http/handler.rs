@@ -19,7 +19,7 @@ use crate::config::Secret;
 use crate::delivery::{AckMsg, Budget, Hold, NoRoom, Outcome};
 use crate::event::{EVENT_OVERHEAD, Headers, Position, now_millis};
 use crate::observe::names;
-use crate::source::submit::{Item, Refused, Submitter};
+use crate::source::submit::{Item, Refusal, Refused, Submitter};
 
 /// The header a client names a request with, to send it again as the same request.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -301,8 +301,22 @@ impl Handler {
         let submitted = self.submitter.submit_held(items, track, wait, Some(hold));
         let pending = match submitted.await {
             Ok(pending) => pending,
-            Err(Refused::Busy) => return self.too_many(),
-            Err(Refused::Closed) => return self.unavailable("the pipeline is stopping".into()),
+            Err(Refusal { taken, why }) if taken > 0 => {
+                // Part of the request is in the pipeline: as after a timeout, the client sends
+                // it all again (with its Idempotency-Key, the copies are dropped).
+                let message = format!(
+                    "{why}: {taken} of the request's {n} events were taken, not all of them; \
+                     send the request again"
+                );
+                return self.unavailable(message);
+            }
+            Err(Refusal {
+                why: Refused::Busy, ..
+            }) => return self.too_many(),
+            Err(Refusal {
+                why: Refused::Closed,
+                ..
+            }) => return self.unavailable("the pipeline is stopping".into()),
         };
         let Some(pending) = pending else {
             return json(StatusCode::ACCEPTED, serde_json::json!({ "accepted": n }));
