@@ -177,8 +177,9 @@ impl Submitter {
     }
 
     /// [`Submitter::submit`] for items whose payloads are counted against the in-flight budget
-    /// already, with their events' overhead, by `hold`: each event counts its overhead for
-    /// itself from when it is made, and that much of the hold is given back. A pipeline with
+    /// already, with their events' overhead, by `hold`: each event counts its overhead (and its
+    /// copy of the headers, see [`copied_headers`]) for itself from when it is made, and that
+    /// much of the hold is given back. A pipeline with
     /// no room for the first batch refuses the submission at once (it is full, not busy for a
     /// moment); once the first batch is in, the rest wait for room as long as `wait`. A refusal
     /// says how many items were handed on before it.
@@ -228,7 +229,7 @@ impl Submitter {
                     None => event(item, &acks, i),
                     Some(hold) => {
                         let event = counted_event(item, &acks, i);
-                        hold.release(EVENT_OVERHEAD);
+                        hold.release(EVENT_OVERHEAD + copied_headers(&event.headers));
                         event
                     }
                 };
@@ -295,10 +296,22 @@ fn event(item: Item, acks: &AckSender, index: usize) -> Event {
     with_item_fields(event, item.key, item.headers, item.timestamp)
 }
 
-/// The event of an item whose payload is counted already: only the event's own overhead is.
+/// What an event's own copy of its headers takes beyond [`EVENT_OVERHEAD`]: the list and the
+/// names (the values are shared with the other events of the same submission).
+pub fn copied_headers(headers: &Headers) -> usize {
+    if headers.is_empty() {
+        return 0;
+    }
+    let names: usize = headers.iter().map(|(name, _)| name.len()).sum();
+    headers.len() * std::mem::size_of::<(String, Bytes)>() + names
+}
+
+/// The event of an item whose payload is counted already: only the event's own overhead and
+/// its copy of the headers are.
 fn counted_event(item: Item, acks: &AckSender, index: usize) -> Event {
     // Made with an empty payload, the event counts its overhead only.
     let event = Event::new(Bytes::new(), item.position, acks.ack(0, index as u64));
+    event.ack.charge(copied_headers(&item.headers));
     let mut event = with_item_fields(event, item.key, item.headers, item.timestamp);
     event.payload = item.payload;
     event
@@ -446,18 +459,24 @@ mod tests {
     async fn a_held_submission_is_refused_at_once_by_a_full_pipeline_and_says_what_was_taken() {
         let (s, mut rx) = submitter(1, 2);
         let budget = s.budget().clone();
+        // Each event counts its overhead and its copy of the item's header.
+        let per = EVENT_OVERHEAD + copied_headers(&item(0).headers);
+        assert_eq!(
+            per,
+            EVENT_OVERHEAD + std::mem::size_of::<(String, Bytes)>() + 1
+        );
         s.submit(vec![item(0)], false, Duration::ZERO)
             .await
             .unwrap();
         // Full: refused after a moment, not after the whole wait.
-        let mut hold = budget.hold(3 * EVENT_OVERHEAD).unwrap();
+        let mut hold = budget.hold(3 * per).unwrap();
         let items = (1..4).map(item).collect::<Vec<_>>();
         let refused = s
             .submit_held(items, false, Duration::from_secs(3600), Some(&mut hold))
             .await
             .err();
         assert_eq!(refused, Some(Refusal::new(Refused::Busy, 0)));
-        assert_eq!(hold.bytes(), 3 * EVENT_OVERHEAD, "nothing of it was made");
+        assert_eq!(hold.bytes(), 3 * per, "nothing of it was made");
         rx.recv().await.unwrap();
         // The first batch goes; nobody takes it, so the second finds no room in time.
         let items = (1..4).map(item).collect::<Vec<_>>();
@@ -466,14 +485,10 @@ mod tests {
             .await
             .err();
         assert_eq!(refused, Some(Refusal::new(Refused::Busy, 2)));
-        assert_eq!(
-            hold.bytes(),
-            EVENT_OVERHEAD,
-            "the events made count for themselves"
-        );
+        assert_eq!(hold.bytes(), per, "the events made count for themselves");
         let batch = rx.recv().await.unwrap();
         assert_eq!(batch.len(), 2);
-        assert_eq!(budget.in_flight().0, 3 * EVENT_OVERHEAD);
+        assert_eq!(budget.in_flight().0, 3 * per);
         drop(batch);
         drop(hold);
         assert_eq!(budget.in_flight().0, 0);

@@ -19,7 +19,7 @@ use crate::config::Secret;
 use crate::delivery::{AckMsg, Budget, Hold, NoRoom, Outcome};
 use crate::event::{EVENT_OVERHEAD, Headers, Position, now_millis};
 use crate::observe::names;
-use crate::source::submit::{Item, Refusal, Refused, Submitter};
+use crate::source::submit::{Item, Refusal, Refused, Submitter, copied_headers};
 
 /// The header a client names a request with, to send it again as the same request.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -171,14 +171,16 @@ impl Handler {
         };
         // Past this many events the request could not fit in the whole budget: the payloads of
         // more are not even gathered.
-        let fit = (self.budget.limit().saturating_sub(body_held) / PER_EVENT).max(1);
+        let kept = self.kept(&parts.headers);
+        let per_event = PER_EVENT + copied_headers(&kept);
+        let fit = (self.budget.limit().saturating_sub(body_held) / per_event).max(1);
         let payloads = match body::split(&body, format, self.max_events.min(fit)) {
             Ok(p) => p,
             Err(e @ SplitError::NotJson(_)) => {
                 return error(StatusCode::BAD_REQUEST, e.to_string());
             }
             Err(SplitError::TooMany(_)) if fit < self.max_events => {
-                return self.over_budget(body_held.saturating_add((fit + 1) * PER_EVENT));
+                return self.over_budget(body_held.saturating_add((fit + 1) * per_event));
             }
             Err(e @ SplitError::TooMany(_)) => {
                 return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
@@ -187,7 +189,7 @@ impl Handler {
         // The payloads hold the body (counted until the last of them is gone); what is left to
         // count is each event and what the request keeps of it until it is answered.
         drop(body);
-        let events = payloads.len().saturating_mul(PER_EVENT);
+        let events = payloads.len().saturating_mul(per_event);
         if body_held.saturating_add(events) > self.budget.limit() {
             return self.over_budget(body_held.saturating_add(events));
         }
@@ -196,7 +198,7 @@ impl Handler {
             Err(NoRoom::Now) => return self.too_many(),
             Err(NoRoom::Ever) => return self.over_budget(body_held.saturating_add(events)),
         };
-        self.submit(payloads, &parts.headers, id, &mut hold, deadline)
+        self.submit(payloads, &parts.headers, kept, id, &mut hold, deadline)
             .await
     }
 
@@ -273,12 +275,12 @@ impl Handler {
         &self,
         payloads: Vec<Bytes>,
         headers: &HeaderMap,
+        kept: Headers,
         request: Arc<str>,
         hold: &mut Hold,
         deadline: Instant,
     ) -> Answer {
         let n = payloads.len();
-        let kept = self.kept(headers);
         let key = self
             .key_header
             .as_ref()
