@@ -179,10 +179,10 @@ impl Submitter {
     /// [`Submitter::submit`] for items whose payloads are counted against the in-flight budget
     /// already, with their events' overhead, by `hold`: each event counts its overhead (and its
     /// copy of the headers, see [`copied_headers`]) for itself from when it is made, and that
-    /// much of the hold is given back. A pipeline with
-    /// no room for the first batch refuses the submission at once (it is full, not busy for a
-    /// moment); once the first batch is in, the rest wait for room as long as `wait`. A refusal
-    /// says how many items were handed on before it.
+    /// much of the hold is given back. A pipeline with no room for the first batch refuses the
+    /// submission at once (it is full, not busy for a moment); once the first batch is in, the
+    /// rest wait for room as long as `wait`. A refusal says how many items were handed on
+    /// before it.
     pub async fn submit_held<I>(
         &self,
         items: I,
