@@ -719,13 +719,19 @@ settings:
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.clone())
     };
+    let mut taken = 50u64;
     for answer in &answers {
         let (status, headers) = answer.as_ref().expect("every request is answered");
+        // Only a request read before the shutdown reached the input could still be taken.
+        if *status == 200 {
+            taken += 1;
+            continue;
+        }
         assert_eq!(*status, 503);
         assert!(header(headers, "retry-after").is_some());
         assert_eq!(header(headers, "connection").as_deref(), Some("close"));
     }
     let summary = worker.stopped(Duration::from_secs(30));
-    assert_eq!(summary["received"].as_u64(), Some(50), "{summary}");
-    assert_eq!(stored(&js, &out).await, Some(50));
+    assert_eq!(summary["received"].as_u64(), Some(taken), "{summary}");
+    assert_eq!(stored(&js, &out).await, Some(taken));
 }
