@@ -337,7 +337,7 @@ output:
 errors: stop
 settings:
   max_event_bytes: 1KiB
-  max_in_flight_bytes: 4KiB
+  max_in_flight_bytes: 8KiB
   retry: {{initial_backoff: 50ms, max_backoff: 500ms}}
 ",
             url = server.url()
@@ -355,13 +355,14 @@ settings:
     let a = curl(&url, &["--data-binary", &body(0)]);
     assert_eq!(a.status, 202, "{}", a.body);
     assert_eq!(a.json()["accepted"], 10);
-    // The output is down, so the events stay in flight: over the 4 KiB budget.
+    // The output is down, so the events stay in flight: about 3 KiB of body and 10 events, so
+    // that what is left of the 8 KiB budget cannot take another request like it.
     wait_for("the budget used up", Duration::from_secs(30), || {
         let (_, text) = http_get(metrics, "/metrics")?;
         let used = metric_values(&text, "sluice_bytes_in_flight", &[])
             .first()?
             .1;
-        (used >= 4096.0).then_some(())
+        (used >= 5000.0).then_some(())
     });
     let a = curl(&url, &["--data-binary", &body(10)]);
     assert_eq!(a.status, 429, "{}", a.body);
@@ -475,4 +476,262 @@ settings:
         stopped.last().map(|r| r["unfinished"].clone()),
         Some(true.into())
     );
+}
+
+/// Without steps, the input's codec still decides: under `codec: json` an NDJSON line that is
+/// not JSON is dead-lettered, as it is with steps, and never reaches the output. An
+/// `Idempotency-Key` that cannot name the request's events is refused, not ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_steps_a_line_that_is_not_json_is_dead_lettered() {
+    let server = NatsServer::start();
+    let nats = server.url();
+    let (js, out) = new_stream(&nats, "HTTPPLAIN").await;
+    let (_, dlq) = new_stream(&nats, "HTTPPLAINDLQ").await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _worker = start(
+        dir.path(),
+        &format!(
+            "\
+input:
+  http_server:
+    address: 127.0.0.1:{port}
+output:
+  jetstream: {{url: {nats}, subject: {out}.events}}
+errors:
+  output:
+    jetstream: {{url: {nats}, subject: {dlq}.bad}}
+"
+        ),
+        free_port(),
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    let ndjson = ["-H", "Content-Type: application/x-ndjson"];
+    let a = curl(
+        &url,
+        &[&ndjson[..], &["--data-binary", "{\"id\":1}\nnot json\n"]].concat(),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        a.json(),
+        serde_json::json!({"accepted": 1, "dead_lettered": 1})
+    );
+    assert_eq!(
+        stored_events(&js, &out).await,
+        [serde_json::json!({"id": 1})]
+    );
+    let bad = read_stream(&js, &dlq).await;
+    assert_eq!(bad.len(), 1);
+    assert_eq!(&bad[0].payload[..], b"not json");
+    let step = bad[0]
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("sluice-error-step"));
+    assert_eq!(step.map(|v| v.as_str()), Some("decode"));
+
+    // `Name;` is how curl sends a header with an empty value.
+    let long = format!("Idempotency-Key: {}", "k".repeat(129));
+    for header in ["Idempotency-Key;", "Idempotency-Key: has space", &long] {
+        let a = curl(&url, &["-H", header, "--data-binary", "{\"id\":2}"]);
+        assert_eq!(a.status, 400, "{header:?}: {}", a.body);
+        assert!(
+            a.json()["error"]
+                .as_str()
+                .unwrap()
+                .contains("Idempotency-Key"),
+            "{}",
+            a.body
+        );
+    }
+    let a = curl(
+        &url,
+        &[
+            "-H",
+            "Idempotency-Key: order-7",
+            "--data-binary",
+            "{\"id\":3}",
+        ],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let ids: Vec<_> = stored_events(&js, &out)
+        .await
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [1, 3], "nothing of the refused requests was taken");
+}
+
+/// A pipeline full by its count of batches (the output is down; the bytes are far below the
+/// budget) answers 429 at once, as a full byte budget does, instead of after the whole
+/// `response_timeout`; what it answered 202 is delivered once the output is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_full_of_batches_answers_429_at_once() {
+    let mut server = NatsServer::start();
+    let (js, out) = new_stream(&server.url(), "HTTPBATCHES").await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let _worker = start(
+        dir.path(),
+        &format!(
+            "\
+input:
+  http_server:
+    address: 127.0.0.1:{port}
+    ack: accepted
+    response_timeout: 5m
+output:
+  jetstream: {{url: {url}, subject: {out}.events}}
+errors: stop
+settings:
+  batch_size: 1
+  channel_batches: 1
+  retry: {{initial_backoff: 50ms, max_backoff: 500ms}}
+",
+            url = server.url()
+        ),
+        free_port(),
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    server.stop();
+    let mut accepted = 0;
+    let full = (0..200).find_map(|i| {
+        // curl gives up long before the response timeout: an answer only after it is none.
+        let a = curl(
+            &url,
+            &[
+                "--max-time",
+                "20",
+                "--data-binary",
+                &format!("{{\"i\":{i}}}"),
+            ],
+        );
+        match a.status {
+            202 => {
+                accepted += 1;
+                None
+            }
+            _ => Some(a),
+        }
+    });
+    let a = full.expect("the pipeline fills up");
+    assert_eq!(a.status, 429, "{}", a.body);
+    assert!(a.header("retry-after").is_some());
+
+    server.resume();
+    eventually(
+        "every accepted event delivered",
+        Duration::from_secs(60),
+        async || (stored(&js, &out).await? == accepted).then_some(()),
+    )
+    .await;
+    assert_eq!(
+        stored_is(&js, &out).await,
+        (0..accepted as i64).collect::<Vec<_>>()
+    );
+}
+
+/// One request over a kept-alive HTTP/1.1 connection: its status and headers (lower-cased
+/// names), or None when the connection ended without an answer.
+fn exchange(
+    stream: &mut std::io::BufReader<std::net::TcpStream>,
+    body: &str,
+) -> Option<(u16, Vec<(String, String)>)> {
+    use std::io::{BufRead, Read, Write};
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: sluice\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.get_mut().write_all(request.as_bytes()).ok()?;
+    let mut line = String::new();
+    if stream.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let status = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        stream.read_line(&mut line).ok()?;
+        let Some((name, value)) = line.trim_end().split_once(':') else {
+            break;
+        };
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut content = vec![0; length];
+    stream.read_exact(&mut content).ok()?;
+    Some((status, headers))
+}
+
+/// At shutdown, requests sent on connections kept alive are answered 503 with `Retry-After`
+/// and `Connection: close`, not cut off unanswered; the worker then exits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_shutdown_requests_on_kept_alive_connections_are_answered_503() {
+    let server = NatsServer::start();
+    let (js, out) = new_stream(&server.url(), "HTTPBYE").await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut worker = start(
+        dir.path(),
+        &format!(
+            "\
+input:
+  http_server:
+    address: 127.0.0.1:{port}
+output:
+  jetstream: {{url: {url}, subject: {out}.events}}
+errors: stop
+settings:
+  shutdown_timeout: 20s
+",
+            url = server.url()
+        ),
+        free_port(),
+    );
+    let mut connections: Vec<_> = (0..50)
+        .map(|i| {
+            let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut stream = std::io::BufReader::new(stream);
+            let answer = exchange(&mut stream, &format!("{{\"i\":{i}}}"));
+            assert_eq!(answer.map(|a| a.0), Some(200));
+            stream
+        })
+        .collect();
+    worker.signal("TERM");
+    wait_for("shutdown begun", Duration::from_secs(30), || {
+        let log = dir.path().join("sluice.log");
+        let message = "shutting down: no new events are read; in-flight events are delivered";
+        logged(&log, message).then_some(())
+    });
+    let answers: Vec<_> = connections
+        .iter_mut()
+        .map(|stream| exchange(stream, "{\"i\":-1}"))
+        .collect();
+    let header = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut taken = 50u64;
+    for answer in &answers {
+        let (status, headers) = answer.as_ref().expect("every request is answered");
+        // Only a request read before the shutdown reached the input could still be taken.
+        if *status == 200 {
+            taken += 1;
+            continue;
+        }
+        assert_eq!(*status, 503);
+        assert!(header(headers, "retry-after").is_some());
+        assert_eq!(header(headers, "connection").as_deref(), Some("close"));
+    }
+    let summary = worker.stopped(Duration::from_secs(30));
+    assert_eq!(summary["received"].as_u64(), Some(taken), "{summary}");
+    assert_eq!(stored(&js, &out).await, Some(taken));
 }

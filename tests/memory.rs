@@ -214,3 +214,111 @@ fn a_huge_line_is_dead_lettered_as_a_prefix_without_reading_it_into_memory() {
     assert_eq!(prefix.len(), 64 * 1024);
     assert!(prefix.starts_with("{\"big\":\"xxx"));
 }
+
+/// `curl` POSTing the file `body` as NDJSON to `port`: the status and the answer's body.
+fn post_ndjson(port: u16, body: &std::path::Path) -> (u16, String) {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "120",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(["-H", "Content-Type: application/x-ndjson", "--data-binary"])
+        .arg(format!("@{}", body.display()))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .output()
+        .expect("curl is installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (answer, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (status.trim().parse().unwrap_or(0), answer.to_string())
+}
+
+/// A request is taken only within the in-flight budget, whatever its body: a body of 10 MiB of
+/// one-byte events (over five million of them), alone or three at once, is answered 413 (too
+/// many events for one request, or for the whole budget) and the worker stays within the
+/// budget plus a bounded overhead; a request the budget has room for is taken whole and every
+/// event of it delivered.
+#[test]
+fn an_http_request_is_taken_only_within_the_in_flight_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let attack = dir.path().join("attack.ndjson");
+    // max_body_bytes (10 MiB) of `1\n` lines.
+    std::fs::write(&attack, b"1\n".repeat(10 * 1024 * 1024 / 2 - 8)).unwrap();
+    let fine = dir.path().join("fine.ndjson");
+    let lines: String = (0..10_000).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+    std::fs::write(&fine, lines).unwrap();
+    // With the default per-request limit, then with a limit so high only the budget refuses.
+    for (round, limit) in ["", "\n    max_events_per_request: 100000000"]
+        .into_iter()
+        .enumerate()
+    {
+        let out = dir.path().join(format!("out-{round}.jsonl"));
+        let port = testkit::free_port();
+        let file = pipeline(
+            dir.path(),
+            &format!("budget-{round}"),
+            &format!(
+                "input:\n  http_server:\n    address: 127.0.0.1:{port}{limit}\noutput:\n  file:\n    path: {}\nerrors: stop\n",
+                out.display()
+            ),
+        );
+        let log = dir.path().join(format!("budget-{round}.log"));
+        let mut w = testkit::Worker::start(testkit::sluice!(), &file, &log, &[]);
+        testkit::wait_for("the server listening", Duration::from_secs(30), || {
+            testkit::logged(&log, "http_server: listening").then_some(())
+        });
+        let pid = w.id();
+        let idle = peak_rss(pid).expect("the worker is running");
+
+        let (status, answer) = post_ndjson(port, &attack);
+        assert_eq!(status, 413, "round {round}: {answer}");
+        let alone = peak_rss(pid).expect("the worker is running");
+        let at_once: Vec<_> = (0..3)
+            .map(|_| {
+                let attack = attack.clone();
+                std::thread::spawn(move || post_ndjson(port, &attack))
+            })
+            .collect();
+        for (status, answer) in at_once.into_iter().map(|t| t.join().unwrap()) {
+            assert!(
+                matches!(status, 413 | 429),
+                "round {round}: {status} {answer}"
+            );
+        }
+        let three = peak_rss(pid).expect("the worker is running");
+
+        // What the budget has room for is taken whole, and every event of it delivered.
+        let (status, answer) = post_ndjson(port, &fine);
+        assert_eq!(status, 200, "round {round}: {answer}");
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({"accepted": 10_000, "dead_lettered": 0})
+        );
+        let got: Vec<i64> = testkit::lines(&out)
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["i"]
+                    .as_i64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(got, (0..10_000).collect::<Vec<_>>(), "round {round}");
+        w.stop(Duration::from_secs(30));
+
+        println!(
+            "round {round}: peak RSS {:.1} MiB idle, {:.1} MiB after one 10 MiB request, {:.1} MiB after three at once",
+            idle as f64 / 1048576.0,
+            alone as f64 / 1048576.0,
+            three as f64 / 1048576.0
+        );
+        // The default budget (32 MiB), the bodies being read and the process itself.
+        let bound = 120 * 1024 * 1024;
+        assert!(alone < bound, "round {round}: peak RSS {alone} bytes");
+        assert!(three < bound, "round {round}: peak RSS {three} bytes");
+    }
+}

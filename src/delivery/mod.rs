@@ -8,7 +8,7 @@ pub mod failure;
 pub mod tracker;
 
 pub use ack::{Ack, AckMsg, AckSender, Outcome, ack_channel, ack_counter};
-pub use budget::{Budget, GAUGE_REFRESH};
+pub use budget::{Budget, GAUGE_REFRESH, Hold, NoRoom};
 pub use failure::{Cause, Failure, MustStop, Step};
 pub use tracker::{OrderedTracker, UnknownId};
 

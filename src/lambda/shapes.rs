@@ -191,7 +191,7 @@ pub fn read(
         Shape::ApiGatewayV2 => serde_json::from_str::<ApiGatewayV2httpRequest>(text)
             .map_err(|e| e.to_string())
             .and_then(|r| http_body(r.body, r.is_base64_encoded, &r.headers, codec, &request)),
-        Shape::Json => body::split(&Bytes::copy_from_slice(text.as_bytes()), body::Format::Json)
+        Shape::Json => split(&Bytes::copy_from_slice(text.as_bytes()), body::Format::Json)
             .map(|payloads| requested(payloads, &request)),
     };
     (shape, items.map(|items| Invocation { items, ids }))
@@ -312,8 +312,14 @@ fn http_body(
         body.into_bytes()
     };
     let content_type = headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
-    let payloads = body::split(&Bytes::from(bytes), body::format(content_type, codec))?;
+    let payloads = split(&Bytes::from(bytes), body::format(content_type, codec))?;
     Ok(requested(payloads, request))
+}
+
+/// The payloads of an invocation's body: as many as it holds (Lambda bounds an invocation's
+/// size).
+fn split(body: &Bytes, format: body::Format) -> Result<Vec<Bytes>, String> {
+    body::split(body, format, usize::MAX).map_err(|e| e.to_string())
 }
 
 /// Items of a request: the payloads in order, received now.

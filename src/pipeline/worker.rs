@@ -7,6 +7,7 @@ use bytes::Bytes;
 use super::{ErrorPolicy, PipelineConfig};
 use crate::codec::payloads::{Connected, Decoder, Encoder};
 use crate::codec::schema::DecodeError;
+use crate::codec::{Codec, CodecError};
 use crate::delivery::{Ack, Outcome};
 use crate::delivery::{Failure, Step};
 use crate::event::{Arena, Event, Failed};
@@ -182,26 +183,52 @@ fn check_size(event: &Event, max: usize) -> Result<(), Failure> {
 }
 
 /// The stage without transforms: events pass unchanged, but those over `max_event_bytes` fail
-/// at `limits`. Under `errors: stop` the batch ends at the first of them, as in
-/// [`Worker::process`].
-pub fn pass_through(batch: Vec<Event>, max: usize, stop_at_failure: bool) -> Processed {
-    if !batch.iter().any(|e| too_large(e, max)) {
+/// at `limits`, and under `codec: json` those that are not JSON fail at `decode`, as they would
+/// with transforms (checked without building their values; `raw` payloads are not looked at).
+/// Under `errors: stop` the batch ends at the first failure, as in [`Worker::process`].
+pub fn pass_through(
+    batch: Vec<Event>,
+    max: usize,
+    stop_at_failure: bool,
+    codec: Codec,
+) -> Processed {
+    let check = |event: &Event| {
+        check_size(event, max)?;
+        match codec {
+            Codec::Json => check_json(event),
+            Codec::Raw => Ok(()),
+        }
+    };
+    let Some(first) = batch.iter().position(|e| check(e).is_err()) else {
         return Processed {
             outputs: batch,
             ..Processed::default()
         };
-    }
+    };
     let mut done = Processed::default();
-    for event in batch {
+    let mut events = batch.into_iter();
+    done.outputs.extend(events.by_ref().take(first));
+    for event in events {
         if stop_at_failure && !done.failures.is_empty() {
             break;
         }
-        match check_size(&event, max) {
+        match check(&event) {
             Ok(()) => done.outputs.push(event),
             Err(failure) => done.failures.push(Failed { event, failure }),
         }
     }
     done
+}
+
+/// Refuses a payload that is not one JSON document, with the reason decoding it would give.
+fn check_json(event: &Event) -> Result<(), Failure> {
+    match serde_json::from_slice::<serde::de::IgnoredAny>(&event.payload) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Failure::of_event(
+            Step::Decode,
+            CodecError::MalformedJson(e.to_string()).to_string(),
+        )),
+    }
 }
 
 fn oversize(event: &Event, max: usize) -> String {
@@ -214,5 +241,59 @@ fn oversize(event: &Event, max: usize) -> String {
             "event of {} bytes is over max_event_bytes ({max})",
             event.payload.len()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Position;
+    use crate::observe::Telemetry;
+
+    fn batch(payloads: &[&'static str], telemetry: &Telemetry) -> Vec<Event> {
+        payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let position = Position::Generated { seq: i as u64 };
+                Event::new(
+                    Bytes::from_static(p.as_bytes()),
+                    position,
+                    telemetry.ack_counter().ack(0, 0),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn without_transforms_the_input_codec_decides_what_is_a_bad_event() {
+        let telemetry = Telemetry::new("pass", usize::MAX);
+        let payloads = ["{\"a\":1}", "not json", "[1, 2]", "{} {}", "7"];
+        let done = pass_through(batch(&payloads, &telemetry), 100, false, Codec::Json);
+        let out: Vec<_> = done.outputs.iter().map(|e| e.payload.clone()).collect();
+        assert_eq!(out, ["{\"a\":1}", "[1, 2]", "7"]);
+        let failed: Vec<_> = done
+            .failures
+            .iter()
+            .map(|f| f.event.payload.clone())
+            .collect();
+        assert_eq!(failed, ["not json", "{} {}"]);
+        let failure = &done.failures[0].failure;
+        assert_eq!(failure.step, Step::Decode);
+        assert!(
+            failure.reason.contains("malformed JSON"),
+            "{}",
+            failure.reason
+        );
+
+        // Under `errors: stop` the batch ends at the first bad event.
+        let done = pass_through(batch(&payloads, &telemetry), 100, true, Codec::Json);
+        assert_eq!((done.outputs.len(), done.failures.len()), (1, 1));
+
+        // Raw payloads are not looked at; only their size is.
+        let done = pass_through(batch(&payloads, &telemetry), 100, false, Codec::Raw);
+        assert_eq!((done.outputs.len(), done.failures.len()), (5, 0));
+        let done = pass_through(batch(&payloads, &telemetry), 7, false, Codec::Raw);
+        assert_eq!((done.outputs.len(), done.failures.len()), (4, 1));
     }
 }

@@ -10,6 +10,7 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::codec::Codec;
 use crate::codec::payloads::Connected;
 use crate::delivery::{MustStop, Outcome};
 use crate::event::Event;
@@ -49,6 +50,8 @@ pub struct Processor {
     max_event_bytes: usize,
     /// Events per job at most when batches waiting are joined (`settings.batch_size`).
     batch_size: usize,
+    /// What the input's payloads are: without transforms, JSON ones are still checked.
+    codec: Codec,
 }
 
 impl Processor {
@@ -70,6 +73,7 @@ impl Processor {
             max_pending: workers * 2,
             max_event_bytes: config.settings.max_event_bytes.0,
             batch_size: config.settings.batch_size,
+            codec: config.input.codec().plain(),
         };
         if config.transforms.is_empty() && !converts {
             return Ok(processor);
@@ -126,7 +130,12 @@ impl Processor {
         let Some(jobs) = &self.jobs else {
             while let Some(batch) = input.recv().await {
                 batch_in.record(batch.len() as f64);
-                let done = pass_through(batch, self.max_event_bytes, self.failures.stops());
+                let done = pass_through(
+                    batch,
+                    self.max_event_bytes,
+                    self.failures.stops(),
+                    self.codec,
+                );
                 if !done.outputs.is_empty() {
                     batch_out.record(done.outputs.len() as f64);
                 }

@@ -11,9 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::intake::{Intake, Room};
 use super::{SourceContext, SourceError};
-use crate::delivery::{AckMsg, AckSender, Outcome};
-use crate::event::{Event, Headers, Position};
+use crate::delivery::{AckMsg, AckSender, Budget, Hold, Outcome};
+use crate::event::{EVENT_OVERHEAD, Event, Headers, Position};
 use crate::observe::Telemetry;
+
+/// How long a submission that brings its own budget waits for room for its first batch before
+/// the pipeline counts as full: a batch leaves a pipeline that is moving in far less time, and
+/// one that stays full should be answered at once, not after the whole wait.
+const FULL_AFTER: Duration = Duration::from_millis(100);
 
 /// One item of a submission: it becomes one event.
 #[derive(Debug)]
@@ -40,6 +45,22 @@ pub enum Refused {
     /// The pipeline takes no more events (shutting down, or failed).
     #[error("the pipeline is stopping")]
     Closed,
+}
+
+/// A submission refused part way, or before any of it was handed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{why} ({taken} items were taken)")]
+pub struct Refusal {
+    /// Why.
+    pub why: Refused,
+    /// Items handed on to the pipeline before the refusal: they stay in it.
+    pub taken: usize,
+}
+
+impl Refusal {
+    fn new(why: Refused, taken: usize) -> Refusal {
+        Refusal { why, taken }
+    }
 }
 
 /// Hands submissions to the pipeline. Shared by every request being served; the pipeline's
@@ -136,6 +157,11 @@ impl Submitter {
         self.inner.intake.stopping()
     }
 
+    /// The pipeline's in-flight budget.
+    pub fn budget(&self) -> &Arc<Budget> {
+        self.inner.telemetry.budget()
+    }
+
     /// Hands `items` to the pipeline, waiting at most `wait` for room in it. With `track`, the
     /// returned [`Pending`] tells what happened to each item; without, nobody waits for them.
     /// Items handed on before a refusal stay in the pipeline.
@@ -145,7 +171,31 @@ impl Submitter {
         track: bool,
         wait: Duration,
     ) -> Result<Option<Pending>, Refused> {
+        self.submit_held(items, track, wait, None)
+            .await
+            .map_err(|refusal| refusal.why)
+    }
+
+    /// [`Submitter::submit`] for items whose payloads are counted against the in-flight budget
+    /// already, with their events' overhead, by `hold`: each event counts its overhead (and its
+    /// copy of the headers, see [`copied_headers`]) for itself from when it is made, and that
+    /// much of the hold is given back. A pipeline with no room for the first batch refuses the
+    /// submission at once (it is full, not busy for a moment); once the first batch is in, the
+    /// rest wait for room as long as `wait`. A refusal says how many items were handed on
+    /// before it.
+    pub async fn submit_held<I>(
+        &self,
+        items: I,
+        track: bool,
+        wait: Duration,
+        mut hold: Option<&mut Hold>,
+    ) -> Result<Option<Pending>, Refusal>
+    where
+        I: IntoIterator<Item = Item>,
+        I::IntoIter: ExactSizeIterator,
+    {
         let inner = &*self.inner;
+        let items = items.into_iter();
         let (acks, pending) = if track {
             let (acks, answers) = inner.telemetry.ack_channel();
             let pending = Pending {
@@ -157,18 +207,35 @@ impl Submitter {
         } else {
             (inner.counted.clone(), None)
         };
-        let mut items = items.into_iter().enumerate().peekable();
+        let mut items = items.enumerate().peekable();
+        let mut first = true;
+        let mut taken = 0;
         while items.peek().is_some() {
-            let permit = match inner.intake.reserve_within(wait).await {
+            let room = if first && hold.is_some() {
+                inner.intake.reserve_within(FULL_AFTER).await
+            } else {
+                inner.intake.reserve_within(wait).await
+            };
+            first = false;
+            let permit = match room {
                 Room::Free(permit) => permit,
-                Room::Full => return Err(Refused::Busy),
-                Room::Closed => return Err(Refused::Closed),
+                Room::Full => return Err(Refusal::new(Refused::Busy, taken)),
+                Room::Closed => return Err(Refusal::new(Refused::Closed, taken)),
             };
             let mut batch = inner.intake.batch();
             while !inner.intake.is_full(&batch) {
                 let Some((i, item)) = items.next() else { break };
-                batch.push(event(item, &acks, i));
+                let event = match hold.as_deref_mut() {
+                    None => event(item, &acks, i),
+                    Some(hold) => {
+                        let event = counted_event(item, &acks, i);
+                        hold.release(EVENT_OVERHEAD + copied_headers(&event.headers));
+                        event
+                    }
+                };
+                batch.push(event);
             }
+            taken += batch.len();
             permit.send(batch);
         }
         Ok(pending)
@@ -225,10 +292,40 @@ impl Handoff {
 }
 
 fn event(item: Item, acks: &AckSender, index: usize) -> Event {
-    let mut event = Event::new(item.payload, item.position, acks.ack(0, index as u64));
-    event.key = item.key;
-    event.headers = item.headers;
-    event.timestamp = item.timestamp;
+    let event = Event::new(item.payload, item.position, acks.ack(0, index as u64));
+    with_item_fields(event, item.key, item.headers, item.timestamp)
+}
+
+/// What an event's own copy of its headers takes beyond [`EVENT_OVERHEAD`]: the list and the
+/// names (the values are shared with the other events of the same submission).
+pub fn copied_headers(headers: &Headers) -> usize {
+    if headers.is_empty() {
+        return 0;
+    }
+    let names: usize = headers.iter().map(|(name, _)| name.len()).sum();
+    headers.len() * std::mem::size_of::<(String, Bytes)>() + names
+}
+
+/// The event of an item whose payload is counted already: only the event's own overhead and
+/// its copy of the headers are.
+fn counted_event(item: Item, acks: &AckSender, index: usize) -> Event {
+    // Made with an empty payload, the event counts its overhead only.
+    let event = Event::new(Bytes::new(), item.position, acks.ack(0, index as u64));
+    event.ack.charge(copied_headers(&item.headers));
+    let mut event = with_item_fields(event, item.key, item.headers, item.timestamp);
+    event.payload = item.payload;
+    event
+}
+
+fn with_item_fields(
+    mut event: Event,
+    key: Option<Bytes>,
+    headers: Headers,
+    timestamp: Option<i64>,
+) -> Event {
+    event.key = key;
+    event.headers = headers;
+    event.timestamp = timestamp;
     event
 }
 
@@ -356,6 +453,45 @@ mod tests {
 
         let (ctx, _rx) = context(&telemetry);
         assert!(handoff.run(ctx).await.is_err(), "handed over once only");
+    }
+
+    #[tokio::test]
+    async fn a_held_submission_is_refused_at_once_by_a_full_pipeline_and_says_what_was_taken() {
+        let (s, mut rx) = submitter(1, 2);
+        let budget = s.budget().clone();
+        // Each event counts its overhead and its copy of the item's header.
+        let per = EVENT_OVERHEAD + copied_headers(&item(0).headers);
+        assert_eq!(
+            per,
+            EVENT_OVERHEAD + std::mem::size_of::<(String, Bytes)>() + 1
+        );
+        s.submit(vec![item(0)], false, Duration::ZERO)
+            .await
+            .unwrap();
+        // Full: refused after a moment, not after the whole wait.
+        let mut hold = budget.hold(3 * per).unwrap();
+        let items = (1..4).map(item).collect::<Vec<_>>();
+        let refused = s
+            .submit_held(items, false, Duration::from_secs(3600), Some(&mut hold))
+            .await
+            .err();
+        assert_eq!(refused, Some(Refusal::new(Refused::Busy, 0)));
+        assert_eq!(hold.bytes(), 3 * per, "nothing of it was made");
+        rx.recv().await.unwrap();
+        // The first batch goes; nobody takes it, so the second finds no room in time.
+        let items = (1..4).map(item).collect::<Vec<_>>();
+        let refused = s
+            .submit_held(items, false, Duration::from_millis(10), Some(&mut hold))
+            .await
+            .err();
+        assert_eq!(refused, Some(Refusal::new(Refused::Busy, 2)));
+        assert_eq!(hold.bytes(), per, "the events made count for themselves");
+        let batch = rx.recv().await.unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(budget.in_flight().0, 3 * per);
+        drop(batch);
+        drop(hold);
+        assert_eq!(budget.in_flight().0, 0);
     }
 
     #[tokio::test]

@@ -48,7 +48,7 @@ pub fn eval(pipeline: &Pipeline, payloads: &[String]) -> Result<String, String> 
         let stops = matches!(config.errors, ErrorPolicy::Stop);
         let done = match &mut worker {
             Some(worker) => worker.process(vec![event]),
-            None => pass_through(vec![event], config.settings.max_event_bytes.0, stops),
+            None => pass_through(vec![event], config.settings.max_event_bytes.0, stops, codec),
         };
         if !done.filtered.is_empty() {
             let _ = writeln!(out, "  => filtered: nothing reaches the output");

@@ -250,7 +250,8 @@ fn process(pipeline: &Pipeline, input: &[TestEvent]) -> Result<Ran, String> {
     let stops = matches!(config.errors, ErrorPolicy::Stop);
     let payloads = &pipeline.components.payloads;
     let done: Processed = if config.transforms.is_empty() && !payloads.converts() {
-        pass_through(events, config.settings.max_event_bytes.0, stops)
+        let codec = config.input.codec().plain();
+        pass_through(events, config.settings.max_event_bytes.0, stops, codec)
     } else {
         Worker::new(config, payloads)?.process(events)
     };

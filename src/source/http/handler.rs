@@ -4,22 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Expected;
-use super::body;
+use super::body::{self, SplitError};
 use super::linger::RequestBody;
 use super::{HttpAck, HttpServerConfig};
 use crate::codec::Codec;
-use crate::delivery::Outcome;
-use crate::event::{Headers, Position, now_millis};
+use crate::delivery::{AckMsg, Budget, Hold, NoRoom, Outcome};
+use crate::event::{EVENT_OVERHEAD, Headers, Position, now_millis};
 use crate::observe::names;
-use crate::source::submit::{Item, Refused, Submitter};
+use crate::source::submit::{Item, Refusal, Refused, Submitter, copied_headers};
 
 /// The header a client names a request with, to send it again as the same request.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -27,6 +27,17 @@ const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The longest `Idempotency-Key` taken: a key names every event of the request in dead letters
 /// and message ids.
 const MAX_KEY_LEN: usize = 128;
+
+/// What one event of a request is counted against the in-flight budget for, on top of its
+/// payload: the event itself (its own count, from when it is made until it is finished), and
+/// what the request keeps of it until it is answered (its payload's handle, its outcome, the
+/// message saying it is finished).
+const PER_EVENT: usize = EVENT_OVERHEAD + REQUEST_PER_EVENT;
+
+/// What a request keeps of each of its events until it is answered.
+const REQUEST_PER_EVENT: usize = std::mem::size_of::<Bytes>()
+    + std::mem::size_of::<Option<Outcome>>()
+    + std::mem::size_of::<AckMsg>();
 
 /// At shutdown, requests still waiting for their events are answered (503) once this fraction
 /// of the drain timeout has passed, so the answer is written before the process exits.
@@ -39,6 +50,8 @@ pub struct Handler {
     authorization: Option<Expected>,
     challenge: &'static str,
     max_body_bytes: usize,
+    max_events: usize,
+    budget: Arc<Budget>,
     ack: HttpAck,
     codec: Codec,
     response_timeout: Duration,
@@ -64,7 +77,6 @@ impl Handler {
     ) -> Handler {
         let header = |name: &String| HeaderName::from_bytes(name.as_bytes()).ok();
         Handler {
-            submitter,
             path: config.path.clone(),
             authorization: config.auth.as_ref().map(Expected::new),
             challenge: match config.auth {
@@ -72,6 +84,8 @@ impl Handler {
                 _ => "Bearer",
             },
             max_body_bytes: config.max_body_bytes.0,
+            max_events: config.max_events_per_request,
+            budget: submitter.budget().clone(),
             ack: config.ack,
             codec: config.codec.plain(),
             response_timeout: config.response_timeout.0,
@@ -85,12 +99,21 @@ impl Handler {
             stopping,
             drain_timeout,
             pipeline: Arc::from(pipeline),
+            submitter,
         }
     }
 
     /// Answers `request`, and counts the answer.
     pub async fn handle(&self, request: Request<RequestBody>) -> Answer {
-        let answer = self.answer(request).await;
+        let http1 = request.version() < hyper::Version::HTTP_2;
+        let mut answer = self.answer(request).await;
+        if http1 && self.stopping.is_cancelled() {
+            // Shutting down: the client learns with this answer that the connection ends, and
+            // sends what comes next elsewhere instead of on a connection about to close.
+            answer
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let status = answer.status();
         metrics::counter!(
             names::HTTP_REQUESTS_TOTAL,
@@ -130,22 +153,53 @@ impl Handler {
         if self.stopping.is_cancelled() {
             return self.unavailable("the server is shutting down".into());
         }
+        let id = match request_id(request.headers()) {
+            Ok(id) => id,
+            Err(message) => return error(StatusCode::BAD_REQUEST, message),
+        };
         if self.submitter.busy() {
             return self.too_many();
         }
         let content_type = request.headers().get(header::CONTENT_TYPE);
         let format = body::format(content_type.map(HeaderValue::as_bytes), self.codec);
         let (parts, body) = request.into_parts();
-        let body = match tokio::time::timeout_at(deadline, self.read(body, &parts.headers)).await {
-            Ok(Ok(body)) => body,
+        let read = tokio::time::timeout_at(deadline, self.read(body, &parts.headers)).await;
+        let (body, body_held) = match read {
+            Ok(Ok(read)) => read,
             Ok(Err(answer)) => return answer,
             Err(_) => return error(StatusCode::REQUEST_TIMEOUT, "the body took too long".into()),
         };
-        let payloads = match body::split(&body, format) {
+        // Past this many events the request could not fit in the whole budget: the payloads of
+        // more are not even gathered.
+        let kept = self.kept(&parts.headers);
+        let per_event = PER_EVENT + copied_headers(&kept);
+        let fit = (self.budget.limit().saturating_sub(body_held) / per_event).max(1);
+        let payloads = match body::split(&body, format, self.max_events.min(fit)) {
             Ok(p) => p,
-            Err(message) => return error(StatusCode::BAD_REQUEST, message),
+            Err(e @ SplitError::NotJson(_)) => {
+                return error(StatusCode::BAD_REQUEST, e.to_string());
+            }
+            Err(SplitError::TooMany(_)) if fit < self.max_events => {
+                return self.over_budget(body_held.saturating_add((fit + 1) * per_event));
+            }
+            Err(e @ SplitError::TooMany(_)) => {
+                return error(StatusCode::PAYLOAD_TOO_LARGE, e.to_string());
+            }
         };
-        self.submit(payloads, &parts.headers, deadline).await
+        // The payloads hold the body (counted until the last of them is gone); what is left to
+        // count is each event and what the request keeps of it until it is answered.
+        drop(body);
+        let events = payloads.len().saturating_mul(per_event);
+        if body_held.saturating_add(events) > self.budget.limit() {
+            return self.over_budget(body_held.saturating_add(events));
+        }
+        let mut hold = match self.budget.hold(events) {
+            Ok(hold) => hold,
+            Err(NoRoom::Now) => return self.too_many(),
+            Err(NoRoom::Ever) => return self.over_budget(body_held.saturating_add(events)),
+        };
+        self.submit(payloads, &parts.headers, kept, id, &mut hold, deadline)
+            .await
     }
 
     fn authorized(&self, headers: &HeaderMap) -> bool {
@@ -154,7 +208,14 @@ impl Handler {
             .is_none_or(|expected| expected.admits(headers.get(header::AUTHORIZATION)))
     }
 
-    async fn read(&self, body: RequestBody, headers: &HeaderMap) -> Result<Bytes, Answer> {
+    /// The body, held against the in-flight budget as it arrives (a body the budget has no room
+    /// for is refused, not read on), and the bytes held: the body counts until the last event
+    /// cut from it is gone.
+    async fn read(
+        &self,
+        mut body: RequestBody,
+        headers: &HeaderMap,
+    ) -> Result<(Bytes, usize), Answer> {
         let too_large = || {
             let message = format!(
                 "the body is over max_body_bytes ({} bytes)",
@@ -165,50 +226,94 @@ impl Handler {
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
-            return Err(too_large());
+        let declared = match declared {
+            Some(n) if n > self.max_body_bytes as u64 => return Err(too_large()),
+            Some(n) => n as usize,
+            None => 0,
+        };
+        let mut hold = self
+            .budget
+            .hold(declared)
+            .map_err(|e| self.no_room(e, declared))?;
+        let mut buf = BytesMut::with_capacity(declared);
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| error(StatusCode::BAD_REQUEST, format!("reading the body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if buf.len() + data.len() > self.max_body_bytes {
+                return Err(too_large());
+            }
+            if buf.capacity() - buf.len() < data.len() {
+                let more = (buf.len() + data.len()).saturating_sub(hold.bytes());
+                hold.grow(more)
+                    .map_err(|e| self.no_room(e, buf.len() + data.len()))?;
+                buf.reserve(data.len());
+            }
+            buf.extend_from_slice(&data);
+            if buf.capacity() > hold.bytes() {
+                let more = buf.capacity() - hold.bytes();
+                hold.grow(more)
+                    .map_err(|e| self.no_room(e, buf.capacity()))?;
+            }
         }
-        match Limited::new(body, self.max_body_bytes).collect().await {
-            Ok(collected) => Ok(collected.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Err(e) => Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("reading the body: {e}"),
-            )),
-        }
+        let held = hold.bytes();
+        let body = HeldBody {
+            body: buf.freeze(),
+            _hold: hold,
+        };
+        Ok((Bytes::from_owner(body), held))
     }
 
-    async fn submit(&self, payloads: Vec<Bytes>, headers: &HeaderMap, deadline: Instant) -> Answer {
+    async fn submit(
+        &self,
+        payloads: Vec<Bytes>,
+        headers: &HeaderMap,
+        kept: Headers,
+        request: Arc<str>,
+        hold: &mut Hold,
+        deadline: Instant,
+    ) -> Answer {
         let n = payloads.len();
-        let request = request_id(headers);
-        let kept = self.kept(headers);
         let key = self
             .key_header
             .as_ref()
             .and_then(|name| headers.get(name))
             .map(|v| Bytes::copy_from_slice(v.as_bytes()));
         let timestamp = Some(now_millis());
-        let items = payloads
-            .into_iter()
-            .enumerate()
-            .map(|(i, payload)| Item {
-                payload,
-                key: key.clone(),
-                headers: kept.clone(),
-                timestamp,
-                position: Position::Request {
-                    source: "http",
-                    request: request.clone(),
-                    index: i as u32,
-                },
-            })
-            .collect();
+        let items = payloads.into_iter().enumerate().map(|(i, payload)| Item {
+            payload,
+            key: key.clone(),
+            headers: kept.clone(),
+            timestamp,
+            position: Position::Request {
+                source: "http",
+                request: request.clone(),
+                index: i as u32,
+            },
+        });
         let track = self.ack == HttpAck::Delivered;
         let wait = deadline.saturating_duration_since(Instant::now());
-        let pending = match self.submitter.submit(items, track, wait).await {
+        let submitted = self.submitter.submit_held(items, track, wait, Some(hold));
+        let pending = match submitted.await {
             Ok(pending) => pending,
-            Err(Refused::Busy) => return self.too_many(),
-            Err(Refused::Closed) => return self.unavailable("the pipeline is stopping".into()),
+            Err(Refusal { taken, why }) if taken > 0 => {
+                // Part of the request is in the pipeline: as after a timeout, the client sends
+                // it all again (with its Idempotency-Key, the copies are dropped).
+                let message = format!(
+                    "{why}: {taken} of the request's {n} events were taken, not all of them; \
+                     send the request again"
+                );
+                return self.unavailable(message);
+            }
+            Err(Refusal {
+                why: Refused::Busy, ..
+            }) => return self.too_many(),
+            Err(Refusal {
+                why: Refused::Closed,
+                ..
+            }) => return self.unavailable("the pipeline is stopping".into()),
         };
         let Some(pending) = pending else {
             return json(StatusCode::ACCEPTED, serde_json::json!({ "accepted": n }));
@@ -277,6 +382,24 @@ impl Handler {
         answer
     }
 
+    /// The answer to a request the budget has no room for: 429 while the budget is used, 413
+    /// when the request needs more than the whole of it.
+    fn no_room(&self, no_room: NoRoom, bytes: usize) -> Answer {
+        match no_room {
+            NoRoom::Now => self.too_many(),
+            NoRoom::Ever => self.over_budget(bytes),
+        }
+    }
+
+    fn over_budget(&self, bytes: usize) -> Answer {
+        let message = format!(
+            "the request needs at least {bytes} bytes of the in-flight budget, more than the whole \
+             budget (max_in_flight_bytes: {} bytes); send fewer events per request",
+            self.budget.limit()
+        );
+        error(StatusCode::PAYLOAD_TOO_LARGE, message)
+    }
+
     fn unavailable(&self, message: String) -> Answer {
         let mut answer = error(StatusCode::SERVICE_UNAVAILABLE, message);
         answer
@@ -286,17 +409,37 @@ impl Handler {
     }
 }
 
-/// The client's `Idempotency-Key` when it gives a usable one, so that a request sent again after
-/// a 503 names its events as before (a JetStream output then drops what it already stored);
-/// else an id no other request of any replica has.
-fn request_id(headers: &HeaderMap) -> Arc<str> {
-    let given = headers
-        .get(IDEMPOTENCY_KEY)
-        .and_then(|v| v.to_str().ok())
+/// The client's `Idempotency-Key`, so that a request sent again after a 503 names its events as
+/// before (a JetStream output then drops what it already stored); else an id no other request
+/// of any replica has. A key that cannot name events is refused: taking the request without it
+/// would store it twice when it is sent again.
+fn request_id(headers: &HeaderMap) -> Result<Arc<str>, String> {
+    let Some(given) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(Arc::from(nuid::next().as_str()));
+    };
+    let usable = given
+        .to_str()
+        .ok()
         .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN && !k.contains(char::is_whitespace));
-    match given {
-        Some(key) => Arc::from(key),
-        None => Arc::from(nuid::next().as_str()),
+    match usable {
+        Some(key) => Ok(Arc::from(key)),
+        None => Err(format!(
+            "the Idempotency-Key header must be 1 to {MAX_KEY_LEN} visible ASCII characters, \
+             without spaces"
+        )),
+    }
+}
+
+/// A request body, holding its bytes of the in-flight budget until the last payload cut from
+/// it is gone.
+struct HeldBody {
+    body: Bytes,
+    _hold: Hold,
+}
+
+impl AsRef<[u8]> for HeldBody {
+    fn as_ref(&self) -> &[u8] {
+        &self.body
     }
 }
 

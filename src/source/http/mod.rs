@@ -78,6 +78,11 @@ pub struct HttpServerConfig {
     /// (`ulimit -n`), at most 1024.
     #[serde(default)]
     pub max_connections: Option<usize>,
+    /// Most events one request may hold (items of a JSON array, lines of NDJSON); a request of
+    /// more is answered 413 before any of them is taken. Whatever this allows, a request is
+    /// taken only within the pipeline's in-flight budget (`settings.max_in_flight_bytes`).
+    #[serde(default = "default_max_events_per_request")]
+    pub max_events_per_request: usize,
 }
 
 /// When a request is answered.
@@ -106,6 +111,12 @@ fn default_max_body_bytes() -> ByteSize {
 // answers before they give up.
 fn default_response_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(30))
+}
+
+// Batch endpoints of webhook and log services take a few thousand events per request; ten
+// thousand small events with their overhead are a few MiB of the default 32 MiB budget.
+fn default_max_events_per_request() -> usize {
+    10_000
 }
 
 // A second is about what an in-flight budget needs to drain a batch to a healthy output.
@@ -219,6 +230,9 @@ impl HttpServerConfig {
         }
         if self.max_body_bytes.0 == 0 {
             v.error_at(&format!("{path}.max_body_bytes"), "must be above 0");
+        }
+        if self.max_events_per_request == 0 {
+            v.error_at(&format!("{path}.max_events_per_request"), "must be above 0");
         }
         if self.response_timeout.0.is_zero() {
             v.error_at(&format!("{path}.response_timeout"), "must be above 0s");

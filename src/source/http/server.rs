@@ -26,6 +26,11 @@ use crate::source::{SourceContext, SourceError};
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long after shutdown began requests on connections already open (or waiting to be
+/// accepted) are still read, to be answered 503: long enough for those already sent to arrive,
+/// short next to the drain timeout (of which it takes a quarter at most).
+const LAST_CALL: Duration = Duration::from_secs(2);
+
 /// After the drain timeout, how long answers have to reach their clients before the connections
 /// still open are dropped; and how long a connection closed for idleness has to say goodbye
 /// (HTTP/2 GOAWAY).
@@ -48,7 +53,11 @@ struct Shared {
     builder: auto::Builder<TokioExecutor>,
     acceptor: Option<TlsAcceptor>,
     timeouts: Timeouts,
+    /// Shutdown began: requests are answered 503 (HTTP/1.1 with `Connection: close`).
     stop: CancellationToken,
+    /// The last call after shutdown is over: connections close once their requests under way
+    /// are answered (HTTP/2 with a GOAWAY).
+    close: CancellationToken,
     pipeline: Arc<str>,
 }
 
@@ -92,9 +101,13 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
             idle: input.config.idle_timeout.0,
         },
         stop: ctx.shutdown.clone(),
+        close: CancellationToken::new(),
         pipeline: Arc::from(pipeline.as_str()),
     };
-    let mut connections = accept(&listener, &shared, limit).await;
+    let last_call = LAST_CALL.min(ctx.drain_timeout / 4);
+    let mut connections = accept(&listener, &shared, limit, last_call).await;
+    // The last call is over: connections close once their requests under way are answered.
+    shared.close.cancel();
     drop(listener);
     drop(shared);
     if let Some(link) = &ctx.link {
@@ -114,16 +127,33 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
     Ok(())
 }
 
-/// Takes connections until shutdown, at most `limit` open at once: at the limit no more are
-/// accepted (they wait in the listen queue) until one closes, so that open files never run out.
-async fn accept(listener: &TcpListener, shared: &Shared, limit: usize) -> tokio::task::JoinSet<()> {
+/// Takes connections until shutdown and `last_call` after it (or until none is open), at most
+/// `limit` open at once: at the limit no more are accepted (they wait in the listen queue) until
+/// one closes, so that open files never run out. In the last call, requests still arrive to be
+/// answered 503 rather than cut off unanswered.
+async fn accept(
+    listener: &TcpListener,
+    shared: &Shared,
+    limit: usize,
+    last_call: Duration,
+) -> tokio::task::JoinSet<()> {
     let slots = Arc::new(Semaphore::new(limit));
     let mut connections = tokio::task::JoinSet::new();
     let mut slot: Option<OwnedSemaphorePermit> = None;
     let mut warned: Option<tokio::time::Instant> = None;
+    let closing = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(closing);
+    let mut stopping = false;
     loop {
+        if stopping && connections.is_empty() {
+            break;
+        }
         tokio::select! {
-            () = shared.stop.cancelled() => break,
+            () = shared.stop.cancelled(), if !stopping => {
+                stopping = true;
+                closing.as_mut().reset(tokio::time::Instant::now() + last_call);
+            }
+            () = &mut closing, if stopping => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             permit = slots.clone().acquire_owned(), if slot.is_none() => match permit {
                 Ok(permit) => slot = Some(permit),
@@ -202,7 +232,7 @@ where
     tokio::pin!(conn);
     let stopping = tokio::select! {
         served = conn.as_mut() => return ended(served),
-        () = shared.stop.cancelled() => true,
+        () = shared.close.cancelled() => true,
         () = activity.expired(shared.timeouts) => false,
     };
     if stopping {
