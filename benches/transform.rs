@@ -1,6 +1,6 @@
 //! Microbenchmarks of the per-event transform path the pipeline's worker threads run: decode the
 //! payload, run the transform chain, encode each result (`pipeline::worker::Worker`, the
-//! same code).
+//! same code); and the stage of a pipeline without steps (`pipeline::worker::pass_through`).
 //!
 //! `cargo bench --bench transform` times each benchmark over a batch of 500 events with
 //! criterion. Run without `--bench` (as `cargo test --all-targets` does) each benchmark runs once
@@ -12,10 +12,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use sluice::codec::Codec;
 use sluice::delivery::Ack;
 use sluice::event::{Event, Position};
 use sluice::pipeline::load_str;
-use sluice::pipeline::worker::{Processed, Worker};
+use sluice::pipeline::worker::{Processed, Worker, pass_through};
 use testkit::measure::event;
 
 // The allocator of the `sluice` binary, so these figures are the binary's.
@@ -213,6 +214,30 @@ fn transform(c: &mut Criterion) {
         BATCH * ITEMS as usize,
     );
     bench(c, "raw_identity", "raw", IDENTITY, &events, BATCH);
+
+    // A pipeline without steps: `codec: json` checks that each payload is JSON (without
+    // building it), `codec: raw` only looks at sizes.
+    let mut group = c.benchmark_group("transform");
+    group.throughput(Throughput::Elements(events.len() as u64));
+    for (name, codec) in [
+        ("json_pass_through", Codec::Json),
+        ("raw_pass_through", Codec::Raw),
+    ] {
+        let done = pass_through(copy(&events), usize::MAX, false, codec);
+        assert_eq!((done.outputs.len(), done.failures.len()), (BATCH, 0));
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || copy(&events),
+                |batch| {
+                    pass_through(black_box(batch), usize::MAX, false, codec)
+                        .outputs
+                        .len()
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, transform);
