@@ -25,16 +25,13 @@ pub fn remove_lag(pipeline: &str, topic: &str, partition: i32) {
     lags().remove(&(pipeline.to_string(), topic.to_string(), partition));
 }
 
-/// Appends the series to a Prometheus text exposition (nothing when there is none).
-pub fn render(out: &mut String) {
+/// Appends the series to a Prometheus text exposition (nothing when there is none), with `help`
+/// as their `# HELP` text.
+pub fn render(out: &mut String, help: &str) {
     let lags = lags();
     if lags.is_empty() {
         return;
     }
-    let help = super::server::HELP
-        .iter()
-        .find(|(name, _, _)| *name == KAFKA_CONSUMER_LAG)
-        .map_or("", |(_, _, help)| help);
     let _ = writeln!(out, "# HELP {KAFKA_CONSUMER_LAG} {help}");
     let _ = writeln!(out, "# TYPE {KAFKA_CONSUMER_LAG} gauge");
     for ((pipeline, topic, partition), lag) in lags.iter() {
@@ -63,19 +60,19 @@ mod tests {
     #[test]
     fn a_partition_has_a_series_from_its_first_value_until_it_is_removed() {
         let mut text = String::new();
-        render(&mut text);
+        render(&mut text, "lag");
         assert!(!text.contains("{pipeline=\"partitions-test\""));
         set_lag("partitions-test", "t", 2, 7);
         set_lag("partitions-test", "t", 2, 5);
         let mut text = String::new();
-        render(&mut text);
+        render(&mut text, "lag");
         assert!(text.contains("# TYPE sluice_kafka_consumer_lag gauge\n"));
         assert!(text.contains(
             "sluice_kafka_consumer_lag{pipeline=\"partitions-test\",topic=\"t\",partition=\"2\"} 5\n"
         ));
         remove_lag("partitions-test", "t", 2);
         let mut text = String::new();
-        render(&mut text);
+        render(&mut text, "lag");
         assert!(!text.contains("{pipeline=\"partitions-test\""));
     }
 }

@@ -217,6 +217,13 @@ pub const HELP: &[(&str, Kind, &str)] = &[
     ),
 ];
 
+/// The `# HELP` text of `metric`.
+fn help_of(metric: &str) -> &'static str {
+    HELP.iter()
+        .find(|(name, _, _)| *name == metric)
+        .map_or("", |(_, _, help)| help)
+}
+
 /// Gives every metric its `# HELP` line.
 fn describe() {
     for &(name, kind, help) in HELP {
@@ -252,7 +259,7 @@ pub async fn bind(
             "/metrics",
             get(|State(s): State<AppState>| async move {
                 let mut text = s.metrics.render();
-                super::partitions::render(&mut text);
+                super::partitions::render(&mut text, help_of(names::KAFKA_CONSUMER_LAG));
                 text
             }),
         )

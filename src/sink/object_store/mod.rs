@@ -3,6 +3,7 @@
 //! input acknowledged only once every object holding its events is stored.
 
 mod batch;
+mod call;
 mod encode;
 mod parquet;
 mod stored;

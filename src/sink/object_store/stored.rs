@@ -10,7 +10,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::batch::Place;
-use super::write::{Failure, timed};
+use super::call::{Failure, timed};
 
 /// The stored ranges of each folder and lane listed so far, and the last place seen per lane.
 #[derive(Default)]

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::ObjectStoreOutput;
 use super::batch::{Open, Place, lane_into};
+use super::call::{Failure, timed};
 use super::parquet::Encoded;
 use super::stored::Stored;
 use crate::delivery::{Cause, MustStop};
@@ -332,27 +333,6 @@ fn location(prefix: &Path, folder: &str, name: &str) -> Path {
     }
 }
 
-/// Why a call to the store failed.
-pub(super) enum Failure {
-    /// It may pass (the store unreachable, overloaded, a timeout): try again.
-    Retry(String),
-    /// It will not (no such bucket, no permission): the events follow the error policy.
-    Refused(String),
-}
-
-/// `call`, failed as a passing failure when the store has not answered within `timeout`.
-pub(super) async fn timed<T>(
-    timeout: Duration,
-    call: impl Future<Output = object_store::Result<T>>,
-) -> Result<T, Failure> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(result) => result.map_err(classify),
-        Err(_) => Err(Failure::Retry(format!(
-            "the store did not answer within {timeout:?}"
-        ))),
-    }
-}
-
 /// Stores `body` at `path`: in one request, or in parts of [`PART_SIZE`] one after another,
 /// each request given up after `timeout`.
 async fn upload(
@@ -383,21 +363,6 @@ async fn upload(
         let _ = timed(timeout, upload.abort()).await;
     }
     done
-}
-
-fn classify(error: object_store::Error) -> Failure {
-    use object_store::Error as E;
-    let reason = error.to_string();
-    match error {
-        E::NotFound { .. }
-        | E::PermissionDenied { .. }
-        | E::Unauthenticated { .. }
-        | E::InvalidPath { .. }
-        | E::NotSupported { .. }
-        | E::NotImplemented { .. }
-        | E::UnknownConfigurationKey { .. } => Failure::Refused(reason),
-        _ => Failure::Retry(reason),
-    }
 }
 
 #[cfg(test)]

@@ -237,7 +237,7 @@ mod tests {
 
     fn series(pipeline: &str) -> String {
         let mut text = String::new();
-        partitions::render(&mut text);
+        partitions::render(&mut text, "lag");
         text.lines()
             .filter(|l| l.contains(&format!("pipeline=\"{pipeline}\"")))
             .collect::<Vec<_>>()
