@@ -743,3 +743,38 @@ errors: drop
         ],
     );
 }
+
+#[test]
+fn an_http_output_or_a_registry_with_empty_credentials_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = pipeline(
+        dir.path(),
+        "creds",
+        "\
+input:
+  kafka:
+    brokers: localhost:9092
+    topics: [t]
+    group_id: g
+    codec:
+      avro: {registry: {url: 'http://registry:8081', auth: {basic: {user: 'k:1', password: ''}}}}
+output:
+  http:
+    url: http://collector:8080/events
+    auth: {bearer: '  '}
+errors: drop
+",
+    );
+    let out = sluice!().arg("check").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let f = file.display();
+    reported(
+        &stderr,
+        &[
+            format!("{f}:7:75: error: the user must not contain `:`"),
+            format!("{f}:7:92: error: the password must not be empty"),
+            format!("{f}:11:20: error: the token must not be empty"),
+        ],
+    );
+}

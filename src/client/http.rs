@@ -3,7 +3,7 @@
 use base64::Engine;
 use serde::Deserialize;
 
-use crate::config::Secret;
+use crate::config::{Secret, Validator};
 
 /// How requests authenticate.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -21,6 +21,37 @@ pub enum HttpAuth {
 }
 
 impl HttpAuth {
+    /// Checks the block at `path`: credentials no client could send or that anyone could guess.
+    pub fn validate(&self, path: &str, v: &mut Validator<'_>) {
+        match self {
+            HttpAuth::Bearer(token) => {
+                if token.0.trim().is_empty() {
+                    v.error_at(&format!("{path}.bearer"), "the token must not be empty");
+                } else if !token.0.bytes().all(|b| b.is_ascii_graphic()) {
+                    v.error_at(
+                        &format!("{path}.bearer"),
+                        "the token must be printable ASCII without spaces",
+                    );
+                }
+            }
+            HttpAuth::Basic { user, password } => {
+                if user.contains(':') {
+                    // RFC 7617: the first colon separates the user from the password.
+                    v.error_at(
+                        &format!("{path}.basic.user"),
+                        "the user must not contain `:`",
+                    );
+                }
+                if password.0.is_empty() {
+                    v.error_at(
+                        &format!("{path}.basic.password"),
+                        "the password must not be empty",
+                    );
+                }
+            }
+        }
+    }
+
     /// The `Authorization` header value a request carries.
     pub fn header_value(&self) -> Secret {
         Secret(match self {

@@ -62,6 +62,9 @@ impl RegistryConfig {
         if self.timeout.0.is_zero() {
             v.error_at(&format!("{path}.timeout"), "timeout must be more than 0");
         }
+        if let Some(auth) = &self.auth {
+            auth.validate(&format!("{path}.auth"), v);
+        }
         tls
     }
 }

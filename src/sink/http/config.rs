@@ -192,6 +192,9 @@ impl HttpOutputConfig {
         if self.timeout.0.is_zero() {
             v.error_at(&format!("{path}.timeout"), "timeout must be more than 0");
         }
+        if let Some(auth) = &self.auth {
+            auth.validate(&format!("{path}.auth"), v);
+        }
         let https = self.url.starts_with("https://");
         let tls = match (&self.tls, https) {
             (Some(tls), _) => tls.build(&format!("{path}.tls"), v),

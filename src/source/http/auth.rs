@@ -4,7 +4,7 @@
 use hyper::header::HeaderValue;
 
 use crate::client::http::HttpAuth;
-use crate::config::{Secret, Validator};
+use crate::config::Secret;
 
 /// The `Authorization` a server expects.
 pub struct Expected {
@@ -45,37 +45,6 @@ impl Expected {
         let scheme_matches = scheme.eq_ignore_ascii_case(self.scheme.as_bytes());
         let credentials_match = bool::from(rest.ct_eq(self.credentials.0.as_bytes()));
         scheme_matches & credentials_match
-    }
-}
-
-/// Checks `auth` at `path`: credentials no client could send or that anyone could guess.
-pub fn validate(auth: &HttpAuth, path: &str, v: &mut Validator<'_>) {
-    match auth {
-        HttpAuth::Bearer(token) => {
-            if token.0.trim().is_empty() {
-                v.error_at(&format!("{path}.bearer"), "the token must not be empty");
-            } else if !token.0.bytes().all(|b| b.is_ascii_graphic()) {
-                v.error_at(
-                    &format!("{path}.bearer"),
-                    "the token must be printable ASCII without spaces",
-                );
-            }
-        }
-        HttpAuth::Basic { user, password } => {
-            if user.contains(':') {
-                // RFC 7617: the first colon separates the user from the password.
-                v.error_at(
-                    &format!("{path}.basic.user"),
-                    "the user must not contain `:`",
-                );
-            }
-            if password.0.is_empty() {
-                v.error_at(
-                    &format!("{path}.basic.password"),
-                    "the password must not be empty",
-                );
-            }
-        }
     }
 }
 

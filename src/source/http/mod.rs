@@ -215,7 +215,7 @@ impl HttpServerConfig {
             v.error_at(&format!("{path}.path"), message);
         }
         if let Some(auth) = &self.auth {
-            auth::validate(auth, &format!("{path}.auth"), v);
+            auth.validate(&format!("{path}.auth"), v);
         }
         for (name, timeout) in [
             ("header_read_timeout", self.header_read_timeout),
