@@ -351,23 +351,37 @@ fn whole_objects(dir: &Path, prefix: &str) -> BTreeMap<u64, usize> {
     seen
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jetstream_into_objects_larger_than_max_ack_pending_keeps_flowing() {
-    use std::time::Duration;
-    use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all};
-
+/// A NATS server and a stream of a random name holding `n` events `{"id": i}` on `STREAM.a`.
+async fn jetstream_backlog(
+    prefix: &str,
+    n: u64,
+) -> (
+    testkit::nats::NatsServer,
+    async_nats::jetstream::Context,
+    String,
+) {
+    use testkit::nats::{NatsServer, create_stream, publish_all};
     let server = NatsServer::start();
     let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
-    let stream = testkit::unique("IN").replace('-', "_");
+    let stream = testkit::unique(prefix).replace('-', "_");
     create_stream(&js, &stream, &[format!("{stream}.>")]).await;
-    // Twenty times the input's default max_ack_pending (1,000).
-    const N: u64 = 20_000;
     let subject = format!("{stream}.a");
     publish_all(
         &js,
-        (0..N).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
+        (0..n).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
     )
     .await;
+    (server, js, stream)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_into_objects_larger_than_max_ack_pending_keeps_flowing() {
+    use std::time::Duration;
+    use testkit::nats::consumer_state;
+
+    // Twenty times the input's default max_ack_pending (1,000).
+    const N: u64 = 20_000;
+    let (server, js, stream) = jetstream_backlog("IN", N).await;
 
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("lake");
@@ -440,18 +454,9 @@ fn check_warns_when_max_ack_pending_is_set_below_what_an_object_gathers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_messages_waiting_in_an_object_longer_than_ack_wait_are_not_redelivered() {
     use std::time::Duration;
-    use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all};
+    use testkit::nats::consumer_state;
 
-    let server = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
-    let stream = testkit::unique("WAIT").replace('-', "_");
-    create_stream(&js, &stream, &[format!("{stream}.>")]).await;
-    let subject = format!("{stream}.a");
-    publish_all(
-        &js,
-        (0..10u64).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
-    )
-    .await;
+    let (server, js, stream) = jetstream_backlog("WAIT", 10).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("lake");
     // The object is written after 5 s, five ack waits.
@@ -496,18 +501,9 @@ errors: stop
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_events_held_in_an_object_are_written_and_acknowledged_at_shutdown() {
     use std::time::Duration;
-    use testkit::nats::{NatsServer, consumer_state, create_stream, publish_all};
+    use testkit::nats::consumer_state;
 
-    let server = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
-    let stream = testkit::unique("STOP").replace('-', "_");
-    create_stream(&js, &stream, &[format!("{stream}.>")]).await;
-    let subject = format!("{stream}.a");
-    publish_all(
-        &js,
-        (0..10u64).map(|i| (subject.clone(), format!("{{\"id\":{i}}}").into())),
-    )
-    .await;
+    let (server, js, stream) = jetstream_backlog("STOP", 10).await;
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("lake");
     // The output's defaults: the object would wait a minute, longer than the shutdown may take.
