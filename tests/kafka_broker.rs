@@ -919,19 +919,27 @@ fn broker_restarts_mid_stream_lose_nothing() {
         producer.join().expect("producer thread")
     });
     wait_for_all_ids(&mut out, N, Duration::from_secs(180), &[&worker]);
-    // After the crash the worker rejoins its group; stop it once it holds the partitions
-    // again, so its SIGTERM commit has them to commit (a member still rejoining holds none).
+    // After the crash the worker rejoins its group, and reads again what it had delivered but
+    // whose commit the crash lost. Stop it once it holds the partitions again and has committed
+    // them to their ends; the SIGTERM must keep that (a member still rejoining holds none, and
+    // one stopped before it has read again leaves the re-reading to the next member).
+    let expected: Vec<Option<i64>> = (0..3).map(|p| end_offsets.get(&p).copied()).collect();
     wait_until(
-        "the worker to hold every partition again in a stable group",
+        "the worker to hold every partition again in a stable group, committed to the end",
         Duration::from_secs(90),
         &broker,
         &[&worker],
         || {
-            let group = broker.group(&group);
+            let group_state = broker.group(&group);
             let held = worker.assigned();
+            let committed = committed(&address, &group, &input, 3);
             (
-                (is_stable(&group, 1) && held.len() == 3).then_some(()),
-                format!("group {group:?}, partitions held {held:?}"),
+                (is_stable(&group_state, 1) && held.len() == 3 && committed == expected)
+                    .then_some(()),
+                format!(
+                    "group {group_state:?}, partitions held {held:?}, committed {committed:?} \
+                     of {expected:?}"
+                ),
             )
         },
     );
@@ -971,7 +979,6 @@ fn broker_restarts_mid_stream_lose_nothing() {
     assert_eq!(summary["failed"], 0, "{summary}");
     assert_eq!(summary["sent"], summary["received"], "{summary}");
     let committed = committed(&broker.address(), &group, &input, 3);
-    let expected: Vec<Option<i64>> = (0..3).map(|p| end_offsets.get(&p).copied()).collect();
     assert_eq!(
         committed, expected,
         "committed offsets vs end offsets of {input}"
