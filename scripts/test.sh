@@ -12,6 +12,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== module layering"
 python3 scripts/check-modules.py
+echo "== container image (scripts/image.sh; the container and manifest tests run it)"
+time scripts/image.sh
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
 echo "== sample pipelines' own tests"
