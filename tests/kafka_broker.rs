@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use testkit::kafka::{Record, TopicReader, committed};
 use testkit::kraft::Broker;
 use testkit::process::Ownership;
+use testkit::wait::Pace;
 use testkit::{Worker, pipeline, sluice, try_wait_for, unique, wait_for};
 
 /// Serialises the tests of this file.
@@ -258,31 +259,6 @@ fn start_worker(dir: &Path, name: &str, pipeline: &Path) -> Worker {
         // messages land in the log (see `Worker::is_group_leader`).
         .env("RUST_LOG", "info,librdkafka=debug");
     Worker::start(sluice, pipeline, &dir.join(format!("{name}.log")), &[])
-}
-
-/// Paces a producer: `per_10ms` events every 10 ms, catching up after a slow send.
-struct Pace {
-    per_10ms: u64,
-    next_tick: Instant,
-}
-
-impl Pace {
-    fn new(per_10ms: u64) -> Pace {
-        Pace {
-            per_10ms,
-            next_tick: Instant::now(),
-        }
-    }
-
-    /// Waits, if it is early, before event `i` is sent.
-    fn before(&mut self, i: u64) {
-        if i.is_multiple_of(self.per_10ms) {
-            self.next_tick += Duration::from_millis(10);
-            if let Some(wait) = self.next_tick.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-        }
-    }
 }
 
 /// Sets the flag when dropped.

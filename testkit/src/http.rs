@@ -15,11 +15,19 @@ pub fn free_port() -> u16 {
 
 /// GET a path on 127.0.0.1:`port`; returns (status, body), or None when nothing listens yet.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    http_get_at("127.0.0.1", port, path)
+}
+
+/// GET a path on `host`:`port` (an IP address); returns (status, body), or None when nothing
+/// answers yet.
+pub fn http_get_at(host: &str, port: u16, path: &str) -> Option<(u16, String)> {
+    let ip: std::net::IpAddr = host.parse().ok()?;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&(ip, port).into(), Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
     )
     .ok()?;
     let mut text = String::new();

@@ -23,6 +23,16 @@ pub fn client(brokers: &str) -> ClientConfig {
     cc
 }
 
+/// An HTTP access event with id `i` in `msg`, a server error: every example pipeline
+/// (`pipelines/kafka-to-kafka.yaml`, the ones of `k8s/`) keeps it and carries `msg` through
+/// its reshaping; [`Record::example_id`] reads the id back.
+pub fn example_event(i: u64) -> String {
+    format!(
+        r#"{{"ts":"2026-01-01T00:00:00Z","service":"svc{}","status":503,"latency":0.5,"msg":"{i}"}}"#,
+        i % 7
+    )
+}
+
 /// One record read back from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -50,6 +60,15 @@ impl Record {
                 String::from_utf8_lossy(&self.payload)
             )
         })
+    }
+
+    /// The id of an [`example_event`] the record was made of.
+    pub fn example_id(&self) -> u64 {
+        let v = self.json();
+        v["msg"]
+            .as_str()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("output record without an example event's id: {v}"))
     }
 
     /// The first value of header `name`.

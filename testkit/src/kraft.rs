@@ -52,6 +52,10 @@ pub enum Listener {
     Sasl,
     /// SASL over TLS.
     SaslTls,
+    /// No TLS, no authentication, for containers on the machine's podman networks: bound on
+    /// every address, advertised as `host.containers.internal`, the name podman gives the
+    /// machine inside its containers (the machine's own address on their network).
+    Containers,
 }
 
 impl Listener {
@@ -70,13 +74,14 @@ impl Listener {
             Listener::MutualTls => "MTLS",
             Listener::Sasl => "SASL",
             Listener::SaslTls => "SASL_TLS",
+            Listener::Containers => "CONTAINERS",
         }
     }
 
     /// Its security protocol.
     fn protocol(self) -> &'static str {
         match self {
-            Listener::Plaintext => "PLAINTEXT",
+            Listener::Plaintext | Listener::Containers => "PLAINTEXT",
             Listener::Tls | Listener::MutualTls => "SSL",
             Listener::Sasl => "SASL_PLAINTEXT",
             Listener::SaslTls => "SASL_SSL",
@@ -151,21 +156,29 @@ impl Broker {
         Self::try_start(Some(pki)).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// [`start`](Self::start), with a [`Listener::Containers`] too: what containers on this
+    /// machine reach it at is [`address_in_containers`](Self::address_in_containers).
+    pub fn start_for_containers() -> Broker {
+        Self::try_start_with(&[Listener::Plaintext, Listener::Containers], None)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// A broker, or why not (Kafka not installed, or not ready in time), for callers that can
     /// go on without one.
     pub fn try_start(pki: Option<&Pki>) -> Result<Broker, String> {
+        let listeners: Vec<Listener> = std::iter::once(Listener::Plaintext)
+            .chain(pki.map(|_| Listener::SECURED).into_iter().flatten())
+            .collect();
+        Self::try_start_with(&listeners, pki)
+    }
+
+    fn try_start_with(listeners: &[Listener], pki: Option<&Pki>) -> Result<Broker, String> {
         // A port picked free can be taken by someone else before the broker binds it: retry
         // with other ports.
         let mut last_error = String::new();
         for _ in 0..3 {
-            let listeners: Vec<Listener> = std::iter::once(Listener::Plaintext)
-                .chain(pki.map(|_| Listener::SECURED).into_iter().flatten())
-                .collect();
             let mut broker = Broker {
-                ports: listeners
-                    .into_iter()
-                    .map(|l| (l, crate::free_port()))
-                    .collect(),
+                ports: listeners.iter().map(|l| (*l, crate::free_port())).collect(),
                 controller_port: crate::free_port(),
                 process: None,
                 dir: tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?,
@@ -184,8 +197,15 @@ impl Broker {
     fn write_settings(&self, pki: Option<&Pki>) -> Result<(), String> {
         let dir = self.dir.path();
         let mut s = String::from(BASE_SETTINGS);
-        let listen = |l: &(Listener, u16)| format!("{}://127.0.0.1:{}", l.0.name(), l.1);
-        let advertised: Vec<String> = self.ports.iter().map(listen).collect();
+        let at = |l: &(Listener, u16), host: &str| format!("{}://{host}:{}", l.0.name(), l.1);
+        let (listen, advertised): (Vec<String>, Vec<String>) = self
+            .ports
+            .iter()
+            .map(|l| match l.0 {
+                Listener::Containers => (at(l, "0.0.0.0"), at(l, "host.containers.internal")),
+                _ => (at(l, "127.0.0.1"), at(l, "127.0.0.1")),
+            })
+            .unzip();
         let mut protocols: Vec<String> = self
             .ports
             .iter()
@@ -201,7 +221,7 @@ impl Broker {
         let _ = writeln!(
             s,
             "listeners={},CONTROLLER://127.0.0.1:{}",
-            advertised.join(","),
+            listen.join(","),
             self.controller_port
         );
         let _ = writeln!(s, "advertised.listeners={}", advertised.join(","));
@@ -398,6 +418,16 @@ logger.state.level = WARN
     /// `127.0.0.1:PORT` of `listener`; panics when the broker has none.
     pub fn address_of(&self, listener: Listener) -> String {
         format!("127.0.0.1:{}", self.port(listener))
+    }
+
+    /// `host.containers.internal:PORT`: where containers on this machine's podman networks
+    /// reach the broker; panics when it was not started with
+    /// [`start_for_containers`](Self::start_for_containers).
+    pub fn address_in_containers(&self) -> String {
+        format!(
+            "host.containers.internal:{}",
+            self.port(Listener::Containers)
+        )
     }
 
     fn log_path(&self) -> PathBuf {

@@ -11,6 +11,7 @@
 //! - [`kraft`]: an Apache Kafka broker of the caller's own (one KRaft node), TLS and SASL too.
 //! - [`nats`]: a `nats-server` process of the caller's own, and JetStream helpers.
 //! - [`pki`]: a certificate authority and certificates for TLS tests.
+//! - [`podman`]: the image built from the Dockerfile, its containers, and `k8s/` played as pods.
 //! - [`registry`]: a Schema Registry of the caller's own, in the test process.
 //! - [`s3`]: an S3 server of the caller's own (moto), and boto3 to read back what it stored.
 //! - [`tls_proxy`]: TLS in front of a plain TCP server (an HTTP server or registry of the test's).
@@ -25,6 +26,7 @@ pub mod kraft;
 pub mod measure;
 pub mod nats;
 pub mod pki;
+pub mod podman;
 pub mod process;
 pub mod registry;
 pub mod s3;
@@ -34,7 +36,7 @@ pub mod wait;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub use http::{free_port, http_get, metric_values};
+pub use http::{free_port, http_get, http_get_at, metric_values};
 pub use process::{Process, Worker, log_records, logged, run_with_stdin, signal, wait_exit};
 pub use wait::{eventually, try_eventually, try_wait_for, wait_for};
 

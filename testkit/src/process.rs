@@ -122,6 +122,22 @@ pub fn run_with_stdin(mut sluice: Command, pipeline: &Path, stdin: &[u8]) -> Out
     out
 }
 
+/// Partitions a worker holds according to its JSON log (assigned minus revoked, in order).
+pub fn held_partitions(log: &str) -> Vec<i64> {
+    let mut held = Vec::new();
+    for v in log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    {
+        match (v["message"].as_str(), v["partition"].as_i64()) {
+            (Some("partition assigned"), Some(p)) => held.push(p),
+            (Some("partition revoked"), Some(p)) => held.retain(|q| *q != p),
+            _ => {}
+        }
+    }
+    held
+}
+
 /// The JSON log records in `log` (one a line) with the given message.
 pub fn log_records(log: &str, message: &str) -> Vec<serde_json::Value> {
     log.lines()
@@ -239,15 +255,7 @@ impl Worker {
 
     /// Partitions the worker holds according to its log (assigned minus revoked, in order).
     pub fn assigned(&self) -> Vec<i64> {
-        let mut held = Vec::new();
-        for v in self.json_lines() {
-            match (v["message"].as_str(), v["partition"].as_i64()) {
-                (Some("partition assigned"), Some(p)) => held.push(p),
-                (Some("partition revoked"), Some(p)) => held.retain(|q| *q != p),
-                _ => {}
-            }
-        }
-        held
+        held_partitions(&self.log())
     }
 
     /// When the worker held which partition, according to its log.

@@ -1,4 +1,5 @@
-//! Waiting on a condition with a deadline, instead of sleeping for a guessed time.
+//! Waiting on a condition with a deadline, instead of sleeping for a guessed time; pacing a
+//! producer.
 
 use std::time::{Duration, Instant};
 
@@ -57,4 +58,30 @@ pub async fn eventually<T>(
     try_eventually(timeout, cond)
         .await
         .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
+}
+
+/// Paces a producer: `per_10ms` events every 10 ms, catching up after a slow send.
+pub struct Pace {
+    per_10ms: u64,
+    next_tick: Instant,
+}
+
+impl Pace {
+    /// A pace of `per_10ms` events every 10 ms, starting now.
+    pub fn new(per_10ms: u64) -> Pace {
+        Pace {
+            per_10ms,
+            next_tick: Instant::now(),
+        }
+    }
+
+    /// Waits, if it is early, before event `i` is sent.
+    pub fn before(&mut self, i: u64) {
+        if i.is_multiple_of(self.per_10ms) {
+            self.next_tick += Duration::from_millis(10);
+            if let Some(wait) = self.next_tick.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
 }
