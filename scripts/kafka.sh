@@ -3,10 +3,21 @@
 # on 127.0.0.1:${PORT:-9092}, in the foreground; Ctrl-C stops it. Its data lives in
 # ${KAFKA_DATA:-a new temp dir}: point KAFKA_DATA at the same folder to start it again with the
 # topics and offsets it had. Fetches Kafka first if it is missing (scripts/setup.sh kafka).
+# With CONTAINERS_PORT set, a second plaintext listener on that port of every address, advertised
+# as host.containers.internal (podman's name for this machine inside its containers), serves
+# containers and pods on this machine (k8s/overlays/local uses 9094).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port="${PORT:-9092}"
 controller_port="${CONTROLLER_PORT:-$((port + 1))}"
+listeners="PLAINTEXT://127.0.0.1:$port"
+advertised="PLAINTEXT://127.0.0.1:$port"
+protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+if [ -n "${CONTAINERS_PORT:-}" ]; then
+  listeners="$listeners,CONTAINERS://0.0.0.0:$CONTAINERS_PORT"
+  advertised="$advertised,CONTAINERS://host.containers.internal:$CONTAINERS_PORT"
+  protocols="$protocols,CONTAINERS:PLAINTEXT"
+fi
 scripts/setup.sh kafka
 libs="${SLUICE_KAFKA_LIBS:-$HOME/.cache/sluice/apache-kafka/libs}"
 data="${KAFKA_DATA:-$(mktemp -d -t sluice-kafka.XXXXXX)}"
@@ -17,9 +28,9 @@ config="$data/server.properties"
   cat scripts/apache-kafka/server.properties
   echo "node.id=1"
   echo "controller.quorum.voters=1@127.0.0.1:$controller_port"
-  echo "listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
-  echo "advertised.listeners=PLAINTEXT://127.0.0.1:$port"
-  echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  echo "listeners=$listeners,CONTROLLER://127.0.0.1:$controller_port"
+  echo "advertised.listeners=$advertised"
+  echo "listener.security.protocol.map=$protocols"
   echo "log.dirs=$data/logs"
 } >"$config"
 # The broker's own log: warnings and errors on the console, everything in $data/broker.log.
@@ -50,5 +61,5 @@ if [ ! -f "$data/logs/meta.properties" ]; then
   done
   java "${java_opts[@]}" kafka.tools.StorageTool format "--cluster-id=$cluster_id" --config "$config" >/dev/null
 fi
-echo "kafka: 127.0.0.1:$port (data in $data; Ctrl-C stops it)" >&2
+echo "kafka: 127.0.0.1:$port${CONTAINERS_PORT:+, containers: host.containers.internal:$CONTAINERS_PORT} (data in $data; Ctrl-C stops it)" >&2
 exec java "${java_opts[@]}" kafka.Kafka "$config"
