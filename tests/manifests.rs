@@ -285,3 +285,83 @@ configMapGenerator:
     });
     drop(played);
 }
+
+#[test]
+fn kube_py_renders_what_podman_plays() {
+    // The local overlay at another replica count: ports left out, probes by number, the Secret
+    // made a podman secret, the kinds podman does not play listed and left out.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(root.join("scripts/podman/kube.py"))
+        .arg(root.join("k8s/overlays/local"))
+        .args(["--replicas", "1"])
+        .env(
+            "CONTAINERS_CONF",
+            root.join("scripts/podman/containers.conf"),
+        )
+        .output()
+        .expect("kube.py");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("played.yaml");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let summary = testkit::python(
+        &format!(
+            "import json, yaml\n\
+             docs = list(yaml.safe_load_all(open({:?})))\n\
+             d = [d for d in docs if d['kind'] == 'Deployment'][0]\n\
+             c = d['spec']['template']['spec']['containers'][0]\n\
+             print(json.dumps({{'kinds': sorted(x['kind'] for x in docs), 'replicas': d['spec']['replicas'],\n\
+                 'ports': 'ports' in c, 'probes': [c[k]['httpGet'] for k in ('livenessProbe', 'readinessProbe')],\n\
+                 'image': c['image']}}))",
+            file.display().to_string()
+        ),
+        "reading the rendered manifests",
+    );
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(
+        summary,
+        serde_json::json!({
+            "kinds": ["ConfigMap", "ConfigMap", "Deployment"],
+            "replicas": 1,
+            "ports": false,
+            "probes": [{"path": "/health/live", "port": 9090}, {"path": "/health/ready", "port": 9090}],
+            "image": "localhost/sluice:latest",
+        })
+    );
+    for left_out in [
+        "Namespace/streaming",
+        "Service/sluice-metrics",
+        "PodDisruptionBudget/sluice",
+        "HorizontalPodAutoscaler/sluice",
+    ] {
+        assert!(
+            stderr.contains(&format!("{left_out}: not played by podman, left out")),
+            "{stderr}"
+        );
+    }
+    let secret = stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("kube.py: Secret/")?
+                .strip_suffix(": made a podman secret")
+        })
+        .unwrap_or_else(|| panic!("no podman secret made: {stderr}"));
+    // The podman secret holds the Secret's keys as envFrom reads them: base64 values. (Read in
+    // a container of the image's base, which scripts/image.sh made.)
+    testkit::podman::image();
+    let read = testkit::podman::try_podman(&[
+        "run",
+        "--rm",
+        "--secret",
+        secret,
+        "docker.io/library/debian:bookworm-slim",
+        "cat",
+        &format!("/run/secrets/{secret}"),
+    ]);
+    run_podman(&["secret", "rm", secret]);
+    let data = read.unwrap_or_else(|e| panic!("{e}"));
+    let data: serde_json::Value =
+        serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {data}"));
+    assert_eq!(data["KAFKA_SASL_USERNAME"], "Y2hhbmdlLW1l", "{data}"); // "change-me"
+}
