@@ -20,9 +20,7 @@ output:
 errors: drop
 ",
     );
-    let out = sluice!().arg("check").arg(&file).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    let stderr = refused(&[&file]);
     let shown = file.display().to_string();
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
     assert_eq!(errors.len(), 2, "stderr: {stderr}");
@@ -190,9 +188,7 @@ fn thousands_of_unknown_keys_are_all_counted_and_the_first_hundred_shown() {
         text.push_str(&format!("k{i}: 1\n"));
     }
     let file = pipeline(dir.path(), "keys", &text);
-    let out = sluice!().arg("check").arg(&file).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let stderr = refused(&[&file]);
     let shown: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
     assert_eq!(shown.len(), 100);
     assert!(shown[0].starts_with(&format!(
@@ -253,9 +249,7 @@ fn server_addresses_are_parsed_for_real() {
         "addresses",
         "input: {nats: {url: \"not a url\", subjects: [a]}}\noutput: {kafka: {brokers: \":::\", topic: t}}\nerrors:\n  output: {jetstream: {url: \"nats://127.0.0.1:4222,ftp://x\", subject: d}}\n",
     );
-    let out = sluice!().arg("check").arg(&file).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&[&file]);
     let shown = file.display();
     for expected in [
         format!("{shown}:1:21: error: invalid server `not a url`: "),
@@ -268,6 +262,14 @@ fn server_addresses_are_parsed_for_real() {
         );
     }
     assert!(stderr.ends_with("3 errors found\n"), "{stderr}");
+}
+
+/// Runs `sluice check FILES`, asserts it exits 1 (errors found), and returns its stderr.
+fn refused<P: AsRef<std::ffi::OsStr>>(files: &[P]) -> String {
+    let out = sluice!().arg("check").args(files).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    stderr
 }
 
 /// `stderr` has a line starting with each of `expected`, and no other error.
@@ -310,9 +312,7 @@ errors: drop
 "
         ),
     );
-    let out = sluice!().arg("check").arg(&file).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&[&file]);
     let shown = file.display();
     reported(
         &stderr,
@@ -360,9 +360,7 @@ errors:
 "
         ),
     );
-    let out = sluice!().arg("check").arg(&file).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&[&file]);
     let shown = file.display();
     reported(
         &stderr,
@@ -403,9 +401,7 @@ errors: drop
 "
         ),
     );
-    let out = sluice!().arg("check").arg(&file).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&[&file]);
     let shown = file.display();
     for expected in [
         format!("{shown}:6:20: error: {missing}: "),
@@ -534,9 +530,7 @@ errors: drop
 "
         ),
     );
-    let out = sluice!().arg("check").arg(&file).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&[&file]);
     let shown = file.display();
     reported(
         &stderr,
@@ -594,9 +588,7 @@ errors: drop
             d = dir.path().display()
         ),
     );
-    let out = sluice!().arg("check").arg(&file).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    let stderr = refused(&[&file]);
     let shown = file.display().to_string();
     let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(": error: ")).collect();
     assert_eq!(errors.len(), 3, "stderr: {stderr}");
@@ -726,9 +718,7 @@ errors: drop
         "c",
         "input:\n  http_server: {address: '127.0.0.1:8081'}\noutput: {stdout: {}}\nerrors: drop\n",
     );
-    let out = sluice!().arg("check").args([&a, &b, &c]).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&[&a, &b, &c]);
     let (a, b) = (a.display(), b.display());
     reported(
         &stderr,
@@ -765,9 +755,7 @@ output:
 errors: drop
 ",
     );
-    let out = sluice!().arg("check").arg(&file).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = refused(&[&file]);
     let f = file.display();
     reported(
         &stderr,
