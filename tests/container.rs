@@ -3,10 +3,9 @@
 //! filesystem that `podman stop` (SIGTERM to PID 1) stops under load with exit code 0 and
 //! nothing lost; a stripped binary.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use testkit::kafka::{TopicReader, committed, example_event};
+use testkit::kafka::{TopicReader, committed, example_event, example_id_counts};
 use testkit::kraft::Broker;
 use testkit::podman::{Container, image, podman, run_podman};
 use testkit::wait::Pace;
@@ -197,11 +196,7 @@ fn podman_stop_of_a_busy_worker_exits_0_as_uid_10001_on_a_read_only_root_losing_
         (out.records.len() as u64 >= N).then_some(())
     });
     out.drain(Duration::from_secs(2));
-    let mut counts: HashMap<u64, u64> = HashMap::new();
-    for r in &out.records {
-        *counts.entry(r.example_id()).or_default() += 1;
-    }
-    let missing: Vec<u64> = (0..N).filter(|i| !counts.contains_key(i)).collect();
+    let (counts, missing) = example_id_counts(&out.records, N);
     assert_eq!(missing, Vec::<u64>::new(), "lost");
     let twice: Vec<(&u64, &u64)> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(

@@ -5,12 +5,12 @@
 //! them; nothing is lost, and only the kill makes duplicates. The probes answer where and as
 //! the Deployment declares.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use testkit::kafka::{TopicReader, committed, example_event};
+use testkit::kafka::{TopicReader, committed, example_event, example_id_counts};
 use testkit::kraft::Broker;
 use testkit::podman::{Played, run_podman};
 use testkit::process::held_partitions;
@@ -253,11 +253,7 @@ configMapGenerator:
     });
     out.drain(Duration::from_secs(2));
 
-    let mut counts: HashMap<u64, u64> = HashMap::new();
-    for r in &out.records {
-        *counts.entry(r.example_id()).or_default() += 1;
-    }
-    let missing: Vec<u64> = (0..N).filter(|i| !counts.contains_key(i)).collect();
+    let (counts, missing) = example_id_counts(&out.records, N);
     assert_eq!(missing, Vec::<u64>::new(), "lost");
     // Only the kill can make duplicates: of events sent before it.
     let twice: BTreeSet<u64> = counts

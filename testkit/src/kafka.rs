@@ -33,6 +33,16 @@ pub fn example_event(i: u64) -> String {
     )
 }
 
+/// How often each [`example_event`] id occurs in `records`, and the ids of 0..`n` that never do.
+pub fn example_id_counts(records: &[Record], n: u64) -> (HashMap<u64, u64>, Vec<u64>) {
+    let mut counts: HashMap<u64, u64> = HashMap::new();
+    for r in records {
+        *counts.entry(r.example_id()).or_default() += 1;
+    }
+    let missing = (0..n).filter(|i| !counts.contains_key(i)).collect();
+    (counts, missing)
+}
+
 /// One record read back from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {
