@@ -287,15 +287,13 @@ fn kube_py_renders_what_podman_plays() {
     // The local overlay at another replica count: ports left out, probes by number, the Secret
     // made a podman secret, the kinds podman does not play listed and left out.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(root.join("scripts/podman/kube.py"))
-        .arg(root.join("k8s/overlays/local"))
-        .args(["--replicas", "1"])
-        .env(
-            "CONTAINERS_CONF",
-            root.join("scripts/podman/containers.conf"),
-        )
-        .output()
-        .expect("kube.py");
+    let out = testkit::podman::with_settings(
+        std::process::Command::new(root.join("scripts/podman/kube.py"))
+            .arg(root.join("k8s/overlays/local"))
+            .args(["--replicas", "1"]),
+    )
+    .output()
+    .expect("kube.py");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let dir = tempfile::tempdir().unwrap();

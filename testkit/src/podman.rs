@@ -44,13 +44,19 @@ pub fn podman() -> Command {
         sudo.args(["--preserve-env=CONTAINERS_CONF", "podman"]);
         sudo
     };
+    with_settings(&mut cmd).stdin(Stdio::null());
+    cmd
+}
+
+/// Gives `cmd` (podman, or a script that runs it) the project's podman settings, unless
+/// `CONTAINERS_CONF` names others.
+pub fn with_settings(cmd: &mut Command) -> &mut Command {
     if std::env::var_os("CONTAINERS_CONF").is_none() {
         cmd.env(
             "CONTAINERS_CONF",
             root().join("scripts/podman/containers.conf"),
         );
     }
-    cmd.stdin(Stdio::null());
     cmd
 }
 
@@ -189,13 +195,9 @@ impl Played {
         if let Some(n) = replicas {
             render.arg("--replicas").arg(n.to_string());
         }
-        if std::env::var_os("CONTAINERS_CONF").is_none() {
-            render.env(
-                "CONTAINERS_CONF",
-                root().join("scripts/podman/containers.conf"),
-            );
-        }
-        let out = render.output().expect("scripts/podman/kube.py");
+        let out = with_settings(&mut render)
+            .output()
+            .expect("scripts/podman/kube.py");
         let (stdout, stderr) = text(&out);
         assert!(
             out.status.success(),
