@@ -19,13 +19,15 @@ WORKDIR /src
 ENV CARGO_PROFILE_RELEASE_DEBUG=false \
     CARGO_PROFILE_RELEASE_STRIP=symbols
 # Dependencies first, in their own layer, so code changes do not rebuild them. Cargo.toml declares
-# [[bench]] targets and the test helpers' workspace member: cargo refuses a manifest whose declared
-# target file or member is missing, so stubs stand in for them (neither is built by `cargo build`;
-# the stubs stay for the second build).
+# [[bench]] targets and two workspace members (the test helpers, the layout gate): cargo refuses a
+# manifest whose declared target file or member is missing, so stubs stand in for them (none is
+# built by `cargo build`; the stubs stay for the second build).
 COPY Cargo.toml Cargo.lock ./
 COPY testkit/Cargo.toml testkit/
-RUN mkdir -p src benches testkit/src \
+COPY scripts/layout/Cargo.toml scripts/layout/
+RUN mkdir -p src benches testkit/src scripts/layout/src \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs testkit/src/lib.rs \
+ && echo 'fn main() {}' > scripts/layout/src/main.rs \
  && for b in transform suite; do echo 'fn main() {}' > "benches/$b.rs"; done \
  && cargo build --release --locked \
  && rm -rf src

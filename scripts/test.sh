@@ -10,8 +10,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== module layering"
-python3 scripts/check-modules.py
+echo "== layout of src/ (sizes, import circles, sideways imports, string errors)"
+cargo run --quiet --locked -p sluice-layout
 echo "== container image (scripts/image.sh; the container and manifest tests run it)"
 time scripts/image.sh
 echo "== cargo test"
