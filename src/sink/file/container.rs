@@ -14,7 +14,7 @@ use serde_avro_fast::object_container_file_encoding::{
 };
 use serde_avro_fast::ser::SerializerConfig;
 
-use super::{AvroCompression, Counted};
+use super::{AvroCompression, Counted, FileError};
 
 /// The first bytes of every object container file.
 const MAGIC: &[u8; 4] = b"Obj\x01";
@@ -62,14 +62,13 @@ pub(super) fn open(
     path: &Path,
     schema: &Schema,
     compression: AvroCompression,
-) -> Result<(File, Option<Sync>), String> {
+) -> Result<(File, Option<Sync>), FileError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    let len = file.metadata().map_err(|e| e.to_string())?.len();
+        .open(path)?;
+    let len = file.metadata()?.len();
     if len == 0 {
         return Ok((file, None));
     }
@@ -77,27 +76,23 @@ pub(super) fn open(
     let Some(header) = read_header(&mut reader, len)? else {
         // Only part of a header: the file was being created when the process stopped.
         tracing::warn!(path = %path.display(), bytes = len, "an Avro file's header was cut short: writing it again");
-        file.set_len(0).map_err(|e| e.to_string())?;
+        file.set_len(0)?;
         return Ok((file, None));
     };
     if header.fingerprint != *schema.rabin_fingerprint() {
-        return Err(format!(
-            "holds records of another schema (its header's schema differs from schema_file by its canonical form): write to a new path. Its schema: {}",
-            header.schema
-        ));
+        return Err(FileError::OtherSchema(header.schema));
     }
     if header.codec != compression.name() {
-        return Err(format!(
-            "its blocks are compressed with `{}`, not `{}`: set that compression or write to a new path",
-            header.codec,
-            compression.name()
-        ));
+        return Err(FileError::OtherCodec {
+            found: header.codec,
+            wanted: compression.name(),
+        });
     }
     let end = whole_blocks(&mut reader, len, &header.sync)?;
     drop(reader);
     if end < len {
         tracing::warn!(path = %path.display(), bytes = len - end, "cutting off the unfinished last block of an Avro file");
-        file.set_len(end).map_err(|e| e.to_string())?;
+        file.set_len(end)?;
     }
     Ok((file, Some(header.sync)))
 }
@@ -111,22 +106,21 @@ struct Header {
 }
 
 /// The header of a file of `len` bytes: None when the file ends within it.
-fn read_header(reader: &mut BufReader<&File>, len: u64) -> Result<Option<Header>, String> {
-    const NOT_AVRO: &str = "is not an Avro object container file: write to a new path";
+fn read_header(reader: &mut BufReader<&File>, len: u64) -> Result<Option<Header>, FileError> {
     let mut start = [0u8; 4];
-    let n = read_up_to(reader, &mut start).map_err(|e| e.to_string())?;
+    let n = read_up_to(reader, &mut start)?;
     if start[..n] != MAGIC[..n] {
-        return Err(NOT_AVRO.into());
+        return Err(FileError::NotAvro);
     }
-    let header_schema = apache_avro::Schema::parse_str(HEADER_SCHEMA).map_err(|e| e.to_string())?;
-    reader.rewind().map_err(|e| e.to_string())?;
+    let header_schema = apache_avro::Schema::parse_str(HEADER_SCHEMA)?;
+    reader.rewind()?;
     let value = match apache_avro::from_avro_datum(&header_schema, reader, None) {
         Ok(v) => v,
         Err(_) if reader.stream_position().is_ok_and(|at| at >= len) => return Ok(None),
-        Err(e) => return Err(format!("{NOT_AVRO} (its header: {e})")),
+        Err(e) => return Err(FileError::NotAvroHeader(e)),
     };
     let Value::Record(fields) = value else {
-        return Err(NOT_AVRO.into());
+        return Err(FileError::NotAvro);
     };
     let (mut meta, mut sync) = (None, None);
     for (name, value) in fields {
@@ -137,16 +131,14 @@ fn read_header(reader: &mut BufReader<&File>, len: u64) -> Result<Option<Header>
         }
     }
     let (Some(meta), Some(sync)) = (meta, sync) else {
-        return Err(NOT_AVRO.into());
+        return Err(FileError::NotAvro);
     };
     let text = |key: &str| match meta.get(key) {
         Some(Value::Bytes(b)) => Some(String::from_utf8_lossy(b).into_owned()),
         _ => None,
     };
-    let schema = text("avro.schema").ok_or(NOT_AVRO)?;
-    let parsed: Schema = schema
-        .parse()
-        .map_err(|e| format!("its header's schema cannot be read: {e}"))?;
+    let schema = text("avro.schema").ok_or(FileError::NotAvro)?;
+    let parsed: Schema = schema.parse().map_err(FileError::HeaderSchema)?;
     Ok(Some(Header {
         fingerprint: *parsed.rabin_fingerprint(),
         schema,
@@ -171,9 +163,8 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 /// the marker `sync`), reading on from the end of the header. What follows it is a block the
 /// file ends within; a whole block with another marker is damage, which is an error. The
 /// position is counted, not asked of the file (a system call a block).
-fn whole_blocks(reader: &mut BufReader<&File>, len: u64, sync: &Sync) -> Result<u64, String> {
-    let io = |e: std::io::Error| e.to_string();
-    let mut at = reader.stream_position().map_err(io)?;
+fn whole_blocks(reader: &mut BufReader<&File>, len: u64, sync: &Sync) -> Result<u64, FileError> {
+    let mut at = reader.stream_position()?;
     loop {
         let mut counts = Counted(&mut *reader, 0);
         let (count, size) = match (counts.read_varint::<i64>(), counts.read_varint::<i64>()) {
@@ -181,25 +172,21 @@ fn whole_blocks(reader: &mut BufReader<&File>, len: u64, sync: &Sync) -> Result<
             (Err(e), _) | (Ok(_), Err(e)) if e.kind() == ErrorKind::UnexpectedEof => {
                 return Ok(at);
             }
-            _ => return Err(format!("is damaged at byte {at}: not a block's counts")),
+            _ => return Err(FileError::BlockCounts(at)),
         };
         let body = at + counts.1;
         let (Ok(_), Ok(size)) = (u64::try_from(count), u64::try_from(size)) else {
-            return Err(format!(
-                "is damaged at byte {at}: a block of {count} records in {size} bytes"
-            ));
+            return Err(FileError::BlockSize { at, count, size });
         };
         let next = body.saturating_add(size).saturating_add(16);
         if next > len {
             return Ok(at);
         }
-        reader.seek_relative(size as i64).map_err(io)?;
+        reader.seek_relative(size as i64)?;
         let mut marker = [0u8; 16];
-        reader.read_exact(&mut marker).map_err(io)?;
+        reader.read_exact(&mut marker)?;
         if marker != *sync {
-            return Err(format!(
-                "is damaged at byte {at}: the block there does not end with the file's sync marker"
-            ));
+            return Err(FileError::SyncMarker(at));
         }
         at = next;
     }
@@ -218,12 +205,12 @@ impl<'c, 's> Blocks<'c, 's> {
         config: &'c mut SerializerConfig<'s>,
         compression: AvroCompression,
         sync: Option<Sync>,
-    ) -> Result<(Self, Option<Vec<u8>>), String> {
+    ) -> Result<(Self, Option<Vec<u8>>), FileError> {
         let mut builder = WriterBuilder::new(config).compression(compression.codec());
         if let Some(sync) = sync {
             builder = builder.sync_marker(sync);
         }
-        let mut writer = builder.build(Vec::new()).map_err(|e| e.to_string())?;
+        let mut writer = builder.build(Vec::new())?;
         let header = std::mem::take(writer.inner_mut());
         Ok((Blocks { writer }, sync.is_none().then_some(header)))
     }
@@ -232,14 +219,12 @@ impl<'c, 's> Blocks<'c, 's> {
     pub fn encode<'a>(
         &mut self,
         records: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<&[u8], String> {
+    ) -> Result<&[u8], FileError> {
         self.writer.inner_mut().clear();
         for record in records {
-            self.writer
-                .push_serialized(record, 1)
-                .map_err(|e| e.to_string())?;
+            self.writer.push_serialized(record, 1)?;
         }
-        self.writer.finish_block().map_err(|e| e.to_string())?;
+        self.writer.finish_block()?;
         Ok(self.writer.inner())
     }
 }
@@ -380,13 +365,17 @@ mod tests {
 
         let other =
             schema(r#"{"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]}"#);
-        let err = open(&path, &other, AvroCompression::Null).unwrap_err();
+        let err = open(&path, &other, AvroCompression::Null)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("holds records of another schema"), "{err}");
         // The same schema written differently is the same schema.
         let spaced = schema(&SCHEMA.replace(' ', "  "));
         assert!(open(&path, &spaced, AvroCompression::Null).is_ok());
 
-        let err = open(&path, &schema(SCHEMA), AvroCompression::Deflate).unwrap_err();
+        let err = open(&path, &schema(SCHEMA), AvroCompression::Deflate)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("its blocks are compressed with `null`, not `deflate`"),
             "{err}"
@@ -403,12 +392,16 @@ mod tests {
                 .unwrap();
         bytes[marker] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let err = open(&path, &schema(SCHEMA), AvroCompression::Null).unwrap_err();
+        let err = open(&path, &schema(SCHEMA), AvroCompression::Null)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("is damaged at byte"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
 
         std::fs::write(&path, "{\"n\": 1}\n").unwrap();
-        let err = open(&path, &schema(SCHEMA), AvroCompression::Null).unwrap_err();
+        let err = open(&path, &schema(SCHEMA), AvroCompression::Null)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("is not an Avro object container file"),
             "{err}"

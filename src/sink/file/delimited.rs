@@ -7,19 +7,17 @@ use std::path::Path;
 
 use integer_encoding::VarIntReader;
 
-use super::Counted;
+use super::{Counted, FileError};
 
 /// The file at `path`, opened for appending (created if missing), with a last message that a
 /// crash left unfinished (never confirmed, so read again from the input) cut off.
-pub(super) fn open(path: &Path) -> Result<File, String> {
-    let io = |e: std::io::Error| e.to_string();
+pub(super) fn open(path: &Path) -> Result<File, FileError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .append(true)
         .create(true)
-        .open(path)
-        .map_err(io)?;
-    let len = file.metadata().map_err(io)?.len();
+        .open(path)?;
+    let len = file.metadata()?.len();
     // The position is counted, not asked of the file: that would be a system call a message.
     let mut reader = BufReader::with_capacity(1 << 16, &file);
     let mut at = 0u64;
@@ -28,19 +26,19 @@ pub(super) fn open(path: &Path) -> Result<File, String> {
         let size = match length.read_varint::<u64>() {
             Ok(size) => size,
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => break at,
-            Err(_) => return Err(format!("is damaged at byte {at}: not a message's length")),
+            Err(_) => return Err(FileError::MessageLength(at)),
         };
         let next = (at + length.1).saturating_add(size);
         if next > len {
             break at;
         }
-        reader.seek_relative(size as i64).map_err(io)?;
+        reader.seek_relative(size as i64)?;
         at = next;
     };
     drop(reader);
     if end < len {
         tracing::warn!(path = %path.display(), bytes = len - end, "cutting off the unfinished last message of a Protobuf file");
-        file.set_len(end).map_err(io)?;
+        file.set_len(end)?;
     }
     Ok(file)
 }
@@ -101,7 +99,7 @@ mod tests {
         assert_eq!(messages(&path), [b"ab".to_vec(), b"c".to_vec()]);
 
         std::fs::write(&path, [0xff; 11]).unwrap();
-        let err = open(&path).unwrap_err();
+        let err = open(&path).unwrap_err().to_string();
         assert!(err.starts_with("is damaged at byte 0"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), [0xff; 11]);
     }

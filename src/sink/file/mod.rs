@@ -154,6 +154,64 @@ impl FileOutput {
     }
 }
 
+/// Why a file cannot be appended to. Each stops the output: what it holds, or how it ends,
+/// will not change by trying again.
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    /// Opening, reading, cutting or writing the file failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// An Avro file's header names another schema.
+    #[error(
+        "holds records of another schema (its header's schema differs from schema_file by its canonical form): write to a new path. Its schema: {0}"
+    )]
+    OtherSchema(String),
+    /// An Avro file's blocks are compressed with another codec.
+    #[error(
+        "its blocks are compressed with `{found}`, not `{wanted}`: set that compression or write to a new path"
+    )]
+    OtherCodec {
+        /// The codec its header names.
+        found: String,
+        /// The codec of the output's settings.
+        wanted: &'static str,
+    },
+    /// The file does not start as an Avro object container file does.
+    #[error("is not an Avro object container file: write to a new path")]
+    NotAvro,
+    /// The file starts as an Avro file, but its header cannot be read.
+    #[error("is not an Avro object container file: write to a new path (its header: {0})")]
+    NotAvroHeader(apache_avro::Error),
+    /// The schema of an Avro file's header is not a schema.
+    #[error("its header's schema cannot be read: {0}")]
+    HeaderSchema(serde_avro_fast::schema::SchemaError),
+    /// Reading Avro headers at all failed (the header's own schema).
+    #[error(transparent)]
+    Avro(#[from] apache_avro::Error),
+    /// An Avro block cannot be made of the records.
+    #[error(transparent)]
+    Blocks(#[from] serde_avro_fast::ser::SerError),
+    /// What stands where an Avro block should start is not its counts.
+    #[error("is damaged at byte {0}: not a block's counts")]
+    BlockCounts(u64),
+    /// An Avro block's counts are negative.
+    #[error("is damaged at byte {at}: a block of {count} records in {size} bytes")]
+    BlockSize {
+        /// Where the block starts.
+        at: u64,
+        /// Its count of records.
+        count: i64,
+        /// Its count of bytes.
+        size: i64,
+    },
+    /// An Avro block ends with a marker other than the file's.
+    #[error("is damaged at byte {0}: the block there does not end with the file's sync marker")]
+    SyncMarker(u64),
+    /// What stands where a Protobuf message should start is not its length.
+    #[error("is damaged at byte {0}: not a message's length")]
+    MessageLength(u64),
+}
+
 /// A reader that counts the bytes read through it.
 struct Counted<'a, R>(&'a mut R, u64);
 
