@@ -149,6 +149,41 @@ pub trait Protocol: Send {
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
+/// The error that stops the output `output` (its kind, as written in the file): nothing more can
+/// be written.
+pub fn write_error(output: &'static str, message: impl std::fmt::Display) -> SinkError {
+    SinkError::Write {
+        output,
+        message: message.to_string(),
+    }
+}
+
+/// An output whose every write is final, all of a batch or nothing (a local file, standard
+/// output): it has no retries, no circuit and no retry metrics.
+pub trait WriteAll: Send {
+    /// Writes every event of `batch`. An error stops the output; the batch is dropped
+    /// unconfirmed, so its inputs count as failed.
+    fn write_all(&mut self, batch: &[Held]) -> impl Future<Output = Result<(), SinkError>> + Send;
+}
+
+/// The protocol of a [`WriteAll`] output: a batch written is a batch delivered.
+pub struct AllOrNothing<W>(pub W);
+
+impl<W: WriteAll> Protocol for AllOrNothing<W> {
+    const RETRIES: bool = false;
+
+    async fn attempt(
+        &mut self,
+        batch: Vec<Held>,
+        attempt: &mut Attempt,
+        _ctx: &SinkContext,
+    ) -> Result<(), SinkError> {
+        self.0.write_all(&batch).await?;
+        attempt.delivered_all(batch);
+        Ok(())
+    }
+}
+
 /// Delivers batches until the channel closes: each batch (joined by those waiting behind it) is
 /// attempted until every event is delivered, refused, or out of attempts. While events are
 /// retried no new batch is taken, so the input stops reading.

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::deliver::{self, Attempt, Protocol};
+use super::deliver::{self, AllOrNothing, WriteAll};
 use super::retry::Held;
 use super::{LineWriter, SinkContext, SinkError, resolve_format};
 use crate::codec::Format;
@@ -28,28 +28,17 @@ pub async fn run(
 ) -> Result<(), SinkError> {
     let format = resolve_format(config.format, &ctx);
     let writer = Stdout(LineWriter::new(format, tokio::io::stdout()));
-    deliver::run(writer, rx, ctx).await
+    deliver::run(AllOrNothing(writer), rx, ctx).await
 }
 
 /// Standard output, written a batch at a time.
 struct Stdout(LineWriter<tokio::io::Stdout>);
 
-impl Protocol for Stdout {
-    // A failed write is final: the output stops.
-    const RETRIES: bool = false;
-
-    async fn attempt(
-        &mut self,
-        batch: Vec<Held>,
-        attempt: &mut Attempt,
-        _ctx: &SinkContext,
-    ) -> Result<(), SinkError> {
-        // On failure the batch is dropped unconfirmed: its inputs count as failed.
-        self.0.write(&batch).await.map_err(|e| SinkError::Write {
-            output: "stdout",
-            message: e.to_string(),
-        })?;
-        attempt.delivered_all(batch);
-        Ok(())
+impl WriteAll for Stdout {
+    async fn write_all(&mut self, batch: &[Held]) -> Result<(), SinkError> {
+        self.0
+            .write(batch)
+            .await
+            .map_err(|e| deliver::write_error("stdout", e))
     }
 }

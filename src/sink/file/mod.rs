@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::deliver::{self, Attempt, Protocol};
+use super::deliver::{self, AllOrNothing, WriteAll};
 use super::retry::Held;
 use super::{SinkContext, SinkError, encode_lines, resolve_format};
 use crate::codec::Format;
@@ -224,10 +224,7 @@ impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
 }
 
 fn write_error(config: &FileOutputConfig, e: impl std::fmt::Display) -> SinkError {
-    SinkError::Write {
-        output: "file",
-        message: format!("{}: {e}", config.path.display()),
-    }
+    deliver::write_error("file", format_args!("{}: {e}", config.path.display()))
 }
 
 /// Writes batches until the channel closes.
@@ -260,7 +257,7 @@ pub async fn run(
                 append(config, &mut file, &header).await?;
             }
             deliver::run(
-                Appender::new(config, file, Framing::Avro(Box::new(blocks))),
+                AllOrNothing(Appender::new(config, file, Framing::Avro(Box::new(blocks)))),
                 rx,
                 ctx,
             )
@@ -272,7 +269,12 @@ pub async fn run(
                 .map_err(|e| write_error(config, e))?
                 .map_err(|e| write_error(config, e))?;
             let file = tokio::fs::File::from_std(file);
-            deliver::run(Appender::new(config, file, Framing::Delimited), rx, ctx).await
+            deliver::run(
+                AllOrNothing(Appender::new(config, file, Framing::Delimited)),
+                rx,
+                ctx,
+            )
+            .await
         }
         Some(FileFormat::Payload) | Some(FileFormat::Envelope) | None => {
             let format = resolve_format(
@@ -289,7 +291,12 @@ pub async fn run(
                 .open(&path)
                 .await
                 .map_err(|e| write_error(config, e))?;
-            deliver::run(Appender::new(config, file, Framing::Lines(format)), rx, ctx).await
+            deliver::run(
+                AllOrNothing(Appender::new(config, file, Framing::Lines(format))),
+                rx,
+                ctx,
+            )
+            .await
         }
     }
 }
@@ -336,16 +343,8 @@ async fn append(
     Ok(())
 }
 
-impl Protocol for Appender<'_, '_> {
-    // A failed write is final: the output stops.
-    const RETRIES: bool = false;
-
-    async fn attempt(
-        &mut self,
-        batch: Vec<Held>,
-        attempt: &mut Attempt,
-        _ctx: &SinkContext,
-    ) -> Result<(), SinkError> {
+impl WriteAll for Appender<'_, '_> {
+    async fn write_all(&mut self, batch: &[Held]) -> Result<(), SinkError> {
         let config = self.config;
         let events = batch.iter().map(|h| &h.event);
         let bytes = match &mut self.framing {
@@ -363,8 +362,6 @@ impl Protocol for Appender<'_, '_> {
                 .encode(events.map(|e| &e.payload[..]))
                 .map_err(|e| write_error(config, e))?,
         };
-        append(config, &mut self.file, bytes).await?;
-        attempt.delivered_all(batch);
-        Ok(())
+        append(config, &mut self.file, bytes).await
     }
 }

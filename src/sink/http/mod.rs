@@ -33,13 +33,6 @@ impl HttpOutput {
     }
 }
 
-fn write_error(message: impl std::fmt::Display) -> SinkError {
-    SinkError::Write {
-        output: "http",
-        message: message.to_string(),
-    }
-}
-
 /// Sends batches until the channel closes.
 pub async fn run(
     output: &HttpOutput,
@@ -54,7 +47,9 @@ pub async fn run(
     // process-wide one: for an http:// URL, one that trusts nothing.
     let mut tls = match &output.tls {
         Some(tls) => tls.clone(),
-        None => crate::client::tls::trusting_nothing().map_err(write_error)?,
+        None => {
+            crate::client::tls::trusting_nothing().map_err(|e| deliver::write_error("http", e))?
+        }
     };
     // Offered to the server: HTTP/2 when it takes it, else HTTP/1.1.
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -62,7 +57,7 @@ pub async fn run(
         .timeout(config.timeout.0)
         .use_preconfigured_tls(tls)
         .build()
-        .map_err(write_error)?;
+        .map_err(|e| deliver::write_error("http", e))?;
     let fixed =
         (!templated(&config.url) && !config.headers.values().any(|v| templated(v))).then(|| {
             Target {
