@@ -91,6 +91,26 @@ struct Target {
     headers: Vec<(String, String)>,
 }
 
+/// Why an event has nowhere to go. The output refuses the event for it: it follows the error
+/// policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NoTarget {
+    /// The url or a header names a field the event lacks.
+    #[error("the url or a header names {{{0}}} and the event has none")]
+    Missing(&'static str),
+    /// The url filled in with the event's fields is not a URL.
+    #[error("the url made for the event is not valid: {0}")]
+    Url(url::ParseError),
+    /// A header value filled in with the event's fields cannot be sent.
+    #[error("header {name} made for the event cannot be sent: {value:?}")]
+    Header {
+        /// The header's name.
+        name: String,
+        /// The value made for the event.
+        value: String,
+    },
+}
+
 /// What came of one request.
 enum Answer {
     Delivered,
@@ -170,22 +190,20 @@ impl Protocol for Sender<'_> {
 impl Sender<'_> {
     /// Where an event goes: the output's URL and headers, with the fields they name taken
     /// from the event; Err says why it cannot go anywhere.
-    fn target_of(&self, event: &Event) -> Result<Target, String> {
+    fn target_of(&self, event: &Event) -> Result<Target, NoTarget> {
         if let Some(fixed) = &self.fixed {
             return Ok(fixed.clone());
         }
-        let missing =
-            |field| format!("the url or a header names {{{field}}} and the event has none");
-        let url = fill(&self.config.url, event).map_err(missing)?;
-        reqwest::Url::parse(&url)
-            .map_err(|e| format!("the url made for the event is not valid: {e}"))?;
+        let url = fill(&self.config.url, event).map_err(NoTarget::Missing)?;
+        reqwest::Url::parse(&url).map_err(NoTarget::Url)?;
         let mut headers = Vec::with_capacity(self.config.headers.len());
         for (name, value) in &self.config.headers {
-            let value = fill(value, event).map_err(missing)?;
+            let value = fill(value, event).map_err(NoTarget::Missing)?;
             if reqwest::header::HeaderValue::from_str(&value).is_err() {
-                return Err(format!(
-                    "header {name} made for the event cannot be sent: {value:?}"
-                ));
+                return Err(NoTarget::Header {
+                    name: name.clone(),
+                    value,
+                });
             }
             headers.push((name.clone(), value));
         }
@@ -203,6 +221,7 @@ impl Sender<'_> {
         let target = match self.target_of(&first.event) {
             Ok(target) => target,
             Err(reason) => {
+                let reason = reason.to_string();
                 attempt.refused(Failed::at_output(first.event, reason, Cause::Event));
                 return None;
             }
@@ -387,6 +406,22 @@ mod tests {
             "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&headers), None);
+    }
+
+    #[test]
+    fn an_event_with_nowhere_to_go_says_why() {
+        assert_eq!(
+            NoTarget::Missing("key").to_string(),
+            "the url or a header names {key} and the event has none"
+        );
+        let header = NoTarget::Header {
+            name: "x-id".into(),
+            value: "a\nb".into(),
+        };
+        assert_eq!(
+            header.to_string(),
+            r#"header x-id made for the event cannot be sent: "a\nb""#
+        );
     }
 
     #[test]
