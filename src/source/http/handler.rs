@@ -155,7 +155,7 @@ impl Handler {
         }
         let id = match request_id(request.headers()) {
             Ok(id) => id,
-            Err(message) => return error(StatusCode::BAD_REQUEST, message),
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         };
         if self.submitter.busy() {
             return self.too_many();
@@ -413,7 +413,14 @@ impl Handler {
 /// before (a JetStream output then drops what it already stored); else an id no other request
 /// of any replica has. A key that cannot name events is refused: taking the request without it
 /// would store it twice when it is sent again.
-fn request_id(headers: &HeaderMap) -> Result<Arc<str>, String> {
+/// An `Idempotency-Key` that cannot name a request: the request is answered 400.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the Idempotency-Key header must be 1 to {MAX_KEY_LEN} visible ASCII characters, without spaces"
+)]
+struct BadKey;
+
+fn request_id(headers: &HeaderMap) -> Result<Arc<str>, BadKey> {
     let Some(given) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(Arc::from(nuid::next().as_str()));
     };
@@ -423,10 +430,7 @@ fn request_id(headers: &HeaderMap) -> Result<Arc<str>, String> {
         .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_LEN && !k.contains(char::is_whitespace));
     match usable {
         Some(key) => Ok(Arc::from(key)),
-        None => Err(format!(
-            "the Idempotency-Key header must be 1 to {MAX_KEY_LEN} visible ASCII characters, \
-             without spaces"
-        )),
+        None => Err(BadKey),
     }
 }
 
@@ -455,4 +459,21 @@ fn json(status: StatusCode, body: serde_json::Value) -> Answer {
 
 fn error(status: StatusCode, message: String) -> Answer {
     json(status, serde_json::json!({ "error": message }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idempotency_key_names_the_request_or_says_what_is_taken() {
+        let mut headers = HeaderMap::new();
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("order-42"));
+        assert_eq!(&*request_id(&headers).unwrap(), "order-42");
+        headers.insert(IDEMPOTENCY_KEY, HeaderValue::from_static("has space"));
+        assert_eq!(
+            request_id(&headers).unwrap_err().to_string(),
+            "the Idempotency-Key header must be 1 to 128 visible ASCII characters, without spaces"
+        );
+    }
 }
