@@ -5,7 +5,22 @@ use std::io::Write;
 use bytes::Bytes;
 
 use super::Compression;
-use super::parquet::{Encoded, Parquet};
+use super::parquet::{Encoded, Parquet, ParquetEncodeError};
+
+/// Why no object can be made of a batch: the output's encoding fails, whatever the events, so
+/// every event of it is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// Compressing the lines failed.
+    #[error("encoding the object: {0}")]
+    Ndjson(std::io::Error),
+    /// The encoding stopped before it finished.
+    #[error("encoding the object: {0}")]
+    Stopped(#[from] tokio::task::JoinError),
+    /// The Parquet object cannot be made.
+    #[error(transparent)]
+    Parquet(#[from] ParquetEncodeError),
+}
 
 /// How the output makes an object of events.
 #[derive(Debug)]
@@ -34,16 +49,16 @@ impl Encoder {
 
     /// The object holding `payloads`, but for those left out (events that do not fit a Parquet
     /// schema); an error when no object can be made.
-    pub fn encode(&self, payloads: &[Bytes]) -> Result<Encoded, String> {
+    pub fn encode(&self, payloads: &[Bytes]) -> Result<Encoded, EncodeError> {
         match self {
             Encoder::Ndjson(compression) => match ndjson(payloads, *compression) {
                 Ok(body) => Ok(Encoded {
                     body: Some(body),
                     rejected: Vec::new(),
                 }),
-                Err(e) => Err(format!("encoding the object: {e}")),
+                Err(e) => Err(EncodeError::Ndjson(e)),
             },
-            Encoder::Parquet(parquet) => parquet.encode(payloads),
+            Encoder::Parquet(parquet) => Ok(parquet.encode(payloads)?),
         }
     }
 

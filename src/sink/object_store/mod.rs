@@ -187,7 +187,7 @@ impl ObjectStoreOutputConfig {
             }
         };
         let template = PathTemplate::parse(&self.path)
-            .map_err(|e| v.error_at(&format!("{path}.path"), e))
+            .map_err(|e| v.error_at(&format!("{path}.path"), e.to_string()))
             .ok();
         let batch = &self.batch;
         let at = |key: &str| format!("{path}.batch.{key}");

@@ -145,6 +145,17 @@ pub struct Parquet {
     properties: WriterProperties,
 }
 
+/// Why no Parquet object can be made of a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum ParquetEncodeError {
+    /// The events that each fit the schema do not fit it together.
+    #[error(transparent)]
+    Misfit(#[from] Misfit),
+    /// Writing the Parquet file failed.
+    #[error("writing parquet: {0}")]
+    Write(#[from] parquet::errors::ParquetError),
+}
+
 /// An object's bytes, and the events left out of it with the reason.
 pub struct Encoded {
     /// None when every event was left out.
@@ -172,7 +183,7 @@ impl Parquet {
     }
 
     /// One Parquet file of the events of `payloads` that fit the schema.
-    pub fn encode(&self, payloads: &[Bytes]) -> Result<Encoded, String> {
+    pub fn encode(&self, payloads: &[Bytes]) -> Result<Encoded, ParquetEncodeError> {
         let (batch, rejected) = match self.decode(payloads.iter()) {
             Ok(batch) => (batch, Vec::new()),
             // Some event does not fit: find which, one at a time, and write the others.
@@ -184,15 +195,13 @@ impl Parquet {
                 rejected,
             });
         }
-        let error = |e: parquet::errors::ParquetError| format!("writing parquet: {e}");
         let mut writer = ArrowWriter::try_new(
             Vec::with_capacity(batch.get_array_memory_size() / 4),
             self.schema.clone(),
             Some(self.properties.clone()),
-        )
-        .map_err(error)?;
-        writer.write(&batch).map_err(error)?;
-        let body = writer.into_inner().map_err(error)?;
+        )?;
+        writer.write(&batch)?;
+        let body = writer.into_inner()?;
         Ok(Encoded {
             body: Some(body),
             rejected,
@@ -230,7 +239,7 @@ impl Parquet {
 
     /// The events that fit, as one batch, and those that do not with the reason.
     #[allow(clippy::type_complexity)]
-    fn sort_out(&self, payloads: &[Bytes]) -> Result<(RecordBatch, Vec<(usize, String)>), String> {
+    fn sort_out(&self, payloads: &[Bytes]) -> Result<(RecordBatch, Vec<(usize, String)>), Misfit> {
         let mut rejected = Vec::new();
         let mut fit = Vec::with_capacity(payloads.len());
         for (i, payload) in payloads.iter().enumerate() {
@@ -246,18 +255,21 @@ impl Parquet {
     fn decode<'a>(
         &self,
         payloads: impl ExactSizeIterator<Item = &'a Bytes>,
-    ) -> Result<RecordBatch, String> {
-        decode(&self.schema, payloads).map_err(Misfit::reason)
+    ) -> Result<RecordBatch, Misfit> {
+        decode(&self.schema, payloads)
     }
 }
 
 const NOT_AN_OBJECT: &str = "not one JSON object";
 
 /// Why events do not fit a schema.
-enum Misfit {
+#[derive(Debug, thiserror::Error)]
+pub enum Misfit {
     /// Not JSON, or not one JSON value per event.
+    #[error("{0}")]
     Shape(String),
     /// JSON, but a value is not of its column's type, or a required one is missing.
+    #[error("{0}")]
     Values(String),
 }
 

@@ -3,14 +3,64 @@
 
 use jaq_json::Val;
 
-use crate::codec::{Codec, decode};
+use crate::codec::{Codec, CodecError, decode};
 use crate::event::Event;
-use crate::transform::program::{Meta, Program, compile};
+use crate::transform::program::{Meta, Program, RunError, compile};
+
+/// A `path` template that cannot be read: the output is not built.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// A `{{` that no `}}` closes, in the template.
+    #[error("`{{{{` without `}}}}` in {0:?}")]
+    Unclosed(String),
+    /// An expression that is not jq, and why.
+    #[error("jq expression `{code}`: {}", reasons.join("; "))]
+    Jq {
+        /// The expression.
+        code: String,
+        /// What the compiler said.
+        reasons: Vec<String>,
+    },
+    /// Text with a strftime field jiff does not know.
+    #[error("strftime fields in {text:?}: {error}")]
+    Strftime {
+        /// The text.
+        text: String,
+        /// What jiff said.
+        error: jiff::Error,
+    },
+}
+
+/// Why an event has no folder. The output refuses the event for it: it follows the error
+/// policy.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The template cannot be read (checked when the output was built, so not expected).
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// Writing the event's time failed.
+    #[error(transparent)]
+    Time(#[from] std::fmt::Error),
+    /// The template has an expression and the payload is not JSON.
+    #[error("path: the payload is not JSON ({0})")]
+    NotJson(CodecError),
+    /// An expression failed on the event.
+    #[error("path: {0}")]
+    Jq(RunError),
+    /// An expression gave nothing for the event.
+    #[error("path: an expression gave no value")]
+    NoValue,
+}
 
 /// Renders the template `source` (checked with [`PathTemplate::parse`] when the output was
 /// built) for `event` into `out`. jq programs cannot move between threads, so each thread keeps
 /// its own parse of each template.
-pub fn render(source: &str, event: &Event, now_ms: i64, out: &mut String) -> Result<(), String> {
+pub fn render(
+    source: &str,
+    event: &Event,
+    now_ms: i64,
+    out: &mut String,
+) -> Result<(), RenderError> {
     thread_local! {
         static PARSED: std::cell::RefCell<std::collections::HashMap<String, PathTemplate>> =
             Default::default();
@@ -44,7 +94,7 @@ enum Part {
 
 impl PathTemplate {
     /// Parses `template`; the error says what is wrong.
-    pub fn parse(template: &str) -> Result<PathTemplate, String> {
+    pub fn parse(template: &str) -> Result<PathTemplate, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = template.trim_matches('/');
         while !rest.is_empty() {
@@ -58,11 +108,11 @@ impl PathTemplate {
             let Some(after) = after else { break };
             let end = after
                 .find("}}")
-                .ok_or_else(|| format!("`{{{{` without `}}}}` in {template:?}"))?;
+                .ok_or_else(|| TemplateError::Unclosed(template.to_string()))?;
             let code = after[..end].trim();
-            let program = compile(code).map_err(|errors| {
-                let reasons: Vec<String> = errors.into_iter().map(|e| e.message).collect();
-                format!("jq expression `{code}`: {}", reasons.join("; "))
+            let program = compile(code).map_err(|errors| TemplateError::Jq {
+                code: code.to_string(),
+                reasons: errors.into_iter().map(|e| e.message).collect(),
             })?;
             parts.push(Part::Jq(program));
             rest = &after[end + 2..];
@@ -80,7 +130,7 @@ impl PathTemplate {
 
     /// The folder of `event`, written into `out`; the error says why it has none (the payload is
     /// not JSON, an expression failed or gave nothing).
-    pub fn render(&self, event: &Event, now_ms: i64, out: &mut String) -> Result<(), String> {
+    pub fn render(&self, event: &Event, now_ms: i64, out: &mut String) -> Result<(), RenderError> {
         use std::fmt::Write;
         out.clear();
         let time = match self.timed {
@@ -91,7 +141,7 @@ impl PathTemplate {
         for part in &self.parts {
             match (part, &time) {
                 (Part::Text { text, timed: true }, Some(t)) => {
-                    write!(out, "{}", t.strftime(text)).map_err(|e| e.to_string())?;
+                    write!(out, "{}", t.strftime(text))?;
                 }
                 (Part::Text { text, .. }, _) => out.push_str(text),
                 (Part::Jq(program), _) => {
@@ -99,7 +149,7 @@ impl PathTemplate {
                         Some(v) => v.clone(),
                         None => {
                             let v = decode(Codec::Json, &event.payload)
-                                .map_err(|e| format!("path: the payload is not JSON ({e})"))?;
+                                .map_err(RenderError::NotJson)?;
                             payload.insert(v).clone()
                         }
                     };
@@ -111,8 +161,8 @@ impl PathTemplate {
                     };
                     let value = program
                         .first(input, &meta)
-                        .map_err(|e| format!("path: {}", e.0))?
-                        .ok_or("path: an expression gave no value")?;
+                        .map_err(RenderError::Jq)?
+                        .ok_or(RenderError::NoValue)?;
                     push_value(out, &value);
                 }
             }
@@ -121,12 +171,16 @@ impl PathTemplate {
     }
 }
 
-fn text_part(text: &str) -> Result<Part, String> {
+fn text_part(text: &str) -> Result<Part, TemplateError> {
     let timed = text.contains('%');
     if timed {
         // Every field must be one jiff knows: checked once, on a sample time.
-        jiff::fmt::strtime::format(text, jiff::Timestamp::UNIX_EPOCH)
-            .map_err(|e| format!("strftime fields in {text:?}: {e}"))?;
+        jiff::fmt::strtime::format(text, jiff::Timestamp::UNIX_EPOCH).map_err(|error| {
+            TemplateError::Strftime {
+                text: text.to_string(),
+                error,
+            }
+        })?;
     }
     Ok(Part::Text {
         text: text.to_string(),
@@ -164,7 +218,7 @@ mod tests {
         e
     }
 
-    fn render(template: &str, e: &Event) -> Result<String, String> {
+    fn render(template: &str, e: &Event) -> Result<String, RenderError> {
         let mut out = String::new();
         PathTemplate::parse(template)?.render(e, 0, &mut out)?;
         Ok(out)
@@ -197,21 +251,34 @@ mod tests {
         assert!(
             PathTemplate::parse("{{ .a")
                 .unwrap_err()
+                .to_string()
                 .contains("without")
         );
         assert!(
             PathTemplate::parse("{{ .a | }}")
                 .unwrap_err()
+                .to_string()
                 .contains("jq expression")
         );
         assert!(
             PathTemplate::parse("dt=%")
                 .unwrap_err()
+                .to_string()
                 .contains("strftime")
         );
         let e = event("not json", Some(0));
-        assert!(render("{{ .a }}", &e).unwrap_err().contains("not JSON"));
+        assert!(
+            render("{{ .a }}", &e)
+                .unwrap_err()
+                .to_string()
+                .contains("not JSON")
+        );
         let e = event("{}", Some(0));
-        assert!(render("{{ empty }}", &e).unwrap_err().contains("no value"));
+        assert!(
+            render("{{ empty }}", &e)
+                .unwrap_err()
+                .to_string()
+                .contains("no value")
+        );
     }
 }

@@ -96,7 +96,7 @@ impl Writer {
         for event in batch {
             let template = &self.output.config.path;
             if let Err(reason) = super::template::render(template, &event, now, &mut self.folder) {
-                let failed = Failed::at_output(event, reason, Cause::Event);
+                let failed = Failed::at_output(event, reason.to_string(), Cause::Event);
                 self.delivery.refuse(failed).await?;
                 continue;
             }
@@ -290,7 +290,7 @@ impl Writer {
         let payloads: Vec<Bytes> = held.iter().map(|h| h.event.payload.clone()).collect();
         let encoder = self.output.encoder.clone();
         let encoded = tokio::task::spawn_blocking(move || encoder.encode(&payloads)).await;
-        let encoded = encoded.unwrap_or_else(|e| Err(format!("encoding the object: {e}")));
+        let encoded = encoded.unwrap_or_else(|e| Err(e.into()));
         let mut attempt = Attempt::default();
         let body = match encoded {
             Ok(Encoded { body, rejected }) => {
@@ -301,7 +301,8 @@ impl Writer {
                 }
                 body
             }
-            Err(reason) => {
+            Err(e) => {
+                let reason = e.to_string();
                 for h in held.drain(..) {
                     attempt.refused(Failed::at_output(h.event, reason.clone(), Cause::Output));
                 }
