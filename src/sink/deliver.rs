@@ -244,7 +244,6 @@ mod tests {
     use crate::event::Position;
     use crate::observe::Telemetry;
     use crate::observe::health::Health;
-    use crate::policy::{Failures, Route};
 
     /// An output that refuses event 1, fails event 2 on its first two attempts, and delivers the
     /// rest; it records what each attempt was given.
@@ -296,15 +295,7 @@ mod tests {
             max_backoff: HumanDuration(Duration::from_millis(2)),
             ..Default::default()
         };
-        let ctx = SinkContext {
-            telemetry: telemetry.clone(),
-            dead_letter: false,
-            failures: Failures::new(telemetry.clone(), Route::Drop),
-            link: None,
-            health: Health::new(1),
-            retry,
-            max_event_bytes: 1024,
-        };
+        let ctx = crate::sink::retry::test_context(telemetry.clone(), &Health::new(1), retry);
         let (tx, rx) = mpsc::channel(4);
         for seq in 0..4u64 {
             let event = Event::new(

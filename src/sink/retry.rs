@@ -174,6 +174,25 @@ impl Retry {
     }
 }
 
+/// An output's context for tests: events it refuses are dropped, it has no broker connection
+/// and no limit on an event's size.
+#[cfg(test)]
+pub(crate) fn test_context(
+    telemetry: Arc<crate::observe::Telemetry>,
+    health: &Arc<crate::observe::health::Health>,
+    retry: RetryConfig,
+) -> SinkContext {
+    SinkContext {
+        failures: crate::policy::Failures::new(telemetry.clone(), crate::policy::Route::Drop),
+        telemetry,
+        dead_letter: false,
+        link: None,
+        health: health.clone(),
+        retry,
+        max_event_bytes: usize::MAX,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,19 +201,9 @@ mod tests {
     use crate::event::Position;
     use crate::observe::Telemetry;
     use crate::observe::health::Health;
-    use crate::policy::{Failures, Route};
 
     fn context(retry: RetryConfig, health: &Arc<Health>) -> SinkContext {
-        let telemetry = Telemetry::new("retry", usize::MAX);
-        SinkContext {
-            failures: Failures::new(telemetry.clone(), Route::Drop),
-            telemetry,
-            dead_letter: false,
-            link: None,
-            health: health.clone(),
-            retry,
-            max_event_bytes: usize::MAX,
-        }
+        test_context(Telemetry::new("retry", usize::MAX), health, retry)
     }
 
     fn held(n: u64) -> Vec<(Held, String)> {

@@ -380,8 +380,7 @@ mod tests {
     use crate::delivery::Ack;
     use crate::observe::Telemetry;
     use crate::observe::health::Health;
-    use crate::policy::{Failures, Route};
-    use crate::sink::retry::RetryConfig;
+    use crate::sink::retry::{RetryConfig, test_context};
 
     fn output(store: Arc<dyn ObjectStore>) -> ObjectStoreOutput {
         let config: super::super::ObjectStoreOutputConfig =
@@ -433,15 +432,7 @@ mod tests {
             unready_after: HumanDuration(Duration::from_secs(5)),
             ..RetryConfig::default()
         };
-        let ctx = SinkContext {
-            failures: Failures::new(telemetry.clone(), Route::Drop),
-            telemetry,
-            dead_letter: false,
-            link: None,
-            health: health.clone(),
-            retry,
-            max_event_bytes: usize::MAX,
-        };
+        let ctx = test_context(telemetry, &health, retry);
         let (tx, rx) = mpsc::channel(4);
         let writer = tokio::spawn(run(output(throttled.clone()), rx, ctx));
         tx.send((0..10).map(kafka).collect()).await.unwrap();
