@@ -14,7 +14,7 @@ use serde_avro_fast::object_container_file_encoding::{
 };
 use serde_avro_fast::ser::SerializerConfig;
 
-use super::{AvroCompression, Counted, FileError};
+use super::{AvroCompression, Counted, FileError, open_to_append};
 
 /// The first bytes of every object container file.
 const MAGIC: &[u8; 4] = b"Obj\x01";
@@ -63,12 +63,7 @@ pub(super) fn open(
     schema: &Schema,
     compression: AvroCompression,
 ) -> Result<(File, Option<Sync>), FileError> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)?;
-    let len = file.metadata()?.len();
+    let (file, len) = open_to_append(path)?;
     if len == 0 {
         return Ok((file, None));
     }
@@ -365,17 +360,17 @@ mod tests {
 
         let other =
             schema(r#"{"type": "record", "name": "R", "fields": [{"name": "n", "type": "long"}]}"#);
-        let err = open(&path, &other, AvroCompression::Null)
-            .unwrap_err()
-            .to_string();
+        let refused = |schema: &Schema, compression| match open(&path, schema, compression) {
+            Ok(_) => panic!("{} was taken", path.display()),
+            Err(e) => e.to_string(),
+        };
+        let err = refused(&other, AvroCompression::Null);
         assert!(err.starts_with("holds records of another schema"), "{err}");
         // The same schema written differently is the same schema.
         let spaced = schema(&SCHEMA.replace(' ', "  "));
         assert!(open(&path, &spaced, AvroCompression::Null).is_ok());
 
-        let err = open(&path, &schema(SCHEMA), AvroCompression::Deflate)
-            .unwrap_err()
-            .to_string();
+        let err = refused(&schema(SCHEMA), AvroCompression::Deflate);
         assert!(
             err.starts_with("its blocks are compressed with `null`, not `deflate`"),
             "{err}"
@@ -392,16 +387,12 @@ mod tests {
                 .unwrap();
         bytes[marker] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let err = open(&path, &schema(SCHEMA), AvroCompression::Null)
-            .unwrap_err()
-            .to_string();
+        let err = refused(&schema(SCHEMA), AvroCompression::Null);
         assert!(err.contains("is damaged at byte"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
 
         std::fs::write(&path, "{\"n\": 1}\n").unwrap();
-        let err = open(&path, &schema(SCHEMA), AvroCompression::Null)
-            .unwrap_err()
-            .to_string();
+        let err = refused(&schema(SCHEMA), AvroCompression::Null);
         assert!(
             err.starts_with("is not an Avro object container file"),
             "{err}"

@@ -7,17 +7,12 @@ use std::path::Path;
 
 use integer_encoding::VarIntReader;
 
-use super::{Counted, FileError};
+use super::{Counted, FileError, open_to_append};
 
 /// The file at `path`, opened for appending (created if missing), with a last message that a
 /// crash left unfinished (never confirmed, so read again from the input) cut off.
 pub(super) fn open(path: &Path) -> Result<File, FileError> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)?;
-    let len = file.metadata()?.len();
+    let (file, len) = open_to_append(path)?;
     // The position is counted, not asked of the file: that would be a system call a message.
     let mut reader = BufReader::with_capacity(1 << 16, &file);
     let mut at = 0u64;

@@ -212,6 +212,18 @@ enum FileError {
     MessageLength(u64),
 }
 
+/// The file at `path`, opened for reading and appending (created if missing), and its length:
+/// an Avro or Protobuf file is read to its last whole record before it is appended to.
+fn open_to_append(path: &std::path::Path) -> Result<(std::fs::File, u64), FileError> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    Ok((file, len))
+}
+
 /// A reader that counts the bytes read through it.
 struct Counted<'a, R>(&'a mut R, u64);
 

@@ -248,37 +248,15 @@ mod tests {
 
     #[test]
     fn bad_templates_and_bad_events_say_why() {
-        assert!(
-            PathTemplate::parse("{{ .a")
-                .unwrap_err()
-                .to_string()
-                .contains("without")
-        );
-        assert!(
-            PathTemplate::parse("{{ .a | }}")
-                .unwrap_err()
-                .to_string()
-                .contains("jq expression")
-        );
-        assert!(
-            PathTemplate::parse("dt=%")
-                .unwrap_err()
-                .to_string()
-                .contains("strftime")
-        );
-        let e = event("not json", Some(0));
-        assert!(
-            render("{{ .a }}", &e)
-                .unwrap_err()
-                .to_string()
-                .contains("not JSON")
-        );
-        let e = event("{}", Some(0));
-        assert!(
-            render("{{ empty }}", &e)
-                .unwrap_err()
-                .to_string()
-                .contains("no value")
-        );
+        let bad = |template: &str| PathTemplate::parse(template).unwrap_err().to_string();
+        assert!(bad("{{ .a").contains("without"));
+        assert!(bad("{{ .a | }}").contains("jq expression"));
+        assert!(bad("dt=%").contains("strftime"));
+        let why = |template: &str, payload| {
+            let e = event(payload, Some(0));
+            render(template, &e).unwrap_err().to_string()
+        };
+        assert!(why("{{ .a }}", "not json").contains("not JSON"));
+        assert!(why("{{ empty }}", "{}").contains("no value"));
     }
 }
