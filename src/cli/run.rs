@@ -17,7 +17,7 @@ use crate::pipeline::{self, Pipeline};
 use crate::runtime::shutdown::Ended;
 use crate::runtime::{self, shutdown};
 
-/// Shutdown deadline of a run without pipelines; a pipeline's own default otherwise.
+/// Shutdown deadline of a run given no pipeline (the command requires one; [`run`] does not).
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(25);
 
 /// The arguments of `sluice run`.
