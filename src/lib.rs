@@ -16,9 +16,12 @@
 //! - [`runtime`]: wiring and running pipelines, the transform stage.
 //! - [`lambda`]: Lambda mode: a pipeline's events are an AWS Lambda function's invocations.
 //! - [`observe`]: metrics and logs of what happens to events.
+//! - [`testing`]: a pipeline's test cases (`sluice test`, `sluice eval`), with nothing connected.
+//! - [`cli`]: the `sluice` command's arguments and subcommands, which the binary calls.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod config;

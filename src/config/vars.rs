@@ -140,30 +140,10 @@ fn valid_name(name: &str) -> bool {
 pub fn interpolate(input: &str, env: &dyn Lookup) -> Result<Interpolated, Vec<VarError>> {
     let chars: Vec<char> = input.chars().collect();
     let original_line_starts = line_starts(input);
-    let mut out = String::with_capacity(input.len());
-    let mut out_len = 0usize;
-    let mut segments: Vec<Segment> = Vec::new();
+    let mut out = Output::new(&chars);
     let mut errors = Vec::new();
     let mut literal_from = 0usize;
     let mut i = 0usize;
-
-    let push_literal = |segments: &mut Vec<Segment>,
-                        out: &mut String,
-                        out_len: &mut usize,
-                        from: usize,
-                        to: usize| {
-        if to > from {
-            segments.push(Segment {
-                out_start: *out_len,
-                in_start: from,
-                out_len: to - from,
-                literal: true,
-            });
-            out.extend(&chars[from..to]);
-            *out_len += to - from;
-        }
-    };
-
     while i < chars.len() {
         if chars[i] != '$' {
             i += 1;
@@ -172,79 +152,116 @@ pub fn interpolate(input: &str, env: &dyn Lookup) -> Result<Interpolated, Vec<Va
         match chars.get(i + 1) {
             Some('$') => {
                 // `$$` is a literal `$`.
-                push_literal(&mut segments, &mut out, &mut out_len, literal_from, i + 1);
+                out.literal(literal_from, i + 1);
                 i += 2;
                 literal_from = i;
             }
             Some('{') => {
-                let (line, column) = to_line_col(&original_line_starts, i);
-                let Some(close) = chars[i + 2..]
-                    .iter()
-                    .position(|&c| matches!(c, '}' | '\n' | '\r'))
-                else {
-                    errors.push(VarError {
+                let at = |message| {
+                    let (line, column) = to_line_col(&original_line_starts, i);
+                    VarError {
                         line,
                         column,
-                        message: "unterminated `${`".into(),
-                    });
-                    i += 2;
-                    continue;
-                };
-                let close = i + 2 + close;
-                if chars[close] != '}' {
-                    errors.push(VarError {
-                        line,
-                        column,
-                        message: "unterminated `${`".into(),
-                    });
-                    i = close;
-                    continue;
-                }
-                let body: String = chars[i + 2..close].iter().collect();
-                push_literal(&mut segments, &mut out, &mut out_len, literal_from, i);
-                let value = resolve(&body, env).map_err(|message| VarError {
-                    line,
-                    column,
-                    message,
-                });
-                match value {
-                    Ok(value) => {
-                        let n = value.chars().count();
-                        segments.push(Segment {
-                            out_start: out_len,
-                            in_start: i,
-                            out_len: n,
-                            literal: false,
-                        });
-                        out.push_str(&value);
-                        out_len += n;
+                        message,
                     }
-                    Err(e) => errors.push(e),
+                };
+                match closing_brace(&chars, i) {
+                    Ok(close) => {
+                        out.literal(literal_from, i);
+                        let body: String = chars[i + 2..close].iter().collect();
+                        match resolve(&body, env) {
+                            Ok(value) => out.substituted(i, &value),
+                            Err(message) => errors.push(at(message)),
+                        }
+                        i = close + 1;
+                        literal_from = i;
+                    }
+                    Err(resume) => {
+                        errors.push(at("unterminated `${`".into()));
+                        i = resume;
+                    }
                 }
-                i = close + 1;
-                literal_from = i;
             }
             _ => i += 1,
         }
     }
-    push_literal(
-        &mut segments,
-        &mut out,
-        &mut out_len,
-        literal_from,
-        chars.len(),
-    );
-
+    out.literal(literal_from, chars.len());
     if !errors.is_empty() {
         return Err(errors);
     }
-    let output_lines = lines(&out);
-    Ok(Interpolated {
-        text: out,
-        segments,
-        original_line_starts,
-        output_lines,
-    })
+    Ok(out.finish(original_line_starts))
+}
+
+/// The index of the `}` closing the `${` at `start`; else, for an unterminated one, where to
+/// read on: just after the `${`, or at the line break that ends it (a `${` never spans lines).
+fn closing_brace(chars: &[char], start: usize) -> Result<usize, usize> {
+    match chars[start + 2..]
+        .iter()
+        .position(|&c| matches!(c, '}' | '\n' | '\r'))
+    {
+        Some(n) if chars[start + 2 + n] == '}' => Ok(start + 2 + n),
+        Some(n) => Err(start + 2 + n),
+        None => Err(start + 2),
+    }
+}
+
+/// The interpolated text as it is written, with the segments that map it back to the input.
+struct Output<'a> {
+    /// The input text.
+    chars: &'a [char],
+    text: String,
+    /// Chars written so far.
+    len: usize,
+    segments: Vec<Segment>,
+}
+
+impl<'a> Output<'a> {
+    fn new(chars: &'a [char]) -> Output<'a> {
+        Output {
+            chars,
+            text: String::with_capacity(chars.len()),
+            len: 0,
+            segments: Vec::new(),
+        }
+    }
+
+    /// Copies the input's chars `from..to` as they are.
+    fn literal(&mut self, from: usize, to: usize) {
+        if to > from {
+            self.segments.push(Segment {
+                out_start: self.len,
+                in_start: from,
+                out_len: to - from,
+                literal: true,
+            });
+            self.text.extend(&self.chars[from..to]);
+            self.len += to - from;
+        }
+    }
+
+    /// Writes `value`, substituted for the `${` at input char `at`.
+    fn substituted(&mut self, at: usize, value: &str) {
+        let n = value.chars().count();
+        self.segments.push(Segment {
+            out_start: self.len,
+            in_start: at,
+            out_len: n,
+            literal: false,
+        });
+        self.text.push_str(value);
+        self.len += n;
+    }
+
+    /// The text written, mapping back to an input whose lines start at `original_line_starts`.
+    fn finish(self, original_line_starts: Vec<usize>) -> Interpolated {
+        let output_lines = lines(&self.text);
+        Interpolated {
+            text: self.text,
+            segments: self.segments,
+            original_line_starts,
+            output_lines,
+        }
+    }
 }
 
 fn resolve(body: &str, env: &dyn Lookup) -> Result<String, String> {

@@ -1,28 +1,22 @@
 //! The events a function is invoked with (Kafka, SQS, API Gateway, any other JSON), turned into
-//! items for the pipeline, and the answer each event source expects for them.
+//! items for the pipeline.
 
-use aws_lambda_events::encodings::Body;
-use aws_lambda_events::event::apigw::{
-    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
-    ApiGatewayV2httpResponse,
-};
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::event::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use hyper::header::{self, HeaderMap, HeaderValue};
+use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::InvocationError;
 use crate::codec::Codec;
-use crate::delivery::Outcome;
 use crate::event::{Headers, Position, now_millis};
 use crate::source::http::body;
-use crate::source::submit::{Item, Outcomes, Refused};
+use crate::source::submit::Item;
 
 /// Which kind of event the function was invoked with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,34 +54,39 @@ pub struct Invocation {
     pub ids: Vec<String>,
 }
 
-/// What became of an invocation's items.
-#[derive(Debug)]
-pub enum Verdict {
-    /// What happened to each item (`None`: unfinished at the deadline).
-    Finished(Outcomes),
-    /// The pipeline took none of them, or not all.
-    Refused(Refused),
-    /// The payload is not a well-formed event of its shape.
-    Malformed(String),
-}
-
-/// The answer to an invocation; serialized as the event source expects it.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-pub enum Answer {
-    /// SQS: the messages to retry (`batchItemFailures`).
-    Sqs(SqsBatchResponse),
-    /// API Gateway REST API: status, headers and body.
-    ApiGatewayV1(ApiGatewayProxyResponse),
-    /// API Gateway HTTP API or function URL: status, headers and body.
-    ApiGatewayV2(ApiGatewayV2httpResponse),
-    /// Kafka and direct invocations: how many items were delivered and dead-lettered.
-    Counts {
-        /// Items delivered (or filtered out).
-        accepted: usize,
-        /// Items dead-lettered or dropped by the error policy.
-        dead_lettered: usize,
+/// Why a payload is not a well-formed event of its shape.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not the JSON of its shape.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A Kafka record's partition is past what Kafka numbers.
+    #[error("partition {0} is out of range")]
+    PartitionOutOfRange(i64),
+    /// A Kafka record's key or value is not base64.
+    #[error("record {topic}/{partition}@{offset}: the {field} is not base64: {error}")]
+    RecordNotBase64 {
+        /// The record's topic.
+        topic: Arc<str>,
+        /// Its partition.
+        partition: i32,
+        /// Its offset.
+        offset: i64,
+        /// `key` or `value`.
+        field: &'static str,
+        /// What the decoder found.
+        #[source]
+        error: base64::DecodeError,
     },
+    /// An SQS message has no id to answer for it with.
+    #[error("a message has no messageId")]
+    NoMessageId,
+    /// An API Gateway body said to be base64 is not.
+    #[error("the body is not base64: {0}")]
+    BodyNotBase64(#[source] base64::DecodeError),
+    /// A body's events cannot be read.
+    #[error(transparent)]
+    Body(#[from] body::SplitError),
 }
 
 /// A Kafka event (MSK or self-managed) as the event source mapping sends it. Not the
@@ -177,7 +176,7 @@ pub fn read(
     payload: &RawValue,
     request: &str,
     codec: Codec,
-) -> (Shape, Result<Invocation, String>) {
+) -> (Shape, Result<Invocation, ReadError>) {
     let shape = shape(payload);
     let text = payload.get();
     let request: Arc<str> = Arc::from(request);
@@ -186,10 +185,10 @@ pub fn read(
         Shape::Kafka => kafka(text),
         Shape::Sqs => sqs(text, &mut ids),
         Shape::ApiGatewayV1 => serde_json::from_str::<ApiGatewayProxyRequest>(text)
-            .map_err(|e| e.to_string())
+            .map_err(ReadError::from)
             .and_then(|r| http_body(r.body, r.is_base64_encoded, &r.headers, codec, &request)),
         Shape::ApiGatewayV2 => serde_json::from_str::<ApiGatewayV2httpRequest>(text)
-            .map_err(|e| e.to_string())
+            .map_err(ReadError::from)
             .and_then(|r| http_body(r.body, r.is_base64_encoded, &r.headers, codec, &request)),
         Shape::Json => split(&Bytes::copy_from_slice(text.as_bytes()), body::Format::Json)
             .map(|payloads| requested(payloads, &request)),
@@ -197,8 +196,8 @@ pub fn read(
     (shape, items.map(|items| Invocation { items, ids }))
 }
 
-fn kafka(text: &str) -> Result<Vec<Item>, String> {
-    let event: KafkaEvent = serde_json::from_str(text).map_err(|e| e.to_string())?;
+fn kafka(text: &str) -> Result<Vec<Item>, ReadError> {
+    let event: KafkaEvent = serde_json::from_str(text)?;
     // Partitions in a stable order; records keep theirs (by offset) within a partition.
     let mut partitions: Vec<_> = event.records.into_iter().collect();
     partitions.sort_by(|a, b| a.0.cmp(&b.0));
@@ -214,17 +213,22 @@ fn kafka(text: &str) -> Result<Vec<Item>, String> {
     Ok(items)
 }
 
-fn kafka_item(record: KafkaRecord, topic: &str) -> Result<Item, String> {
+fn kafka_item(record: KafkaRecord, topic: &str) -> Result<Item, ReadError> {
     let topic: Arc<str> = Arc::from(record.topic.as_deref().unwrap_or(topic));
     let partition = i32::try_from(record.partition)
-        .map_err(|_| format!("partition {} is out of range", record.partition))?;
+        .map_err(|_| ReadError::PartitionOutOfRange(record.partition))?;
     let offset = record.offset;
-    let at = || format!("record {topic}/{partition}@{offset}");
-    let decode = |field: &str, text: Option<String>| {
+    let decode = |field: &'static str, text: Option<String>| {
         text.map(|t| STANDARD.decode(t))
             .transpose()
             .map(|b| b.map(Bytes::from))
-            .map_err(|e| format!("{}: the {field} is not base64: {e}", at()))
+            .map_err(|error| ReadError::RecordNotBase64 {
+                topic: topic.clone(),
+                partition,
+                offset,
+                field,
+                error,
+            })
     };
     let payload = decode("value", record.value)?.unwrap_or_default();
     let key = decode("key", record.key)?;
@@ -251,12 +255,12 @@ fn kafka_item(record: KafkaRecord, topic: &str) -> Result<Item, String> {
     })
 }
 
-fn sqs(text: &str, ids: &mut Vec<String>) -> Result<Vec<Item>, String> {
-    let event: SqsEvent = serde_json::from_str(text).map_err(|e| e.to_string())?;
+fn sqs(text: &str, ids: &mut Vec<String>) -> Result<Vec<Item>, ReadError> {
+    let event: SqsEvent = serde_json::from_str(text)?;
     let mut items = Vec::with_capacity(event.records.len());
     for message in event.records {
         let Some(id) = message.message_id.clone() else {
-            return Err("a message has no messageId".into());
+            return Err(ReadError::NoMessageId);
         };
         items.push(sqs_item(message, &id));
         ids.push(id);
@@ -302,12 +306,10 @@ fn http_body(
     headers: &HeaderMap,
     codec: Codec,
     request: &Arc<str>,
-) -> Result<Vec<Item>, String> {
+) -> Result<Vec<Item>, ReadError> {
     let body = body.unwrap_or_default();
     let bytes = if base64 {
-        STANDARD
-            .decode(body)
-            .map_err(|e| format!("the body is not base64: {e}"))?
+        STANDARD.decode(body).map_err(ReadError::BodyNotBase64)?
     } else {
         body.into_bytes()
     };
@@ -318,8 +320,8 @@ fn http_body(
 
 /// The payloads of an invocation's body: as many as it holds (Lambda bounds an invocation's
 /// size).
-fn split(body: &Bytes, format: body::Format) -> Result<Vec<Bytes>, String> {
-    body::split(body, format, usize::MAX).map_err(|e| e.to_string())
+fn split(body: &Bytes, format: body::Format) -> Result<Vec<Bytes>, ReadError> {
+    Ok(body::split(body, format, usize::MAX)?)
 }
 
 /// Items of a request: the payloads in order, received now.
@@ -340,106 +342,6 @@ fn requested(payloads: Vec<Bytes>, request: &Arc<str>) -> Vec<Item> {
             },
         })
         .collect()
-}
-
-/// The answer for an invocation of `shape` (SQS message ids `ids`) given what became of it: an
-/// error where the event source is to retry the whole invocation.
-pub fn answer(shape: Shape, ids: &[String], verdict: Verdict) -> Result<Answer, InvocationError> {
-    match shape {
-        Shape::Sqs => sqs_answer(ids, verdict),
-        Shape::ApiGatewayV1 | Shape::ApiGatewayV2 => {
-            let (status, body) = http_answer(verdict);
-            let mut headers = HeaderMap::new();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            let body = Some(Body::Text(body.to_string()));
-            Ok(if shape == Shape::ApiGatewayV1 {
-                let mut response = ApiGatewayProxyResponse::default();
-                (response.status_code, response.headers, response.body) = (status, headers, body);
-                Answer::ApiGatewayV1(response)
-            } else {
-                let mut response = ApiGatewayV2httpResponse::default();
-                (response.status_code, response.headers, response.body) = (status, headers, body);
-                Answer::ApiGatewayV2(response)
-            })
-        }
-        Shape::Kafka | Shape::Json => match verdict {
-            Verdict::Finished(outcomes) if outcomes.all_done() => Ok(counts(&outcomes)),
-            Verdict::Finished(outcomes) => Err(not_delivered(&outcomes)),
-            Verdict::Refused(refused) => Err(refused.into()),
-            Verdict::Malformed(message) => Err(InvocationError::Malformed {
-                shape: shape.name(),
-                message,
-            }),
-        },
-    }
-}
-
-fn sqs_answer(ids: &[String], verdict: Verdict) -> Result<Answer, InvocationError> {
-    let mut response = SqsBatchResponse::default();
-    match verdict {
-        Verdict::Finished(outcomes) => response.set_failures(
-            ids.iter()
-                .enumerate()
-                .filter(|(i, _)| !outcomes.is_done(*i))
-                .map(|(_, id)| id.clone()),
-        ),
-        // Nothing is known to be delivered: every message is retried.
-        Verdict::Refused(_) => response.set_failures(ids.iter().cloned()),
-        Verdict::Malformed(message) => {
-            return Err(InvocationError::Malformed {
-                shape: Shape::Sqs.name(),
-                message,
-            });
-        }
-    }
-    Ok(Answer::Sqs(response))
-}
-
-/// Status and body, as the `http_server` input answers.
-fn http_answer(verdict: Verdict) -> (i64, serde_json::Value) {
-    use serde_json::json;
-    match verdict {
-        Verdict::Finished(outcomes) if outcomes.all_done() => (
-            200,
-            json!({
-                "accepted": outcomes.count(Outcome::Delivered),
-                "dead_lettered": outcomes.count(Outcome::Rejected),
-            }),
-        ),
-        Verdict::Finished(outcomes) => (
-            503,
-            json!({
-                "error": "not every event was delivered in time; send the request again",
-                "delivered": outcomes.count(Outcome::Delivered),
-                "dead_lettered": outcomes.count(Outcome::Rejected),
-                "failed": outcomes.count(Outcome::Failed),
-                "unfinished": outcomes.unfinished(),
-            }),
-        ),
-        Verdict::Refused(Refused::Busy) => {
-            (429, json!({ "error": "the pipeline is full; retry later" }))
-        }
-        Verdict::Refused(Refused::Closed) => (503, json!({ "error": "the pipeline is stopping" })),
-        Verdict::Malformed(message) => (400, json!({ "error": message })),
-    }
-}
-
-fn counts(outcomes: &Outcomes) -> Answer {
-    Answer::Counts {
-        accepted: outcomes.count(Outcome::Delivered),
-        dead_lettered: outcomes.count(Outcome::Rejected),
-    }
-}
-
-fn not_delivered(outcomes: &Outcomes) -> InvocationError {
-    InvocationError::NotDelivered {
-        total: outcomes.0.len(),
-        failed: outcomes.count(Outcome::Failed),
-        unfinished: outcomes.unfinished(),
-    }
 }
 
 #[cfg(test)]
@@ -498,7 +400,7 @@ mod tests {
         .unwrap();
         let (shape, read) = read(&raw, "r", Codec::Json);
         assert_eq!(shape, Shape::Sqs);
-        assert_eq!(read.unwrap_err(), "a message has no messageId");
+        assert_eq!(read.unwrap_err().to_string(), "a message has no messageId");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //!   shutdown has begun; 503 otherwise, with the reasons in the body.
 
 use super::names;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
@@ -21,8 +22,100 @@ use super::health::Health;
 /// How often histogram samples are folded into their buckets.
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// Why the Prometheus recorder could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum RecorderError {
+    /// The exporter refused its buckets, or a recorder was already installed.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The thread that folds histogram samples did not start.
+    #[error(transparent)]
+    Upkeep(#[from] io::Error),
+}
+
+/// Why the endpoint did not start; each is logged as it was found (see [`StartError::log`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The address names no host.
+    #[error("the metrics address resolves to nothing")]
+    NoAddress {
+        /// The address as given.
+        address: String,
+    },
+    /// The address is not `host:port`, or its host could not be looked up.
+    #[error("invalid metrics address: expected host:port")]
+    BadAddress {
+        /// The address as given.
+        address: String,
+        /// Why the lookup failed.
+        #[source]
+        error: io::Error,
+    },
+    /// The Prometheus recorder could not be installed.
+    #[error("cannot install the metrics recorder")]
+    Recorder(#[source] RecorderError),
+    /// The port could not be bound.
+    #[error("cannot listen for metrics")]
+    Listen {
+        /// The address resolved.
+        address: SocketAddr,
+        /// Why binding failed.
+        #[source]
+        error: io::Error,
+    },
+}
+
+impl StartError {
+    /// Logs the error with what it concerns.
+    pub fn log(&self) {
+        match self {
+            StartError::NoAddress { address } => tracing::error!(address = %address, "{self}"),
+            StartError::BadAddress { address, error } => {
+                tracing::error!(address = %address, error = %error, "{self}")
+            }
+            StartError::Recorder(error) => tracing::error!(error = %error, "{self}"),
+            StartError::Listen { address, error } => {
+                tracing::error!(address = %address, error = %error, "{self}")
+            }
+        }
+    }
+}
+
+/// Serves /metrics and the health probes on `address` (`host:port`) until `stop`: the address is
+/// resolved, the recorder installed and the port bound before it returns.
+pub async fn start(
+    address: &str,
+    health: Arc<Health>,
+    stop: CancellationToken,
+) -> Result<(), StartError> {
+    let addr = match tokio::net::lookup_host(address).await {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| StartError::NoAddress {
+            address: address.to_string(),
+        })?,
+        Err(error) => {
+            return Err(StartError::BadAddress {
+                address: address.to_string(),
+                error,
+            });
+        }
+    };
+    let handle = install_recorder().map_err(StartError::Recorder)?;
+    let server = bind(addr, handle, health, stop)
+        .await
+        .map_err(|error| StartError::Listen {
+            address: addr,
+            error,
+        })?;
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "metrics endpoint failed");
+        }
+    });
+    Ok(())
+}
+
 /// Installs the Prometheus recorder for this process.
-pub fn install_recorder() -> Result<PrometheusHandle, String> {
+pub fn install_recorder() -> Result<PrometheusHandle, RecorderError> {
     let handle = PrometheusBuilder::new()
         // Latencies, in seconds.
         .set_buckets(&[
@@ -35,10 +128,8 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
                     1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
                 ],
             )
-        })
-        .map_err(|e| e.to_string())?
-        .install_recorder()
-        .map_err(|e| e.to_string())?;
+        })?
+        .install_recorder()?;
     describe();
     // Histogram samples wait in a queue until upkeep folds them into the buckets; without it they
     // would pile up between scrapes. Each sample takes 24 bytes (it is stamped with the time),
@@ -52,8 +143,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, String> {
                 std::thread::sleep(UPKEEP_EVERY);
                 upkeep.run_upkeep();
             }
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
     Ok(handle)
 }
 

@@ -220,7 +220,7 @@ fn describe(
     removed: &[Vec<Step>],
 ) -> (TreeError, Vec<Step>, Vec<(Step, TreeError)>) {
     let mut target = path.to_vec();
-    let mut siblings: Vec<(Step, TreeError)> = Vec::new();
+    let mut siblings = Vec::new();
     let mut span = inner.start_mark().map(|m| (m.line(), m.column()));
     let failed = find(root, path);
     if span.is_some() && span == start(failed.span()) {
@@ -236,39 +236,16 @@ fn describe(
             span = key_span(find(root, &target), field)
                 .and_then(start)
                 .or(span);
-            if let (Node::Mapping(map), false) = (find(root, &target), expected.is_empty()) {
-                for key in map.keys() {
-                    let name = key.as_str();
-                    if name == field || expected.contains(&name) {
-                        continue;
-                    }
-                    let mut at = target.clone();
-                    at.push(Step::Key(name.to_string()));
-                    let (line, column) = start(key.span()).unwrap_or((1, 1));
-                    let error = TreeError {
-                        line,
-                        column,
-                        path: render(&original_numbering(&at, removed)),
-                        message: text.replacen(&format!("`{field}`"), &format!("`{name}`"), 1),
-                    };
-                    siblings.push((Step::Key(name.to_string()), error));
-                }
+            if !expected.is_empty() {
+                siblings = other_unknown_keys(root, &target, field, expected, &text, removed);
             }
             target.push(Step::Key(field.clone()));
         }
         marked_yaml::spanned_serde::Error::IntegerParseFailure(..) => {
-            let found = find(root, path)
-                .as_scalar()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default();
-            text = format!("expected a whole number, found `{found}`");
+            text = format!("expected a whole number, found `{}`", scalar_at(root, path));
         }
         marked_yaml::spanned_serde::Error::FloatParseFailure(..) => {
-            let found = find(root, path)
-                .as_scalar()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default();
-            text = format!("expected a number, found `{found}`");
+            text = format!("expected a number, found `{}`", scalar_at(root, path));
         }
         marked_yaml::spanned_serde::Error::NotBoolean(_) => text = "expected true or false".into(),
         _ => {
@@ -292,6 +269,47 @@ fn describe(
         message: text,
     };
     (error, target, siblings)
+}
+
+/// The other keys of the mapping at `target` that `expected` does not name either, each with
+/// the error `message` about unknown `field` says of it, so one run reports every unknown key.
+fn other_unknown_keys(
+    root: &Node,
+    target: &[Step],
+    field: &str,
+    expected: &[&str],
+    message: &str,
+    removed: &[Vec<Step>],
+) -> Vec<(Step, TreeError)> {
+    let Node::Mapping(map) = find(root, target) else {
+        return Vec::new();
+    };
+    let mut unknown = Vec::new();
+    for key in map.keys() {
+        let name = key.as_str();
+        if name == field || expected.contains(&name) {
+            continue;
+        }
+        let mut at = target.to_vec();
+        at.push(Step::Key(name.to_string()));
+        let (line, column) = start(key.span()).unwrap_or((1, 1));
+        let error = TreeError {
+            line,
+            column,
+            path: render(&original_numbering(&at, removed)),
+            message: message.replacen(&format!("`{field}`"), &format!("`{name}`"), 1),
+        };
+        unknown.push((Step::Key(name.to_string()), error));
+    }
+    unknown
+}
+
+/// The text of the scalar at `path`; empty when it is not a scalar.
+fn scalar_at(root: &Node, path: &[Step]) -> String {
+    find(root, path)
+        .as_scalar()
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default()
 }
 
 /// Maps sequence indices of a path back to the numbering of the file, undoing the shifts that
