@@ -19,9 +19,9 @@ use std::sync::Arc;
 
 use super::InvocationError;
 use crate::codec::Codec;
+use crate::codec::body;
 use crate::delivery::Outcome;
 use crate::event::{Headers, Position, now_millis};
-use crate::source::http::body;
 use crate::source::submit::{Item, Outcomes, Refused};
 
 /// Which kind of event the function was invoked with.
