@@ -8,7 +8,7 @@ use super::retry::Held;
 use super::{SinkContext, SinkError};
 use crate::client::ErrorKind;
 use crate::client::nats::{
-    Connection, Connector, Endpoint, NatsAuth, check_subject, classify_publish,
+    Connection, Connector, Endpoint, NatsAuth, check_subject, classify_publish, headers,
 };
 use crate::client::tls::TlsConfig;
 use crate::config::Validator;
@@ -153,9 +153,10 @@ impl Protocol for Publisher<'_> {
                     .as_deref()
                     .unwrap_or(&config.subject)
                     .to_string();
-                let mut headers = match super::nats::headers(event) {
+                let mut headers = match headers(event) {
                     Ok(h) => h,
-                    Err(reason) => {
+                    Err(e) => {
+                        let reason = e.to_string();
                         attempt.refused(Failed::at_output(held.event, reason, Cause::Event));
                         continue;
                     }

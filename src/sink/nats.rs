@@ -16,7 +16,7 @@ use crate::policy::fit;
 use async_nats::client::PublishErrorKind;
 
 use super::{SinkContext, SinkError};
-use crate::client::nats::{Connection, Connector, Endpoint, NatsAuth, check_subject};
+use crate::client::nats::{Connection, Connector, Endpoint, NatsAuth, check_subject, headers};
 use crate::client::tls::TlsConfig;
 use crate::config::Validator;
 use crate::event::Event;
@@ -70,23 +70,6 @@ impl NatsOutputConfig {
 pub struct NatsOutput {
     subject: String,
     connector: Connector,
-}
-
-/// NATS headers from event headers (values as text); an error names a header NATS cannot carry
-/// (a name with spaces, `:` or control characters, a value with a line break).
-pub(crate) fn headers(event: &Event) -> Result<async_nats::HeaderMap, String> {
-    let mut map = async_nats::HeaderMap::new();
-    for (name, value) in &event.headers {
-        let header: async_nats::HeaderName = name
-            .parse()
-            .map_err(|_| format!("header name {name:?} is not valid in NATS"))?;
-        let text = String::from_utf8_lossy(value);
-        let value: async_nats::HeaderValue = text
-            .parse()
-            .map_err(|_| format!("header {name} has a value NATS cannot carry: {text:?}"))?;
-        map.append(header, value);
-    }
-    Ok(map)
 }
 
 /// How long the server may take to echo a batch's confirmation before the batch is published
@@ -191,8 +174,8 @@ impl Publisher {
                         .publish_with_headers(subject, h, event.payload.clone())
                         .await
                 }
-                Err(reason) => {
-                    attempt.refused(refusal(held, reason));
+                Err(e) => {
+                    attempt.refused(refusal(held, e.to_string()));
                     continue;
                 }
             };

@@ -1,9 +1,12 @@
 //! The NATS client shared by the NATS and JetStream inputs and outputs: server URLs,
-//! authentication, subjects, and what JetStream errors mean. Connecting is in [`connect`].
+//! authentication, subjects, and what JetStream errors mean. Connecting is in [`connect`],
+//! messages to events and back in [`message`].
 
 mod connect;
+mod message;
 
 pub use connect::{Connection, Connector};
+pub use message::{HeaderError, SubjectMemo, headers, to_event, to_event_at};
 
 use std::sync::Arc;
 

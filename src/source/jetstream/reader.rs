@@ -14,11 +14,11 @@ use tokio::time::Instant;
 use super::protocol::{PULL_EXPIRES, PULL_GRACE, nak, parse_reply, stop_nak};
 use super::{JetStreamInputConfig, read_error};
 use crate::client::ErrorKind;
+use crate::client::nats::{SubjectMemo, to_event};
 use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Position};
 use crate::source::SourceContext;
 use crate::source::SourceError;
-use crate::source::nats::{SubjectMemo, to_event};
 
 /// Pause before pulling again after JetStream did not answer.
 const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(500);
