@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use async_nats::Subject;
 use futures_util::StreamExt;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::deliver::{self, Attempt, Protocol};
@@ -16,47 +15,28 @@ use crate::policy::fit;
 use async_nats::client::PublishErrorKind;
 
 use super::{SinkContext, SinkError};
-use crate::client::nats::{Connection, Connector, Endpoint, NatsAuth, check_subject, headers};
-use crate::client::tls::TlsConfig;
+use crate::client::nats::{Client, Connector, check_subject, headers, nats_config};
 use crate::config::Validator;
 use crate::event::Event;
 
-/// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
-/// headers. Core NATS confirms nothing beyond the server having received a message: whether a
-/// subscriber got it is not known.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NatsOutputConfig {
-    /// Server URLs, `nats://host:port[,...]`.
-    pub url: String,
-    /// Subject for events with no `destination` of their own.
-    pub subject: String,
-    /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
-    /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
-    #[serde(default)]
-    pub format: Option<crate::codec::payloads::FormatConfig>,
-    /// Authentication.
-    #[serde(default)]
-    pub auth: NatsAuth,
-    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
-    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
+nats_config! {
+    /// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
+    /// headers. Core NATS confirms nothing beyond the server having received a message: whether a
+    /// subscriber got it is not known.
+    pub struct NatsOutputConfig {
+        /// Subject for events with no `destination` of their own.
+        pub subject: String,
+        /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
+        /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
+        #[serde(default)]
+        pub format: Option<crate::codec::payloads::FormatConfig>,
+    }
 }
 
 impl NatsOutputConfig {
-    /// Where and how it connects.
-    pub fn endpoint(&self) -> Endpoint<'_> {
-        Endpoint {
-            url: &self.url,
-            auth: &self.auth,
-            tls: self.tls.as_ref(),
-        }
-    }
-
     /// Builds the output without connecting; problems are reported under `path`.
     pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<NatsOutput> {
-        let connector = self.endpoint().build(path, v);
+        let connector = self.connection.build(path, v);
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
         Some(NatsOutput {
             subject: self.subject.clone(),
@@ -110,7 +90,7 @@ fn write_error(message: impl std::fmt::Display) -> SinkError {
 
 /// The connection, and the round trip that confirms a batch.
 struct Publisher {
-    client: Connection,
+    client: Client,
     inbox: Subject,
     /// The output's subject, made once: cloning it shares it.
     subject: Subject,

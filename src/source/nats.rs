@@ -3,55 +3,35 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use serde::Deserialize;
 
 use super::intake::Gathered;
 use super::{SourceContext, SourceError};
-use crate::client::nats::{Connector, Endpoint, NatsAuth, SubjectMemo, check_subject, to_event_at};
-use crate::client::tls::TlsConfig;
+use crate::client::nats::{Connector, SubjectMemo, check_subject, nats_config, to_event_at};
 use crate::codec::CodecConfig;
 use crate::config::Validator;
 use crate::delivery::{Ack, Outcome};
 use crate::event::Position;
 
-/// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
-/// while no replica is subscribed, or dropped because a replica fell behind (a slow consumer),
-/// is gone. Use `jetstream` where every event matters.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NatsInputConfig {
-    /// Server URLs, `nats://host:port[,nats://host:port...]`.
-    pub url: String,
-    /// Subjects to subscribe to; `*` and `>` wildcards allowed.
-    pub subjects: Vec<String>,
-    /// Queue group: replicas in the same group share the messages, each handled by one.
-    #[serde(default)]
-    pub queue_group: Option<String>,
-    /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
-    #[serde(default)]
-    pub codec: CodecConfig,
-    /// Authentication.
-    #[serde(default)]
-    pub auth: NatsAuth,
-    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
-    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
+nats_config! {
+    /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
+    /// while no replica is subscribed, or dropped because a replica fell behind (a slow consumer),
+    /// is gone. Use `jetstream` where every event matters.
+    pub struct NatsInputConfig {
+        /// Subjects to subscribe to; `*` and `>` wildcards allowed.
+        pub subjects: Vec<String>,
+        /// Queue group: replicas in the same group share the messages, each handled by one.
+        #[serde(default)]
+        pub queue_group: Option<String>,
+        /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
+        #[serde(default)]
+        pub codec: CodecConfig,
+    }
 }
 
 impl NatsInputConfig {
-    /// Where and how it connects.
-    pub fn endpoint(&self) -> Endpoint<'_> {
-        Endpoint {
-            url: &self.url,
-            auth: &self.auth,
-            tls: self.tls.as_ref(),
-        }
-    }
-
     /// Builds the input without connecting; problems are reported under `path`.
     pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<NatsInput> {
-        let connector = self.endpoint().build(path, v);
+        let connector = self.connection.build(path, v);
         if self.subjects.is_empty() {
             v.error_at(
                 &format!("{path}.subjects"),
