@@ -125,12 +125,10 @@ impl Publisher {
     /// refuses (a subject or header it cannot carry, a payload over the server's maximum) are
     /// refused at once; the rest are delivered once confirmed, or retried.
     async fn publish(&mut self, batch: Vec<Held>, attempt: &mut Attempt) -> Result<(), SinkError> {
-        let client = &self.client;
-        let connects = client.statistics().connects.load(Ordering::Relaxed);
-        let echoes = match &mut self.echoes {
-            Some(echoes) => echoes,
-            None => match client.subscribe(self.inbox.clone()).await {
-                Ok(echoes) => self.echoes.insert(echoes),
+        let connects = self.client.statistics().connects.load(Ordering::Relaxed);
+        if self.echoes.is_none() {
+            match self.client.subscribe(self.inbox.clone()).await {
+                Ok(echoes) => self.echoes = Some(echoes),
                 Err(e) => {
                     let reason = e.to_string();
                     batch
@@ -138,8 +136,29 @@ impl Publisher {
                         .for_each(|h| attempt.retry(h, reason.clone()));
                     return Ok(());
                 }
-            },
-        };
+            }
+        }
+        let kept = self.send(batch, attempt).await?;
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let failed = self.confirm().await?;
+        let failed = failed.or_else(|| {
+            (self.client.statistics().connects.load(Ordering::Relaxed) != connects)
+                .then(|| "the connection was re-established during the batch".to_string())
+        });
+        match failed {
+            Some(reason) => kept
+                .into_iter()
+                .for_each(|h| attempt.retry(h, reason.clone())),
+            None => attempt.delivered_all(kept),
+        }
+        Ok(())
+    }
+
+    /// Publishes each event of the batch; returns those the server took, to be confirmed.
+    async fn send(&self, batch: Vec<Held>, attempt: &mut Attempt) -> Result<Vec<Held>, SinkError> {
+        let client = &self.client;
         let mut kept = Vec::with_capacity(batch.len());
         for held in batch {
             let event = &held.event;
@@ -168,15 +187,23 @@ impl Publisher {
                 Err(e) => attempt.refused(refusal(held, e.to_string())),
             }
         }
-        if kept.is_empty() {
-            return Ok(());
-        }
+        Ok(kept)
+    }
+
+    /// Publishes the next confirmation to the output's own inbox and waits for it to come
+    /// back: None once it did, else why it did not.
+    async fn confirm(&mut self) -> Result<Option<String>, SinkError> {
         self.sent += 1;
         let token = self.sent.to_string();
-        client
+        self.client
             .publish(self.inbox.clone(), token.clone().into())
             .await
             .map_err(write_error)?;
+        let closed = || Some("the confirmation subscription closed".to_string());
+        // Subscribed before the batch was published.
+        let Some(echoes) = self.echoes.as_mut() else {
+            return Ok(closed());
+        };
         let deadline = tokio::time::sleep(CONFIRM_TIMEOUT);
         tokio::pin!(deadline);
         let failed = loop {
@@ -187,7 +214,7 @@ impl Publisher {
                     Some(_) => {}
                     None => {
                         self.echoes = None;
-                        break Some("the confirmation subscription closed".to_string());
+                        break closed();
                     }
                 },
                 _ = &mut deadline => {
@@ -198,17 +225,7 @@ impl Publisher {
                 }
             }
         };
-        let failed = failed.or_else(|| {
-            (client.statistics().connects.load(Ordering::Relaxed) != connects)
-                .then(|| "the connection was re-established during the batch".to_string())
-        });
-        match failed {
-            Some(reason) => kept
-                .into_iter()
-                .for_each(|h| attempt.retry(h, reason.clone())),
-            None => attempt.delivered_all(kept),
-        }
-        Ok(())
+        Ok(failed)
     }
 }
 
