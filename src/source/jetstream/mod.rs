@@ -2,6 +2,7 @@
 
 mod protocol;
 mod reader;
+mod series;
 mod setup;
 
 use std::sync::Arc;
