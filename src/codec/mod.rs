@@ -9,6 +9,7 @@ use crate::event::Event;
 
 pub mod avro;
 mod avro_direct;
+pub mod body;
 mod fit;
 mod json;
 pub mod payloads;

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::codec::Codec;
+use crate::codec::body;
 use crate::event::{Headers, Position, now_millis};
-use crate::source::http::body;
 use crate::source::submit::Item;
 
 /// Which kind of event the function was invoked with.

@@ -1,6 +1,5 @@
 //! The `jetstream` output: publish to a stream and wait for its acknowledgement.
 
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::deliver::{self, Attempt, Protocol};
@@ -8,39 +7,29 @@ use super::retry::Held;
 use super::{SinkContext, SinkError};
 use crate::client::ErrorKind;
 use crate::client::nats::{
-    Connection, Connector, Endpoint, NatsAuth, check_subject, classify_publish,
+    Client, Connector, check_subject, classify_publish, headers, nats_config,
 };
-use crate::client::tls::TlsConfig;
 use crate::config::Validator;
 use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
 
-/// Publishes each event to a subject captured by a stream and waits for the stream's publish
-/// acknowledgement before the input is acknowledged.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JetStreamOutputConfig {
-    /// Server URLs, `nats://host:port[,...]`.
-    pub url: String,
-    /// Subject for events with no `destination` of their own.
-    pub subject: String,
-    /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
-    /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
-    #[serde(default)]
-    pub format: Option<crate::codec::payloads::FormatConfig>,
-    /// Set `Nats-Msg-Id` from the input's position so that a redelivered input does not create
-    /// a duplicate within the stream's duplicate window.
-    #[serde(default = "default_true")]
-    pub msg_id: bool,
-    /// Authentication.
-    #[serde(default)]
-    pub auth: NatsAuth,
-    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
-    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
+nats_config! {
+    /// Publishes each event to a subject captured by a stream and waits for the stream's publish
+    /// acknowledgement before the input is acknowledged.
+    pub struct JetStreamOutputConfig {
+        /// Subject for events with no `destination` of their own.
+        pub subject: String,
+        /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
+        /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
+        #[serde(default)]
+        pub format: Option<crate::codec::payloads::FormatConfig>,
+        /// Set `Nats-Msg-Id` from the input's position so that a redelivered input does not create
+        /// a duplicate within the stream's duplicate window.
+        #[serde(default = "default_true")]
+        pub msg_id: bool,
+    }
 }
 
 fn default_true() -> bool {
@@ -48,18 +37,9 @@ fn default_true() -> bool {
 }
 
 impl JetStreamOutputConfig {
-    /// Where and how it connects.
-    pub fn endpoint(&self) -> Endpoint<'_> {
-        Endpoint {
-            url: &self.url,
-            auth: &self.auth,
-            tls: self.tls.as_ref(),
-        }
-    }
-
     /// Builds the output without connecting; problems are reported under `path`.
     pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<JetStreamOutput> {
-        let connector = self.endpoint().build(path, v);
+        let connector = self.connection.build(path, v);
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
         Some(JetStreamOutput {
             config: self.clone(),
@@ -96,9 +76,9 @@ pub async fn run(
         .connector
         .connect(ctx.telemetry.pipeline(), ctx.link.clone())
         .await
-        .map_err(|m| SinkError::Write {
+        .map_err(|e| SinkError::Write {
             output: "jetstream",
-            message: m,
+            message: e.to_string(),
         })?;
     let publisher = Publisher {
         js: async_nats::jetstream::new(connection.clone()),
@@ -121,7 +101,7 @@ struct Publisher<'a> {
     js: async_nats::jetstream::Context,
     config: &'a JetStreamOutputConfig,
     /// Keeps readiness in line with the connection.
-    _connection: Connection,
+    _connection: Client,
 }
 
 impl Protocol for Publisher<'_> {
@@ -153,9 +133,10 @@ impl Protocol for Publisher<'_> {
                     .as_deref()
                     .unwrap_or(&config.subject)
                     .to_string();
-                let mut headers = match super::nats::headers(event) {
+                let mut headers = match headers(event) {
                     Ok(h) => h,
-                    Err(reason) => {
+                    Err(e) => {
+                        let reason = e.to_string();
                         attempt.refused(Failed::at_output(held.event, reason, Cause::Event));
                         continue;
                     }

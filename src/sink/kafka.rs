@@ -14,52 +14,38 @@ use super::retry::Held;
 use super::{SinkContext, SinkError};
 use crate::client::ErrorKind;
 use crate::client::kafka::{
-    BrokerLink, SaslConfig, Security, Settings, checked_client, classify, client_error,
-    with_current_log_level,
+    BrokerLink, checked_client, classify, client_error, kafka_config, with_current_log_level,
 };
-use crate::client::tls::TlsConfig;
-use crate::config::{BuildContext, ClientOptions, HumanDuration, Validator};
+use crate::config::{BuildContext, HumanDuration, Validator};
 use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
 
-/// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
-/// `headers` are used per event.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaOutputConfig {
-    /// Bootstrap brokers, `host:port[,host:port...]`.
-    pub brokers: String,
-    /// Topic for events with no `destination` of their own.
-    pub topic: String,
-    /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
-    /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
-    #[serde(default)]
-    pub format: Option<crate::codec::payloads::FormatConfig>,
-    /// `none`, `gzip`, `snappy`, `lz4` or `zstd`.
-    #[serde(default)]
-    pub compression: Compression,
-    /// Idempotent producer: retries never duplicate or reorder records within a partition.
-    #[serde(default = "default_true")]
-    pub idempotent: bool,
-    /// How long the producer waits to fill a batch.
-    #[serde(default = "default_linger")]
-    pub linger: HumanDuration,
-    /// How long a record may take to be delivered, retries included, before it fails.
-    #[serde(default = "default_delivery_timeout")]
-    pub delivery_timeout: HumanDuration,
-    /// librdkafka producer properties (see the librdkafka documentation).
-    #[serde(default)]
-    pub options: ClientOptions,
-    /// TLS to the brokers: `ca_file`, `cert_file` + `key_file` (with `key_password` for an
-    /// encrypted key), `insecure_skip_verify`.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
-    /// SASL authentication: `mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`),
-    /// `username`, `password`.
-    #[serde(default)]
-    pub sasl: Option<SaslConfig>,
+kafka_config! {
+    /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
+    /// `headers` are used per event.
+    pub struct KafkaOutputConfig {
+        /// Topic for events with no `destination` of their own.
+        pub topic: String,
+        /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
+        /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
+        #[serde(default)]
+        pub format: Option<crate::codec::payloads::FormatConfig>,
+        /// `none`, `gzip`, `snappy`, `lz4` or `zstd`.
+        #[serde(default)]
+        pub compression: Compression,
+        /// Idempotent producer: retries never duplicate or reorder records within a partition.
+        #[serde(default = "default_true")]
+        pub idempotent: bool,
+        /// How long the producer waits to fill a batch.
+        #[serde(default = "default_linger")]
+        pub linger: HumanDuration,
+        /// How long a record may take to be delivered, retries included, before it fails.
+        #[serde(default = "default_delivery_timeout")]
+        pub delivery_timeout: HumanDuration,
+    }
+    options: "librdkafka producer properties (see the librdkafka documentation)."
 }
 
 /// Producer compression codec.
@@ -107,18 +93,6 @@ fn default_delivery_timeout() -> HumanDuration {
 }
 
 impl KafkaOutputConfig {
-    /// The brokers, `tls`, `sasl` and `options`.
-    pub fn settings(&self) -> Settings<'_> {
-        Settings {
-            brokers: &self.brokers,
-            security: Security {
-                tls: self.tls.as_ref(),
-                sasl: self.sasl.as_ref(),
-            },
-            options: &self.options,
-        }
-    }
-
     /// Builds the output's client configuration without connecting; problems are reported
     /// under `path`.
     pub fn build(
@@ -128,7 +102,7 @@ impl KafkaOutputConfig {
         v: &mut Validator<'_>,
     ) -> Option<KafkaOutput> {
         let before = v.errors.len();
-        self.settings().check(
+        self.connection.check(
             &[
                 "bootstrap.servers",
                 "enable.idempotence",
@@ -172,7 +146,7 @@ pub fn producer_config(
     max_event_bytes: usize,
 ) -> ClientConfig {
     let record_limit = (max_event_bytes + RECORD_OVERHEAD).clamp(1_000_000, 1_000_000_000);
-    config.settings().client_config(
+    config.connection.client_config(
         pipeline,
         [
             ("enable.idempotence", config.idempotent.to_string()),
@@ -246,7 +220,7 @@ pub async fn run(
 ) -> Result<(), SinkError> {
     let config = &output.config;
     let pipeline = ctx.telemetry.pipeline();
-    config.settings().security.warn(pipeline);
+    config.connection.security().warn(pipeline);
     let (reports_tx, reports) = mpsc::unbounded_channel();
     let link = ProducerLink {
         link: BrokerLink::new(
@@ -465,6 +439,7 @@ fn dead_letter_limit(config: &KafkaOutputConfig) -> usize {
     // librdkafka's estimate of a record's framing in a batch, rounded up.
     const FRAMING: usize = 512;
     config
+        .connection
         .options
         .0
         .get("message.max.bytes")

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use async_nats::Subject;
 use futures_util::StreamExt;
-use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::deliver::{self, Attempt, Protocol};
@@ -16,47 +15,28 @@ use crate::policy::fit;
 use async_nats::client::PublishErrorKind;
 
 use super::{SinkContext, SinkError};
-use crate::client::nats::{Connection, Connector, Endpoint, NatsAuth, check_subject};
-use crate::client::tls::TlsConfig;
+use crate::client::nats::{Client, Connector, check_subject, headers, nats_config};
 use crate::config::Validator;
 use crate::event::Event;
 
-/// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
-/// headers. Core NATS confirms nothing beyond the server having received a message: whether a
-/// subscriber got it is not known.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NatsOutputConfig {
-    /// Server URLs, `nats://host:port[,...]`.
-    pub url: String,
-    /// Subject for events with no `destination` of their own.
-    pub subject: String,
-    /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
-    /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
-    #[serde(default)]
-    pub format: Option<crate::codec::payloads::FormatConfig>,
-    /// Authentication.
-    #[serde(default)]
-    pub auth: NatsAuth,
-    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
-    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
+nats_config! {
+    /// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
+    /// headers. Core NATS confirms nothing beyond the server having received a message: whether a
+    /// subscriber got it is not known.
+    pub struct NatsOutputConfig {
+        /// Subject for events with no `destination` of their own.
+        pub subject: String,
+        /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
+        /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
+        #[serde(default)]
+        pub format: Option<crate::codec::payloads::FormatConfig>,
+    }
 }
 
 impl NatsOutputConfig {
-    /// Where and how it connects.
-    pub fn endpoint(&self) -> Endpoint<'_> {
-        Endpoint {
-            url: &self.url,
-            auth: &self.auth,
-            tls: self.tls.as_ref(),
-        }
-    }
-
     /// Builds the output without connecting; problems are reported under `path`.
     pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<NatsOutput> {
-        let connector = self.endpoint().build(path, v);
+        let connector = self.connection.build(path, v);
         check_subject(&self.subject, false, &format!("{path}.subject"), v);
         Some(NatsOutput {
             subject: self.subject.clone(),
@@ -70,23 +50,6 @@ impl NatsOutputConfig {
 pub struct NatsOutput {
     subject: String,
     connector: Connector,
-}
-
-/// NATS headers from event headers (values as text); an error names a header NATS cannot carry
-/// (a name with spaces, `:` or control characters, a value with a line break).
-pub(crate) fn headers(event: &Event) -> Result<async_nats::HeaderMap, String> {
-    let mut map = async_nats::HeaderMap::new();
-    for (name, value) in &event.headers {
-        let header: async_nats::HeaderName = name
-            .parse()
-            .map_err(|_| format!("header name {name:?} is not valid in NATS"))?;
-        let text = String::from_utf8_lossy(value);
-        let value: async_nats::HeaderValue = text
-            .parse()
-            .map_err(|_| format!("header {name} has a value NATS cannot carry: {text:?}"))?;
-        map.append(header, value);
-    }
-    Ok(map)
 }
 
 /// How long the server may take to echo a batch's confirmation before the batch is published
@@ -127,7 +90,7 @@ fn write_error(message: impl std::fmt::Display) -> SinkError {
 
 /// The connection, and the round trip that confirms a batch.
 struct Publisher {
-    client: Connection,
+    client: Client,
     inbox: Subject,
     /// The output's subject, made once: cloning it shares it.
     subject: Subject,
@@ -162,12 +125,10 @@ impl Publisher {
     /// refuses (a subject or header it cannot carry, a payload over the server's maximum) are
     /// refused at once; the rest are delivered once confirmed, or retried.
     async fn publish(&mut self, batch: Vec<Held>, attempt: &mut Attempt) -> Result<(), SinkError> {
-        let client = &self.client;
-        let connects = client.statistics().connects.load(Ordering::Relaxed);
-        let echoes = match &mut self.echoes {
-            Some(echoes) => echoes,
-            None => match client.subscribe(self.inbox.clone()).await {
-                Ok(echoes) => self.echoes.insert(echoes),
+        let connects = self.client.statistics().connects.load(Ordering::Relaxed);
+        if self.echoes.is_none() {
+            match self.client.subscribe(self.inbox.clone()).await {
+                Ok(echoes) => self.echoes = Some(echoes),
                 Err(e) => {
                     let reason = e.to_string();
                     batch
@@ -175,8 +136,29 @@ impl Publisher {
                         .for_each(|h| attempt.retry(h, reason.clone()));
                     return Ok(());
                 }
-            },
-        };
+            }
+        }
+        let kept = self.send(batch, attempt).await?;
+        if kept.is_empty() {
+            return Ok(());
+        }
+        let failed = self.confirm().await?;
+        let failed = failed.or_else(|| {
+            (self.client.statistics().connects.load(Ordering::Relaxed) != connects)
+                .then(|| "the connection was re-established during the batch".to_string())
+        });
+        match failed {
+            Some(reason) => kept
+                .into_iter()
+                .for_each(|h| attempt.retry(h, reason.clone())),
+            None => attempt.delivered_all(kept),
+        }
+        Ok(())
+    }
+
+    /// Publishes each event of the batch; returns those the server took, to be confirmed.
+    async fn send(&self, batch: Vec<Held>, attempt: &mut Attempt) -> Result<Vec<Held>, SinkError> {
+        let client = &self.client;
         let mut kept = Vec::with_capacity(batch.len());
         for held in batch {
             let event = &held.event;
@@ -191,8 +173,8 @@ impl Publisher {
                         .publish_with_headers(subject, h, event.payload.clone())
                         .await
                 }
-                Err(reason) => {
-                    attempt.refused(refusal(held, reason));
+                Err(e) => {
+                    attempt.refused(refusal(held, e.to_string()));
                     continue;
                 }
             };
@@ -205,15 +187,23 @@ impl Publisher {
                 Err(e) => attempt.refused(refusal(held, e.to_string())),
             }
         }
-        if kept.is_empty() {
-            return Ok(());
-        }
+        Ok(kept)
+    }
+
+    /// Publishes the next confirmation to the output's own inbox and waits for it to come
+    /// back: None once it did, else why it did not.
+    async fn confirm(&mut self) -> Result<Option<String>, SinkError> {
         self.sent += 1;
         let token = self.sent.to_string();
-        client
+        self.client
             .publish(self.inbox.clone(), token.clone().into())
             .await
             .map_err(write_error)?;
+        let closed = || Some("the confirmation subscription closed".to_string());
+        // Subscribed before the batch was published.
+        let Some(echoes) = self.echoes.as_mut() else {
+            return Ok(closed());
+        };
         let deadline = tokio::time::sleep(CONFIRM_TIMEOUT);
         tokio::pin!(deadline);
         let failed = loop {
@@ -224,7 +214,7 @@ impl Publisher {
                     Some(_) => {}
                     None => {
                         self.echoes = None;
-                        break Some("the confirmation subscription closed".to_string());
+                        break closed();
                     }
                 },
                 _ = &mut deadline => {
@@ -235,17 +225,7 @@ impl Publisher {
                 }
             }
         };
-        let failed = failed.or_else(|| {
-            (client.statistics().connects.load(Ordering::Relaxed) != connects)
-                .then(|| "the connection was re-established during the batch".to_string())
-        });
-        match failed {
-            Some(reason) => kept
-                .into_iter()
-                .for_each(|h| attempt.retry(h, reason.clone())),
-            None => attempt.delivered_all(kept),
-        }
-        Ok(())
+        Ok(failed)
     }
 }
 

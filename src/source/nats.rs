@@ -3,55 +3,35 @@
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use serde::Deserialize;
 
 use super::intake::Gathered;
 use super::{SourceContext, SourceError};
-use crate::client::nats::{Connector, Endpoint, NatsAuth, check_subject};
-use crate::client::tls::TlsConfig;
+use crate::client::nats::{Connector, SubjectMemo, check_subject, nats_config, to_event_at};
 use crate::codec::CodecConfig;
 use crate::config::Validator;
 use crate::delivery::{Ack, Outcome};
-use crate::event::{Event, Position};
+use crate::event::Position;
 
-/// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
-/// while no replica is subscribed, or dropped because a replica fell behind (a slow consumer),
-/// is gone. Use `jetstream` where every event matters.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NatsInputConfig {
-    /// Server URLs, `nats://host:port[,nats://host:port...]`.
-    pub url: String,
-    /// Subjects to subscribe to; `*` and `>` wildcards allowed.
-    pub subjects: Vec<String>,
-    /// Queue group: replicas in the same group share the messages, each handled by one.
-    #[serde(default)]
-    pub queue_group: Option<String>,
-    /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
-    #[serde(default)]
-    pub codec: CodecConfig,
-    /// Authentication.
-    #[serde(default)]
-    pub auth: NatsAuth,
-    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
-    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
+nats_config! {
+    /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
+    /// while no replica is subscribed, or dropped because a replica fell behind (a slow consumer),
+    /// is gone. Use `jetstream` where every event matters.
+    pub struct NatsInputConfig {
+        /// Subjects to subscribe to; `*` and `>` wildcards allowed.
+        pub subjects: Vec<String>,
+        /// Queue group: replicas in the same group share the messages, each handled by one.
+        #[serde(default)]
+        pub queue_group: Option<String>,
+        /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
+        #[serde(default)]
+        pub codec: CodecConfig,
+    }
 }
 
 impl NatsInputConfig {
-    /// Where and how it connects.
-    pub fn endpoint(&self) -> Endpoint<'_> {
-        Endpoint {
-            url: &self.url,
-            auth: &self.auth,
-            tls: self.tls.as_ref(),
-        }
-    }
-
     /// Builds the input without connecting; problems are reported under `path`.
     pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<NatsInput> {
-        let connector = self.endpoint().build(path, v);
+        let connector = self.connection.build(path, v);
         if self.subjects.is_empty() {
             v.error_at(
                 &format!("{path}.subjects"),
@@ -79,59 +59,6 @@ fn read_error(message: impl std::fmt::Display) -> SourceError {
     SourceError::Read {
         input: "nats",
         message: message.to_string(),
-    }
-}
-
-/// Distinct subjects remembered, so that events from one subject share its name; past this the
-/// memo starts over, so that subjects with ids in them do not grow memory.
-const SUBJECT_MEMO: usize = 4096;
-
-/// What is kept per subject that messages arrive on, shared by the events from it: its name
-/// (the default), or something made from the name.
-pub(crate) struct SubjectMemo<T = Arc<str>> {
-    all: std::collections::HashMap<Arc<str>, T>,
-    /// The last one asked for: runs of messages on one subject skip the lookup.
-    last: Option<(Arc<str>, T)>,
-}
-
-impl<T> Default for SubjectMemo<T> {
-    fn default() -> Self {
-        SubjectMemo {
-            all: std::collections::HashMap::new(),
-            last: None,
-        }
-    }
-}
-
-impl<T: Clone> SubjectMemo<T> {
-    /// What is kept for `subject`, made from its shared name the first time it is seen.
-    pub(crate) fn get_with(&mut self, subject: &str, make: impl FnOnce(&Arc<str>) -> T) -> T {
-        if let Some((name, kept)) = &self.last
-            && **name == *subject
-        {
-            return kept.clone();
-        }
-        let (name, kept) = match self.all.get_key_value(subject) {
-            Some((name, kept)) => (name.clone(), kept.clone()),
-            None => {
-                if self.all.len() >= SUBJECT_MEMO {
-                    self.all.clear();
-                }
-                let name: Arc<str> = Arc::from(subject);
-                let kept = make(&name);
-                self.all.insert(name.clone(), kept.clone());
-                (name, kept)
-            }
-        };
-        self.last = Some((name, kept.clone()));
-        kept
-    }
-}
-
-impl SubjectMemo {
-    /// The shared name of `subject`.
-    pub(crate) fn get(&mut self, subject: &str) -> Arc<str> {
-        self.get_with(subject, Arc::clone)
     }
 }
 
@@ -181,27 +108,6 @@ impl futures_util::Stream for Merged {
             Poll::Pending
         }
     }
-}
-
-/// Builds an event from a NATS message.
-pub(crate) fn to_event(msg: async_nats::Message, position: Position, ack: Ack) -> Event {
-    to_event_at(msg, Arc::new(position), ack)
-}
-
-/// [`to_event`] with a position that may be shared.
-fn to_event_at(msg: async_nats::Message, position: Arc<Position>, ack: Ack) -> Event {
-    let mut event = Event::at(msg.payload, position, ack);
-    if let Some(headers) = &msg.headers {
-        for (name, values) in headers.iter() {
-            for value in values {
-                event.headers.push((
-                    name.to_string(),
-                    bytes::Bytes::copy_from_slice(value.as_str().as_bytes()),
-                ));
-            }
-        }
-    }
-    event
 }
 
 /// Subscribes and reads until shutdown. Messages already received are delivered; messages in
@@ -275,38 +181,4 @@ pub async fn run(input: &NatsInput, ctx: SourceContext) -> Result<(), SourceErro
     drop(messages);
     let _ = client.flush().await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_subject_is_made_once_and_shared_by_every_message_on_it() {
-        let mut memo: SubjectMemo<Arc<Position>> = SubjectMemo::default();
-        let mut made = 0;
-        let mut position = |memo: &mut SubjectMemo<Arc<Position>>, subject: &str| {
-            memo.get_with(subject, |name| {
-                made += 1;
-                Arc::new(Position::Nats {
-                    subject: name.clone(),
-                    stream: None,
-                })
-            })
-        };
-        let a = position(&mut memo, "orders.eu");
-        let a_again = position(&mut memo, "orders.eu");
-        let b = position(&mut memo, "orders.us");
-        let a_after_b = position(&mut memo, "orders.eu");
-        assert!(Arc::ptr_eq(&a, &a_again) && Arc::ptr_eq(&a, &a_after_b));
-        assert!(!Arc::ptr_eq(&a, &b));
-        assert!(
-            matches!(&*b, Position::Nats { subject, stream: None } if &**subject == "orders.us")
-        );
-        assert_eq!(made, 2, "one position per subject");
-        let mut names = SubjectMemo::default();
-        let name = names.get("orders.eu");
-        assert!(Arc::ptr_eq(&name, &names.get("orders.eu")));
-        assert_eq!(&*name, "orders.eu");
-    }
 }

@@ -4,8 +4,35 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{NatsAuth, Servers, UrlCredentials};
+use super::NatsAuth;
+use super::servers::{Servers, UrlCredentials};
 use crate::observe::health::Link;
+
+/// Why a NATS client did not connect. Every one stops the input or output: the client retries
+/// a server that is down by itself, so what is left is what retrying would not fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// A server that does not speak TLS will not start to by trying again: the `tls` block or
+    /// the address is wrong.
+    #[error("the server did not answer TLS at {servers}: {source}")]
+    NotTls {
+        /// The servers, as they may be shown.
+        servers: String,
+        /// The client's error.
+        source: async_nats::ConnectError,
+    },
+    /// The credentials file, read at check, is refused by the client.
+    #[error("credentials file {}: {source}", file.display())]
+    Credentials {
+        /// The file.
+        file: std::path::PathBuf,
+        /// The client's reason.
+        source: std::io::Error,
+    },
+    /// The client's own error.
+    #[error(transparent)]
+    Client(#[from] async_nats::ConnectError),
+}
 
 /// A NATS client ready to connect: its servers parsed, and what its options take from files
 /// read once for every connection attempt.
@@ -37,7 +64,7 @@ impl Connector {
         &self,
         pipeline: &str,
         link: Option<Arc<Link>>,
-    ) -> Result<Connection, String> {
+    ) -> Result<Client, ConnectError> {
         self.connect_notify(pipeline, link, None).await
     }
 
@@ -48,7 +75,7 @@ impl Connector {
         pipeline: &str,
         link: Option<Arc<Link>>,
         on_connect: Option<Arc<tokio::sync::Notify>>,
-    ) -> Result<Connection, String> {
+    ) -> Result<Client, ConnectError> {
         let servers = &self.servers;
         if self.insecure {
             tracing::warn!(pipeline, servers = %servers.shown, "tls.insecure_skip_verify is set: the NATS server's certificate is not checked");
@@ -73,10 +100,10 @@ impl Connector {
             // A server that does not speak TLS will not start to by trying again: the
             // `tls` block or the address is wrong.
             Err(e) if self.tls.is_some() && not_tls(&e) => {
-                return Err(format!(
-                    "the server did not answer TLS at {}: {e}",
-                    servers.shown
-                ));
+                return Err(ConnectError::NotTls {
+                    servers: servers.shown.clone(),
+                    source: e,
+                });
             }
             Err(e) => {
                 failing.store(true, Ordering::Relaxed);
@@ -85,8 +112,7 @@ impl Connector {
                 options()?
                     .retry_on_initial_connect()
                     .connect(servers.addrs.clone())
-                    .await
-                    .map_err(|e| e.to_string())?
+                    .await?
             }
         };
         let reconcile = watched.map(|link| {
@@ -95,7 +121,7 @@ impl Connector {
                 state.connection_state() == async_nats::connection::State::Connected
             })))
         });
-        Ok(Connection {
+        Ok(Client {
             client,
             _reconcile: reconcile,
         })
@@ -153,16 +179,10 @@ struct Events {
 
 impl Connector {
     /// The client options: name, TLS, authentication, and the event callback.
-    fn options(&self, events: Events) -> Result<async_nats::ConnectOptions, String> {
+    fn options(&self, events: Events) -> Result<async_nats::ConnectOptions, ConnectError> {
         let auth = &self.auth;
-        let Events {
-            pipeline,
-            shown,
-            link,
-            on_connect,
-            failing,
-        } = events;
-        let mut options = async_nats::ConnectOptions::new().name(format!("sluice-{pipeline}"));
+        let mut options =
+            async_nats::ConnectOptions::new().name(format!("sluice-{}", events.pipeline));
         if let Some(config) = &self.tls {
             options = options.require_tls(true).tls_client_config(config.clone());
         }
@@ -179,7 +199,10 @@ impl Connector {
         if let (Some(path), Some(creds)) = (&auth.credentials_file, &self.credentials) {
             options = options
                 .credentials(creds)
-                .map_err(|e| format!("credentials file {}: {e}", path.display()))?;
+                .map_err(|source| ConnectError::Credentials {
+                    file: path.clone(),
+                    source,
+                })?;
         }
         if let Some(token) = &auth.token {
             options = options.token(token.0.clone());
@@ -187,65 +210,68 @@ impl Connector {
         if let (Some(user), Some(password)) = (&auth.user, &auth.password) {
             options = options.user_and_password(user.clone(), password.0.clone());
         }
-        options = options.event_callback(move |event| {
-        let pipeline = pipeline.clone();
-        let on_connect = on_connect.clone();
-        let link = link.clone();
-        let shown = shown.clone();
-        let failing = failing.clone();
-        let connected = move |up: bool| {
-            if let Some(l) = &link {
+        let events = Arc::new(events);
+        Ok(options.event_callback(move |event| events.clone().report(event)))
+    }
+}
+
+impl Events {
+    /// Logs and counts one event of the client, and passes connection changes on.
+    async fn report(self: Arc<Self>, event: async_nats::Event) {
+        let pipeline = self.pipeline.as_str();
+        let shown = &self.shown;
+        let connected = |up: bool| {
+            if let Some(l) = &self.link {
                 l.set(up);
             }
         };
-        async move {
-            let label = ("pipeline", pipeline.clone());
-            match event {
-                async_nats::Event::Connected => {
-                    failing.store(false, Ordering::Relaxed);
-                    connected(true);
-                    if let Some(n) = on_connect {
-                        n.notify_one();
-                    }
-                    metrics::counter!(crate::observe::names::NATS_CONNECTS_TOTAL, &[label]).increment(1);
-                    tracing::info!(pipeline, servers = %shown, "nats connected");
+        let label = ("pipeline", self.pipeline.clone());
+        match event {
+            async_nats::Event::Connected => {
+                self.failing.store(false, Ordering::Relaxed);
+                connected(true);
+                if let Some(n) = &self.on_connect {
+                    n.notify_one();
                 }
-                async_nats::Event::Disconnected => {
-                    connected(false);
-                    metrics::counter!(crate::observe::names::NATS_DISCONNECTS_TOTAL, &[label]).increment(1);
-                    tracing::warn!(pipeline, servers = %shown, "nats disconnected; reconnecting");
-                }
-                async_nats::Event::SlowConsumer(sid) => {
-                    metrics::counter!(crate::observe::names::NATS_SLOW_CONSUMER_TOTAL, &[label]).increment(1);
-                    tracing::warn!(
-                        pipeline,
-                        subscription = sid,
-                        "nats slow consumer: messages were dropped"
-                    );
-                }
-                async_nats::Event::ClientError(error) => {
-                    if failing.swap(true, Ordering::Relaxed) {
-                        tracing::debug!(pipeline, servers = %shown, error = %error, "nats connection attempt failed");
-                    } else {
-                        tracing::warn!(pipeline, servers = %shown, error = %error, "nats connection attempt failed; retrying");
-                    }
-                }
-                other => tracing::info!(pipeline, event = %other, "nats event"),
+                metrics::counter!(crate::observe::names::NATS_CONNECTS_TOTAL, &[label])
+                    .increment(1);
+                tracing::info!(pipeline, servers = %shown, "nats connected");
             }
+            async_nats::Event::Disconnected => {
+                connected(false);
+                metrics::counter!(crate::observe::names::NATS_DISCONNECTS_TOTAL, &[label])
+                    .increment(1);
+                tracing::warn!(pipeline, servers = %shown, "nats disconnected; reconnecting");
+            }
+            async_nats::Event::SlowConsumer(sid) => {
+                metrics::counter!(crate::observe::names::NATS_SLOW_CONSUMER_TOTAL, &[label])
+                    .increment(1);
+                tracing::warn!(
+                    pipeline,
+                    subscription = sid,
+                    "nats slow consumer: messages were dropped"
+                );
+            }
+            async_nats::Event::ClientError(error) => {
+                if self.failing.swap(true, Ordering::Relaxed) {
+                    tracing::debug!(pipeline, servers = %shown, error = %error, "nats connection attempt failed");
+                } else {
+                    tracing::warn!(pipeline, servers = %shown, error = %error, "nats connection attempt failed; retrying");
+                }
+            }
+            other => tracing::info!(pipeline, event = %other, "nats event"),
         }
-    });
-        Ok(options)
     }
 }
 
 /// A NATS client, with the task that keeps readiness in line with its connection state; the
 /// task stops when this is dropped.
-pub struct Connection {
+pub struct Client {
     client: async_nats::Client,
     _reconcile: Option<tokio_util::task::AbortOnDropHandle<()>>,
 }
 
-impl std::ops::Deref for Connection {
+impl std::ops::Deref for Client {
     type Target = async_nats::Client;
 
     fn deref(&self) -> &async_nats::Client {

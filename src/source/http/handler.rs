@@ -12,10 +12,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Expected;
-use super::body::{self, SplitError};
 use super::linger::RequestBody;
 use super::{HttpAck, HttpServerConfig};
 use crate::codec::Codec;
+use crate::codec::body::{self, SplitError};
 use crate::delivery::{AckMsg, Budget, Hold, NoRoom, Outcome};
 use crate::event::{EVENT_OVERHEAD, Headers, Position, now_millis};
 use crate::observe::names;

@@ -2,7 +2,6 @@
 //! nor NATS), answered only once they are delivered, or as soon as they are queued.
 
 mod auth;
-pub mod body;
 mod handler;
 mod idle;
 mod linger;

@@ -2,6 +2,7 @@
 
 mod protocol;
 mod reader;
+mod series;
 mod setup;
 
 use std::sync::Arc;
@@ -10,62 +11,52 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 
 use super::{SourceContext, SourceError};
-use crate::client::nats::{Connector, Endpoint, NatsAuth, check_subject};
-use crate::client::tls::TlsConfig;
+use crate::client::nats::{Connector, check_subject, nats_config};
 use crate::codec::CodecConfig;
 use crate::config::{HumanDuration, Validator};
 use reader::Reader;
 
-/// Pulls from a durable consumer of a stream; replicas using the same consumer share the work.
-/// A message is acknowledged only after everything derived from it is delivered.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JetStreamInputConfig {
-    /// Server URLs, `nats://host:port[,...]`.
-    pub url: String,
-    /// Stream to read.
-    pub stream: String,
-    /// Durable consumer name.
-    pub consumer: String,
-    /// Use the existing consumer as it is, instead of creating or updating it from the settings
-    /// below.
-    #[serde(default)]
-    pub bind: bool,
-    /// Subjects of the stream this consumer receives; empty means all.
-    #[serde(default)]
-    pub filter_subjects: Vec<String>,
-    /// Where a new consumer starts: `all`, `new`, `last` or `last_per_subject`.
-    #[serde(default)]
-    pub deliver_policy: DeliverPolicy,
-    /// How long the server waits for an acknowledgement before redelivering. Slow events get
-    /// in-progress acks so they are not redelivered while still being worked on.
-    #[serde(default = "default_ack_wait")]
-    pub ack_wait: HumanDuration,
-    /// Deliveries of one message before it is dead-lettered with its last failure reason.
-    #[serde(default = "default_max_deliver")]
-    pub max_deliver: i64,
-    /// Most unacknowledged messages the consumer hands out (across replicas); default 1000.
-    /// Holding this many, a replica asks the outputs that gather events into larger writes (an
-    /// object store output) to write what they hold, so such a write holds at most this many
-    /// events: set it to the output's `batch.max_events` for fuller objects.
-    #[serde(default)]
-    pub max_ack_pending: Option<i64>,
-    /// Delays before redelivery of a message whose output failed, by attempt; the last repeats.
-    #[serde(default = "default_backoff")]
-    pub backoff: Vec<HumanDuration>,
-    /// Messages asked for per fetch.
-    #[serde(default = "default_fetch_batch")]
-    pub fetch_batch: usize,
-    /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
-    #[serde(default)]
-    pub codec: CodecConfig,
-    /// Authentication.
-    #[serde(default)]
-    pub auth: NatsAuth,
-    /// TLS: `tls: {}` for the system's certificate authorities, or `ca_file`, `cert_file` and
-    /// `key_file` (mutual TLS), `server_name`, `insecure_skip_verify`.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
+nats_config! {
+    /// Pulls from a durable consumer of a stream; replicas using the same consumer share the work.
+    /// A message is acknowledged only after everything derived from it is delivered.
+    pub struct JetStreamInputConfig {
+        /// Stream to read.
+        pub stream: String,
+        /// Durable consumer name.
+        pub consumer: String,
+        /// Use the existing consumer as it is, instead of creating or updating it from the settings
+        /// below.
+        #[serde(default)]
+        pub bind: bool,
+        /// Subjects of the stream this consumer receives; empty means all.
+        #[serde(default)]
+        pub filter_subjects: Vec<String>,
+        /// Where a new consumer starts: `all`, `new`, `last` or `last_per_subject`.
+        #[serde(default)]
+        pub deliver_policy: DeliverPolicy,
+        /// How long the server waits for an acknowledgement before redelivering. Slow events get
+        /// in-progress acks so they are not redelivered while still being worked on.
+        #[serde(default = "default_ack_wait")]
+        pub ack_wait: HumanDuration,
+        /// Deliveries of one message before it is dead-lettered with its last failure reason.
+        #[serde(default = "default_max_deliver")]
+        pub max_deliver: i64,
+        /// Most unacknowledged messages the consumer hands out (across replicas); default 1000.
+        /// Holding this many, a replica asks the outputs that gather events into larger writes (an
+        /// object store output) to write what they hold, so such a write holds at most this many
+        /// events: set it to the output's `batch.max_events` for fuller objects.
+        #[serde(default)]
+        pub max_ack_pending: Option<i64>,
+        /// Delays before redelivery of a message whose output failed, by attempt; the last repeats.
+        #[serde(default = "default_backoff")]
+        pub backoff: Vec<HumanDuration>,
+        /// Messages asked for per fetch.
+        #[serde(default = "default_fetch_batch")]
+        pub fetch_batch: usize,
+        /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
+        #[serde(default)]
+        pub codec: CodecConfig,
+    }
 }
 
 /// Where a new consumer starts.
@@ -108,15 +99,6 @@ fn default_fetch_batch() -> usize {
 }
 
 impl JetStreamInputConfig {
-    /// Where and how it connects.
-    pub fn endpoint(&self) -> Endpoint<'_> {
-        Endpoint {
-            url: &self.url,
-            auth: &self.auth,
-            tls: self.tls.as_ref(),
-        }
-    }
-
     /// `max_ack_pending`, or its default.
     pub fn max_ack_pending(&self) -> i64 {
         self.max_ack_pending.unwrap_or(DEFAULT_MAX_ACK_PENDING)
@@ -140,7 +122,7 @@ impl JetStreamInputConfig {
 
     /// Builds the input without connecting; problems are reported under `path`.
     pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<JetStreamInput> {
-        let connector = self.endpoint().build(path, v);
+        let connector = self.connection.build(path, v);
         for (field, value) in [("stream", &self.stream), ("consumer", &self.consumer)] {
             if value.is_empty() || value.contains(|c: char| c.is_whitespace() || ".*>".contains(c))
             {

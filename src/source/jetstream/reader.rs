@@ -12,13 +12,14 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use super::protocol::{PULL_EXPIRES, PULL_GRACE, nak, parse_reply, stop_nak};
+use super::series::Metrics;
 use super::{JetStreamInputConfig, read_error};
 use crate::client::ErrorKind;
+use crate::client::nats::{SubjectMemo, to_event};
 use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Position};
 use crate::source::SourceContext;
 use crate::source::SourceError;
-use crate::source::nats::{SubjectMemo, to_event};
 
 /// Pause before pulling again after JetStream did not answer.
 const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(500);
@@ -74,44 +75,6 @@ pub(super) struct Reader<'a> {
     stream: Arc<str>,
     subjects: SubjectMemo,
     metrics: Metrics,
-}
-
-struct Metrics {
-    pending: metrics::Gauge,
-    redelivered: metrics::Counter,
-    acked: metrics::Counter,
-    naked: metrics::Counter,
-    in_progress: metrics::Counter,
-    lost_pulls: metrics::Counter,
-}
-
-impl Metrics {
-    fn new(pipeline: &str, config: &JetStreamInputConfig) -> Metrics {
-        let labels = [
-            ("pipeline", pipeline.to_string()),
-            ("stream", config.stream.clone()),
-            ("consumer", config.consumer.clone()),
-        ];
-        let acks = |kind: &'static str| {
-            let mut l = labels.to_vec();
-            l.push(("kind", kind.to_string()));
-            metrics::counter!(crate::observe::names::JETSTREAM_ACKS_TOTAL, &l)
-        };
-        Metrics {
-            pending: metrics::gauge!(crate::observe::names::JETSTREAM_PENDING, &labels),
-            redelivered: metrics::counter!(
-                crate::observe::names::JETSTREAM_REDELIVERED_TOTAL,
-                &labels
-            ),
-            acked: acks("ack"),
-            naked: acks("nak"),
-            in_progress: acks("in_progress"),
-            lost_pulls: metrics::counter!(
-                crate::observe::names::JETSTREAM_LOST_PULLS_TOTAL,
-                &labels
-            ),
-        }
-    }
 }
 
 impl<'a> Reader<'a> {
@@ -298,38 +261,43 @@ impl Reader<'_> {
         }
     }
 
+    /// A status about a pull request: it expired or ended, or JetStream is not serving the
+    /// consumer.
+    fn on_status(&mut self, status: StatusCode, msg: &async_nats::Message) {
+        match status {
+            StatusCode::IDLE_HEARTBEAT => {}
+            // The request expired, or ended for a reason the description gives.
+            StatusCode::TIMEOUT | StatusCode::NOT_FOUND => {
+                self.unanswered = 0;
+                self.close_pull(&msg.subject);
+                // Messages are left, yet none came: the server holds them back until some
+                // are acknowledged (the consumer's max_ack_pending, reached across replicas).
+                if status == StatusCode::TIMEOUT && self.left > 0 && !self.unsettled.is_empty() {
+                    self.ask_flush();
+                }
+            }
+            StatusCode::NO_RESPONDERS => {
+                // JetStream is not serving this consumer (yet): the server restarts, or the
+                // consumer is gone.
+                self.unanswered += 1;
+                self.close_pull(&msg.subject);
+                self.paused_until = Some(Instant::now() + UNAVAILABLE_PAUSE);
+            }
+            _ => {
+                let description = msg.description.as_deref().unwrap_or("");
+                tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), status = %status, description, "jetstream pull request ended");
+                if description.contains("Consumer Deleted") {
+                    self.unanswered = REBIND_AFTER;
+                }
+                self.close_pull(&msg.subject);
+            }
+        }
+    }
+
     /// Handles one message on the inbox: a status about a pull request, or a stream message.
     async fn on_message(&mut self, msg: async_nats::Message) {
         if let Some(status) = msg.status {
-            match status {
-                StatusCode::IDLE_HEARTBEAT => {}
-                // The request expired, or ended for a reason the description gives.
-                StatusCode::TIMEOUT | StatusCode::NOT_FOUND => {
-                    self.unanswered = 0;
-                    self.close_pull(&msg.subject);
-                    // Messages are left, yet none came: the server holds them back until some
-                    // are acknowledged (the consumer's max_ack_pending, reached across replicas).
-                    if status == StatusCode::TIMEOUT && self.left > 0 && !self.unsettled.is_empty()
-                    {
-                        self.ask_flush();
-                    }
-                }
-                StatusCode::NO_RESPONDERS => {
-                    // JetStream is not serving this consumer (yet): the server restarts, or the
-                    // consumer is gone.
-                    self.unanswered += 1;
-                    self.close_pull(&msg.subject);
-                    self.paused_until = Some(Instant::now() + UNAVAILABLE_PAUSE);
-                }
-                _ => {
-                    let description = msg.description.as_deref().unwrap_or("");
-                    tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), status = %status, description, "jetstream pull request ended");
-                    if description.contains("Consumer Deleted") {
-                        self.unanswered = REBIND_AFTER;
-                    }
-                    self.close_pull(&msg.subject);
-                }
-            }
+            self.on_status(status, &msg);
             return;
         }
         let Some(reply) = msg.reply.clone() else {

@@ -160,6 +160,17 @@ impl ClientContext for Quiet {
 
 impl ConsumerContext for Quiet {}
 
+/// Why the lag probe did not start.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ProbeError {
+    /// librdkafka refused the probe's client.
+    #[error("{}", crate::client::kafka::client_error(.0))]
+    Client(rdkafka::error::KafkaError),
+    /// The probe's thread did not start.
+    #[error(transparent)]
+    Thread(#[from] std::io::Error),
+}
+
 /// Starts the thread that asks the broker for the watermarks and committed offsets of the owned
 /// partitions: at once when woken by an assignment, and every `every`. It ends when `lag`'s
 /// consumer is gone (the nudges' sender dropped).
@@ -168,14 +179,14 @@ pub(super) fn spawn_probe(
     lag: &Arc<Lag>,
     nudged: Receiver<()>,
     every: Duration,
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     let mut config = consumer_config.clone();
     // The probe never joins the group; it only reads the group's offsets.
     config.remove("group.instance.id");
     config.set("statistics.interval.ms", "0");
     let client: BaseConsumer<Quiet> = config
         .create_with_context(Quiet)
-        .map_err(|e| crate::client::kafka::client_error(&e))?;
+        .map_err(ProbeError::Client)?;
     let lag = Arc::downgrade(lag);
     std::thread::Builder::new()
         .name("kafka-lag".into())
@@ -188,8 +199,7 @@ pub(super) fn spawn_probe(
                 let Some(lag) = lag.upgrade() else { return };
                 probe(&client, &lag);
             }
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
     Ok(())
 }
 

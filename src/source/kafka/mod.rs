@@ -26,55 +26,41 @@ use lanes::Lanes;
 
 use super::{SourceContext, SourceError};
 use crate::client::kafka::{
-    BrokerLink, SaslConfig, Security, Settings, checked_client, client_error,
-    with_current_log_level,
+    BrokerLink, checked_client, client_error, kafka_config, with_current_log_level,
 };
-use crate::client::tls::TlsConfig;
 use crate::codec::CodecConfig;
-use crate::config::{BuildContext, ClientOptions, HumanDuration, Validator};
+use crate::config::{BuildContext, HumanDuration, Validator};
 
-/// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
-/// partitions.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaInputConfig {
-    /// Bootstrap brokers, `host:port[,host:port...]`.
-    pub brokers: String,
-    /// Topics to read. An entry starting with `^` is a regular expression over topic names.
-    pub topics: Vec<String>,
-    /// Consumer group id.
-    pub group_id: String,
-    /// Where a group with no committed offset starts: `earliest` or `latest`.
-    #[serde(default)]
-    pub start_from: StartFrom,
-    /// How often offsets of delivered events are committed (also on rebalance and shutdown).
-    #[serde(default = "default_commit_interval")]
-    pub commit_interval: HumanDuration,
-    /// Longest a fetch waits on the broker for records (librdkafka's `fetch.wait.max.ms`).
-    /// Apache Kafka answers as soon as it has records, but some Kafka-protocol brokers (and
-    /// librdkafka's mock cluster) hold every fetch for its whole wait: there it bounds how late
-    /// a new event is read.
-    #[serde(default = "default_fetch_wait")]
-    pub fetch_wait: HumanDuration,
-    /// How often the `sluice_kafka_consumer_lag` of the assigned partitions is asked of the
-    /// brokers (high watermarks and the group's committed offsets), besides at once when a
-    /// partition is assigned; statistics and commits update it in between.
-    #[serde(default = "default_lag_interval")]
-    pub lag_interval: HumanDuration,
-    /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
-    #[serde(default)]
-    pub codec: CodecConfig,
-    /// librdkafka consumer properties (see the librdkafka documentation).
-    #[serde(default)]
-    pub options: ClientOptions,
-    /// TLS to the brokers: `ca_file`, `cert_file` + `key_file` (with `key_password` for an
-    /// encrypted key), `insecure_skip_verify`.
-    #[serde(default)]
-    pub tls: Option<TlsConfig>,
-    /// SASL authentication: `mechanism` (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`),
-    /// `username`, `password`.
-    #[serde(default)]
-    pub sasl: Option<SaslConfig>,
+kafka_config! {
+    /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
+    /// partitions.
+    pub struct KafkaInputConfig {
+        /// Topics to read. An entry starting with `^` is a regular expression over topic names.
+        pub topics: Vec<String>,
+        /// Consumer group id.
+        pub group_id: String,
+        /// Where a group with no committed offset starts: `earliest` or `latest`.
+        #[serde(default)]
+        pub start_from: StartFrom,
+        /// How often offsets of delivered events are committed (also on rebalance and shutdown).
+        #[serde(default = "default_commit_interval")]
+        pub commit_interval: HumanDuration,
+        /// Longest a fetch waits on the broker for records (librdkafka's `fetch.wait.max.ms`).
+        /// Apache Kafka answers as soon as it has records, but some Kafka-protocol brokers (and
+        /// librdkafka's mock cluster) hold every fetch for its whole wait: there it bounds how late
+        /// a new event is read.
+        #[serde(default = "default_fetch_wait")]
+        pub fetch_wait: HumanDuration,
+        /// How often the `sluice_kafka_consumer_lag` of the assigned partitions is asked of the
+        /// brokers (high watermarks and the group's committed offsets), besides at once when a
+        /// partition is assigned; statistics and commits update it in between.
+        #[serde(default = "default_lag_interval")]
+        pub lag_interval: HumanDuration,
+        /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
+        #[serde(default)]
+        pub codec: CodecConfig,
+    }
+    options: "librdkafka consumer properties (see the librdkafka documentation)."
 }
 
 /// Start position of a new consumer group.
@@ -102,18 +88,6 @@ fn default_fetch_wait() -> HumanDuration {
 }
 
 impl KafkaInputConfig {
-    /// The brokers, `tls`, `sasl` and `options`.
-    pub fn settings(&self) -> Settings<'_> {
-        Settings {
-            brokers: &self.brokers,
-            security: Security {
-                tls: self.tls.as_ref(),
-                sasl: self.sasl.as_ref(),
-            },
-            options: &self.options,
-        }
-    }
-
     /// Builds the input's client configuration without connecting; problems are reported under
     /// `path`.
     pub fn build(
@@ -123,7 +97,7 @@ impl KafkaInputConfig {
         v: &mut Validator<'_>,
     ) -> Option<KafkaInput> {
         let before = v.errors.len();
-        self.settings().check(
+        self.connection.check(
             &["group.id", "bootstrap.servers", "enable.auto.offset.store"],
             path,
             v,
@@ -177,7 +151,7 @@ pub fn consumer_config(config: &KafkaInputConfig, pipeline: &str) -> ClientConfi
         StartFrom::Earliest => "earliest",
         StartFrom::Latest => "latest",
     };
-    config.settings().client_config(
+    config.connection.client_config(
         pipeline,
         [
             ("group.id", config.group_id.clone()),
@@ -197,8 +171,8 @@ pub fn consumer_config(config: &KafkaInputConfig, pipeline: &str) -> ClientConfi
 pub async fn run(input: KafkaInput, ctx: SourceContext) -> Result<(), SourceError> {
     input
         .config
-        .settings()
-        .security
+        .connection
+        .security()
         .warn(ctx.telemetry.pipeline());
     let runtime = tokio::runtime::Handle::current();
     let thread = std::thread::Builder::new()

@@ -149,13 +149,14 @@ impl<'de> Visitor<'de> for Items<'_> {
         Ok(out)
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn split_str(body: &'static str, format: Format) -> Result<Vec<String>, String> {
+    fn split_str(body: &'static str, format: Format) -> Result<Vec<String>, SplitError> {
         let body = Bytes::from_static(body.as_bytes());
-        let parts = split(&body, format, 10).map_err(|e| e.to_string())?;
+        let parts = split(&body, format, 10)?;
         let range = body.as_ptr_range();
         for p in &parts {
             // Every payload is a slice of the body, not a copy.
@@ -182,11 +183,13 @@ mod tests {
 
     #[test]
     fn bad_json_names_its_line_and_column() {
-        let e = split_str("[{\"a\": 1},\n {\"b\": }]", Format::Json).unwrap_err();
+        let e = split_str("[{\"a\": 1},\n {\"b\": }]", Format::Json)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2 column 8"), "{e}");
-        let e = split_str("", Format::Json).unwrap_err();
+        let e = split_str("", Format::Json).unwrap_err().to_string();
         assert!(e.contains("EOF"), "{e}");
-        let e = split_str("{} {}", Format::Json).unwrap_err();
+        let e = split_str("{} {}", Format::Json).unwrap_err().to_string();
         assert!(e.contains("trailing characters at line 1 column 4"), "{e}");
     }
 
