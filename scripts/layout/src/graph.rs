@@ -15,8 +15,14 @@ use crate::read::{SourceFile, is_test};
 /// Folders of components, and the modules in each that every component shares (the kit), which
 /// components may import.
 const KITS: &[(&str, &[&str])] = &[
-    ("source", &["intake", "lines", "submit"]),
-    ("sink", &["deliver", "retry"]),
+    (
+        "source",
+        &["component", "context", "intake", "lines", "submit"],
+    ),
+    (
+        "sink",
+        &["component", "context", "deliver", "lines", "retry"],
+    ),
 ];
 
 /// Top-level modules that stand beside the components (a mode in place of an input): they may

@@ -32,6 +32,7 @@ use crate::client::kafka::{
 use crate::client::tls::TlsConfig;
 use crate::codec::CodecConfig;
 use crate::config::{BuildContext, ClientOptions, HumanDuration, Validator};
+use super::{BuiltInput, InputSpec};
 
 /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
 /// partitions.
@@ -252,6 +253,26 @@ fn consume(
     lag.clear();
     tracing::info!(pipeline = %pipeline, "kafka consumer closed");
     result
+}
+
+impl InputSpec for KafkaInputConfig {
+    const KIND: &'static str = "kafka";
+    const REMOTE: bool = true;
+    type Built = KafkaInput;
+
+    fn codec(&self) -> CodecConfig {
+        self.codec.clone()
+    }
+
+    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<KafkaInput> {
+        KafkaInputConfig::build(self, path, cx, v)
+    }
+}
+
+impl BuiltInput for KafkaInput {
+    async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        run(self, ctx).await
+    }
 }
 
 #[cfg(test)]
