@@ -1,5 +1,6 @@
 //! Outputs: the registry, each output listed once. An output is a module with a configuration
-//! implementing [`OutputSpec`] and a built form implementing [`BuiltOutput`] (docs/components.md).
+//! implementing [`OutputSpec`] and a built form implementing [`BuiltOutput`]; docs/components.md
+//! says how to add one and which tests it then runs.
 
 pub mod component;
 mod context;
@@ -24,50 +25,50 @@ use crate::event::Event;
 /// name is its key in the pipeline file) and its configuration type; the line's doc comment is
 /// the output's description in `sluice schema`.
 macro_rules! outputs {
-    ($( $(#[$doc:meta])* $module:ident: $variant:ident($config:ident), )*) => {
-        $( pub mod $module; )*
+    ($( $(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $module:ident: $variant:ident($config:ident), )*) => {
+        $( $(#[cfg($cfg)])? pub mod $module; )*
 
         #[doc = "Where a pipeline writes events (or, under `errors:`, dead letters): exactly one of these keys."]
         #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum OutputConfig {
-            $( $(#[$doc])* $variant($module::$config), )*
+            $( $(#[doc = $doc])* $(#[cfg($cfg)])? $variant($module::$config), )*
         }
 
         /// An output built from its configuration: everything that can be known without
         /// connecting is checked, and what it runs with is prepared.
         #[derive(Debug, Clone)]
         pub enum Output {
-            $( $(#[$doc])* $variant(Box<<$module::$config as OutputSpec>::Built>), )*
+            $( $(#[doc = $doc])* $(#[cfg($cfg)])? $variant(Box<<$module::$config as OutputSpec>::Built>), )*
         }
 
         impl OutputConfig {
             /// The output kind, as written in the file.
             pub fn kind(&self) -> &'static str {
-                match self { $( OutputConfig::$variant(_) => <$module::$config>::KIND, )* }
+                match self { $( $(#[cfg($cfg)])? OutputConfig::$variant(_) => <$module::$config>::KIND, )* }
             }
 
             /// Whether the output talks to a broker (and so has a connection state for
             /// readiness).
             pub fn remote(&self) -> bool {
-                match self { $( OutputConfig::$variant(_) => <$module::$config>::REMOTE, )* }
+                match self { $( $(#[cfg($cfg)])? OutputConfig::$variant(_) => <$module::$config>::REMOTE, )* }
             }
 
             /// The most payload bytes the output gathers into one write before it writes;
             /// 0 for outputs that write as events come.
             pub fn gathers_bytes(&self) -> usize {
-                match self { $( OutputConfig::$variant(c) => OutputSpec::gathers_bytes(c), )* }
+                match self { $( $(#[cfg($cfg)])? OutputConfig::$variant(c) => OutputSpec::gathers_bytes(c), )* }
             }
 
             /// What the workers encode results as for this output (its `format`), unless JSON.
             pub fn format(&self) -> Option<Cow<'_, FormatConfig>> {
-                match self { $( OutputConfig::$variant(c) => OutputSpec::format(c), )* }
+                match self { $( $(#[cfg($cfg)])? OutputConfig::$variant(c) => OutputSpec::format(c), )* }
             }
 
             /// The topic or subject of events with no destination of their own, where it has
             /// one.
             pub fn destination(&self) -> Option<&str> {
-                match self { $( OutputConfig::$variant(c) => OutputSpec::destination(c), )* }
+                match self { $( $(#[cfg($cfg)])? OutputConfig::$variant(c) => OutputSpec::destination(c), )* }
             }
 
             /// Builds the output without connecting. Every problem is reported under `path`;
@@ -80,7 +81,7 @@ macro_rules! outputs {
             ) -> Option<Output> {
                 let path = format!("{path}.{}", self.kind());
                 Some(match self {
-                    $( OutputConfig::$variant(c) => Output::$variant(Box::new(OutputSpec::build(c, &path, cx, v)?)), )*
+                    $( $(#[cfg($cfg)])? OutputConfig::$variant(c) => Output::$variant(Box::new(OutputSpec::build(c, &path, cx, v)?)), )*
                 })
             }
         }
@@ -89,7 +90,7 @@ macro_rules! outputs {
             /// Why the output would refuse an event with this payload before sending it;
             /// None when it would take it. For `sluice eval`.
             pub fn rejects(&self, payload: &bytes::Bytes) -> Option<String> {
-                match self { $( Output::$variant(o) => BuiltOutput::rejects(&**o, payload), )* }
+                match self { $( $(#[cfg($cfg)])? Output::$variant(o) => BuiltOutput::rejects(&**o, payload), )* }
             }
 
             /// Delivers batches until the channel closes, completing each event's ack once
@@ -99,7 +100,7 @@ macro_rules! outputs {
                 rx: mpsc::Receiver<Vec<Event>>,
                 ctx: SinkContext,
             ) -> Result<(), SinkError> {
-                match self { $( Output::$variant(o) => BuiltOutput::run(*o, rx, ctx).await, )* }
+                match self { $( $(#[cfg($cfg)])? Output::$variant(o) => BuiltOutput::run(*o, rx, ctx).await, )* }
             }
         }
     };
@@ -120,4 +121,10 @@ outputs! {
     http: Http(HttpOutputConfig),
     /// Objects in S3, Azure Blob Storage, Google Cloud Storage or local files.
     object_store: ObjectStore(ObjectStoreOutputConfig),
+    /// Events kept in a tally shared by name, failing and refusing as told (tests only).
+    #[cfg(test)]
+    counting: Counting(CountingConfig),
 }
+
+#[cfg(test)]
+mod conformance;
