@@ -63,6 +63,7 @@ macro_rules! conformance {
 
 conformance!(counting, Counting::new());
 conformance!(file, File::new());
+conformance!(http, Http::new());
 
 /// How long any one wait of a check may take.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -276,5 +277,78 @@ impl Harness for File {
             .filter(|l| !l.is_empty())
             .map(Bytes::copy_from_slice)
             .collect()
+    }
+}
+
+/// The `http` output, sending to an endpoint that keeps what it takes, answers 503 while told to
+/// fail and 400 to the payload `no`.
+struct Http {
+    port: u16,
+    endpoint: Arc<Endpoint>,
+}
+
+#[derive(Default)]
+struct Endpoint {
+    taken: std::sync::Mutex<Vec<Bytes>>,
+    failures_left: std::sync::atomic::AtomicU32,
+}
+
+impl Http {
+    fn new() -> Http {
+        use axum::extract::State;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let endpoint = Arc::new(Endpoint::default());
+        let answer = |State(e): State<Arc<Endpoint>>, uri: axum::http::Uri, body: Bytes| async move {
+            use std::sync::atomic::Ordering::SeqCst;
+            let failing = e
+                .failures_left
+                .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
+            if failing.is_ok() {
+                return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+            }
+            if &body[..] == b"no" {
+                return axum::http::StatusCode::BAD_REQUEST;
+            }
+            let mut taken = e.taken.lock().unwrap();
+            match uri.path() {
+                "/single" => taken.push(body),
+                _ => (body.split(|b| *b == b'\n'))
+                    .filter(|l| !l.is_empty())
+                    .for_each(|l| taken.push(Bytes::copy_from_slice(l))),
+            }
+            axum::http::StatusCode::OK
+        };
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(endpoint.clone());
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Http { port, endpoint }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Harness for Http {
+    fn output(&self) -> String {
+        format!("http: {{url: '{}', encoding: ndjson}}", self.url("ndjson"))
+    }
+
+    async fn delivered(&self) -> Vec<Bytes> {
+        self.endpoint.taken.lock().unwrap().clone()
+    }
+
+    fn flaky(&self, attempts: u32) -> Option<String> {
+        (self.endpoint.failures_left).store(attempts, std::sync::atomic::Ordering::SeqCst);
+        Some(self.output())
+    }
+
+    fn refusing(&self) -> Option<(String, Bytes)> {
+        let output = format!("http: {{url: '{}', encoding: single}}", self.url("single"));
+        Some((output, Bytes::from_static(b"no")))
     }
 }
