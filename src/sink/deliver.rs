@@ -194,7 +194,7 @@ pub async fn run<P: Protocol>(
 ) -> Result<(), SinkError> {
     let mut delivery = Delivery::with_retries(ctx, P::RETRIES);
     let mut attempt = Attempt::default();
-    while let Some(mut batch) = super::next_write(&mut rx).await {
+    while let Some(mut batch) = next_write(&mut rx).await {
         if let Some((wait, enough)) = protocol.linger() {
             fill(&mut rx, &mut batch, wait, enough).await;
         }
@@ -214,6 +214,18 @@ pub async fn run<P: Protocol>(
         }
     }
     Ok(())
+}
+
+/// Most events one write takes from the queue at once.
+const MAX_WRITE: usize = 4096;
+
+/// The next batch to write, joined by the batches already waiting behind it (up to about
+/// [`MAX_WRITE`] events): an output that waits for a confirmation per write pays for it once
+/// for all of them.
+pub(crate) async fn next_write(rx: &mut mpsc::Receiver<Vec<Event>>) -> Option<Vec<Event>> {
+    let mut batch = rx.recv().await?;
+    crate::delivery::join_waiting(rx, &mut batch, MAX_WRITE);
+    Some(batch)
 }
 
 /// Adds the batches that arrive within `wait` to `batch`, until it holds `enough` events.

@@ -14,6 +14,9 @@ use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
+use super::{BuiltOutput, OutputSpec};
+use crate::codec::payloads::FormatConfig;
+use crate::config::BuildContext;
 
 nats_config! {
     /// Publishes each event to a subject captured by a stream and waits for the stream's publish
@@ -177,5 +180,33 @@ impl Protocol for Publisher<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl OutputSpec for JetStreamOutputConfig {
+    const KIND: &'static str = "jetstream";
+    const REMOTE: bool = true;
+    type Built = JetStreamOutput;
+
+    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<JetStreamOutput> {
+        JetStreamOutputConfig::build(self, path, v)
+    }
+
+    fn format(&self) -> Option<std::borrow::Cow<'_, FormatConfig>> {
+        self.format.as_ref().map(std::borrow::Cow::Borrowed)
+    }
+
+    fn destination(&self) -> Option<&str> {
+        Some(&self.subject)
+    }
+}
+
+impl BuiltOutput for JetStreamOutput {
+    async fn run(
+        self,
+        rx: mpsc::Receiver<Vec<Event>>,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        run(&self, rx, ctx).await
     }
 }

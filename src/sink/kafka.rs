@@ -21,6 +21,8 @@ use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
+use super::{BuiltOutput, OutputSpec};
+use crate::codec::payloads::FormatConfig;
 
 kafka_config! {
     /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
@@ -446,4 +448,32 @@ fn dead_letter_limit(config: &KafkaOutputConfig) -> usize {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(DEFAULT)
         .saturating_sub(FRAMING)
+}
+
+impl OutputSpec for KafkaOutputConfig {
+    const KIND: &'static str = "kafka";
+    const REMOTE: bool = true;
+    type Built = KafkaOutput;
+
+    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<KafkaOutput> {
+        KafkaOutputConfig::build(self, path, cx, v)
+    }
+
+    fn format(&self) -> Option<std::borrow::Cow<'_, FormatConfig>> {
+        self.format.as_ref().map(std::borrow::Cow::Borrowed)
+    }
+
+    fn destination(&self) -> Option<&str> {
+        Some(&self.topic)
+    }
+}
+
+impl BuiltOutput for KafkaOutput {
+    async fn run(
+        self,
+        rx: mpsc::Receiver<Vec<Event>>,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        run(&self, rx, ctx).await
+    }
 }

@@ -18,6 +18,9 @@ use super::{SinkContext, SinkError};
 use crate::client::nats::{Client, Connector, check_subject, headers, nats_config};
 use crate::config::Validator;
 use crate::event::Event;
+use super::{BuiltOutput, OutputSpec};
+use crate::codec::payloads::FormatConfig;
+use crate::config::BuildContext;
 
 nats_config! {
     /// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
@@ -232,4 +235,32 @@ impl Publisher {
 /// NATS refuses only what is wrong with the message itself (its size, subject or headers).
 fn refusal(held: Held, reason: String) -> Failed {
     Failed::at_output(held.event, reason, Cause::Event)
+}
+
+impl OutputSpec for NatsOutputConfig {
+    const KIND: &'static str = "nats";
+    const REMOTE: bool = true;
+    type Built = NatsOutput;
+
+    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<NatsOutput> {
+        NatsOutputConfig::build(self, path, v)
+    }
+
+    fn format(&self) -> Option<std::borrow::Cow<'_, FormatConfig>> {
+        self.format.as_ref().map(std::borrow::Cow::Borrowed)
+    }
+
+    fn destination(&self) -> Option<&str> {
+        Some(&self.subject)
+    }
+}
+
+impl BuiltOutput for NatsOutput {
+    async fn run(
+        self,
+        rx: mpsc::Receiver<Vec<Event>>,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        run(&self, rx, ctx).await
+    }
 }

@@ -8,6 +8,8 @@ use super::retry::Held;
 use super::{LineWriter, SinkContext, SinkError, resolve_format};
 use crate::codec::Format;
 use crate::event::Event;
+use super::{BuiltOutput, OutputSpec};
+use crate::config::{BuildContext, Validator};
 
 /// Writes each event as a line on standard output. Events are confirmed once written and
 /// flushed.
@@ -40,5 +42,24 @@ impl WriteAll for Stdout {
             .write(batch)
             .await
             .map_err(|e| deliver::write_error("stdout", e))
+    }
+}
+
+impl OutputSpec for StdoutConfig {
+    const KIND: &'static str = "stdout";
+    type Built = StdoutConfig;
+
+    fn build(&self, _: &str, _: BuildContext<'_>, _: &mut Validator<'_>) -> Option<StdoutConfig> {
+        Some(self.clone())
+    }
+}
+
+impl BuiltOutput for StdoutConfig {
+    async fn run(
+        self,
+        rx: mpsc::Receiver<Vec<Event>>,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        run(&self, rx, ctx).await
     }
 }

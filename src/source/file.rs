@@ -12,6 +12,9 @@ use super::lines::{Lines, Pumped};
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
 use crate::config::{HumanDuration, Validator};
+use super::{BuiltInput, InputSpec};
+use crate::codec::CodecConfig;
+use crate::config::BuildContext;
 
 /// Reads a file line by line from the start; blank lines are skipped.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -116,5 +119,26 @@ pub async fn run(config: &FileConfig, ctx: SourceContext) -> Result<(), SourceEr
                 return Ok(());
             }
         }
+    }
+}
+
+impl InputSpec for FileConfig {
+    const KIND: &'static str = "file";
+    type Built = FileConfig;
+
+    fn codec(&self) -> CodecConfig {
+        super::component::line_codec(self.codec)
+    }
+
+    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<FileConfig> {
+        let _ = cx;
+        self.validate(path, v);
+        Some(self.clone())
+    }
+}
+
+impl BuiltInput for FileConfig {
+    async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        run(&self, ctx).await
     }
 }

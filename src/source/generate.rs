@@ -12,6 +12,9 @@ use crate::codec::write_json;
 use crate::config::Validator;
 use crate::event::{Event, Position};
 use crate::transform::{check_program, compile_or_describe};
+use super::{BuiltInput, InputSpec};
+use crate::codec::CodecConfig;
+use crate::config::BuildContext;
 
 /// Generates events from a jq template evaluated with the sequence number (0, 1, 2, ...) as
 /// input: `template: '{id: ., msg: "event \(.)"}'`.
@@ -115,4 +118,25 @@ fn generate(
         }
     }
     Ok(())
+}
+
+impl InputSpec for GenerateConfig {
+    const KIND: &'static str = "generate";
+    type Built = GenerateConfig;
+
+    fn codec(&self) -> CodecConfig {
+        CodecConfig::Json
+    }
+
+    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<GenerateConfig> {
+        let _ = cx;
+        self.validate(path, v);
+        Some(self.clone())
+    }
+}
+
+impl BuiltInput for GenerateConfig {
+    async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        run(&self, ctx).await
+    }
 }

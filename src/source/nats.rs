@@ -11,6 +11,8 @@ use crate::codec::CodecConfig;
 use crate::config::Validator;
 use crate::delivery::{Ack, Outcome};
 use crate::event::Position;
+use super::{BuiltInput, InputSpec};
+use crate::config::BuildContext;
 
 nats_config! {
     /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
@@ -181,4 +183,25 @@ pub async fn run(input: &NatsInput, ctx: SourceContext) -> Result<(), SourceErro
     drop(messages);
     let _ = client.flush().await;
     Ok(())
+}
+
+impl InputSpec for NatsInputConfig {
+    const KIND: &'static str = "nats";
+    const REMOTE: bool = true;
+    type Built = NatsInput;
+
+    fn codec(&self) -> CodecConfig {
+        self.codec.clone()
+    }
+
+    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<NatsInput> {
+        let _ = cx;
+        NatsInputConfig::build(self, path, v)
+    }
+}
+
+impl BuiltInput for NatsInput {
+    async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        run(&self, ctx).await
+    }
 }

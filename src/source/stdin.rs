@@ -7,6 +7,9 @@ use serde::Deserialize;
 use super::lines::Lines;
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
+use super::{BuiltInput, InputSpec};
+use crate::codec::CodecConfig;
+use crate::config::{BuildContext, Validator};
 
 /// Reads standard input line by line; blank lines are skipped. The pipeline ends at end of
 /// input, after every event read is delivered.
@@ -30,4 +33,24 @@ pub async fn run(_config: &StdinConfig, ctx: SourceContext) -> Result<(), Source
             message: e.to_string(),
         })?;
     Ok(())
+}
+
+impl InputSpec for StdinConfig {
+    const KIND: &'static str = "stdin";
+    type Built = StdinConfig;
+
+    fn codec(&self) -> CodecConfig {
+        super::component::line_codec(self.codec)
+    }
+
+    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<StdinConfig> {
+        let _ = (path, cx, v);
+        Some(self.clone())
+    }
+}
+
+impl BuiltInput for StdinConfig {
+    async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        run(&self, ctx).await
+    }
 }

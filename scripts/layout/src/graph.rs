@@ -15,8 +15,14 @@ use crate::read::{SourceFile, is_test};
 /// Folders of components, and the modules in each that every component shares (the kit), which
 /// components may import.
 const KITS: &[(&str, &[&str])] = &[
-    ("source", &["intake", "lines", "submit"]),
-    ("sink", &["deliver", "retry"]),
+    (
+        "source",
+        &["component", "context", "intake", "lines", "submit"],
+    ),
+    (
+        "sink",
+        &["component", "context", "deliver", "lines", "retry"],
+    ),
 ];
 
 /// Top-level modules that stand beside the components (a mode in place of an input): they may
@@ -39,8 +45,12 @@ pub fn check(files: &[SourceFile]) -> Vec<Problem> {
     let modules: BTreeMap<&[String], &SourceFile> =
         files.iter().map(|f| (f.module.as_slice(), f)).collect();
     let mut levels: BTreeMap<Vec<String>, BTreeMap<(String, String), Arrow>> = BTreeMap::new();
+    let tests = test_modules(files);
     let mut problems = Vec::new();
     for f in files {
+        if tests.iter().any(|t| f.module.starts_with(t)) {
+            continue;
+        }
         for (path, line) in references(f) {
             let Some(target) = resolve(&modules, &path) else {
                 continue;
@@ -86,6 +96,24 @@ pub fn check(files: &[SourceFile]) -> Vec<Problem> {
         problems.extend(sideways(&modules, level, arrows));
     }
     problems
+}
+
+/// Modules declared `#[cfg(test)] mod name;`: files of tests only.
+fn test_modules(files: &[SourceFile]) -> Vec<Vec<String>> {
+    let mut tests = Vec::new();
+    for f in files {
+        for item in &f.ast.items {
+            if let syn::Item::Mod(m) = item
+                && m.content.is_none()
+                && is_test(&m.attrs)
+            {
+                let mut module = f.module.clone();
+                module.push(m.ident.to_string());
+                tests.push(module);
+            }
+        }
+    }
+    tests
 }
 
 /// A mode's file naming a component's own part (not its folder's registry or kit).

@@ -15,6 +15,8 @@ use crate::codec::Format;
 use crate::codec::payloads::{AvroFormatConfig, FormatConfig, Payloads, ProtobufFormatConfig};
 use crate::config::Validator;
 use crate::event::Event;
+use super::{BuiltOutput, OutputSpec};
+use crate::config::BuildContext;
 
 mod container;
 mod delimited;
@@ -375,5 +377,29 @@ impl WriteAll for Appender<'_, '_> {
                 .map_err(|e| write_error(config, e))?,
         };
         append(config, &mut self.file, bytes).await
+    }
+}
+
+impl OutputSpec for FileOutputConfig {
+    const KIND: &'static str = "file";
+    type Built = FileOutput;
+
+    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<FileOutput> {
+        self.validate(path, v);
+        Some(FileOutput::new(self.clone()))
+    }
+
+    fn format(&self) -> Option<std::borrow::Cow<'_, FormatConfig>> {
+        self.encoding().map(std::borrow::Cow::Owned)
+    }
+}
+
+impl BuiltOutput for FileOutput {
+    async fn run(
+        self,
+        rx: mpsc::Receiver<Vec<Event>>,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        run(&self, rx, ctx).await
     }
 }

@@ -19,6 +19,8 @@ use crate::client::tls::TlsConfig;
 use crate::delivery::Cause;
 use crate::event::{Event, Failed};
 use config::{fill, templated};
+use super::{BuiltOutput, OutputSpec};
+use crate::config::{BuildContext, Validator};
 
 /// An `http` output, built: its URL and headers checked, its TLS configuration read.
 #[derive(Debug, Clone)]
@@ -370,6 +372,25 @@ async fn answer_start(response: reqwest::Response) -> String {
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+impl OutputSpec for HttpOutputConfig {
+    const KIND: &'static str = "http";
+    type Built = HttpOutput;
+
+    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<HttpOutput> {
+        HttpOutputConfig::build(self, path, v)
+    }
+}
+
+impl BuiltOutput for HttpOutput {
+    async fn run(
+        self,
+        rx: mpsc::Receiver<Vec<Event>>,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        run(&self, rx, ctx).await
+    }
 }
 
 #[cfg(test)]

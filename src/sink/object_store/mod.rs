@@ -21,6 +21,8 @@ use tokio::sync::mpsc;
 use super::{SinkContext, SinkError};
 use crate::config::{ByteSize, HumanDuration, Secret, Validator};
 use crate::event::Event;
+use super::{BuiltOutput, OutputSpec};
+use crate::config::BuildContext;
 pub use template::PathTemplate;
 
 /// Writes events as objects: `url` names the store and the prefix every object goes under,
@@ -337,4 +339,36 @@ pub async fn run(
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
     write::run(output, rx, ctx).await
+}
+
+impl OutputSpec for ObjectStoreOutputConfig {
+    const KIND: &'static str = "object_store";
+    type Built = ObjectStoreOutput;
+
+    fn build(
+        &self,
+        path: &str,
+        cx: BuildContext<'_>,
+        v: &mut Validator<'_>,
+    ) -> Option<ObjectStoreOutput> {
+        ObjectStoreOutputConfig::build(self, path, cx.pipeline, v)
+    }
+
+    fn gathers_bytes(&self) -> usize {
+        self.batch.max_bytes.0
+    }
+}
+
+impl BuiltOutput for ObjectStoreOutput {
+    async fn run(
+        self,
+        rx: mpsc::Receiver<Vec<Event>>,
+        ctx: SinkContext,
+    ) -> Result<(), SinkError> {
+        run(self, rx, ctx).await
+    }
+
+    fn rejects(&self, payload: &bytes::Bytes) -> Option<String> {
+        ObjectStoreOutput::rejects(self, payload)
+    }
 }

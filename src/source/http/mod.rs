@@ -16,6 +16,8 @@ use crate::client::http::HttpAuth;
 use crate::client::tls::ServerTlsConfig;
 use crate::codec::CodecConfig;
 use crate::config::{ByteSize, HumanDuration, Validator};
+use super::{BuiltInput, InputSpec};
+use crate::config::BuildContext;
 
 /// An HTTP server taking events in `POST` requests: one JSON value, a JSON array of events, or
 /// one event per line (`Content-Type: application/x-ndjson`). Replicas behind a load balancer
@@ -282,6 +284,27 @@ pub struct HttpServerInput {
 /// Serves requests until shutdown, then answers those in flight (within the drain timeout).
 pub async fn run(input: HttpServerInput, ctx: SourceContext) -> Result<(), SourceError> {
     server::serve(input, ctx).await
+}
+
+impl InputSpec for HttpServerConfig {
+    const KIND: &'static str = "http_server";
+    const REMOTE: bool = true;
+    type Built = HttpServerInput;
+
+    fn codec(&self) -> CodecConfig {
+        self.codec.clone()
+    }
+
+    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<HttpServerInput> {
+        let _ = cx;
+        HttpServerConfig::build(self, path, v)
+    }
+}
+
+impl BuiltInput for HttpServerInput {
+    async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        run(self, ctx).await
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use crate::client::nats::{Connector, check_subject, nats_config};
 use crate::codec::CodecConfig;
 use crate::config::{HumanDuration, Validator};
 use reader::Reader;
+use super::{BuiltInput, InputSpec};
+use crate::config::BuildContext;
 
 nats_config! {
     /// Pulls from a durable consumer of a stream; replicas using the same consumer share the work.
@@ -209,4 +211,25 @@ pub async fn run(input: &JetStreamInput, ctx: SourceContext) -> Result<(), Sourc
         tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %e, "jetstream acknowledgements may not have reached the server");
     }
     result
+}
+
+impl InputSpec for JetStreamInputConfig {
+    const KIND: &'static str = "jetstream";
+    const REMOTE: bool = true;
+    type Built = JetStreamInput;
+
+    fn codec(&self) -> CodecConfig {
+        self.codec.clone()
+    }
+
+    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<JetStreamInput> {
+        let _ = cx;
+        JetStreamInputConfig::build(self, path, v)
+    }
+}
+
+impl BuiltInput for JetStreamInput {
+    async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        run(&self, ctx).await
+    }
 }

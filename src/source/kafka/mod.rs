@@ -30,6 +30,7 @@ use crate::client::kafka::{
 };
 use crate::codec::CodecConfig;
 use crate::config::{BuildContext, HumanDuration, Validator};
+use super::{BuiltInput, InputSpec};
 
 kafka_config! {
     /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
@@ -226,6 +227,26 @@ fn consume(
     lag.clear();
     tracing::info!(pipeline = %pipeline, "kafka consumer closed");
     result
+}
+
+impl InputSpec for KafkaInputConfig {
+    const KIND: &'static str = "kafka";
+    const REMOTE: bool = true;
+    type Built = KafkaInput;
+
+    fn codec(&self) -> CodecConfig {
+        self.codec.clone()
+    }
+
+    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<KafkaInput> {
+        KafkaInputConfig::build(self, path, cx, v)
+    }
+}
+
+impl BuiltInput for KafkaInput {
+    async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
+        run(self, ctx).await
+    }
 }
 
 #[cfg(test)]

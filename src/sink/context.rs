@@ -1,0 +1,84 @@
+//! What every running output is given ([`SinkContext`]) and why one stops ([`SinkError`]).
+
+use std::sync::Arc;
+
+use crate::delivery::MustStop;
+use crate::delivery::Outcome;
+use crate::event::Event;
+use crate::observe::Telemetry;
+use crate::policy::Failures;
+
+use super::retry;
+
+/// Why a sink stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Writing failed and cannot be retried.
+    #[error("{output} output: {message}")]
+    Write {
+        /// Output kind.
+        output: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// An event the output rejected stops the pipeline.
+    #[error(transparent)]
+    Stopped(#[from] MustStop),
+}
+
+/// What a running sink is given.
+pub struct SinkContext {
+    /// The pipeline's counters.
+    pub telemetry: Arc<Telemetry>,
+    /// True for the dead-letter output: deliveries complete inputs as rejected, not delivered.
+    pub dead_letter: bool,
+    /// Where events the output rejects go (the pipeline's error policy).
+    pub failures: Failures,
+    /// Where an output that talks to a broker reports whether it is connected (readiness).
+    pub link: Option<Arc<crate::observe::health::Link>>,
+    /// Readiness, for conditions other than the connection (a circuit open too long).
+    pub health: Arc<crate::observe::health::Health>,
+    /// How deliveries that failed for a passing reason are retried.
+    pub retry: retry::RetryConfig,
+    /// The pipeline's largest event (`settings.max_event_bytes`).
+    pub max_event_bytes: usize,
+}
+
+impl SinkContext {
+    /// `output` or `dead-letter output`, for logs and metrics.
+    pub fn component(&self) -> &'static str {
+        if self.dead_letter {
+            "dead-letter output"
+        } else {
+            "output"
+        }
+    }
+
+    /// The outcome a confirmed delivery gives the input.
+    pub fn delivered(&self) -> Outcome {
+        if self.dead_letter {
+            Outcome::Rejected
+        } else {
+            Outcome::Delivered
+        }
+    }
+
+    /// Completes the acks of a delivered batch and counts it.
+    pub fn confirm(&self, batch: impl IntoIterator<Item = Event>) {
+        let outcome = self.delivered();
+        let mut n = 0;
+        for e in batch {
+            e.ack.complete(outcome);
+            n += 1;
+        }
+        self.count(n);
+    }
+
+    fn count(&self, n: usize) {
+        if self.dead_letter {
+            self.telemetry.dead_lettered(n);
+        } else {
+            self.telemetry.sent(n);
+        }
+    }
+}
