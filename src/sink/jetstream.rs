@@ -66,31 +66,6 @@ pub fn msg_id(event: &Event, dead_letter: bool) -> String {
     format!("{kind}{}#{}", event.position, event.derived)
 }
 
-/// Publishes batches until the channel closes. All events of a batch are published, then each
-/// is confirmed by the stream's acknowledgement. Publishes that failed for a passing reason (no
-/// acknowledgement in time, connection lost) are retried; one the stream refuses follows the
-/// error policy.
-pub async fn run(
-    output: &JetStreamOutput,
-    rx: mpsc::Receiver<Vec<Event>>,
-    ctx: SinkContext,
-) -> Result<(), SinkError> {
-    let connection = output
-        .connector
-        .connect(ctx.telemetry.pipeline(), ctx.link.clone())
-        .await
-        .map_err(|e| SinkError::Write {
-            output: "jetstream",
-            message: e.to_string(),
-        })?;
-    let publisher = Publisher {
-        js: async_nats::jetstream::new(connection.clone()),
-        config: &output.config,
-        _connection: connection,
-    };
-    deliver::run(publisher, rx, ctx).await
-}
-
 /// The header JetStream deduplicates by.
 const NATS_MSG_ID: &str = "Nats-Msg-Id";
 
@@ -202,11 +177,29 @@ impl OutputSpec for JetStreamOutputConfig {
 }
 
 impl BuiltOutput for JetStreamOutput {
+    /// Publishes batches until the channel closes. All events of a batch are published, then each
+    /// is confirmed by the stream's acknowledgement. Publishes that failed for a passing reason (no
+    /// acknowledgement in time, connection lost) are retried; one the stream refuses follows the
+    /// error policy.
     async fn run(
         self,
         rx: mpsc::Receiver<Vec<Event>>,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        run(&self, rx, ctx).await
+        let output = &self;
+        let connection = output
+            .connector
+            .connect(ctx.telemetry.pipeline(), ctx.link.clone())
+            .await
+            .map_err(|e| SinkError::Write {
+                output: "jetstream",
+                message: e.to_string(),
+            })?;
+        let publisher = Publisher {
+            js: async_nats::jetstream::new(connection.clone()),
+            config: &output.config,
+            _connection: connection,
+        };
+        deliver::run(publisher, rx, ctx).await
     }
 }

@@ -212,72 +212,6 @@ impl ProducerContext for ProducerLink {
 /// Most delivery reports settled in one go.
 const REPORTS_AT_ONCE: usize = 4096;
 
-/// Produces batches until the channel closes and every delivery report is in. librdkafka retries
-/// a record itself until `delivery_timeout`; a record that still fails for a passing reason
-/// (brokers unreachable, timeout) is produced again after a backoff, while no new batch is taken.
-pub async fn run(
-    output: &KafkaOutput,
-    mut rx: mpsc::Receiver<Vec<Event>>,
-    ctx: SinkContext,
-) -> Result<(), SinkError> {
-    let config = &output.config;
-    let pipeline = ctx.telemetry.pipeline();
-    config.connection.security().warn(pipeline);
-    let (reports_tx, reports) = mpsc::unbounded_channel();
-    let link = ProducerLink {
-        link: BrokerLink::new(
-            ctx.link.clone(),
-            pipeline,
-            if ctx.dead_letter {
-                "dead-letter producer"
-            } else {
-                "producer"
-            },
-        ),
-        reports: reports_tx,
-    };
-    let producer: ThreadedProducer<ProducerLink> = with_current_log_level(&output.client)
-        .create_with_context(link)
-        .map_err(|e| write_error(client_error(&e)))?;
-    let dead_letter_limit = ctx.dead_letter.then(|| dead_letter_limit(config));
-    let mut out = Output {
-        producer,
-        config,
-        delivery: Delivery::new(ctx),
-        reports,
-        held: slab::Slab::new(),
-        settled: Vec::with_capacity(REPORTS_AT_ONCE),
-        attempt: Attempt::default(),
-        dead_letter_limit,
-    };
-    let mut open = true;
-    loop {
-        if out.attempt.has_retries() {
-            // Take in every report already there, so one backoff covers them all.
-            while out.settle_ready().await? {}
-            let again = out.delivery.back_off(&mut out.attempt).await?;
-            out.produce(again).await?;
-            continue;
-        }
-        let in_flight = out.held.len();
-        let waiting = in_flight > 0;
-        // While the circuit is open no new batch is taken (the input waits on the bus), unless
-        // nothing is left to probe the output with.
-        let take =
-            open && (!out.delivery.circuit_open() || in_flight == 0) && in_flight < MAX_IN_FLIGHT;
-        tokio::select! {
-            biased;
-            _ = out.settle_next(), if waiting => out.settle().await?,
-            batch = rx.recv(), if take => match batch {
-                Some(batch) => out.produce(batch.into_iter().map(Held::new).collect()).await?,
-                None => open = false,
-            },
-            else => break,
-        }
-    }
-    Ok(())
-}
-
 /// A running output: the producer and the events it holds.
 struct Output<'a> {
     producer: ThreadedProducer<ProducerLink>,
@@ -469,11 +403,70 @@ impl OutputSpec for KafkaOutputConfig {
 }
 
 impl BuiltOutput for KafkaOutput {
+    /// Produces batches until the channel closes and every delivery report is in. librdkafka retries
+    /// a record itself until `delivery_timeout`; a record that still fails for a passing reason
+    /// (brokers unreachable, timeout) is produced again after a backoff, while no new batch is taken.
     async fn run(
         self,
-        rx: mpsc::Receiver<Vec<Event>>,
+        mut rx: mpsc::Receiver<Vec<Event>>,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        run(&self, rx, ctx).await
+        let output = &self;
+        let config = &output.config;
+        let pipeline = ctx.telemetry.pipeline();
+        config.connection.security().warn(pipeline);
+        let (reports_tx, reports) = mpsc::unbounded_channel();
+        let link = ProducerLink {
+            link: BrokerLink::new(
+                ctx.link.clone(),
+                pipeline,
+                if ctx.dead_letter {
+                    "dead-letter producer"
+                } else {
+                    "producer"
+                },
+            ),
+            reports: reports_tx,
+        };
+        let producer: ThreadedProducer<ProducerLink> = with_current_log_level(&output.client)
+            .create_with_context(link)
+            .map_err(|e| write_error(client_error(&e)))?;
+        let dead_letter_limit = ctx.dead_letter.then(|| dead_letter_limit(config));
+        let mut out = Output {
+            producer,
+            config,
+            delivery: Delivery::new(ctx),
+            reports,
+            held: slab::Slab::new(),
+            settled: Vec::with_capacity(REPORTS_AT_ONCE),
+            attempt: Attempt::default(),
+            dead_letter_limit,
+        };
+        let mut open = true;
+        loop {
+            if out.attempt.has_retries() {
+                // Take in every report already there, so one backoff covers them all.
+                while out.settle_ready().await? {}
+                let again = out.delivery.back_off(&mut out.attempt).await?;
+                out.produce(again).await?;
+                continue;
+            }
+            let in_flight = out.held.len();
+            let waiting = in_flight > 0;
+            // While the circuit is open no new batch is taken (the input waits on the bus), unless
+            // nothing is left to probe the output with.
+            let take =
+                open && (!out.delivery.circuit_open() || in_flight == 0) && in_flight < MAX_IN_FLIGHT;
+            tokio::select! {
+                biased;
+                _ = out.settle_next(), if waiting => out.settle().await?,
+                batch = rx.recv(), if take => match batch {
+                    Some(batch) => out.produce(batch.into_iter().map(Held::new).collect()).await?,
+                    None => open = false,
+                },
+                else => break,
+            }
+        }
+        Ok(())
     }
 }

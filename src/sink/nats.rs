@@ -59,31 +59,6 @@ pub struct NatsOutput {
 /// again.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Publishes batches until the channel closes. A batch is confirmed once the server has
-/// processed it: after the batch, a message to this output's own inbox must come back on the
-/// same connection (the server handles a connection's messages in order). When it does not
-/// come back in time, or the connection was re-established meanwhile, the whole batch is
-/// published again (at least once), with backoff.
-pub async fn run(
-    output: &NatsOutput,
-    rx: mpsc::Receiver<Vec<Event>>,
-    ctx: SinkContext,
-) -> Result<(), SinkError> {
-    let client = output
-        .connector
-        .connect(ctx.telemetry.pipeline(), ctx.link.clone())
-        .await
-        .map_err(write_error)?;
-    let publisher = Publisher {
-        inbox: Subject::from(client.new_inbox()),
-        subject: Subject::from(output.subject.as_str()),
-        echoes: None,
-        sent: 0,
-        client,
-    };
-    deliver::run(publisher, rx, ctx).await
-}
-
 fn write_error(message: impl std::fmt::Display) -> SinkError {
     SinkError::Write {
         output: "nats",
@@ -256,11 +231,29 @@ impl OutputSpec for NatsOutputConfig {
 }
 
 impl BuiltOutput for NatsOutput {
+    /// Publishes batches until the channel closes. A batch is confirmed once the server has
+    /// processed it: after the batch, a message to this output's own inbox must come back on the
+    /// same connection (the server handles a connection's messages in order). When it does not
+    /// come back in time, or the connection was re-established meanwhile, the whole batch is
+    /// published again (at least once), with backoff.
     async fn run(
         self,
         rx: mpsc::Receiver<Vec<Event>>,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        run(&self, rx, ctx).await
+        let output = &self;
+        let client = output
+            .connector
+            .connect(ctx.telemetry.pipeline(), ctx.link.clone())
+            .await
+            .map_err(write_error)?;
+        let publisher = Publisher {
+            inbox: Subject::from(client.new_inbox()),
+            subject: Subject::from(output.subject.as_str()),
+            echoes: None,
+            sent: 0,
+            client,
+        };
+        deliver::run(publisher, rx, ctx).await
     }
 }

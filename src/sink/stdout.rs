@@ -22,17 +22,6 @@ pub struct StdoutConfig {
     pub format: Option<Format>,
 }
 
-/// Writes batches until the channel closes.
-pub async fn run(
-    config: &StdoutConfig,
-    rx: mpsc::Receiver<Vec<Event>>,
-    ctx: SinkContext,
-) -> Result<(), SinkError> {
-    let format = resolve_format(config.format, &ctx);
-    let writer = Stdout(LineWriter::new(format, tokio::io::stdout()));
-    deliver::run(AllOrNothing(writer), rx, ctx).await
-}
-
 /// Standard output, written a batch at a time.
 struct Stdout(LineWriter<tokio::io::Stdout>);
 
@@ -55,11 +44,15 @@ impl OutputSpec for StdoutConfig {
 }
 
 impl BuiltOutput for StdoutConfig {
+    /// Writes batches until the channel closes.
     async fn run(
         self,
         rx: mpsc::Receiver<Vec<Event>>,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        run(&self, rx, ctx).await
+        let config = &self;
+        let format = resolve_format(config.format, &ctx);
+        let writer = Stdout(LineWriter::new(format, tokio::io::stdout()));
+        deliver::run(AllOrNothing(writer), rx, ctx).await
     }
 }

@@ -61,67 +61,6 @@ fn read_error(path: &std::path::Path, e: std::io::Error) -> SourceError {
     }
 }
 
-/// Reads the file until its end (or, with `follow`, until shutdown).
-pub async fn run(config: &FileConfig, ctx: SourceContext) -> Result<(), SourceError> {
-    let path = &config.path;
-    let source: Arc<str> = Arc::from(path.display().to_string());
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| read_error(path, e))?;
-    let mut inode = file
-        .metadata()
-        .await
-        .map_err(|e| read_error(path, e))?
-        .ino();
-    let mut reader = BufReader::with_capacity(256 * 1024, file);
-    let mut lines = Lines::new(source, ctx.max_event_bytes);
-    loop {
-        match lines
-            .pump(&mut reader, &ctx, !config.follow)
-            .await
-            .map_err(|e| read_error(path, e))?
-        {
-            Pumped::Stopped => return Ok(()),
-            Pumped::Eof if !config.follow => return Ok(()),
-            Pumped::Eof => {}
-        }
-        tokio::select! {
-            _ = ctx.shutdown.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(config.poll_interval.0) => {}
-        }
-        // Rotated (a new file at the path) or truncated: start over on the file now at the path.
-        let at_path = tokio::fs::metadata(path).await.ok();
-        let pos = reader
-            .stream_position()
-            .await
-            .map_err(|e| read_error(path, e))?;
-        let rotated = at_path.as_ref().is_some_and(|m| m.ino() != inode);
-        let truncated = at_path
-            .as_ref()
-            .is_some_and(|m| m.ino() == inode && m.len() < pos);
-        if rotated || truncated {
-            tracing::info!(path = %path.display(), rotated, truncated, "file replaced; reading it from the start");
-            file = tokio::fs::File::open(path)
-                .await
-                .map_err(|e| read_error(path, e))?;
-            inode = file
-                .metadata()
-                .await
-                .map_err(|e| read_error(path, e))?
-                .ino();
-            reader = BufReader::with_capacity(256 * 1024, file);
-            // A last line without a line break ended with the old file.
-            if !ctx
-                .intake
-                .send(lines.restart(&ctx).into_iter().collect())
-                .await
-            {
-                return Ok(());
-            }
-        }
-    }
-}
-
 impl InputSpec for FileConfig {
     const KIND: &'static str = "file";
     type Built = FileConfig;
@@ -138,7 +77,65 @@ impl InputSpec for FileConfig {
 }
 
 impl BuiltInput for FileConfig {
+    /// Reads the file until its end (or, with `follow`, until shutdown).
     async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run(&self, ctx).await
+        let config = &self;
+        let path = &config.path;
+        let source: Arc<str> = Arc::from(path.display().to_string());
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| read_error(path, e))?;
+        let mut inode = file
+            .metadata()
+            .await
+            .map_err(|e| read_error(path, e))?
+            .ino();
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let mut lines = Lines::new(source, ctx.max_event_bytes);
+        loop {
+            match lines
+                .pump(&mut reader, &ctx, !config.follow)
+                .await
+                .map_err(|e| read_error(path, e))?
+            {
+                Pumped::Stopped => return Ok(()),
+                Pumped::Eof if !config.follow => return Ok(()),
+                Pumped::Eof => {}
+            }
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(config.poll_interval.0) => {}
+            }
+            // Rotated (a new file at the path) or truncated: start over on the file now at the path.
+            let at_path = tokio::fs::metadata(path).await.ok();
+            let pos = reader
+                .stream_position()
+                .await
+                .map_err(|e| read_error(path, e))?;
+            let rotated = at_path.as_ref().is_some_and(|m| m.ino() != inode);
+            let truncated = at_path
+                .as_ref()
+                .is_some_and(|m| m.ino() == inode && m.len() < pos);
+            if rotated || truncated {
+                tracing::info!(path = %path.display(), rotated, truncated, "file replaced; reading it from the start");
+                file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(|e| read_error(path, e))?;
+                inode = file
+                    .metadata()
+                    .await
+                    .map_err(|e| read_error(path, e))?
+                    .ino();
+                reader = BufReader::with_capacity(256 * 1024, file);
+                // A last line without a line break ended with the old file.
+                if !ctx
+                    .intake
+                    .send(lines.restart(&ctx).into_iter().collect())
+                    .await
+                {
+                    return Ok(());
+                }
+            }
+        }
     }
 }

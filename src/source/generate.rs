@@ -47,18 +47,6 @@ impl GenerateConfig {
     }
 }
 
-/// Generates until the count is reached or shutdown. Runs the template on its own thread.
-pub async fn run(config: &GenerateConfig, ctx: SourceContext) -> Result<(), SourceError> {
-    let config = config.clone();
-    let runtime = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || generate(&config, &ctx, &runtime))
-        .await
-        .map_err(|e| SourceError::Read {
-            input: "generate",
-            message: e.to_string(),
-        })?
-}
-
 fn fail(message: String) -> SourceError {
     SourceError::Read {
         input: "generate",
@@ -136,7 +124,16 @@ impl InputSpec for GenerateConfig {
 }
 
 impl BuiltInput for GenerateConfig {
+    /// Generates until the count is reached or shutdown. Runs the template on its own thread.
     async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run(&self, ctx).await
+        let config = &self;
+        let config = config.clone();
+        let runtime = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || generate(&config, &ctx, &runtime))
+            .await
+            .map_err(|e| SourceError::Read {
+                input: "generate",
+                message: e.to_string(),
+            })?
     }
 }

@@ -112,79 +112,6 @@ impl futures_util::Stream for Merged {
     }
 }
 
-/// Subscribes and reads until shutdown. Messages already received are delivered; messages in
-/// flight on the server at shutdown are not (core NATS keeps nothing).
-pub async fn run(input: &NatsInput, ctx: SourceContext) -> Result<(), SourceError> {
-    let config = &input.config;
-    let subscribe = async {
-        let client = input
-            .connector
-            .connect(ctx.telemetry.pipeline(), ctx.link.clone())
-            .await
-            .map_err(read_error)?;
-        let mut subscriptions = Vec::new();
-        for subject in &config.subjects {
-            let sub = match &config.queue_group {
-                Some(group) => client.queue_subscribe(subject.clone(), group.clone()).await,
-                None => client.subscribe(subject.clone()).await,
-            }
-            .map_err(read_error)?;
-            subscriptions.push(sub);
-        }
-        // Make sure the server has the subscriptions before saying so. This waits for the first
-        // connection, however long the server takes to be reachable.
-        client.flush().await.map_err(read_error)?;
-        Ok::<_, SourceError>((client, subscriptions))
-    };
-    let (client, subscriptions) = tokio::select! {
-        biased;
-        // Nothing was read: nothing to finish.
-        _ = ctx.shutdown.cancelled() => {
-            tracing::info!(pipeline = %ctx.telemetry.pipeline(), "nats input stopped before it subscribed");
-            return Ok(());
-        }
-        subscribed = subscribe => subscribed?,
-    };
-    tracing::info!(pipeline = %ctx.telemetry.pipeline(), subjects = ?config.subjects, queue_group = ?config.queue_group, "nats subscribed");
-    let mut messages = Merged::new(subscriptions);
-    // One position per subject, shared by its messages.
-    let mut positions: SubjectMemo<Arc<Position>> = SubjectMemo::default();
-    loop {
-        // The messages of a batch share one acknowledgement (nothing is acknowledged to core
-        // NATS): it counts them in flight and times them.
-        let mut shared: Option<Ack> = None;
-        let gathered = ctx
-            .intake
-            .gather(&mut messages, |m| {
-                let ack = match &shared {
-                    Some(first) => first.join(),
-                    None => shared.insert(ctx.counted.ack(0, 0)).fork(),
-                };
-                let position = positions.get_with(&m.subject, |subject| {
-                    Arc::new(Position::Nats {
-                        subject: subject.clone(),
-                        stream: None,
-                    })
-                });
-                to_event_at(m, position, ack)
-            })
-            .await;
-        if let Some(first) = shared {
-            first.complete(Outcome::Delivered);
-        }
-        let Gathered::Batch(batch) = gathered else {
-            break;
-        };
-        if !ctx.intake.send(batch).await {
-            break;
-        }
-    }
-    // Stop the server sending more; what it already sent is dropped with the subscriptions.
-    drop(messages);
-    let _ = client.flush().await;
-    Ok(())
-}
-
 impl InputSpec for NatsInputConfig {
     const KIND: &'static str = "nats";
     const REMOTE: bool = true;
@@ -201,7 +128,77 @@ impl InputSpec for NatsInputConfig {
 }
 
 impl BuiltInput for NatsInput {
+    /// Subscribes and reads until shutdown. Messages already received are delivered; messages in
+    /// flight on the server at shutdown are not (core NATS keeps nothing).
     async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run(&self, ctx).await
+        let input = &self;
+        let config = &input.config;
+        let subscribe = async {
+            let client = input
+                .connector
+                .connect(ctx.telemetry.pipeline(), ctx.link.clone())
+                .await
+                .map_err(read_error)?;
+            let mut subscriptions = Vec::new();
+            for subject in &config.subjects {
+                let sub = match &config.queue_group {
+                    Some(group) => client.queue_subscribe(subject.clone(), group.clone()).await,
+                    None => client.subscribe(subject.clone()).await,
+                }
+                .map_err(read_error)?;
+                subscriptions.push(sub);
+            }
+            // Make sure the server has the subscriptions before saying so. This waits for the first
+            // connection, however long the server takes to be reachable.
+            client.flush().await.map_err(read_error)?;
+            Ok::<_, SourceError>((client, subscriptions))
+        };
+        let (client, subscriptions) = tokio::select! {
+            biased;
+            // Nothing was read: nothing to finish.
+            _ = ctx.shutdown.cancelled() => {
+                tracing::info!(pipeline = %ctx.telemetry.pipeline(), "nats input stopped before it subscribed");
+                return Ok(());
+            }
+            subscribed = subscribe => subscribed?,
+        };
+        tracing::info!(pipeline = %ctx.telemetry.pipeline(), subjects = ?config.subjects, queue_group = ?config.queue_group, "nats subscribed");
+        let mut messages = Merged::new(subscriptions);
+        // One position per subject, shared by its messages.
+        let mut positions: SubjectMemo<Arc<Position>> = SubjectMemo::default();
+        loop {
+            // The messages of a batch share one acknowledgement (nothing is acknowledged to core
+            // NATS): it counts them in flight and times them.
+            let mut shared: Option<Ack> = None;
+            let gathered = ctx
+                .intake
+                .gather(&mut messages, |m| {
+                    let ack = match &shared {
+                        Some(first) => first.join(),
+                        None => shared.insert(ctx.counted.ack(0, 0)).fork(),
+                    };
+                    let position = positions.get_with(&m.subject, |subject| {
+                        Arc::new(Position::Nats {
+                            subject: subject.clone(),
+                            stream: None,
+                        })
+                    });
+                    to_event_at(m, position, ack)
+                })
+                .await;
+            if let Some(first) = shared {
+                first.complete(Outcome::Delivered);
+            }
+            let Gathered::Batch(batch) = gathered else {
+                break;
+            };
+            if !ctx.intake.send(batch).await {
+                break;
+            }
+        }
+        // Stop the server sending more; what it already sent is dropped with the subscriptions.
+        drop(messages);
+        let _ = client.flush().await;
+        Ok(())
     }
 }

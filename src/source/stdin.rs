@@ -21,20 +21,6 @@ pub struct StdinConfig {
     pub codec: Codec,
 }
 
-/// Reads stdin until end of input or shutdown.
-pub async fn run(_config: &StdinConfig, ctx: SourceContext) -> Result<(), SourceError> {
-    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, tokio::io::stdin());
-    let mut lines = Lines::new(Arc::from("stdin"), ctx.max_event_bytes);
-    lines
-        .pump(&mut reader, &ctx, true)
-        .await
-        .map_err(|e| SourceError::Read {
-            input: "stdin",
-            message: e.to_string(),
-        })?;
-    Ok(())
-}
-
 impl InputSpec for StdinConfig {
     const KIND: &'static str = "stdin";
     type Built = StdinConfig;
@@ -50,7 +36,17 @@ impl InputSpec for StdinConfig {
 }
 
 impl BuiltInput for StdinConfig {
+    /// Reads stdin until end of input or shutdown.
     async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run(&self, ctx).await
+        let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, tokio::io::stdin());
+        let mut lines = Lines::new(Arc::from("stdin"), ctx.max_event_bytes);
+        lines
+            .pump(&mut reader, &ctx, true)
+            .await
+            .map_err(|e| SourceError::Read {
+                input: "stdin",
+                message: e.to_string(),
+            })?;
+        Ok(())
     }
 }

@@ -241,80 +241,6 @@ fn write_error(config: &FileOutputConfig, e: impl std::fmt::Display) -> SinkErro
     deliver::write_error("file", format_args!("{}: {e}", config.path.display()))
 }
 
-/// Writes batches until the channel closes.
-pub async fn run(
-    output: &FileOutput,
-    rx: mpsc::Receiver<Vec<Event>>,
-    ctx: SinkContext,
-) -> Result<(), SinkError> {
-    let config = &output.config;
-    let path = config.path.clone();
-    match &config.format {
-        Some(FileFormat::Avro(avro)) => {
-            let Some(schema) = output.avro.clone() else {
-                return Err(write_error(config, "the Avro schema was not loaded"));
-            };
-            let compression = avro.compression;
-            let opened = {
-                let schema = schema.clone();
-                tokio::task::spawn_blocking(move || container::open(&path, &schema, compression))
-            };
-            let (file, sync) = opened
-                .await
-                .map_err(|e| write_error(config, e))?
-                .map_err(|e| write_error(config, e))?;
-            let mut serializer = serde_avro_fast::ser::SerializerConfig::new(&schema);
-            let (blocks, header) = container::Blocks::new(&mut serializer, compression, sync)
-                .map_err(|e| write_error(config, e))?;
-            let mut file = tokio::fs::File::from_std(file);
-            if let Some(header) = header {
-                append(config, &mut file, &header).await?;
-            }
-            deliver::run(
-                AllOrNothing(Appender::new(config, file, Framing::Avro(Box::new(blocks)))),
-                rx,
-                ctx,
-            )
-            .await
-        }
-        Some(FileFormat::Protobuf(_)) => {
-            let file = tokio::task::spawn_blocking(move || delimited::open(&path))
-                .await
-                .map_err(|e| write_error(config, e))?
-                .map_err(|e| write_error(config, e))?;
-            let file = tokio::fs::File::from_std(file);
-            deliver::run(
-                AllOrNothing(Appender::new(config, file, Framing::Delimited)),
-                rx,
-                ctx,
-            )
-            .await
-        }
-        Some(FileFormat::Payload) | Some(FileFormat::Envelope) | None => {
-            let format = resolve_format(
-                match config.format {
-                    Some(FileFormat::Envelope) => Some(Format::Envelope),
-                    Some(FileFormat::Payload) => Some(Format::Payload),
-                    _ => None,
-                },
-                &ctx,
-            );
-            let file = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .await
-                .map_err(|e| write_error(config, e))?;
-            deliver::run(
-                AllOrNothing(Appender::new(config, file, Framing::Lines(format))),
-                rx,
-                ctx,
-            )
-            .await
-        }
-    }
-}
-
 /// How a batch becomes bytes in the file.
 enum Framing<'c, 's> {
     Lines(Format),
@@ -395,11 +321,78 @@ impl OutputSpec for FileOutputConfig {
 }
 
 impl BuiltOutput for FileOutput {
+    /// Writes batches until the channel closes.
     async fn run(
         self,
         rx: mpsc::Receiver<Vec<Event>>,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        run(&self, rx, ctx).await
+        let output = &self;
+        let config = &output.config;
+        let path = config.path.clone();
+        match &config.format {
+            Some(FileFormat::Avro(avro)) => {
+                let Some(schema) = output.avro.clone() else {
+                    return Err(write_error(config, "the Avro schema was not loaded"));
+                };
+                let compression = avro.compression;
+                let opened = {
+                    let schema = schema.clone();
+                    tokio::task::spawn_blocking(move || container::open(&path, &schema, compression))
+                };
+                let (file, sync) = opened
+                    .await
+                    .map_err(|e| write_error(config, e))?
+                    .map_err(|e| write_error(config, e))?;
+                let mut serializer = serde_avro_fast::ser::SerializerConfig::new(&schema);
+                let (blocks, header) = container::Blocks::new(&mut serializer, compression, sync)
+                    .map_err(|e| write_error(config, e))?;
+                let mut file = tokio::fs::File::from_std(file);
+                if let Some(header) = header {
+                    append(config, &mut file, &header).await?;
+                }
+                deliver::run(
+                    AllOrNothing(Appender::new(config, file, Framing::Avro(Box::new(blocks)))),
+                    rx,
+                    ctx,
+                )
+                .await
+            }
+            Some(FileFormat::Protobuf(_)) => {
+                let file = tokio::task::spawn_blocking(move || delimited::open(&path))
+                    .await
+                    .map_err(|e| write_error(config, e))?
+                    .map_err(|e| write_error(config, e))?;
+                let file = tokio::fs::File::from_std(file);
+                deliver::run(
+                    AllOrNothing(Appender::new(config, file, Framing::Delimited)),
+                    rx,
+                    ctx,
+                )
+                .await
+            }
+            Some(FileFormat::Payload) | Some(FileFormat::Envelope) | None => {
+                let format = resolve_format(
+                    match config.format {
+                        Some(FileFormat::Envelope) => Some(Format::Envelope),
+                        Some(FileFormat::Payload) => Some(Format::Payload),
+                        _ => None,
+                    },
+                    &ctx,
+                );
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .await
+                    .map_err(|e| write_error(config, e))?;
+                deliver::run(
+                    AllOrNothing(Appender::new(config, file, Framing::Lines(format))),
+                    rx,
+                    ctx,
+                )
+                .await
+            }
+        }
     }
 }

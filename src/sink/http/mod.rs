@@ -35,47 +35,6 @@ impl HttpOutput {
     }
 }
 
-/// Sends batches until the channel closes.
-pub async fn run(
-    output: &HttpOutput,
-    rx: mpsc::Receiver<Vec<Event>>,
-    ctx: SinkContext,
-) -> Result<(), SinkError> {
-    let config = &output.config;
-    if config.tls.as_ref().is_some_and(TlsConfig::is_insecure) {
-        tracing::warn!(pipeline = %ctx.telemetry.pipeline(), "tls.insecure_skip_verify is set: the HTTP server's certificate is not checked");
-    }
-    // The client always gets a TLS configuration of sluice's making, so it never looks for a
-    // process-wide one: for an http:// URL, one that trusts nothing.
-    let mut tls = match &output.tls {
-        Some(tls) => tls.clone(),
-        None => {
-            crate::client::tls::trusting_nothing().map_err(|e| deliver::write_error("http", e))?
-        }
-    };
-    // Offered to the server: HTTP/2 when it takes it, else HTTP/1.1.
-    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let client = reqwest::Client::builder()
-        .timeout(config.timeout.0)
-        .use_preconfigured_tls(tls)
-        .build()
-        .map_err(|e| deliver::write_error("http", e))?;
-    let fixed =
-        (!templated(&config.url) && !config.headers.values().any(|v| templated(v))).then(|| {
-            Target {
-                url: config.url.clone(),
-                headers: config.headers.clone().into_iter().collect(),
-            }
-        });
-    let sender = Sender {
-        client,
-        config,
-        fixed,
-        body: Vec::new(),
-    };
-    deliver::run(sender, rx, ctx).await
-}
-
 /// The client of one output: one connection pool, kept alive.
 struct Sender<'a> {
     client: reqwest::Client,
@@ -384,12 +343,46 @@ impl OutputSpec for HttpOutputConfig {
 }
 
 impl BuiltOutput for HttpOutput {
+    /// Sends batches until the channel closes.
     async fn run(
         self,
         rx: mpsc::Receiver<Vec<Event>>,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        run(&self, rx, ctx).await
+        let output = &self;
+        let config = &output.config;
+        if config.tls.as_ref().is_some_and(TlsConfig::is_insecure) {
+            tracing::warn!(pipeline = %ctx.telemetry.pipeline(), "tls.insecure_skip_verify is set: the HTTP server's certificate is not checked");
+        }
+        // The client always gets a TLS configuration of sluice's making, so it never looks for a
+        // process-wide one: for an http:// URL, one that trusts nothing.
+        let mut tls = match &output.tls {
+            Some(tls) => tls.clone(),
+            None => {
+                crate::client::tls::trusting_nothing().map_err(|e| deliver::write_error("http", e))?
+            }
+        };
+        // Offered to the server: HTTP/2 when it takes it, else HTTP/1.1.
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout.0)
+            .use_preconfigured_tls(tls)
+            .build()
+            .map_err(|e| deliver::write_error("http", e))?;
+        let fixed =
+            (!templated(&config.url) && !config.headers.values().any(|v| templated(v))).then(|| {
+                Target {
+                    url: config.url.clone(),
+                    headers: config.headers.clone().into_iter().collect(),
+                }
+            });
+        let sender = Sender {
+            client,
+            config,
+            fixed,
+            body: Vec::new(),
+        };
+        deliver::run(sender, rx, ctx).await
     }
 }
 

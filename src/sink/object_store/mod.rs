@@ -331,16 +331,6 @@ where
     Ok(builder)
 }
 
-/// Writes the events of `rx` as objects until the channel closes; what is buffered then is
-/// written before returning.
-pub async fn run(
-    output: ObjectStoreOutput,
-    rx: mpsc::Receiver<Vec<Event>>,
-    ctx: SinkContext,
-) -> Result<(), SinkError> {
-    write::run(output, rx, ctx).await
-}
-
 impl OutputSpec for ObjectStoreOutputConfig {
     const KIND: &'static str = "object_store";
     type Built = ObjectStoreOutput;
@@ -360,12 +350,15 @@ impl OutputSpec for ObjectStoreOutputConfig {
 }
 
 impl BuiltOutput for ObjectStoreOutput {
+    /// Writes the events of `rx` as objects until the channel closes; what is buffered then is
+    /// written before returning.
     async fn run(
         self,
         rx: mpsc::Receiver<Vec<Event>>,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
-        run(self, rx, ctx).await
+        let output = self;
+        write::run(output, rx, ctx).await
     }
 
     fn rejects(&self, payload: &bytes::Bytes) -> Option<String> {

@@ -281,11 +281,6 @@ pub struct HttpServerInput {
     tls: Option<Arc<rustls::ServerConfig>>,
 }
 
-/// Serves requests until shutdown, then answers those in flight (within the drain timeout).
-pub async fn run(input: HttpServerInput, ctx: SourceContext) -> Result<(), SourceError> {
-    server::serve(input, ctx).await
-}
-
 impl InputSpec for HttpServerConfig {
     const KIND: &'static str = "http_server";
     const REMOTE: bool = true;
@@ -302,8 +297,10 @@ impl InputSpec for HttpServerConfig {
 }
 
 impl BuiltInput for HttpServerInput {
+    /// Serves requests until shutdown, then answers those in flight (within the drain timeout).
     async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run(self, ctx).await
+        let input = self;
+        server::serve(input, ctx).await
     }
 }
 

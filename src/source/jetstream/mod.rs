@@ -179,40 +179,6 @@ fn read_error(message: impl std::fmt::Display) -> SourceError {
     }
 }
 
-/// Consumes until shutdown; then stops pulling, waits for in-flight events (up to the drain
-/// timeout), acknowledges what was delivered and gives back the rest.
-pub async fn run(input: &JetStreamInput, ctx: SourceContext) -> Result<(), SourceError> {
-    let config = &input.config;
-    let pipeline = ctx.telemetry.pipeline().to_string();
-    let reconnected = Arc::new(Notify::new());
-    let client = input
-        .connector
-        .connect_notify(&pipeline, ctx.link.clone(), Some(reconnected.clone()))
-        .await
-        .map_err(read_error)?;
-    let js = async_nats::jetstream::new(client.clone());
-    let Some(ack_limit) = config.set_up_until_ready(&js, &ctx).await? else {
-        tracing::info!(pipeline = %pipeline, "jetstream input stopped before it consumed");
-        return Ok(());
-    };
-    let inbox = client.new_inbox();
-    let mut sub = client
-        .subscribe(format!("{inbox}.*"))
-        .await
-        .map_err(read_error)?;
-    let (acks, mut ack_rx) = ctx.telemetry.ack_channel();
-    let mut r = Reader::new(config, &ctx, client.clone(), js, inbox, acks);
-    r.ack_limit = ack_limit;
-    tracing::info!(pipeline, stream = %config.stream, consumer = %config.consumer, "jetstream consuming");
-    let result = r.run(&mut sub, &mut ack_rx, &reconnected).await;
-    r.finish(&mut ack_rx).await;
-    drop(sub);
-    if let Err(e) = client.flush().await {
-        tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %e, "jetstream acknowledgements may not have reached the server");
-    }
-    result
-}
-
 impl InputSpec for JetStreamInputConfig {
     const KIND: &'static str = "jetstream";
     const REMOTE: bool = true;
@@ -229,7 +195,38 @@ impl InputSpec for JetStreamInputConfig {
 }
 
 impl BuiltInput for JetStreamInput {
+    /// Consumes until shutdown; then stops pulling, waits for in-flight events (up to the drain
+    /// timeout), acknowledges what was delivered and gives back the rest.
     async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run(&self, ctx).await
+        let input = &self;
+        let config = &input.config;
+        let pipeline = ctx.telemetry.pipeline().to_string();
+        let reconnected = Arc::new(Notify::new());
+        let client = input
+            .connector
+            .connect_notify(&pipeline, ctx.link.clone(), Some(reconnected.clone()))
+            .await
+            .map_err(read_error)?;
+        let js = async_nats::jetstream::new(client.clone());
+        let Some(ack_limit) = config.set_up_until_ready(&js, &ctx).await? else {
+            tracing::info!(pipeline = %pipeline, "jetstream input stopped before it consumed");
+            return Ok(());
+        };
+        let inbox = client.new_inbox();
+        let mut sub = client
+            .subscribe(format!("{inbox}.*"))
+            .await
+            .map_err(read_error)?;
+        let (acks, mut ack_rx) = ctx.telemetry.ack_channel();
+        let mut r = Reader::new(config, &ctx, client.clone(), js, inbox, acks);
+        r.ack_limit = ack_limit;
+        tracing::info!(pipeline, stream = %config.stream, consumer = %config.consumer, "jetstream consuming");
+        let result = r.run(&mut sub, &mut ack_rx, &reconnected).await;
+        r.finish(&mut ack_rx).await;
+        drop(sub);
+        if let Err(e) = client.flush().await {
+            tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %e, "jetstream acknowledgements may not have reached the server");
+        }
+        result
     }
 }

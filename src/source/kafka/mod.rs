@@ -168,30 +168,6 @@ pub fn consumer_config(config: &KafkaInputConfig, pipeline: &str) -> ClientConfi
     )
 }
 
-/// Consumes until shutdown, then waits for in-flight events and commits.
-pub async fn run(input: KafkaInput, ctx: SourceContext) -> Result<(), SourceError> {
-    input
-        .config
-        .connection
-        .security()
-        .warn(ctx.telemetry.pipeline());
-    let runtime = tokio::runtime::Handle::current();
-    let thread = std::thread::Builder::new()
-        .name(format!("{}-kafka", ctx.telemetry.pipeline()))
-        .spawn(move || consume(&input, &ctx, runtime))
-        .map_err(read_error)?;
-    // Wait for the thread without blocking the runtime.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(thread.join());
-    });
-    match rx.await {
-        Ok(Ok(result)) => result,
-        Ok(Err(_)) => Err(read_error("the consumer thread panicked")),
-        Err(_) => Err(read_error("the consumer thread vanished")),
-    }
-}
-
 fn consume(
     input: &KafkaInput,
     ctx: &SourceContext,
@@ -244,8 +220,29 @@ impl InputSpec for KafkaInputConfig {
 }
 
 impl BuiltInput for KafkaInput {
+    /// Consumes until shutdown, then waits for in-flight events and commits.
     async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        run(self, ctx).await
+        let input = self;
+        input
+            .config
+            .connection
+            .security()
+            .warn(ctx.telemetry.pipeline());
+        let runtime = tokio::runtime::Handle::current();
+        let thread = std::thread::Builder::new()
+            .name(format!("{}-kafka", ctx.telemetry.pipeline()))
+            .spawn(move || consume(&input, &ctx, runtime))
+            .map_err(read_error)?;
+        // Wait for the thread without blocking the runtime.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(thread.join());
+        });
+        match rx.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(read_error("the consumer thread panicked")),
+            Err(_) => Err(read_error("the consumer thread vanished")),
+        }
     }
 }
 
