@@ -2,14 +2,12 @@
 //! builds it; the built output ([`BuiltOutput`]) runs. The registry in `sink/mod.rs` lists each
 //! output once and dispatches to these two traits.
 
+use super::Batches;
 use std::borrow::Cow;
-
-use tokio::sync::mpsc;
 
 use super::{SinkContext, SinkError};
 use crate::codec::payloads::FormatConfig;
 use crate::config::{BuildContext, Validator};
-use crate::event::Event;
 
 /// An output's configuration, as read from the pipeline file.
 pub trait OutputSpec {
@@ -49,7 +47,7 @@ pub trait BuiltOutput: std::fmt::Debug + Clone + Send + 'static {
     /// (see [`super::deliver`] for the loop most outputs run).
     fn run(
         self,
-        rx: mpsc::Receiver<Vec<Event>>,
+        rx: Batches,
         ctx: SinkContext,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 

@@ -2,19 +2,19 @@
 //! refusing as told. Written from docs/components.md as any new output is; the conformance tests
 //! run it first.
 
+use super::Batches;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
 
 use bytes::Bytes;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
 use super::{BuiltOutput, OutputSpec, SinkContext, SinkError};
 use crate::config::{BuildContext, Validator};
 use crate::delivery::Cause;
-use crate::event::{Event, Failed};
+use crate::event::Failed;
 
 /// Keeps each event's payload in the tally `tally`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -61,7 +61,7 @@ impl OutputSpec for CountingConfig {
 impl BuiltOutput for CountingConfig {
     async fn run(
         self,
-        rx: mpsc::Receiver<Vec<Event>>,
+        rx: Batches,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let counter = Counter {

@@ -3,6 +3,7 @@
 //! what the output refused to the error policy. An output is left with its own protocol: one
 //! attempt at a batch, sorting each event into delivered, refused or to retry.
 
+use super::Batches;
 use tokio::sync::mpsc;
 
 use super::retry::{Held, Retry};
@@ -189,7 +190,7 @@ impl<W: WriteAll> Protocol for AllOrNothing<W> {
 /// retried no new batch is taken, so the input stops reading.
 pub async fn run<P: Protocol>(
     mut protocol: P,
-    mut rx: mpsc::Receiver<Vec<Event>>,
+    mut rx: Batches,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
     let mut delivery = Delivery::with_retries(ctx, P::RETRIES);

@@ -1,6 +1,6 @@
 //! The `jetstream` output: publish to a stream and wait for its acknowledgement.
 
-use tokio::sync::mpsc;
+use super::Batches;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
@@ -183,7 +183,7 @@ impl BuiltOutput for JetStreamOutput {
     /// error policy.
     async fn run(
         self,
-        rx: mpsc::Receiver<Vec<Event>>,
+        rx: Batches,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let output = &self;

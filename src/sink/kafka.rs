@@ -1,5 +1,6 @@
 //! The `kafka` output: an idempotent producer; each event is confirmed by its delivery report.
 
+use super::Batches;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -18,7 +19,6 @@ use crate::client::kafka::{
 };
 use crate::config::{BuildContext, HumanDuration, Validator};
 use crate::delivery::Cause;
-use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
 use super::{BuiltOutput, OutputSpec};
@@ -408,7 +408,7 @@ impl BuiltOutput for KafkaOutput {
     /// (brokers unreachable, timeout) is produced again after a backoff, while no new batch is taken.
     async fn run(
         self,
-        mut rx: mpsc::Receiver<Vec<Event>>,
+        mut rx: Batches,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let output = &self;

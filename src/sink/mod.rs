@@ -10,6 +10,9 @@ pub mod retry;
 
 pub use component::{BuiltOutput, OutputSpec};
 pub use context::{SinkContext, SinkError};
+
+/// Where an output takes its batches from.
+pub type Batches = mpsc::Receiver<Vec<Event>>;
 pub(crate) use lines::{LineWriter, encode_lines, resolve_format};
 
 use std::borrow::Cow;
@@ -97,7 +100,7 @@ macro_rules! outputs {
             /// delivered.
             pub async fn run(
                 self,
-                rx: mpsc::Receiver<Vec<Event>>,
+                rx: Batches,
                 ctx: SinkContext,
             ) -> Result<(), SinkError> {
                 match self { $( $(#[cfg($cfg)])? Output::$variant(o) => BuiltOutput::run(*o, rx, ctx).await, )* }

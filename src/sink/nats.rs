@@ -1,11 +1,11 @@
 //! The `nats` output: publish to core NATS subjects.
 
+use super::Batches;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::Subject;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
@@ -17,7 +17,6 @@ use async_nats::client::PublishErrorKind;
 use super::{SinkContext, SinkError};
 use crate::client::nats::{Client, Connector, check_subject, headers, nats_config};
 use crate::config::Validator;
-use crate::event::Event;
 use super::{BuiltOutput, OutputSpec};
 use crate::codec::payloads::FormatConfig;
 use crate::config::BuildContext;
@@ -238,7 +237,7 @@ impl BuiltOutput for NatsOutput {
     /// published again (at least once), with backoff.
     async fn run(
         self,
-        rx: mpsc::Receiver<Vec<Event>>,
+        rx: Batches,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let output = &self;

@@ -1,13 +1,12 @@
 //! The `stdout` output: one event per line on standard output.
 
+use super::Batches;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use super::deliver::{self, AllOrNothing, WriteAll};
 use super::retry::Held;
 use super::{LineWriter, SinkContext, SinkError, resolve_format};
 use crate::codec::Format;
-use crate::event::Event;
 use super::{BuiltOutput, OutputSpec};
 use crate::config::{BuildContext, Validator};
 
@@ -47,7 +46,7 @@ impl BuiltOutput for StdoutConfig {
     /// Writes batches until the channel closes.
     async fn run(
         self,
-        rx: mpsc::Receiver<Vec<Event>>,
+        rx: Batches,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let config = &self;

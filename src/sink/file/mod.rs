@@ -1,12 +1,12 @@
 //! The `file` output: events appended to a file, as lines, as an Avro object container file,
 //! or as length-delimited Protobuf messages.
 
+use crate::sink::Batches;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
 use super::deliver::{self, AllOrNothing, WriteAll};
 use super::retry::Held;
@@ -14,7 +14,6 @@ use super::{SinkContext, SinkError, encode_lines, resolve_format};
 use crate::codec::Format;
 use crate::codec::payloads::{AvroFormatConfig, FormatConfig, Payloads, ProtobufFormatConfig};
 use crate::config::Validator;
-use crate::event::Event;
 use super::{BuiltOutput, OutputSpec};
 use crate::config::BuildContext;
 
@@ -324,7 +323,7 @@ impl BuiltOutput for FileOutput {
     /// Writes batches until the channel closes.
     async fn run(
         self,
-        rx: mpsc::Receiver<Vec<Event>>,
+        rx: Batches,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let output = &self;

@@ -6,11 +6,11 @@ mod config;
 pub use crate::client::http::HttpAuth;
 pub use config::{HttpBatch, HttpEncoding, HttpMethod, HttpOutputConfig};
 
+use crate::sink::Batches;
 use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
-use tokio::sync::mpsc;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
@@ -346,7 +346,7 @@ impl BuiltOutput for HttpOutput {
     /// Sends batches until the channel closes.
     async fn run(
         self,
-        rx: mpsc::Receiver<Vec<Event>>,
+        rx: Batches,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let output = &self;

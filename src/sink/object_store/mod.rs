@@ -10,17 +10,16 @@ mod stored;
 mod template;
 mod write;
 
+use crate::sink::Batches;
 use std::sync::Arc;
 
 use indexmap::IndexMap;
 use object_store::ObjectStore;
 use object_store::path::Path;
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use super::{SinkContext, SinkError};
 use crate::config::{ByteSize, HumanDuration, Secret, Validator};
-use crate::event::Event;
 use super::{BuiltOutput, OutputSpec};
 use crate::config::BuildContext;
 pub use template::PathTemplate;
@@ -354,7 +353,7 @@ impl BuiltOutput for ObjectStoreOutput {
     /// written before returning.
     async fn run(
         self,
-        rx: mpsc::Receiver<Vec<Event>>,
+        rx: Batches,
         ctx: SinkContext,
     ) -> Result<(), SinkError> {
         let output = self;

@@ -2,13 +2,13 @@
 //! old, or needed to free the in-flight budget: uploaded whole, retried with the output's retry
 //! settings while the store fails for a passing reason, its events confirmed only once stored.
 
+use crate::sink::Batches;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::ObjectStoreOutput;
@@ -41,7 +41,7 @@ struct Writer {
 /// Writes the events of `rx` as objects until the channel closes, then writes what is open.
 pub async fn run(
     output: ObjectStoreOutput,
-    mut rx: mpsc::Receiver<Vec<Event>>,
+    mut rx: Batches,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
     let flushes = ctx.telemetry.flush_requests();
@@ -433,7 +433,7 @@ mod tests {
             ..RetryConfig::default()
         };
         let ctx = test_context(telemetry, &health, retry);
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
         let writer = tokio::spawn(run(output(throttled.clone()), rx, ctx));
         tx.send((0..10).map(kafka).collect()).await.unwrap();
 
