@@ -42,7 +42,10 @@ fn tally(name: &str) -> Tally {
 
 /// The payloads the tally `name` holds, in the order they were delivered.
 pub fn delivered(name: &str) -> Vec<Bytes> {
-    tally(name).lock().unwrap_or_else(|e| e.into_inner()).clone()
+    tally(name)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
 }
 
 impl OutputSpec for CountingConfig {
@@ -59,11 +62,7 @@ impl OutputSpec for CountingConfig {
 }
 
 impl BuiltOutput for CountingConfig {
-    async fn run(
-        self,
-        rx: Batches,
-        ctx: SinkContext,
-    ) -> Result<(), SinkError> {
+    async fn run(self, rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
         let counter = Counter {
             tally: tally(&self.tally),
             failures_left: self.fail_first,

@@ -4,19 +4,19 @@ use super::Batches;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
+use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
 use crate::client::ErrorKind;
 use crate::client::nats::{
     Client, Connector, check_subject, classify_publish, headers, nats_config,
 };
+use crate::codec::payloads::FormatConfig;
+use crate::config::BuildContext;
 use crate::config::Validator;
 use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
-use super::{BuiltOutput, OutputSpec};
-use crate::codec::payloads::FormatConfig;
-use crate::config::BuildContext;
 
 nats_config! {
     /// Publishes each event to a subject captured by a stream and waits for the stream's publish
@@ -163,7 +163,12 @@ impl OutputSpec for JetStreamOutputConfig {
     const REMOTE: bool = true;
     type Built = JetStreamOutput;
 
-    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<JetStreamOutput> {
+    fn build(
+        &self,
+        path: &str,
+        _: BuildContext<'_>,
+        v: &mut Validator<'_>,
+    ) -> Option<JetStreamOutput> {
         JetStreamOutputConfig::build(self, path, v)
     }
 
@@ -181,11 +186,7 @@ impl BuiltOutput for JetStreamOutput {
     /// is confirmed by the stream's acknowledgement. Publishes that failed for a passing reason (no
     /// acknowledgement in time, connection lost) are retried; one the stream refuses follows the
     /// error policy.
-    async fn run(
-        self,
-        rx: Batches,
-        ctx: SinkContext,
-    ) -> Result<(), SinkError> {
+    async fn run(self, rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
         let output = &self;
         let connection = output
             .connector

@@ -12,17 +12,17 @@ use tokio::sync::mpsc;
 
 use super::deliver::{Attempt, Delivery};
 use super::retry::Held;
+use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
 use crate::client::ErrorKind;
 use crate::client::kafka::{
     BrokerLink, checked_client, classify, client_error, kafka_config, with_current_log_level,
 };
+use crate::codec::payloads::FormatConfig;
 use crate::config::{BuildContext, HumanDuration, Validator};
 use crate::delivery::Cause;
 use crate::event::Failed;
 use crate::policy::fit;
-use super::{BuiltOutput, OutputSpec};
-use crate::codec::payloads::FormatConfig;
 
 kafka_config! {
     /// Produces to a topic. A `route` step's `destination`, `key`, `partition`, `timestamp` and
@@ -389,7 +389,12 @@ impl OutputSpec for KafkaOutputConfig {
     const REMOTE: bool = true;
     type Built = KafkaOutput;
 
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<KafkaOutput> {
+    fn build(
+        &self,
+        path: &str,
+        cx: BuildContext<'_>,
+        v: &mut Validator<'_>,
+    ) -> Option<KafkaOutput> {
         KafkaOutputConfig::build(self, path, cx, v)
     }
 
@@ -406,11 +411,7 @@ impl BuiltOutput for KafkaOutput {
     /// Produces batches until the channel closes and every delivery report is in. librdkafka retries
     /// a record itself until `delivery_timeout`; a record that still fails for a passing reason
     /// (brokers unreachable, timeout) is produced again after a backoff, while no new batch is taken.
-    async fn run(
-        self,
-        mut rx: Batches,
-        ctx: SinkContext,
-    ) -> Result<(), SinkError> {
+    async fn run(self, mut rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
         let output = &self;
         let config = &output.config;
         let pipeline = ctx.telemetry.pipeline();
@@ -455,8 +456,9 @@ impl BuiltOutput for KafkaOutput {
             let waiting = in_flight > 0;
             // While the circuit is open no new batch is taken (the input waits on the bus), unless
             // nothing is left to probe the output with.
-            let take =
-                open && (!out.delivery.circuit_open() || in_flight == 0) && in_flight < MAX_IN_FLIGHT;
+            let take = open
+                && (!out.delivery.circuit_open() || in_flight == 0)
+                && in_flight < MAX_IN_FLIGHT;
             tokio::select! {
                 biased;
                 _ = out.settle_next(), if waiting => out.settle().await?,

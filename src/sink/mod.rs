@@ -8,6 +8,17 @@ pub mod deliver;
 mod lines;
 pub mod retry;
 
+// The outputs, each listed again in the registry below.
+#[cfg(test)]
+pub mod counting;
+pub mod file;
+pub mod http;
+pub mod jetstream;
+pub mod kafka;
+pub mod nats;
+pub mod object_store;
+pub mod stdout;
+
 pub use component::{BuiltOutput, OutputSpec};
 pub use context::{SinkContext, SinkError};
 
@@ -24,13 +35,11 @@ use crate::codec::payloads::FormatConfig;
 use crate::config::{BuildContext, Validator};
 use crate::event::Event;
 
-/// Declares the outputs: each line names the output's module, its variant (whose snake_case
-/// name is its key in the pipeline file) and its configuration type; the line's doc comment is
-/// the output's description in `sluice schema`.
+/// Declares the outputs: each line names the output's module (declared above), its variant
+/// (whose snake_case name is its key in the pipeline file) and its configuration type; the
+/// line's doc comment is the output's description in `sluice schema`.
 macro_rules! outputs {
     ($( $(#[doc = $doc:literal])* $(#[cfg($cfg:meta)])? $module:ident: $variant:ident($config:ident), )*) => {
-        $( $(#[cfg($cfg)])? pub mod $module; )*
-
         #[doc = "Where a pipeline writes events (or, under `errors:`, dead letters): exactly one of these keys."]
         #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
         #[serde(rename_all = "snake_case")]

@@ -14,12 +14,12 @@ use crate::event::Failed;
 use crate::policy::fit;
 use async_nats::client::PublishErrorKind;
 
+use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
 use crate::client::nats::{Client, Connector, check_subject, headers, nats_config};
-use crate::config::Validator;
-use super::{BuiltOutput, OutputSpec};
 use crate::codec::payloads::FormatConfig;
 use crate::config::BuildContext;
+use crate::config::Validator;
 
 nats_config! {
     /// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
@@ -235,11 +235,7 @@ impl BuiltOutput for NatsOutput {
     /// same connection (the server handles a connection's messages in order). When it does not
     /// come back in time, or the connection was re-established meanwhile, the whole batch is
     /// published again (at least once), with backoff.
-    async fn run(
-        self,
-        rx: Batches,
-        ctx: SinkContext,
-    ) -> Result<(), SinkError> {
+    async fn run(self, rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
         let output = &self;
         let client = output
             .connector

@@ -5,9 +5,9 @@ use serde::Deserialize;
 
 use super::deliver::{self, AllOrNothing, WriteAll};
 use super::retry::Held;
+use super::{BuiltOutput, OutputSpec};
 use super::{LineWriter, SinkContext, SinkError, resolve_format};
 use crate::codec::Format;
-use super::{BuiltOutput, OutputSpec};
 use crate::config::{BuildContext, Validator};
 
 /// Writes each event as a line on standard output. Events are confirmed once written and
@@ -44,11 +44,7 @@ impl OutputSpec for StdoutConfig {
 
 impl BuiltOutput for StdoutConfig {
     /// Writes batches until the channel closes.
-    async fn run(
-        self,
-        rx: Batches,
-        ctx: SinkContext,
-    ) -> Result<(), SinkError> {
+    async fn run(self, rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
         let config = &self;
         let format = resolve_format(config.format, &ctx);
         let writer = Stdout(LineWriter::new(format, tokio::io::stdout()));

@@ -9,12 +9,12 @@ use serde::Deserialize;
 use tokio::io::{AsyncSeekExt, BufReader};
 
 use super::lines::{Lines, Pumped};
+use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
-use crate::config::{HumanDuration, Validator};
-use super::{BuiltInput, InputSpec};
 use crate::codec::CodecConfig;
 use crate::config::BuildContext;
+use crate::config::{HumanDuration, Validator};
 
 /// Reads a file line by line from the start; blank lines are skipped.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]

@@ -7,14 +7,14 @@ use jaq_json::{Num, Val};
 use marked_yaml::Spanned;
 use serde::Deserialize;
 
+use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
+use crate::codec::CodecConfig;
 use crate::codec::write_json;
+use crate::config::BuildContext;
 use crate::config::Validator;
 use crate::event::{Event, Position};
 use crate::transform::{check_program, compile_or_describe};
-use super::{BuiltInput, InputSpec};
-use crate::codec::CodecConfig;
-use crate::config::BuildContext;
 
 /// Generates events from a jq template evaluated with the sequence number (0, 1, 2, ...) as
 /// input: `template: '{id: ., msg: "event \(.)"}'`.
@@ -116,7 +116,12 @@ impl InputSpec for GenerateConfig {
         CodecConfig::Json
     }
 
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<GenerateConfig> {
+    fn build(
+        &self,
+        path: &str,
+        cx: BuildContext<'_>,
+        v: &mut Validator<'_>,
+    ) -> Option<GenerateConfig> {
         let _ = cx;
         self.validate(path, v);
         Some(self.clone())

@@ -7,6 +7,15 @@ pub mod intake;
 mod lines;
 pub mod submit;
 
+// The inputs, each listed again in the registry below.
+pub mod file;
+pub mod generate;
+pub mod http;
+pub mod jetstream;
+pub mod kafka;
+pub mod nats;
+pub mod stdin;
+
 pub use component::{BuiltInput, InputSpec};
 pub use context::{SourceContext, SourceError};
 
@@ -15,13 +24,11 @@ use serde::Deserialize;
 use crate::codec::CodecConfig;
 use crate::config::{BuildContext, Validator};
 
-/// Declares the inputs: each line names the input's module, its variant (whose snake_case name
-/// is its key in the pipeline file) and its configuration type; the line's doc comment is the
-/// input's description in `sluice schema`.
+/// Declares the inputs: each line names the input's module (declared above), its variant
+/// (whose snake_case name is its key in the pipeline file) and its configuration type; the
+/// line's doc comment is the input's description in `sluice schema`.
 macro_rules! inputs {
     ($( $(#[$doc:meta])* $module:ident: $variant:ident($config:ident), )*) => {
-        $( pub mod $module; )*
-
         /// Where a pipeline reads events: exactly one of these keys.
         #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
         #[serde(rename_all = "snake_case")]

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use super::intake::Gathered;
+use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::client::nats::{Connector, SubjectMemo, check_subject, nats_config, to_event_at};
 use crate::codec::CodecConfig;
+use crate::config::BuildContext;
 use crate::config::Validator;
 use crate::delivery::{Ack, Outcome};
 use crate::event::Position;
-use super::{BuiltInput, InputSpec};
-use crate::config::BuildContext;
 
 nats_config! {
     /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::lines::Lines;
+use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
-use super::{BuiltInput, InputSpec};
 use crate::codec::CodecConfig;
 use crate::config::{BuildContext, Validator};
 
@@ -29,7 +29,12 @@ impl InputSpec for StdinConfig {
         super::component::line_codec(self.codec)
     }
 
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<StdinConfig> {
+    fn build(
+        &self,
+        path: &str,
+        cx: BuildContext<'_>,
+        v: &mut Validator<'_>,
+    ) -> Option<StdinConfig> {
         let _ = (path, cx, v);
         Some(self.clone())
     }

@@ -10,12 +10,12 @@ use tokio::io::AsyncWriteExt;
 
 use super::deliver::{self, AllOrNothing, WriteAll};
 use super::retry::Held;
+use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError, encode_lines, resolve_format};
 use crate::codec::Format;
 use crate::codec::payloads::{AvroFormatConfig, FormatConfig, Payloads, ProtobufFormatConfig};
-use crate::config::Validator;
-use super::{BuiltOutput, OutputSpec};
 use crate::config::BuildContext;
+use crate::config::Validator;
 
 mod container;
 mod delimited;
@@ -321,11 +321,7 @@ impl OutputSpec for FileOutputConfig {
 
 impl BuiltOutput for FileOutput {
     /// Writes batches until the channel closes.
-    async fn run(
-        self,
-        rx: Batches,
-        ctx: SinkContext,
-    ) -> Result<(), SinkError> {
+    async fn run(self, rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
         let output = &self;
         let config = &output.config;
         let path = config.path.clone();
@@ -337,7 +333,9 @@ impl BuiltOutput for FileOutput {
                 let compression = avro.compression;
                 let opened = {
                     let schema = schema.clone();
-                    tokio::task::spawn_blocking(move || container::open(&path, &schema, compression))
+                    tokio::task::spawn_blocking(move || {
+                        container::open(&path, &schema, compression)
+                    })
                 };
                 let (file, sync) = opened
                     .await

@@ -14,13 +14,13 @@ use reqwest::StatusCode;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
+use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
 use crate::client::tls::TlsConfig;
+use crate::config::{BuildContext, Validator};
 use crate::delivery::Cause;
 use crate::event::{Event, Failed};
 use config::{fill, templated};
-use super::{BuiltOutput, OutputSpec};
-use crate::config::{BuildContext, Validator};
 
 /// An `http` output, built: its URL and headers checked, its TLS configuration read.
 #[derive(Debug, Clone)]
@@ -344,11 +344,7 @@ impl OutputSpec for HttpOutputConfig {
 
 impl BuiltOutput for HttpOutput {
     /// Sends batches until the channel closes.
-    async fn run(
-        self,
-        rx: Batches,
-        ctx: SinkContext,
-    ) -> Result<(), SinkError> {
+    async fn run(self, rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
         let output = &self;
         let config = &output.config;
         if config.tls.as_ref().is_some_and(TlsConfig::is_insecure) {
@@ -358,9 +354,8 @@ impl BuiltOutput for HttpOutput {
         // process-wide one: for an http:// URL, one that trusts nothing.
         let mut tls = match &output.tls {
             Some(tls) => tls.clone(),
-            None => {
-                crate::client::tls::trusting_nothing().map_err(|e| deliver::write_error("http", e))?
-            }
+            None => crate::client::tls::trusting_nothing()
+                .map_err(|e| deliver::write_error("http", e))?,
         };
         // Offered to the server: HTTP/2 when it takes it, else HTTP/1.1.
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -369,12 +364,10 @@ impl BuiltOutput for HttpOutput {
             .use_preconfigured_tls(tls)
             .build()
             .map_err(|e| deliver::write_error("http", e))?;
-        let fixed =
-            (!templated(&config.url) && !config.headers.values().any(|v| templated(v))).then(|| {
-                Target {
-                    url: config.url.clone(),
-                    headers: config.headers.clone().into_iter().collect(),
-                }
+        let fixed = (!templated(&config.url) && !config.headers.values().any(|v| templated(v)))
+            .then(|| Target {
+                url: config.url.clone(),
+                headers: config.headers.clone().into_iter().collect(),
             });
         let sender = Sender {
             client,

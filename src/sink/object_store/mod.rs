@@ -18,10 +18,10 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use serde::Deserialize;
 
-use super::{SinkContext, SinkError};
-use crate::config::{ByteSize, HumanDuration, Secret, Validator};
 use super::{BuiltOutput, OutputSpec};
+use super::{SinkContext, SinkError};
 use crate::config::BuildContext;
+use crate::config::{ByteSize, HumanDuration, Secret, Validator};
 pub use template::PathTemplate;
 
 /// Writes events as objects: `url` names the store and the prefix every object goes under,
@@ -351,11 +351,7 @@ impl OutputSpec for ObjectStoreOutputConfig {
 impl BuiltOutput for ObjectStoreOutput {
     /// Writes the events of `rx` as objects until the channel closes; what is buffered then is
     /// written before returning.
-    async fn run(
-        self,
-        rx: Batches,
-        ctx: SinkContext,
-    ) -> Result<(), SinkError> {
+    async fn run(self, rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
         let output = self;
         write::run(output, rx, ctx).await
     }

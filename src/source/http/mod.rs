@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::client::http::HttpAuth;
 use crate::client::tls::ServerTlsConfig;
 use crate::codec::CodecConfig;
-use crate::config::{ByteSize, HumanDuration, Validator};
-use super::{BuiltInput, InputSpec};
 use crate::config::BuildContext;
+use crate::config::{ByteSize, HumanDuration, Validator};
 
 /// An HTTP server taking events in `POST` requests: one JSON value, a JSON array of events, or
 /// one event per line (`Content-Type: application/x-ndjson`). Replicas behind a load balancer
@@ -290,7 +290,12 @@ impl InputSpec for HttpServerConfig {
         self.codec.clone()
     }
 
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<HttpServerInput> {
+    fn build(
+        &self,
+        path: &str,
+        cx: BuildContext<'_>,
+        v: &mut Validator<'_>,
+    ) -> Option<HttpServerInput> {
         let _ = cx;
         HttpServerConfig::build(self, path, v)
     }

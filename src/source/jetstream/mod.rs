@@ -10,13 +10,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 use tokio::sync::Notify;
 
+use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::client::nats::{Connector, check_subject, nats_config};
 use crate::codec::CodecConfig;
+use crate::config::BuildContext;
 use crate::config::{HumanDuration, Validator};
 use reader::Reader;
-use super::{BuiltInput, InputSpec};
-use crate::config::BuildContext;
 
 nats_config! {
     /// Pulls from a durable consumer of a stream; replicas using the same consumer share the work.
@@ -188,7 +188,12 @@ impl InputSpec for JetStreamInputConfig {
         self.codec.clone()
     }
 
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<JetStreamInput> {
+    fn build(
+        &self,
+        path: &str,
+        cx: BuildContext<'_>,
+        v: &mut Validator<'_>,
+    ) -> Option<JetStreamInput> {
         let _ = cx;
         JetStreamInputConfig::build(self, path, v)
     }

@@ -24,13 +24,13 @@ use context::{KafkaContext, State};
 use lag::Lag;
 use lanes::Lanes;
 
+use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::client::kafka::{
     BrokerLink, checked_client, client_error, kafka_config, with_current_log_level,
 };
 use crate::codec::CodecConfig;
 use crate::config::{BuildContext, HumanDuration, Validator};
-use super::{BuiltInput, InputSpec};
 
 kafka_config! {
     /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
