@@ -15,7 +15,7 @@ use base64::Engine as _;
 use rdkafka::mocking::MockCluster;
 use serde_json::{Value, json};
 use sluice::codec::avro::AvroSchema;
-use sluice::codec::wire;
+use sluice::codec::schema::wire;
 use testkit::kafka::{Collector, committed, end_offsets, produce};
 use testkit::registry::Registry;
 use testkit::{try_eventually, unique};

@@ -29,7 +29,7 @@ pub struct JetStreamOutputConfig {
     /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
     /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
     #[serde(default)]
-    pub format: Option<crate::codec::payloads::FormatConfig>,
+    pub format: Option<crate::codec::schema::FormatConfig>,
     /// Set `Nats-Msg-Id` from the input's position so that a redelivered input does not create
     /// a duplicate within the stream's duplicate window.
     #[serde(default = "default_true")]

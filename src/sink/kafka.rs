@@ -36,7 +36,7 @@ pub struct KafkaOutputConfig {
     /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
     /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
     #[serde(default)]
-    pub format: Option<crate::codec::payloads::FormatConfig>,
+    pub format: Option<crate::codec::schema::FormatConfig>,
     /// `none`, `gzip`, `snappy`, `lz4` or `zstd`.
     #[serde(default)]
     pub compression: Compression,

@@ -156,7 +156,7 @@ impl OutputConfig {
     }
 
     /// What the workers encode results as for this output (its `format`), unless JSON.
-    pub fn format(&self) -> Option<Cow<'_, crate::codec::payloads::FormatConfig>> {
+    pub fn format(&self) -> Option<Cow<'_, crate::codec::schema::FormatConfig>> {
         match self {
             OutputConfig::Kafka(c) => c.format.as_ref().map(Cow::Borrowed),
             OutputConfig::Nats(c) => c.format.as_ref().map(Cow::Borrowed),

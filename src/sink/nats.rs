@@ -34,7 +34,7 @@ pub struct NatsOutputConfig {
     /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
     /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
     #[serde(default)]
-    pub format: Option<crate::codec::payloads::FormatConfig>,
+    pub format: Option<crate::codec::schema::FormatConfig>,
     /// Authentication.
     #[serde(default)]
     pub auth: NatsAuth,

@@ -12,7 +12,8 @@ use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
 use super::{SinkContext, SinkError, encode_lines, resolve_format};
 use crate::codec::Format;
-use crate::codec::payloads::{AvroFormatConfig, FormatConfig, Payloads, ProtobufFormatConfig};
+use crate::codec::payloads::Payloads;
+use crate::codec::schema::{AvroFormatConfig, FormatConfig, ProtobufFormatConfig};
 use crate::config::Validator;
 use crate::event::Event;
 
