@@ -1,6 +1,8 @@
 //! What a pipeline's workers decode its input's payloads with and encode its results as: the
 //! input's `codec` and the output's `format`, checked and their schema files read when the file
-//! loads, then connected to the Schema Registry when the pipeline starts.
+//! loads, then connected to the Schema Registry when the pipeline starts. Each format's decoder
+//! and encoder is a variant of [`Decoder`] and [`Encoder`], called through [`Decode`] and
+//! [`Encode`].
 
 use std::sync::Arc;
 
@@ -9,13 +11,21 @@ use jaq_json::Val;
 use prost_reflect::MessageDescriptor;
 use tokio_util::sync::CancellationToken;
 
-use super::avro::AvroSchema;
-pub use super::plan::{AvroFormatConfig, FormatConfig, ProtobufFormatConfig};
-use super::plan::{InputPlan, OutputPlan, Reach, input_plan, output_plan, pick_message};
-use super::protobuf;
-use super::resolve::{avro_encoder, proto_encoder};
-use super::schema::{AvroDecoder, DecodeError, Fetcher, ProtobufDecoder};
-use super::{Codec, CodecConfig, wire};
+use super::avro::{AvroDecoder, AvroEncoder, AvroSchema};
+use super::error::{DecodeError, EncodeError};
+use super::format::{Decode, Encode};
+use super::json::JsonDecoder;
+use super::protobuf::{ProtobufDecoder, ProtobufEncoder};
+use super::raw::RawDecoder;
+use super::schema::FormatConfig;
+use super::schema::error::SchemaError;
+use super::schema::fetch::Fetcher;
+use super::schema::output::output_plan;
+use super::schema::plan::{InputPlan, OutputPlan, Reach, input_plan};
+use super::schema::registry::{RegisteredAvro, RegisteredProtobuf, RegistryDecoder};
+use super::schema::resolve::{avro_encoder, proto_encoder};
+use super::wire::Framed;
+use super::{Codec, CodecConfig};
 use crate::client::registry::Registry;
 use crate::client::retry::RetryConfig;
 use crate::config::Validator;
@@ -111,7 +121,7 @@ impl Payloads {
         &self,
         retry: &RetryConfig,
         stop: &CancellationToken,
-    ) -> Result<Connected, String> {
+    ) -> Result<Connected, SchemaError> {
         let client = |reach: &Reach| {
             Registry::new(
                 &reach.config,
@@ -120,24 +130,22 @@ impl Payloads {
                 stop.clone(),
             )
             .map(Arc::new)
-            .map_err(|e| e.to_string())
+            .map_err(SchemaError::Client)
         };
         let runtime = tokio::runtime::Handle::current();
+        let fetcher = |registry: &Option<Reach>| match registry {
+            Some(r) => Ok(Some(Fetcher::new(client(r)?, runtime.clone()))),
+            None => Ok::<_, SchemaError>(None),
+        };
         let input = match &self.input {
             InputPlan::Plain(c) => InputSide::Plain(*c),
             InputPlan::Avro { file, registry } => InputSide::Avro {
                 file: file.clone(),
-                fetcher: match registry {
-                    Some(r) => Some(Fetcher::new(client(r)?, runtime.clone())),
-                    None => None,
-                },
+                fetcher: fetcher(registry)?,
             },
             InputPlan::Protobuf { message, registry } => InputSide::Protobuf {
                 message: message.clone(),
-                fetcher: match registry {
-                    Some(r) => Some(Fetcher::new(client(r)?, runtime.clone())),
-                    None => None,
-                },
+                fetcher: fetcher(registry)?,
             },
         };
         let encoder = match &self.output {
@@ -146,13 +154,15 @@ impl Payloads {
                 file,
                 registry,
                 auto_register,
-            } => avro_encoder(file, registry, *auto_register, &client).await?,
+            } => Encoder::Avro(avro_encoder(file, registry, *auto_register, &client).await?),
             OutputPlan::Protobuf {
                 file,
                 message,
                 registry,
                 auto_register,
-            } => proto_encoder(file, message, registry, *auto_register, &client).await?,
+            } => Encoder::Protobuf(
+                proto_encoder(file, message, registry, *auto_register, &client).await?,
+            ),
         };
         Ok(Connected {
             input: Arc::new(input),
@@ -162,9 +172,9 @@ impl Payloads {
 
     /// What workers use without a registry (`sluice test`, benchmarks): an error when the
     /// pipeline needs one.
-    pub fn offline(&self) -> Result<Connected, String> {
+    pub fn offline(&self) -> Result<Connected, SchemaError> {
         if self.uses_registry() {
-            return Err("this pipeline's codec or format needs a Schema Registry".into());
+            return Err(SchemaError::NeedsRegistry);
         }
         let input = match &self.input {
             InputPlan::Plain(c) => InputSide::Plain(*c),
@@ -182,19 +192,23 @@ impl Payloads {
             OutputPlan::Avro {
                 file: Some((schema, _)),
                 ..
-            } => Encoder::Avro {
-                schema: schema.clone(),
-                id: None,
-            },
+            } => Encoder::Avro(Framed {
+                header: None,
+                body: AvroEncoder {
+                    schema: schema.clone(),
+                },
+            }),
             OutputPlan::Protobuf {
                 file: Some((schema, _)),
                 message,
                 ..
-            } => Encoder::Protobuf {
-                message: pick_message(schema, message.as_deref())?,
+            } => Encoder::Protobuf(Framed {
                 header: None,
-            },
-            _ => return Err("the output's format has no schema".into()),
+                body: ProtobufEncoder {
+                    message: schema.pick(message.as_deref())?,
+                },
+            }),
+            _ => return Err(SchemaError::NoOutputSchema),
         };
         Ok(Connected {
             input: Arc::new(input),
@@ -229,23 +243,29 @@ impl Connected {
     /// each payload when given (JSON and Avro decoders then build only those).
     pub fn decoder(&self, fields: Option<Vec<Val>>) -> Decoder {
         match &*self.input {
-            InputSide::Plain(Codec::Json) => Decoder::Json(fields),
-            InputSide::Plain(Codec::Raw) => Decoder::Raw,
+            InputSide::Plain(Codec::Json) => Decoder::Json(JsonDecoder { fields }),
+            InputSide::Plain(Codec::Raw) => Decoder::Raw(RawDecoder),
             InputSide::Avro {
                 fetcher: Some(f),
                 file,
-            } => Decoder::Avro(AvroDecoder::registry(f.clone(), file.clone(), fields)),
+            } => Decoder::AvroRegistry(RegistryDecoder::new(
+                f.clone(),
+                RegisteredAvro {
+                    reader: file.clone(),
+                    fields,
+                },
+            )),
             InputSide::Avro { file: Some(s), .. } => {
-                Decoder::Avro(AvroDecoder::file(s.clone(), fields))
+                Decoder::Avro(AvroDecoder::new(s.clone(), None, fields.as_deref()))
             }
             InputSide::Protobuf {
                 fetcher: Some(f), ..
-            } => Decoder::Protobuf(ProtobufDecoder::registry(f.clone())),
+            } => Decoder::ProtobufRegistry(RegistryDecoder::new(f.clone(), RegisteredProtobuf)),
             InputSide::Protobuf {
                 message: Some(m), ..
-            } => Decoder::Protobuf(ProtobufDecoder::file(m.clone())),
+            } => Decoder::Protobuf(ProtobufDecoder { message: m.clone() }),
             // Loading refuses a schema codec with neither a file nor a registry.
-            _ => Decoder::Raw,
+            _ => Decoder::Raw(RawDecoder),
         }
     }
 
@@ -258,88 +278,70 @@ impl Connected {
     /// header), with the format's name: to show results as JSON (`sluice eval`).
     pub fn output_decoder(&self) -> Option<(&'static str, Decoder)> {
         match &self.encoder {
-            Encoder::Avro { schema, id: None } => Some((
-                "avro",
-                Decoder::Avro(AvroDecoder::file(schema.clone(), None)),
-            )),
-            Encoder::Protobuf {
-                message,
-                header: None,
-            } => Some((
-                "protobuf",
-                Decoder::Protobuf(ProtobufDecoder::file(message.clone())),
-            )),
+            Encoder::Avro(Framed { header: None, body }) => {
+                Some(("avro", Decoder::Avro(body.decoder())))
+            }
+            Encoder::Protobuf(Framed { header: None, body }) => {
+                Some(("protobuf", Decoder::Protobuf(body.decoder())))
+            }
             _ => None,
         }
     }
 }
 
-/// Decodes payloads for transforms: one per worker thread.
+/// Decodes payloads for transforms: one per worker thread. A format adds its decoders here.
 #[derive(Debug)]
 pub enum Decoder {
-    /// JSON payloads, of which only these top-level fields are built when given.
-    Json(Option<Vec<Val>>),
+    /// JSON payloads.
+    Json(JsonDecoder),
     /// Opaque payloads.
-    Raw,
-    /// Avro payloads.
+    Raw(RawDecoder),
+    /// Bare Avro bodies of one schema.
     Avro(AvroDecoder),
-    /// Protobuf payloads.
+    /// Avro payloads in the registry's wire format.
+    AvroRegistry(RegistryDecoder<RegisteredAvro>),
+    /// Bare Protobuf bodies of one message type.
     Protobuf(ProtobufDecoder),
+    /// Protobuf payloads in the registry's wire format.
+    ProtobufRegistry(RegistryDecoder<RegisteredProtobuf>),
 }
 
-impl Decoder {
-    /// Decodes one payload.
-    pub fn decode(&mut self, payload: &Bytes) -> Result<Val, DecodeError> {
-        match self {
-            Decoder::Json(Some(fields)) => super::decode_fields(payload, fields),
-            Decoder::Json(None) => super::decode(Codec::Json, payload),
-            Decoder::Raw => super::decode(Codec::Raw, payload),
-            Decoder::Avro(d) => return d.decode(payload),
-            Decoder::Protobuf(d) => return d.decode(payload),
-        }
-        .map_err(|e| DecodeError::Event(e.to_string()))
+impl Decode for Decoder {
+    type Error = DecodeError;
+
+    fn decode(&mut self, payload: &Bytes) -> Result<Val, DecodeError> {
+        Ok(match self {
+            Decoder::Json(d) => d.decode(payload)?,
+            Decoder::Raw(d) => d.decode(payload)?,
+            Decoder::Avro(d) => d.decode(payload)?,
+            Decoder::AvroRegistry(d) => d.decode(payload)?,
+            Decoder::Protobuf(d) => d.decode(payload)?,
+            Decoder::ProtobufRegistry(d) => d.decode(payload)?,
+        })
     }
 }
 
-/// Encodes results as the output's payloads.
+/// Encodes results as the output's payloads. A format adds its encoder here.
 #[derive(Debug, Clone)]
 pub enum Encoder {
     /// JSON, or strings as they are after a `raw` input.
     Plain(Codec),
-    /// Avro, after the wire format's header when there is a schema id.
-    Avro {
-        /// The schema.
-        schema: Arc<AvroSchema>,
-        /// Its id in the registry.
-        id: Option<u32>,
-    },
-    /// Protobuf, after the wire format's header when there is a schema id.
-    Protobuf {
-        /// The message type.
-        message: MessageDescriptor,
-        /// The schema id and the message type's indexes in it.
-        header: Option<(u32, Vec<usize>)>,
-    },
+    /// Avro, after the wire format's header with a registry.
+    Avro(Framed<AvroEncoder>),
+    /// Protobuf, after the wire format's header with a registry.
+    Protobuf(Framed<ProtobufEncoder>),
 }
 
-impl Encoder {
+impl Encode for Encoder {
+    type Error = EncodeError;
+
     /// Encodes `val`, appending to `out`; the reason names the field that does not fit.
-    pub fn encode(&self, val: &Val, out: &mut Vec<u8>) -> Result<(), String> {
+    fn encode(&self, val: &Val, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         match self {
-            Encoder::Plain(c) => super::encode(*c, val, out).map_err(|e| e.to_string()),
-            Encoder::Avro { schema, id } => {
-                if let Some(id) = id {
-                    wire::header(*id, out);
-                }
-                schema.encode(val, out)
-            }
-            Encoder::Protobuf { message, header } => {
-                if let Some((id, path)) = header {
-                    wire::header(*id, out);
-                    wire::write_indexes(path, out);
-                }
-                protobuf::encode(message, val, out)
-            }
+            Encoder::Plain(c) => c.encode(val, out)?,
+            Encoder::Avro(e) => e.encode(val, out)?,
+            Encoder::Protobuf(e) => e.encode(val, out)?,
         }
+        Ok(())
     }
 }

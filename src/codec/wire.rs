@@ -2,7 +2,10 @@
 //! big-endian), for Protobuf the path of the message type in its file (zigzag varints, the
 //! count first; the first top-level message, `[0]`, as one zero byte), then the body.
 
+use jaq_json::Val;
 use prost::encoding::{decode_varint, encode_varint};
+
+use crate::codec::format::Encode;
 
 /// Why a payload is not in the wire format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +27,47 @@ pub fn split(payload: &[u8]) -> Result<(u32, &[u8]), WireError> {
         [0, a, b, c, d, rest @ ..] => Ok((u32::from_be_bytes([*a, *b, *c, *d]), rest)),
         [magic, ..] if payload.len() >= 5 => Err(WireError::Magic(*magic)),
         _ => Err(WireError::Short(payload.len())),
+    }
+}
+
+/// What an output's payloads start with: the schema's id, and for Protobuf the message type's
+/// indexes in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The schema id.
+    pub id: u32,
+    /// The message type's indexes (Protobuf).
+    pub indexes: Option<Vec<usize>>,
+}
+
+impl Header {
+    /// Appends the header.
+    pub fn write(&self, out: &mut Vec<u8>) {
+        header(self.id, out);
+        if let Some(path) = &self.indexes {
+            write_indexes(path, out);
+        }
+    }
+}
+
+/// An encoder's bodies, after the wire format's header when there is one (the output writes to
+/// the registry's subject), bare otherwise.
+#[derive(Debug, Clone)]
+pub struct Framed<E> {
+    /// The header, with a registry.
+    pub header: Option<Header>,
+    /// The encoder of the bodies.
+    pub body: E,
+}
+
+impl<E: Encode> Encode for Framed<E> {
+    type Error = E::Error;
+
+    fn encode(&self, val: &Val, out: &mut Vec<u8>) -> Result<(), E::Error> {
+        if let Some(header) = &self.header {
+            header.write(out);
+        }
+        self.body.encode(val, out)
     }
 }
 

@@ -5,9 +5,11 @@
 use bytes::Bytes;
 
 use super::{ErrorPolicy, PipelineConfig};
+use crate::codec::Codec;
+use crate::codec::error::Kind;
+use crate::codec::format::{Decode, Encode};
+use crate::codec::json::JsonError;
 use crate::codec::payloads::{Connected, Decoder, Encoder};
-use crate::codec::schema::DecodeError;
-use crate::codec::{Codec, CodecError};
 use crate::delivery::{Ack, Outcome};
 use crate::delivery::{Failure, Step};
 use crate::event::{Arena, Event, Failed};
@@ -51,7 +53,7 @@ impl Worker {
         config: &PipelineConfig,
         payloads: &crate::codec::payloads::Payloads,
     ) -> Result<Worker, String> {
-        Worker::with(config, &payloads.offline()?)
+        Worker::with(config, &payloads.offline().map_err(|e| e.to_string())?)
     }
 
     /// A worker for `config`'s transforms, decoding and encoding with `payloads`.
@@ -117,10 +119,15 @@ impl Worker {
     fn one(&mut self, event: &Event) -> Result<(), Undone> {
         self.encoded.clear();
         check_size(event, self.max_event_bytes)?;
-        let value = self.decoder.decode(&event.payload).map_err(|e| match e {
-            DecodeError::Event(reason) => Undone::Failed(Failure::of_event(Step::Decode, reason)),
-            DecodeError::Stopped(reason) => Undone::Stopped(reason),
-        })?;
+        let value = self
+            .decoder
+            .decode(&event.payload)
+            .map_err(|e| match e.kind() {
+                Kind::Unavailable => Undone::Stopped(e.to_string()),
+                Kind::Event | Kind::Fatal => {
+                    Undone::Failed(Failure::of_event(Step::Decode, e.to_string()))
+                }
+            })?;
         let record = Record {
             value,
             key: event.key.clone(),
@@ -135,7 +142,7 @@ impl Worker {
             buf.clear();
             if let Err(reason) = self.encoder.encode(&r.value, buf) {
                 self.encoded.clear();
-                return Err(Failure::of_event(Step::Encode, reason).into());
+                return Err(Failure::of_event(Step::Encode, reason.to_string()).into());
             }
             if buf.len() > self.max_event_bytes {
                 self.encoded.clear();
@@ -226,7 +233,7 @@ fn check_json(event: &Event) -> Result<(), Failure> {
         Ok(_) => Ok(()),
         Err(e) => Err(Failure::of_event(
             Step::Decode,
-            CodecError::MalformedJson(e.to_string()).to_string(),
+            JsonError::MalformedJson(e.to_string()).to_string(),
         )),
     }
 }

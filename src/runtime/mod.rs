@@ -32,7 +32,7 @@ pub enum PipelineError {
     /// The payloads' schemas could not be set up (a subject or schema missing from the
     /// Schema Registry, or shutdown while it was unavailable).
     #[error("schemas: {0}")]
-    Schemas(String),
+    Schemas(crate::codec::schema::error::SchemaError),
     /// A task panicked: a bug.
     #[error("internal error: {0}")]
     Panic(String),

@@ -6,7 +6,7 @@ use super::Batches;
 use std::borrow::Cow;
 
 use super::{SinkContext, SinkError};
-use crate::codec::payloads::FormatConfig;
+use crate::codec::schema::FormatConfig;
 use crate::config::{BuildContext, Validator};
 
 /// An output's configuration, as read from the pipeline file.

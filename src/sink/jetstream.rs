@@ -10,7 +10,7 @@ use crate::client::ErrorKind;
 use crate::client::nats::{
     Client, Connector, check_subject, classify_publish, headers, nats_config,
 };
-use crate::codec::payloads::FormatConfig;
+use crate::codec::schema::FormatConfig;
 use crate::config::BuildContext;
 use crate::config::Validator;
 use crate::delivery::Cause;
@@ -27,7 +27,7 @@ nats_config! {
         /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
         /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
         #[serde(default)]
-        pub format: Option<crate::codec::payloads::FormatConfig>,
+        pub format: Option<crate::codec::schema::FormatConfig>,
         /// Set `Nats-Msg-Id` from the input's position so that a redelivered input does not create
         /// a duplicate within the stream's duplicate window.
         #[serde(default = "default_true")]

@@ -18,7 +18,7 @@ use crate::client::ErrorKind;
 use crate::client::kafka::{
     BrokerLink, checked_client, classify, client_error, kafka_config, with_current_log_level,
 };
-use crate::codec::payloads::FormatConfig;
+use crate::codec::schema::FormatConfig;
 use crate::config::{BuildContext, HumanDuration, Validator};
 use crate::delivery::Cause;
 use crate::event::Failed;
@@ -33,7 +33,7 @@ kafka_config! {
         /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
         /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
         #[serde(default)]
-        pub format: Option<crate::codec::payloads::FormatConfig>,
+        pub format: Option<crate::codec::schema::FormatConfig>,
         /// `none`, `gzip`, `snappy`, `lz4` or `zstd`.
         #[serde(default)]
         pub compression: Compression,

@@ -31,7 +31,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::codec::payloads::FormatConfig;
+use crate::codec::schema::FormatConfig;
 use crate::config::{BuildContext, Validator};
 use crate::event::Event;
 

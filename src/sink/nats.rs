@@ -17,7 +17,7 @@ use async_nats::client::PublishErrorKind;
 use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
 use crate::client::nats::{Client, Connector, check_subject, headers, nats_config};
-use crate::codec::payloads::FormatConfig;
+use crate::codec::schema::FormatConfig;
 use crate::config::BuildContext;
 use crate::config::Validator;
 
@@ -31,7 +31,7 @@ nats_config! {
         /// How results are written: `json` (the default), `avro: {...}` or `protobuf: {...}`, with
         /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
         #[serde(default)]
-        pub format: Option<crate::codec::payloads::FormatConfig>,
+        pub format: Option<crate::codec::schema::FormatConfig>,
     }
 }
 

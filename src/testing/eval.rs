@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
+use crate::codec::format::Decode;
 use crate::codec::payloads::Decoder;
-use crate::codec::schema::DecodeError;
 use crate::codec::{self, Codec};
 use crate::event::{Event, Position};
 use crate::observe::Telemetry;
@@ -142,9 +142,7 @@ fn describe(e: &Event, shown: &mut Option<(&'static str, Decoder)>) -> String {
             let mut buf = Vec::new();
             let json = decoder
                 .decode(&e.payload)
-                .map_err(|e| match e {
-                    DecodeError::Event(m) | DecodeError::Stopped(m) => m,
-                })
+                .map_err(|e| e.to_string())
                 .and_then(|v| codec::write_json(&v, &mut buf, 0).map_err(|e| e.to_string()));
             match json {
                 Ok(()) => format!(

@@ -4,21 +4,26 @@
 use std::collections::HashMap;
 
 use apache_avro::Decimal;
-use apache_avro::schema::{DecimalSchema, RecordSchema, Schema};
+use apache_avro::schema::{DecimalSchema, Name, RecordSchema, Schema};
 use apache_avro::types::Value;
 use jaq_json::Val;
 
-use super::AvroSchema;
-use crate::codec::{fit, time};
+use super::error::AvroError;
+use crate::codec::value::{fit, time};
 
-impl AvroSchema {
+/// Fits values to a schema with these named types.
+pub(super) struct Fit<'a> {
+    pub(super) named: &'a HashMap<Name, Schema>,
+}
+
+impl Fit<'_> {
     /// `val` as an Avro value of `schema`. On error `path` is left at the field that failed.
     pub(super) fn fit(
         &self,
         val: &Val,
         schema: &Schema,
         path: &mut String,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, AvroError> {
         Ok(match (schema, val) {
             (Schema::Null, Val::Null) => Value::Null,
             (Schema::Boolean, Val::Bool(b)) => Value::Boolean(*b),
@@ -28,20 +33,15 @@ impl AvroSchema {
             (Schema::Double, _) => Value::Double(fit::float(val)?),
             (Schema::String, Val::TStr(s)) => Value::String(fit::utf8(s)?),
             (Schema::Bytes, _) => Value::Bytes(fit::bytes(val)?),
-            (Schema::Uuid, Val::TStr(s)) => {
-                let s = fit::utf8(s)?;
-                let uuid = s.parse().map_err(|e| format!("`{s}` is not a UUID: {e}"))?;
-                Value::Uuid(uuid)
-            }
+            (Schema::Uuid, Val::TStr(s)) => uuid(fit::utf8(s)?)?,
             (Schema::Fixed(f), _) => {
                 let b = fit::bytes(val)?;
                 if b.len() != f.size {
-                    return Err(format!(
-                        "{} bytes where fixed {} holds {}",
-                        b.len(),
-                        f.name,
-                        f.size
-                    ));
+                    return Err(AvroError::FixedSize {
+                        len: b.len(),
+                        name: f.name.to_string(),
+                        size: f.size,
+                    });
                 }
                 Value::Fixed(f.size, b)
             }
@@ -50,44 +50,16 @@ impl AvroSchema {
                 match e.symbols.iter().position(|sym| *sym == s) {
                     Some(i) => Value::Enum(i as u32, s),
                     None => {
-                        return Err(format!(
-                            "`{s}` is not a symbol of enum {} ({})",
-                            e.name,
-                            e.symbols.join(", ")
-                        ));
+                        return Err(AvroError::NotSymbol {
+                            symbol: s,
+                            name: e.name.to_string(),
+                            symbols: e.symbols.clone(),
+                        });
                     }
                 }
             }
             (Schema::Decimal(d), _) => decimal(val, d)?,
-            (Schema::BigDecimal, _) => {
-                let digits = fit::decimal_text(val)?;
-                Value::BigDecimal(
-                    digits
-                        .parse()
-                        .map_err(|e| format!("`{digits}` is not a decimal: {e}"))?,
-                )
-            }
-            (Schema::Date, _) => Value::Date(time::date_from(val)?),
-            (Schema::TimeMillis, _) => Value::TimeMillis(time::time_from(val, 3)? as i32),
-            (Schema::TimeMicros, _) => Value::TimeMicros(time::time_from(val, 6)?),
-            (Schema::TimestampMillis, _) => {
-                Value::TimestampMillis(time::timestamp_from(val, 3, true)?)
-            }
-            (Schema::TimestampMicros, _) => {
-                Value::TimestampMicros(time::timestamp_from(val, 6, true)?)
-            }
-            (Schema::TimestampNanos, _) => {
-                Value::TimestampNanos(time::timestamp_from(val, 9, true)?)
-            }
-            (Schema::LocalTimestampMillis, _) => {
-                Value::LocalTimestampMillis(time::timestamp_from(val, 3, false)?)
-            }
-            (Schema::LocalTimestampMicros, _) => {
-                Value::LocalTimestampMicros(time::timestamp_from(val, 6, false)?)
-            }
-            (Schema::LocalTimestampNanos, _) => {
-                Value::LocalTimestampNanos(time::timestamp_from(val, 9, false)?)
-            }
+            (Schema::BigDecimal, _) => big_decimal(val)?,
             (Schema::Duration, Val::Obj(o)) => duration(o)?,
             (Schema::Array(a), Val::Arr(items)) => self.array(items, &a.items, path)?,
             (Schema::Map(m), Val::Obj(o)) => self.map(o, &m.types, path)?,
@@ -95,19 +67,21 @@ impl AvroSchema {
             (Schema::Union(u), _) => self.union(val, u.variants(), path)?,
             (Schema::Ref { name }, _) => match self.named.get(name) {
                 Some(named) => self.fit(val, named, path)?,
-                None => return Err(format!("the schema names {name} but does not define it")),
+                None => return Err(AvroError::Undefined(name.to_string())),
             },
-            _ => {
-                return Err(format!(
-                    "{} where the schema has {}",
-                    fit::kind(val),
-                    expected(schema)
-                ));
-            }
+            _ => match temporal(val, schema)? {
+                Some(value) => value,
+                None => {
+                    return Err(AvroError::Kind {
+                        found: fit::kind(val),
+                        expected: expected(schema),
+                    });
+                }
+            },
         })
     }
 
-    fn array(&self, items: &[Val], schema: &Schema, path: &mut String) -> Result<Value, String> {
+    fn array(&self, items: &[Val], schema: &Schema, path: &mut String) -> Result<Value, AvroError> {
         let mark = path.len();
         let mut out = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -118,7 +92,12 @@ impl AvroSchema {
         Ok(Value::Array(out))
     }
 
-    fn map(&self, o: &jaq_json::Map, schema: &Schema, path: &mut String) -> Result<Value, String> {
+    fn map(
+        &self,
+        o: &jaq_json::Map,
+        schema: &Schema,
+        path: &mut String,
+    ) -> Result<Value, AvroError> {
         let mark = path.len();
         let mut out = HashMap::with_capacity(o.len());
         for (k, v) in o.iter() {
@@ -132,7 +111,7 @@ impl AvroSchema {
     }
 
     /// The first branch `val` fits.
-    fn union(&self, val: &Val, branches: &[Schema], path: &mut String) -> Result<Value, String> {
+    fn union(&self, val: &Val, branches: &[Schema], path: &mut String) -> Result<Value, AvroError> {
         let mut reasons = Vec::new();
         for (i, branch) in branches.iter().enumerate() {
             let mark = path.len();
@@ -142,11 +121,10 @@ impl AvroSchema {
             }
             path.truncate(mark);
         }
-        Err(format!(
-            "{} fits no branch of the union ({})",
-            fit::kind(val),
-            reasons.join("; ")
-        ))
+        Err(AvroError::NoBranch {
+            found: fit::kind(val),
+            reasons,
+        })
     }
 
     /// An object as a record: every field of the schema, in its order; fields the object lacks
@@ -156,11 +134,14 @@ impl AvroSchema {
         r: &RecordSchema,
         o: &jaq_json::Map,
         path: &mut String,
-    ) -> Result<Value, String> {
+    ) -> Result<Value, AvroError> {
         for k in o.keys() {
             let name = fit::key(k)?;
             if !r.lookup.contains_key(&name) {
-                return Err(format!("record {} has no field `{name}`", r.name));
+                return Err(AvroError::NoField {
+                    record: r.name.to_string(),
+                    field: name,
+                });
             }
         }
         let mark = path.len();
@@ -171,8 +152,8 @@ impl AvroSchema {
             let value = match o.get(&Val::utf8_str(field.name.clone().into_bytes())) {
                 Some(v) => self.fit(v, &field.schema, path)?,
                 None => match &field.default {
-                    Some(default) => default_value(default, &field.schema, self)?,
-                    None => return Err("missing, and the schema gives no default".into()),
+                    Some(default) => self.default_value(default, &field.schema)?,
+                    None => return Err(AvroError::Missing),
                 },
             };
             path.truncate(mark);
@@ -180,54 +161,100 @@ impl AvroSchema {
         }
         Ok(Value::Record(fields))
     }
+
+    /// A field's default (JSON in the schema) as a value of its schema (for a union, of the
+    /// first branch, as the Avro specification says).
+    fn default_value(
+        &self,
+        default: &serde_json::Value,
+        schema: &Schema,
+    ) -> Result<Value, AvroError> {
+        let val: Val = serde_json::from_value(default.clone())
+            .map_err(|e| AvroError::Default(e.to_string()))?;
+        let schema = match schema {
+            Schema::Union(u) => match u.variants().first() {
+                Some(first) => {
+                    return self
+                        .fit(&val, first, &mut String::new())
+                        .map(|v| Value::Union(0, Box::new(v)));
+                }
+                None => schema,
+            },
+            s => s,
+        };
+        self.fit(&val, schema, &mut String::new())
+    }
 }
 
-/// A field's default (JSON in the schema) as a value of its schema (for a union, of the first
-/// branch, as the Avro specification says).
-fn default_value(
-    default: &serde_json::Value,
-    schema: &Schema,
-    avro: &AvroSchema,
-) -> Result<Value, String> {
-    let val: Val = serde_json::from_value(default.clone())
-        .map_err(|e| format!("the schema's default is not usable: {e}"))?;
-    let schema = match schema {
-        Schema::Union(u) => match u.variants().first() {
-            Some(first) => {
-                return avro
-                    .fit(&val, first, &mut String::new())
-                    .map(|v| Value::Union(0, Box::new(v)));
-            }
-            None => schema,
-        },
-        s => s,
-    };
-    avro.fit(&val, schema, &mut String::new())
+/// A value of a date, time or timestamp `schema`; None when `schema` is none of them.
+fn temporal(val: &Val, schema: &Schema) -> Result<Option<Value>, AvroError> {
+    Ok(Some(match schema {
+        Schema::Date => Value::Date(time::date_from(val)?),
+        Schema::TimeMillis => Value::TimeMillis(time::time_from(val, 3)? as i32),
+        Schema::TimeMicros => Value::TimeMicros(time::time_from(val, 6)?),
+        Schema::TimestampMillis => Value::TimestampMillis(time::timestamp_from(val, 3, true)?),
+        Schema::TimestampMicros => Value::TimestampMicros(time::timestamp_from(val, 6, true)?),
+        Schema::TimestampNanos => Value::TimestampNanos(time::timestamp_from(val, 9, true)?),
+        Schema::LocalTimestampMillis => {
+            Value::LocalTimestampMillis(time::timestamp_from(val, 3, false)?)
+        }
+        Schema::LocalTimestampMicros => {
+            Value::LocalTimestampMicros(time::timestamp_from(val, 6, false)?)
+        }
+        Schema::LocalTimestampNanos => {
+            Value::LocalTimestampNanos(time::timestamp_from(val, 9, false)?)
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// Text as a UUID.
+fn uuid(s: String) -> Result<Value, AvroError> {
+    match s.parse() {
+        Ok(uuid) => Ok(Value::Uuid(uuid)),
+        Err(e) => Err(AvroError::NotUuid {
+            reason: e.to_string(),
+            text: s,
+        }),
+    }
 }
 
 /// A number as a decimal of the schema's scale and precision.
-fn decimal(val: &Val, d: &DecimalSchema) -> Result<Value, String> {
+fn decimal(val: &Val, d: &DecimalSchema) -> Result<Value, AvroError> {
     let unscaled = fit::unscaled(val, d.scale, d.precision)?;
     Ok(Value::Decimal(Decimal::from(unscaled.to_signed_bytes_be())))
 }
 
+/// A number (or its text) as a big decimal.
+fn big_decimal(val: &Val) -> Result<Value, AvroError> {
+    let digits = fit::decimal_text(val)?;
+    match digits.parse() {
+        Ok(d) => Ok(Value::BigDecimal(d)),
+        Err(e) => Err(AvroError::NotBigDecimal {
+            reason: e.to_string(),
+            text: digits,
+        }),
+    }
+}
+
 /// `{months, days, milliseconds}` as an Avro duration.
-fn duration(o: &jaq_json::Map) -> Result<Value, String> {
-    let part = |name: &str| -> Result<u32, String> {
+fn duration(o: &jaq_json::Map) -> Result<Value, AvroError> {
+    let part = |name: &'static str| -> Result<u32, AvroError> {
         match o.get(&Val::utf8_str(name.to_string().into_bytes())) {
             None => Ok(0),
             Some(v) => {
                 let n = fit::long(v)?;
-                u32::try_from(n).map_err(|_| format!("{name} {n} is not between 0 and 4294967295"))
+                u32::try_from(n).map_err(|_| AvroError::DurationPart {
+                    part: name,
+                    value: n,
+                })
             }
         }
     };
     for k in o.keys() {
         let name = fit::key(k)?;
         if !matches!(name.as_str(), "months" | "days" | "milliseconds") {
-            return Err(format!(
-                "a duration has months, days and milliseconds, not `{name}`"
-            ));
+            return Err(AvroError::DurationMember(name));
         }
     }
     Ok(Value::Duration(apache_avro::Duration::new(

@@ -13,7 +13,8 @@ use super::retry::Held;
 use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError, encode_lines, resolve_format};
 use crate::codec::Format;
-use crate::codec::payloads::{AvroFormatConfig, FormatConfig, Payloads, ProtobufFormatConfig};
+use crate::codec::payloads::Payloads;
+use crate::codec::schema::{AvroFormatConfig, FormatConfig, ProtobufFormatConfig};
 use crate::config::BuildContext;
 use crate::config::Validator;
 

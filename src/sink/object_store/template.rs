@@ -3,7 +3,8 @@
 
 use jaq_json::Val;
 
-use crate::codec::{Codec, CodecError, decode};
+use crate::codec::json::JsonError;
+use crate::codec::{Codec, decode};
 use crate::event::Event;
 use crate::transform::program::{Meta, Program, RunError, compile};
 
@@ -43,7 +44,7 @@ pub enum RenderError {
     Time(#[from] std::fmt::Error),
     /// The template has an expression and the payload is not JSON.
     #[error("path: the payload is not JSON ({0})")]
-    NotJson(CodecError),
+    NotJson(JsonError),
     /// An expression failed on the event.
     #[error("path: {0}")]
     Jq(RunError),

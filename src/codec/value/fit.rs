@@ -8,6 +8,8 @@ use bytes::Bytes;
 use jaq_json::{Num, Val};
 use num_bigint::BigInt;
 
+use super::error::FitError;
+
 /// What `val` is, for errors.
 pub fn kind(val: &Val) -> &'static str {
     match val {
@@ -22,75 +24,86 @@ pub fn kind(val: &Val) -> &'static str {
 }
 
 /// An integral number (or the text of one, as JSON mappings write 64-bit integers).
-pub fn integer(val: &Val) -> Result<i128, String> {
+pub fn integer(val: &Val) -> Result<i128, FitError> {
     let text = match val {
         Val::Num(Num::Int(i)) => return Ok(*i as i128),
         Val::Num(Num::BigInt(i)) => i.to_string(),
         Val::Num(Num::Float(f)) if f.fract() == 0.0 && f.abs() < 1e38 => return Ok(*f as i128),
-        Val::Num(Num::Float(f)) => return Err(format!("`{f}` is not an integer")),
+        Val::Num(Num::Float(f)) => return Err(FitError::NotInteger(f.to_string())),
         Val::Num(Num::Dec(d)) => d.to_string(),
         Val::TStr(s) => utf8(s)?,
-        other => return Err(format!("{} where an integer belongs", kind(other))),
+        other => return Err(misplaced(other, "an integer belongs")),
     };
     if let Ok(i) = text.parse::<i128>() {
         return Ok(i);
     }
     match text.parse::<f64>() {
         Ok(f) if f.fract() == 0.0 && f.abs() < 1e38 => Ok(f as i128),
-        _ => Err(format!("`{text}` is not an integer")),
+        _ => Err(FitError::NotInteger(text)),
+    }
+}
+
+/// `val` where `wanted` belongs.
+pub fn misplaced(val: &Val, wanted: &'static str) -> FitError {
+    FitError::Misplaced {
+        found: kind(val),
+        wanted,
     }
 }
 
 /// An integer that fits `T`, else an error naming its range.
-pub fn ranged<T: TryFrom<i128>>(val: &Val, name: &str) -> Result<T, String> {
+pub fn ranged<T: TryFrom<i128>>(val: &Val, name: &'static str) -> Result<T, FitError> {
     let i = integer(val)?;
-    T::try_from(i).map_err(|_| format!("{i} does not fit {name}"))
+    T::try_from(i).map_err(|_| FitError::Range {
+        value: i,
+        range: name,
+    })
 }
 
 /// A 32-bit signed integer.
-pub fn int(val: &Val) -> Result<i32, String> {
+pub fn int(val: &Val) -> Result<i32, FitError> {
     ranged(val, "an int (32 bits)")
 }
 
 /// A 64-bit signed integer.
-pub fn long(val: &Val) -> Result<i64, String> {
+pub fn long(val: &Val) -> Result<i64, FitError> {
     ranged(val, "a long (64 bits)")
 }
 
 /// A number, or the text `NaN`, `Infinity`, `-Infinity`.
-pub fn float(val: &Val) -> Result<f64, String> {
+pub fn float(val: &Val) -> Result<f64, FitError> {
     match val {
         Val::Num(Num::Int(i)) => Ok(*i as f64),
         Val::Num(Num::Float(f)) => Ok(*f),
         Val::Num(n) => n
             .to_string()
             .parse()
-            .map_err(|_| format!("`{n}` is not a number")),
+            .map_err(|_| FitError::NotNumber(n.to_string())),
         Val::TStr(s) => match &s[..] {
             b"NaN" => Ok(f64::NAN),
             b"Infinity" => Ok(f64::INFINITY),
             b"-Infinity" => Ok(f64::NEG_INFINITY),
-            _ => Err("a string where a number belongs".into()),
+            _ => Err(misplaced(val, "a number belongs")),
         },
-        other => Err(format!("{} where a number belongs", kind(other))),
+        other => Err(misplaced(other, "a number belongs")),
     }
 }
 
 /// Text as a `String`, refusing invalid UTF-8.
-pub fn utf8(s: &Bytes) -> Result<String, String> {
-    String::from_utf8(s.to_vec()).map_err(|_| "a string that is not UTF-8".into())
+pub fn utf8(s: &Bytes) -> Result<String, FitError> {
+    String::from_utf8(s.to_vec()).map_err(|_| FitError::NotUtf8)
 }
 
 /// An object key.
-pub fn key(k: &Val) -> Result<String, String> {
+pub fn key(k: &Val) -> Result<String, FitError> {
     match k {
         Val::TStr(s) => utf8(s),
-        other => Err(format!("{} as an object key", kind(other))),
+        other => Err(FitError::Key(kind(other))),
     }
 }
 
 /// Bytes: a byte string as it is, or base64 text (standard or URL-safe, padded or not).
-pub fn bytes(val: &Val) -> Result<Vec<u8>, String> {
+pub fn bytes(val: &Val) -> Result<Vec<u8>, FitError> {
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     match val {
         Val::BStr(b) => Ok(b.to_vec()),
@@ -100,9 +113,9 @@ pub fn bytes(val: &Val) -> Result<Vec<u8>, String> {
             STANDARD_NO_PAD
                 .decode(s)
                 .or_else(|_| URL_SAFE_NO_PAD.decode(s))
-                .map_err(|_| "a string that is not base64 where bytes belong".into())
+                .map_err(|_| FitError::NotBase64)
         }
-        other => Err(format!("{} where bytes (base64 text) belong", kind(other))),
+        other => Err(misplaced(other, "bytes (base64 text) belong")),
     }
 }
 
@@ -152,20 +165,20 @@ pub fn decimal_val(unscaled: &BigInt, scale: usize) -> Val {
 }
 
 /// A number's decimal text (also from a string holding one).
-pub fn decimal_text(val: &Val) -> Result<String, String> {
+pub fn decimal_text(val: &Val) -> Result<String, FitError> {
     match val {
-        Val::Num(Num::Float(f)) if !f.is_finite() => Err(format!("{f} is not a decimal")),
+        Val::Num(Num::Float(f)) if !f.is_finite() => Err(FitError::NonFiniteDecimal(f.to_string())),
         Val::Num(Num::Float(f)) => Ok(ryu::Buffer::new().format_finite(*f).to_string()),
         Val::Num(n) => Ok(n.to_string()),
         Val::TStr(s) => utf8(s),
-        other => Err(format!("{} where a decimal belongs", kind(other))),
+        other => Err(misplaced(other, "a decimal belongs")),
     }
 }
 
 /// A decimal number as its unscaled integer at `scale`, with at most `precision` digits.
-pub fn unscaled(val: &Val, scale: usize, precision: usize) -> Result<BigInt, String> {
+pub fn unscaled(val: &Val, scale: usize, precision: usize) -> Result<BigInt, FitError> {
     let text = decimal_text(val)?;
-    let bad = || format!("`{text}` is not a decimal number");
+    let bad = || FitError::NotDecimal(text.clone());
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(i) => (&text[..i], text[i + 1..].parse::<i64>().map_err(|_| bad())?),
         None => (&text[..], 0),
@@ -191,7 +204,10 @@ pub fn unscaled(val: &Val, scale: usize, precision: usize) -> Result<BigInt, Str
     if fraction > scale {
         let cut = digits.len() - (fraction - scale);
         if digits[cut..].bytes().any(|b| b != b'0') {
-            return Err(format!("`{text}` has more than {scale} decimal places"));
+            return Err(FitError::Places {
+                text: text.clone(),
+                scale,
+            });
         }
         digits.truncate(cut);
     } else {
@@ -199,9 +215,11 @@ pub fn unscaled(val: &Val, scale: usize, precision: usize) -> Result<BigInt, Str
     }
     let significant = digits.trim_start_matches('0').len();
     if significant > precision {
-        return Err(format!(
-            "`{text}` has more than {precision} digits at scale {scale}"
-        ));
+        return Err(FitError::Digits {
+            text: text.clone(),
+            precision,
+            scale,
+        });
     }
     let magnitude: BigInt = if significant == 0 {
         BigInt::from(0)
@@ -237,7 +255,7 @@ mod tests {
             match want {
                 Ok(n) => assert_eq!(got, Ok(BigInt::from(*n)), "{text}"),
                 Err(part) => assert!(
-                    got.as_ref().is_err_and(|e| e.contains(part)),
+                    got.as_ref().is_err_and(|e| e.to_string().contains(part)),
                     "{text}: {got:?}"
                 ),
             }
@@ -272,7 +290,10 @@ mod tests {
             Ok(-9007199254740993)
         );
         assert_eq!(int(&Val::Num(Num::Float(3.0))), Ok(3));
-        assert!(int(&Val::Num(Num::Int(1 << 40))).is_err_and(|e| e.contains("does not fit")));
+        assert!(
+            int(&Val::Num(Num::Int(1 << 40)))
+                .is_err_and(|e| e.to_string().contains("does not fit"))
+        );
         assert!(long(&Val::Num(Num::Float(1.5))).is_err());
     }
 }

@@ -5,18 +5,43 @@ use std::fmt;
 use bytes::Bytes;
 use jaq_json::{Num, Val};
 use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, IgnoredAny, VariantAccess};
+use serde_avro_fast::de::DeserializerState;
 
-use super::{Direct, Node};
-use crate::codec::{fit, time};
+use super::node::{Direct, Node};
+use crate::codec::value::{fit, time};
+
+impl Direct {
+    /// Reads `body` (which lies within `payload`), building of the top-level record only the
+    /// fields `wanted` marks. None when the body does not read whole.
+    pub fn read(&self, payload: &Bytes, body: &[u8], wanted: Option<&[bool]>) -> Option<Val> {
+        // Strings are sliced out of the payload: the body must lie within it.
+        let (outer, inner) = (payload.as_ptr_range(), body.as_ptr_range());
+        if inner.start < outer.start || inner.end > outer.end {
+            return None;
+        }
+        let mut state = DeserializerState::from_slice(body, &self.schema);
+        let seed = Seed {
+            direct: self,
+            node: 0,
+            payload,
+            wanted,
+        };
+        let val = seed.deserialize(state.deserializer()).ok()?;
+        let rest = std::io::BufRead::fill_buf(&mut state.into_reader())
+            .ok()?
+            .len();
+        (rest == 0).then_some(val)
+    }
+}
 
 /// Reads one value of a node.
 #[derive(Clone, Copy)]
-pub(super) struct Seed<'a> {
-    pub(super) direct: &'a Direct,
-    pub(super) node: usize,
-    pub(super) payload: &'a Bytes,
+struct Seed<'a> {
+    direct: &'a Direct,
+    node: usize,
+    payload: &'a Bytes,
     /// Of a record: which of its fields to build (all when None).
-    pub(super) wanted: Option<&'a [bool]>,
+    wanted: Option<&'a [bool]>,
 }
 
 impl<'a> Seed<'a> {

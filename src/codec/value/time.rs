@@ -5,6 +5,7 @@ use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
+use super::error::FitError;
 use super::fit;
 
 const EPOCH: Date = Date::constant(1970, 1, 1);
@@ -51,53 +52,70 @@ pub fn timestamp(units: i64, digits: u8, utc: bool) -> Val {
 }
 
 /// A date from `YYYY-MM-DD` text or a number of days.
-pub fn date_from(val: &Val) -> Result<i32, String> {
+pub fn date_from(val: &Val) -> Result<i32, FitError> {
     let Val::TStr(s) = val else {
         return fit::int(val);
     };
     let s = fit::utf8(s)?;
-    let d: Date = s.parse().map_err(|e| format!("`{s}` is not a date: {e}"))?;
-    let days = EPOCH
-        .until(d)
-        .map_err(|e| format!("`{s}`: {e}"))?
-        .get_days();
-    Ok(days)
+    let d = s.parse::<Date>().map_err(|e| FitError::NotDate {
+        text: s.clone(),
+        reason: e.to_string(),
+    })?;
+    let span = EPOCH.until(d).map_err(|e| FitError::Calendar {
+        text: s.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(span.get_days())
 }
 
 /// A time of day in units of `10^-digits` s from `HH:MM:SS[.fff]` text or a number.
-pub fn time_from(val: &Val, digits: u8) -> Result<i64, String> {
+pub fn time_from(val: &Val, digits: u8) -> Result<i64, FitError> {
     let Val::TStr(s) = val else {
         return fit::long(val);
     };
     let s = fit::utf8(s)?;
-    let t: Time = s
-        .parse()
-        .map_err(|e| format!("`{s}` is not a time of day: {e}"))?;
+    let t = s.parse::<Time>().map_err(|e| FitError::NotTime {
+        text: s.clone(),
+        reason: e.to_string(),
+    })?;
     let nanos = Time::MIN.duration_until(t).as_nanos();
     Ok((nanos / (1_000_000_000 / unit(digits)) as i128) as i64)
 }
 
 /// A timestamp in units of `10^-digits` s from RFC 3339 text (with an offset; a local
 /// timestamp, `utc` false, also without) or a number.
-pub fn timestamp_from(val: &Val, digits: u8, utc: bool) -> Result<i64, String> {
+pub fn timestamp_from(val: &Val, digits: u8, utc: bool) -> Result<i64, FitError> {
     let Val::TStr(s) = val else {
         return fit::long(val);
     };
     let s = fit::utf8(s)?;
     let ts: Timestamp = match s.parse() {
         Ok(ts) => ts,
-        Err(e) if utc => return Err(format!("`{s}` is not an RFC 3339 timestamp: {e}")),
-        Err(_) => {
-            let dt: jiff::civil::DateTime = s
-                .parse()
-                .map_err(|e| format!("`{s}` is not a date and time: {e}"))?;
-            dt.to_zoned(TimeZone::UTC)
-                .map_err(|e| format!("`{s}`: {e}"))?
-                .timestamp()
+        Err(e) if utc => {
+            return Err(FitError::NotTimestamp {
+                text: s,
+                reason: e.to_string(),
+            });
         }
+        Err(_) => local(&s)?,
     };
     let units = ts.as_nanosecond() / (1_000_000_000 / unit(digits)) as i128;
-    i64::try_from(units).map_err(|_| format!("`{s}` is out of range"))
+    i64::try_from(units).map_err(|_| FitError::OutOfRange(s))
+}
+
+/// A local timestamp's text (without an offset), read as UTC.
+fn local(s: &str) -> Result<Timestamp, FitError> {
+    let dt = s
+        .parse::<jiff::civil::DateTime>()
+        .map_err(|e| FitError::NotDateTime {
+            text: s.to_string(),
+            reason: e.to_string(),
+        })?;
+    let zoned = dt.to_zoned(TimeZone::UTC).map_err(|e| FitError::Calendar {
+        text: s.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(zoned.timestamp())
 }
 
 #[cfg(test)]
