@@ -3,6 +3,7 @@
 //! Steps are synchronous and stateless: one record in, zero or more records out. They run on
 //! worker threads, on values decoded once per event and encoded once at the end of the chain.
 
+pub mod error;
 pub mod fast;
 pub mod filter;
 pub mod jq;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Deserializer};
 use crate::config::Validator;
 use crate::delivery::{Failure, Step};
 use crate::event::{Headers, Position};
+pub use error::{BuildError, ChainError, CompileErrors, TransformError};
 
 /// One step of a pipeline's `transforms` list.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -144,14 +146,14 @@ impl TransformConfig {
             TransformConfig::Route(r) => r.validate(&format!("{path}.route"), v),
             TransformConfig::Validate(c) => {
                 if let Err(e) = c.compile() {
-                    v.error_at(&format!("{path}.validate.schema_file"), e);
+                    v.error_at(&format!("{path}.validate.schema_file"), e.to_string());
                 }
             }
         }
     }
 
     /// Builds the runtime step (compiling its programs for the calling thread).
-    pub fn build(&self, max_fanout: usize) -> Result<Box<dyn Transform>, String> {
+    pub fn build(&self, max_fanout: usize) -> Result<Box<dyn Transform>, BuildError> {
         Ok(match self {
             TransformConfig::Jq(p) => {
                 Box::new(jq::Jq::new(compile_or_describe(&p.program)?, max_fanout))
@@ -174,13 +176,9 @@ pub(crate) fn check_program(code: &Spanned<String>, v: &mut Validator<'_>) {
     }
 }
 
-pub(crate) fn compile_or_describe(code: &str) -> Result<program::Program, String> {
-    program::compile(code).map_err(|errs| {
-        errs.into_iter()
-            .map(|e| format!("at {}: {}", e.offset, e.message))
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
+/// Compiles a program where no file position can be given: its errors name char offsets.
+pub(crate) fn compile_or_describe(code: &str) -> Result<program::Program, CompileErrors> {
+    program::compile(code).map_err(CompileErrors)
 }
 
 /// The top-level fields of a JSON payload that `steps` read, when they read no others and never
@@ -253,8 +251,12 @@ impl Record {
 /// One stateless step.
 pub trait Transform {
     /// Applies the step to one record, pushing its results to `out`.
-    fn apply(&self, record: Record, source: &Position, out: &mut Vec<Record>)
-    -> Result<(), String>;
+    fn apply(
+        &self,
+        record: Record,
+        source: &Position,
+        out: &mut Vec<Record>,
+    ) -> Result<(), TransformError>;
 }
 
 /// The steps of one pipeline, built for one worker thread.
@@ -265,16 +267,18 @@ pub struct Chain {
 
 impl Chain {
     /// Builds every step.
-    pub fn build(configs: &[TransformConfig], max_fanout: usize) -> Result<Chain, String> {
+    pub fn build(configs: &[TransformConfig], max_fanout: usize) -> Result<Chain, ChainError> {
         let steps = configs
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let step = c.step(i);
-                let built = c.build(max_fanout).map_err(|e| format!("{step}: {e}"))?;
-                Ok((step, built))
+                match c.build(max_fanout) {
+                    Ok(built) => Ok((step, built)),
+                    Err(source) => Err(ChainError { step, source }),
+                }
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, ChainError>>()?;
         Ok(Chain { steps, max_fanout })
     }
 
@@ -304,15 +308,10 @@ impl Chain {
             for r in out.drain(..) {
                 transform
                     .apply(r, source, &mut next)
-                    .map_err(|reason| Failure::of_event(step.clone(), reason))?;
+                    .map_err(|e| failed(step, e))?;
                 if next.len() > self.max_fanout {
-                    return Err(Failure::of_event(
-                        step.clone(),
-                        format!(
-                            "more than {} events from one input (settings.max_fanout)",
-                            self.max_fanout
-                        ),
-                    ));
+                    let max = self.max_fanout;
+                    return Err(failed(step, TransformError::Fanout { max }));
                 }
             }
             std::mem::swap(out, &mut next);
@@ -323,6 +322,11 @@ impl Chain {
         }
         Ok(())
     }
+}
+
+/// The failure of an event at `step`: a transform error is always the event's fault.
+fn failed(step: &Step, e: TransformError) -> Failure {
+    Failure::of_event(step.clone(), e.to_string())
 }
 
 /// A record of the JSON payload `json`, without metadata: for the steps' tests.
