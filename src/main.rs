@@ -406,6 +406,7 @@ fn test(paths: &[PathBuf], junit: Option<&std::path::Path>) -> ExitCode {
     );
     if let Some(file) = junit {
         let written = sluice::testing::junit::report(&outcome)
+            .map_err(|e| e.to_string())
             .and_then(|xml| std::fs::write(file, xml).map_err(|e| e.to_string()));
         if let Err(e) = written {
             eprintln!("{}: cannot write the JUnit report: {e}", file.display());

@@ -29,13 +29,25 @@ pub enum PipelineError {
     /// The transform stage stopped.
     #[error(transparent)]
     Process(#[from] processor::ProcessError),
-    /// The payloads' schemas could not be set up (a subject or schema missing from the
-    /// Schema Registry, or shutdown while it was unavailable).
+    /// The payloads' schemas could not be set up.
     #[error("schemas: {0}")]
-    Schemas(String),
+    Schemas(SchemasError),
     /// A task panicked: a bug.
     #[error("internal error: {0}")]
     Panic(String),
+}
+
+/// Why the payloads' schemas could not be set up before the pipeline started.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct SchemasError {
+    /// What the Schema Registry client says: a subject or schema missing from the registry, a
+    /// schema that does not fit, or the wait for an unavailable registry cut short.
+    pub reason: String,
+    /// Shutdown came while the registry was being waited for: nothing failed, the pipeline
+    /// stopped before it started. Otherwise the pipeline cannot start until its schemas are
+    /// fixed.
+    pub at_shutdown: bool,
 }
 
 /// Runs one pipeline until its input ends or `shutdown` is cancelled and everything read is
@@ -150,7 +162,12 @@ async fn start_processor(
     let connected = payloads
         .connect(&config.settings.retry, stop)
         .await
-        .map_err(PipelineError::Schemas)?;
+        .map_err(|e| {
+            PipelineError::Schemas(SchemasError {
+                reason: e.to_string(),
+                at_shutdown: stop.is_cancelled(),
+            })
+        })?;
     Ok(processor::Processor::start(
         telemetry.clone(),
         config,
