@@ -1,10 +1,10 @@
 //! What goes wrong in transform steps: building one from its config, or running it on an event.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use super::program::{CompileError, RunError};
-use super::route::RouteError;
-use super::validate::SchemaError;
+use crate::codec::CodecError;
 use crate::delivery::Step;
 
 /// A program that does not compile: every error, shown as `at 4: ...; at 9: ...` (char offsets
@@ -70,5 +70,131 @@ pub enum TransformError {
     Fanout {
         /// `settings.max_fanout`.
         max: usize,
+    },
+}
+
+/// A field a route sets, as errors name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    /// `destination`.
+    Destination,
+    /// `key`.
+    Key,
+    /// `partition`.
+    Partition,
+    /// `timestamp`.
+    Timestamp,
+    /// A header, by name.
+    Header(String),
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Field::Destination => f.write_str("destination"),
+            Field::Key => f.write_str("key"),
+            Field::Partition => f.write_str("partition"),
+            Field::Timestamp => f.write_str("timestamp"),
+            Field::Header(name) => write!(f, "header `{name}`"),
+        }
+    }
+}
+
+/// Why a route could not set a field from an event: its expression failed, or gave a value the
+/// field cannot take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// The expression failed.
+    #[error("{field}: {source}")]
+    Failed {
+        /// The field.
+        field: Field,
+        /// How the program failed.
+        source: RunError,
+    },
+    /// The expression produced nothing.
+    #[error("{field}: the expression produced no value")]
+    NoValue {
+        /// The field.
+        field: Field,
+    },
+    /// A number or boolean for a text field could not be written as JSON.
+    #[error("{field}: {source}")]
+    Unwritable {
+        /// The field.
+        field: Field,
+        /// Why.
+        source: CodecError,
+    },
+    /// A text field (key, header) got an array or object.
+    #[error("{field} must be a string, number, boolean or null, got {got}")]
+    NotText {
+        /// The field.
+        field: Field,
+        /// The kind of value it got.
+        got: &'static str,
+    },
+    /// The destination got something else than a string or null.
+    #[error("destination must be a string, got {got}")]
+    NotString {
+        /// The kind of value it got.
+        got: &'static str,
+    },
+    /// An integer field (partition, timestamp) got something else.
+    #[error("{field} must be an integer, got {got}")]
+    NotInteger {
+        /// The field.
+        field: Field,
+        /// The number, or the kind of value it got.
+        got: String,
+    },
+    /// The partition is negative or too large.
+    #[error("partition must be between 0 and {}, got {got}", i32::MAX)]
+    PartitionRange {
+        /// The partition it got.
+        got: i64,
+    },
+    /// The timestamp is a string that is not an RFC 3339 time.
+    #[error("timestamp `{text}` is not an RFC 3339 time: {reason}")]
+    NotTime {
+        /// The string.
+        text: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The timestamp is a number that does not read as one.
+    #[error("timestamp must be a number, got {got}")]
+    NotNumber {
+        /// The number as jq shows it.
+        got: String,
+    },
+}
+
+/// Why a schema file cannot be used, shown after its path.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    /// It cannot be read.
+    #[error("{}: {source}", .file.display())]
+    Read {
+        /// The schema file.
+        file: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It is not JSON.
+    #[error("{} is not JSON: {source}", .file.display())]
+    NotJson {
+        /// The schema file.
+        file: PathBuf,
+        /// Where the JSON is broken.
+        source: serde_json::Error,
+    },
+    /// It is JSON, but not a JSON Schema the validator can compile.
+    #[error("{} is not a usable JSON Schema: {reason}", .file.display())]
+    Unusable {
+        /// The schema file.
+        file: PathBuf,
+        /// What the validator says.
+        reason: String,
     },
 }

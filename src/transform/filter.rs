@@ -1,7 +1,8 @@
 //! The `filter` step: keep events whose condition is true.
 
+use super::error::TransformError;
 use super::program::Program;
-use super::{Record, Transform, TransformError};
+use super::step::{Record, Transform};
 use crate::event::Position;
 use jaq_json::Val;
 

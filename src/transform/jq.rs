@@ -1,7 +1,8 @@
 //! The `jq` step: each output of the program becomes an event.
 
+use super::error::TransformError;
 use super::program::Program;
-use super::{Record, Transform, TransformError};
+use super::step::{Record, Transform};
 use crate::event::Position;
 
 /// Runs a jq program; 0 outputs drop the event, n outputs fan out into n events.

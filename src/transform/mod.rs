@@ -10,11 +10,11 @@ pub mod jq;
 pub mod nesting;
 pub mod program;
 pub mod route;
+mod step;
 pub mod validate;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use jaq_json::Val;
 use marked_yaml::Spanned;
 use serde::de::{self, MapAccess, Visitor};
@@ -22,8 +22,12 @@ use serde::{Deserialize, Deserializer};
 
 use crate::config::Validator;
 use crate::delivery::{Failure, Step};
-use crate::event::{Headers, Position};
+use crate::event::Position;
 pub use error::{BuildError, ChainError, CompileErrors, TransformError};
+#[cfg(test)]
+pub(crate) use step::json_record;
+pub use step::{Record, Transform};
+pub(crate) use step::{check_program, compile_or_describe};
 
 /// One step of a pipeline's `transforms` list.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -167,20 +171,6 @@ impl TransformConfig {
     }
 }
 
-/// Compiles a program at load time, reporting each error at its place in the file.
-pub(crate) fn check_program(code: &Spanned<String>, v: &mut Validator<'_>) {
-    if let Err(errors) = program::compile(code) {
-        for e in errors {
-            v.error_in(code, e.offset, e.message);
-        }
-    }
-}
-
-/// Compiles a program where no file position can be given: its errors name char offsets.
-pub(crate) fn compile_or_describe(code: &str) -> Result<program::Program, CompileErrors> {
-    program::compile(code).map_err(CompileErrors)
-}
-
 /// The top-level fields of a JSON payload that `steps` read, when they read no others and never
 /// the payload as a whole: decoding may then build only those fields (see
 /// [`crate::codec::decode_fields`]) and the chain's outputs and errors are the same. `None` when
@@ -205,58 +195,6 @@ pub fn projection(steps: &[TransformConfig]) -> Option<Vec<Val>> {
         }
     }
     None
-}
-
-/// What a step works on: the decoded payload and the metadata a step may change.
-#[derive(Debug, Clone)]
-pub struct Record {
-    /// The payload as a jq value.
-    pub value: Val,
-    /// Message key.
-    pub key: Option<Bytes>,
-    /// Headers.
-    pub headers: Headers,
-    /// Milliseconds since the epoch.
-    pub timestamp: Option<i64>,
-    /// Output topic/subject.
-    pub destination: Option<Arc<str>>,
-    /// Output partition.
-    pub partition: Option<i32>,
-}
-
-impl Record {
-    /// The metadata variables of jq programs for this record.
-    pub fn meta<'a>(&'a self, source: &'a Position) -> program::Meta<'a> {
-        program::Meta {
-            key: self.key.as_deref(),
-            headers: &self.headers,
-            timestamp: self.timestamp,
-            source,
-        }
-    }
-
-    /// A record with a new value and this record's metadata.
-    pub fn with_value(&self, value: Val) -> Record {
-        Record {
-            value,
-            key: self.key.clone(),
-            headers: self.headers.clone(),
-            timestamp: self.timestamp,
-            destination: self.destination.clone(),
-            partition: self.partition,
-        }
-    }
-}
-
-/// One stateless step.
-pub trait Transform {
-    /// Applies the step to one record, pushing its results to `out`.
-    fn apply(
-        &self,
-        record: Record,
-        source: &Position,
-        out: &mut Vec<Record>,
-    ) -> Result<(), TransformError>;
 }
 
 /// The steps of one pipeline, built for one worker thread.
@@ -327,23 +265,6 @@ impl Chain {
 /// The failure of an event at `step`: a transform error is always the event's fault.
 fn failed(step: &Step, e: TransformError) -> Failure {
     Failure::of_event(step.clone(), e.to_string())
-}
-
-/// A record of the JSON payload `json`, without metadata: for the steps' tests.
-#[cfg(test)]
-pub(crate) fn json_record(json: &str) -> Record {
-    Record {
-        value: crate::codec::decode(
-            crate::codec::Codec::Json,
-            &Bytes::copy_from_slice(json.as_bytes()),
-        )
-        .unwrap(),
-        key: None,
-        headers: vec![],
-        timestamp: None,
-        destination: None,
-        partition: None,
-    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! The `route` step: choose output topic/subject, key, partition, timestamp and headers per event.
 
-use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,9 +8,10 @@ use jaq_json::Val;
 use marked_yaml::Spanned;
 use serde::Deserialize;
 
-use super::program::{Program, RunError};
-use super::{CompileErrors, Record, Transform, TransformError, check_program, compile_or_describe};
-use crate::codec::{CodecError, write_json};
+use super::error::{CompileErrors, Field, RouteError, TransformError};
+use super::program::Program;
+use super::step::{Record, Transform, check_program, compile_or_describe};
+use crate::codec::write_json;
 use crate::config::Validator;
 use crate::event::Position;
 
@@ -69,103 +69,6 @@ impl RouteConfig {
             check_program(p, v);
         }
     }
-}
-
-/// A field a route sets, as errors name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Field {
-    /// `destination`.
-    Destination,
-    /// `key`.
-    Key,
-    /// `partition`.
-    Partition,
-    /// `timestamp`.
-    Timestamp,
-    /// A header, by name.
-    Header(String),
-}
-
-impl fmt::Display for Field {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Field::Destination => f.write_str("destination"),
-            Field::Key => f.write_str("key"),
-            Field::Partition => f.write_str("partition"),
-            Field::Timestamp => f.write_str("timestamp"),
-            Field::Header(name) => write!(f, "header `{name}`"),
-        }
-    }
-}
-
-/// Why a route could not set a field from an event: its expression failed, or gave a value the
-/// field cannot take.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RouteError {
-    /// The expression failed.
-    #[error("{field}: {source}")]
-    Failed {
-        /// The field.
-        field: Field,
-        /// How the program failed.
-        source: RunError,
-    },
-    /// The expression produced nothing.
-    #[error("{field}: the expression produced no value")]
-    NoValue {
-        /// The field.
-        field: Field,
-    },
-    /// A number or boolean for a text field could not be written as JSON.
-    #[error("{field}: {source}")]
-    Unwritable {
-        /// The field.
-        field: Field,
-        /// Why.
-        source: CodecError,
-    },
-    /// A text field (key, header) got an array or object.
-    #[error("{field} must be a string, number, boolean or null, got {got}")]
-    NotText {
-        /// The field.
-        field: Field,
-        /// The kind of value it got.
-        got: &'static str,
-    },
-    /// The destination got something else than a string or null.
-    #[error("destination must be a string, got {got}")]
-    NotString {
-        /// The kind of value it got.
-        got: &'static str,
-    },
-    /// An integer field (partition, timestamp) got something else.
-    #[error("{field} must be an integer, got {got}")]
-    NotInteger {
-        /// The field.
-        field: Field,
-        /// The number, or the kind of value it got.
-        got: String,
-    },
-    /// The partition is negative or too large.
-    #[error("partition must be between 0 and {}, got {got}", i32::MAX)]
-    PartitionRange {
-        /// The partition it got.
-        got: i64,
-    },
-    /// The timestamp is a string that is not an RFC 3339 time.
-    #[error("timestamp `{text}` is not an RFC 3339 time: {reason}")]
-    NotTime {
-        /// The string.
-        text: String,
-        /// Why it does not parse.
-        reason: String,
-    },
-    /// The timestamp is a number that does not read as one.
-    #[error("timestamp must be a number, got {got}")]
-    NotNumber {
-        /// The number as jq shows it.
-        got: String,
-    },
 }
 
 /// Compiled route step.

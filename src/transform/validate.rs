@@ -7,7 +7,8 @@ use jaq_json::{Num, Val};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Record, Transform, TransformError};
+use super::error::{SchemaError, TransformError};
+use super::step::{Record, Transform};
 use crate::event::Position;
 
 /// How many violations a failed event's reason lists.
@@ -26,35 +27,6 @@ pub struct ValidateConfig {
     /// A name for this step in errors, dead-letter headers and metrics.
     #[serde(default)]
     pub name: Option<String>,
-}
-
-/// Why a schema file cannot be used, shown after its path.
-#[derive(Debug, thiserror::Error)]
-pub enum SchemaError {
-    /// It cannot be read.
-    #[error("{}: {source}", .file.display())]
-    Read {
-        /// The schema file.
-        file: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// It is not JSON.
-    #[error("{} is not JSON: {source}", .file.display())]
-    NotJson {
-        /// The schema file.
-        file: PathBuf,
-        /// Where the JSON is broken.
-        source: serde_json::Error,
-    },
-    /// It is JSON, but not a JSON Schema the validator can compile.
-    #[error("{} is not a usable JSON Schema: {reason}", .file.display())]
-    Unusable {
-        /// The schema file.
-        file: PathBuf,
-        /// What the validator says.
-        reason: String,
-    },
 }
 
 impl ValidateConfig {

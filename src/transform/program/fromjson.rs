@@ -1,11 +1,9 @@
 //! jq's `fromjson`, guarded against text nested deeper than a worker's stack can parse.
 
-use super::Data;
-
 /// jaq's `fromjson` (also behind `tonumber` and `toboolean`), refusing text nested deeper than
 /// the codec writes before parsing it: jaq's parser recurses once per level, and a string of
 /// 100,000 `[` from an event overflowed the worker's 64 MiB stack and aborted the process.
-pub(super) fn fromjson() -> jaq_core::native::Fun<Data> {
+pub(super) fn fromjson() -> jaq_core::native::Fun<jaq_core::data::JustLut<jaq_json::Val>> {
     use jaq_core::native::{bome, run, v};
     run(("fromjson", v(0), |cv| {
         let text = match cv.1.try_as_utf8_bytes_owned() {
