@@ -2,7 +2,7 @@
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 /// The report: one test suite per pipeline file, one test case per case; a failed case carries
 /// every expectation that did not hold, with where it is written. Files that could not be loaded

@@ -6,8 +6,10 @@ pub mod eval;
 pub mod expect;
 mod find;
 pub mod junit;
+mod outcome;
 mod report;
 
+pub use outcome::{CaseFailure, CaseResult, Outcome, Suite};
 pub use report::render;
 
 use std::path::{Path, PathBuf};
@@ -23,49 +25,6 @@ use crate::pipeline::{ErrorPolicy, Pipeline, load_str};
 use expect::{Mismatch, Seen};
 use find::{Source, file_error, pipeline_files};
 
-/// What came of running the tests of some files.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Each pipeline file with tests, in the order found.
-    pub suites: Vec<Suite>,
-    /// Pipeline files without test cases: loaded and checked as `sluice check` does, nothing
-    /// run.
-    pub checked: Vec<PathBuf>,
-    /// Files that could not be read or loaded: nothing of them ran.
-    pub errors: Vec<Diagnostic>,
-}
-
-/// The test cases of one pipeline file.
-#[derive(Debug)]
-pub struct Suite {
-    /// The pipeline file.
-    pub file: PathBuf,
-    /// Its cases, in order.
-    pub cases: Vec<CaseResult>,
-}
-
-/// What came of one test case.
-#[derive(Debug)]
-pub struct CaseResult {
-    /// The case's name.
-    pub name: String,
-    /// Where the case is written (file:line:column).
-    pub at: String,
-    /// Every expectation that did not hold; empty when the case passed.
-    pub failures: Vec<CaseFailure>,
-}
-
-/// An expectation that did not hold.
-#[derive(Debug)]
-pub struct CaseFailure {
-    /// Where the expectation is written (file:line:column).
-    pub at: String,
-    /// Which expectation (`output[1]`, `filtered`).
-    pub what: String,
-    /// How it differs.
-    pub mismatch: Mismatch,
-}
-
 /// Whether `path` is a test file (`NAME.test.yaml`) rather than a pipeline file.
 pub fn is_test_file(path: &Path) -> bool {
     find::is_test_file(path)
@@ -75,15 +34,6 @@ pub fn is_test_file(path: &Path) -> bool {
 /// there are.
 pub fn check_test_file(path: &Path) -> Result<usize, Vec<Diagnostic>> {
     find::test_file_cases(path).map(|cases| cases.len())
-}
-
-impl Outcome {
-    /// Test cases that passed and that failed.
-    pub fn counts(&self) -> (usize, usize) {
-        let cases = self.suites.iter().flat_map(|s| &s.cases);
-        let failed = cases.clone().filter(|c| !c.failures.is_empty()).count();
-        (cases.count() - failed, failed)
-    }
 }
 
 /// Runs the test cases of the pipeline files in `paths` (files, or directories searched
