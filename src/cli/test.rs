@@ -60,6 +60,7 @@ pub fn run(args: &Args) -> ExitCode {
 /// Writes the JUnit report of `outcome` to `file`; the exit code when it cannot.
 fn write_junit(outcome: &testing::Outcome, file: &Path) -> Result<(), ExitCode> {
     let written = testing::junit::report(outcome)
+        .map_err(|e| e.to_string())
         .and_then(|xml| std::fs::write(file, xml).map_err(|e| e.to_string()));
     written.map_err(|e| {
         eprintln!("{}: cannot write the JUnit report: {e}", file.display());

@@ -13,7 +13,19 @@ use crate::codec::payloads::{Connected, Decoder, Encoder};
 use crate::delivery::{Ack, Outcome};
 use crate::delivery::{Failure, Step};
 use crate::event::{Arena, Event, Failed};
-use crate::transform::{Chain, Record};
+use crate::transform::{Chain, ChainError, Record};
+
+/// Why a worker could not be made. Checking the file rules these out, unless a file it names
+/// changed since.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A step of the chain could not be built.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The payloads' schemas need a Schema Registry, which a worker made offline has not.
+    #[error("{0}")]
+    Payloads(String),
+}
 
 /// What came of a batch.
 #[derive(Debug, Default)]
@@ -52,12 +64,15 @@ impl Worker {
     pub fn new(
         config: &PipelineConfig,
         payloads: &crate::codec::payloads::Payloads,
-    ) -> Result<Worker, String> {
-        Worker::with(config, &payloads.offline().map_err(|e| e.to_string())?)
+    ) -> Result<Worker, WorkerError> {
+        let connected = payloads
+            .offline()
+            .map_err(|e| WorkerError::Payloads(e.to_string()))?;
+        Worker::with(config, &connected)
     }
 
     /// A worker for `config`'s transforms, decoding and encoding with `payloads`.
-    pub fn with(config: &PipelineConfig, payloads: &Connected) -> Result<Worker, String> {
+    pub fn with(config: &PipelineConfig, payloads: &Connected) -> Result<Worker, WorkerError> {
         Ok(Worker {
             chain: Chain::build(&config.transforms, config.settings.max_fanout)?,
             decoder: payloads.decoder(crate::transform::projection(&config.transforms)),

@@ -9,9 +9,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::event::Event;
 use crate::observe::Telemetry;
-use crate::observe::health::Health;
-use crate::pipeline::{ErrorPolicy, Pipeline};
+use crate::observe::health::{Health, Link};
+use crate::pipeline::{ErrorPolicy, Pipeline, PipelineConfig};
 use crate::policy::{Failures, Route};
 use crate::sink::SinkContext;
 use crate::source::intake::Intake;
@@ -29,8 +30,7 @@ pub enum PipelineError {
     /// The transform stage stopped.
     #[error(transparent)]
     Process(#[from] processor::ProcessError),
-    /// The payloads' schemas could not be set up (a subject or schema missing from the
-    /// Schema Registry, or shutdown while it was unavailable).
+    /// The payloads' schemas could not be set up.
     #[error("schemas: {0}")]
     Schemas(crate::codec::schema::error::SchemaError),
     /// A task panicked: a bug.
@@ -50,34 +50,18 @@ pub async fn run_pipeline(
     health.track(&telemetry);
     let components = pipeline.components;
     let config = Arc::new(pipeline.config);
-    // Registered before anything awaits, so readiness never sees the pipeline without them.
-    let link = |remote: bool, component: &str, kind: &str| {
-        remote.then(|| health.link(&name, component, kind))
-    };
     // An input handed over from outside replaces the configured one.
     let (input_kind, input_remote) = match &components.input {
         Input::Handoff(h) => (h.kind(), false),
         _ => (config.input.kind(), config.input.remote()),
     };
-    let input_link = link(input_remote, "input", input_kind);
-    let output_link = link(config.output.remote(), "output", config.output.kind());
-    let dead_letter_link = match &config.errors {
-        ErrorPolicy::Output(out) => link(out.remote(), "dead-letter output", out.kind()),
-        _ => None,
-    };
+    let links = Links::register(&health, &name, &config, input_kind, input_remote);
     let capacity = config.settings.channel_batches;
     let stop = shutdown.child_token();
 
     let (source_tx, source_rx) = mpsc::channel(capacity);
     let (out_tx, out_rx) = mpsc::channel(capacity);
-    let (route, dlq_rx) = match &config.errors {
-        ErrorPolicy::Drop => (Route::Drop, None),
-        ErrorPolicy::Stop => (Route::Stop, None),
-        ErrorPolicy::Output(_) => {
-            let (tx, rx) = mpsc::channel(capacity);
-            (Route::DeadLetter(tx), Some(rx))
-        }
-    };
+    let (route, dlq_rx) = error_route(&config.errors, capacity);
     let failures = Failures::new(telemetry.clone(), route);
 
     let processor = start_processor(&components.payloads, &config, &telemetry, &failures, &stop)
@@ -85,20 +69,7 @@ pub async fn run_pipeline(
         .map_err(|e| vec![e])?;
     let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
 
-    let ctx = SourceContext {
-        telemetry: telemetry.clone(),
-        intake: Intake::new(
-            source_tx,
-            telemetry.clone(),
-            stop.clone(),
-            config.settings.batch_size,
-        ),
-        shutdown: stop.clone(),
-        max_event_bytes: config.settings.max_event_bytes.0,
-        counted: telemetry.ack_counter(),
-        drain_timeout: config.settings.shutdown_timeout.0,
-        link: input_link,
-    };
+    let ctx = source_context(&telemetry, &config, source_tx, &stop, links.input);
     let input = components.input;
     tasks.spawn(async move { input.run(ctx).await.map_err(PipelineError::from) });
     tasks.spawn(async move {
@@ -116,12 +87,12 @@ pub async fn run_pipeline(
         retry: config.settings.retry.clone(),
         max_event_bytes: config.settings.max_event_bytes.0,
     };
-    let ctx = sink(false, failures, output_link);
+    let ctx = sink(false, failures, links.output);
     let output = components.output;
     tasks.spawn(async move { output.run(out_rx, ctx).await.map_err(PipelineError::from) });
     if let (Some(rx), Some(out)) = (dlq_rx, components.dead_letter) {
         let nowhere = Failures::new(telemetry.clone(), Route::Nowhere);
-        let ctx = sink(true, nowhere, dead_letter_link);
+        let ctx = sink(true, nowhere, links.dead_letter);
         tasks.spawn(async move { out.run(rx, ctx).await.map_err(PipelineError::from) });
     }
 
@@ -138,11 +109,77 @@ pub async fn run_pipeline(
     }
 }
 
+/// The readiness links of a pipeline's remote components (`None` for a local one).
+struct Links {
+    input: Option<Arc<Link>>,
+    output: Option<Arc<Link>>,
+    dead_letter: Option<Arc<Link>>,
+}
+
+impl Links {
+    /// Registers the links: before anything awaits, so readiness never sees the pipeline
+    /// without them.
+    fn register(
+        health: &Health,
+        name: &str,
+        config: &PipelineConfig,
+        input_kind: &str,
+        input_remote: bool,
+    ) -> Links {
+        let link = |remote: bool, component: &str, kind: &str| {
+            remote.then(|| health.link(name, component, kind))
+        };
+        Links {
+            input: link(input_remote, "input", input_kind),
+            output: link(config.output.remote(), "output", config.output.kind()),
+            dead_letter: match &config.errors {
+                ErrorPolicy::Output(out) => link(out.remote(), "dead-letter output", out.kind()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// What the input runs with: it sends its batches to `tx` and stops at `stop`.
+fn source_context(
+    telemetry: &Arc<Telemetry>,
+    config: &PipelineConfig,
+    tx: mpsc::Sender<Vec<Event>>,
+    stop: &CancellationToken,
+    link: Option<Arc<Link>>,
+) -> SourceContext {
+    let settings = &config.settings;
+    SourceContext {
+        telemetry: telemetry.clone(),
+        intake: Intake::new(tx, telemetry.clone(), stop.clone(), settings.batch_size),
+        shutdown: stop.clone(),
+        max_event_bytes: settings.max_event_bytes.0,
+        counted: telemetry.ack_counter(),
+        drain_timeout: settings.shutdown_timeout.0,
+        link,
+    }
+}
+
+/// Where failed events go under `errors`, and the dead-letter output's channel when it has one.
+fn error_route(
+    errors: &ErrorPolicy,
+    capacity: usize,
+) -> (Route, Option<mpsc::Receiver<Vec<Event>>>) {
+    match errors {
+        ErrorPolicy::Drop => (Route::Drop, None),
+        ErrorPolicy::Stop => (Route::Stop, None),
+        ErrorPolicy::Output(_) => {
+            let (tx, rx) = mpsc::channel(capacity);
+            (Route::DeadLetter(tx), Some(rx))
+        }
+    }
+}
+
 /// Connects the payloads' schemas, waiting while a Schema Registry they need is unavailable
 /// (nothing is read meanwhile), and starts the transform stage.
 async fn start_processor(
     payloads: &crate::codec::payloads::Payloads,
-    config: &crate::pipeline::PipelineConfig,
+    config: &PipelineConfig,
     telemetry: &Arc<Telemetry>,
     failures: &Failures,
     stop: &CancellationToken,

@@ -16,7 +16,7 @@ use crate::delivery::{MustStop, Outcome};
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::pipeline::PipelineConfig;
-use crate::pipeline::worker::{Processed, Worker, pass_through};
+use crate::pipeline::worker::{Processed, Worker, WorkerError, pass_through};
 use crate::policy::Failures;
 
 /// Worker threads get a large stack: jq programs and deep documents recurse.
@@ -28,12 +28,33 @@ pub enum ProcessError {
     /// A failed event stops the pipeline.
     #[error(transparent)]
     Stopped(#[from] MustStop),
-    /// A worker thread could not start.
+    /// A worker thread could not start, or stopped answering.
     #[error("transform worker failed to start: {0}")]
-    Worker(String),
+    Worker(#[from] WorkerFault),
     /// The output stopped taking events.
     #[error("the output stopped")]
     OutputGone,
+}
+
+/// What went wrong with the worker threads. Fatal: a thread the system refuses, steps that can
+/// no longer be built, or a worker that panicked (a bug).
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerFault {
+    /// The system would not start a thread.
+    #[error("{0}")]
+    Spawn(std::io::Error),
+    /// A worker could not build its steps or payloads.
+    #[error(transparent)]
+    Build(#[from] WorkerError),
+    /// A worker ended before saying whether it started.
+    #[error("worker exited")]
+    Exited,
+    /// A worker ended while it held a batch.
+    #[error("a worker thread died")]
+    Died,
+    /// Every worker ended while batches were still coming.
+    #[error("workers are gone")]
+    Gone,
 }
 
 struct Job {
@@ -104,14 +125,14 @@ impl Processor {
                         let _ = job.reply.send(worker.process(job.batch));
                     }
                 })
-                .map_err(|e| ProcessError::Worker(e.to_string()))?;
+                .map_err(WorkerFault::Spawn)?;
         }
         drop(ready_tx);
         for _ in 0..workers {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(ProcessError::Worker(e)),
-                Err(_) => return Err(ProcessError::Worker("worker exited".into())),
+                Ok(Err(e)) => return Err(WorkerFault::Build(e).into()),
+                Err(_) => return Err(WorkerFault::Exited.into()),
             }
         }
         processor.jobs = Some(tx);
@@ -150,7 +171,7 @@ impl Processor {
                 biased;
                 Some(done) = pending.next(), if !pending.is_empty() => {
                     let done: Result<Processed, _> = done;
-                    let done = done.map_err(|_| ProcessError::Worker("a worker thread died".into()))?;
+                    let done = done.map_err(|_| WorkerFault::Died)?;
                     if !done.outputs.is_empty() {
                         batch_out.record(done.outputs.len() as f64);
                     }
@@ -162,7 +183,7 @@ impl Processor {
                         batch_in.record(batch.len() as f64);
                         let (reply, rx) = oneshot::channel();
                         // Never blocks: at most max_pending jobs are out and the queue holds that many.
-                        jobs.send(Job { batch, reply }).map_err(|_| ProcessError::Worker("workers are gone".into()))?;
+                        jobs.send(Job { batch, reply }).map_err(|_| WorkerFault::Gone)?;
                         pending.push_back(rx);
                     }
                     None => input_open = false,

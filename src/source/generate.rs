@@ -59,7 +59,7 @@ fn generate(
     ctx: &SourceContext,
     runtime: &tokio::runtime::Handle,
 ) -> Result<(), SourceError> {
-    let program = compile_or_describe(&config.template).map_err(fail)?;
+    let program = compile_or_describe(&config.template).map_err(|e| fail(e.to_string()))?;
     let headers = Vec::new();
     let start = Instant::now();
     let mut seq: u64 = 0;

@@ -10,13 +10,24 @@ use crate::codec::payloads::Decoder;
 use crate::codec::{self, Codec};
 use crate::event::{Event, Position};
 use crate::observe::Telemetry;
-use crate::pipeline::worker::{Worker, pass_through};
+use crate::pipeline::worker::{Worker, WorkerError, pass_through};
 use crate::pipeline::{ErrorPolicy, Pipeline};
-use crate::transform::{Chain, Record};
+use crate::transform::{Chain, ChainError, Record};
+
+/// Why the events could not be evaluated: the pipeline's steps could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A step could not be built.
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    /// The transform stage could not be made.
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+}
 
 /// The step-by-step account of each payload in `payloads` (read as the pipeline's input would
 /// read them: its codec decodes them), numbered from 1.
-pub fn eval(pipeline: &Pipeline, payloads: &[String]) -> Result<String, String> {
+pub fn eval(pipeline: &Pipeline, payloads: &[String]) -> Result<String, EvalError> {
     let config = &pipeline.config;
     let chain = Chain::build(&config.transforms, config.settings.max_fanout)?;
     let forms = &pipeline.components.payloads;

@@ -121,7 +121,7 @@ pub fn check(expected: &Expected, seen: &Seen<'_>) -> Vec<Mismatch> {
         differs(
             &format!("assert `{code}` does not hold"),
             "true".to_string(),
-            result,
+            result.to_string(),
         );
     }
     found
@@ -199,17 +199,33 @@ fn shown_option(value: Option<String>) -> String {
     value.unwrap_or_else(|| "(none)".to_string())
 }
 
+/// What an `assert` program gave instead of `true`, shown as the actual value.
+#[derive(Debug, thiserror::Error)]
+enum NotTrue {
+    /// The program does not compile: its messages.
+    #[error("{}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join("; "))]
+    Compile(Vec<program::CompileError>),
+    /// The payload could not be read.
+    #[error(transparent)]
+    Payload(#[from] codec::json::JsonError),
+    /// Another value, as jq shows it.
+    #[error("{0}")]
+    Value(jaq_json::Val),
+    /// No value at all.
+    #[error("no value")]
+    NoValue,
+    /// The program failed.
+    #[error("error: {0}")]
+    Failed(#[from] program::RunError),
+}
+
 /// Runs the jq program `code` on the event's payload (JSON, or else its text); Err with what it
 /// gave instead of `true`.
-fn holds(code: &str, event: &Event) -> Result<(), String> {
-    let program = program::compile(code).map_err(|errors| {
-        let messages: Vec<String> = errors.into_iter().map(|e| e.message).collect();
-        messages.join("; ")
-    })?;
+fn holds(code: &str, event: &Event) -> Result<(), NotTrue> {
+    let program = program::compile(code).map_err(NotTrue::Compile)?;
     let payload = Bytes::clone(&event.payload);
-    let input = codec::decode(Codec::Json, &payload)
-        .or_else(|_| codec::decode(Codec::Raw, &payload))
-        .map_err(|e| e.to_string())?;
+    let input =
+        codec::decode(Codec::Json, &payload).or_else(|_| codec::decode(Codec::Raw, &payload))?;
     let meta = Meta {
         key: event.key.as_deref(),
         headers: &event.headers,
@@ -218,9 +234,9 @@ fn holds(code: &str, event: &Event) -> Result<(), String> {
     };
     match program.first(input, &meta) {
         Ok(Some(v)) if v == jaq_json::Val::from(true) => Ok(()),
-        Ok(Some(v)) => Err(v.to_string()),
-        Ok(None) => Err("no value".to_string()),
-        Err(e) => Err(format!("error: {e}")),
+        Ok(Some(v)) => Err(NotTrue::Value(v)),
+        Ok(None) => Err(NotTrue::NoValue),
+        Err(e) => Err(NotTrue::Failed(e)),
     }
 }
 

@@ -2,12 +2,12 @@
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use super::Outcome;
+use super::outcome::Outcome;
 
 /// The report: one test suite per pipeline file, one test case per case; a failed case carries
 /// every expectation that did not hold, with where it is written. Files that could not be loaded
 /// are a suite of their own, each error a case in error.
-pub fn report(outcome: &Outcome) -> Result<String, String> {
+pub fn report(outcome: &Outcome) -> Result<String, quick_junit::SerializeError> {
     let mut report = Report::new("sluice test");
     for suite in &outcome.suites {
         let mut junit = TestSuite::new(suite.file.display().to_string());
@@ -47,5 +47,5 @@ pub fn report(outcome: &Outcome) -> Result<String, String> {
         }
         report.add_test_suite(junit);
     }
-    report.to_string().map_err(|e| e.to_string())
+    report.to_string()
 }

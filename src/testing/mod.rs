@@ -6,8 +6,10 @@ pub mod eval;
 pub mod expect;
 mod find;
 pub mod junit;
+mod outcome;
 mod report;
 
+pub use outcome::{CaseFailure, CaseResult, Outcome, Suite};
 pub use report::render;
 
 use std::path::{Path, PathBuf};
@@ -18,53 +20,10 @@ use crate::delivery::AckSender;
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::pipeline::cases::{Expected, TestEvent};
-use crate::pipeline::worker::{Processed, Worker, pass_through};
+use crate::pipeline::worker::{Processed, Worker, WorkerError, pass_through};
 use crate::pipeline::{ErrorPolicy, Pipeline, load_str};
 use expect::{Mismatch, Seen};
 use find::{Source, file_error, pipeline_files};
-
-/// What came of running the tests of some files.
-#[derive(Debug, Default)]
-pub struct Outcome {
-    /// Each pipeline file with tests, in the order found.
-    pub suites: Vec<Suite>,
-    /// Pipeline files without test cases: loaded and checked as `sluice check` does, nothing
-    /// run.
-    pub checked: Vec<PathBuf>,
-    /// Files that could not be read or loaded: nothing of them ran.
-    pub errors: Vec<Diagnostic>,
-}
-
-/// The test cases of one pipeline file.
-#[derive(Debug)]
-pub struct Suite {
-    /// The pipeline file.
-    pub file: PathBuf,
-    /// Its cases, in order.
-    pub cases: Vec<CaseResult>,
-}
-
-/// What came of one test case.
-#[derive(Debug)]
-pub struct CaseResult {
-    /// The case's name.
-    pub name: String,
-    /// Where the case is written (file:line:column).
-    pub at: String,
-    /// Every expectation that did not hold; empty when the case passed.
-    pub failures: Vec<CaseFailure>,
-}
-
-/// An expectation that did not hold.
-#[derive(Debug)]
-pub struct CaseFailure {
-    /// Where the expectation is written (file:line:column).
-    pub at: String,
-    /// Which expectation (`output[1]`, `filtered`).
-    pub what: String,
-    /// How it differs.
-    pub mismatch: Mismatch,
-}
 
 /// Whether `path` is a test file (`NAME.test.yaml`) rather than a pipeline file.
 pub fn is_test_file(path: &Path) -> bool {
@@ -75,15 +34,6 @@ pub fn is_test_file(path: &Path) -> bool {
 /// there are.
 pub fn check_test_file(path: &Path) -> Result<usize, Vec<Diagnostic>> {
     find::test_file_cases(path).map(|cases| cases.len())
-}
-
-impl Outcome {
-    /// Test cases that passed and that failed.
-    pub fn counts(&self) -> (usize, usize) {
-        let cases = self.suites.iter().flat_map(|s| &s.cases);
-        let failed = cases.clone().filter(|c| !c.failures.is_empty()).count();
-        (cases.count() - failed, failed)
-    }
 }
 
 /// Runs the test cases of the pipeline files in `paths` (files, or directories searched
@@ -148,7 +98,7 @@ fn run_case(file: &Path, text: &str, source: Source) -> Result<CaseResult, Vec<D
             .or_else(|| std::env::var(name).ok())
     };
     let pipeline = load_str(file, text, &lookup)?;
-    let ran = process(&pipeline, &case.input).map_err(|e| vec![file_error(file, e)])?;
+    let ran = process(&pipeline, &case.input).map_err(|e| vec![file_error(file, e.to_string())])?;
     let mut failures = Vec::new();
     let mut check = |list: &'static str, expected: &Option<Vec<Expected>>, seen: &[Seen<'_>]| {
         let Some(expected) = expected else { return };
@@ -237,8 +187,27 @@ impl Ran {
     }
 }
 
+/// Why a case's events could not be run: an error of its pipeline file, not a failed case.
+#[derive(Debug, thiserror::Error)]
+enum CaseError {
+    /// The transform stage could not be made.
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    /// A `payload` could not be written as JSON.
+    #[error(transparent)]
+    Payload(#[from] serde_json::Error),
+    /// A `payload_base64` is not base64.
+    #[error("input[{index}].payload_base64: {source}")]
+    Base64 {
+        /// The event's place in the case's `input`.
+        index: usize,
+        /// What is wrong.
+        source: base64::DecodeError,
+    },
+}
+
 /// Runs `input` through the pipeline's transform stage, as the runtime does.
-fn process(pipeline: &Pipeline, input: &[TestEvent]) -> Result<Ran, String> {
+fn process(pipeline: &Pipeline, input: &[TestEvent]) -> Result<Ran, CaseError> {
     let config = &pipeline.config;
     let telemetry = Telemetry::new(&pipeline.name, usize::MAX);
     let acks = telemetry.ack_counter();
@@ -278,14 +247,14 @@ fn process(pipeline: &Pipeline, input: &[TestEvent]) -> Result<Ran, String> {
 }
 
 /// A test event as the input would have read it.
-fn event(e: &TestEvent, index: usize, acks: &AckSender) -> Result<Event, String> {
+fn event(e: &TestEvent, index: usize, acks: &AckSender) -> Result<Event, CaseError> {
     use base64::Engine;
     let payload = match (&e.payload, &e.payload_text, &e.payload_base64) {
-        (Some(json), _, _) => serde_json::to_vec(json).map_err(|e| e.to_string())?,
+        (Some(json), _, _) => serde_json::to_vec(json)?,
         (_, Some(text), _) => text.clone().into_bytes(),
         (_, _, Some(b64)) => base64::engine::general_purpose::STANDARD
             .decode(b64)
-            .map_err(|e| format!("input[{index}].payload_base64: {e}"))?,
+            .map_err(|source| CaseError::Base64 { index, source })?,
         _ => Vec::new(),
     };
     let position = expect::position(e.source.as_ref(), index);

@@ -1,7 +1,8 @@
 //! `sluice test`'s report for a person: each case passed or failed, each failure with where its
 //! expectation is written and a diff.
 
-use super::{Outcome, expect};
+use super::expect;
+use super::outcome::Outcome;
 
 /// Writes the outcome as a person reads it: each case passed or failed, each failure with where
 /// its expectation is written and a diff, then the totals.

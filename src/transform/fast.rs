@@ -237,7 +237,7 @@ fn eval(e: &Expr, input: &Val) -> Result<Option<Val>, Fallback> {
 mod tests {
     use super::*;
     use crate::codec::{Codec, decode, write_json};
-    use crate::transform::program::{Meta, compile};
+    use crate::transform::program::{Meta, RunError, compile};
     use proptest::prelude::*;
 
     /// Programs in the subset (the suite's W2, W3 and others).
@@ -287,7 +287,7 @@ mod tests {
         }
     }
 
-    fn jaq(program: &str, input: &Val) -> Result<Vec<String>, String> {
+    fn jaq(program: &str, input: &Val) -> Result<Vec<String>, RunError> {
         let headers = Vec::new();
         let source = crate::event::Position::Generated { seq: 0 };
         let meta = Meta {
@@ -302,8 +302,7 @@ mod tests {
             .run_jaq(input.clone(), &meta, |v| {
                 outs.push(text(&v));
                 true
-            })
-            .map_err(|e| e.0)?;
+            })?;
         Ok(outs)
     }
 

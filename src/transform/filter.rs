@@ -1,7 +1,8 @@
 //! The `filter` step: keep events whose condition is true.
 
+use super::error::TransformError;
 use super::program::Program;
-use super::{Record, Transform};
+use super::step::{Record, Transform};
 use crate::event::Position;
 use jaq_json::Val;
 
@@ -24,11 +25,10 @@ impl Transform for Filter {
         record: Record,
         source: &Position,
         out: &mut Vec<Record>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TransformError> {
         let verdict = self
             .program
-            .first(record.value.clone(), &record.meta(source))
-            .map_err(|e| e.0)?;
+            .first(record.value.clone(), &record.meta(source))?;
         if matches!(verdict, Some(v) if !matches!(v, Val::Null | Val::Bool(false))) {
             out.push(record);
         }
@@ -42,7 +42,7 @@ mod tests {
     use crate::transform::json_record;
     use crate::transform::program::compile;
 
-    fn keep(cond: &str, json: &str) -> Result<bool, String> {
+    fn keep(cond: &str, json: &str) -> Result<bool, TransformError> {
         let step = Filter::new(compile(cond).unwrap());
         let mut out = Vec::new();
         step.apply(json_record(json), &Position::Generated { seq: 0 }, &mut out)?;

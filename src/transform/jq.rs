@@ -1,7 +1,8 @@
 //! The `jq` step: each output of the program becomes an event.
 
+use super::error::TransformError;
 use super::program::Program;
-use super::{Record, Transform};
+use super::step::{Record, Transform};
 use crate::event::Position;
 
 /// Runs a jq program; 0 outputs drop the event, n outputs fan out into n events.
@@ -26,7 +27,7 @@ impl Transform for Jq {
         record: Record,
         source: &Position,
         out: &mut Vec<Record>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TransformError> {
         let start = out.len();
         let limit = self.max_fanout;
         let mut value = None;
@@ -40,8 +41,7 @@ impl Transform for Jq {
                     extra.push(v);
                 }
                 extra.len() < limit
-            })
-            .map_err(|e| e.0)?;
+            })?;
         let Some(first) = value else { return Ok(()) };
         for v in extra {
             out.push(record.with_value(v));

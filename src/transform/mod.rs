@@ -3,17 +3,18 @@
 //! Steps are synchronous and stateless: one record in, zero or more records out. They run on
 //! worker threads, on values decoded once per event and encoded once at the end of the chain.
 
+pub mod error;
 pub mod fast;
 pub mod filter;
 pub mod jq;
 pub mod nesting;
 pub mod program;
 pub mod route;
+mod step;
 pub mod validate;
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use jaq_json::Val;
 use marked_yaml::Spanned;
 use serde::de::{self, MapAccess, Visitor};
@@ -21,7 +22,12 @@ use serde::{Deserialize, Deserializer};
 
 use crate::config::Validator;
 use crate::delivery::{Failure, Step};
-use crate::event::{Headers, Position};
+use crate::event::Position;
+pub use error::{BuildError, ChainError, CompileErrors, TransformError};
+#[cfg(test)]
+pub(crate) use step::json_record;
+pub use step::{Record, Transform};
+pub(crate) use step::{check_program, compile_or_describe};
 
 /// One step of a pipeline's `transforms` list.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -144,14 +150,14 @@ impl TransformConfig {
             TransformConfig::Route(r) => r.validate(&format!("{path}.route"), v),
             TransformConfig::Validate(c) => {
                 if let Err(e) = c.compile() {
-                    v.error_at(&format!("{path}.validate.schema_file"), e);
+                    v.error_at(&format!("{path}.validate.schema_file"), e.to_string());
                 }
             }
         }
     }
 
     /// Builds the runtime step (compiling its programs for the calling thread).
-    pub fn build(&self, max_fanout: usize) -> Result<Box<dyn Transform>, String> {
+    pub fn build(&self, max_fanout: usize) -> Result<Box<dyn Transform>, BuildError> {
         Ok(match self {
             TransformConfig::Jq(p) => {
                 Box::new(jq::Jq::new(compile_or_describe(&p.program)?, max_fanout))
@@ -163,24 +169,6 @@ impl TransformConfig {
             TransformConfig::Validate(c) => Box::new(validate::Validate::new(c.compile()?)),
         })
     }
-}
-
-/// Compiles a program at load time, reporting each error at its place in the file.
-pub(crate) fn check_program(code: &Spanned<String>, v: &mut Validator<'_>) {
-    if let Err(errors) = program::compile(code) {
-        for e in errors {
-            v.error_in(code, e.offset, e.message);
-        }
-    }
-}
-
-pub(crate) fn compile_or_describe(code: &str) -> Result<program::Program, String> {
-    program::compile(code).map_err(|errs| {
-        errs.into_iter()
-            .map(|e| format!("at {}: {}", e.offset, e.message))
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
 }
 
 /// The top-level fields of a JSON payload that `steps` read, when they read no others and never
@@ -209,54 +197,6 @@ pub fn projection(steps: &[TransformConfig]) -> Option<Vec<Val>> {
     None
 }
 
-/// What a step works on: the decoded payload and the metadata a step may change.
-#[derive(Debug, Clone)]
-pub struct Record {
-    /// The payload as a jq value.
-    pub value: Val,
-    /// Message key.
-    pub key: Option<Bytes>,
-    /// Headers.
-    pub headers: Headers,
-    /// Milliseconds since the epoch.
-    pub timestamp: Option<i64>,
-    /// Output topic/subject.
-    pub destination: Option<Arc<str>>,
-    /// Output partition.
-    pub partition: Option<i32>,
-}
-
-impl Record {
-    /// The metadata variables of jq programs for this record.
-    pub fn meta<'a>(&'a self, source: &'a Position) -> program::Meta<'a> {
-        program::Meta {
-            key: self.key.as_deref(),
-            headers: &self.headers,
-            timestamp: self.timestamp,
-            source,
-        }
-    }
-
-    /// A record with a new value and this record's metadata.
-    pub fn with_value(&self, value: Val) -> Record {
-        Record {
-            value,
-            key: self.key.clone(),
-            headers: self.headers.clone(),
-            timestamp: self.timestamp,
-            destination: self.destination.clone(),
-            partition: self.partition,
-        }
-    }
-}
-
-/// One stateless step.
-pub trait Transform {
-    /// Applies the step to one record, pushing its results to `out`.
-    fn apply(&self, record: Record, source: &Position, out: &mut Vec<Record>)
-    -> Result<(), String>;
-}
-
 /// The steps of one pipeline, built for one worker thread.
 pub struct Chain {
     steps: Vec<(Step, Box<dyn Transform>)>,
@@ -265,16 +205,18 @@ pub struct Chain {
 
 impl Chain {
     /// Builds every step.
-    pub fn build(configs: &[TransformConfig], max_fanout: usize) -> Result<Chain, String> {
+    pub fn build(configs: &[TransformConfig], max_fanout: usize) -> Result<Chain, ChainError> {
         let steps = configs
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 let step = c.step(i);
-                let built = c.build(max_fanout).map_err(|e| format!("{step}: {e}"))?;
-                Ok((step, built))
+                match c.build(max_fanout) {
+                    Ok(built) => Ok((step, built)),
+                    Err(source) => Err(ChainError { step, source }),
+                }
             })
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, ChainError>>()?;
         Ok(Chain { steps, max_fanout })
     }
 
@@ -304,15 +246,10 @@ impl Chain {
             for r in out.drain(..) {
                 transform
                     .apply(r, source, &mut next)
-                    .map_err(|reason| Failure::of_event(step.clone(), reason))?;
+                    .map_err(|e| failed(step, e))?;
                 if next.len() > self.max_fanout {
-                    return Err(Failure::of_event(
-                        step.clone(),
-                        format!(
-                            "more than {} events from one input (settings.max_fanout)",
-                            self.max_fanout
-                        ),
-                    ));
+                    let max = self.max_fanout;
+                    return Err(failed(step, TransformError::Fanout { max }));
                 }
             }
             std::mem::swap(out, &mut next);
@@ -325,21 +262,9 @@ impl Chain {
     }
 }
 
-/// A record of the JSON payload `json`, without metadata: for the steps' tests.
-#[cfg(test)]
-pub(crate) fn json_record(json: &str) -> Record {
-    Record {
-        value: crate::codec::decode(
-            crate::codec::Codec::Json,
-            &Bytes::copy_from_slice(json.as_bytes()),
-        )
-        .unwrap(),
-        key: None,
-        headers: vec![],
-        timestamp: None,
-        destination: None,
-        partition: None,
-    }
+/// The failure of an event at `step`: a transform error is always the event's fault.
+fn failed(step: &Step, e: TransformError) -> Failure {
+    Failure::of_event(step.clone(), e.to_string())
 }
 
 #[cfg(test)]

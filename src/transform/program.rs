@@ -7,7 +7,10 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, Vars, data::JustLut};
 use jaq_json::Val;
 
-use crate::event::{Headers, Position};
+mod fromjson;
+mod meta;
+
+pub use meta::Meta;
 
 type Data = JustLut<Val>;
 type JqFilter = jaq_core::Filter<Data>;
@@ -39,102 +42,11 @@ impl std::fmt::Debug for Program {
     }
 }
 
-/// Event metadata a program can read through its variables.
-pub struct Meta<'a> {
-    /// The event's key.
-    pub key: Option<&'a [u8]>,
-    /// The event's headers.
-    pub headers: &'a Headers,
-    /// The event's timestamp in milliseconds.
-    pub timestamp: Option<i64>,
-    /// Where the input was read.
-    pub source: &'a Position,
-}
-
 fn char_offset(code: &str, part: &str) -> usize {
     let start = (part.as_ptr() as usize)
         .saturating_sub(code.as_ptr() as usize)
         .min(code.len());
     code[..start].chars().count()
-}
-
-fn bytes_val(b: &[u8]) -> Val {
-    match std::str::from_utf8(b) {
-        Ok(_) => Val::utf8_str(bytes::Bytes::copy_from_slice(b)),
-        Err(_) => Val::byte_str(bytes::Bytes::copy_from_slice(b)),
-    }
-}
-
-fn str_val(s: &str) -> Val {
-    Val::from(s.to_string())
-}
-
-fn obj(fields: impl IntoIterator<Item = (&'static str, Val)>) -> Val {
-    Val::obj(fields.into_iter().map(|(k, v)| (str_val(k), v)).collect())
-}
-
-fn int_val(i: i64) -> Val {
-    Val::Num(jaq_json::Num::from_integral(i))
-}
-
-impl Meta<'_> {
-    fn values(&self, uses: &[bool; 4]) -> [Val; 4] {
-        let key = || self.key.map_or(Val::Null, bytes_val);
-        let headers = || {
-            Val::obj(
-                self.headers
-                    .iter()
-                    .map(|(n, v)| (str_val(n), bytes_val(v)))
-                    .collect(),
-            )
-        };
-        let timestamp = || self.timestamp.map_or(Val::Null, int_val);
-        let source = || match self.source {
-            Position::Generated { seq } => {
-                obj([("kind", str_val("generate")), ("seq", int_val(*seq as i64))])
-            }
-            Position::Line { source, line } => obj([
-                ("kind", str_val("line")),
-                ("file", str_val(source)),
-                ("line", int_val(*line as i64)),
-            ]),
-            Position::Kafka {
-                topic,
-                partition,
-                offset,
-            } => obj([
-                ("kind", str_val("kafka")),
-                ("topic", str_val(topic)),
-                ("partition", int_val(*partition as i64)),
-                ("offset", int_val(*offset)),
-            ]),
-            Position::Nats { subject, stream } => {
-                let mut fields = vec![("kind", str_val("nats")), ("subject", str_val(subject))];
-                if let Some((stream, seq)) = stream {
-                    fields[0].1 = str_val("jetstream");
-                    fields.push(("stream", str_val(stream)));
-                    fields.push(("sequence", int_val(*seq as i64)));
-                }
-                obj(fields)
-            }
-            Position::Request {
-                source,
-                request,
-                index,
-            } => obj([
-                ("kind", str_val(source)),
-                ("request", str_val(request)),
-                ("index", int_val(i64::from(*index))),
-            ]),
-        };
-        let pick = |i: usize, f: &dyn Fn() -> Val| if uses[i] { f() } else { Val::Null };
-        [
-            pick(0, &key),
-            pick(1, &headers),
-            pick(2, &timestamp),
-            pick(3, &source),
-        ]
-    }
 }
 
 /// Compiles a program; every lex, parse and compile error is returned at once.
@@ -152,7 +64,7 @@ pub fn compile(code: &str) -> Result<Program, Vec<CompileError>> {
         .chain(jaq_std::defs())
         .chain(jaq_json::defs());
     // The first definition of a name wins: this `fromjson` replaces jaq's.
-    let funs = [fromjson()]
+    let funs = [fromjson::fromjson()]
         .into_iter()
         .chain(jaq_core::funs())
         .chain(jaq_std::funs())
@@ -161,48 +73,7 @@ pub fn compile(code: &str) -> Result<Program, Vec<CompileError>> {
     let arena = Arena::default();
     let modules = loader
         .load(&arena, File { code, path: () })
-        .map_err(|errs| {
-            let mut out = Vec::new();
-            for (_, err) in errs {
-                match err {
-                    jaq_core::load::Error::Io(items) => {
-                        for (path, msg) in items {
-                            out.push(CompileError {
-                                offset: char_offset(code, path),
-                                message: format!("cannot load module: {msg}"),
-                            });
-                        }
-                    }
-                    jaq_core::load::Error::Lex(items) => {
-                        for (expect, at) in items {
-                            out.push(CompileError {
-                                offset: char_offset(code, at),
-                                message: format!("jq syntax error: expected {}", expect.as_str()),
-                            });
-                        }
-                    }
-                    jaq_core::load::Error::Parse(items) => {
-                        for (expect, at) in items {
-                            let found = if at.is_empty() {
-                                "end of program".to_string()
-                            } else {
-                                format!("`{}`", at.chars().take(20).collect::<String>())
-                            };
-                            out.push(CompileError {
-                                offset: char_offset(code, at),
-                                message: format!(
-                                    "jq syntax error: expected {}, found {found}",
-                                    expect.as_str()
-                                ),
-                            });
-                        }
-                    }
-                }
-            }
-            // One mistake often yields several expectations at the same place: keep the first.
-            out.dedup_by_key(|e| e.offset);
-            out
-        })?;
+        .map_err(|errs| load_errors(code, errs))?;
     let filter = Compiler::default()
         .with_funs(funs)
         .with_global_vars(GLOBALS)
@@ -224,69 +95,48 @@ pub fn compile(code: &str) -> Result<Program, Vec<CompileError>> {
     })
 }
 
-/// jaq's `fromjson` (also behind `tonumber` and `toboolean`), refusing text nested deeper than
-/// the codec writes before parsing it: jaq's parser recurses once per level, and a string of
-/// 100,000 `[` from an event overflowed the worker's 64 MiB stack and aborted the process.
-fn fromjson() -> jaq_core::native::Fun<Data> {
-    use jaq_core::native::{bome, run, v};
-    run(("fromjson", v(0), |cv| {
-        let text = match cv.1.try_as_utf8_bytes_owned() {
-            Ok(text) => text,
-            Err(e) => return bome(Err(e)),
-        };
-        if nests_deeper(&text, crate::codec::MAX_DEPTH) {
-            let depth = crate::codec::MAX_DEPTH;
-            return bome(Err(jaq_core::Error::str(format_args!(
-                "cannot parse as JSON: nested deeper than {depth} levels"
-            ))));
-        }
-        let parsed = jaq_json::bytes_valrs(text, |text| {
-            Box::new(jaq_json::read::parse_many(text).map(|r| {
-                r.map_err(|e| jaq_core::Error::str(format_args!("cannot parse as JSON: {e}")))
-            }))
-        });
-        Box::new(parsed.map(|r| r.map_err(jaq_core::Exn::from)))
-    }))
-}
-
-/// Whether JSON text (as jaq reads it: `#` comments, `b"..."` byte strings) nests arrays and
-/// objects deeper than `max`. Errs on the deep side: brackets in strings and comments never count
-/// towards nesting, anything else that looks like a bracket does.
-fn nests_deeper(text: &[u8], max: usize) -> bool {
-    let mut depth = 0usize;
-    let mut bytes = text.iter();
-    while let Some(&b) = bytes.next() {
-        match b {
-            b'"' => {
-                // To the closing quote, skipping escaped chars.
-                while let Some(&c) = bytes.next() {
-                    match c {
-                        b'\\' => {
-                            bytes.next();
-                        }
-                        b'"' => break,
-                        _ => {}
-                    }
+/// The lex, parse and module errors of loading `code`, at their char offsets.
+fn load_errors(code: &str, errs: jaq_core::load::Errors<&str, ()>) -> Vec<CompileError> {
+    let mut out = Vec::new();
+    for (_, err) in errs {
+        match err {
+            jaq_core::load::Error::Io(items) => {
+                for (path, msg) in items {
+                    out.push(CompileError {
+                        offset: char_offset(code, path),
+                        message: format!("cannot load module: {msg}"),
+                    });
                 }
             }
-            b'#' => {
-                for &c in bytes.by_ref() {
-                    if c == b'\n' {
-                        break;
-                    }
+            jaq_core::load::Error::Lex(items) => {
+                for (expect, at) in items {
+                    out.push(CompileError {
+                        offset: char_offset(code, at),
+                        message: format!("jq syntax error: expected {}", expect.as_str()),
+                    });
                 }
             }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    return true;
+            jaq_core::load::Error::Parse(items) => {
+                for (expect, at) in items {
+                    let found = if at.is_empty() {
+                        "end of program".to_string()
+                    } else {
+                        format!("`{}`", at.chars().take(20).collect::<String>())
+                    };
+                    out.push(CompileError {
+                        offset: char_offset(code, at),
+                        message: format!(
+                            "jq syntax error: expected {}, found {found}",
+                            expect.as_str()
+                        ),
+                    });
                 }
             }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
         }
     }
-    false
+    // One mistake often yields several expectations at the same place: keep the first.
+    out.dedup_by_key(|e| e.offset);
+    out
 }
 
 fn undefined_kind(what: &jaq_core::compile::Undefined) -> &'static str {
@@ -392,6 +242,7 @@ fn truncate(mut s: String) -> String {
 mod tests {
     use super::*;
     use crate::codec::{Codec, decode, write_json};
+    use crate::event::{Headers, Position};
 
     fn run_all(code: &str, input: &str, meta: &Meta<'_>) -> Result<Vec<String>, RunError> {
         let p = compile(code).unwrap();
@@ -507,19 +358,6 @@ mod tests {
                 .contains("cannot parse")
         );
         assert!(run_all("fromjson", "5", &m).is_err());
-    }
-
-    #[test]
-    fn nesting_is_counted_outside_strings_and_comments() {
-        assert!(!nests_deeper(b"[[1]]", 2));
-        assert!(nests_deeper(b"[[[1]]]", 2));
-        assert!(nests_deeper(b"[{\"a\":[1]}]", 2));
-        assert!(!nests_deeper(br#"["[[[[", "\"[[[["]"#, 1));
-        assert!(!nests_deeper(b"# [[[[\n[1]", 1));
-        // A quote in a comment does not hide the brackets after it.
-        assert!(nests_deeper(b"# \"\n[[[1]]]", 2));
-        // Closing brackets never make room for more.
-        assert!(nests_deeper(b"]]]]][[[", 2));
     }
 
     #[test]

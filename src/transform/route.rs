@@ -8,8 +8,9 @@ use jaq_json::Val;
 use marked_yaml::Spanned;
 use serde::Deserialize;
 
+use super::error::{CompileErrors, Field, RouteError, TransformError};
 use super::program::Program;
-use super::{Record, Transform, check_program, compile_or_describe};
+use super::step::{Record, Transform, check_program, compile_or_describe};
 use crate::codec::write_json;
 use crate::config::Validator;
 use crate::event::Position;
@@ -81,7 +82,7 @@ pub struct Route {
 
 impl Route {
     /// Compiles every expression of the config.
-    pub fn new(config: &RouteConfig) -> Result<Self, String> {
+    pub fn new(config: &RouteConfig) -> Result<Self, CompileErrors> {
         let compile =
             |p: &Option<Spanned<String>>| p.as_ref().map(|p| compile_or_describe(p)).transpose();
         Ok(Route {
@@ -93,30 +94,82 @@ impl Route {
                 .headers
                 .iter()
                 .map(|(name, p)| Ok((name.clone(), compile_or_describe(p)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, CompileErrors>>()?,
+        })
+    }
+
+    /// Every expression's value on the event as it came in (before any field is set).
+    fn evaluate<'a>(
+        &'a self,
+        record: &Record,
+        source: &Position,
+    ) -> Result<Values<'a>, RouteError> {
+        let field = |p: &Option<Program>, field: Field| {
+            p.as_ref()
+                .map(|p| eval(p, record, source, || field))
+                .transpose()
+        };
+        Ok(Values {
+            destination: field(&self.destination, Field::Destination)?,
+            key: field(&self.key, Field::Key)?,
+            partition: field(&self.partition, Field::Partition)?,
+            timestamp: field(&self.timestamp, Field::Timestamp)?,
+            headers: self
+                .headers
+                .iter()
+                .map(|(name, p)| Ok((name, eval(p, record, source, || header(name))?)))
+                .collect::<Result<_, RouteError>>()?,
         })
     }
 }
 
-fn eval(p: &Program, record: &Record, source: &Position, what: &str) -> Result<Val, String> {
-    p.first(record.value.clone(), &record.meta(source))
-        .map_err(|e| format!("{what}: {}", e.0))?
-        .ok_or_else(|| format!("{what}: the expression produced no value"))
+/// The values a route's expressions gave for one event; `None` for a field it does not set.
+struct Values<'a> {
+    destination: Option<Val>,
+    key: Option<Val>,
+    partition: Option<Val>,
+    timestamp: Option<Val>,
+    headers: Vec<(&'a String, Val)>,
 }
 
-fn text(v: &Val, what: &str) -> Result<Option<Bytes>, String> {
+fn header(name: &str) -> Field {
+    Field::Header(name.to_string())
+}
+
+/// The first output of `p` on the record; `field` names it in errors (built only for one).
+fn eval(
+    p: &Program,
+    record: &Record,
+    source: &Position,
+    field: impl FnOnce() -> Field,
+) -> Result<Val, RouteError> {
+    match p.first(record.value.clone(), &record.meta(source)) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Err(RouteError::NoValue { field: field() }),
+        Err(source) => Err(RouteError::Failed {
+            field: field(),
+            source,
+        }),
+    }
+}
+
+/// A key or header value; `field` names it in errors (built only for one).
+fn text(v: &Val, field: impl FnOnce() -> Field) -> Result<Option<Bytes>, RouteError> {
     match v {
         Val::Null => Ok(None),
         Val::TStr(s) | Val::BStr(s) => Ok(Some(Bytes::copy_from_slice(s))),
         Val::Num(_) | Val::Bool(_) => {
             let mut b = Vec::new();
-            write_json(v, &mut b, 0).map_err(|e| format!("{what}: {e}"))?;
+            write_json(v, &mut b, 0).map_err(|source| RouteError::Unwritable {
+                field: field(),
+                source,
+            })?;
             Ok(Some(b.into()))
         }
-        _ => Err(format!(
-            "{what} must be a string, number, boolean or null, got {}",
-            kind(v)
-        )),
+        _ => Err(RouteError::NotText {
+            field: field(),
+            got: kind(v),
+        }),
     }
 }
 
@@ -131,14 +184,53 @@ fn kind(v: &Val) -> &'static str {
     }
 }
 
-fn integer(v: &Val, what: &str) -> Result<Option<i64>, String> {
+fn integer(v: &Val, field: Field) -> Result<Option<i64>, RouteError> {
+    let got = match v {
+        Val::Null => return Ok(None),
+        Val::Num(n) => match n.as_isize() {
+            Some(i) => return Ok(Some(i as i64)),
+            None => n.to_string(),
+        },
+        _ => kind(v).to_string(),
+    };
+    Err(RouteError::NotInteger { field, got })
+}
+
+fn destination(v: Val) -> Result<Option<Arc<str>>, RouteError> {
     match v {
         Val::Null => Ok(None),
-        Val::Num(n) => match n.as_isize() {
-            Some(i) => Ok(Some(i as i64)),
-            None => Err(format!("{what} must be an integer, got {n}")),
+        Val::TStr(s) => Ok(Some(Arc::from(String::from_utf8_lossy(&s).as_ref()))),
+        other => Err(RouteError::NotString { got: kind(&other) }),
+    }
+}
+
+fn partition(v: &Val) -> Result<Option<i32>, RouteError> {
+    match integer(v, Field::Partition)? {
+        None => Ok(None),
+        Some(p) if (0..=i32::MAX as i64).contains(&p) => Ok(Some(p as i32)),
+        Some(got) => Err(RouteError::PartitionRange { got }),
+    }
+}
+
+/// Milliseconds since the epoch from an RFC 3339 string, an integer, or a number jq holds as a
+/// float (cut to whole milliseconds).
+fn timestamp(v: &Val) -> Result<Option<i64>, RouteError> {
+    match v {
+        Val::TStr(s) => {
+            let text = String::from_utf8_lossy(s);
+            match text.parse::<jiff::Timestamp>() {
+                Ok(ts) => Ok(Some(ts.as_millisecond())),
+                Err(e) => Err(RouteError::NotTime {
+                    reason: e.to_string(),
+                    text: text.into_owned(),
+                }),
+            }
+        }
+        Val::Num(n) if n.as_isize().is_none() => match n.to_string().parse::<f64>() {
+            Ok(f) => Ok(Some(f as i64)),
+            Err(_) => Err(RouteError::NotNumber { got: n.to_string() }),
         },
-        _ => Err(format!("{what} must be an integer, got {}", kind(v))),
+        other => integer(other, Field::Timestamp),
     }
 }
 
@@ -148,81 +240,22 @@ impl Transform for Route {
         mut record: Record,
         source: &Position,
         out: &mut Vec<Record>,
-    ) -> Result<(), String> {
-        let destination = self
-            .destination
-            .as_ref()
-            .map(|p| eval(p, &record, source, "destination"))
-            .transpose()?;
-        let key = self
-            .key
-            .as_ref()
-            .map(|p| eval(p, &record, source, "key"))
-            .transpose()?;
-        let partition = self
-            .partition
-            .as_ref()
-            .map(|p| eval(p, &record, source, "partition"))
-            .transpose()?;
-        let timestamp = self
-            .timestamp
-            .as_ref()
-            .map(|p| eval(p, &record, source, "timestamp"))
-            .transpose()?;
-        let headers = self
-            .headers
-            .iter()
-            .map(|(name, p)| Ok((name, eval(p, &record, source, &format!("header `{name}`"))?)))
-            .collect::<Result<Vec<_>, String>>()?;
-
-        if let Some(v) = destination {
-            record.destination = match v {
-                Val::Null => None,
-                Val::TStr(s) => Some(Arc::from(String::from_utf8_lossy(&s).as_ref())),
-                other => {
-                    return Err(format!(
-                        "destination must be a string, got {}",
-                        kind(&other)
-                    ));
-                }
-            };
+    ) -> Result<(), TransformError> {
+        let values = self.evaluate(&record, source)?;
+        if let Some(v) = values.destination {
+            record.destination = destination(v)?;
         }
-        if let Some(v) = key {
-            record.key = text(&v, "key")?;
+        if let Some(v) = values.key {
+            record.key = text(&v, || Field::Key)?;
         }
-        if let Some(v) = partition {
-            record.partition = match integer(&v, "partition")? {
-                None => None,
-                Some(p) if (0..=i32::MAX as i64).contains(&p) => Some(p as i32),
-                Some(p) => {
-                    return Err(format!(
-                        "partition must be between 0 and {}, got {p}",
-                        i32::MAX
-                    ));
-                }
-            };
+        if let Some(v) = values.partition {
+            record.partition = partition(&v)?;
         }
-        if let Some(v) = timestamp {
-            record.timestamp = match &v {
-                Val::TStr(s) => {
-                    let s = String::from_utf8_lossy(s);
-                    let ts: jiff::Timestamp = s
-                        .parse()
-                        .map_err(|e| format!("timestamp `{s}` is not an RFC 3339 time: {e}"))?;
-                    Some(ts.as_millisecond())
-                }
-                Val::Num(n) if n.as_isize().is_none() => {
-                    let f: f64 = n
-                        .to_string()
-                        .parse()
-                        .map_err(|_| format!("timestamp must be a number, got {n}"))?;
-                    Some(f as i64)
-                }
-                other => integer(other, "timestamp")?,
-            };
+        if let Some(v) = values.timestamp {
+            record.timestamp = timestamp(&v)?;
         }
-        for (name, v) in headers {
-            let value = text(&v, &format!("header `{name}`"))?;
+        for (name, v) in values.headers {
+            let value = text(&v, || header(name))?;
             record.headers.retain(|(n, _)| n != name);
             if let Some(value) = value {
                 record.headers.push((name.clone(), value));
@@ -242,8 +275,8 @@ mod tests {
         Spanned::new(marked_yaml::Span::new_blank(), s.to_string())
     }
 
-    fn route(cfg: RouteConfig, json: &str) -> Result<Record, String> {
-        let step = Route::new(&cfg)?;
+    fn route(cfg: RouteConfig, json: &str) -> Result<Record, TransformError> {
+        let step = Route::new(&cfg).unwrap();
         let rec = Record {
             key: Some(Bytes::from_static(b"old")),
             headers: vec![
@@ -309,6 +342,7 @@ mod tests {
         assert!(
             route(c, r#"{"n":1}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("destination must be a string")
         );
         let mut c = cfg();
@@ -316,10 +350,12 @@ mod tests {
         assert!(
             route(c, "{}")
                 .unwrap_err()
+                .to_string()
                 .contains("partition must be between")
         );
         let mut c = cfg();
         c.key = Some(spanned("empty"));
-        assert!(route(c, "{}").unwrap_err().contains("produced no value"));
+        let err = route(c, "{}").unwrap_err().to_string();
+        assert!(err.contains("produced no value"), "{err}");
     }
 }

@@ -1,13 +1,14 @@
 //! The `validate` step: an event whose payload a JSON Schema refuses fails, with its first
 //! violations as the reason.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use jaq_json::{Num, Val};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Record, Transform};
+use super::error::{SchemaError, TransformError};
+use super::step::{Record, Transform};
 use crate::event::Position;
 
 /// How many violations a failed event's reason lists.
@@ -30,20 +31,29 @@ pub struct ValidateConfig {
 
 impl ValidateConfig {
     /// Reads and compiles the schema: what `sluice check` and each worker do.
-    pub fn compile(&self) -> Result<jsonschema::Validator, String> {
-        let file = self.schema_file.display();
-        let text = std::fs::read(&self.schema_file).map_err(|e| format!("{file}: {e}"))?;
+    pub fn compile(&self) -> Result<jsonschema::Validator, SchemaError> {
+        let file = || self.schema_file.clone();
+        let text = std::fs::read(&self.schema_file).map_err(|source| SchemaError::Read {
+            file: file(),
+            source,
+        })?;
         let schema: Value =
-            serde_json::from_slice(&text).map_err(|e| format!("{file} is not JSON: {e}"))?;
+            serde_json::from_slice(&text).map_err(|source| SchemaError::NotJson {
+                file: file(),
+                source,
+            })?;
         jsonschema::options()
             .with_base_uri(base_uri(&self.schema_file))
             .build(&schema)
-            .map_err(|e| format!("{file} is not a usable JSON Schema: {e}"))
+            .map_err(|e| SchemaError::Unusable {
+                file: file(),
+                reason: e.to_string(),
+            })
     }
 }
 
 /// The `file://` URI of the schema, so that relative `$ref`s resolve beside it.
-fn base_uri(path: &std::path::Path) -> String {
+fn base_uri(path: &Path) -> String {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     format!("file://{}", absolute.display())
 }
@@ -66,13 +76,13 @@ impl Transform for Validate {
         record: Record,
         _source: &Position,
         out: &mut Vec<Record>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TransformError> {
         let instance = json_value(&record.value);
         if self.validator.is_valid(&instance) {
             out.push(record);
             return Ok(());
         }
-        let errors: Vec<String> = self
+        let violations = self
             .validator
             .iter_errors(&instance)
             .take(REASONS)
@@ -91,7 +101,7 @@ impl Transform for Validate {
                 format!("at {at}: {what}")
             })
             .collect();
-        Err(format!("refused by the JSON Schema: {}", errors.join("; ")))
+        Err(TransformError::Refused { violations })
     }
 }
 
@@ -142,7 +152,7 @@ mod tests {
         (Validate::new(config.compile().unwrap()), dir)
     }
 
-    fn run(step: &Validate, json: &str) -> Result<usize, String> {
+    fn run(step: &Validate, json: &str) -> Result<usize, TransformError> {
         let mut out = Vec::new();
         step.apply(json_record(json), &Position::Generated { seq: 0 }, &mut out)?;
         Ok(out.len())
@@ -160,12 +170,15 @@ mod tests {
             &step,
             r#"{"id":5,"qty":0,"tags":["x",3],"extra":1,"more":2}"#,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("refused by the JSON Schema: at "), "{err}");
         assert_eq!(err.matches("; at ").count(), REASONS - 1, "{err}");
-        let err = run(&step, r#"{"qty":1}"#).unwrap_err();
+        let err = run(&step, r#"{"qty":1}"#).unwrap_err().to_string();
         assert!(err.contains("at /: \"id\" is a required property"), "{err}");
-        let err = run(&step, r#"{"id":"a","qty":1,"tags":[3]}"#).unwrap_err();
+        let err = run(&step, r#"{"id":"a","qty":1,"tags":[3]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("at /tags/0: 3 is not of type \"string\""),
             "{err}"
@@ -191,7 +204,8 @@ mod tests {
         };
         let step = Validate::new(config.compile().unwrap());
         assert_eq!(run(&step, r#"{"id":"ab"}"#), Ok(1));
-        assert!(run(&step, r#"{"id":"a"}"#).unwrap_err().contains("at /id"));
+        let err = run(&step, r#"{"id":"a"}"#).unwrap_err().to_string();
+        assert!(err.contains("at /id"), "{err}");
     }
 
     #[test]
@@ -205,6 +219,7 @@ mod tests {
             }
             .compile()
             .err()
+            .map(|e| e.to_string())
         };
         assert!(compile("{nope").unwrap().contains("is not JSON"));
         assert!(
