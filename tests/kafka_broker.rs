@@ -15,11 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use testkit::kafka::{Record, TopicReader, committed};
+use testkit::kafka::{KafkaPipeline, Record, TopicReader, committed};
 use testkit::kraft::Broker;
 use testkit::process::Ownership;
-use testkit::wait::Pace;
-use testkit::{Worker, pipeline, sluice, try_wait_for, unique, wait_for};
+use testkit::{Worker, sluice, try_wait_for, unique, wait_for};
 
 /// Serialises the tests of this file.
 fn serial() -> MutexGuard<'static, ()> {
@@ -40,38 +39,20 @@ fn kafka_pipeline(
     output: &str,
     dlq: &str,
 ) -> PathBuf {
-    let brokers = broker.address();
-    pipeline(
-        dir,
-        name,
-        &format!(
+    KafkaPipeline::new(&broker.address(), input, group, output)
+        .name(name)
+        .input("start_from: earliest\ncommit_interval: 1s")
+        .option("session.timeout.ms", "6000")
+        .option("heartbeat.interval.ms", "1000")
+        .option("debug", "cgrp")
+        .transforms(
             "\
-name: {name}
-input:
-  kafka:
-    brokers: {brokers}
-    topics: [{input}]
-    group_id: {group}
-    start_from: earliest
-    commit_interval: 1s
-    options:
-      session.timeout.ms: \"6000\"
-      heartbeat.interval.ms: \"1000\"
-      debug: cgrp
-transforms:
-  - jq: '{{id, worker: \"${{WORKER:-none}}\", p: $source.partition, o: $source.offset}}'
-  - route:
-      key: '$key'
-output:
-  kafka:
-    brokers: {brokers}
-    topic: {output}
-errors:
-  output:
-    kafka: {{brokers: {brokers}, topic: {dlq}}}
-"
-        ),
-    )
+- jq: '{id, worker: \"${WORKER:-none}\", p: $source.partition, o: $source.offset}'
+- route:
+    key: '$key'",
+        )
+        .dead_letters(dlq)
+        .write(dir, name)
 }
 
 /// The `id` of an output record.
@@ -608,25 +589,16 @@ fn scale_up_and_down_while_running() {
         // comes (the scope joins it).
         let _release_on_exit = ReleaseOnDrop(&release);
         let producing = scope.spawn(|| {
-            let mut producer = broker.producer();
-            let mut pace = Pace::new(RATE_PER_10MS);
-            for i in 0..N {
-                if i == N - HELD_BACK {
-                    wait_for("the scale-down to begin", Duration::from_secs(300), || {
-                        release.load(Ordering::SeqCst).then_some(())
-                    });
-                }
-                pace.before(i);
-                let payload = format!("{{\"id\":{i},\"v\":\"small\"}}");
-                producer.send(
-                    &input,
-                    Some(&format!("k{}", i % 40)),
-                    payload.as_bytes(),
-                    &[],
-                );
-            }
-            producer.flush();
-            producer.end_offsets()
+            let payload = |i| format!("{{\"id\":{i},\"v\":\"small\"}}");
+            broker
+                .producer()
+                .send_paced(&input, N, RATE_PER_10MS, 40, payload, |i| {
+                    if i + 1 == N - HELD_BACK {
+                        wait_for("the scale-down to begin", Duration::from_secs(300), || {
+                            release.load(Ordering::SeqCst).then_some(())
+                        });
+                    }
+                })
         });
 
         let mut out = TopicReader::new(&broker.address(), &output, 4);
@@ -820,19 +792,8 @@ fn broker_restarts_mid_stream_lose_nothing() {
     let mut first_committed: Option<Vec<i64>> = None;
     let end_offsets = std::thread::scope(|scope| {
         let producer = scope.spawn(|| {
-            let mut pace = Pace::new(RATE_PER_10MS);
-            for i in 0..N {
-                pace.before(i);
-                let payload = format!("{{\"id\":{i}}}");
-                producer.send(
-                    &input,
-                    Some(&format!("k{}", i % 30)),
-                    payload.as_bytes(),
-                    &[],
-                );
-            }
-            producer.flush();
-            producer.end_offsets()
+            let payload = |i| format!("{{\"id\":{i}}}");
+            producer.send_paced(&input, N, RATE_PER_10MS, 30, payload, |_| {})
         });
         readiness(metrics, 200, &broker, &worker);
 
