@@ -55,18 +55,11 @@ fn kafka_pipeline(
         .write(dir, name)
 }
 
-/// The `id` of an output record.
-fn id_of(record: &Record) -> u64 {
-    record.json()["id"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("output record without an id: {record:?}"))
-}
-
 /// How many times each id occurs in `records`.
 fn id_counts(records: &[Record]) -> HashMap<u64, u64> {
     let mut counts = HashMap::new();
     for r in records {
-        *counts.entry(id_of(r)).or_insert(0) += 1;
+        *counts.entry(r.id()).or_insert(0) += 1;
     }
     counts
 }
@@ -178,7 +171,7 @@ fn wait_for_all_ids(reader: &mut TopicReader, n: u64, timeout: Duration, workers
     let done = try_wait_for(timeout, || {
         reader.poll(Duration::from_millis(250));
         for r in &reader.records[scanned..] {
-            seen.insert(id_of(r));
+            seen.insert(r.id());
         }
         scanned = reader.records.len();
         (seen.len() as u64 >= n).then_some(())
@@ -340,7 +333,7 @@ fn kafka_to_kafka_end_to_end() {
     assert!(dups.is_empty(), "ids written more than once: {dups:?}");
     assert_eq!(out.records.len() as u64, N);
     for r in &out.records {
-        let id = id_of(r);
+        let id = r.id();
         let v = r.json();
         assert_eq!(
             (&v["id"], &v["worker"]),
@@ -370,7 +363,7 @@ fn kafka_to_kafka_end_to_end() {
                 *p,
                 "key {key} in two partitions"
             );
-            let id = id_of(r);
+            let id = r.id();
             if let Some(prev) = last.insert(key, id) {
                 assert!(
                     prev < id,
@@ -815,7 +808,7 @@ fn broker_restarts_mid_stream_lose_nothing() {
                 || {
                     out.poll(Duration::from_millis(200));
                     for r in &out.records[scanned..] {
-                        seen.insert(id_of(r));
+                        seen.insert(r.id());
                         let v = r.json();
                         let (p, o) = (v["p"].as_u64().unwrap(), v["o"].as_i64().unwrap());
                         delivered[p as usize] = delivered[p as usize].max(o);
@@ -931,7 +924,7 @@ fn broker_restarts_mid_stream_lose_nothing() {
         records.sort_by_key(|r| r.offset);
         for r in records.iter() {
             let key = r.key.clone().unwrap();
-            let id = id_of(r);
+            let id = r.id();
             if last.insert(key, id).is_some_and(|prev| prev >= id) {
                 out_of_order += 1;
             }

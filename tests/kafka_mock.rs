@@ -337,11 +337,7 @@ async fn an_event_the_output_rejects_is_dead_lettered_and_the_rest_flows() {
     token.cancel();
     handle.await.unwrap().expect("pipeline ends cleanly");
 
-    let mut ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let mut ids = out.ids();
     ids.sort();
     assert_eq!(ids, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
     let letter = &dlq.records()[0];
@@ -616,11 +612,7 @@ async fn a_dead_letter_too_large_for_its_output_is_cut_to_fit_and_delivered() {
     );
     assert_eq!(letter.key.as_deref(), Some("k5"), "the key is kept");
     assert_eq!(letter.header("trace"), Some("t"), "the headers are kept");
-    let ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let ids = out.ids();
     assert_eq!(ids, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
 }
 
@@ -678,11 +670,7 @@ async fn a_dead_letter_output_that_refuses_stops_the_pipeline_and_keeps_the_inpu
     let letter = &dlq.records()[0];
     assert_eq!(letter.header("sluice-error-step"), Some("decode"));
     assert_eq!(letter.payload, bad);
-    let mut ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let mut ids = out.ids();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
@@ -752,11 +740,7 @@ async fn errors_stop_commits_up_to_the_failing_record_and_delivers_nothing_after
             .unwrap();
         assert_eq!(written, vec![fail_at as i64], "{case}: records written");
         wait_count(&case, &out, fail_at as usize, Duration::from_secs(60)).await;
-        let ids: Vec<u64> = out
-            .records()
-            .iter()
-            .map(|r| r.json()["id"].as_u64().unwrap())
-            .collect();
+        let ids = out.ids();
         // The idempotent producer delivers each record of a run once; the second run
         // delivers nothing new before the failure, as it starts at it.
         assert!(
@@ -840,11 +824,7 @@ async fn a_huge_record_is_dead_lettered_to_jetstream_cut_to_fit_and_not_met_agai
         handle.await.unwrap().expect("pipeline ends cleanly");
     }
     wait_count("outputs", &out, 2, Duration::from_secs(60)).await;
-    let ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let ids = out.ids();
     assert_eq!(ids, [0, 2]);
     let letters = testkit::nats::read_stream(&js, &dead).await;
     assert_eq!(

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use testkit::kafka::KafkaPipeline;
+use testkit::kafka::{KafkaPipeline, Record};
 use testkit::kraft::{Broker, Listener, PASSWORD, USER};
 use testkit::pki::Pki;
 use testkit::{Worker, sluice, unique, wait_exit, wait_for};
@@ -40,11 +40,7 @@ fn carries_every_event(broker: &Broker, listener: Listener, security: &str) {
         (out.records.len() >= 100).then_some(())
     });
     out.drain(Duration::from_millis(500));
-    let ids: Vec<u64> = out
-        .records
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let ids: Vec<u64> = out.records.iter().map(Record::id).collect();
     assert_eq!(ids, (0..100).collect::<Vec<_>>(), "{}", worker.report());
     worker.stop(Duration::from_secs(30));
 }

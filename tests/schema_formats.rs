@@ -824,11 +824,7 @@ async fn a_registry_outage_pauses_the_pipeline_and_bad_payloads_are_dead_lettere
         "{reasons:?}"
     );
 
-    let mut ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let mut ids = out.ids();
     ids.sort();
     ids.dedup();
     assert_eq!(

@@ -79,6 +79,17 @@ impl Record {
         })
     }
 
+    /// The payload's `id` field, a number; panics naming the record when it has none.
+    pub fn id(&self) -> u64 {
+        let v = self.json();
+        v["id"].as_u64().unwrap_or_else(|| {
+            panic!(
+                "record {}@{} without an id: {v}",
+                self.partition, self.offset
+            )
+        })
+    }
+
     /// The id of an [`example_event`] the record was made of.
     pub fn example_id(&self) -> u64 {
         let v = self.json();

@@ -62,6 +62,16 @@ impl Collector {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// The [`id`](Record::id) of each record read so far, in the order read.
+    pub fn ids(&self) -> Vec<u64> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .map(Record::id)
+            .collect()
+    }
+
     /// A copy of the records read so far (none for a [`counting`](Self::counting) collector).
     pub fn records(&self) -> Vec<Record> {
         self.records.lock().unwrap().clone()
