@@ -107,7 +107,7 @@ fn header(m: &async_nats::jetstream::Message, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_bad_input_is_dead_lettered_with_its_reason_among_100k_good_events() {
     let server = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let js = server.jetstream().await;
     let name = |p: &str| unique(p).replace('-', "_");
     let (input, output, dead) = (name("IN"), name("OUT"), name("DEAD"));
     create_stream(&js, &input, &[format!("{input}.>")]).await;

@@ -8,7 +8,6 @@ use std::time::Duration;
 use testkit::kafka::{TopicReader, committed, example_event, example_id_counts};
 use testkit::kraft::Broker;
 use testkit::podman::{Container, image, podman, run_podman};
-use testkit::wait::Pace;
 use testkit::{http_get_at, log_records, unique, wait_for};
 
 /// The payload, key and headers of each output line, and where it came from (the timestamp
@@ -127,20 +126,8 @@ fn podman_stop_of_a_busy_worker_exits_0_as_uid_10001_on_a_read_only_root_losing_
     let first = worker(&env);
     let produced = std::thread::scope(|scope| {
         // 4,000 events/s for 15 s: the stop lands while events arrive and are in flight.
-        let producing = scope.spawn(|| {
-            let mut pace = Pace::new(40);
-            for i in 0..N {
-                pace.before(i);
-                producer.send(
-                    &input,
-                    Some(&format!("k{}", i % 30)),
-                    example_event(i).as_bytes(),
-                    &[],
-                );
-            }
-            producer.flush();
-            producer.end_offsets()
-        });
+        let producing =
+            scope.spawn(|| producer.send_paced(&input, N, 40, 30, example_event, |_| {}));
 
         // The process runs as uid 10001 (the image's USER), on a read-only root filesystem.
         let pid = first.inspect("{{.State.Pid}}");

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use testkit::nats::{NatsServer, create_stream, read_stream, stored};
-use testkit::{Worker, eventually, free_port, http_get, logged, metric_values, pipeline, sluice};
+use testkit::{Worker, eventually, free_port, http_get, logged, metric_values, sluice};
 use testkit::{unique, wait_exit, wait_for};
 
 /// Waits until the worker has taken at least `n` events, by its metrics.
@@ -104,13 +104,7 @@ fn curl(url: &str, args: &[&str]) -> Answer {
 }
 
 fn start(dir: &Path, yaml: &str, metrics: u16) -> Worker {
-    let file = pipeline(dir, "http", yaml);
-    let log = dir.join("sluice.log");
-    let worker = Worker::with_metrics(sluice!(), &file, &log, metrics);
-    wait_for("the server listening", Duration::from_secs(30), || {
-        logged(&log, "http_server: listening").then_some(())
-    });
-    worker
+    Worker::http_server(dir, yaml, sluice!(), metrics)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

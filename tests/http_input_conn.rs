@@ -4,21 +4,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use testkit::{Worker, free_port, http_get, logged, metric_values, pipeline, wait_for};
-
-fn start(dir: &Path, yaml: &str, sluice: Command, metrics: u16) -> Worker {
-    let file = pipeline(dir, "http", yaml);
-    let log = dir.join("sluice.log");
-    let worker = Worker::with_metrics(sluice, &file, &log, metrics);
-    wait_for("the server listening", Duration::from_secs(30), || {
-        logged(&log, "http_server: listening").then_some(())
-    });
-    worker
-}
+use testkit::{Worker, free_port, http_get, metric_values, wait_for};
 
 /// What the server sends on `stream` until it closes it, waiting at most `deadline`; None if it
 /// is still open then.
@@ -59,7 +48,7 @@ const REQUEST: &[u8] = b"POST / HTTP/1.1\r\nHost: sluice\r\nContent-Length: 7\r\
 fn idle_and_slow_connections_are_closed_after_their_timeouts() {
     let (port, metrics) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
-    let _worker = start(
+    let _worker = Worker::http_server(
         dir.path(),
         &format!(
             "\
@@ -125,7 +114,7 @@ fn at_the_connection_limit_new_clients_wait_and_files_never_run_out() {
     sluice
         .args(["--nofile=64:64", "--", env!("CARGO_BIN_EXE_sluice")])
         .env("RUST_LOG", "info");
-    let worker = start(
+    let worker = Worker::http_server(
         dir.path(),
         &format!(
             "\
@@ -174,7 +163,7 @@ fn early_answers_reach_http1_and_http2_clients_over_tls() {
     let pki = testkit::pki::Pki::generate();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let _worker = start(
+    let _worker = Worker::http_server(
         dir.path(),
         &format!(
             "\
@@ -238,7 +227,7 @@ errors: drop
 async fn an_http2_connection_without_streams_is_closed_after_the_idle_timeout() {
     let (port, metrics) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
-    let _worker = start(
+    let _worker = Worker::http_server(
         dir.path(),
         &format!(
             "\

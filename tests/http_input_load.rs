@@ -66,8 +66,7 @@ async fn stored_ids(js: &async_nats::jetstream::Context, stream: &str) -> HashMa
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_events_over_concurrent_requests_are_stored_exactly_once() {
     let server = NatsServer::start();
-    let nats = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(nats);
+    let js = server.jetstream().await;
     let out = name("HTTPLOAD");
     create_stream(&js, &out, &[format!("{out}.>")]).await;
     let port = free_port();
@@ -131,8 +130,7 @@ async fn a_hundred_thousand_events_over_concurrent_requests_are_stored_exactly_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_9_during_load_loses_nothing_that_was_answered_200() {
     let server = NatsServer::start();
-    let nats = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(nats);
+    let js = server.jetstream().await;
     let out = name("HTTPKILL");
     create_stream(&js, &out, &[format!("{out}.>")]).await;
     let port = free_port();

@@ -11,6 +11,16 @@ fn name(prefix: &str) -> String {
     unique(prefix).replace('-', "_")
 }
 
+/// Two streams of fresh names, (input, output, in_subject, out_subject): `input` stores
+/// `{in_subject}.>`, `output` stores `{out_subject}.>`.
+async fn streams(js: &async_nats::jetstream::Context) -> (String, String, String, String) {
+    let (input, output) = (name("IN"), name("OUT"));
+    let (in_subject, out_subject) = (name("in"), name("out"));
+    create_stream(js, &input, &[format!("{in_subject}.>")]).await;
+    create_stream(js, &output, &[format!("{out_subject}.>")]).await;
+    (input, output, in_subject, out_subject)
+}
+
 fn header(m: &async_nats::jetstream::Message, name: &str) -> Option<String> {
     m.headers
         .as_ref()
@@ -44,12 +54,8 @@ fn id(payload: &[u8]) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_arrives_once_through_a_crash_and_a_server_restart() {
     let mut server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let (input, output) = (name("IN"), name("OUT"));
-    let (in_subject, out_subject) = (name("in"), name("out"));
-    create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
-    create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
+    let js = server.jetstream().await;
+    let (input, output, in_subject, out_subject) = streams(&js).await;
     let n = 100_000u64;
     publish_all(
         &js,
@@ -163,12 +169,9 @@ errors: stop
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_output_redelivers_with_backoff_then_dead_letters_after_max_deliver() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let (input, output) = (name("IN"), name("OUT"));
-    let (in_subject, out_subject, nowhere) = (name("in"), name("out"), name("nowhere"));
-    create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
-    create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
+    let js = server.jetstream().await;
+    let (input, output, in_subject, out_subject) = streams(&js).await;
+    let nowhere = name("nowhere");
     publish_all(
         &js,
         (1..=10).map(|i| {
@@ -272,8 +275,7 @@ errors:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_events_are_kept_alive_and_a_shutdown_waits_to_deliver_them() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
+    let js = server.jetstream().await;
     let (input, in_subject) = (name("IN"), name("in"));
     create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
     publish_all(
@@ -359,12 +361,8 @@ errors: stop
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_exits_in_time_and_loses_nothing() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let (input, output) = (name("IN"), name("OUT"));
-    let (in_subject, out_subject) = (name("in"), name("out"));
-    create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
-    create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
+    let js = server.jetstream().await;
+    let (input, output, in_subject, out_subject) = streams(&js).await;
     // Far more than the worker drains between the first 5,000 outputs and the signal, so it is
     // stopped with work left however fast it runs.
     let n = 200_000u64;
@@ -441,8 +439,8 @@ async fn an_output_server_down_for_a_while_holds_the_input_back_and_loses_nothin
     // Input and output on separate servers, so the output can go down alone.
     let in_server = NatsServer::start();
     let mut out_server = NatsServer::start();
-    let in_js = async_nats::jetstream::new(async_nats::connect(in_server.url()).await.unwrap());
-    let out_js = async_nats::jetstream::new(async_nats::connect(out_server.url()).await.unwrap());
+    let in_js = in_server.jetstream().await;
+    let out_js = out_server.jetstream().await;
     let (input, output) = (name("IN"), name("OUT"));
     create_stream(&in_js, &input, &[format!("{input}.>")]).await;
     create_stream(&out_js, &output, &[format!("{output}.>")]).await;
@@ -572,7 +570,7 @@ settings:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_output_batch_is_confirmed_and_a_header_nats_cannot_carry_is_dead_lettered() {
     let server = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let js = server.jetstream().await;
     let output = name("OUT");
     create_stream(&js, &output, &[format!("{output}.>")]).await;
     let dir = tempfile::tempdir().unwrap();
@@ -656,8 +654,7 @@ async fn ack_floor(js: &async_nats::jetstream::Context, stream: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_stop_acknowledges_up_to_the_failing_message_and_delivers_nothing_after() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
+    let js = server.jetstream().await;
     let dir = tempfile::tempdir().unwrap();
     let n = 1_200u64;
     // With batches of 1 every failure is at the start and the end of its batch.
@@ -671,10 +668,7 @@ async fn errors_stop_acknowledges_up_to_the_failing_message_and_delivers_nothing
         (500, 1_199),
     ] {
         let case = format!("batch {batch_size}, failure at {fail_at}");
-        let (input, output) = (name("IN"), name("OUT"));
-        let (in_subject, out_subject) = (name("in"), name("out"));
-        create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
-        create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
+        let (input, output, in_subject, out_subject) = streams(&js).await;
         publish_all(
             &js,
             (0..n).map(|i| {
@@ -767,12 +761,9 @@ settings:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_the_dead_letter_stream_refuses_is_dropped_and_not_met_again() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
-    let (input, output, dead) = (name("IN"), name("OUT"), name("DEAD"));
-    let (in_subject, out_subject, dead_subject) = (name("in"), name("out"), name("dead"));
-    create_stream(&js, &input, &[format!("{in_subject}.>")]).await;
-    create_stream(&js, &output, &[format!("{out_subject}.>")]).await;
+    let js = server.jetstream().await;
+    let (input, output, in_subject, out_subject) = streams(&js).await;
+    let (dead, dead_subject) = (name("DEAD"), name("dead"));
     js.create_stream(async_nats::jetstream::stream::Config {
         name: dead.clone(),
         subjects: vec![dead_subject.clone()],

@@ -15,11 +15,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use testkit::kafka::{Record, TopicReader, committed};
+use testkit::kafka::{KafkaPipeline, Record, TopicReader, committed};
 use testkit::kraft::Broker;
 use testkit::process::Ownership;
-use testkit::wait::Pace;
-use testkit::{Worker, pipeline, sluice, try_wait_for, unique, wait_for};
+use testkit::{Worker, sluice, try_wait_for, unique, wait_for};
 
 /// Serialises the tests of this file.
 fn serial() -> MutexGuard<'static, ()> {
@@ -40,52 +39,27 @@ fn kafka_pipeline(
     output: &str,
     dlq: &str,
 ) -> PathBuf {
-    let brokers = broker.address();
-    pipeline(
-        dir,
-        name,
-        &format!(
+    KafkaPipeline::new(&broker.address(), input, group, output)
+        .name(name)
+        .input("start_from: earliest\ncommit_interval: 1s")
+        .option("session.timeout.ms", "6000")
+        .option("heartbeat.interval.ms", "1000")
+        .option("debug", "cgrp")
+        .transforms(
             "\
-name: {name}
-input:
-  kafka:
-    brokers: {brokers}
-    topics: [{input}]
-    group_id: {group}
-    start_from: earliest
-    commit_interval: 1s
-    options:
-      session.timeout.ms: \"6000\"
-      heartbeat.interval.ms: \"1000\"
-      debug: cgrp
-transforms:
-  - jq: '{{id, worker: \"${{WORKER:-none}}\", p: $source.partition, o: $source.offset}}'
-  - route:
-      key: '$key'
-output:
-  kafka:
-    brokers: {brokers}
-    topic: {output}
-errors:
-  output:
-    kafka: {{brokers: {brokers}, topic: {dlq}}}
-"
-        ),
-    )
-}
-
-/// The `id` of an output record.
-fn id_of(record: &Record) -> u64 {
-    record.json()["id"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("output record without an id: {record:?}"))
+- jq: '{id, worker: \"${WORKER:-none}\", p: $source.partition, o: $source.offset}'
+- route:
+    key: '$key'",
+        )
+        .dead_letters(dlq)
+        .write(dir, name)
 }
 
 /// How many times each id occurs in `records`.
 fn id_counts(records: &[Record]) -> HashMap<u64, u64> {
     let mut counts = HashMap::new();
     for r in records {
-        *counts.entry(id_of(r)).or_insert(0) += 1;
+        *counts.entry(r.id()).or_insert(0) += 1;
     }
     counts
 }
@@ -197,7 +171,7 @@ fn wait_for_all_ids(reader: &mut TopicReader, n: u64, timeout: Duration, workers
     let done = try_wait_for(timeout, || {
         reader.poll(Duration::from_millis(250));
         for r in &reader.records[scanned..] {
-            seen.insert(id_of(r));
+            seen.insert(r.id());
         }
         scanned = reader.records.len();
         (seen.len() as u64 >= n).then_some(())
@@ -359,7 +333,7 @@ fn kafka_to_kafka_end_to_end() {
     assert!(dups.is_empty(), "ids written more than once: {dups:?}");
     assert_eq!(out.records.len() as u64, N);
     for r in &out.records {
-        let id = id_of(r);
+        let id = r.id();
         let v = r.json();
         assert_eq!(
             (&v["id"], &v["worker"]),
@@ -389,7 +363,7 @@ fn kafka_to_kafka_end_to_end() {
                 *p,
                 "key {key} in two partitions"
             );
-            let id = id_of(r);
+            let id = r.id();
             if let Some(prev) = last.insert(key, id) {
                 assert!(
                     prev < id,
@@ -608,25 +582,16 @@ fn scale_up_and_down_while_running() {
         // comes (the scope joins it).
         let _release_on_exit = ReleaseOnDrop(&release);
         let producing = scope.spawn(|| {
-            let mut producer = broker.producer();
-            let mut pace = Pace::new(RATE_PER_10MS);
-            for i in 0..N {
-                if i == N - HELD_BACK {
-                    wait_for("the scale-down to begin", Duration::from_secs(300), || {
-                        release.load(Ordering::SeqCst).then_some(())
-                    });
-                }
-                pace.before(i);
-                let payload = format!("{{\"id\":{i},\"v\":\"small\"}}");
-                producer.send(
-                    &input,
-                    Some(&format!("k{}", i % 40)),
-                    payload.as_bytes(),
-                    &[],
-                );
-            }
-            producer.flush();
-            producer.end_offsets()
+            let payload = |i| format!("{{\"id\":{i},\"v\":\"small\"}}");
+            broker
+                .producer()
+                .send_paced(&input, N, RATE_PER_10MS, 40, payload, |i| {
+                    if i + 1 == N - HELD_BACK {
+                        wait_for("the scale-down to begin", Duration::from_secs(300), || {
+                            release.load(Ordering::SeqCst).then_some(())
+                        });
+                    }
+                })
         });
 
         let mut out = TopicReader::new(&broker.address(), &output, 4);
@@ -820,19 +785,8 @@ fn broker_restarts_mid_stream_lose_nothing() {
     let mut first_committed: Option<Vec<i64>> = None;
     let end_offsets = std::thread::scope(|scope| {
         let producer = scope.spawn(|| {
-            let mut pace = Pace::new(RATE_PER_10MS);
-            for i in 0..N {
-                pace.before(i);
-                let payload = format!("{{\"id\":{i}}}");
-                producer.send(
-                    &input,
-                    Some(&format!("k{}", i % 30)),
-                    payload.as_bytes(),
-                    &[],
-                );
-            }
-            producer.flush();
-            producer.end_offsets()
+            let payload = |i| format!("{{\"id\":{i}}}");
+            producer.send_paced(&input, N, RATE_PER_10MS, 30, payload, |_| {})
         });
         readiness(metrics, 200, &broker, &worker);
 
@@ -854,7 +808,7 @@ fn broker_restarts_mid_stream_lose_nothing() {
                 || {
                     out.poll(Duration::from_millis(200));
                     for r in &out.records[scanned..] {
-                        seen.insert(id_of(r));
+                        seen.insert(r.id());
                         let v = r.json();
                         let (p, o) = (v["p"].as_u64().unwrap(), v["o"].as_i64().unwrap());
                         delivered[p as usize] = delivered[p as usize].max(o);
@@ -970,7 +924,7 @@ fn broker_restarts_mid_stream_lose_nothing() {
         records.sort_by_key(|r| r.offset);
         for r in records.iter() {
             let key = r.key.clone().unwrap();
-            let id = id_of(r);
+            let id = r.id();
             if last.insert(key, id).is_some_and(|prev| prev >= id) {
                 out_of_order += 1;
             }

@@ -12,12 +12,24 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use testkit::kafka::{Collector, produce};
+use testkit::kafka::{Collector, KafkaPipeline, produce};
 use testkit::kraft::Broker;
 use testkit::{
     free_port, http_get as get, metric_values as values, pipeline, sluice, unique, wait_exit,
     wait_for,
 };
+
+/// Produces events `{"id": i}` keyed `k{i}` for i in 0..`n` to `topic`.
+fn produce_ids(brokers: &str, topic: &str, n: u64) {
+    let records = (0..n).map(|i| {
+        (
+            Some(format!("k{i}")),
+            format!("{{\"id\":{i}}}").into_bytes(),
+            vec![],
+        )
+    });
+    produce(brokers, topic, records);
+}
 
 #[test]
 fn counters_match_and_lag_drains_to_zero() {
@@ -26,43 +38,15 @@ fn counters_match_and_lag_drains_to_zero() {
     let (input, output, group) = (unique("in"), unique("out"), unique("group"));
     broker.create_topics(&[(&input, 3), (&output, 3)]);
     let n = 9_000u64;
-    produce(
-        &brokers,
-        &input,
-        (0..n).map(|i| {
-            (
-                Some(format!("k{i}")),
-                format!("{{\"id\":{i}}}").into_bytes(),
-                vec![],
-            )
-        }),
-    );
+    produce_ids(&brokers, &input, n);
 
     let dir = tempfile::tempdir().unwrap();
-    let file = pipeline(
-        dir.path(),
-        "lagged",
-        &format!(
-            "\
-input:
-  kafka:
-    brokers: {brokers}
-    topics: [{input}]
-    group_id: {group}
-    commit_interval: 100ms
-    options:
-      session.timeout.ms: \"6000\"
-      statistics.interval.ms: \"200\"
-transforms:
-  - filter: '.id % 3 != 0'
-output:
-  kafka:
-    brokers: {brokers}
-    topic: {output}
-errors: stop
-"
-        ),
-    );
+    let file = KafkaPipeline::new(&brokers, &input, &group, &output)
+        .input("commit_interval: 100ms")
+        .option("session.timeout.ms", "6000")
+        .option("statistics.interval.ms", "200")
+        .transforms("- filter: '.id % 3 != 0'")
+        .write(dir.path(), "lagged");
     let port = free_port();
     let out = Collector::start(&brokers, &output, 3);
     let mut child = sluice!()
@@ -328,17 +312,7 @@ fn summed_over_replicas_the_lag_is_the_brokers_through_rebalances() {
     broker.create_topics(&[(&input, partitions)]);
     let n = 4_000u64;
     // The producer pauses from here on: the high watermarks stay put.
-    produce(
-        &brokers,
-        &input,
-        (0..n).map(|i| {
-            (
-                Some(format!("k{i}")),
-                format!("{{\"id\":{i}}}").into_bytes(),
-                vec![],
-            )
-        }),
-    );
+    produce_ids(&brokers, &input, n);
     // The output takes twenty requests (of at most 10 events: `batch_size`), then stalls: the
     // committed offsets stop short of the end, and stay put too.
     let (endpoint, served) = stalling_endpoint(20);

@@ -9,7 +9,9 @@ use std::time::Duration;
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use sluice::observe::health::Health;
-use testkit::kafka::{Collector, Outgoing, Record, committed, end_offsets, produce};
+use testkit::kafka::{
+    Collector, KafkaPipeline, Outgoing, Record, committed, end_offsets, produce, wait_count,
+};
 use testkit::{eventually, try_eventually, unique};
 use tokio_util::sync::CancellationToken;
 
@@ -43,43 +45,27 @@ fn setup(cluster: &MockCluster<'_, rdkafka::producer::DefaultProducerContext>) -
 }
 
 fn pipeline_yaml(brokers: &str, s: &Setup) -> String {
-    format!(
-        "\
-name: mock
-input:
-  kafka:
-    brokers: {brokers}
-    topics: [{input}]
-    group_id: {group}
-    commit_interval: 200ms
-    options:
-      session.timeout.ms: \"6000\"
-      heartbeat.interval.ms: \"500\"
-transforms:
-  - jq: '{{id, doubled: (.n * 2)}}'
-  - route:
-      key: '$key'
-      headers:
-        x-from: '$source.topic'
-output:
-  kafka:
-    brokers: {brokers}
-    topic: {output}
-    linger: 1ms
-errors:
-  output:
-    kafka:
-      brokers: {brokers}
-      topic: {dlq}
-settings:
-  batch_size: 200
-  shutdown_timeout: 20s
-",
-        input = s.input,
-        output = s.output,
-        dlq = s.dlq,
-        group = s.group,
-    )
+    KafkaPipeline::new(brokers, &s.input, &s.group, &s.output)
+        .name("mock")
+        .input("commit_interval: 200ms")
+        .option("session.timeout.ms", "6000")
+        .option("heartbeat.interval.ms", "500")
+        .transforms(
+            "\
+- jq: '{id, doubled: (.n * 2)}'
+- route:
+    key: '$key'
+    headers:
+      x-from: '$source.topic'",
+        )
+        .output("linger: 1ms")
+        // A block, not flow style: tests below give the dead-letter output other settings.
+        .errors(&format!(
+            "output:\n  kafka:\n    brokers: {brokers}\n    topic: {}",
+            s.dlq
+        ))
+        .settings("batch_size: 200\nshutdown_timeout: 20s")
+        .yaml()
 }
 
 type Running = tokio::task::JoinHandle<Result<(), Vec<sluice::runtime::PipelineError>>>;
@@ -125,15 +111,6 @@ async fn assert_all_committed(brokers: &str, s: &Setup) {
         .await
         .unwrap();
     assert_eq!(done, ends, "committed offsets equal the end offsets");
-}
-
-async fn wait_count(what: &str, c: &Collector, n: usize, timeout: Duration) {
-    let done = try_eventually(timeout, async || (c.count() >= n).then_some(())).await;
-    assert!(
-        done.is_some(),
-        "timed out waiting for {what}: {} of {n}",
-        c.count()
-    );
 }
 
 /// Every id in `0..n` except `bad` arrived, each output carries its input key and headers, and
@@ -360,11 +337,7 @@ async fn an_event_the_output_rejects_is_dead_lettered_and_the_rest_flows() {
     token.cancel();
     handle.await.unwrap().expect("pipeline ends cleanly");
 
-    let mut ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let mut ids = out.ids();
     ids.sort();
     assert_eq!(ids, vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
     let letter = &dlq.records()[0];
@@ -639,11 +612,7 @@ async fn a_dead_letter_too_large_for_its_output_is_cut_to_fit_and_delivered() {
     );
     assert_eq!(letter.key.as_deref(), Some("k5"), "the key is kept");
     assert_eq!(letter.header("trace"), Some("t"), "the headers are kept");
-    let ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let ids = out.ids();
     assert_eq!(ids, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
 }
 
@@ -701,11 +670,7 @@ async fn a_dead_letter_output_that_refuses_stops_the_pipeline_and_keeps_the_inpu
     let letter = &dlq.records()[0];
     assert_eq!(letter.header("sluice-error-step"), Some("decode"));
     assert_eq!(letter.payload, bad);
-    let mut ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let mut ids = out.ids();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids, vec![0, 1, 2, 3, 4, 6, 7, 8, 9]);
@@ -775,11 +740,7 @@ async fn errors_stop_commits_up_to_the_failing_record_and_delivers_nothing_after
             .unwrap();
         assert_eq!(written, vec![fail_at as i64], "{case}: records written");
         wait_count(&case, &out, fail_at as usize, Duration::from_secs(60)).await;
-        let ids: Vec<u64> = out
-            .records()
-            .iter()
-            .map(|r| r.json()["id"].as_u64().unwrap())
-            .collect();
+        let ids = out.ids();
         // The idempotent producer delivers each record of a run once; the second run
         // delivers nothing new before the failure, as it starts at it.
         assert!(
@@ -846,32 +807,15 @@ async fn a_huge_record_is_dead_lettered_to_jetstream_cut_to_fit_and_not_met_agai
         }
         producer.flush(Duration::from_secs(30)).unwrap();
     }
-    let yaml = format!(
-        "\
-name: huge
-input:
-  kafka:
-    brokers: {brokers}
-    topics: [{input}]
-    group_id: {group}
-    commit_interval: 200ms
-transforms:
-  - jq: '{{id}}'
-output:
-  kafka:
-    brokers: {brokers}
-    topic: {output}
-errors:
-  output:
-    jetstream:
-      url: {url}
-      subject: {dead_subject}
-",
-        input = s.input,
-        output = s.output,
-        group = s.group,
-        url = server.url(),
-    );
+    let yaml = KafkaPipeline::new(&brokers, &s.input, &s.group, &s.output)
+        .name("huge")
+        .input("commit_interval: 200ms")
+        .transforms("- jq: '{id}'")
+        .errors(&format!(
+            "output:\n  jetstream:\n    url: {}\n    subject: {dead_subject}",
+            server.url()
+        ))
+        .yaml();
     let out = Collector::start(&brokers, &s.output, 1);
     for _ in 0..2 {
         let (token, handle) = start(&yaml);
@@ -880,11 +824,7 @@ errors:
         handle.await.unwrap().expect("pipeline ends cleanly");
     }
     wait_count("outputs", &out, 2, Duration::from_secs(60)).await;
-    let ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let ids = out.ids();
     assert_eq!(ids, [0, 2]);
     let letters = testkit::nats::read_stream(&js, &dead).await;
     assert_eq!(

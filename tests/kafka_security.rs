@@ -6,32 +6,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use testkit::kafka::{KafkaPipeline, Record};
 use testkit::kraft::{Broker, Listener, PASSWORD, USER};
 use testkit::pki::Pki;
-use testkit::{Worker, pipeline, sluice, unique, wait_exit, wait_for};
+use testkit::{Worker, sluice, unique, wait_exit, wait_for};
 
 /// A Kafka-to-Kafka pipeline; `security` is the input's and output's `tls`/`sasl` lines.
 fn kafka_pipeline(dir: &Path, broker: &str, security: &str, input: &str, output: &str) -> PathBuf {
-    pipeline(
-        dir,
-        "secure",
-        &format!(
-            "\
-input:
-  kafka:
-    brokers: {broker}
-    topics: [{input}]
-    group_id: {group}
-    start_from: earliest{security}
-output:
-  kafka:
-    brokers: {broker}
-    topic: {output}{security}
-errors: stop
-",
-            group = unique("group"),
-        ),
-    )
+    KafkaPipeline::new(broker, input, &unique("group"), output)
+        .input("start_from: earliest")
+        .both(security)
+        .write(dir, "secure")
 }
 
 /// Runs a pipeline on `broker`'s `listener` with `security` and checks that 100 events come out
@@ -55,11 +40,7 @@ fn carries_every_event(broker: &Broker, listener: Listener, security: &str) {
         (out.records.len() >= 100).then_some(())
     });
     out.drain(Duration::from_millis(500));
-    let ids: Vec<u64> = out
-        .records
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let ids: Vec<u64> = out.records.iter().map(Record::id).collect();
     assert_eq!(ids, (0..100).collect::<Vec<_>>(), "{}", worker.report());
     worker.stop(Duration::from_secs(30));
 }
@@ -70,9 +51,9 @@ fn events_flow_over_tls_mutual_tls_sasl_plain_and_scram() {
     let broker = Broker::start_secured(&pki);
     let ca = pki.show("ca.pem");
     let (cert, key) = (pki.show("client.pem"), pki.show("client-key.pem"));
-    let tls = format!("\n    tls: {{ca_file: \"{ca}\"}}");
+    let tls = format!("tls: {{ca_file: \"{ca}\"}}");
     let login = |mechanism: &str| {
-        format!("\n    sasl: {{mechanism: {mechanism}, username: {USER}, password: {PASSWORD}}}")
+        format!("sasl: {{mechanism: {mechanism}, username: {USER}, password: {PASSWORD}}}")
     };
 
     // TLS, verifying the broker against the test authority.
@@ -81,7 +62,7 @@ fn events_flow_over_tls_mutual_tls_sasl_plain_and_scram() {
     carries_every_event(
         &broker,
         Listener::MutualTls,
-        &format!("\n    tls: {{ca_file: \"{ca}\", cert_file: \"{cert}\", key_file: \"{key}\"}}"),
+        &format!("tls: {{ca_file: \"{ca}\", cert_file: \"{cert}\", key_file: \"{key}\"}}"),
     );
     // SASL without TLS, both mechanisms; and SCRAM over TLS.
     carries_every_event(&broker, Listener::Sasl, &login("PLAIN"));
@@ -89,7 +70,7 @@ fn events_flow_over_tls_mutual_tls_sasl_plain_and_scram() {
     carries_every_event(
         &broker,
         Listener::SaslTls,
-        &format!("{tls}{}", login("SCRAM-SHA-512")),
+        &format!("{tls}\n{}", login("SCRAM-SHA-512")),
     );
 }
 
@@ -110,7 +91,7 @@ fn an_encrypted_client_key_with_its_password_works_in_pkcs8_and_traditional_form
             &broker,
             Listener::MutualTls,
             &format!(
-                "\n    tls: {{ca_file: \"{ca}\", cert_file: \"{cert}\", key_file: \"{}\", key_password: Key-Secret-9}}",
+                "tls: {{ca_file: \"{ca}\", cert_file: \"{cert}\", key_file: \"{}\", key_password: Key-Secret-9}}",
                 pki.show(key)
             ),
         );
@@ -168,7 +149,7 @@ fn an_untrusted_broker_a_missing_client_certificate_or_a_wrong_password_are_clea
     refused(
         &broker,
         Listener::Tls,
-        &format!("\n    tls: {{ca_file: \"{}\"}}", pki.show("other-ca.pem")),
+        &format!("tls: {{ca_file: \"{}\"}}", pki.show("other-ca.pem")),
         "certificate verify failed",
     );
     // The listener requires a client certificate; the worker has none, and the broker ends
@@ -176,7 +157,7 @@ fn an_untrusted_broker_a_missing_client_certificate_or_a_wrong_password_are_clea
     refused(
         &broker,
         Listener::MutualTls,
-        &format!("\n    tls: {{ca_file: \"{ca}\"}}"),
+        &format!("tls: {{ca_file: \"{ca}\"}}"),
         "alert bad certificate",
     );
     for mechanism in ["PLAIN", "SCRAM-SHA-512"] {
@@ -184,7 +165,7 @@ fn an_untrusted_broker_a_missing_client_certificate_or_a_wrong_password_are_clea
             &broker,
             Listener::Sasl,
             &format!(
-                "\n    sasl: {{mechanism: {mechanism}, username: {USER}, password: wrong-password}}"
+                "sasl: {{mechanism: {mechanism}, username: {USER}, password: wrong-password}}"
             ),
             "SASL authentication error",
         );

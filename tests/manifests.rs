@@ -14,7 +14,6 @@ use testkit::kafka::{TopicReader, committed, example_event, example_id_counts};
 use testkit::kraft::Broker;
 use testkit::podman::{Played, run_podman};
 use testkit::process::held_partitions;
-use testkit::wait::Pace;
 use testkit::{http_get_at, log_records, unique, wait_for};
 
 /// The HTTP probes of the played Deployment's container: (kind, path, port).
@@ -146,19 +145,9 @@ configMapGenerator:
     let (produced, sent_at_kill) = std::thread::scope(|scope| {
         // 5,000 events/s for 20 s: the kill and the scale-down happen while events flow.
         let producing = scope.spawn(|| {
-            let mut pace = Pace::new(50);
-            for i in 0..N {
-                pace.before(i);
-                producer.send(
-                    &input,
-                    Some(&format!("k{}", i % 60)),
-                    example_event(i).as_bytes(),
-                    &[],
-                );
-                sent.store(i + 1, Ordering::SeqCst);
-            }
-            producer.flush();
-            producer.end_offsets()
+            producer.send_paced(&input, N, 50, 60, example_event, |i| {
+                sent.store(i + 1, Ordering::SeqCst)
+            })
         });
         let delivered = |out: &mut TopicReader, n: u64, what: &str| {
             wait_for(what, Duration::from_secs(180), || {

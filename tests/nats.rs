@@ -124,8 +124,7 @@ errors: stop
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_output_confirms_publishes_and_drops_redelivered_duplicates() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
+    let js = server.jetstream().await;
     let (stream, subject) = (unique("OUT").replace('-', "_"), unique("orders"));
     let mut out = js
         .create_stream(async_nats::jetstream::stream::Config {

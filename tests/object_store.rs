@@ -362,7 +362,7 @@ async fn jetstream_backlog(
 ) {
     use testkit::nats::{NatsServer, create_stream, publish_all};
     let server = NatsServer::start();
-    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let js = server.jetstream().await;
     let stream = testkit::unique(prefix).replace('-', "_");
     create_stream(&js, &stream, &[format!("{stream}.>")]).await;
     let subject = format!("{stream}.a");

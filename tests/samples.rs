@@ -23,8 +23,7 @@ fn start(file: &str, env: &[(&str, &str)], log: &std::path::Path) -> Worker {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jetstream_to_jetstream_sample() {
     let server = NatsServer::start();
-    let client = async_nats::connect(server.url()).await.unwrap();
-    let js = async_nats::jetstream::new(client);
+    let js = server.jetstream().await;
     create_stream(&js, "ORDERS", &["orders.>".into()]).await;
     create_stream(&js, "ORDERS_ENRICHED", &["orders-enriched.>".into()]).await;
     create_stream(&js, "ORDERS_DEAD_LETTERS", &["orders-dead-letters".into()]).await;

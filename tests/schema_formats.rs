@@ -16,7 +16,7 @@ use rdkafka::mocking::MockCluster;
 use serde_json::{Value, json};
 use sluice::codec::avro::AvroSchema;
 use sluice::codec::wire;
-use testkit::kafka::{Collector, committed, end_offsets, produce};
+use testkit::kafka::{Collector, KafkaPipeline, committed, end_offsets, produce, wait_count};
 use testkit::registry::Registry;
 use testkit::{try_eventually, unique};
 use tokio_util::sync::CancellationToken;
@@ -183,15 +183,6 @@ async fn stop(token: CancellationToken, running: Running) {
     assert!(result.is_ok(), "{result:?}");
 }
 
-async fn wait_count(what: &str, c: &Collector, n: usize, timeout: Duration) {
-    let done = try_eventually(timeout, async || (c.count() >= n).then_some(())).await;
-    assert!(
-        done.is_some(),
-        "timed out waiting for {what}: {} of {n}",
-        c.count()
-    );
-}
-
 async fn assert_all_committed(brokers: &str, group: &str, topic: &str) {
     let (b, g, t) = (brokers.to_string(), group.to_string(), topic.to_string());
     let done = tokio::task::spawn_blocking(move || {
@@ -242,40 +233,30 @@ async fn avro_from_confluents_serializer_becomes_protobuf_its_deserializer_reads
     .await;
     assert_eq!(produced.trim(), N.to_string());
 
-    let yaml = format!(
-        "\
-name: schemas
-input:
-  kafka:
-    brokers: {brokers}
-    topics: [{input}]
-    group_id: {group}
-    commit_interval: 200ms
-    codec:
-      avro:
-        registry: {{url: '{url}'}}
-transforms:
-  - jq: '{{order_id: .id, customer, status, total: ([.lines[] | .price * .qty] | add),
-          items: (.lines | length), placed_at, amount: (.amount | tostring), note}}'
-output:
-  kafka:
-    brokers: {brokers}
-    topic: {output}
-    linger: 5ms
-    format:
-      protobuf:
-        registry: {{url: '{url}'}}
-        schema_file: {proto}
-        message: shop.OrderTotal
-        auto_register: true
-errors:
-  output: {{kafka: {{brokers: {brokers}, topic: {dlq}}}}}
-settings:
-  shutdown_timeout: 20s
-",
-        url = registry.url,
-        proto = proto.display(),
-    );
+    let (url, proto) = (&registry.url, proto.display());
+    let yaml = KafkaPipeline::new(&brokers, &input, &group, &output)
+        .name("schemas")
+        .input(&format!(
+            "commit_interval: 200ms\ncodec:\n  avro:\n    registry: {{url: '{url}'}}"
+        ))
+        .transforms(
+            "\
+- jq: '{order_id: .id, customer, status, total: ([.lines[] | .price * .qty] | add),
+        items: (.lines | length), placed_at, amount: (.amount | tostring), note}'",
+        )
+        .output(&format!(
+            "\
+linger: 5ms
+format:
+  protobuf:
+    registry: {{url: '{url}'}}
+    schema_file: {proto}
+    message: shop.OrderTotal
+    auto_register: true"
+        ))
+        .dead_letters(&dlq)
+        .settings("shutdown_timeout: 20s")
+        .yaml();
     let dead = Collector::start(&brokers, &dlq, PARTITIONS);
     let (token, running) = start(&yaml);
     assert_all_committed(&brokers, &group, &input).await;
@@ -764,25 +745,15 @@ async fn a_registry_outage_pauses_the_pipeline_and_bad_payloads_are_dead_lettere
         records(framed(&s1, id1, (0..1000).map(|i| json!({"id": i})))),
     );
 
-    let yaml = format!(
-        "\
-input:
-  kafka:
-    brokers: {brokers}
-    topics: [{input}]
-    group_id: {group}
-    commit_interval: 200ms
-    codec: {{avro: {{registry: {{url: '{url}'}}}}}}
-output:
-  kafka: {{brokers: {brokers}, topic: {output}, linger: 1ms}}
-errors:
-  output: {{kafka: {{brokers: {brokers}, topic: {dlq}}}}}
-settings:
-  shutdown_timeout: 20s
-  retry: {{initial_backoff: 20ms, max_backoff: 200ms}}
-",
-        url = registry.url,
-    );
+    let yaml = KafkaPipeline::new(&brokers, &input, &group, &output)
+        .input(&format!(
+            "commit_interval: 200ms\ncodec: {{avro: {{registry: {{url: '{}'}}}}}}",
+            registry.url
+        ))
+        .output("linger: 1ms")
+        .dead_letters(&dlq)
+        .settings("shutdown_timeout: 20s\nretry: {initial_backoff: 20ms, max_backoff: 200ms}")
+        .yaml();
     let out = Collector::start(&brokers, &output, PARTITIONS);
     let dead = Collector::start(&brokers, &dlq, PARTITIONS);
     let (token, running) = start(&yaml);
@@ -853,11 +824,7 @@ settings:
         "{reasons:?}"
     );
 
-    let mut ids: Vec<u64> = out
-        .records()
-        .iter()
-        .map(|r| r.json()["id"].as_u64().unwrap())
-        .collect();
+    let mut ids = out.ids();
     ids.sort();
     ids.dedup();
     assert_eq!(

@@ -34,9 +34,11 @@ fn run_at_trace(file: &std::path::Path, ready: &str) -> String {
     std::fs::read_to_string(&log).unwrap() + &std::fs::read_to_string(&out).unwrap()
 }
 
-/// `sluice check` and `sluice run` both refuse `file` with exit code 1, printing every line of
-/// `expected` (after the file's name) and none of `secrets`.
-fn refused_with(file: &std::path::Path, expected: &[&str], secrets: &[&str]) {
+/// `sluice check` and `sluice run` both refuse the pipeline file `name` holding `yaml` with exit
+/// code 1, printing every line of `expected` (after the file's name) and none of `secrets`.
+fn refused_with(name: &str, yaml: &str, expected: &[&str], secrets: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = &pipeline(dir.path(), name, yaml);
     for command in ["check", "run"] {
         let out = sluice!().arg(command).arg(file).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -69,9 +71,7 @@ fn assert_hidden(output: &str, secrets: &[&str], case: &str) {
 
 #[test]
 fn a_misspelled_librdkafka_property_is_reported_by_check_without_its_value() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = pipeline(
-        dir.path(),
+    refused_with(
         "misspelled",
         "\
 input:
@@ -87,9 +87,6 @@ output:
   stdout: {}
 errors: stop
 ",
-    );
-    refused_with(
-        &file,
         &[
             "8:22: error: unknown librdkafka property `sasl.passwrod`",
             "9:26: error: librdkafka property `security.protocol`: Invalid value \"nonsense\"",
@@ -206,9 +203,7 @@ fn nats_passwords_tokens_and_url_credentials_stay_out_of_trace_logs() {
 
 #[test]
 fn a_url_that_does_not_parse_is_reported_with_its_password_hidden() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = pipeline(
-        dir.path(),
+    refused_with(
         "bad-url",
         "\
 input:
@@ -221,9 +216,6 @@ output:
     subject: out
 errors: stop
 ",
-    );
-    refused_with(
-        &file,
         &[
             "3:10: error: invalid server `nats://bob:<redacted>@host:notaport`",
             "7:10: error: the servers in url give different credentials",

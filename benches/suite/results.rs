@@ -7,7 +7,8 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use super::{Latency, Row};
+use super::Row;
+use super::latency::Latency;
 
 /// One W3 rate tried by one runner: how many of the events sent were lost, and its reading.
 pub struct Trial {

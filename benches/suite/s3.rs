@@ -19,7 +19,8 @@ use testkit::measure::watch;
 use testkit::s3::Moto;
 use testkit::{Process, pipeline};
 
-use super::{Row, TIMEOUT, backlog, raw_worker, sluice};
+use super::kafka::backlog;
+use super::{Row, TIMEOUT, raw_worker, sluice};
 
 /// Partitions of the input topic.
 const PARTITIONS: i32 = 16;

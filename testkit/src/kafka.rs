@@ -1,10 +1,13 @@
-//! The Kafka test client: produce records and check each was delivered, read topics back (in
-//! the foreground or on a background thread), look up committed and end offsets.
+//! The Kafka test client: produce records (at a pace too) and check each was delivered, read
+//! topics back (in the foreground or on a background thread), look up committed and end
+//! offsets; and Kafka-to-Kafka pipeline files.
+
+mod collector;
+mod pipeline;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -15,6 +18,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::unique;
+use crate::wait::Pace;
+
+pub use collector::{Collector, wait_count};
+pub use pipeline::KafkaPipeline;
 
 /// A client configuration for `brokers` (`host:port,...`).
 pub fn client(brokers: &str) -> ClientConfig {
@@ -68,6 +75,17 @@ impl Record {
                 self.partition,
                 self.offset,
                 String::from_utf8_lossy(&self.payload)
+            )
+        })
+    }
+
+    /// The payload's `id` field, a number; panics naming the record when it has none.
+    pub fn id(&self) -> u64 {
+        let v = self.json();
+        v["id"].as_u64().unwrap_or_else(|| {
+            panic!(
+                "record {}@{} without an id: {v}",
+                self.partition, self.offset
             )
         })
     }
@@ -246,6 +264,34 @@ impl TestProducer {
             .map(|(p, o)| (*p, o + 1))
             .collect()
     }
+
+    /// Sends events 0..`n` to `topic` at `per_10ms` events every 10 ms (a [`Pace`]), event `i`
+    /// keyed `k{i % keys}` with payload `payload(i)`; `sent(i)` runs once event `i` is queued
+    /// (to count what was sent, or hold the next events back). Then waits until every one is
+    /// delivered and returns the end offsets.
+    pub fn send_paced(
+        &mut self,
+        topic: &str,
+        n: u64,
+        per_10ms: u64,
+        keys: u64,
+        payload: impl Fn(u64) -> String,
+        mut sent: impl FnMut(u64),
+    ) -> HashMap<i32, i64> {
+        let mut pace = Pace::new(per_10ms);
+        for i in 0..n {
+            pace.before(i);
+            self.send(
+                topic,
+                Some(&format!("k{}", i % keys)),
+                payload(i).as_bytes(),
+                &[],
+            );
+            sent(i);
+        }
+        self.flush();
+        self.end_offsets()
+    }
 }
 
 /// Reads every partition of a topic from the beginning, without joining a group nor
@@ -337,75 +383,6 @@ impl TopicReader {
     /// writers exited, this is the whole topic).
     pub fn drain(&mut self, quiet: Duration) {
         while self.poll(quiet) > 0 {}
-    }
-}
-
-/// Reads a whole topic from the beginning on a background thread until dropped.
-pub struct Collector {
-    records: Arc<Mutex<Vec<Record>>>,
-    count: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Collector {
-    /// Starts reading partitions 0..`partitions` of `topic`, keeping every record.
-    pub fn start(brokers: &str, topic: &str, partitions: i32) -> Collector {
-        Self::spawn(TopicReader::new(brokers, topic, partitions), true)
-    }
-
-    /// Starts counting the records of partitions 0..`partitions` of `topic` without keeping
-    /// them (millions of them, in a benchmark), fetching with waits of at most 10 ms so the
-    /// count is soon up to date.
-    pub fn counting(brokers: &str, topic: &str, partitions: i32) -> Collector {
-        Self::spawn(
-            TopicReader::with_fetch_wait(brokers, topic, partitions, 10),
-            false,
-        )
-    }
-
-    fn spawn(reader: TopicReader, keep: bool) -> Collector {
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let count = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (records, count, stop) = (records.clone(), count.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if let Some(r) = reader.next_record(Duration::from_millis(100)) {
-                        if keep {
-                            records.lock().unwrap().push(r);
-                        }
-                        count.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
-        };
-        Collector {
-            records,
-            count,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Records read so far.
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    /// A copy of the records read so far (none for a [`counting`](Self::counting) collector).
-    pub fn records(&self) -> Vec<Record> {
-        self.records.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`wait`]: wait until a condition holds, sync and async, with a deadline.
 //! - [`process`]: the `sluice` binary ([`sluice!`]), workers logging to files, kill-on-drop guards.
 //! - [`http`]: free ports, and the `/metrics` and `/health` endpoints of a worker.
-//! - [`kafka`]: the Kafka test client: produce, read topics back, committed and end offsets.
+//! - [`kafka`]: the Kafka test client: produce (at a pace too), read topics back, wait for a
+//!   count, committed and end offsets; Kafka-to-Kafka pipeline files.
 //! - [`kraft`]: an Apache Kafka broker of the caller's own (one KRaft node), TLS and SASL too.
 //! - [`nats`]: a `nats-server` process of the caller's own, and JetStream helpers.
 //! - [`pki`]: a certificate authority and certificates for TLS tests.

@@ -34,6 +34,15 @@ impl NatsServer {
         Self::start_with(&["-js"])
     }
 
+    /// A JetStream context over a new client of the server.
+    pub async fn jetstream(&self) -> Context {
+        jetstream::new(
+            async_nats::connect(self.url())
+                .await
+                .expect("connect to nats-server"),
+        )
+    }
+
     /// Starts a server with these further `nats-server` arguments (without `-js`, JetStream
     /// is off).
     pub fn start_with(args: &[&str]) -> NatsServer {

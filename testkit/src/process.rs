@@ -195,6 +195,19 @@ impl Worker {
         Self::start(sluice, pipeline, log, &["--metrics-addr", &addr])
     }
 
+    /// [`with_metrics`](Self::with_metrics) on the pipeline `yaml` of an `http_server` input,
+    /// written to `dir/http.yaml` and logging to `dir/sluice.log`; returns once the server
+    /// listens.
+    pub fn http_server(dir: &Path, yaml: &str, sluice: Command, metrics: u16) -> Worker {
+        let file = crate::pipeline(dir, "http", yaml);
+        let log = dir.join("sluice.log");
+        let worker = Self::with_metrics(sluice, &file, &log, metrics);
+        crate::wait_for("the server listening", Duration::from_secs(30), || {
+            crate::logged(&log, "http_server: listening").then_some(())
+        });
+        worker
+    }
+
     /// The log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -6,7 +6,7 @@
 //! one.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -256,47 +256,49 @@ fn requested(body: &[u8]) -> Result<Stored, Refusal> {
     })
 }
 
-async fn schema_by_id(
-    State(s): State<Shared>,
-    Path(id): Path<u32>,
-    headers: HeaderMap,
-) -> Response {
+/// What a handler answers: the answer to a request, or the registry's refusal of it.
+type Answer = Result<Response, Refusal>;
+
+/// The registry's state, once it admits `request` (recorded as asked): it is up, and the
+/// credentials it wants came with `headers`.
+fn admitted<'a>(
+    s: &'a Shared,
+    request: String,
+    headers: &HeaderMap,
+) -> Result<MutexGuard<'a, Inner>, Refusal> {
     let mut inner = s.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(r) = inner.admit(format!("GET /schemas/ids/{id}"), &headers) {
-        return r.into_response();
-    }
+    inner.admit(request, headers)?;
+    Ok(inner)
+}
+
+async fn schema_by_id(State(s): State<Shared>, Path(id): Path<u32>, headers: HeaderMap) -> Answer {
+    let inner = admitted(&s, format!("GET /schemas/ids/{id}"), &headers)?;
     let Some(stored) = inner.stored(id) else {
-        return error(StatusCode::NOT_FOUND, 40403, "Schema not found");
+        return Err(Refusal(StatusCode::NOT_FOUND, 40403, "Schema not found"));
     };
     let mut body = json!({"schema": stored.schema, "references": stored.references});
     if stored.schema_type != "AVRO" {
         body["schemaType"] = json!(stored.schema_type);
     }
-    ok(body)
+    Ok(ok(body))
 }
 
-async fn subjects(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    let mut inner = s.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(r) = inner.admit("GET /subjects".into(), &headers) {
-        return r.into_response();
-    }
+async fn subjects(State(s): State<Shared>, headers: HeaderMap) -> Answer {
+    let inner = admitted(&s, "GET /subjects".into(), &headers)?;
     let mut names: Vec<&String> = inner.subjects.keys().collect();
     names.sort();
-    ok(json!(names))
+    Ok(ok(json!(names)))
 }
 
 async fn versions(
     State(s): State<Shared>,
     Path(subject): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let mut inner = s.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(r) = inner.admit(format!("GET /subjects/{subject}/versions"), &headers) {
-        return r.into_response();
-    }
+) -> Answer {
+    let inner = admitted(&s, format!("GET /subjects/{subject}/versions"), &headers)?;
     match inner.subjects.get(&subject) {
-        Some(ids) => ok(json!((1..=ids.len()).collect::<Vec<_>>())),
-        None => error(StatusCode::NOT_FOUND, 40401, "Subject not found"),
+        Some(ids) => Ok(ok(json!((1..=ids.len()).collect::<Vec<_>>()))),
+        None => Err(Refusal(StatusCode::NOT_FOUND, 40401, "Subject not found")),
     }
 }
 
@@ -304,22 +306,19 @@ async fn version(
     State(s): State<Shared>,
     Path((subject, version)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    let mut inner = s.lock().unwrap_or_else(|p| p.into_inner());
+) -> Answer {
     let request = format!("GET /subjects/{subject}/versions/{version}");
-    if let Err(r) = inner.admit(request, &headers) {
-        return r.into_response();
-    }
+    let inner = admitted(&s, request, &headers)?;
     let Some(ids) = inner.subjects.get(&subject) else {
-        return error(StatusCode::NOT_FOUND, 40401, "Subject not found");
+        return Err(Refusal(StatusCode::NOT_FOUND, 40401, "Subject not found"));
     };
     let n = match version.as_str() {
         "latest" | "-1" => ids.len(),
         v => v.parse().unwrap_or(0),
     };
     match ids.get(n.wrapping_sub(1)) {
-        Some(&id) => ok(inner.version_body(&subject, n, id)),
-        None => error(StatusCode::NOT_FOUND, 40402, "Version not found"),
+        Some(&id) => Ok(ok(inner.version_body(&subject, n, id))),
+        None => Err(Refusal(StatusCode::NOT_FOUND, 40402, "Version not found")),
     }
 }
 
@@ -328,15 +327,10 @@ async fn register(
     Path(subject): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let mut inner = s.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(r) = inner.admit(format!("POST /subjects/{subject}/versions"), &headers) {
-        return r.into_response();
-    }
-    match requested(&body) {
-        Ok(stored) => ok(json!({"id": inner.register(&subject, stored)})),
-        Err(r) => r.into_response(),
-    }
+) -> Answer {
+    let mut inner = admitted(&s, format!("POST /subjects/{subject}/versions"), &headers)?;
+    let stored = requested(&body)?;
+    Ok(ok(json!({"id": inner.register(&subject, stored)})))
 }
 
 async fn lookup(
@@ -344,25 +338,19 @@ async fn lookup(
     Path(subject): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let mut inner = s.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(r) = inner.admit(format!("POST /subjects/{subject}"), &headers) {
-        return r.into_response();
-    }
-    let stored = match requested(&body) {
-        Ok(stored) => stored,
-        Err(r) => return r.into_response(),
-    };
+) -> Answer {
+    let inner = admitted(&s, format!("POST /subjects/{subject}"), &headers)?;
+    let stored = requested(&body)?;
     let Some(ids) = inner.subjects.get(&subject) else {
-        return error(StatusCode::NOT_FOUND, 40401, "Subject not found");
+        return Err(Refusal(StatusCode::NOT_FOUND, 40401, "Subject not found"));
     };
     let found = ids
         .iter()
         .enumerate()
         .find(|(_, id)| inner.stored(**id) == Some(&stored));
     match found {
-        Some((i, &id)) => ok(inner.version_body(&subject, i + 1, id)),
-        None => error(StatusCode::NOT_FOUND, 40403, "Schema not found"),
+        Some((i, &id)) => Ok(ok(inner.version_body(&subject, i + 1, id))),
+        None => Err(Refusal(StatusCode::NOT_FOUND, 40403, "Schema not found")),
     }
 }
 
@@ -371,17 +359,14 @@ async fn compatibility(
     Path((subject, version)): Path<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let mut inner = s.lock().unwrap_or_else(|p| p.into_inner());
+) -> Answer {
     let request = format!("POST /compatibility/subjects/{subject}/versions/{version}");
-    if let Err(r) = inner.admit(request, &headers) {
-        return r.into_response();
-    }
-    if let Err(r) = requested(&body) {
-        return r.into_response();
-    }
+    let inner = admitted(&s, request, &headers)?;
+    requested(&body)?;
     if !inner.subjects.contains_key(&subject) {
-        return error(StatusCode::NOT_FOUND, 40401, "Subject not found");
+        return Err(Refusal(StatusCode::NOT_FOUND, 40401, "Subject not found"));
     }
-    ok(json!({"is_compatible": !inner.incompatible.contains(&subject)}))
+    Ok(ok(
+        json!({"is_compatible": !inner.incompatible.contains(&subject)}),
+    ))
 }
