@@ -69,8 +69,7 @@ impl InputSpec for FileConfig {
         super::component::line_codec(self.codec)
     }
 
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<FileConfig> {
-        let _ = cx;
+    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<FileConfig> {
         self.validate(path, v);
         Some(self.clone())
     }

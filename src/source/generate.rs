@@ -119,10 +119,9 @@ impl InputSpec for GenerateConfig {
     fn build(
         &self,
         path: &str,
-        cx: BuildContext<'_>,
+        _: BuildContext<'_>,
         v: &mut Validator<'_>,
     ) -> Option<GenerateConfig> {
-        let _ = cx;
         self.validate(path, v);
         Some(self.clone())
     }

@@ -121,8 +121,7 @@ impl InputSpec for NatsInputConfig {
         self.codec.clone()
     }
 
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<NatsInput> {
-        let _ = cx;
+    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<NatsInput> {
         NatsInputConfig::build(self, path, v)
     }
 }

@@ -29,13 +29,7 @@ impl InputSpec for StdinConfig {
         super::component::line_codec(self.codec)
     }
 
-    fn build(
-        &self,
-        path: &str,
-        cx: BuildContext<'_>,
-        v: &mut Validator<'_>,
-    ) -> Option<StdinConfig> {
-        let _ = (path, cx, v);
+    fn build(&self, _: &str, _: BuildContext<'_>, _: &mut Validator<'_>) -> Option<StdinConfig> {
         Some(self.clone())
     }
 }

@@ -352,8 +352,7 @@ impl BuiltOutput for ObjectStoreOutput {
     /// Writes the events of `rx` as objects until the channel closes; what is buffered then is
     /// written before returning.
     async fn run(self, rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
-        let output = self;
-        write::run(output, rx, ctx).await
+        write::run(self, rx, ctx).await
     }
 
     fn rejects(&self, payload: &bytes::Bytes) -> Option<String> {

@@ -293,10 +293,9 @@ impl InputSpec for HttpServerConfig {
     fn build(
         &self,
         path: &str,
-        cx: BuildContext<'_>,
+        _: BuildContext<'_>,
         v: &mut Validator<'_>,
     ) -> Option<HttpServerInput> {
-        let _ = cx;
         HttpServerConfig::build(self, path, v)
     }
 }
@@ -304,8 +303,7 @@ impl InputSpec for HttpServerConfig {
 impl BuiltInput for HttpServerInput {
     /// Serves requests until shutdown, then answers those in flight (within the drain timeout).
     async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        let input = self;
-        server::serve(input, ctx).await
+        server::serve(self, ctx).await
     }
 }
 

@@ -191,10 +191,9 @@ impl InputSpec for JetStreamInputConfig {
     fn build(
         &self,
         path: &str,
-        cx: BuildContext<'_>,
+        _: BuildContext<'_>,
         v: &mut Validator<'_>,
     ) -> Option<JetStreamInput> {
-        let _ = cx;
         JetStreamInputConfig::build(self, path, v)
     }
 }

@@ -222,16 +222,14 @@ impl InputSpec for KafkaInputConfig {
 impl BuiltInput for KafkaInput {
     /// Consumes until shutdown, then waits for in-flight events and commits.
     async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        let input = self;
-        input
-            .config
+        self.config
             .connection
             .security()
             .warn(ctx.telemetry.pipeline());
         let runtime = tokio::runtime::Handle::current();
         let thread = std::thread::Builder::new()
             .name(format!("{}-kafka", ctx.telemetry.pipeline()))
-            .spawn(move || consume(&input, &ctx, runtime))
+            .spawn(move || consume(&self, &ctx, runtime))
             .map_err(read_error)?;
         // Wait for the thread without blocking the runtime.
         let (tx, rx) = tokio::sync::oneshot::channel();
