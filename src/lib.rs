@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`config`]: configuration files: `${VAR}` interpolation, YAML with positions, value types.
 //! - [`delivery`]: acknowledgements, the in-flight budget, ordered positions, what a failure is.
+//! - [`context`]: what a running pipeline shares with its input and outputs: the in-flight
+//!   budget, acknowledgement channels and the control channel (rebalances, flushes).
 //! - [`event`]: the event (payload, key, headers, timestamp, source position, ack).
 //! - [`pipeline`]: the pipeline file schema, loaded and validated with every error at once.
 //! - [`policy`]: the error policy: failed events dropped, dead-lettered, or the pipeline stops.
@@ -25,6 +27,7 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod config;
+pub mod context;
 pub mod delivery;
 pub mod event;
 pub mod lambda;

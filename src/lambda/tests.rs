@@ -2,6 +2,7 @@
 //! checks of the function's environment.
 
 use super::*;
+use crate::context::PipelineContext;
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::source::intake::Intake;
@@ -26,11 +27,13 @@ type Log = Arc<Mutex<Vec<Seen>>>;
 /// `dead` dead-lettered, `hold` never, anything else delivered. Also what the pipeline saw,
 /// and the token that stops it.
 fn handler() -> (Handler, Log, CancellationToken) {
-    let telemetry = Telemetry::new("lambda", 1 << 20);
+    let cx = PipelineContext::new("lambda", 1 << 20);
     let (tx, mut rx) = mpsc::channel::<Vec<Event>>(4);
     let stop = CancellationToken::new();
-    let intake = Intake::new(tx, telemetry.clone(), stop.clone(), 2);
-    let submitter = Submitter::new(intake, telemetry.clone(), telemetry.ack_counter());
+    let budget = cx.budget().clone();
+    let intake = Intake::new(tx, Telemetry::new("lambda"), budget, stop.clone(), 2);
+    let counted = cx.ack_counter();
+    let submitter = Submitter::new(intake, cx, counted);
     let log: Log = Arc::default();
     let seen = log.clone();
     tokio::spawn(async move {

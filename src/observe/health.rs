@@ -5,6 +5,11 @@ use super::names;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::delivery::Budget;
+
+/// A running pipeline's counters and in-flight budget.
+pub type Running = (Arc<super::Telemetry>, Arc<Budget>);
+
 /// Process-wide readiness.
 #[derive(Debug, Default)]
 pub struct Health {
@@ -12,8 +17,9 @@ pub struct Health {
     running: AtomicUsize,
     expected: AtomicUsize,
     links: Mutex<Vec<Arc<Link>>>,
-    /// The pipelines running now, for their totals if the process exits before they end.
-    pipelines: Mutex<Vec<Arc<super::Telemetry>>>,
+    /// The pipelines running now (their counters and in-flight budget), for their totals if
+    /// the process exits before they end.
+    pipelines: Mutex<Vec<Running>>,
 }
 
 /// One condition of readiness, like the connection of an input or output to its broker.
@@ -95,12 +101,12 @@ impl Health {
         link
     }
 
-    /// A pipeline runs with these counters until [`Health::untrack`].
-    pub fn track(&self, telemetry: &Arc<super::Telemetry>) {
+    /// A pipeline runs with these counters and this budget until [`Health::untrack`].
+    pub fn track(&self, telemetry: &Arc<super::Telemetry>, budget: &Arc<Budget>) {
         self.pipelines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(telemetry.clone());
+            .push((telemetry.clone(), budget.clone()));
     }
 
     /// A pipeline ended.
@@ -108,11 +114,11 @@ impl Health {
         self.pipelines
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .retain(|t| !Arc::ptr_eq(t, telemetry));
+            .retain(|(t, _)| !Arc::ptr_eq(t, telemetry));
     }
 
-    /// The counters of the pipelines still running.
-    pub fn running(&self) -> Vec<Arc<super::Telemetry>> {
+    /// The counters and budgets of the pipelines still running.
+    pub fn running(&self) -> Vec<Running> {
         self.pipelines
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -9,7 +9,7 @@ pub mod server;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::delivery::{AckSender, Budget, Step};
+use crate::delivery::{Budget, Step};
 
 use metrics::{Counter, counter};
 
@@ -22,10 +22,6 @@ pub struct Telemetry {
     dropped: Counter,
     dead_lettered: Counter,
     totals: [AtomicU64; 8],
-    budget: Arc<Budget>,
-    /// Bumped when an input needs what outputs hold back written now (see
-    /// [`Telemetry::request_flush`]).
-    flush: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -70,8 +66,8 @@ const REDELIVERED: usize = 6;
 const REDELIVERY_REQUESTED: usize = 7;
 
 impl Telemetry {
-    /// Counters for `pipeline`, with an in-flight budget of `max_in_flight_bytes`.
-    pub fn new(pipeline: &str, max_in_flight_bytes: usize) -> Arc<Telemetry> {
+    /// Counters for `pipeline`.
+    pub fn new(pipeline: &str) -> Arc<Telemetry> {
         let label = || ("pipeline", pipeline.to_string());
         Arc::new(Telemetry {
             pipeline: Arc::from(pipeline),
@@ -81,47 +77,7 @@ impl Telemetry {
             dropped: counter!(names::EVENTS_DROPPED_TOTAL, &[label()]),
             dead_lettered: counter!(names::EVENTS_DEAD_LETTERED_TOTAL, &[label()]),
             totals: Default::default(),
-            budget: Arc::new(Budget::new(
-                max_in_flight_bytes,
-                metrics::gauge!(names::BYTES_IN_FLIGHT, &[label()]),
-                metrics::gauge!(names::EVENTS_IN_FLIGHT, &[label()]),
-            )),
-            flush: tokio::sync::watch::Sender::new(0),
         })
-    }
-
-    /// Tells the outputs that hold events back to fill larger writes (an object store output)
-    /// that the input's partitions change: they write what they hold now (the input waits for the
-    /// events of the partitions it gives up to be delivered) and forget what they knew of the
-    /// partitions (another member may have written to them).
-    pub fn request_flush(&self) {
-        self.flush.send_modify(|n| *n += 1);
-    }
-
-    /// Where an output learns of flush requests: it changes at each.
-    pub fn flush_requests(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.flush.subscribe()
-    }
-
-    /// The pipeline's in-flight byte budget.
-    pub fn budget(&self) -> &Arc<Budget> {
-        &self.budget
-    }
-
-    /// A source's ack channel (see [`crate::delivery::ack_channel`]), counting against this
-    /// pipeline's budget and latency.
-    pub fn ack_channel(
-        &self,
-    ) -> (
-        AckSender,
-        tokio::sync::mpsc::UnboundedReceiver<crate::delivery::AckMsg>,
-    ) {
-        crate::delivery::ack_channel(&self.budget, self.latency_histogram())
-    }
-
-    /// Acks for a source with nothing to acknowledge, counting against this pipeline's budget.
-    pub fn ack_counter(&self) -> AckSender {
-        crate::delivery::ack_counter(&self.budget, self.latency_histogram())
     }
 
     /// The pipeline's name.
@@ -175,11 +131,6 @@ impl Telemetry {
         self.add(REDELIVERED, 1);
     }
 
-    /// Seconds from reading an input to the delivery of everything derived from it.
-    pub fn latency_histogram(&self) -> metrics::Histogram {
-        metrics::histogram!(names::EVENT_LATENCY_SECONDS, "pipeline" => self.pipeline.to_string())
-    }
-
     /// Events per batch entering the transforms (`input`) and handed to the output (`output`).
     pub fn batch_size_histogram(&self, stage: &'static str) -> metrics::Histogram {
         metrics::histogram!(names::BATCH_SIZE, "pipeline" => self.pipeline.to_string(), "stage" => stage)
@@ -219,12 +170,12 @@ impl Telemetry {
         }
     }
 
-    /// Logs the pipeline's totals as it stops; `unfinished` when the process exits with events
-    /// of it still in flight (the shutdown deadline passed).
-    pub fn log_stopped(&self, unfinished: bool) {
-        self.budget.refresh_gauges();
+    /// Logs the pipeline's totals as it stops, with what is left of its `budget`; `unfinished`
+    /// when the process exits with events of it still in flight (the shutdown deadline passed).
+    pub fn log_stopped(&self, budget: &Budget, unfinished: bool) {
+        budget.refresh_gauges();
         let s = self.summary();
-        let (_, in_flight) = self.budget.in_flight();
+        let (_, in_flight) = budget.in_flight();
         tracing::info!(
             pipeline = %self.pipeline,
             received = s.received,
@@ -239,30 +190,5 @@ impl Telemetry {
             unfinished,
             "pipeline stopped"
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_budget_blocks_when_used_up_and_wakes_when_room_is_made() {
-        let t = Telemetry::new("budget", 100);
-        let b = t.budget().clone();
-        b.charge(60);
-        assert!(!b.is_full());
-        b.room().await;
-        b.charge(60);
-        assert!(b.is_full());
-        let waiter = tokio::spawn({
-            let b = b.clone();
-            async move { b.room().await }
-        });
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished(), "waits while used up");
-        b.release(60);
-        waiter.await.unwrap();
-        assert!(!b.is_full());
     }
 }

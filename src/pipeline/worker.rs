@@ -270,9 +270,8 @@ fn oversize(event: &Event, max: usize) -> String {
 mod tests {
     use super::*;
     use crate::event::Position;
-    use crate::observe::Telemetry;
 
-    fn batch(payloads: &[&'static str], telemetry: &Telemetry) -> Vec<Event> {
+    fn batch(payloads: &[&'static str]) -> Vec<Event> {
         payloads
             .iter()
             .enumerate()
@@ -281,7 +280,7 @@ mod tests {
                 Event::new(
                     Bytes::from_static(p.as_bytes()),
                     position,
-                    telemetry.ack_counter().ack(0, 0),
+                    crate::delivery::Ack::untracked(),
                 )
             })
             .collect()
@@ -289,9 +288,8 @@ mod tests {
 
     #[test]
     fn without_transforms_the_input_codec_decides_what_is_a_bad_event() {
-        let telemetry = Telemetry::new("pass", usize::MAX);
         let payloads = ["{\"a\":1}", "not json", "[1, 2]", "{} {}", "7"];
-        let done = pass_through(batch(&payloads, &telemetry), 100, false, Codec::Json);
+        let done = pass_through(batch(&payloads), 100, false, Codec::Json);
         let out: Vec<_> = done.outputs.iter().map(|e| e.payload.clone()).collect();
         assert_eq!(out, ["{\"a\":1}", "[1, 2]", "7"]);
         let failed: Vec<_> = done
@@ -309,13 +307,13 @@ mod tests {
         );
 
         // Under `errors: stop` the batch ends at the first bad event.
-        let done = pass_through(batch(&payloads, &telemetry), 100, true, Codec::Json);
+        let done = pass_through(batch(&payloads), 100, true, Codec::Json);
         assert_eq!((done.outputs.len(), done.failures.len()), (1, 1));
 
         // Raw payloads are not looked at; only their size is.
-        let done = pass_through(batch(&payloads, &telemetry), 100, false, Codec::Raw);
+        let done = pass_through(batch(&payloads), 100, false, Codec::Raw);
         assert_eq!((done.outputs.len(), done.failures.len()), (5, 0));
-        let done = pass_through(batch(&payloads, &telemetry), 7, false, Codec::Raw);
+        let done = pass_through(batch(&payloads), 7, false, Codec::Raw);
         assert_eq!((done.outputs.len(), done.failures.len()), (4, 1));
     }
 }

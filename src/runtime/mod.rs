@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::context::PipelineContext;
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::observe::health::{Health, Link};
@@ -45,9 +46,10 @@ pub async fn run_pipeline(
     shutdown: CancellationToken,
     health: Arc<Health>,
 ) -> Result<(), Vec<PipelineError>> {
-    let telemetry = Telemetry::new(&pipeline.name, pipeline.config.in_flight_budget());
+    let telemetry = Telemetry::new(&pipeline.name);
+    let cx = PipelineContext::new(&pipeline.name, pipeline.config.in_flight_budget());
     let name = pipeline.name.clone();
-    health.track(&telemetry);
+    health.track(&telemetry, cx.budget());
     let components = pipeline.components;
     let config = Arc::new(pipeline.config);
     // An input handed over from outside replaces the configured one.
@@ -69,7 +71,7 @@ pub async fn run_pipeline(
         .map_err(|e| vec![e])?;
     let mut tasks: JoinSet<Result<(), PipelineError>> = JoinSet::new();
 
-    let ctx = source_context(&telemetry, &config, source_tx, &stop, links.input);
+    let ctx = source_context(&cx, &telemetry, &config, source_tx, &stop, links.input);
     let input = components.input;
     tasks.spawn(async move { input.run(ctx).await.map_err(PipelineError::from) });
     tasks.spawn(async move {
@@ -79,6 +81,7 @@ pub async fn run_pipeline(
             .map_err(PipelineError::from)
     });
     let sink = |dead_letter, failures, link| SinkContext {
+        pipeline: cx.clone(),
         telemetry: telemetry.clone(),
         dead_letter,
         failures,
@@ -96,12 +99,12 @@ pub async fn run_pipeline(
         tasks.spawn(async move { out.run(rx, ctx).await.map_err(PipelineError::from) });
     }
 
-    let gauges = refresh_gauges(&telemetry);
+    let gauges = refresh_gauges(cx.budget().clone());
     tracing::info!(pipeline = %name, input = input_kind, output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");
     let errors = join(tasks, &name, &stop).await;
     drop(gauges);
     health.untrack(&telemetry);
-    telemetry.log_stopped(false);
+    telemetry.log_stopped(cx.budget(), false);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -142,6 +145,7 @@ impl Links {
 
 /// What the input runs with: it sends its batches to `tx` and stops at `stop`.
 fn source_context(
+    cx: &PipelineContext,
     telemetry: &Arc<Telemetry>,
     config: &PipelineConfig,
     tx: mpsc::Sender<Vec<Event>>,
@@ -149,12 +153,20 @@ fn source_context(
     link: Option<Arc<Link>>,
 ) -> SourceContext {
     let settings = &config.settings;
+    let budget = cx.budget().clone();
     SourceContext {
+        pipeline: cx.clone(),
         telemetry: telemetry.clone(),
-        intake: Intake::new(tx, telemetry.clone(), stop.clone(), settings.batch_size),
+        intake: Intake::new(
+            tx,
+            telemetry.clone(),
+            budget,
+            stop.clone(),
+            settings.batch_size,
+        ),
         shutdown: stop.clone(),
         max_event_bytes: settings.max_event_bytes.0,
-        counted: telemetry.ack_counter(),
+        counted: cx.ack_counter(),
         drain_timeout: settings.shutdown_timeout.0,
         link,
     }
@@ -198,8 +210,7 @@ async fn start_processor(
 }
 
 /// Keeps the pipeline's in-flight gauges up to date until the handle is dropped.
-fn refresh_gauges(telemetry: &Telemetry) -> tokio_util::task::AbortOnDropHandle<()> {
-    let budget = telemetry.budget().clone();
+fn refresh_gauges(budget: Arc<crate::delivery::Budget>) -> tokio_util::task::AbortOnDropHandle<()> {
     tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
         let mut tick = tokio::time::interval(crate::delivery::GAUGE_REFRESH);
         loop {

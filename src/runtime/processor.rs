@@ -243,12 +243,13 @@ mod tests {
         let pipeline = crate::pipeline::load_str(Path::new("t.yaml"), &text, &|_: &str| None)
             .expect("valid pipeline");
         let (config, payloads) = (pipeline.config, pipeline.components.payloads);
-        let telemetry = Telemetry::new("stop", usize::MAX);
+        let telemetry = Telemetry::new("stop");
+        let cx = crate::context::PipelineContext::new("stop", usize::MAX);
         let failures = Failures::new(telemetry.clone(), Route::Stop);
         let connected = payloads.offline().unwrap();
         let processor =
             Processor::start(telemetry.clone(), &config, &connected, false, failures).unwrap();
-        let (acks, mut answers) = telemetry.ack_channel();
+        let (acks, mut answers) = cx.ack_channel();
         let (in_tx, in_rx) = mpsc::channel(4);
         let (out_tx, mut out_rx) = mpsc::channel::<Vec<Event>>(4);
         let source = tokio::spawn(async move {

@@ -63,8 +63,8 @@ pub async fn supervise<T>(
             Ended::SecondSignal(signal)
         }
     };
-    for pipeline in health.running() {
-        pipeline.log_stopped(true);
+    for (telemetry, budget) in health.running() {
+        telemetry.log_stopped(&budget, true);
     }
     ended
 }

@@ -86,14 +86,16 @@ fn build(output: &str) -> Output {
 }
 
 fn start(output: &str) -> Running {
-    let telemetry = Telemetry::new("conformance", usize::MAX);
-    let (acks, answers) = telemetry.ack_channel();
+    let telemetry = Telemetry::new("conformance");
+    let cx = crate::context::PipelineContext::new("conformance", usize::MAX);
+    let (acks, answers) = cx.ack_channel();
     let retry = super::retry::RetryConfig {
         initial_backoff: HumanDuration(Duration::from_millis(1)),
         max_backoff: HumanDuration(Duration::from_millis(2)),
         ..Default::default()
     };
     let ctx = SinkContext {
+        pipeline: cx,
         telemetry: telemetry.clone(),
         dead_letter: false,
         failures: Failures::new(telemetry.clone(), Route::Drop),

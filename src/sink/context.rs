@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::context::PipelineContext;
 use crate::delivery::MustStop;
 use crate::delivery::Outcome;
 use crate::event::Event;
@@ -28,6 +29,8 @@ pub enum SinkError {
 
 /// What a running sink is given.
 pub struct SinkContext {
+    /// The pipeline's in-flight budget, acknowledgement channels and control channel.
+    pub pipeline: PipelineContext,
     /// The pipeline's counters.
     pub telemetry: Arc<Telemetry>,
     /// True for the dead-letter output: deliveries complete inputs as rejected, not delivered.

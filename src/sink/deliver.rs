@@ -301,8 +301,9 @@ mod tests {
 
     #[tokio::test]
     async fn delivered_confirmed_refused_to_the_policy_and_passing_failures_retried() {
-        let telemetry = Telemetry::new("deliver", usize::MAX);
-        let (acks, mut answers) = telemetry.ack_channel();
+        let telemetry = Telemetry::new("deliver");
+        let (acks, mut answers) =
+            crate::context::PipelineContext::new("deliver", usize::MAX).ack_channel();
         let retry = crate::sink::retry::RetryConfig {
             initial_backoff: HumanDuration(Duration::from_millis(1)),
             max_backoff: HumanDuration(Duration::from_millis(2)),

@@ -183,6 +183,7 @@ pub(crate) fn test_context(
     retry: RetryConfig,
 ) -> SinkContext {
     SinkContext {
+        pipeline: crate::context::PipelineContext::new(telemetry.pipeline(), usize::MAX),
         failures: crate::policy::Failures::new(telemetry.clone(), crate::policy::Route::Drop),
         telemetry,
         dead_letter: false,
@@ -203,7 +204,7 @@ mod tests {
     use crate::observe::health::Health;
 
     fn context(retry: RetryConfig, health: &Arc<Health>) -> SinkContext {
-        test_context(Telemetry::new("retry", usize::MAX), health, retry)
+        test_context(Telemetry::new("retry"), health, retry)
     }
 
     fn held(n: u64) -> Vec<(Held, String)> {

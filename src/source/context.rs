@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::intake::Intake;
+use crate::context::PipelineContext;
 use crate::observe::Telemetry;
 
 /// Why a source stopped early.
@@ -22,6 +23,8 @@ pub enum SourceError {
 
 /// What a running source is given.
 pub struct SourceContext {
+    /// The pipeline's in-flight budget, acknowledgement channels and control channel.
+    pub pipeline: PipelineContext,
     /// The pipeline's counters.
     pub telemetry: Arc<Telemetry>,
     /// Where batches of read events go: it waits while the pipeline is full or its in-flight

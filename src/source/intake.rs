@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 
+use crate::delivery::Budget;
 use crate::event::Event;
 use crate::observe::Telemetry;
 
@@ -21,6 +22,7 @@ const INITIAL_CAPACITY: usize = 1024;
 pub struct Intake {
     out: mpsc::Sender<Vec<Event>>,
     telemetry: Arc<Telemetry>,
+    budget: Arc<Budget>,
     shutdown: CancellationToken,
     batch_size: usize,
 }
@@ -60,17 +62,19 @@ pub enum Gathered {
 }
 
 impl Intake {
-    /// Batches of at most `batch_size` events into `out`, for the pipeline `telemetry` counts,
-    /// until `shutdown`.
+    /// Batches of at most `batch_size` events into `out`, for the pipeline `telemetry` counts
+    /// and `budget` bounds, until `shutdown`.
     pub fn new(
         out: mpsc::Sender<Vec<Event>>,
         telemetry: Arc<Telemetry>,
+        budget: Arc<Budget>,
         shutdown: CancellationToken,
         batch_size: usize,
     ) -> Intake {
         Intake {
             out,
             telemetry,
+            budget,
             shutdown,
             batch_size: batch_size.max(1),
         }
@@ -146,7 +150,7 @@ impl Intake {
 
     /// Whether the pipeline's in-flight budget is used up: reading more should wait.
     pub fn budget_full(&self) -> bool {
-        self.telemetry.budget().is_full()
+        self.budget.is_full()
     }
 
     /// Cancelled when the pipeline takes no more events: shutdown, or the pipeline failed.
@@ -157,7 +161,7 @@ impl Intake {
     /// Waits until the in-flight budget has room, or shutdown.
     pub async fn room(&self) {
         tokio::select! {
-            _ = self.telemetry.budget().room() => {}
+            _ = self.budget.room() => {}
             // Stopping: the input reads no more anyway.
             _ = self.shutdown.cancelled() => {}
         }
@@ -196,31 +200,29 @@ mod tests {
     use super::*;
     use crate::event::Position;
 
-    fn event(n: u64, telemetry: &Telemetry) -> Event {
+    fn event(n: u64) -> Event {
         Event::new(
             bytes::Bytes::from(n.to_string()),
             Position::Generated { seq: n },
-            telemetry.ack_counter().ack(0, 0),
+            crate::delivery::Ack::untracked(),
         )
     }
 
     fn intake(capacity: usize, batch_size: usize) -> (Intake, mpsc::Receiver<Vec<Event>>) {
-        let telemetry = Telemetry::new("intake", usize::MAX);
+        let cx = crate::context::PipelineContext::new("intake", usize::MAX);
         let (tx, rx) = mpsc::channel(capacity);
-        (
-            Intake::new(tx, telemetry, CancellationToken::new(), batch_size),
-            rx,
-        )
+        let (telemetry, budget) = (Telemetry::new("intake"), cx.budget().clone());
+        let intake = Intake::new(tx, telemetry, budget, CancellationToken::new(), batch_size);
+        (intake, rx)
     }
 
     #[tokio::test]
     async fn gather_takes_what_is_ready_up_to_a_full_batch() {
         let (intake, _rx) = intake(4, 3);
-        let telemetry = intake.telemetry.clone();
         let mut items = futures_util::stream::iter(0..7u64);
         let mut seqs = Vec::new();
         loop {
-            match intake.gather(&mut items, |n| event(n, &telemetry)).await {
+            match intake.gather(&mut items, event).await {
                 Gathered::Batch(b) => seqs.push(b.len()),
                 Gathered::Ended => break,
                 Gathered::Stopped => panic!("not stopped"),
@@ -244,17 +246,17 @@ mod tests {
     async fn what_is_handed_on_is_counted_once_and_a_closed_pipeline_says_so() {
         let (intake, mut rx) = intake(1, 10);
         let t = intake.telemetry.clone();
-        assert!(intake.send(vec![event(0, &t), event(1, &t)]).await);
+        assert!(intake.send(vec![event(0), event(1)]).await);
         assert!(matches!(intake.try_reserve(), Room::Full));
         assert_eq!(rx.recv().await.map(|b| b.len()), Some(2));
         match intake.try_reserve() {
-            Room::Free(p) => p.send(vec![event(2, &t)]),
+            Room::Free(p) => p.send(vec![event(2)]),
             _ => panic!("room expected"),
         }
         assert_eq!(rx.recv().await.map(|b| b.len()), Some(1));
         assert_eq!(t.summary().received, 3);
         drop(rx);
-        assert!(!intake.send(vec![event(3, &t)]).await);
+        assert!(!intake.send(vec![event(3)]).await);
         assert!(matches!(intake.try_reserve(), Room::Closed));
         assert!(matches!(
             intake.reserve_within(Duration::from_millis(1)).await,

@@ -195,12 +195,17 @@ mod tests {
     /// The events `text` gives, read through a buffer of `capacity` bytes (so lines span
     /// several fills) with lines of at most `max` bytes kept whole.
     async fn read(text: &[u8], capacity: usize, max: usize, ended: bool) -> Vec<Event> {
-        let telemetry = Telemetry::new("lines", usize::MAX);
+        let cx = crate::context::PipelineContext::new("lines", usize::MAX);
+        let telemetry = Telemetry::new("lines");
         let (tx, mut rx) = mpsc::channel(1024);
         let shutdown = CancellationToken::new();
+        let budget = cx.budget().clone();
+        let intake =
+            super::super::intake::Intake::new(tx, telemetry.clone(), budget, shutdown.clone(), 3);
         let ctx = SourceContext {
-            counted: telemetry.ack_counter(),
-            intake: super::super::intake::Intake::new(tx, telemetry.clone(), shutdown.clone(), 3),
+            counted: cx.ack_counter(),
+            pipeline: cx,
+            intake,
             telemetry,
             shutdown,
             max_event_bytes: max,

@@ -11,9 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::intake::{Intake, Room};
 use super::{SourceContext, SourceError};
+use crate::context::PipelineContext;
 use crate::delivery::{AckMsg, AckSender, Budget, Hold, Outcome};
 use crate::event::{EVENT_OVERHEAD, Event, Headers, Position};
-use crate::observe::Telemetry;
 
 /// How long a submission that brings its own budget waits for room for its first batch before
 /// the pipeline counts as full: a batch leaves a pipeline that is moving in far less time, and
@@ -72,7 +72,7 @@ pub struct Submitter {
 
 struct Inner {
     intake: Intake,
-    telemetry: Arc<Telemetry>,
+    pipeline: PipelineContext,
     counted: AckSender,
 }
 
@@ -137,11 +137,11 @@ impl Pending {
 impl Submitter {
     /// Submissions go through `intake`, counted by `telemetry`; `counted` makes the acks of
     /// submissions nobody waits for.
-    pub fn new(intake: Intake, telemetry: Arc<Telemetry>, counted: AckSender) -> Submitter {
+    pub fn new(intake: Intake, pipeline: PipelineContext, counted: AckSender) -> Submitter {
         Submitter {
             inner: Arc::new(Inner {
                 intake,
-                telemetry,
+                pipeline,
                 counted,
             }),
         }
@@ -159,7 +159,7 @@ impl Submitter {
 
     /// The pipeline's in-flight budget.
     pub fn budget(&self) -> &Arc<Budget> {
-        self.inner.telemetry.budget()
+        self.inner.pipeline.budget()
     }
 
     /// Hands `items` to the pipeline, waiting at most `wait` for room in it. With `track`, the
@@ -197,7 +197,7 @@ impl Submitter {
         let inner = &*self.inner;
         let items = items.into_iter();
         let (acks, pending) = if track {
-            let (acks, answers) = inner.telemetry.ack_channel();
+            let (acks, answers) = inner.pipeline.ack_channel();
             let pending = Pending {
                 answers,
                 outcomes: vec![None; items.len()],
@@ -276,7 +276,7 @@ impl Handoff {
     /// Hands the pipeline's Submitter over, then waits for shutdown. Nobody to hand it to ends
     /// the input at once; a Submitter is handed over once only.
     pub async fn run(self, ctx: SourceContext) -> Result<(), SourceError> {
-        let submitter = Submitter::new(ctx.intake, ctx.telemetry.clone(), ctx.counted);
+        let submitter = Submitter::new(ctx.intake, ctx.pipeline, ctx.counted);
         let to = self.to.lock().ok().and_then(|mut to| to.take());
         let Some(to) = to else {
             return Err(SourceError::Read {

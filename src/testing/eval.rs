@@ -8,8 +8,8 @@ use bytes::Bytes;
 use crate::codec::format::Decode;
 use crate::codec::payloads::Decoder;
 use crate::codec::{self, Codec};
+use crate::context::PipelineContext;
 use crate::event::{Event, Position};
-use crate::observe::Telemetry;
 use crate::pipeline::worker::{Worker, WorkerError, pass_through};
 use crate::pipeline::{ErrorPolicy, Pipeline};
 use crate::transform::{Chain, ChainError, Record};
@@ -35,8 +35,7 @@ pub fn eval(pipeline: &Pipeline, payloads: &[String]) -> Result<String, EvalErro
         true => None,
         false => Some(Worker::new(config, forms)?),
     };
-    let telemetry = Telemetry::new(&pipeline.name, usize::MAX);
-    let acks = telemetry.ack_counter();
+    let acks = PipelineContext::new(&pipeline.name, usize::MAX).ack_counter();
     // Avro and Protobuf results are shown as the JSON they hold.
     let mut shown = forms.offline().ok().and_then(|c| c.output_decoder());
     let output = &pipeline.components.output;

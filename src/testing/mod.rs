@@ -16,9 +16,9 @@ use std::path::{Path, PathBuf};
 
 use crate::config::yaml::Step;
 use crate::config::{Diagnostic, vars};
+use crate::context::PipelineContext;
 use crate::delivery::AckSender;
 use crate::event::Event;
-use crate::observe::Telemetry;
 use crate::pipeline::cases::{Expected, TestEvent};
 use crate::pipeline::worker::{Processed, Worker, WorkerError, pass_through};
 use crate::pipeline::{ErrorPolicy, Pipeline, load_str};
@@ -209,8 +209,7 @@ enum CaseError {
 /// Runs `input` through the pipeline's transform stage, as the runtime does.
 fn process(pipeline: &Pipeline, input: &[TestEvent]) -> Result<Ran, CaseError> {
     let config = &pipeline.config;
-    let telemetry = Telemetry::new(&pipeline.name, usize::MAX);
-    let acks = telemetry.ack_counter();
+    let acks = PipelineContext::new(&pipeline.name, usize::MAX).ack_counter();
     let events = input
         .iter()
         .enumerate()

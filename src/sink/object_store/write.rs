@@ -16,6 +16,7 @@ use super::batch::{Open, Place, lane_into};
 use super::call::{Failure, timed};
 use super::parquet::Encoded;
 use super::stored::Stored;
+use crate::context::{Control, Signal};
 use crate::delivery::{Cause, MustStop};
 use crate::event::{Event, Failed, Position, now_millis};
 use crate::sink::deliver::{Attempt, Delivery};
@@ -33,9 +34,9 @@ struct Writer {
     open: HashMap<String, Open>,
     folder: String,
     stored: Stored,
-    /// Changes when the input's partitions change, or when it is given no more messages until
-    /// it acknowledges some (see `Telemetry::request_flush`).
-    flushes: tokio::sync::watch::Receiver<u64>,
+    /// Where the input says that its partitions change, or that it is given no more messages
+    /// until it acknowledges some.
+    control: Control,
 }
 
 /// Writes the events of `rx` as objects until the channel closes, then writes what is open.
@@ -44,14 +45,14 @@ pub async fn run(
     mut rx: Batches,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
-    let flushes = ctx.telemetry.flush_requests();
+    let control = ctx.pipeline.control();
     let mut w = Writer {
         output,
         delivery: Delivery::new(ctx),
         open: HashMap::new(),
         folder: String::new(),
         stored: Stored::default(),
-        flushes,
+        control,
     };
     let max_age = w.output.config.batch.max_age.0;
     loop {
@@ -65,7 +66,7 @@ pub async fn run(
             () = sleep_until(deadline) => w.write_older_than(Instant::now() - max_age).await?,
             // The input's partitions change, or it waits for acknowledgements (a JetStream
             // consumer at its max_ack_pending): what is held is written now, not at max_age.
-            Ok(()) = w.flushes.changed() => w.flush_requested().await?,
+            Some(signal) = w.control.next() => w.signalled(signal).await?,
         }
     }
     // Everything still open.
@@ -85,8 +86,8 @@ impl Writer {
     /// until `max_age`).
     async fn take(&mut self, batch: Vec<Event>) -> Result<(), MustStop> {
         // Events of partitions taken on come after the change is announced: seen here first.
-        if self.flushes.has_changed().unwrap_or(false) {
-            self.flush_requested().await?;
+        if let Some(signal) = self.control.pending() {
+            self.signalled(signal).await?;
         }
         let now = now_millis();
         let limits = &self.output.config.batch;
@@ -133,7 +134,7 @@ impl Writer {
                 self.write(&key).await?;
             }
         }
-        while self.delivery.ctx().telemetry.budget().is_full() {
+        while self.delivery.ctx().pipeline.budget().is_full() {
             let largest = self.open.iter().max_by_key(|(_, o)| o.bytes);
             let Some(key) = largest.map(|(k, _)| k.clone()) else {
                 break;
@@ -208,10 +209,12 @@ impl Writer {
     }
 
     /// The input gives up or takes on partitions, or waits for acknowledgements: what is held is
-    /// written, and what was listed is listed again when needed.
-    async fn flush_requested(&mut self) -> Result<(), MustStop> {
-        self.flushes.mark_unchanged();
-        self.stored.forget();
+    /// written now; at a rebalance, also forgets what it knew of stored events
+    /// (another member may have written to the partitions since).
+    async fn signalled(&mut self, signal: Signal) -> Result<(), MustStop> {
+        if signal == Signal::Rebalance {
+            self.stored.forget();
+        }
         self.write_older_than(Instant::now()).await
     }
 
@@ -427,7 +430,7 @@ mod tests {
         let throttled = Arc::new(ThrottledStore::new(memory.clone(), hung));
         let health = Health::new(1);
         health.pipeline_started();
-        let telemetry = Telemetry::new("hang", usize::MAX);
+        let telemetry = Telemetry::new("hang");
         let retry = RetryConfig {
             unready_after: HumanDuration(Duration::from_secs(5)),
             ..RetryConfig::default()

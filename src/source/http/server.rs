@@ -76,7 +76,7 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
     if let Some(link) = &ctx.link {
         link.set(true);
     }
-    let submitter = Submitter::new(ctx.intake, ctx.telemetry.clone(), ctx.counted);
+    let submitter = Submitter::new(ctx.intake, ctx.pipeline, ctx.counted);
     let handler = Arc::new(Handler::new(
         &input.config,
         submitter,

@@ -221,7 +221,7 @@ impl BuiltInput for JetStreamInput {
             .subscribe(format!("{inbox}.*"))
             .await
             .map_err(read_error)?;
-        let (acks, mut ack_rx) = ctx.telemetry.ack_channel();
+        let (acks, mut ack_rx) = ctx.pipeline.ack_channel();
         let mut r = Reader::new(config, &ctx, client.clone(), js, inbox, acks);
         r.ack_limit = ack_limit;
         tracing::info!(pipeline, stream = %config.stream, consumer = %config.consumer, "jetstream consuming");

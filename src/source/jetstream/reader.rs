@@ -397,7 +397,7 @@ impl Reader<'_> {
         }
         self.flush_asked = Some(now);
         tracing::debug!(pipeline = %self.ctx.telemetry.pipeline(), unsettled = self.unsettled.len(), "jetstream input given no more until acknowledged; asking the outputs to write");
-        self.ctx.telemetry.request_flush();
+        self.ctx.pipeline.signal(crate::context::Signal::Flush);
     }
 
     /// Tells the server that messages held longer than half the ack wait are still being worked

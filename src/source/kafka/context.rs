@@ -13,15 +13,16 @@ use super::REVOKE_TIMEOUT;
 use super::lag::Lag;
 use super::lanes::Lanes;
 use crate::client::kafka::BrokerLink;
+use crate::context::{PipelineContext, Signal};
 use crate::delivery::AckMsg;
-use crate::observe::Telemetry;
 
 /// The lanes, and where their acknowledgements arrive.
 pub(super) struct State {
     pub(super) lanes: Lanes,
     acks: mpsc::UnboundedReceiver<AckMsg>,
     runtime: tokio::runtime::Handle,
-    telemetry: Arc<Telemetry>,
+    /// Where the outputs are told of partitions changing.
+    pipeline: PipelineContext,
     lag: Arc<Lag>,
 }
 
@@ -30,14 +31,14 @@ impl State {
         lanes: Lanes,
         acks: mpsc::UnboundedReceiver<AckMsg>,
         runtime: tokio::runtime::Handle,
-        telemetry: Arc<Telemetry>,
+        pipeline: PipelineContext,
         lag: Arc<Lag>,
     ) -> State {
         State {
             lanes,
             acks,
             runtime,
-            telemetry,
+            pipeline,
             lag,
         }
     }
@@ -111,7 +112,7 @@ impl State {
             .collect();
         // Outputs that hold events back for larger writes write them now, so the events are
         // delivered and committed before the partitions go to another member.
-        self.telemetry.request_flush();
+        self.pipeline.signal(Signal::Rebalance);
         self.wait_idle(&lanes, Instant::now() + REVOKE_TIMEOUT);
         self.commit(consumer, Some(&lanes), CommitMode::Sync);
         self.lanes.revoked(&lanes);
@@ -179,7 +180,7 @@ impl ConsumerContext for KafkaContext {
                 }
                 // Outputs that keep what they know of stored events per partition (an object
                 // store) learn it again: another member may have written to these partitions.
-                state.telemetry.request_flush();
+                state.pipeline.signal(Signal::Rebalance);
                 // A commit sent while the group was rebalancing may have been refused without
                 // saying so to this member: the next commit sends every partition's offset again.
                 state.lanes.commit_failed();

@@ -174,7 +174,7 @@ fn consume(
     runtime: tokio::runtime::Handle,
 ) -> Result<(), SourceError> {
     let pipeline: Arc<str> = Arc::from(ctx.telemetry.pipeline());
-    let (acks, ack_rx) = ctx.telemetry.ack_channel();
+    let (acks, ack_rx) = ctx.pipeline.ack_channel();
     let config = &input.config;
     let (lag, nudged) = Lag::new(pipeline.clone(), config.start_from);
     lag::spawn_probe(&input.client, &lag, nudged, config.lag_interval.0).map_err(read_error)?;
@@ -183,7 +183,7 @@ fn consume(
             Lanes::new(pipeline.clone()),
             ack_rx,
             runtime.clone(),
-            ctx.telemetry.clone(),
+            ctx.pipeline.clone(),
             lag.clone(),
         )),
         link: BrokerLink::new(ctx.link.clone(), &pipeline, "consumer"),

@@ -1,6 +1,7 @@
 //! Tests of submissions: items handed on in batches, what became of each, and the handoff.
 
 use super::*;
+use crate::observe::Telemetry;
 use tokio_util::sync::CancellationToken;
 
 fn item(n: u32) -> Item {
@@ -18,11 +19,12 @@ fn item(n: u32) -> Item {
 }
 
 fn submitter(capacity: usize, batch_size: usize) -> (Submitter, mpsc::Receiver<Vec<Event>>) {
-    let telemetry = Telemetry::new("submit", 1 << 20);
+    let cx = PipelineContext::new("submit", 1 << 20);
     let (tx, rx) = mpsc::channel(capacity);
-    let intake = Intake::new(tx, telemetry.clone(), CancellationToken::new(), batch_size);
-    let counted = telemetry.ack_counter();
-    (Submitter::new(intake, telemetry, counted), rx)
+    let (telemetry, budget) = (Telemetry::new("submit"), cx.budget().clone());
+    let intake = Intake::new(tx, telemetry, budget, CancellationToken::new(), batch_size);
+    let counted = cx.ack_counter();
+    (Submitter::new(intake, cx, counted), rx)
 }
 
 /// Submits items `0..n`, waiting for what becomes of them.
@@ -88,12 +90,15 @@ async fn a_deadline_leaves_unfinished_items_unanswered() {
 fn context(telemetry: &Arc<Telemetry>) -> (SourceContext, mpsc::Receiver<Vec<Event>>) {
     let (tx, rx) = mpsc::channel(4);
     let shutdown = CancellationToken::new();
+    let cx = PipelineContext::new(telemetry.pipeline(), 1 << 20);
+    let budget = cx.budget().clone();
     let ctx = SourceContext {
+        pipeline: cx.clone(),
         telemetry: telemetry.clone(),
-        intake: Intake::new(tx, telemetry.clone(), shutdown.clone(), 10),
+        intake: Intake::new(tx, telemetry.clone(), budget, shutdown.clone(), 10),
         shutdown,
         max_event_bytes: 1 << 20,
-        counted: telemetry.ack_counter(),
+        counted: cx.ack_counter(),
         drain_timeout: Duration::from_secs(1),
         link: None,
     };
@@ -102,7 +107,7 @@ fn context(telemetry: &Arc<Telemetry>) -> (SourceContext, mpsc::Receiver<Vec<Eve
 
 #[tokio::test]
 async fn a_handoff_hands_the_submitter_over_once_and_ends_at_shutdown() {
-    let telemetry = Telemetry::new("handoff", 1 << 20);
+    let telemetry = Telemetry::new("handoff");
     let (handoff, submitter) = Handoff::new("lambda");
     assert_eq!(handoff.kind(), "lambda");
     let (ctx, mut rx) = context(&telemetry);
