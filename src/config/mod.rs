@@ -244,6 +244,18 @@ pub struct BuildContext<'a> {
     pub max_event_bytes: usize,
 }
 
+/// What an input or output is built with: where in the file its configuration is (problems
+/// are reported under `path`, as `output.kafka`), what it may know of its pipeline, and where
+/// problems go.
+pub struct Build<'a, 'v> {
+    /// The component's place in the file, as `output.kafka`.
+    pub path: &'a str,
+    /// What it may know of its pipeline.
+    pub cx: BuildContext<'a>,
+    /// Where problems are reported.
+    pub v: &'a mut Validator<'v>,
+}
+
 /// Collects semantic errors with positions in the file while walking a parsed config.
 pub struct Validator<'a> {
     root: &'a Node,

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use super::{SinkContext, SinkError};
 use crate::codec::schema::FormatConfig;
-use crate::config::{BuildContext, Validator};
+use crate::config::Build;
 
 /// An output's configuration, as read from the pipeline file.
 pub trait OutputSpec {
@@ -19,10 +19,9 @@ pub trait OutputSpec {
     type Built: BuiltOutput;
 
     /// Builds the output without connecting: everything that can be known without connecting
-    /// is checked and what it runs with is prepared. Problems are reported under `path`
+    /// is checked and what it runs with is prepared. Problems are reported under `b.path`
     /// (`output.kafka`); None when it cannot be built.
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>)
-    -> Option<Self::Built>;
+    fn build(&self, b: Build<'_, '_>) -> Option<Self::Built>;
 
     /// The most payload bytes it gathers into one write before writing (an object store's
     /// objects); 0 for an output that writes as events come.

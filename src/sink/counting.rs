@@ -12,7 +12,7 @@ use serde::Deserialize;
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
 use super::{BuiltOutput, OutputSpec, SinkContext, SinkError};
-use crate::config::{BuildContext, Validator};
+use crate::config::Build;
 use crate::delivery::Cause;
 use crate::event::Failed;
 
@@ -52,7 +52,8 @@ impl OutputSpec for CountingConfig {
     const KIND: &'static str = "counting";
     type Built = CountingConfig;
 
-    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<Self> {
+    fn build(&self, b: Build<'_, '_>) -> Option<Self> {
+        let Build { path, v, .. } = b;
         if self.tally.is_empty() {
             v.error_at(&format!("{path}.tally"), "tally must not be empty");
             return None;

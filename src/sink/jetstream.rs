@@ -11,8 +11,7 @@ use crate::client::nats::{
     Client, Connector, check_subject, classify_publish, headers, nats_config,
 };
 use crate::codec::schema::FormatConfig;
-use crate::config::BuildContext;
-use crate::config::Validator;
+use crate::config::Build;
 use crate::delivery::Cause;
 use crate::event::Event;
 use crate::event::Failed;
@@ -37,18 +36,6 @@ nats_config! {
 
 fn default_true() -> bool {
     true
-}
-
-impl JetStreamOutputConfig {
-    /// Builds the output without connecting; problems are reported under `path`.
-    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<JetStreamOutput> {
-        let connector = self.connection.build(path, v);
-        check_subject(&self.subject, false, &format!("{path}.subject"), v);
-        Some(JetStreamOutput {
-            config: self.clone(),
-            connector: connector?,
-        })
-    }
 }
 
 /// A `jetstream` output, built.
@@ -163,13 +150,14 @@ impl OutputSpec for JetStreamOutputConfig {
     const REMOTE: bool = true;
     type Built = JetStreamOutput;
 
-    fn build(
-        &self,
-        path: &str,
-        _: BuildContext<'_>,
-        v: &mut Validator<'_>,
-    ) -> Option<JetStreamOutput> {
-        JetStreamOutputConfig::build(self, path, v)
+    fn build(&self, b: Build<'_, '_>) -> Option<JetStreamOutput> {
+        let Build { path, v, .. } = b;
+        let connector = self.connection.build(path, v);
+        check_subject(&self.subject, false, &format!("{path}.subject"), v);
+        Some(JetStreamOutput {
+            config: self.clone(),
+            connector: connector?,
+        })
     }
 
     fn format(&self) -> Option<std::borrow::Cow<'_, FormatConfig>> {

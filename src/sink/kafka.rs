@@ -19,7 +19,7 @@ use crate::client::kafka::{
     BrokerLink, checked_client, classify, client_error, kafka_config, with_current_log_level,
 };
 use crate::codec::schema::FormatConfig;
-use crate::config::{BuildContext, HumanDuration, Validator};
+use crate::config::{Build, HumanDuration};
 use crate::delivery::Cause;
 use crate::event::Failed;
 use crate::policy::fit;
@@ -92,38 +92,6 @@ fn default_linger() -> HumanDuration {
 // librdkafka's default delivery.timeout.ms is 300 s.
 fn default_delivery_timeout() -> HumanDuration {
     HumanDuration(std::time::Duration::from_secs(300))
-}
-
-impl KafkaOutputConfig {
-    /// Builds the output's client configuration without connecting; problems are reported
-    /// under `path`.
-    pub fn build(
-        &self,
-        path: &str,
-        cx: BuildContext<'_>,
-        v: &mut Validator<'_>,
-    ) -> Option<KafkaOutput> {
-        let before = v.errors.len();
-        self.connection.check(
-            &[
-                "bootstrap.servers",
-                "enable.idempotence",
-                "compression.codec",
-                "compression.type",
-            ],
-            path,
-            v,
-        );
-        if self.topic.trim().is_empty() {
-            v.error_at(&format!("{path}.topic"), "topic must not be empty");
-        }
-        let client = producer_config(self, cx.pipeline, cx.max_event_bytes);
-        let client = checked_client(client, before, path, v)?;
-        Some(KafkaOutput {
-            config: self.clone(),
-            client,
-        })
-    }
 }
 
 /// A `kafka` output, built: its librdkafka configuration checked.
@@ -389,13 +357,28 @@ impl OutputSpec for KafkaOutputConfig {
     const REMOTE: bool = true;
     type Built = KafkaOutput;
 
-    fn build(
-        &self,
-        path: &str,
-        cx: BuildContext<'_>,
-        v: &mut Validator<'_>,
-    ) -> Option<KafkaOutput> {
-        KafkaOutputConfig::build(self, path, cx, v)
+    fn build(&self, b: Build<'_, '_>) -> Option<KafkaOutput> {
+        let Build { path, cx, v } = b;
+        let before = v.errors.len();
+        self.connection.check(
+            &[
+                "bootstrap.servers",
+                "enable.idempotence",
+                "compression.codec",
+                "compression.type",
+            ],
+            path,
+            v,
+        );
+        if self.topic.trim().is_empty() {
+            v.error_at(&format!("{path}.topic"), "topic must not be empty");
+        }
+        let client = producer_config(self, cx.pipeline, cx.max_event_bytes);
+        let client = checked_client(client, before, path, v)?;
+        Some(KafkaOutput {
+            config: self.clone(),
+            client,
+        })
     }
 
     fn format(&self) -> Option<std::borrow::Cow<'_, FormatConfig>> {

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::codec::schema::FormatConfig;
-use crate::config::{BuildContext, Validator};
+use crate::config::{Build, BuildContext, Validator};
 use crate::event::Event;
 
 /// Declares the outputs: each line names the output's module (declared above), its variant
@@ -93,7 +93,7 @@ macro_rules! outputs {
             ) -> Option<Output> {
                 let path = format!("{path}.{}", self.kind());
                 Some(match self {
-                    $( $(#[cfg($cfg)])? OutputConfig::$variant(c) => Output::$variant(Box::new(OutputSpec::build(c, &path, cx, v)?)), )*
+                    $( $(#[cfg($cfg)])? OutputConfig::$variant(c) => Output::$variant(Box::new(OutputSpec::build(c, Build { path: &path, cx, v })?)), )*
                 })
             }
         }

@@ -18,8 +18,7 @@ use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
 use crate::client::nats::{Client, Connector, check_subject, headers, nats_config};
 use crate::codec::schema::FormatConfig;
-use crate::config::BuildContext;
-use crate::config::Validator;
+use crate::config::Build;
 
 nats_config! {
     /// Publishes each event to a subject (a `route` step's `destination` overrides it), with its
@@ -32,18 +31,6 @@ nats_config! {
         /// the schema from a file or the Schema Registry (see "Avro and Protobuf").
         #[serde(default)]
         pub format: Option<crate::codec::schema::FormatConfig>,
-    }
-}
-
-impl NatsOutputConfig {
-    /// Builds the output without connecting; problems are reported under `path`.
-    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<NatsOutput> {
-        let connector = self.connection.build(path, v);
-        check_subject(&self.subject, false, &format!("{path}.subject"), v);
-        Some(NatsOutput {
-            subject: self.subject.clone(),
-            connector: connector?,
-        })
     }
 }
 
@@ -216,8 +203,14 @@ impl OutputSpec for NatsOutputConfig {
     const REMOTE: bool = true;
     type Built = NatsOutput;
 
-    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<NatsOutput> {
-        NatsOutputConfig::build(self, path, v)
+    fn build(&self, b: Build<'_, '_>) -> Option<NatsOutput> {
+        let Build { path, v, .. } = b;
+        let connector = self.connection.build(path, v);
+        check_subject(&self.subject, false, &format!("{path}.subject"), v);
+        Some(NatsOutput {
+            subject: self.subject.clone(),
+            connector: connector?,
+        })
     }
 
     fn format(&self) -> Option<std::borrow::Cow<'_, FormatConfig>> {

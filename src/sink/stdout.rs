@@ -8,7 +8,7 @@ use super::retry::Held;
 use super::{BuiltOutput, OutputSpec};
 use super::{LineWriter, SinkContext, SinkError, resolve_format};
 use crate::codec::Format;
-use crate::config::{BuildContext, Validator};
+use crate::config::Build;
 
 /// Writes each event as a line on standard output. Events are confirmed once written and
 /// flushed.
@@ -37,7 +37,7 @@ impl OutputSpec for StdoutConfig {
     const KIND: &'static str = "stdout";
     type Built = StdoutConfig;
 
-    fn build(&self, _: &str, _: BuildContext<'_>, _: &mut Validator<'_>) -> Option<StdoutConfig> {
+    fn build(&self, _: Build<'_, '_>) -> Option<StdoutConfig> {
         Some(self.clone())
     }
 }

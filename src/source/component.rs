@@ -4,7 +4,7 @@
 
 use super::{SourceContext, SourceError};
 use crate::codec::{Codec, CodecConfig};
-use crate::config::{BuildContext, Validator};
+use crate::config::Build;
 
 /// An input's configuration, as read from the pipeline file.
 pub trait InputSpec {
@@ -20,10 +20,9 @@ pub trait InputSpec {
     fn codec(&self) -> CodecConfig;
 
     /// Builds the input without connecting: everything that can be known without connecting is
-    /// checked and what it runs with is prepared. Problems are reported under `path`
+    /// checked and what it runs with is prepared. Problems are reported under `b.path`
     /// (`input.kafka`); None when it cannot be built.
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>)
-    -> Option<Self::Built>;
+    fn build(&self, b: Build<'_, '_>) -> Option<Self::Built>;
 }
 
 /// A built input.

@@ -13,7 +13,7 @@ use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
 use crate::codec::CodecConfig;
-use crate::config::BuildContext;
+use crate::config::Build;
 use crate::config::{HumanDuration, Validator};
 
 /// Reads a file line by line from the start; blank lines are skipped.
@@ -69,7 +69,8 @@ impl InputSpec for FileConfig {
         super::component::line_codec(self.codec)
     }
 
-    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<FileConfig> {
+    fn build(&self, b: Build<'_, '_>) -> Option<FileConfig> {
+        let Build { path, v, .. } = b;
         self.validate(path, v);
         Some(self.clone())
     }

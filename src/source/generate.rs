@@ -11,7 +11,7 @@ use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::codec::CodecConfig;
 use crate::codec::write_json;
-use crate::config::BuildContext;
+use crate::config::Build;
 use crate::config::Validator;
 use crate::event::{Event, Position};
 use crate::transform::{check_program, compile_or_describe};
@@ -116,12 +116,8 @@ impl InputSpec for GenerateConfig {
         CodecConfig::Json
     }
 
-    fn build(
-        &self,
-        path: &str,
-        _: BuildContext<'_>,
-        v: &mut Validator<'_>,
-    ) -> Option<GenerateConfig> {
+    fn build(&self, b: Build<'_, '_>) -> Option<GenerateConfig> {
+        let Build { path, v, .. } = b;
         self.validate(path, v);
         Some(self.clone())
     }

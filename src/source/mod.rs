@@ -22,7 +22,7 @@ pub use context::{SourceContext, SourceError};
 use serde::Deserialize;
 
 use crate::codec::CodecConfig;
-use crate::config::{BuildContext, Validator};
+use crate::config::{Build, BuildContext, Validator};
 
 /// Declares the inputs: each line names the input's module (declared above), its variant
 /// (whose snake_case name is its key in the pipeline file) and its configuration type; the
@@ -73,7 +73,7 @@ macro_rules! inputs {
             ) -> Option<Input> {
                 let path = format!("{path}.{}", self.kind());
                 Some(match self {
-                    $( InputConfig::$variant(c) => Input::$variant(Box::new(InputSpec::build(c, &path, cx, v)?)), )*
+                    $( InputConfig::$variant(c) => Input::$variant(Box::new(InputSpec::build(c, Build { path: &path, cx, v })?)), )*
                 })
             }
         }

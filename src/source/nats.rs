@@ -9,8 +9,7 @@ use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::client::nats::{Connector, SubjectMemo, check_subject, nats_config, to_event_at};
 use crate::codec::CodecConfig;
-use crate::config::BuildContext;
-use crate::config::Validator;
+use crate::config::Build;
 use crate::delivery::{Ack, Outcome};
 use crate::event::Position;
 
@@ -27,26 +26,6 @@ nats_config! {
         /// `json`, `raw`, `avro: {...}` or `protobuf: {...}` (see "Avro and Protobuf").
         #[serde(default)]
         pub codec: CodecConfig,
-    }
-}
-
-impl NatsInputConfig {
-    /// Builds the input without connecting; problems are reported under `path`.
-    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<NatsInput> {
-        let connector = self.connection.build(path, v);
-        if self.subjects.is_empty() {
-            v.error_at(
-                &format!("{path}.subjects"),
-                "subjects must list at least one subject",
-            );
-        }
-        for (i, s) in self.subjects.iter().enumerate() {
-            check_subject(s, true, &format!("{path}.subjects.{i}"), v);
-        }
-        Some(NatsInput {
-            config: self.clone(),
-            connector: connector?,
-        })
     }
 }
 
@@ -121,8 +100,22 @@ impl InputSpec for NatsInputConfig {
         self.codec.clone()
     }
 
-    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<NatsInput> {
-        NatsInputConfig::build(self, path, v)
+    fn build(&self, b: Build<'_, '_>) -> Option<NatsInput> {
+        let Build { path, v, .. } = b;
+        let connector = self.connection.build(path, v);
+        if self.subjects.is_empty() {
+            v.error_at(
+                &format!("{path}.subjects"),
+                "subjects must list at least one subject",
+            );
+        }
+        for (i, s) in self.subjects.iter().enumerate() {
+            check_subject(s, true, &format!("{path}.subjects.{i}"), v);
+        }
+        Some(NatsInput {
+            config: self.clone(),
+            connector: connector?,
+        })
     }
 }
 

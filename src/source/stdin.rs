@@ -9,7 +9,7 @@ use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::codec::Codec;
 use crate::codec::CodecConfig;
-use crate::config::{BuildContext, Validator};
+use crate::config::Build;
 
 /// Reads standard input line by line; blank lines are skipped. The pipeline ends at end of
 /// input, after every event read is delivered.
@@ -29,7 +29,7 @@ impl InputSpec for StdinConfig {
         super::component::line_codec(self.codec)
     }
 
-    fn build(&self, _: &str, _: BuildContext<'_>, _: &mut Validator<'_>) -> Option<StdinConfig> {
+    fn build(&self, _: Build<'_, '_>) -> Option<StdinConfig> {
         Some(self.clone())
     }
 }

@@ -15,7 +15,7 @@ use super::{SinkContext, SinkError, encode_lines, resolve_format};
 use crate::codec::Format;
 use crate::codec::payloads::Payloads;
 use crate::codec::schema::{AvroFormatConfig, FormatConfig, ProtobufFormatConfig};
-use crate::config::BuildContext;
+use crate::config::Build;
 use crate::config::Validator;
 
 mod container;
@@ -310,7 +310,8 @@ impl OutputSpec for FileOutputConfig {
     const KIND: &'static str = "file";
     type Built = FileOutput;
 
-    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<FileOutput> {
+    fn build(&self, b: Build<'_, '_>) -> Option<FileOutput> {
+        let Build { path, v, .. } = b;
         self.validate(path, v);
         Some(FileOutput::new(self.clone()))
     }

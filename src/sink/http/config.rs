@@ -8,8 +8,9 @@ use serde::Deserialize;
 use super::HttpOutput;
 use crate::client::http::HttpAuth;
 use crate::client::tls::TlsConfig;
-use crate::config::{ByteSize, HumanDuration, Validator};
+use crate::config::{Build, ByteSize, HumanDuration};
 use crate::event::Event;
+use crate::sink::OutputSpec;
 
 /// Sends events to an HTTP endpoint, several per request. Answers 429, 408 and 5xx, and
 /// connection errors, are retried with the output's retry settings (waiting at least what a
@@ -160,9 +161,12 @@ pub(super) fn sample(template: &str) -> String {
         })
 }
 
-impl HttpOutputConfig {
-    /// Builds the output without connecting; problems are reported under `path`.
-    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<HttpOutput> {
+impl OutputSpec for HttpOutputConfig {
+    const KIND: &'static str = "http";
+    type Built = HttpOutput;
+
+    fn build(&self, b: Build<'_, '_>) -> Option<HttpOutput> {
+        let Build { path, v, .. } = b;
         let before = v.errors.len();
         match reqwest::Url::parse(&sample(&self.url)) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}

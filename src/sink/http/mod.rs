@@ -12,12 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::StatusCode;
 
+use super::BuiltOutput;
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
-use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
 use crate::client::tls::TlsConfig;
-use crate::config::{BuildContext, Validator};
 use crate::delivery::Cause;
 use crate::event::{Event, Failed};
 use config::{fill, templated};
@@ -331,15 +330,6 @@ async fn answer_start(response: reqwest::Response) -> String {
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-impl OutputSpec for HttpOutputConfig {
-    const KIND: &'static str = "http";
-    type Built = HttpOutput;
-
-    fn build(&self, path: &str, _: BuildContext<'_>, v: &mut Validator<'_>) -> Option<HttpOutput> {
-        HttpOutputConfig::build(self, path, v)
-    }
 }
 
 impl BuiltOutput for HttpOutput {

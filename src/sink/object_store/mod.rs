@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
-use crate::config::BuildContext;
+use crate::config::Build;
 use crate::config::{ByteSize, HumanDuration, Secret, Validator};
 pub use template::PathTemplate;
 
@@ -168,54 +168,6 @@ impl ObjectStoreOutput {
 }
 
 impl ObjectStoreOutputConfig {
-    /// Builds the store client and the path template without connecting; problems are reported
-    /// under `path`.
-    pub fn build(
-        &self,
-        path: &str,
-        pipeline: &str,
-        v: &mut Validator<'_>,
-    ) -> Option<ObjectStoreOutput> {
-        let store = match store(&self.url, &self.options, self.timeout.0) {
-            Ok(store) => Some(store),
-            Err(StoreError { option, message }) => {
-                let at = match option {
-                    Some(key) => format!("{path}.options.{key}"),
-                    None => format!("{path}.url"),
-                };
-                v.error_at(&at, message);
-                None
-            }
-        };
-        let template = PathTemplate::parse(&self.path)
-            .map_err(|e| v.error_at(&format!("{path}.path"), e.to_string()))
-            .ok();
-        let batch = &self.batch;
-        let at = |key: &str| format!("{path}.batch.{key}");
-        if batch.max_events == 0 {
-            v.error_at(&at("max_events"), "must be above 0");
-        }
-        if batch.max_bytes.0 == 0 {
-            v.error_at(&at("max_bytes"), "must be above 0");
-        }
-        if batch.max_age.0.is_zero() {
-            v.error_at(&at("max_age"), "must be above 0s");
-        }
-        if self.timeout.0.is_zero() {
-            v.error_at(&format!("{path}.timeout"), "must be above 0s");
-        }
-        let encoder = self.encoder(path, v);
-        template?;
-        let (store, prefix) = store?;
-        Some(ObjectStoreOutput {
-            store,
-            prefix,
-            config: self.clone(),
-            encoder: Arc::new(encoder?),
-            pipeline: Arc::from(pipeline),
-        })
-    }
-
     /// How objects are made, from `format`, `schema` and `compression`.
     fn encoder(&self, path: &str, v: &mut Validator<'_>) -> Option<encode::Encoder> {
         let schema = format!("{path}.schema");
@@ -334,13 +286,47 @@ impl OutputSpec for ObjectStoreOutputConfig {
     const KIND: &'static str = "object_store";
     type Built = ObjectStoreOutput;
 
-    fn build(
-        &self,
-        path: &str,
-        cx: BuildContext<'_>,
-        v: &mut Validator<'_>,
-    ) -> Option<ObjectStoreOutput> {
-        ObjectStoreOutputConfig::build(self, path, cx.pipeline, v)
+    fn build(&self, b: Build<'_, '_>) -> Option<ObjectStoreOutput> {
+        let Build { path, cx, v } = b;
+        let pipeline = cx.pipeline;
+        let store = match store(&self.url, &self.options, self.timeout.0) {
+            Ok(store) => Some(store),
+            Err(StoreError { option, message }) => {
+                let at = match option {
+                    Some(key) => format!("{path}.options.{key}"),
+                    None => format!("{path}.url"),
+                };
+                v.error_at(&at, message);
+                None
+            }
+        };
+        let template = PathTemplate::parse(&self.path)
+            .map_err(|e| v.error_at(&format!("{path}.path"), e.to_string()))
+            .ok();
+        let batch = &self.batch;
+        let at = |key: &str| format!("{path}.batch.{key}");
+        if batch.max_events == 0 {
+            v.error_at(&at("max_events"), "must be above 0");
+        }
+        if batch.max_bytes.0 == 0 {
+            v.error_at(&at("max_bytes"), "must be above 0");
+        }
+        if batch.max_age.0.is_zero() {
+            v.error_at(&at("max_age"), "must be above 0s");
+        }
+        if self.timeout.0.is_zero() {
+            v.error_at(&format!("{path}.timeout"), "must be above 0s");
+        }
+        let encoder = self.encoder(path, v);
+        template?;
+        let (store, prefix) = store?;
+        Some(ObjectStoreOutput {
+            store,
+            prefix,
+            config: self.clone(),
+            encoder: Arc::new(encoder?),
+            pipeline: Arc::from(pipeline),
+        })
     }
 
     fn gathers_bytes(&self) -> usize {

@@ -16,8 +16,8 @@ use super::{SourceContext, SourceError};
 use crate::client::http::HttpAuth;
 use crate::client::tls::ServerTlsConfig;
 use crate::codec::CodecConfig;
-use crate::config::BuildContext;
-use crate::config::{ByteSize, HumanDuration, Validator};
+use crate::config::Build;
+use crate::config::{ByteSize, HumanDuration};
 
 /// An HTTP server taking events in `POST` requests: one JSON value, a JSON array of events, or
 /// one event per line (`Content-Type: application/x-ndjson`). Replicas behind a load balancer
@@ -195,9 +195,37 @@ impl HttpServerConfig {
     pub fn connection_limit(&self) -> usize {
         self.max_connections.unwrap_or_else(default_max_connections)
     }
+}
 
-    /// Builds the input without listening; problems are reported under `path`.
-    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<HttpServerInput> {
+/// Whether `path` is the path of a URL as clients send it: what the request line may carry, and
+/// nothing after it (a query or fragment would never match).
+fn is_url_path(path: &str) -> bool {
+    // RFC 3986: ASCII only, anything else percent-encoded (the http crate lets bytes above 0x7f
+    // through, as some clients send them).
+    path.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
+        && path
+            .parse::<axum::http::uri::PathAndQuery>()
+            .is_ok_and(|p| p.query().is_none() && p.path() == path)
+}
+
+/// An `http_server` input, built.
+#[derive(Debug, Clone)]
+pub struct HttpServerInput {
+    config: HttpServerConfig,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl InputSpec for HttpServerConfig {
+    const KIND: &'static str = "http_server";
+    const REMOTE: bool = true;
+    type Built = HttpServerInput;
+
+    fn codec(&self) -> CodecConfig {
+        self.codec.clone()
+    }
+
+    fn build(&self, b: Build<'_, '_>) -> Option<HttpServerInput> {
+        let Build { path, v, .. } = b;
         let port = self
             .address
             .rsplit_once(':')
@@ -260,43 +288,6 @@ impl HttpServerConfig {
             config: self.clone(),
             tls,
         })
-    }
-}
-
-/// Whether `path` is the path of a URL as clients send it: what the request line may carry, and
-/// nothing after it (a query or fragment would never match).
-fn is_url_path(path: &str) -> bool {
-    // RFC 3986: ASCII only, anything else percent-encoded (the http crate lets bytes above 0x7f
-    // through, as some clients send them).
-    path.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
-        && path
-            .parse::<axum::http::uri::PathAndQuery>()
-            .is_ok_and(|p| p.query().is_none() && p.path() == path)
-}
-
-/// An `http_server` input, built.
-#[derive(Debug, Clone)]
-pub struct HttpServerInput {
-    config: HttpServerConfig,
-    tls: Option<Arc<rustls::ServerConfig>>,
-}
-
-impl InputSpec for HttpServerConfig {
-    const KIND: &'static str = "http_server";
-    const REMOTE: bool = true;
-    type Built = HttpServerInput;
-
-    fn codec(&self) -> CodecConfig {
-        self.codec.clone()
-    }
-
-    fn build(
-        &self,
-        path: &str,
-        _: BuildContext<'_>,
-        v: &mut Validator<'_>,
-    ) -> Option<HttpServerInput> {
-        HttpServerConfig::build(self, path, v)
     }
 }
 

@@ -14,8 +14,8 @@ use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
 use crate::client::nats::{Connector, check_subject, nats_config};
 use crate::codec::CodecConfig;
-use crate::config::BuildContext;
-use crate::config::{HumanDuration, Validator};
+use crate::config::Build;
+use crate::config::HumanDuration;
 use reader::Reader;
 
 nats_config! {
@@ -121,9 +121,33 @@ impl JetStreamInputConfig {
             )
         })
     }
+}
 
-    /// Builds the input without connecting; problems are reported under `path`.
-    pub fn build(&self, path: &str, v: &mut Validator<'_>) -> Option<JetStreamInput> {
+/// A `jetstream` input, built.
+#[derive(Debug, Clone)]
+pub struct JetStreamInput {
+    config: JetStreamInputConfig,
+    connector: Connector,
+}
+
+fn read_error(message: impl std::fmt::Display) -> SourceError {
+    SourceError::Read {
+        input: "jetstream",
+        message: message.to_string(),
+    }
+}
+
+impl InputSpec for JetStreamInputConfig {
+    const KIND: &'static str = "jetstream";
+    const REMOTE: bool = true;
+    type Built = JetStreamInput;
+
+    fn codec(&self) -> CodecConfig {
+        self.codec.clone()
+    }
+
+    fn build(&self, b: Build<'_, '_>) -> Option<JetStreamInput> {
+        let Build { path, v, .. } = b;
         let connector = self.connection.build(path, v);
         for (field, value) in [("stream", &self.stream), ("consumer", &self.consumer)] {
             if value.is_empty() || value.contains(|c: char| c.is_whitespace() || ".*>".contains(c))
@@ -162,39 +186,6 @@ impl JetStreamInputConfig {
             config: self.clone(),
             connector: connector?,
         })
-    }
-}
-
-/// A `jetstream` input, built.
-#[derive(Debug, Clone)]
-pub struct JetStreamInput {
-    config: JetStreamInputConfig,
-    connector: Connector,
-}
-
-fn read_error(message: impl std::fmt::Display) -> SourceError {
-    SourceError::Read {
-        input: "jetstream",
-        message: message.to_string(),
-    }
-}
-
-impl InputSpec for JetStreamInputConfig {
-    const KIND: &'static str = "jetstream";
-    const REMOTE: bool = true;
-    type Built = JetStreamInput;
-
-    fn codec(&self) -> CodecConfig {
-        self.codec.clone()
-    }
-
-    fn build(
-        &self,
-        path: &str,
-        _: BuildContext<'_>,
-        v: &mut Validator<'_>,
-    ) -> Option<JetStreamInput> {
-        JetStreamInputConfig::build(self, path, v)
     }
 }
 

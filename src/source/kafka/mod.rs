@@ -30,7 +30,7 @@ use crate::client::kafka::{
     BrokerLink, checked_client, client_error, kafka_config, with_current_log_level,
 };
 use crate::codec::CodecConfig;
-use crate::config::{BuildContext, HumanDuration, Validator};
+use crate::config::{Build, HumanDuration};
 
 kafka_config! {
     /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
@@ -86,38 +86,6 @@ fn default_commit_interval() -> HumanDuration {
 // drains a backlog at 70 to 85% of the speed, and costs 0.05% of a core more while idle.
 fn default_fetch_wait() -> HumanDuration {
     HumanDuration(std::time::Duration::from_millis(100))
-}
-
-impl KafkaInputConfig {
-    /// Builds the input's client configuration without connecting; problems are reported under
-    /// `path`.
-    pub fn build(
-        &self,
-        path: &str,
-        cx: BuildContext<'_>,
-        v: &mut Validator<'_>,
-    ) -> Option<KafkaInput> {
-        let before = v.errors.len();
-        self.connection.check(
-            &["group.id", "bootstrap.servers", "enable.auto.offset.store"],
-            path,
-            v,
-        );
-        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
-            v.error_at(
-                &format!("{path}.topics"),
-                "topics must list at least one non-empty topic name or ^regex",
-            );
-        }
-        if self.group_id.trim().is_empty() {
-            v.error_at(&format!("{path}.group_id"), "group_id must not be empty");
-        }
-        let client = checked_client(consumer_config(self, cx.pipeline), before, path, v)?;
-        Some(KafkaInput {
-            config: self.clone(),
-            client,
-        })
-    }
 }
 
 // Prometheus scrapes every 15 to 60 s and autoscalers read the lag every 15 to 30 s (KEDA's
@@ -214,8 +182,28 @@ impl InputSpec for KafkaInputConfig {
         self.codec.clone()
     }
 
-    fn build(&self, path: &str, cx: BuildContext<'_>, v: &mut Validator<'_>) -> Option<KafkaInput> {
-        KafkaInputConfig::build(self, path, cx, v)
+    fn build(&self, b: Build<'_, '_>) -> Option<KafkaInput> {
+        let Build { path, cx, v } = b;
+        let before = v.errors.len();
+        self.connection.check(
+            &["group.id", "bootstrap.servers", "enable.auto.offset.store"],
+            path,
+            v,
+        );
+        if self.topics.is_empty() || self.topics.iter().any(|t| t.trim().is_empty()) {
+            v.error_at(
+                &format!("{path}.topics"),
+                "topics must list at least one non-empty topic name or ^regex",
+            );
+        }
+        if self.group_id.trim().is_empty() {
+            v.error_at(&format!("{path}.group_id"), "group_id must not be empty");
+        }
+        let client = checked_client(consumer_config(self, cx.pipeline), before, path, v)?;
+        Some(KafkaInput {
+            config: self.clone(),
+            client,
+        })
     }
 }
 
