@@ -18,6 +18,7 @@
 //! - [`observe`]: metrics and logs of what happens to events.
 //! - [`testing`]: a pipeline's test cases (`sluice test`, `sluice eval`), with nothing connected.
 //! - [`cli`]: the `sluice` command's arguments and subcommands, which the binary calls.
+//! - `conformance` (tests only): the checks every output and every input runs.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -25,6 +26,8 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod config;
+#[cfg(test)]
+mod conformance;
 pub mod delivery;
 pub mod event;
 pub mod lambda;
