@@ -1,18 +1,22 @@
-//! What the checks give a running component, made in one place: the context of an output, and
-//! the acknowledgements of the events the checks send it.
+//! What the checks give a running component, made in one place: the context of an output and
+//! of an input, the acknowledgements of the events the checks send, and the in-flight budget.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::HumanDuration;
 use crate::delivery::{AckMsg, AckSender};
+use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::observe::health::Health;
 use crate::policy::{Failures, Route};
 use crate::sink::SinkContext;
 use crate::sink::retry::RetryConfig;
+use crate::source::SourceContext;
+use crate::source::intake::Intake;
 
 /// The context of an output under test: failures that may pass are retried at once (after a
 /// millisecond or two), and refused events are dropped (`errors: drop`).
@@ -36,4 +40,30 @@ pub fn sink(telemetry: &Arc<Telemetry>) -> SinkContext {
 /// Acknowledgements for the events a check sends an output, and where their answers arrive.
 pub fn ack_channel(telemetry: &Telemetry) -> (AckSender, mpsc::UnboundedReceiver<AckMsg>) {
     telemetry.ack_channel()
+}
+
+/// The context of an input under test: it hands batches of at most `batch_size` events to
+/// `out`, stops at `shutdown`, and waits at most `drain` for what is in flight once stopping.
+pub fn source(
+    telemetry: &Arc<Telemetry>,
+    out: mpsc::Sender<Vec<Event>>,
+    shutdown: &CancellationToken,
+    batch_size: usize,
+    drain: Duration,
+) -> SourceContext {
+    SourceContext {
+        telemetry: telemetry.clone(),
+        intake: Intake::new(out, telemetry.clone(), shutdown.clone(), batch_size),
+        shutdown: shutdown.clone(),
+        max_event_bytes: 1 << 20,
+        counted: telemetry.ack_counter(),
+        drain_timeout: drain,
+        link: None,
+    }
+}
+
+/// How many bytes of the pipeline's in-flight budget are left.
+pub fn budget_left(telemetry: &Telemetry) -> usize {
+    let budget = telemetry.budget();
+    budget.limit().saturating_sub(budget.in_flight().0)
 }

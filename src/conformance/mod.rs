@@ -5,8 +5,11 @@
 //! Each check runs on a runtime of its own with a metrics recorder of its own, so checks running
 //! at once never count each other's events, and each reads the metrics a user would scrape.
 
+mod broker_inputs;
 mod broker_outputs;
 mod context;
+mod inputs;
+mod local_inputs;
 mod local_outputs;
 mod outputs;
 mod store_outputs;
@@ -41,28 +44,47 @@ fn recorded<F: Future<Output = ()>>(check: impl FnOnce(Metrics) -> F) {
 
 /// Names the file that is the standard output of a check run in a process of its own.
 const OWN_STDOUT: &str = "SLUICE_CONFORMANCE_STDOUT";
+/// Names the pipe that is the standard input of a check run in a process of its own.
+const OWN_STDIN: &str = "SLUICE_CONFORMANCE_STDIN";
 
 /// In a check run in a process of its own, the file that is its standard output.
 fn own_stdout() -> Option<PathBuf> {
     std::env::var_os(OWN_STDOUT).map(PathBuf::from)
 }
 
+/// In a check run in a process of its own, the pipe that is its standard input.
+fn own_stdin() -> Option<PathBuf> {
+    std::env::var_os(OWN_STDIN).map(PathBuf::from)
+}
+
 /// Runs the check `path` (`module_path!()::test`) as [`recorded`] does. With `own_process`, for
-/// a component that uses this process's standard output, the check runs in a child process of
-/// this test binary running that test only, whose standard output is a file: its harness finds
-/// it through [`own_stdout`].
+/// a component that uses this process's standard input or output, the check runs in a child
+/// process of this test binary running that test only, whose standard output is a file and
+/// whose standard input is a named pipe: its harness reaches them through [`own_stdout`] and
+/// [`own_stdin`].
 fn run<F: Future<Output = ()>>(own_process: bool, path: &str, check: impl FnOnce(Metrics) -> F) {
     if !own_process || own_stdout().is_some() {
         return recorded(check);
     }
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let stdout = dir.path().join("stdout");
+    let (stdout, stdin) = (dir.path().join("stdout"), dir.path().join("stdin"));
+    let made = Command::new("mkfifo").arg(&stdin).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo {stdin:?}");
+    // Opened for reading and writing: that waits for no writer, and the child's standard input
+    // does not end when a writer closes the pipe.
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&stdin)
+        .expect("open the pipe");
     let file = std::fs::File::create(&stdout).expect("the child's standard output");
     let test = path.split_once("::").map_or(path, |(_, test)| test);
     let out = Command::new(std::env::current_exe().expect("the test binary"))
         .args([test, "--exact", "--test-threads=1", "--quiet"])
         .env(OWN_STDOUT, &stdout)
+        .env(OWN_STDIN, &stdin)
         .stdout(file)
+        .stdin(pipe)
         .output()
         .expect("run the check in a process of its own");
     let printed = std::fs::read_to_string(&stdout).unwrap_or_default();
