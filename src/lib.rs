@@ -20,6 +20,7 @@
 //! - [`observe`]: metrics and logs of what happens to events.
 //! - [`testing`]: a pipeline's test cases (`sluice test`, `sluice eval`), with nothing connected.
 //! - [`cli`]: the `sluice` command's arguments and subcommands, which the binary calls.
+//! - `conformance` (tests only): the checks every output and every input runs.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -27,6 +28,8 @@ pub mod cli;
 pub mod client;
 pub mod codec;
 pub mod config;
+#[cfg(test)]
+mod conformance;
 pub mod context;
 pub mod delivery;
 pub mod event;

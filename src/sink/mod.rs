@@ -137,6 +137,3 @@ outputs! {
     #[cfg(test)]
     counting: Counting(CountingConfig),
 }
-
-#[cfg(test)]
-mod conformance;

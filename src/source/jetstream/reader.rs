@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_nats::{Client, StatusCode, Subject};
@@ -55,6 +56,8 @@ pub(super) struct Reader<'a> {
     pulls: VecDeque<Pull>,
     next_pull: u64,
     unanswered: u32,
+    /// Connections the client had made when the pull requests were last opened on a new one.
+    connects: u64,
     paused_until: Option<Instant>,
     unsettled: HashMap<u64, Unsettled>,
     /// The consumer's `max_ack_pending` (None: unlimited): holding this many unsettled
@@ -86,7 +89,9 @@ impl<'a> Reader<'a> {
         inbox: String,
         acks: AckSender,
     ) -> Reader<'a> {
+        let connects = client.statistics().connects.load(Ordering::Relaxed);
         Reader {
+            connects,
             config,
             ctx,
             client,
@@ -165,10 +170,7 @@ impl Reader<'_> {
                         self.settle(next).await;
                     }
                 }
-                _ = reconnected.notified() => {
-                    // Pull requests lived on the old connection.
-                    self.pulls.clear();
-                }
+                _ = reconnected.notified() => self.on_connected(),
                 _ = tick.tick() => {
                     self.expire_pulls();
                     self.keep_alive().await;
@@ -236,6 +238,18 @@ impl Reader<'_> {
                 tracing::debug!(error = %e, "jetstream pull request not sent");
                 self.paused_until = Some(now + UNAVAILABLE_PAUSE);
             }
+        }
+    }
+
+    /// The client connected: after a reconnection, the pull requests lived on the old
+    /// connection. The notice of the first connection may arrive after reading began: the
+    /// requests open then are live, and forgetting them would have more pulled at once than the
+    /// in-flight budget allows.
+    fn on_connected(&mut self) {
+        let connects = self.client.statistics().connects.load(Ordering::Relaxed);
+        if connects != self.connects {
+            self.connects = connects;
+            self.pulls.clear();
         }
     }
 
