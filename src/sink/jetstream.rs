@@ -6,7 +6,6 @@ use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
 use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
-use crate::client::ErrorKind;
 use crate::client::nats::{
     Client, Connector, check_subject, classify_publish, headers, nats_config,
 };
@@ -14,6 +13,7 @@ use crate::codec::schema::FormatConfig;
 use crate::config::BuildContext;
 use crate::config::Validator;
 use crate::delivery::Cause;
+use crate::delivery::ErrorKind;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;

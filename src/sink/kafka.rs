@@ -14,13 +14,13 @@ use super::deliver::{Attempt, Delivery};
 use super::retry::Held;
 use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
-use crate::client::ErrorKind;
 use crate::client::kafka::{
     BrokerLink, checked_client, classify, client_error, kafka_config, with_current_log_level,
 };
 use crate::codec::schema::FormatConfig;
 use crate::config::{BuildContext, HumanDuration, Validator};
 use crate::delivery::Cause;
+use crate::delivery::ErrorKind;
 use crate::event::Failed;
 use crate::policy::fit;
 

@@ -14,9 +14,9 @@ pub use security::{SaslConfig, SaslMechanism, Security};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::ErrorKind;
 use crate::config::Validator;
 use crate::delivery::Cause;
+use crate::delivery::ErrorKind;
 
 /// `client` once librdkafka has checked it whole, without connecting (reported at `path`, the
 /// input or output); None when the checks before it found a problem (`v` has more errors than

@@ -14,10 +14,10 @@ pub use servers::{ServersError, redact_url};
 
 use std::sync::Arc;
 
-use super::ErrorKind;
 use super::tls::TlsConfig;
 use crate::config::Validator;
 use crate::delivery::Cause;
+use crate::delivery::ErrorKind;
 use servers::parse_servers;
 
 /// Declares a NATS or JetStream input's or output's configuration (see

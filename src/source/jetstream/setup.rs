@@ -3,10 +3,10 @@
 use async_nats::jetstream::consumer::{self, pull};
 
 use super::{DeliverPolicy, JetStreamInputConfig, read_error};
-use crate::client::ErrorKind;
 use crate::client::nats::{
     classify_consumer_create, classify_consumer_lookup, classify_stream_lookup,
 };
+use crate::delivery::ErrorKind;
 use crate::source::{SourceContext, SourceError};
 use std::time::Duration;
 
