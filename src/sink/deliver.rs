@@ -150,15 +150,6 @@ pub trait Protocol: Send {
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
-/// The error that stops the output `output` (its kind, as written in the file): nothing more can
-/// be written.
-pub fn write_error(output: &'static str, message: impl std::fmt::Display) -> SinkError {
-    SinkError::Write {
-        output,
-        message: message.to_string(),
-    }
-}
-
 /// An output whose every write is final, all of a batch or nothing (a local file, standard
 /// output): it has no retries, no circuit and no retry metrics.
 pub trait WriteAll: Send {

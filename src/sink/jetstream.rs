@@ -192,9 +192,9 @@ impl BuiltOutput for JetStreamOutput {
             .connector
             .connect(ctx.telemetry.pipeline(), ctx.link.clone())
             .await
-            .map_err(|e| SinkError::Write {
+            .map_err(|e| SinkError::Nats {
                 output: "jetstream",
-                message: e.to_string(),
+                source: Box::new(e.into()),
             })?;
         let publisher = Publisher {
             js: async_nats::jetstream::new(connection.clone()),

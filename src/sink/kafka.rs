@@ -15,7 +15,7 @@ use super::retry::Held;
 use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
 use crate::client::kafka::{
-    BrokerLink, checked_client, classify, client_error, kafka_config, with_current_log_level,
+    BrokerLink, checked_client, classify, kafka_config, with_current_log_level,
 };
 use crate::codec::schema::FormatConfig;
 use crate::config::{BuildContext, HumanDuration, Validator};
@@ -163,13 +163,6 @@ pub fn producer_config(
     )
 }
 
-fn write_error(message: impl std::fmt::Display) -> SinkError {
-    SinkError::Write {
-        output: "kafka",
-        message: message.to_string(),
-    }
-}
-
 /// A delivery report: the event's key in the output's `held` slab, and the error when it was not
 /// delivered.
 type Report = (usize, Result<(), KafkaError>);
@@ -271,7 +264,7 @@ impl Output<'_> {
                     ErrorKind::Fatal => {
                         // The producer is unusable (or purged its queue): nothing more is
                         // delivered, so the output stops and the input is not acknowledged.
-                        return Err(write_error(format!("the producer failed: {e}")));
+                        return Err(SinkError::Producer(e));
                     }
                     ErrorKind::Retriable => {
                         let reason = e
@@ -311,7 +304,7 @@ impl Output<'_> {
                 Err((e, back)) => {
                     let cause = match classify(&e) {
                         ErrorKind::Fatal => {
-                            return Err(write_error(format!("the producer failed: {e}")));
+                            return Err(SinkError::Producer(e));
                         }
                         ErrorKind::Refused(cause) => cause,
                         // Refused as it was handed over: librdkafka retries only what it queued.
@@ -431,7 +424,7 @@ impl BuiltOutput for KafkaOutput {
         };
         let producer: ThreadedProducer<ProducerLink> = with_current_log_level(&output.client)
             .create_with_context(link)
-            .map_err(|e| write_error(client_error(&e)))?;
+            .map_err(|e| SinkError::KafkaClient(e.into()))?;
         let dead_letter_limit = ctx.dead_letter.then(|| dead_letter_limit(config));
         let mut out = Output {
             producer,
