@@ -13,10 +13,10 @@ use tokio::time::Instant;
 
 use super::ObjectStoreOutput;
 use super::batch::{Open, Place, lane_into};
-use super::call::{Failure, timed};
+use super::call::{CallError, timed};
 use super::parquet::Encoded;
 use super::stored::Stored;
-use crate::delivery::{Cause, MustStop};
+use crate::delivery::{Cause, ErrorKind, MustStop};
 use crate::event::{Event, Failed, Position, now_millis};
 use crate::sink::deliver::{Attempt, Delivery};
 use crate::sink::retry::Held;
@@ -153,7 +153,7 @@ impl Writer {
         key: &str,
         lane: &str,
         place: Option<Place>,
-    ) -> Result<bool, Failure> {
+    ) -> Result<bool, CallError> {
         let (Position::Kafka { .. }, Some(place)) = (&*event.position, place) else {
             return Ok(false);
         };
@@ -188,17 +188,17 @@ impl Writer {
                     }
                     return Ok(Some((held.event, stored)));
                 }
-                Err(Failure::Retry(reason)) => {
+                Err(e) if e.kind() == ErrorKind::Retriable => {
                     failed = true;
                     let mut attempt = Attempt::default();
-                    let reason = format!("listing folder {:?}: {reason}", self.folder);
+                    let reason = format!("listing folder {:?}: {e}", self.folder);
                     attempt.retry(held, reason);
                     match self.delivery.back_off(&mut attempt).await?.pop() {
                         Some(again) => held = again,
                         None => return Ok(None),
                     }
                 }
-                Err(Failure::Refused(reason)) => {
+                Err(reason) => {
                     // Not knowing, write it: at least once rather than lost.
                     tracing::warn!(pipeline = %self.output.pipeline, folder = %self.folder, error = %reason, "object_store: cannot list what is stored; events read again may be written twice");
                     return Ok(Some((held.event, false)));
@@ -256,16 +256,19 @@ impl Writer {
                     tracing::debug!(object = %path, events = held.len(), "object stored");
                     attempt.delivered_all(held);
                 }
-                Err(Failure::Retry(reason)) => {
-                    held.into_iter()
-                        .for_each(|h| attempt.retry(h, reason.clone()));
-                }
-                Err(Failure::Refused(reason)) => {
-                    for h in held {
-                        let reason = format!("{path}: {reason}");
-                        attempt.refused(Failed::at_output(h.event, reason, Cause::Output));
+                Err(e) => match e.kind() {
+                    ErrorKind::Refused(cause) => {
+                        for h in held {
+                            let reason = format!("{path}: {e}");
+                            attempt.refused(Failed::at_output(h.event, reason, cause));
+                        }
                     }
-                }
+                    ErrorKind::Retriable | ErrorKind::Fatal => {
+                        let reason = e.to_string();
+                        held.into_iter()
+                            .for_each(|h| attempt.retry(h, reason.clone()));
+                    }
+                },
             }
             self.delivery.settle(&mut attempt).await?;
             if !attempt.has_retries() {
@@ -341,7 +344,7 @@ async fn upload(
     path: &Path,
     body: Bytes,
     timeout: Duration,
-) -> Result<(), Failure> {
+) -> Result<(), CallError> {
     if body.len() <= MULTIPART_OVER {
         let put = store.put(path, PutPayload::from(body));
         return timed(timeout, put).await.map(|_| ());
