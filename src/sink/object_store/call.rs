@@ -1,6 +1,11 @@
-//! One call to the store: given up after a timeout, its failure told apart by kind.
+//! Calls to the store, each given up after a timeout, its failure told apart by kind; and the
+//! upload of an object, in parts when it is large.
 
 use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
 use crate::delivery::{Cause, ErrorKind};
 
@@ -36,6 +41,11 @@ impl CallError {
     }
 }
 
+/// Objects larger than this are uploaded in parts (S3's smallest part is 5 MiB).
+const MULTIPART_OVER: usize = 16 * 1024 * 1024;
+/// The size of each part of a multipart upload.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
 /// `call`, failed as [`CallError::TimedOut`] when the store has not answered within `timeout`.
 pub(super) async fn timed<T>(
     timeout: Duration,
@@ -47,11 +57,41 @@ pub(super) async fn timed<T>(
     }
 }
 
+/// Stores `body` at `path`: in one request, or in parts of [`PART_SIZE`] one after another,
+/// each request given up after `timeout`.
+pub(super) async fn upload(
+    store: &dyn ObjectStore,
+    path: &Path,
+    body: Bytes,
+    timeout: Duration,
+) -> Result<(), CallError> {
+    if body.len() <= MULTIPART_OVER {
+        let put = store.put(path, PutPayload::from(body));
+        return timed(timeout, put).await.map(|_| ());
+    }
+    let mut upload = timed(timeout, store.put_multipart(path)).await?;
+    let mut parts = Ok(());
+    for start in (0..body.len()).step_by(PART_SIZE) {
+        let part = body.slice(start..body.len().min(start + PART_SIZE));
+        parts = timed(timeout, upload.put_part(PutPayload::from(part))).await;
+        if parts.is_err() {
+            break;
+        }
+    }
+    let done = match parts {
+        Ok(()) => timed(timeout, upload.complete()).await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    if done.is_err() {
+        // The parts stored so far would cost storage until removed.
+        let _ = timed(timeout, upload.abort()).await;
+    }
+    done
+}
+
 #[cfg(test)]
 mod tests {
-    use object_store::ObjectStoreExt;
     use object_store::memory::InMemory;
-    use object_store::path::Path;
 
     use super::*;
 
@@ -76,5 +116,19 @@ mod tests {
             source: "connection reset by peer".into(),
         });
         assert_eq!(failed.kind(), ErrorKind::Retriable);
+    }
+
+    #[tokio::test]
+    async fn a_large_object_is_uploaded_in_parts_and_stored_whole() {
+        let store = InMemory::new();
+        let path = Path::from("lake/large.ndjson");
+        let body: Vec<u8> = (0..MULTIPART_OVER + PART_SIZE + 123)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let timeout = Duration::from_secs(10);
+        let stored = upload(&store, &path, Bytes::from(body.clone()), timeout).await;
+        assert!(stored.is_ok());
+        let read = store.get(&path).await.unwrap().bytes().await.unwrap();
+        assert!(read == body, "the object differs from what was uploaded");
     }
 }
