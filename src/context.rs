@@ -130,6 +130,19 @@ impl Control {
         }
     }
 
+    /// Waits until a signal not seen yet is there, without taking it ([`Control::pending`]
+    /// takes it); never returns once the pipeline is gone. Cancel safe.
+    pub async fn wait(&mut self) {
+        loop {
+            if *self.rx.borrow() != self.seen {
+                return;
+            }
+            if self.rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// The signal not seen yet, if one was sent, without waiting.
     pub fn pending(&mut self) -> Option<Signal> {
         let sent = *self.rx.borrow_and_update();
@@ -162,6 +175,14 @@ mod tests {
         cx.signal(Signal::Rebalance);
         assert_eq!(control.next().await, Some(Signal::Rebalance));
         assert_eq!(control.pending(), None, "a rebalance includes the flush");
+        cx.signal(Signal::Flush);
+        control.wait().await;
+        control.wait().await;
+        assert_eq!(
+            control.pending(),
+            Some(Signal::Flush),
+            "waiting does not take it"
+        );
     }
 
     #[tokio::test]

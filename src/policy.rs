@@ -109,6 +109,7 @@ impl Failures {
                 step: f.step,
                 reason: f.reason,
                 why,
+                cause: f.cause,
             });
         }
         if let Route::DeadLetter(dlq) = &self.route
@@ -121,6 +122,7 @@ impl Failures {
                 step: Step::DeadLetter,
                 reason: "the dead-letter output stopped".into(),
                 why: "the dead-letter output failed",
+                cause: Cause::Output,
             });
         }
         Ok(())

@@ -1,14 +1,14 @@
 //! Why a payload was not decoded or a result not encoded, as the wiring ([`super::payloads`])
-//! reports it to the pipeline's workers, and what a caller does about it ([`Kind`]).
+//! reports it to the pipeline's workers, and what a caller does about it ([`ErrorKind`]).
 
 use std::convert::Infallible;
 
 use super::avro::AvroError;
 use super::json::JsonError;
-pub use super::kind::Kind;
 use super::protobuf::ProtobufError;
 use super::wire::WireError;
 use crate::client::registry::{RegistryError, SchemaType};
+use crate::delivery::{Cause, ErrorKind};
 
 /// Why a payload was not decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,11 +63,12 @@ pub enum DecodeError {
 }
 
 impl DecodeError {
-    /// What the worker does: refuses the event, or leaves it unfinished at shutdown.
-    pub fn kind(&self) -> Kind {
+    /// What the worker does: refuses the event (the event's fault), or leaves it unfinished at
+    /// shutdown (the Schema Registry was unavailable until then: retriable, it is read again).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            DecodeError::Stopped(_) => Kind::Unavailable,
-            _ => Kind::Event,
+            DecodeError::Stopped(_) => ErrorKind::Retriable,
+            _ => ErrorKind::Refused(Cause::Event),
         }
     }
 
@@ -96,7 +97,7 @@ impl From<Infallible> for DecodeError {
     }
 }
 
-/// Why a result was not encoded: always the event's fault ([`Kind::Event`]); the reason names
+/// Why a result was not encoded: always the event's fault ([`Cause::Event`]); the reason names
 /// the field that does not fit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
@@ -109,4 +110,23 @@ pub enum EncodeError {
     /// Does not fit the Protobuf message type.
     #[error(transparent)]
     Protobuf(#[from] ProtobufError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_unavailable_until_shutdown_is_retriable_a_bad_payload_refused() {
+        let stopped = DecodeError::from(RegistryError::Stopped("unreachable".into()));
+        assert_eq!(stopped.kind(), ErrorKind::Retriable);
+        let missing = DecodeError::from(RegistryError::NotFound("no schema 7".into()));
+        assert_eq!(missing.kind(), ErrorKind::Refused(Cause::Event));
+        let wrong = DecodeError::WrongType {
+            id: 7,
+            found: SchemaType::Avro,
+            wanted: SchemaType::Protobuf,
+        };
+        assert_eq!(wrong.kind(), ErrorKind::Refused(Cause::Event));
+    }
 }

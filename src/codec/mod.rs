@@ -22,7 +22,6 @@ mod envelope;
 pub mod error;
 pub mod format;
 pub mod json;
-pub mod kind;
 pub mod payloads;
 pub mod protobuf;
 pub mod raw;

@@ -62,6 +62,47 @@ pub enum Cause {
     Output,
 }
 
+/// What an error means for the work it stopped, decided once where the error is known (each
+/// bus's errors in `client`, each output's and input's own) and read by whoever decides what
+/// comes next: an output retries, refuses the event, or stops; a pipeline reports why it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// It may pass by itself (a broker down or restarting, a timeout, no leader, a registry
+    /// unavailable): try again.
+    Retriable,
+    /// Refused; trying again would get the same answer. [`Cause::Event`] when it is about the
+    /// event (too large, invalid), [`Cause::Output`] when about where it goes (not authorised,
+    /// nothing stores the subject).
+    Refused(Cause),
+    /// Nothing more can be done (the settings are wrong, a client is unusable): stop.
+    Fatal,
+}
+
+impl ErrorKind {
+    /// What an I/O error means: an interruption, a timeout, a connection lost or a disk full
+    /// may pass; a missing file, a permission refused or bad data will not.
+    pub fn of_io(error: &std::io::Error) -> ErrorKind {
+        use std::io::ErrorKind as K;
+        match error.kind() {
+            K::Interrupted
+            | K::WouldBlock
+            | K::TimedOut
+            | K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::HostUnreachable
+            | K::NetworkUnreachable
+            | K::NetworkDown
+            | K::ResourceBusy
+            | K::StorageFull
+            | K::QuotaExceeded => ErrorKind::Retriable,
+            _ => ErrorKind::Fatal,
+        }
+    }
+}
+
 /// Why an event could not be processed or delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -105,6 +146,15 @@ pub struct MustStop {
     pub reason: String,
     /// Why that stops the pipeline.
     pub why: &'static str,
+    /// Whether the event or the output was at fault.
+    pub cause: Cause,
+}
+
+impl MustStop {
+    /// A refusal, of the event or of where it goes.
+    pub fn kind(&self) -> ErrorKind {
+        ErrorKind::Refused(self.cause)
+    }
 }
 
 #[cfg(test)]
@@ -139,5 +189,20 @@ mod tests {
         for (step, shown) in cases {
             assert_eq!(step.to_string(), shown);
         }
+    }
+
+    #[test]
+    fn io_errors_that_may_pass_are_retriable_the_others_fatal() {
+        use std::io::{Error, ErrorKind as K};
+        let kind = |k: K| ErrorKind::of_io(&Error::from(k));
+        assert_eq!(kind(K::TimedOut), ErrorKind::Retriable);
+        assert_eq!(kind(K::ConnectionReset), ErrorKind::Retriable);
+        assert_eq!(kind(K::StorageFull), ErrorKind::Retriable);
+        assert_eq!(kind(K::NotFound), ErrorKind::Fatal);
+        assert_eq!(kind(K::PermissionDenied), ErrorKind::Fatal);
+        assert_eq!(kind(K::InvalidData), ErrorKind::Fatal);
+        // An error of the operating system is read by its code.
+        let full = Error::from_raw_os_error(28); // ENOSPC
+        assert_eq!(ErrorKind::of_io(&full), ErrorKind::Retriable);
     }
 }

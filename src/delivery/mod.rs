@@ -9,7 +9,7 @@ pub mod tracker;
 
 pub use ack::{Ack, AckMsg, AckSender, Outcome, ack_channel, ack_counter};
 pub use budget::{Budget, GAUGE_REFRESH, Hold, NoRoom};
-pub use failure::{Cause, Failure, MustStop, Step};
+pub use failure::{Cause, ErrorKind, Failure, MustStop, Step};
 pub use tracker::{OrderedTracker, UnknownId};
 
 /// Adds to `batch` the batches already waiting in `rx`, while it holds fewer than `limit`

@@ -6,12 +6,11 @@ use bytes::Bytes;
 
 use super::{ErrorPolicy, PipelineConfig};
 use crate::codec::Codec;
-use crate::codec::error::Kind;
 use crate::codec::format::{Decode, Encode};
 use crate::codec::json::JsonError;
 use crate::codec::payloads::{Connected, Decoder, Encoder};
 use crate::delivery::{Ack, Outcome};
-use crate::delivery::{Failure, Step};
+use crate::delivery::{ErrorKind, Failure, Step};
 use crate::event::{Arena, Event, Failed};
 use crate::transform::{Chain, ChainError, Record};
 
@@ -138,8 +137,8 @@ impl Worker {
             .decoder
             .decode(&event.payload)
             .map_err(|e| match e.kind() {
-                Kind::Unavailable => Undone::Stopped(e.to_string()),
-                Kind::Event | Kind::Fatal => {
+                ErrorKind::Retriable => Undone::Stopped(e.to_string()),
+                ErrorKind::Refused(_) | ErrorKind::Fatal => {
                     Undone::Failed(Failure::of_event(Step::Decode, e.to_string()))
                 }
             })?;

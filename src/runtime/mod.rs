@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::PipelineContext;
+use crate::delivery::ErrorKind;
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::observe::health::{Health, Link};
@@ -37,6 +38,21 @@ pub enum PipelineError {
     /// A task panicked: a bug.
     #[error("internal error: {0}")]
     Panic(String),
+}
+
+impl PipelineError {
+    /// What ended the pipeline: a failure that may pass (a connection lost, the Schema Registry
+    /// unavailable until shutdown), an event or a destination refused under `errors: stop`, or
+    /// one that nothing will fix (settings, a client unusable, a bug).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PipelineError::Source(e) => e.kind(),
+            PipelineError::Sink(e) => e.kind(),
+            PipelineError::Process(e) => e.kind(),
+            PipelineError::Schemas(e) => e.kind(),
+            PipelineError::Panic(_) => ErrorKind::Fatal,
+        }
+    }
 }
 
 /// Runs one pipeline until its input ends or `shutdown` is cancelled and everything read is
@@ -273,5 +289,43 @@ pub async fn run_all(
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::{Cause, MustStop, Step};
+    use crate::sink::SinkError;
+    use crate::source::SourceError;
+
+    #[test]
+    fn a_pipeline_error_means_what_stopped_it_means() {
+        let reset = SourceError::Io {
+            input: "stdin",
+            path: None,
+            source: std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+        };
+        assert_eq!(PipelineError::from(reset).kind(), ErrorKind::Retriable);
+        let fatal =
+            rdkafka::error::KafkaError::MessageProduction(rdkafka::error::RDKafkaErrorCode::Fatal);
+        let producer = PipelineError::from(SinkError::Producer(fatal));
+        assert_eq!(producer.kind(), ErrorKind::Fatal);
+        let stopped = MustStop {
+            position: "stdin:2".into(),
+            step: Step::Decode,
+            reason: "not JSON".into(),
+            why: "errors: stop",
+            cause: Cause::Event,
+        };
+        let process = PipelineError::from(processor::ProcessError::from(stopped));
+        assert_eq!(process.kind(), ErrorKind::Refused(Cause::Event));
+        let unavailable = crate::codec::schema::error::SchemaError::Client(
+            crate::client::registry::RegistryError::Stopped("registry unreachable".into()),
+        );
+        let schemas = PipelineError::Schemas(unavailable);
+        assert_eq!(schemas.kind(), ErrorKind::Retriable);
+        let panic = PipelineError::Panic("task 3 panicked".into());
+        assert_eq!(panic.kind(), ErrorKind::Fatal);
     }
 }

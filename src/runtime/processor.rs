@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::Codec;
 use crate::codec::payloads::Connected;
-use crate::delivery::{MustStop, Outcome};
+use crate::delivery::{ErrorKind, MustStop, Outcome};
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::pipeline::PipelineConfig;
@@ -55,6 +55,18 @@ pub enum WorkerFault {
     /// Every worker ended while batches were still coming.
     #[error("workers are gone")]
     Gone,
+}
+
+impl ProcessError {
+    /// A refusal when a failed event stopped the pipeline; otherwise fatal, but for a thread the
+    /// system would not start for now.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ProcessError::Stopped(e) => e.kind(),
+            ProcessError::Worker(WorkerFault::Spawn(e)) => ErrorKind::of_io(e),
+            ProcessError::Worker(_) | ProcessError::OutputGone => ErrorKind::Fatal,
+        }
+    }
 }
 
 struct Job {

@@ -1,31 +1,14 @@
-//! What every running output is given ([`SinkContext`]) and why one stops ([`SinkError`]).
+//! What every running output is given ([`SinkContext`]).
 
 use std::sync::Arc;
 
 use crate::context::PipelineContext;
-use crate::delivery::MustStop;
 use crate::delivery::Outcome;
 use crate::event::Event;
 use crate::observe::Telemetry;
 use crate::policy::Failures;
 
 use super::retry;
-
-/// Why a sink stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    /// Writing failed and cannot be retried.
-    #[error("{output} output: {message}")]
-    Write {
-        /// Output kind.
-        output: &'static str,
-        /// What failed.
-        message: String,
-    },
-    /// An event the output rejected stops the pipeline.
-    #[error(transparent)]
-    Stopped(#[from] MustStop),
-}
 
 /// What a running sink is given.
 pub struct SinkContext {

@@ -6,13 +6,13 @@ use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
 use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
-use crate::client::ErrorKind;
 use crate::client::nats::{
     Client, Connector, check_subject, classify_publish, headers, nats_config,
 };
 use crate::codec::schema::FormatConfig;
 use crate::config::Build;
 use crate::delivery::Cause;
+use crate::delivery::ErrorKind;
 use crate::event::Event;
 use crate::event::Failed;
 use crate::policy::fit;
@@ -180,9 +180,9 @@ impl BuiltOutput for JetStreamOutput {
             .connector
             .connect(ctx.telemetry.pipeline(), ctx.link.clone())
             .await
-            .map_err(|e| SinkError::Write {
+            .map_err(|e| SinkError::Nats {
                 output: "jetstream",
-                message: e.to_string(),
+                source: Box::new(e.into()),
             })?;
         let publisher = Publisher {
             js: async_nats::jetstream::new(connection.clone()),

@@ -10,18 +10,18 @@ use rdkafka::{ClientConfig, ClientContext, Statistics};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::deliver::{Attempt, Delivery};
+use super::deliver::{Attempt, Delivery, Holding, run_holding};
 use super::retry::Held;
 use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
-use crate::client::ErrorKind;
 use crate::client::kafka::{
-    BrokerLink, checked_client, classify, client_error, kafka_config, with_current_log_level,
+    BrokerLink, checked_client, classify, kafka_config, with_current_log_level,
 };
 use crate::codec::schema::FormatConfig;
 use crate::config::{Build, HumanDuration};
 use crate::delivery::Cause;
-use crate::event::Failed;
+use crate::delivery::ErrorKind;
+use crate::event::{Event, Failed};
 use crate::policy::fit;
 
 kafka_config! {
@@ -131,13 +131,6 @@ pub fn producer_config(
     )
 }
 
-fn write_error(message: impl std::fmt::Display) -> SinkError {
-    SinkError::Write {
-        output: "kafka",
-        message: message.to_string(),
-    }
-}
-
 /// A delivery report: the event's key in the output's `held` slab, and the error when it was not
 /// delivered.
 type Report = (usize, Result<(), KafkaError>);
@@ -184,7 +177,6 @@ const REPORTS_AT_ONCE: usize = 4096;
 struct Output<'a> {
     producer: ThreadedProducer<ProducerLink>,
     config: &'a KafkaOutputConfig,
-    delivery: Delivery,
     reports: mpsc::UnboundedReceiver<Report>,
     /// Events handed to the producer whose report is not settled yet. A record carries its
     /// event's key here instead of the event itself, so it can borrow the payload and key from
@@ -211,7 +203,7 @@ impl Output<'_> {
     }
 
     /// Settles the reports already there, if any; false when there were none.
-    async fn settle_ready(&mut self) -> Result<bool, SinkError> {
+    async fn settle_ready(&mut self, delivery: &mut Delivery) -> Result<bool, SinkError> {
         while self.settled.len() < REPORTS_AT_ONCE {
             match self.reports.try_recv() {
                 Ok(report) => self.settled.push(report),
@@ -221,13 +213,13 @@ impl Output<'_> {
         if self.settled.is_empty() {
             return Ok(false);
         }
-        self.settle().await?;
+        self.settle(delivery).await?;
         Ok(true)
     }
 
     /// Completes delivered events; a failed one follows the error policy, or, if the failure may
     /// pass, is kept to be produced again after the backoff.
-    async fn settle(&mut self) -> Result<(), SinkError> {
+    async fn settle(&mut self, delivery: &mut Delivery) -> Result<(), SinkError> {
         for (key, result) in self.settled.drain(..) {
             // Every report is for a record handed over, once.
             let Some(held) = self.held.try_remove(key) else {
@@ -239,7 +231,7 @@ impl Output<'_> {
                     ErrorKind::Fatal => {
                         // The producer is unusable (or purged its queue): nothing more is
                         // delivered, so the output stops and the input is not acknowledged.
-                        return Err(write_error(format!("the producer failed: {e}")));
+                        return Err(SinkError::Producer(e));
                     }
                     ErrorKind::Retriable => {
                         let reason = e
@@ -254,13 +246,29 @@ impl Output<'_> {
                 },
             }
         }
-        self.delivery.settle(&mut self.attempt).await?;
+        delivery.settle(&mut self.attempt).await?;
+        Ok(())
+    }
+
+    /// Produces again, after the backoff, the events whose delivery failed for a reason that may
+    /// pass, until none wait; no new batch is taken meanwhile.
+    async fn retry_failed(&mut self, delivery: &mut Delivery) -> Result<(), SinkError> {
+        while self.attempt.has_retries() {
+            // Take in every report already there, so one backoff covers them all.
+            while self.settle_ready(delivery).await? {}
+            let again = delivery.back_off(&mut self.attempt).await?;
+            self.produce(again, delivery).await?;
+        }
         Ok(())
     }
 
     /// Hands events to the producer. While librdkafka's queue is full, waits for delivery
     /// reports.
-    async fn produce(&mut self, events: Vec<Held>) -> Result<(), SinkError> {
+    async fn produce(
+        &mut self,
+        events: Vec<Held>,
+        delivery: &mut Delivery,
+    ) -> Result<(), SinkError> {
         let mut events = events.into_iter();
         let mut next = events.next();
         while let Some(held) = next.take() {
@@ -271,7 +279,7 @@ impl Output<'_> {
                     next = Some(back);
                     if !self.held.is_empty() {
                         self.settle_next().await;
-                        self.settle().await?;
+                        self.settle(delivery).await?;
                     } else {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                     }
@@ -279,7 +287,7 @@ impl Output<'_> {
                 Err((e, back)) => {
                     let cause = match classify(&e) {
                         ErrorKind::Fatal => {
-                            return Err(write_error(format!("the producer failed: {e}")));
+                            return Err(SinkError::Producer(e));
                         }
                         ErrorKind::Refused(cause) => cause,
                         // Refused as it was handed over: librdkafka retries only what it queued.
@@ -287,7 +295,7 @@ impl Output<'_> {
                     };
                     next = events.next();
                     let refused = Failed::at_output(back.event, e.to_string(), cause);
-                    self.delivery.refuse(refused).await?;
+                    delivery.refuse(refused).await?;
                 }
             }
         }
@@ -332,6 +340,40 @@ impl Output<'_> {
         // The record goes on failure too: the event is taken back out of the slab.
         let sent = self.producer.send(record).map_err(|(e, _)| e);
         sent.map_err(|e| (e, self.held.remove(key)))
+    }
+}
+
+impl Holding for Output<'_> {
+    /// While the circuit is open no new batch is taken (the input waits on the bus), unless
+    /// nothing is left to probe the output with; nor while the most records are in flight.
+    fn has_room(&self, delivery: &Delivery) -> bool {
+        let in_flight = self.held.len();
+        (!delivery.circuit_open() || in_flight == 0) && in_flight < MAX_IN_FLIGHT
+    }
+
+    fn holds(&self) -> bool {
+        !self.held.is_empty()
+    }
+
+    async fn take(&mut self, batch: Vec<Event>, delivery: &mut Delivery) -> Result<(), SinkError> {
+        self.produce(batch.into_iter().map(Held::new).collect(), delivery)
+            .await?;
+        self.retry_failed(delivery).await
+    }
+
+    async fn ready(&mut self) {
+        self.settle_next().await;
+    }
+
+    async fn work(&mut self, delivery: &mut Delivery) -> Result<(), SinkError> {
+        self.settle(delivery).await?;
+        self.retry_failed(delivery).await
+    }
+
+    /// Nothing to do: every record handed over gets its report, retries included, which
+    /// [`run_holding`] waits for.
+    async fn close(&mut self, _delivery: &mut Delivery) -> Result<(), SinkError> {
+        Ok(())
     }
 }
 
@@ -394,7 +436,7 @@ impl BuiltOutput for KafkaOutput {
     /// Produces batches until the channel closes and every delivery report is in. librdkafka retries
     /// a record itself until `delivery_timeout`; a record that still fails for a passing reason
     /// (brokers unreachable, timeout) is produced again after a backoff, while no new batch is taken.
-    async fn run(self, mut rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
+    async fn run(self, rx: Batches, ctx: SinkContext) -> Result<(), SinkError> {
         let output = &self;
         let config = &output.config;
         let pipeline = ctx.telemetry.pipeline();
@@ -414,44 +456,17 @@ impl BuiltOutput for KafkaOutput {
         };
         let producer: ThreadedProducer<ProducerLink> = with_current_log_level(&output.client)
             .create_with_context(link)
-            .map_err(|e| write_error(client_error(&e)))?;
+            .map_err(|e| SinkError::KafkaClient(e.into()))?;
         let dead_letter_limit = ctx.dead_letter.then(|| dead_letter_limit(config));
-        let mut out = Output {
+        let out = Output {
             producer,
             config,
-            delivery: Delivery::new(ctx),
             reports,
             held: slab::Slab::new(),
             settled: Vec::with_capacity(REPORTS_AT_ONCE),
             attempt: Attempt::default(),
             dead_letter_limit,
         };
-        let mut open = true;
-        loop {
-            if out.attempt.has_retries() {
-                // Take in every report already there, so one backoff covers them all.
-                while out.settle_ready().await? {}
-                let again = out.delivery.back_off(&mut out.attempt).await?;
-                out.produce(again).await?;
-                continue;
-            }
-            let in_flight = out.held.len();
-            let waiting = in_flight > 0;
-            // While the circuit is open no new batch is taken (the input waits on the bus), unless
-            // nothing is left to probe the output with.
-            let take = open
-                && (!out.delivery.circuit_open() || in_flight == 0)
-                && in_flight < MAX_IN_FLIGHT;
-            tokio::select! {
-                biased;
-                _ = out.settle_next(), if waiting => out.settle().await?,
-                batch = rx.recv(), if take => match batch {
-                    Some(batch) => out.produce(batch.into_iter().map(Held::new).collect()).await?,
-                    None => open = false,
-                },
-                else => break,
-            }
-        }
-        Ok(())
+        run_holding(out, rx, ctx).await
     }
 }

@@ -5,6 +5,7 @@
 pub mod component;
 mod context;
 pub mod deliver;
+mod error;
 mod lines;
 pub mod retry;
 
@@ -20,7 +21,8 @@ pub mod object_store;
 pub mod stdout;
 
 pub use component::{BuiltOutput, OutputSpec};
-pub use context::{SinkContext, SinkError};
+pub use context::SinkContext;
+pub use error::SinkError;
 
 /// Where an output takes its batches from.
 pub type Batches = mpsc::Receiver<Vec<Event>>;

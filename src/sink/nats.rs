@@ -9,14 +9,13 @@ use futures_util::StreamExt;
 
 use super::deliver::{self, Attempt, Protocol};
 use super::retry::Held;
-use crate::delivery::Cause;
+use crate::delivery::{Cause, ErrorKind};
 use crate::event::Failed;
 use crate::policy::fit;
-use async_nats::client::PublishErrorKind;
 
 use super::{BuiltOutput, OutputSpec};
 use super::{SinkContext, SinkError};
-use crate::client::nats::{Client, Connector, check_subject, headers, nats_config};
+use crate::client::nats::{Client, Connector, NatsError, check_subject, headers, nats_config};
 use crate::codec::schema::FormatConfig;
 use crate::config::Build;
 
@@ -45,10 +44,10 @@ pub struct NatsOutput {
 /// again.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn write_error(message: impl std::fmt::Display) -> SinkError {
-    SinkError::Write {
+fn write_error(error: impl Into<NatsError>) -> SinkError {
+    SinkError::Nats {
         output: "nats",
-        message: message.to_string(),
+        source: Box::new(error.into()),
     }
 }
 
@@ -142,13 +141,15 @@ impl Publisher {
                     continue;
                 }
             };
-            match published {
+            match published.map_err(NatsError::from) {
                 Ok(()) => kept.push(held),
-                // The client is closed: nothing more can be published.
-                Err(e) if matches!(e.kind(), PublishErrorKind::Send) => {
-                    return Err(write_error(e));
-                }
-                Err(e) => attempt.refused(refusal(held, e.to_string())),
+                Err(e) => match e.kind() {
+                    ErrorKind::Refused(cause) => {
+                        attempt.refused(Failed::at_output(held.event, e.to_string(), cause));
+                    }
+                    // The client is closed: nothing more can be published.
+                    ErrorKind::Retriable | ErrorKind::Fatal => return Err(write_error(e)),
+                },
             }
         }
         Ok(kept)

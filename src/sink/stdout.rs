@@ -26,10 +26,11 @@ struct Stdout(LineWriter<tokio::io::Stdout>);
 
 impl WriteAll for Stdout {
     async fn write_all(&mut self, batch: &[Held]) -> Result<(), SinkError> {
-        self.0
-            .write(batch)
-            .await
-            .map_err(|e| deliver::write_error("stdout", e))
+        self.0.write(batch).await.map_err(|source| SinkError::Io {
+            output: "stdout",
+            path: None,
+            source,
+        })
     }
 }
 

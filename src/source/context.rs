@@ -1,4 +1,4 @@
-//! What every running input is given ([`SourceContext`]) and why one stops ([`SourceError`]).
+//! What every running input is given ([`SourceContext`]).
 
 use std::sync::Arc;
 
@@ -7,19 +7,6 @@ use tokio_util::sync::CancellationToken;
 use super::intake::Intake;
 use crate::context::PipelineContext;
 use crate::observe::Telemetry;
-
-/// Why a source stopped early.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    /// Reading failed.
-    #[error("{input} input: {message}")]
-    Read {
-        /// Input kind.
-        input: &'static str,
-        /// What failed.
-        message: String,
-    },
-}
 
 /// What a running source is given.
 pub struct SourceContext {

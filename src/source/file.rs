@@ -54,10 +54,11 @@ impl FileConfig {
     }
 }
 
-fn read_error(path: &std::path::Path, e: std::io::Error) -> SourceError {
-    SourceError::Read {
+fn read_error(path: &std::path::Path, source: std::io::Error) -> SourceError {
+    SourceError::Io {
         input: "file",
-        message: format!("{}: {e}", path.display()),
+        path: Some(path.to_path_buf()),
+        source,
     }
 }
 

@@ -13,8 +13,9 @@ use crate::codec::CodecConfig;
 use crate::codec::write_json;
 use crate::config::Build;
 use crate::config::Validator;
+use crate::delivery::{Cause, ErrorKind};
 use crate::event::{Event, Position};
-use crate::transform::{check_program, compile_or_describe};
+use crate::transform::{CompileErrors, check_program, compile_or_describe};
 
 /// Generates events from a jq template evaluated with the sequence number (0, 1, 2, ...) as
 /// input: `template: '{id: ., msg: "event \(.)"}'`.
@@ -47,10 +48,53 @@ impl GenerateConfig {
     }
 }
 
-fn fail(message: String) -> SourceError {
-    SourceError::Read {
-        input: "generate",
-        message,
+/// Why the template made no event.
+#[derive(Debug, thiserror::Error)]
+enum GenerateError {
+    /// The template does not compile (checked when the file was loaded).
+    #[error(transparent)]
+    Compile(#[from] CompileErrors),
+    /// The template failed on an event's sequence number.
+    #[error("template failed on event {seq}: {source}")]
+    Failed {
+        /// The sequence number.
+        seq: u64,
+        /// The template's error.
+        source: crate::transform::program::RunError,
+    },
+    /// The template gave no value.
+    #[error("template produced no value for event {seq}")]
+    NoValue {
+        /// The sequence number.
+        seq: u64,
+    },
+    /// The template's value is not JSON.
+    #[error("template result for event {seq}: {source}")]
+    NotJson {
+        /// The sequence number.
+        seq: u64,
+        /// Why.
+        source: crate::codec::json::JsonError,
+    },
+    /// The thread running the template failed.
+    #[error(transparent)]
+    Thread(#[from] tokio::task::JoinError),
+}
+
+impl From<GenerateError> for SourceError {
+    fn from(error: GenerateError) -> SourceError {
+        let kind = match &error {
+            // The template gives the same answer for the same number every time.
+            GenerateError::Failed { .. }
+            | GenerateError::NoValue { .. }
+            | GenerateError::NotJson { .. } => ErrorKind::Refused(Cause::Event),
+            GenerateError::Compile(_) | GenerateError::Thread(_) => ErrorKind::Fatal,
+        };
+        SourceError::Input {
+            input: "generate",
+            kind,
+            source: Box::new(error),
+        }
     }
 }
 
@@ -59,7 +103,7 @@ fn generate(
     ctx: &SourceContext,
     runtime: &tokio::runtime::Handle,
 ) -> Result<(), SourceError> {
-    let program = compile_or_describe(&config.template).map_err(|e| fail(e.to_string()))?;
+    let program = compile_or_describe(&config.template).map_err(GenerateError::from)?;
     let headers = Vec::new();
     let start = Instant::now();
     let mut seq: u64 = 0;
@@ -91,11 +135,11 @@ fn generate(
             let input = Val::Num(Num::from_integral(seq as i64));
             let value = program
                 .first(input, &meta)
-                .map_err(|e| fail(format!("template failed on event {seq}: {e}")))?
-                .ok_or_else(|| fail(format!("template produced no value for event {seq}")))?;
+                .map_err(|source| GenerateError::Failed { seq, source })?
+                .ok_or(GenerateError::NoValue { seq })?;
             let mut payload = Vec::with_capacity(128);
             write_json(&value, &mut payload, 0)
-                .map_err(|e| fail(format!("template result for event {seq}: {e}")))?;
+                .map_err(|source| GenerateError::NotJson { seq, source })?;
             let mut event = Event::new(Bytes::from(payload), position, ctx.counted.ack(0, 0));
             event.timestamp = Some(crate::event::now_millis());
             batch.push(event);
@@ -131,9 +175,39 @@ impl BuiltInput for GenerateConfig {
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || generate(&config, &ctx, &runtime))
             .await
-            .map_err(|e| SourceError::Read {
-                input: "generate",
-                message: e.to_string(),
-            })?
+            .map_err(GenerateError::from)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_failing_on_an_event_is_that_event_refused() {
+        let program = compile_or_describe("if . == 2 then error(\"two\") else . end").unwrap();
+        let (headers, position) = (Vec::new(), Position::Generated { seq: 2 });
+        let meta = crate::transform::program::Meta {
+            key: None,
+            headers: &headers,
+            timestamp: None,
+            source: &position,
+        };
+        let input = Val::Num(Num::from_integral(2));
+        let failed = program.first(input, &meta).unwrap_err();
+        let error = SourceError::from(GenerateError::Failed {
+            seq: 2,
+            source: failed,
+        });
+        assert_eq!(error.kind(), ErrorKind::Refused(Cause::Event));
+        assert!(
+            error
+                .to_string()
+                .starts_with("generate input: template failed on event 2: "),
+            "{error}"
+        );
+        let broken = compile_or_describe("{").map_err(GenerateError::from);
+        let error = SourceError::from(broken.map(|_| ()).unwrap_err());
+        assert_eq!(error.kind(), ErrorKind::Fatal);
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod component;
 mod context;
+mod error;
 pub mod intake;
 mod lines;
 pub mod submit;
@@ -17,7 +18,8 @@ pub mod nats;
 pub mod stdin;
 
 pub use component::{BuiltInput, InputSpec};
-pub use context::{SourceContext, SourceError};
+pub use context::SourceContext;
+pub use error::SourceError;
 
 use serde::Deserialize;
 

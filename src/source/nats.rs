@@ -7,7 +7,9 @@ use futures_util::StreamExt;
 use super::intake::Gathered;
 use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
-use crate::client::nats::{Connector, SubjectMemo, check_subject, nats_config, to_event_at};
+use crate::client::nats::{
+    Connector, NatsError, SubjectMemo, check_subject, nats_config, to_event_at,
+};
 use crate::codec::CodecConfig;
 use crate::config::Build;
 use crate::delivery::{Ack, Outcome};
@@ -36,10 +38,10 @@ pub struct NatsInput {
     connector: Connector,
 }
 
-fn read_error(message: impl std::fmt::Display) -> SourceError {
-    SourceError::Read {
+fn read_error(error: impl Into<NatsError>) -> SourceError {
+    SourceError::Nats {
         input: "nats",
-        message: message.to_string(),
+        source: Box::new(error.into()),
     }
 }
 

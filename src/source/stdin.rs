@@ -42,9 +42,10 @@ impl BuiltInput for StdinConfig {
         lines
             .pump(&mut reader, &ctx, true)
             .await
-            .map_err(|e| SourceError::Read {
+            .map_err(|source| SourceError::Io {
                 input: "stdin",
-                message: e.to_string(),
+                path: None,
+                source,
             })?;
         Ok(())
     }

@@ -279,9 +279,9 @@ impl Handoff {
         let submitter = Submitter::new(ctx.intake, ctx.pipeline, ctx.counted);
         let to = self.to.lock().ok().and_then(|mut to| to.take());
         let Some(to) = to else {
-            return Err(SourceError::Read {
+            return Err(SourceError::Ended {
                 input: self.kind,
-                message: "this input was already handed to a pipeline".into(),
+                what: "this input was already handed to a pipeline",
             });
         };
         if to.send(submitter).is_ok() {

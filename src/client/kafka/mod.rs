@@ -14,9 +14,9 @@ pub use security::{SaslConfig, SaslMechanism, Security};
 use rdkafka::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
-use super::ErrorKind;
 use crate::config::Validator;
 use crate::delivery::Cause;
+use crate::delivery::ErrorKind;
 
 /// `client` once librdkafka has checked it whole, without connecting (reported at `path`, the
 /// input or output); None when the checks before it found a problem (`v` has more errors than
@@ -76,6 +76,30 @@ pub fn client_error(error: &KafkaError) -> String {
             format!("librdkafka property `{key}`: {description}")
         }
         other => other.to_string(),
+    }
+}
+
+/// A Kafka client (consumer, producer) that librdkafka would not make. Its text is
+/// [`client_error`]'s, and the error it holds has the value of a secret property taken out:
+/// librdkafka's own error quotes it, in its text and its `Debug` form alike.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", client_error(.0))]
+pub struct ClientError(#[source] KafkaError);
+
+impl From<KafkaError> for ClientError {
+    fn from(error: KafkaError) -> Self {
+        use rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN;
+        ClientError(match error {
+            // A property librdkafka does not know may be a misspelled secret.
+            KafkaError::ClientConfig(res, description, key, value)
+                if (crate::config::is_secret(&key) || res == RD_KAFKA_CONF_UNKNOWN)
+                    && !value.is_empty() =>
+            {
+                let description = description.replace(value.as_str(), "<redacted>");
+                KafkaError::ClientConfig(res, description, key, "<redacted>".into())
+            }
+            other => other,
+        })
     }
 }
 
@@ -154,5 +178,32 @@ mod tests {
         );
         assert_eq!(kind(C::Fatal), ErrorKind::Fatal);
         assert_eq!(kind(C::PurgeQueue), ErrorKind::Fatal);
+    }
+
+    #[test]
+    fn a_client_refused_for_a_secret_property_never_shows_its_value() {
+        let refused = ClientConfig::new()
+            .set("sasl.passwrod", "pw-1")
+            .create::<rdkafka::producer::BaseProducer>()
+            .map(|_| ())
+            .map_err(ClientError::from);
+        let error = refused.expect_err("librdkafka refuses a property it does not know");
+        assert_eq!(
+            error.to_string(),
+            "unknown librdkafka property `sasl.passwrod`"
+        );
+        assert!(!format!("{error:?}").contains("pw-1"), "{error:?}");
+        let secret = KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"pw-2\" for sasl.password".into(),
+            "sasl.password".into(),
+            "pw-2".into(),
+        );
+        let error = ClientError::from(secret);
+        assert_eq!(
+            error.to_string(),
+            "librdkafka property `sasl.password`: Invalid value \"<redacted>\" for sasl.password"
+        );
+        assert!(!format!("{error:?}").contains("pw-2"), "{error:?}");
     }
 }

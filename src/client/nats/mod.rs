@@ -1,23 +1,23 @@
 //! The NATS client shared by the NATS and JetStream inputs and outputs: server URLs,
-//! authentication, subjects, and what JetStream errors mean. Connecting is in [`connect`],
-//! messages to events and back in [`message`].
+//! authentication, subjects, and what its errors mean ([`NatsError`]). Connecting is in
+//! [`connect`], messages to events and back in [`message`].
 
 mod auth;
 mod connect;
+mod error;
 mod message;
 mod servers;
 
 pub use auth::{AuthFileError, NatsAuth};
 pub use connect::{Client, ConnectError, Connector};
+pub use error::{ConsumerError, NatsError, classify_publish};
 pub use message::{HeaderError, SubjectMemo, headers, to_event, to_event_at};
 pub use servers::{ServersError, redact_url};
 
 use std::sync::Arc;
 
-use super::ErrorKind;
 use super::tls::TlsConfig;
 use crate::config::Validator;
-use crate::delivery::Cause;
 use servers::parse_servers;
 
 /// Declares a NATS or JetStream input's or output's configuration (see
@@ -113,92 +113,5 @@ pub fn check_subject(subject: &str, wildcards: bool, path: &str, v: &mut Validat
     });
     if bad_token {
         v.error_at(path, format!("`{subject}` is not a valid subject"));
-    }
-}
-
-/// What a JetStream publish error means, for every JetStream output. "No stream for the
-/// subject" is a refusal: retrying would hold the output forever for an event routed where
-/// nothing stores it.
-pub fn classify_publish(e: &async_nats::jetstream::context::PublishError) -> ErrorKind {
-    use async_nats::jetstream::context::PublishErrorKind as K;
-    // JetStream's "message size exceeds maximum allowed" (the stream's max_msg_size).
-    const MESSAGE_TOO_LARGE: u64 = 10054;
-    let code = || {
-        std::error::Error::source(e)
-            .and_then(|s| s.downcast_ref::<async_nats::jetstream::Error>())
-            .map(|j| j.error_code())
-    };
-    match e.kind() {
-        // No acknowledgement in time, the connection lost, or the server saying it cannot
-        // store anything right now.
-        K::TimedOut | K::BrokenPipe | K::MaxAckPending => ErrorKind::Retriable,
-        K::Other if code().is_some_and(unavailable) => ErrorKind::Retriable,
-        // Too large for the server or the stream, or a failed expectation.
-        K::MaxPayloadExceeded | K::WrongLastMessageId | K::WrongLastSequence => {
-            ErrorKind::Refused(Cause::Event)
-        }
-        K::Other if code().is_some_and(|c| c.0 == MESSAGE_TOO_LARGE) => {
-            ErrorKind::Refused(Cause::Event)
-        }
-        _ => ErrorKind::Refused(Cause::Output),
-    }
-}
-
-/// JetStream errors saying the server or cluster cannot answer right now (no leader, JetStream
-/// temporarily unavailable, out of resources, a store failure), as opposed to a wrong request.
-fn unavailable(code: async_nats::jetstream::ErrorCode) -> bool {
-    matches!(code.0, 10004..=10011 | 10023 | 10040 | 10044 | 10077)
-}
-
-/// Whether looking up a stream may succeed later (the server unreachable or restarting) or not
-/// (no such stream).
-pub fn classify_stream_lookup(e: &async_nats::jetstream::context::GetStreamError) -> ErrorKind {
-    use async_nats::jetstream::context::GetStreamErrorKind as K;
-    match e.kind() {
-        K::JetStream(j) if !unavailable(j.error_code()) => ErrorKind::Fatal,
-        _ => ErrorKind::Retriable,
-    }
-}
-
-/// Whether looking up a consumer may succeed later, or not (no such consumer).
-pub fn classify_consumer_lookup(
-    e: &async_nats::jetstream::context::ConsumerInfoError,
-) -> ErrorKind {
-    use async_nats::jetstream::context::ConsumerInfoErrorKind as K;
-    match e.kind() {
-        K::NotFound | K::InvalidName => ErrorKind::Fatal,
-        K::JetStream(j) if !unavailable(j.error_code()) => ErrorKind::Fatal,
-        _ => ErrorKind::Retriable,
-    }
-}
-
-/// Whether creating or updating a consumer may succeed later (no answer, JetStream not ready),
-/// or not (a configuration the server refuses).
-pub fn classify_consumer_create(e: &async_nats::jetstream::stream::ConsumerError) -> ErrorKind {
-    use async_nats::jetstream::stream::ConsumerErrorKind as K;
-    match e.kind() {
-        K::TimedOut | K::Request => ErrorKind::Retriable,
-        K::JetStream(j) if unavailable(j.error_code()) => ErrorKind::Retriable,
-        _ => ErrorKind::Fatal,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn publish_errors_are_retriable_or_refused_for_the_event_or_the_output() {
-        use async_nats::jetstream::context::{PublishError, PublishErrorKind as K};
-        let kind = |k| classify_publish(&PublishError::new(k));
-        assert_eq!(kind(K::TimedOut), ErrorKind::Retriable);
-        assert_eq!(kind(K::BrokenPipe), ErrorKind::Retriable);
-        assert_eq!(
-            kind(K::MaxPayloadExceeded),
-            ErrorKind::Refused(Cause::Event)
-        );
-        assert_eq!(kind(K::WrongLastSequence), ErrorKind::Refused(Cause::Event));
-        assert_eq!(kind(K::StreamNotFound), ErrorKind::Refused(Cause::Output));
-        assert_eq!(kind(K::Other), ErrorKind::Refused(Cause::Output));
     }
 }

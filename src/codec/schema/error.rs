@@ -3,8 +3,8 @@
 
 use crate::client::registry::{RegistryError, SchemaType};
 use crate::codec::avro::AvroError;
-use crate::codec::kind::Kind;
 use crate::codec::protobuf::ProtobufError;
+use crate::delivery::ErrorKind;
 
 /// Why the payloads' schemas could not be set up.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,16 +64,16 @@ pub enum SchemaError {
 }
 
 impl SchemaError {
-    /// Whether shutdown came while the registry was unavailable, or the settings or what the
-    /// registry holds for them are wrong.
-    pub fn kind(&self) -> Kind {
+    /// Retriable when shutdown came while the registry was unavailable; fatal when the settings,
+    /// or what the registry holds for them, are wrong.
+    pub fn kind(&self) -> ErrorKind {
         match self {
             SchemaError::Client(RegistryError::Stopped(_))
             | SchemaError::Registry {
                 source: RegistryError::Stopped(_),
                 ..
-            } => Kind::Unavailable,
-            _ => Kind::Fatal,
+            } => ErrorKind::Retriable,
+            _ => ErrorKind::Fatal,
         }
     }
 }

@@ -13,12 +13,13 @@ use super::registry::{RegisteredAvro, RegisteredProtobuf, RegistryDecoder};
 use crate::client::registry::{Registry, RegistryConfig};
 use crate::client::retry::RetryConfig;
 use crate::codec::avro::AvroSchema;
-use crate::codec::error::{DecodeError, Kind};
+use crate::codec::error::DecodeError;
 use crate::codec::format::Decode;
 use crate::codec::protobuf::{self, ProtoSchema};
 use crate::codec::test_support::{json, val};
 use crate::codec::wire;
 use crate::config::HumanDuration;
+use crate::delivery::{Cause, ErrorKind};
 use testkit::registry::Registry as Server;
 
 const ORDER: &str = r#"{"type":"record","name":"Order","fields":[{"name":"id","type":"long"},{"name":"item","type":"string"}]}"#;
@@ -126,7 +127,7 @@ fn bad_avro_payloads_are_the_events_fault_with_a_reason() {
     ];
     for (payload, want) in cases {
         match decoder.decode(&payload) {
-            Err(e) if e.kind() == Kind::Event => {
+            Err(e) if e.kind() == ErrorKind::Refused(Cause::Event) => {
                 let reason = e.to_string();
                 assert!(reason.contains(want), "{reason}");
             }

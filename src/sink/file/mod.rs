@@ -17,6 +17,7 @@ use crate::codec::payloads::Payloads;
 use crate::codec::schema::{AvroFormatConfig, FormatConfig, ProtobufFormatConfig};
 use crate::config::Build;
 use crate::config::Validator;
+use crate::delivery::ErrorKind;
 
 mod container;
 mod delimited;
@@ -212,6 +213,12 @@ enum FileError {
     /// What stands where a Protobuf message should start is not its length.
     #[error("is damaged at byte {0}: not a message's length")]
     MessageLength(u64),
+    /// The Avro schema was not loaded when the output was built.
+    #[error("the Avro schema was not loaded")]
+    NoSchema,
+    /// The thread opening the file failed.
+    #[error(transparent)]
+    Thread(#[from] tokio::task::JoinError),
 }
 
 /// The file at `path`, opened for reading and appending (created if missing), and its length:
@@ -237,8 +244,23 @@ impl<R: std::io::Read> std::io::Read for Counted<'_, R> {
     }
 }
 
-fn write_error(config: &FileOutputConfig, e: impl std::fmt::Display) -> SinkError {
-    deliver::write_error("file", format_args!("{}: {e}", config.path.display()))
+/// The error that stops the output writing `config.path`: an I/O error as such, the file's
+/// own problems (what it holds, how it ends) as fatal: trying again will not change them.
+fn write_error(config: &FileOutputConfig, e: impl Into<FileError>) -> SinkError {
+    let path = Some(config.path.clone());
+    match e.into() {
+        FileError::Io(source) => SinkError::Io {
+            output: "file",
+            path,
+            source,
+        },
+        other => SinkError::Output {
+            output: "file",
+            path,
+            kind: ErrorKind::Fatal,
+            source: Box::new(other),
+        },
+    }
 }
 
 /// How a batch becomes bytes in the file.
@@ -330,7 +352,7 @@ impl BuiltOutput for FileOutput {
         match &config.format {
             Some(FileFormat::Avro(avro)) => {
                 let Some(schema) = output.avro.clone() else {
-                    return Err(write_error(config, "the Avro schema was not loaded"));
+                    return Err(write_error(config, FileError::NoSchema));
                 };
                 let compression = avro.compression;
                 let opened = {

@@ -344,8 +344,10 @@ impl BuiltOutput for HttpOutput {
         // process-wide one: for an http:// URL, one that trusts nothing.
         let mut tls = match &output.tls {
             Some(tls) => tls.clone(),
-            None => crate::client::tls::trusting_nothing()
-                .map_err(|e| deliver::write_error("http", e))?,
+            None => crate::client::tls::trusting_nothing().map_err(|source| SinkError::Tls {
+                output: "http",
+                source,
+            })?,
         };
         // Offered to the server: HTTP/2 when it takes it, else HTTP/1.1.
         tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -353,7 +355,10 @@ impl BuiltOutput for HttpOutput {
             .timeout(config.timeout.0)
             .use_preconfigured_tls(tls)
             .build()
-            .map_err(|e| deliver::write_error("http", e))?;
+            .map_err(|source| SinkError::HttpClient {
+                output: "http",
+                source,
+            })?;
         let fixed = (!templated(&config.url) && !config.headers.values().any(|v| templated(v)))
             .then(|| Target {
                 url: config.url.clone(),

@@ -10,7 +10,7 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 
 use super::batch::Place;
-use super::call::{Failure, timed};
+use super::call::{CallError, timed};
 
 /// The stored ranges of each folder and lane listed so far, and the last place seen per lane.
 #[derive(Default)]
@@ -32,7 +32,7 @@ impl Stored {
         (key, lane): (&str, &str),
         place: Place,
         timeout: Duration,
-    ) -> Result<bool, Failure> {
+    ) -> Result<bool, CallError> {
         let went_back = self.last.get(lane).is_some_and(|last| *last >= place);
         if went_back {
             // Read again: what was stored meanwhile (by this process or another) counts.

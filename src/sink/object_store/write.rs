@@ -1,36 +1,32 @@
 //! Sorting events into open objects by folder and lane, and writing an object once it is full,
-//! old, or needed to free the in-flight budget: uploaded whole, retried with the output's retry
-//! settings while the store fails for a passing reason, its events confirmed only once stored.
+//! old, asked for, or needed to free the in-flight budget: the output holds events between
+//! batches ([`Holding`]), and each object is a write of its own ([`Protocol`]), uploaded whole,
+//! retried with the output's retry settings while the store fails for a passing reason, its
+//! events confirmed only once stored.
 
 use crate::sink::Batches;
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::time::Instant;
 
 use super::ObjectStoreOutput;
 use super::batch::{Open, Place, lane_into};
-use super::call::{Failure, timed};
+use super::call::{CallError, upload};
+use super::encode::Encoder;
 use super::parquet::Encoded;
 use super::stored::Stored;
 use crate::context::{Control, Signal};
-use crate::delivery::{Cause, MustStop};
+use crate::delivery::{Cause, ErrorKind, MustStop};
 use crate::event::{Event, Failed, Position, now_millis};
-use crate::sink::deliver::{Attempt, Delivery};
+use crate::sink::deliver::{Attempt, Delivery, Holding, Protocol, run_holding};
 use crate::sink::retry::Held;
 use crate::sink::{SinkContext, SinkError};
 
-/// Objects larger than this are uploaded in parts (S3's smallest part is 5 MiB).
-const MULTIPART_OVER: usize = 16 * 1024 * 1024;
-/// The size of each part of a multipart upload.
-const PART_SIZE: usize = 8 * 1024 * 1024;
-
 struct Writer {
     output: ObjectStoreOutput,
-    delivery: Delivery,
     open: HashMap<String, Open>,
     folder: String,
     stored: Stored,
@@ -42,35 +38,18 @@ struct Writer {
 /// Writes the events of `rx` as objects until the channel closes, then writes what is open.
 pub async fn run(
     output: ObjectStoreOutput,
-    mut rx: Batches,
+    rx: Batches,
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
     let control = ctx.pipeline.control();
-    let mut w = Writer {
+    let writer = Writer {
         output,
-        delivery: Delivery::new(ctx),
         open: HashMap::new(),
         folder: String::new(),
         stored: Stored::default(),
         control,
     };
-    let max_age = w.output.config.batch.max_age.0;
-    loop {
-        let oldest = w.open.values().map(|o| o.since).min();
-        let deadline = oldest.map(|since| since + max_age);
-        tokio::select! {
-            batch = rx.recv() => match batch {
-                Some(batch) => w.take(batch).await?,
-                None => break,
-            },
-            () = sleep_until(deadline) => w.write_older_than(Instant::now() - max_age).await?,
-            // The input's partitions change, or it waits for acknowledgements (a JetStream
-            // consumer at its max_ack_pending): what is held is written now, not at max_age.
-            Some(signal) = w.control.next() => w.signalled(signal).await?,
-        }
-    }
-    // Everything still open.
-    Ok(w.write_older_than(Instant::now()).await?)
+    run_holding(writer, rx, ctx).await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -80,14 +59,18 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-impl Writer {
+impl Holding for Writer {
+    fn holds(&self) -> bool {
+        !self.open.is_empty()
+    }
+
     /// Sorts `batch` into open objects, writing those that become full, then the largest ones
     /// while the in-flight budget is used up (their events would otherwise hold the input back
     /// until `max_age`).
-    async fn take(&mut self, batch: Vec<Event>) -> Result<(), MustStop> {
+    async fn take(&mut self, batch: Vec<Event>, delivery: &mut Delivery) -> Result<(), SinkError> {
         // Events of partitions taken on come after the change is announced: seen here first.
         if let Some(signal) = self.control.pending() {
-            self.signalled(signal).await?;
+            self.signalled(signal, delivery).await?;
         }
         let now = now_millis();
         let limits = &self.output.config.batch;
@@ -98,7 +81,7 @@ impl Writer {
             let template = &self.output.config.path;
             if let Err(reason) = super::template::render(template, &event, now, &mut self.folder) {
                 let failed = Failed::at_output(event, reason.to_string(), Cause::Event);
-                self.delivery.refuse(failed).await?;
+                delivery.refuse(failed).await?;
                 continue;
             }
             key.clear();
@@ -106,7 +89,8 @@ impl Writer {
             key.push('\n');
             let place = lane_into(&event.position, event.derived, &mut key);
             let lane = &key[self.folder.len() + 1..];
-            let Some((event, stored)) = self.stored_before(event, &key, lane, place).await? else {
+            let asked = self.stored_before(event, &key, lane, place, delivery);
+            let Some((event, stored)) = asked.await? else {
                 continue;
             };
             if stored {
@@ -116,9 +100,9 @@ impl Writer {
                 match self.output.encoder.rejects(&event.payload) {
                     Some(reason) => {
                         let failed = Failed::at_output(event, reason, Cause::Event);
-                        self.delivery.refuse(failed).await?;
+                        delivery.refuse(failed).await?;
                     }
-                    None => self.delivery.ctx().confirm([event]),
+                    None => delivery.ctx().confirm([event]),
                 }
                 continue;
             }
@@ -131,19 +115,48 @@ impl Writer {
             };
             open.push(event, place);
             if open.events.len() >= max_events || open.bytes >= max_bytes {
-                self.write(&key).await?;
+                self.write(&key, delivery).await?;
             }
         }
-        while self.delivery.ctx().pipeline.budget().is_full() {
+        while delivery.ctx().pipeline.budget().is_full() {
             let largest = self.open.iter().max_by_key(|(_, o)| o.bytes);
             let Some(key) = largest.map(|(k, _)| k.clone()) else {
                 break;
             };
-            self.write(&key).await?;
+            self.write(&key, delivery).await?;
         }
         Ok(())
     }
 
+    /// Waits for the oldest object to reach `max_age`, or for a signal from the input.
+    async fn ready(&mut self) {
+        let max_age = self.output.config.batch.max_age.0;
+        let oldest = self.open.values().map(|o| o.since).min();
+        let deadline = oldest.map(|since| since + max_age);
+        tokio::select! {
+            () = sleep_until(deadline) => {}
+            // The input's partitions change, or it waits for acknowledgements (a JetStream
+            // consumer at its max_ack_pending): what is held is written now, not at max_age.
+            () = self.control.wait() => {}
+        }
+    }
+
+    async fn work(&mut self, delivery: &mut Delivery) -> Result<(), SinkError> {
+        if let Some(signal) = self.control.pending() {
+            return self.signalled(signal, delivery).await;
+        }
+        let max_age = self.output.config.batch.max_age.0;
+        self.write_older_than(Instant::now() - max_age, delivery)
+            .await
+    }
+
+    /// Everything still open.
+    async fn close(&mut self, delivery: &mut Delivery) -> Result<(), SinkError> {
+        self.write_older_than(Instant::now(), delivery).await
+    }
+}
+
+impl Writer {
     /// Whether an event read again (a Kafka record after a crash or a rebalance) is held by an
     /// object stored before: then it is acknowledged, not written twice. Only Kafka partitions
     /// are read again in order from a committed offset, which is what makes a stored object's
@@ -154,7 +167,7 @@ impl Writer {
         key: &str,
         lane: &str,
         place: Option<Place>,
-    ) -> Result<bool, Failure> {
+    ) -> Result<bool, CallError> {
         let (Position::Kafka { .. }, Some(place)) = (&*event.position, place) else {
             return Ok(false);
         };
@@ -177,6 +190,7 @@ impl Writer {
         key: &str,
         lane: &str,
         place: Option<Place>,
+        delivery: &mut Delivery,
     ) -> Result<Option<(Event, bool)>, MustStop> {
         let mut held = Held::new(event);
         let mut failed = false;
@@ -185,21 +199,21 @@ impl Writer {
                 Ok(stored) => {
                     if failed {
                         // An attempt with nothing left to retry is a success: the circuit closes.
-                        self.delivery.back_off(&mut Attempt::default()).await?;
+                        delivery.back_off(&mut Attempt::default()).await?;
                     }
                     return Ok(Some((held.event, stored)));
                 }
-                Err(Failure::Retry(reason)) => {
+                Err(e) if e.kind() == ErrorKind::Retriable => {
                     failed = true;
                     let mut attempt = Attempt::default();
-                    let reason = format!("listing folder {:?}: {reason}", self.folder);
+                    let reason = format!("listing folder {:?}: {e}", self.folder);
                     attempt.retry(held, reason);
-                    match self.delivery.back_off(&mut attempt).await?.pop() {
+                    match delivery.back_off(&mut attempt).await?.pop() {
                         Some(again) => held = again,
                         None => return Ok(None),
                     }
                 }
-                Err(Failure::Refused(reason)) => {
+                Err(reason) => {
                     // Not knowing, write it: at least once rather than lost.
                     tracing::warn!(pipeline = %self.output.pipeline, folder = %self.folder, error = %reason, "object_store: cannot list what is stored; events read again may be written twice");
                     return Ok(Some((held.event, false)));
@@ -209,112 +223,147 @@ impl Writer {
     }
 
     /// The input gives up or takes on partitions, or waits for acknowledgements: what is held is
-    /// written now; at a rebalance, also forgets what it knew of stored events
-    /// (another member may have written to the partitions since).
-    async fn signalled(&mut self, signal: Signal) -> Result<(), MustStop> {
+    /// written now; at a rebalance, also forgets what it knew of stored events (another member
+    /// may have written to the partitions since).
+    async fn signalled(
+        &mut self,
+        signal: Signal,
+        delivery: &mut Delivery,
+    ) -> Result<(), SinkError> {
         if signal == Signal::Rebalance {
             self.stored.forget();
         }
-        self.write_older_than(Instant::now()).await
+        self.write_older_than(Instant::now(), delivery).await
     }
 
-    async fn write_older_than(&mut self, cutoff: Instant) -> Result<(), MustStop> {
+    async fn write_older_than(
+        &mut self,
+        cutoff: Instant,
+        delivery: &mut Delivery,
+    ) -> Result<(), SinkError> {
         let old: Vec<String> = (self.open.iter())
             .filter(|(_, o)| o.since <= cutoff)
             .map(|(k, _)| k.clone())
             .collect();
         for key in old {
-            self.write(&key).await?;
+            self.write(&key, delivery).await?;
         }
         Ok(())
     }
 
     /// Writes the open object `key` until it is stored, or its events have followed the error
     /// policy.
-    async fn write(&mut self, key: &str) -> Result<(), MustStop> {
+    async fn write(&mut self, key: &str, delivery: &mut Delivery) -> Result<(), SinkError> {
         let Some(open) = self.open.remove(key) else {
             return Ok(());
         };
         let ext = self.output.encoder.extension();
         // Named after every event it was opened with, those left out too: written again after a
         // crash, the same events make the same name.
-        let mut name = open.name(&self.output.pipeline, ext);
-        let (folder, lane) = (open.folder, open.lane);
+        let name = open.name(&self.output.pipeline, ext);
         let mut held: Vec<Held> = open.events.into_iter().map(Held::new).collect();
-        // The object's bytes, kept across retries; made again only when events leave it.
-        let mut body: Option<Bytes> = None;
-        loop {
-            let bytes = match &body {
-                Some(bytes) => bytes.clone(),
-                None => match self.encode(&mut held).await? {
-                    Some(bytes) => body.insert(bytes).clone(),
-                    None => return Ok(()),
-                },
+        // Events that do not fit the format follow the error policy before the object is stored.
+        let mut left_out = Attempt::default();
+        let body = encode(&self.output.encoder, &mut held, &mut left_out).await;
+        delivery.settle(&mut left_out).await?;
+        let Some(body) = body else {
+            return Ok(());
+        };
+        let mut object = Object {
+            output: &self.output,
+            folder: open.folder,
+            lane: open.lane,
+            name,
+            events: held.len(),
+            body,
+        };
+        delivery.deliver(&mut object, held).await
+    }
+}
+
+/// An object being written: where, under which name, and its bytes, kept across retries.
+struct Object<'a> {
+    output: &'a ObjectStoreOutput,
+    folder: String,
+    lane: String,
+    name: String,
+    /// How many events `body` holds.
+    events: usize,
+    body: Bytes,
+}
+
+impl Protocol for Object<'_> {
+    /// One upload of the object; when events ran out of attempts since the last one, the object
+    /// holds the rest, named after them, and is made again.
+    async fn attempt(
+        &mut self,
+        mut held: Vec<Held>,
+        attempt: &mut Attempt,
+        _ctx: &SinkContext,
+    ) -> Result<(), SinkError> {
+        let output = self.output;
+        if held.len() != self.events {
+            let ext = output.encoder.extension();
+            self.name = held_name(&output.pipeline, &self.lane, &held, ext);
+            let Some(body) = encode(&output.encoder, &mut held, attempt).await else {
+                return Ok(());
             };
-            let path = location(&self.output.prefix, &folder, &name);
-            let mut attempt = Attempt::default();
-            let timeout = self.output.config.timeout.0;
-            match upload(&*self.output.store, &path, bytes, timeout).await {
-                Ok(()) => {
-                    tracing::debug!(object = %path, events = held.len(), "object stored");
-                    attempt.delivered_all(held);
+            (self.body, self.events) = (body, held.len());
+        }
+        let path = location(&output.prefix, &self.folder, &self.name);
+        let timeout = output.config.timeout.0;
+        match upload(&*output.store, &path, self.body.clone(), timeout).await {
+            Ok(()) => {
+                tracing::debug!(object = %path, events = held.len(), "object stored");
+                attempt.delivered_all(held);
+            }
+            Err(e) => match e.kind() {
+                ErrorKind::Refused(cause) => {
+                    for h in held {
+                        let reason = format!("{path}: {e}");
+                        attempt.refused(Failed::at_output(h.event, reason, cause));
+                    }
                 }
-                Err(Failure::Retry(reason)) => {
+                ErrorKind::Retriable | ErrorKind::Fatal => {
+                    let reason = e.to_string();
                     held.into_iter()
                         .for_each(|h| attempt.retry(h, reason.clone()));
                 }
-                Err(Failure::Refused(reason)) => {
-                    for h in held {
-                        let reason = format!("{path}: {reason}");
-                        attempt.refused(Failed::at_output(h.event, reason, Cause::Output));
-                    }
-                }
-            }
-            self.delivery.settle(&mut attempt).await?;
-            if !attempt.has_retries() {
-                return Ok(());
-            }
-            let before = attempt.retries();
-            held = self.delivery.back_off(&mut attempt).await?;
-            if held.is_empty() {
-                return Ok(());
-            }
-            if held.len() != before {
-                // Events out of attempts left: the object holds the rest, named after them.
-                name = held_name(&self.output.pipeline, &lane, &held, ext);
-                body = None;
-            }
+            },
         }
+        Ok(())
     }
+}
 
-    /// The bytes of an object holding `held`, made off the runtime's threads; events that do
-    /// not fit the format leave `held` and follow the error policy. None: no event is left.
-    async fn encode(&mut self, held: &mut Vec<Held>) -> Result<Option<Bytes>, MustStop> {
-        let payloads: Vec<Bytes> = held.iter().map(|h| h.event.payload.clone()).collect();
-        let encoder = self.output.encoder.clone();
-        let encoded = tokio::task::spawn_blocking(move || encoder.encode(&payloads)).await;
-        let encoded = encoded.unwrap_or_else(|e| Err(e.into()));
-        let mut attempt = Attempt::default();
-        let body = match encoded {
-            Ok(Encoded { body, rejected }) => {
-                // Indexes in order: each taken out from the back first keeps the others' places.
-                for (index, reason) in rejected.into_iter().rev() {
-                    let event = held.remove(index).event;
-                    attempt.refused(Failed::at_output(event, reason, Cause::Event));
-                }
-                body
+/// The bytes of an object holding `held`, made off the runtime's threads; events that do not fit
+/// the format leave `held` and are refused in `attempt`. None: no event is left.
+async fn encode(
+    encoder: &Arc<Encoder>,
+    held: &mut Vec<Held>,
+    attempt: &mut Attempt,
+) -> Option<Bytes> {
+    let payloads: Vec<Bytes> = held.iter().map(|h| h.event.payload.clone()).collect();
+    let encoder = encoder.clone();
+    let encoded = tokio::task::spawn_blocking(move || encoder.encode(&payloads)).await;
+    let encoded = encoded.unwrap_or_else(|e| Err(e.into()));
+    let body = match encoded {
+        Ok(Encoded { body, rejected }) => {
+            // Indexes in order: each taken out from the back first keeps the others' places.
+            for (index, reason) in rejected.into_iter().rev() {
+                let event = held.remove(index).event;
+                attempt.refused(Failed::at_output(event, reason, Cause::Event));
             }
-            Err(e) => {
-                let reason = e.to_string();
-                for h in held.drain(..) {
-                    attempt.refused(Failed::at_output(h.event, reason.clone(), Cause::Output));
-                }
-                None
+            body
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            for h in held.drain(..) {
+                attempt.refused(Failed::at_output(h.event, reason.clone(), Cause::Output));
             }
-        };
-        self.delivery.settle(&mut attempt).await?;
-        Ok(body.filter(|_| !held.is_empty()).map(Bytes::from))
-    }
+            None
+        }
+    };
+    body.filter(|_| !held.is_empty()).map(Bytes::from)
 }
 
 /// The name of an object holding `held`, of `lane`.
@@ -337,46 +386,14 @@ fn location(prefix: &Path, folder: &str, name: &str) -> Path {
     }
 }
 
-/// Stores `body` at `path`: in one request, or in parts of [`PART_SIZE`] one after another,
-/// each request given up after `timeout`.
-async fn upload(
-    store: &dyn ObjectStore,
-    path: &Path,
-    body: Bytes,
-    timeout: Duration,
-) -> Result<(), Failure> {
-    if body.len() <= MULTIPART_OVER {
-        let put = store.put(path, PutPayload::from(body));
-        return timed(timeout, put).await.map(|_| ());
-    }
-    let mut upload = timed(timeout, store.put_multipart(path)).await?;
-    let mut parts = Ok(());
-    for start in (0..body.len()).step_by(PART_SIZE) {
-        let part = body.slice(start..body.len().min(start + PART_SIZE));
-        parts = timed(timeout, upload.put_part(PutPayload::from(part))).await;
-        if parts.is_err() {
-            break;
-        }
-    }
-    let done = match parts {
-        Ok(()) => timed(timeout, upload.complete()).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    if done.is_err() {
-        // The parts stored so far would cost storage until removed.
-        let _ = timed(timeout, upload.abort()).await;
-    }
-    done
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use futures_util::StreamExt;
     use object_store::memory::InMemory;
     use object_store::throttle::{ThrottleConfig, ThrottledStore};
+    use object_store::{ObjectStore, ObjectStoreExt};
 
     use super::*;
     use crate::config::HumanDuration;
@@ -404,20 +421,6 @@ mod tests {
             offset,
         };
         Event::new(Bytes::from(format!("{offset}")), position, Ack::untracked())
-    }
-
-    #[tokio::test]
-    async fn a_large_object_is_uploaded_in_parts_and_stored_whole() {
-        let store = InMemory::new();
-        let path = Path::from("lake/large.ndjson");
-        let body: Vec<u8> = (0..MULTIPART_OVER + PART_SIZE + 123)
-            .map(|i| (i % 251) as u8)
-            .collect();
-        let timeout = Duration::from_secs(10);
-        let stored = upload(&store, &path, Bytes::from(body.clone()), timeout).await;
-        assert!(stored.is_ok());
-        let read = store.get(&path).await.unwrap().bytes().await.unwrap();
-        assert!(read == body, "the object differs from what was uploaded");
     }
 
     #[tokio::test(start_paused = true)]

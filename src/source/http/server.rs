@@ -39,13 +39,6 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// How often reaching the connection limit is logged at most.
 const LIMIT_WARNING_INTERVAL: Duration = Duration::from_secs(60);
 
-fn read_error(message: String) -> SourceError {
-    SourceError::Read {
-        input: "http_server",
-        message,
-    }
-}
-
 /// What every connection of one server shares.
 #[derive(Clone)]
 struct Shared {
@@ -66,10 +59,16 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
     let address = &input.config.address;
     let listener = TcpListener::bind(address.as_str())
         .await
-        .map_err(|e| read_error(format!("cannot listen on {address}: {e}")))?;
-    let local = listener
-        .local_addr()
-        .map_err(|e| read_error(e.to_string()))?;
+        .map_err(|source| SourceError::Listen {
+            input: "http_server",
+            address: address.clone(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| SourceError::Io {
+        input: "http_server",
+        path: None,
+        source,
+    })?;
     let pipeline = ctx.telemetry.pipeline().to_string();
     let limit = input.config.connection_limit();
     tracing::info!(pipeline = %pipeline, address = %local, path = %input.config.path, tls = input.tls.is_some(), max_connections = limit, "http_server: listening");

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
-use crate::client::nats::{Connector, check_subject, nats_config};
+use crate::client::nats::{Connector, NatsError, check_subject, nats_config};
 use crate::codec::CodecConfig;
 use crate::config::Build;
 use crate::config::HumanDuration;
@@ -130,10 +130,10 @@ pub struct JetStreamInput {
     connector: Connector,
 }
 
-fn read_error(message: impl std::fmt::Display) -> SourceError {
-    SourceError::Read {
+fn read_error(error: impl Into<NatsError>) -> SourceError {
+    SourceError::Nats {
         input: "jetstream",
-        message: message.to_string(),
+        source: Box::new(error.into()),
     }
 }
 

@@ -15,8 +15,8 @@ use tokio::time::Instant;
 use super::protocol::{PULL_EXPIRES, PULL_GRACE, nak, parse_reply, stop_nak};
 use super::series::Metrics;
 use super::{JetStreamInputConfig, read_error};
-use crate::client::ErrorKind;
-use crate::client::nats::{SubjectMemo, to_event};
+use crate::client::nats::{NatsError, SubjectMemo, to_event};
+use crate::delivery::ErrorKind;
 use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Position};
 use crate::source::SourceContext;
@@ -152,7 +152,7 @@ impl Reader<'_> {
                 _ = ctx.shutdown.cancelled(), if !stopping => self.stop(),
                 msg = sub.next(), if self.out_closed || !ctx.intake.is_full(&self.batch) => match msg {
                     Some(msg) => self.on_message(msg).await,
-                    None => return Err(read_error("the connection closed")),
+                    None => return Err(read_error(NatsError::Closed)),
                 },
                 permit = ctx.intake.reserve(), if !self.out_closed && !self.batch.is_empty() => match permit {
                     Some(permit) => {
@@ -441,12 +441,12 @@ impl Reader<'_> {
                 self.ack_limit = limit;
                 Ok(())
             }
-            Err((ErrorKind::Retriable, m)) => {
+            Err(m) if m.kind() == ErrorKind::Retriable => {
                 tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), error = %m, "jetstream consumer not reachable; retrying");
                 self.paused_until = Some(Instant::now() + UNAVAILABLE_PAUSE);
                 Ok(())
             }
-            Err((_, m)) => Err(read_error(m)),
+            Err(m) => Err(read_error(m)),
         }
     }
 

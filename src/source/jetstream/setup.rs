@@ -3,10 +3,8 @@
 use async_nats::jetstream::consumer::{self, pull};
 
 use super::{DeliverPolicy, JetStreamInputConfig, read_error};
-use crate::client::ErrorKind;
-use crate::client::nats::{
-    classify_consumer_create, classify_consumer_lookup, classify_stream_lookup,
-};
+use crate::client::nats::ConsumerError;
+use crate::delivery::ErrorKind;
 use crate::source::{SourceContext, SourceError};
 use std::time::Duration;
 
@@ -14,10 +12,6 @@ use std::time::Duration;
 /// [`SETUP_RETRY_MAX`].
 const SETUP_RETRY: Duration = Duration::from_millis(250);
 const SETUP_RETRY_MAX: Duration = Duration::from_secs(5);
-
-/// Why setting up the consumer failed: whether retrying may help (the server unreachable or
-/// restarting) or not (the configuration or the server's state is wrong), and what failed.
-pub(super) type SetupError = (ErrorKind, String);
 
 impl JetStreamInputConfig {
     fn pull_config(&self) -> pull::Config {
@@ -48,29 +42,28 @@ impl JetStreamInputConfig {
     pub(super) async fn set_up(
         &self,
         js: &async_nats::jetstream::Context,
-    ) -> Result<Option<usize>, SetupError> {
-        let stream = js.get_stream(&self.stream).await.map_err(|e| {
-            (
-                classify_stream_lookup(&e),
-                format!("stream {}: {e}", self.stream),
-            )
-        })?;
-        let what = || format!("consumer {} on stream {}", self.consumer, self.stream);
+    ) -> Result<Option<usize>, ConsumerError> {
+        let stream = js
+            .get_stream(&self.stream)
+            .await
+            .map_err(|source| ConsumerError::Stream {
+                stream: self.stream.clone(),
+                source,
+            })?;
         let info = if self.bind {
-            stream.consumer_info(&self.consumer).await.map_err(
-                |e| match classify_consumer_lookup(&e) {
-                    ErrorKind::Fatal => (
-                        ErrorKind::Fatal,
-                        format!("{}: {e} (bind: true needs it to exist)", what()),
-                    ),
-                    kind => (kind, format!("{}: {e}", what())),
-                },
-            )?
+            let found = stream.consumer_info(&self.consumer).await;
+            found.map_err(|source| ConsumerError::Lookup {
+                stream: self.stream.clone(),
+                consumer: self.consumer.clone(),
+                source,
+            })?
         } else {
-            let created = stream
-                .create_consumer(self.pull_config())
-                .await
-                .map_err(|e| (classify_consumer_create(&e), format!("{}: {e}", what())))?;
+            let created = stream.create_consumer(self.pull_config()).await;
+            let created = created.map_err(|source| ConsumerError::Create {
+                stream: self.stream.clone(),
+                consumer: self.consumer.clone(),
+                source,
+            })?;
             created.cached_info().clone()
         };
         // -1 (or 0, left to the server's own limit) is no limit of the consumer's own.
@@ -98,10 +91,10 @@ impl JetStreamInputConfig {
             };
             match set_up {
                 Ok(limit) => return Ok(Some(limit)),
-                Err((ErrorKind::Retriable, m)) => {
+                Err(m) if m.kind() == ErrorKind::Retriable => {
                     tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %m, "jetstream consumer not ready; retrying");
                 }
-                Err((_, m)) => return Err(read_error(m)),
+                Err(m) => return Err(read_error(m)),
             }
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return Ok(None),

@@ -10,7 +10,6 @@ use rdkafka::error::RDKafkaErrorCode;
 
 use super::context::KafkaContext;
 use super::convert::{handed_upto, to_event};
-use super::read_error;
 use crate::delivery::AckSender;
 use crate::event::{Arena, Event, Position};
 use crate::source::intake::Room;
@@ -95,8 +94,8 @@ impl<'a> Loop<'a> {
             if self.ctx.shutdown.is_cancelled() {
                 break Ok(());
             }
-            if let Some(err) = self.consumer.client().fatal_error() {
-                break Err(read_error(format!("fatal consumer error: {err:?}")));
+            if let Some((code, reason)) = self.consumer.client().fatal_error() {
+                break Err(SourceError::Consumer { reason, code });
             }
             self.commit_when_due();
             if self.hand_on().is_err() {

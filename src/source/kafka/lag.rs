@@ -14,6 +14,7 @@ use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use super::StartFrom;
 use crate::observe::partitions;
+use crate::source::SourceError;
 
 /// Longest wait for one answer of the broker (committed offsets, or one partition's
 /// watermarks): a slow broker delays the next refresh, never the poll loop.
@@ -160,17 +161,6 @@ impl ClientContext for Quiet {
 
 impl ConsumerContext for Quiet {}
 
-/// Why the lag probe did not start.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum ProbeError {
-    /// librdkafka refused the probe's client.
-    #[error("{}", crate::client::kafka::client_error(.0))]
-    Client(rdkafka::error::KafkaError),
-    /// The probe's thread did not start.
-    #[error(transparent)]
-    Thread(#[from] std::io::Error),
-}
-
 /// Starts the thread that asks the broker for the watermarks and committed offsets of the owned
 /// partitions: at once when woken by an assignment, and every `every`. It ends when `lag`'s
 /// consumer is gone (the nudges' sender dropped).
@@ -179,14 +169,14 @@ pub(super) fn spawn_probe(
     lag: &Arc<Lag>,
     nudged: Receiver<()>,
     every: Duration,
-) -> Result<(), ProbeError> {
+) -> Result<(), SourceError> {
     let mut config = consumer_config.clone();
     // The probe never joins the group; it only reads the group's offsets.
     config.remove("group.instance.id");
     config.set("statistics.interval.ms", "0");
     let client: BaseConsumer<Quiet> = config
         .create_with_context(Quiet)
-        .map_err(ProbeError::Client)?;
+        .map_err(|e| SourceError::KafkaClient(e.into()))?;
     let lag = Arc::downgrade(lag);
     std::thread::Builder::new()
         .name("kafka-lag".into())
@@ -199,6 +189,11 @@ pub(super) fn spawn_probe(
                 let Some(lag) = lag.upgrade() else { return };
                 probe(&client, &lag);
             }
+        })
+        .map_err(|source| SourceError::Io {
+            input: "kafka",
+            path: None,
+            source,
         })?;
     Ok(())
 }

@@ -26,9 +26,7 @@ use lanes::Lanes;
 
 use super::{BuiltInput, InputSpec};
 use super::{SourceContext, SourceError};
-use crate::client::kafka::{
-    BrokerLink, checked_client, client_error, kafka_config, with_current_log_level,
-};
+use crate::client::kafka::{BrokerLink, checked_client, kafka_config, with_current_log_level};
 use crate::codec::CodecConfig;
 use crate::config::{Build, HumanDuration};
 
@@ -107,13 +105,6 @@ pub struct KafkaInput {
 /// kept well under the default `max.poll.interval.ms` (300 s) and rebalance timeouts.
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn read_error(message: impl std::fmt::Display) -> SourceError {
-    SourceError::Read {
-        input: "kafka",
-        message: message.to_string(),
-    }
-}
-
 /// The librdkafka consumer configuration of a pipeline.
 pub fn consumer_config(config: &KafkaInputConfig, pipeline: &str) -> ClientConfig {
     let start_from = match config.start_from {
@@ -145,7 +136,7 @@ fn consume(
     let (acks, ack_rx) = ctx.pipeline.ack_channel();
     let config = &input.config;
     let (lag, nudged) = Lag::new(pipeline.clone(), config.start_from);
-    lag::spawn_probe(&input.client, &lag, nudged, config.lag_interval.0).map_err(read_error)?;
+    lag::spawn_probe(&input.client, &lag, nudged, config.lag_interval.0)?;
     let context = KafkaContext {
         state: Mutex::new(State::new(
             Lanes::new(pipeline.clone()),
@@ -159,9 +150,9 @@ fn consume(
     };
     let consumer: BaseConsumer<KafkaContext> = with_current_log_level(&input.client)
         .create_with_context(context)
-        .map_err(|e| read_error(client_error(&e)))?;
+        .map_err(|e| SourceError::KafkaClient(e.into()))?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics).map_err(read_error)?;
+    consumer.subscribe(&topics).map_err(SourceError::Kafka)?;
     tracing::info!(pipeline = %pipeline, topics = ?config.topics, group = %config.group_id, "kafka consumer subscribed");
     let result =
         Loop::new(&consumer, ctx, acks, runtime, config.commit_interval.0).run(ctx.drain_timeout);
@@ -171,6 +162,13 @@ fn consume(
     lag.clear();
     tracing::info!(pipeline = %pipeline, "kafka consumer closed");
     result
+}
+
+fn ended(what: &'static str) -> SourceError {
+    SourceError::Ended {
+        input: "kafka",
+        what,
+    }
 }
 
 impl InputSpec for KafkaInputConfig {
@@ -218,7 +216,11 @@ impl BuiltInput for KafkaInput {
         let thread = std::thread::Builder::new()
             .name(format!("{}-kafka", ctx.telemetry.pipeline()))
             .spawn(move || consume(&self, &ctx, runtime))
-            .map_err(read_error)?;
+            .map_err(|source| SourceError::Io {
+                input: "kafka",
+                path: None,
+                source,
+            })?;
         // Wait for the thread without blocking the runtime.
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
@@ -226,8 +228,8 @@ impl BuiltInput for KafkaInput {
         });
         match rx.await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(read_error("the consumer thread panicked")),
-            Err(_) => Err(read_error("the consumer thread vanished")),
+            Ok(Err(_)) => Err(ended("the consumer thread panicked")),
+            Err(_) => Err(ended("the consumer thread vanished")),
         }
     }
 }

@@ -1,7 +1,13 @@
 //! What every output repeats, done once: taking batches, confirming what was delivered,
 //! retrying what failed for a passing reason (with backoff and the circuit breaker), and handing
 //! what the output refused to the error policy. An output is left with its own protocol: one
-//! attempt at a batch, sorting each event into delivered, refused or to retry.
+//! attempt at a batch, sorting each event into delivered, refused or to retry ([`Protocol`]);
+//! an output that holds events between batches says when it takes them and what it does in
+//! between ([`Holding`]).
+
+mod holding;
+
+pub use holding::{Holding, run_holding};
 
 use super::Batches;
 use tokio::sync::mpsc;
@@ -65,6 +71,9 @@ pub struct Delivery {
     /// None for an output whose failures never pass (a local file): it exports no retry
     /// metrics.
     retry: Option<Retry>,
+    /// The outcomes of [`Delivery::deliver`]'s attempts, its buffers kept from one batch to
+    /// the next.
+    scratch: Attempt,
 }
 
 impl Delivery {
@@ -77,6 +86,7 @@ impl Delivery {
         Delivery {
             retry: retries.then(|| Retry::new(&ctx)),
             ctx,
+            scratch: Attempt::default(),
         }
     }
 
@@ -124,9 +134,37 @@ impl Delivery {
         }
         retry.after_attempt(again, &self.ctx).await
     }
+
+    /// Attempts `batch` with `protocol` until every event is delivered, refused, or out of
+    /// attempts: the events to retry are attempted again, without the others, after the
+    /// backoff. What was confirmed or refused before an attempt failed is settled all the same.
+    pub async fn deliver<P: Protocol>(
+        &mut self,
+        protocol: &mut P,
+        batch: Vec<Held>,
+    ) -> Result<(), SinkError> {
+        let mut attempt = std::mem::take(&mut self.scratch);
+        let mut todo = batch;
+        loop {
+            let result = protocol.attempt(todo, &mut attempt, &self.ctx).await;
+            self.settle(&mut attempt).await?;
+            result?;
+            if !attempt.has_retries() {
+                break;
+            }
+            todo = self.back_off(&mut attempt).await?;
+            if todo.is_empty() {
+                break;
+            }
+        }
+        self.scratch = attempt;
+        Ok(())
+    }
 }
 
-/// An output that delivers a batch at a time: its protocol.
+/// An output that delivers a batch at a time: its protocol. [`run`] takes the batches; an
+/// output that gathers events into its own writes runs it through [`Delivery::deliver`], a
+/// write at a time.
 pub trait Protocol: Send {
     /// Whether failures of this output may pass (a broker down): false for one whose every
     /// failure is final (a local file), which then has no circuit and exports no retry metrics.
@@ -148,15 +186,6 @@ pub trait Protocol: Send {
         attempt: &mut Attempt,
         ctx: &SinkContext,
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
-}
-
-/// The error that stops the output `output` (its kind, as written in the file): nothing more can
-/// be written.
-pub fn write_error(output: &'static str, message: impl std::fmt::Display) -> SinkError {
-    SinkError::Write {
-        output,
-        message: message.to_string(),
-    }
 }
 
 /// An output whose every write is final, all of a batch or nothing (a local file, standard
@@ -194,25 +223,12 @@ pub async fn run<P: Protocol>(
     ctx: SinkContext,
 ) -> Result<(), SinkError> {
     let mut delivery = Delivery::with_retries(ctx, P::RETRIES);
-    let mut attempt = Attempt::default();
     while let Some(mut batch) = next_write(&mut rx).await {
         if let Some((wait, enough)) = protocol.linger() {
             fill(&mut rx, &mut batch, wait, enough).await;
         }
-        let mut todo: Vec<Held> = batch.into_iter().map(Held::new).collect();
-        loop {
-            let result = protocol.attempt(todo, &mut attempt, delivery.ctx()).await;
-            // What was confirmed or refused before a failure is settled all the same.
-            delivery.settle(&mut attempt).await?;
-            result?;
-            if !attempt.has_retries() {
-                break;
-            }
-            todo = delivery.back_off(&mut attempt).await?;
-            if todo.is_empty() {
-                break;
-            }
-        }
+        let batch = batch.into_iter().map(Held::new).collect();
+        delivery.deliver(&mut protocol, batch).await?;
     }
     Ok(())
 }
@@ -247,105 +263,4 @@ async fn fill(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::time::Duration;
-
-    use super::*;
-    use crate::config::HumanDuration;
-    use crate::delivery::{Cause, Outcome};
-    use crate::event::Position;
-    use crate::observe::Telemetry;
-    use crate::observe::health::Health;
-
-    /// An output that refuses event 1, fails event 2 on its first two attempts, and delivers the
-    /// rest; it records what each attempt was given.
-    struct Flaky {
-        attempts: std::sync::Arc<std::sync::Mutex<Vec<Vec<u64>>>>,
-        failures_left: u32,
-    }
-
-    fn seq(held: &Held) -> u64 {
-        match &*held.event.position {
-            Position::Generated { seq } => *seq,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    impl Protocol for Flaky {
-        async fn attempt(
-            &mut self,
-            batch: Vec<Held>,
-            attempt: &mut Attempt,
-            _ctx: &SinkContext,
-        ) -> Result<(), SinkError> {
-            let seqs = batch.iter().map(seq).collect();
-            self.attempts.lock().unwrap().push(seqs);
-            for held in batch {
-                match seq(&held) {
-                    1 => attempt.refused(Failed::at_output(
-                        held.event,
-                        "refused".to_string(),
-                        Cause::Event,
-                    )),
-                    2 if self.failures_left > 0 => {
-                        self.failures_left -= 1;
-                        attempt.retry(held, "down".to_string());
-                    }
-                    _ => attempt.delivered(held.event),
-                }
-            }
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn delivered_confirmed_refused_to_the_policy_and_passing_failures_retried() {
-        let telemetry = Telemetry::new("deliver");
-        let (acks, mut answers) =
-            crate::context::PipelineContext::new("deliver", usize::MAX).ack_channel();
-        let retry = crate::sink::retry::RetryConfig {
-            initial_backoff: HumanDuration(Duration::from_millis(1)),
-            max_backoff: HumanDuration(Duration::from_millis(2)),
-            ..Default::default()
-        };
-        let ctx = crate::sink::retry::test_context(telemetry.clone(), &Health::new(1), retry);
-        let (tx, rx) = mpsc::channel(4);
-        for seq in 0..4u64 {
-            let event = Event::new(
-                bytes::Bytes::from_static(b"{}"),
-                Position::Generated { seq },
-                acks.ack(0, seq),
-            );
-            tx.send(vec![event]).await.unwrap();
-        }
-        drop(tx);
-        let attempts = std::sync::Arc::default();
-        let flaky = Flaky {
-            attempts: std::sync::Arc::clone(&attempts),
-            failures_left: 2,
-        };
-        run(flaky, rx, ctx).await.unwrap();
-
-        // The four batches were joined into one write; only event 2 was attempted again.
-        assert_eq!(
-            *attempts.lock().unwrap(),
-            [vec![0, 1, 2, 3], vec![2], vec![2]]
-        );
-        let mut outcomes = BTreeMap::new();
-        while let Ok(answer) = answers.try_recv() {
-            outcomes.insert(answer.id, answer.outcome);
-        }
-        assert_eq!(
-            outcomes,
-            BTreeMap::from([
-                (0, Outcome::Delivered),
-                (1, Outcome::Rejected),
-                (2, Outcome::Delivered),
-                (3, Outcome::Delivered),
-            ])
-        );
-        let totals = telemetry.summary();
-        assert_eq!((totals.sent, totals.dropped), (3, 1));
-    }
-}
+mod tests;
