@@ -218,6 +218,11 @@ impl<'a> Loop<'a> {
         // handed on and one still here.
         let mut run: Option<u32> = None;
         loop {
+            // A batch still waiting for room may be full already: reading more would make it
+            // larger than a batch gets. Paused, the poll reads nothing but serves the group.
+            if !self.paused && self.ctx.intake.is_full(&batch) {
+                break;
+            }
             match self.consumer.poll(timeout) {
                 None => break,
                 Some(Ok(msg)) => {
@@ -248,7 +253,7 @@ impl<'a> Loop<'a> {
                     break;
                 }
             }
-            if self.paused || budget_full || self.ctx.intake.is_full(&batch) {
+            if self.paused || budget_full {
                 break;
             }
             timeout = Duration::ZERO;
