@@ -1,6 +1,7 @@
-//! What happens to events, each emitted once as a metric (and a log record where useful), plus
-//! per-pipeline totals for the summary logged when a pipeline ends.
+//! What happens, as typed events that log and count (see [`events`]); a pipeline's counters and
+//! its totals for the summary logged when it ends; health and the metrics endpoint.
 
+pub mod events;
 pub mod health;
 pub mod names;
 pub mod partitions;
@@ -9,7 +10,7 @@ pub mod server;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::delivery::{AckSender, Budget, Step};
+use crate::delivery::{AckSender, Budget};
 
 use metrics::{Counter, counter};
 
@@ -133,46 +134,9 @@ impl Telemetry {
         self.totals[which].fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Events read by the input.
-    pub fn received(&self, n: usize) {
-        self.received.increment(n as u64);
-        self.add(RECEIVED, n);
-    }
-
-    /// Events confirmed delivered by the output.
-    pub fn sent(&self, n: usize) {
-        self.sent.increment(n as u64);
-        self.add(SENT, n);
-    }
-
-    /// Inputs that produced no output (a filter, or a jq program that emitted nothing).
-    pub fn filtered(&self, n: usize) {
-        if n > 0 {
-            self.filtered.increment(n as u64);
-            self.add(FILTERED, n);
-        }
-    }
-
-    /// An event failed at `step` (decode, a transform, encode, output); the error policy decides
-    /// what happens to it next.
-    pub fn failed(&self, step: &Step, reason: &str, source: &str) {
-        counter!(names::EVENTS_FAILED_TOTAL, "pipeline" => self.pipeline.to_string(), "step" => step.to_string()).increment(1);
-        self.add(FAILED, 1);
-        tracing::warn!(pipeline = %self.pipeline, %step, reason, source, "event failed");
-    }
-
-    /// A failed event's input will be delivered again by the bus instead of following the error
-    /// policy (JetStream below `max_deliver`).
-    pub fn redelivery_requested(&self, source: &str) {
-        counter!(names::EVENTS_REDELIVERY_REQUESTED_TOTAL, "pipeline" => self.pipeline.to_string())
-            .increment(1);
-        self.add(REDELIVERY_REQUESTED, 1);
-        tracing::warn!(pipeline = %self.pipeline, source, "input not acknowledged; it will be redelivered");
-    }
-
-    /// A message read had been delivered before (counted in `received` too).
-    pub fn redelivered(&self) {
-        self.add(REDELIVERED, 1);
+    /// Logs `event` and counts it on this pipeline's counters (see [`events`]).
+    pub fn emit(&self, event: impl events::RegisteredEvent<Telemetry>) {
+        event.emit(self);
     }
 
     /// Seconds from reading an input to the delivery of everything derived from it.
@@ -183,25 +147,6 @@ impl Telemetry {
     /// Events per batch entering the transforms (`input`) and handed to the output (`output`).
     pub fn batch_size_histogram(&self, stage: &'static str) -> metrics::Histogram {
         metrics::histogram!(names::BATCH_SIZE, "pipeline" => self.pipeline.to_string(), "stage" => stage)
-    }
-
-    /// Failed events dropped by `errors: drop`.
-    pub fn dropped(&self, n: usize) {
-        self.dropped.increment(n as u64);
-        self.add(DROPPED, n);
-    }
-
-    /// A dead letter the dead-letter output refused for what it is (too large even once cut):
-    /// dropped, since it would be refused again after any restart.
-    pub fn dead_letter_dropped(&self, reason: &str, source: &str) {
-        self.dropped(1);
-        tracing::error!(pipeline = %self.pipeline, reason, source, "dead letter refused by the dead-letter output; dropped");
-    }
-
-    /// Failed events confirmed delivered to the dead-letter output.
-    pub fn dead_lettered(&self, n: usize) {
-        self.dead_lettered.increment(n as u64);
-        self.add(DEAD_LETTERED, n);
     }
 
     /// Totals so far.
@@ -217,28 +162,6 @@ impl Telemetry {
             redelivered: get(REDELIVERED),
             redelivery_requested: get(REDELIVERY_REQUESTED),
         }
-    }
-
-    /// Logs the pipeline's totals as it stops; `unfinished` when the process exits with events
-    /// of it still in flight (the shutdown deadline passed).
-    pub fn log_stopped(&self, unfinished: bool) {
-        self.budget.refresh_gauges();
-        let s = self.summary();
-        let (_, in_flight) = self.budget.in_flight();
-        tracing::info!(
-            pipeline = %self.pipeline,
-            received = s.received,
-            sent = s.sent,
-            filtered = s.filtered,
-            failed = s.failed,
-            dead_lettered = s.dead_lettered,
-            dropped = s.dropped,
-            redelivered = s.redelivered,
-            redelivery_requested = s.redelivery_requested,
-            in_flight,
-            unfinished,
-            "pipeline stopped"
-        );
     }
 }
 

@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::event::Event;
 use crate::observe::Telemetry;
+use crate::observe::events::emit;
+use crate::observe::events::pipeline::{PipelineFailed, PipelineStarted, PipelineStopped};
 use crate::observe::health::{Health, Link};
 use crate::pipeline::{ErrorPolicy, Pipeline, PipelineConfig};
 use crate::policy::{Failures, Route};
@@ -97,11 +99,16 @@ pub async fn run_pipeline(
     }
 
     let gauges = refresh_gauges(&telemetry);
-    tracing::info!(pipeline = %name, input = input_kind, output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");
+    emit(PipelineStarted {
+        pipeline: &name,
+        input: input_kind,
+        output: config.output.kind(),
+        transforms: config.transforms.len(),
+    });
     let errors = join(tasks, &name, &stop).await;
     drop(gauges);
     health.untrack(&telemetry);
-    telemetry.log_stopped(false);
+    report_stopped(&telemetry, false);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -209,6 +216,20 @@ fn refresh_gauges(telemetry: &Telemetry) -> tokio_util::task::AbortOnDropHandle<
     }))
 }
 
+/// Logs the totals of the pipeline `telemetry` counts as it stops; `unfinished` when the process
+/// exits with events of it still in flight (the shutdown deadline passed).
+fn report_stopped(telemetry: &Telemetry, unfinished: bool) {
+    let budget = telemetry.budget();
+    budget.refresh_gauges();
+    let (_, in_flight) = budget.in_flight();
+    emit(PipelineStopped {
+        pipeline: telemetry.pipeline(),
+        summary: telemetry.summary(),
+        in_flight,
+        unfinished,
+    });
+}
+
 /// Waits for every task of a pipeline; the first failure stops the others (`stop`), which then
 /// drain. Returns every failure.
 async fn join(
@@ -220,7 +241,10 @@ async fn join(
     while let Some(joined) = tasks.join_next().await {
         let result = joined.unwrap_or_else(|e| Err(PipelineError::Panic(e.to_string())));
         if let Err(e) = result {
-            tracing::error!(pipeline = %name, error = %e, "pipeline failed");
+            emit(PipelineFailed {
+                pipeline: name,
+                error: &e,
+            });
             errors.push(e);
             stop.cancel();
         }

@@ -18,6 +18,7 @@ use crate::client::ErrorKind;
 use crate::client::nats::{SubjectMemo, to_event};
 use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Position};
+use crate::observe::events::pipeline::Redelivered;
 use crate::source::SourceContext;
 use crate::source::SourceError;
 
@@ -326,7 +327,7 @@ impl Reader<'_> {
             return;
         }
         if delivery.delivered > 1 {
-            self.ctx.telemetry.redelivered();
+            self.ctx.telemetry.emit(Redelivered);
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
