@@ -13,6 +13,10 @@ use super::convert::{handed_upto, to_event};
 use super::read_error;
 use crate::delivery::AckSender;
 use crate::event::{Arena, Event, Position};
+use crate::observe::events::emit;
+use crate::observe::events::kafka_input::{
+    ConsumerError, FetchPaused, FetchResumed, KafkaInputSeries,
+};
 use crate::source::intake::Room;
 use crate::source::{SourceContext, SourceError};
 
@@ -52,7 +56,7 @@ pub(super) struct Loop<'a> {
     pending: Option<Vec<Event>>,
     paused: bool,
     /// 1 while fetching is paused.
-    paused_gauge: metrics::Gauge,
+    series: KafkaInputSeries,
     full_since: Option<Instant>,
     /// Revocations seen so far (see `Lanes::revocations`).
     revocations: u64,
@@ -78,10 +82,7 @@ impl<'a> Loop<'a> {
             last_commit: Instant::now(),
             pending: None,
             paused: false,
-            paused_gauge: metrics::gauge!(
-                crate::observe::names::KAFKA_FETCH_PAUSED,
-                "pipeline" => ctx.telemetry.pipeline().to_string()
-            ),
+            series: KafkaInputSeries::new(ctx.telemetry.pipeline()),
             full_since: None,
             revocations: 0,
             arena: Arena::default(),
@@ -176,8 +177,7 @@ impl<'a> Loop<'a> {
                     let _ = self.consumer.pause(&assignment);
                 }
                 self.paused = true;
-                self.paused_gauge.set(1.0);
-                tracing::debug!(pipeline = %self.pipeline, "pipeline full: fetching paused");
+                self.series.emit(FetchPaused);
             }
         } else {
             self.full_since = None;
@@ -186,7 +186,7 @@ impl<'a> Loop<'a> {
                     let _ = self.consumer.resume(&assignment);
                 }
                 self.paused = false;
-                self.paused_gauge.set(0.0);
+                self.series.emit(FetchResumed);
             }
         }
         budget_full
@@ -241,11 +241,11 @@ impl<'a> Loop<'a> {
                                 | RDKafkaErrorCode::AllBrokersDown
                         )
                     );
-                    if connection {
-                        tracing::debug!(pipeline = %self.pipeline, error = %e, "kafka consumer error");
-                    } else {
-                        tracing::warn!(pipeline = %self.pipeline, error = %e, "kafka consumer error");
-                    }
+                    emit(ConsumerError {
+                        pipeline: &self.pipeline,
+                        error: &e,
+                        connection,
+                    });
                     break;
                 }
             }
@@ -279,7 +279,7 @@ impl<'a> Loop<'a> {
     /// not handed on are not acknowledged: they are read again after a restart.
     fn finish(mut self, drain: Duration) {
         self.pending = None;
-        self.paused_gauge.set(0.0);
+        self.series.emit(FetchResumed);
         let deadline = Instant::now()
             + drain
                 .saturating_sub(FINAL_COMMIT)

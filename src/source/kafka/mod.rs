@@ -31,6 +31,8 @@ use crate::client::kafka::{
 };
 use crate::codec::CodecConfig;
 use crate::config::{BuildContext, HumanDuration, Validator};
+use crate::observe::events::emit;
+use crate::observe::events::kafka_input::{ConsumerClosed, Subscribed};
 
 kafka_config! {
     /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
@@ -194,14 +196,20 @@ fn consume(
         .map_err(|e| read_error(client_error(&e)))?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(read_error)?;
-    tracing::info!(pipeline = %pipeline, topics = ?config.topics, group = %config.group_id, "kafka consumer subscribed");
+    emit(Subscribed {
+        pipeline: &pipeline,
+        topics: &config.topics,
+        group: &config.group_id,
+    });
     let result =
         Loop::new(&consumer, ctx, acks, runtime, config.commit_interval.0).run(ctx.drain_timeout);
     consumer.unsubscribe();
     // Dropping the consumer leaves the group; the final revocation runs here.
     drop(consumer);
     lag.clear();
-    tracing::info!(pipeline = %pipeline, "kafka consumer closed");
+    emit(ConsumerClosed {
+        pipeline: &pipeline,
+    });
     result
 }
 
