@@ -8,13 +8,16 @@
 //!   event would cost (the hot path: received, sent, acknowledged...), implements
 //!   [`RegisteredEvent`] for the handles it is counted on, and is emitted through them:
 //!   `telemetry.emit(EventsSent { count })` on a pipeline's [`Telemetry`](super::Telemetry), or
-//!   `series.emit(..)` on a component's own series ([`kafka_input::KafkaInputSeries`]).
+//!   `series.emit(..)` on a component's own series ([`jetstream::JetStreamSeries`],
+//!   [`kafka_input::KafkaInputSeries`]).
 //!
 //! Metric names come from [`super::names`]; log messages and fields are what operators (and the
 //! tests) look for: change them as carefully as the metric names.
 
+pub mod jetstream;
 pub mod kafka;
 pub mod kafka_input;
+pub mod nats;
 pub mod pipeline;
 pub mod process;
 

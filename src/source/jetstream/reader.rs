@@ -12,12 +12,16 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use super::protocol::{PULL_EXPIRES, PULL_GRACE, nak, parse_reply, stop_nak};
-use super::series::Metrics;
 use super::{JetStreamInputConfig, read_error};
 use crate::client::ErrorKind;
 use crate::client::nats::{SubjectMemo, to_event};
 use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Position};
+use crate::observe::events::emit;
+use crate::observe::events::jetstream::{
+    AckKind, AckNotSent, AckSent, ConsumerUnreachable, FlushAsked, JetStreamSeries, MessageRead,
+    PullEnded, PullNotSent, PullsLost, PullsUnanswered, ReplyMissing, StoppingUnfinished,
+};
 use crate::observe::events::pipeline::Redelivered;
 use crate::source::SourceContext;
 use crate::source::SourceError;
@@ -75,7 +79,7 @@ pub(super) struct Reader<'a> {
     out_closed: bool,
     stream: Arc<str>,
     subjects: SubjectMemo,
-    metrics: Metrics,
+    series: JetStreamSeries,
 }
 
 impl<'a> Reader<'a> {
@@ -112,7 +116,11 @@ impl<'a> Reader<'a> {
             out_closed: false,
             stream: Arc::from(config.stream.as_str()),
             subjects: SubjectMemo::default(),
-            metrics: Metrics::new(ctx.telemetry.pipeline(), config),
+            series: JetStreamSeries::new(
+                ctx.telemetry.pipeline(),
+                &config.stream,
+                &config.consumer,
+            ),
         }
     }
 }
@@ -194,7 +202,10 @@ impl Reader<'_> {
         }
         let left: Vec<Subject> = self.unsettled.drain().map(|(_, u)| u.reply).collect();
         if !left.is_empty() {
-            tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), unfinished = left.len(), "jetstream input stopping with unfinished messages; they will be redelivered");
+            emit(StoppingUnfinished {
+                pipeline: self.ctx.telemetry.pipeline(),
+                unfinished: left.len(),
+            });
         }
         for reply in left {
             self.publish(reply, stop_nak()).await;
@@ -234,7 +245,7 @@ impl Reader<'_> {
                 deadline: now + PULL_EXPIRES + PULL_GRACE,
             }),
             Err(e) => {
-                tracing::debug!(error = %e, "jetstream pull request not sent");
+                emit(PullNotSent { error: &e });
                 self.paused_until = Some(now + UNAVAILABLE_PAUSE);
             }
         }
@@ -257,7 +268,7 @@ impl Reader<'_> {
         self.pulls.retain(|p| p.deadline > now);
         let lost = before - self.pulls.len();
         if lost > 0 {
-            self.metrics.lost_pulls.increment(lost as u64);
+            self.series.emit(PullsLost { count: lost });
             self.unanswered += lost as u32;
         }
     }
@@ -286,7 +297,11 @@ impl Reader<'_> {
             }
             _ => {
                 let description = msg.description.as_deref().unwrap_or("");
-                tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), status = %status, description, "jetstream pull request ended");
+                emit(PullEnded {
+                    pipeline: self.ctx.telemetry.pipeline(),
+                    status: &status,
+                    description,
+                });
                 if description.contains("Consumer Deleted") {
                     self.unanswered = REBIND_AFTER;
                 }
@@ -305,7 +320,10 @@ impl Reader<'_> {
             return;
         };
         let Some(delivery) = parse_reply(&reply) else {
-            tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), reply = %reply, "message on the pull inbox without a JetStream reply subject; ignored");
+            emit(ReplyMissing {
+                pipeline: self.ctx.telemetry.pipeline(),
+                reply: &reply,
+            });
             return;
         };
         self.unanswered = 0;
@@ -315,15 +333,15 @@ impl Reader<'_> {
                 self.pulls.pop_front();
             }
         }
-        self.metrics.pending.set(delivery.pending as f64);
+        self.series.emit(MessageRead {
+            pending: delivery.pending,
+            redelivered: delivery.delivered > 1,
+        });
         self.left = delivery.pending;
-        if delivery.delivered > 1 {
-            self.metrics.redelivered.increment(1);
-        }
         if self.out_closed {
             // Nothing takes events any more: give it back so another replica takes it.
             self.publish(reply, stop_nak()).await;
-            self.metrics.naked.increment(1);
+            self.series.emit(AckSent(AckKind::Nak));
             return;
         }
         if delivery.delivered > 1 {
@@ -354,7 +372,7 @@ impl Reader<'_> {
     async fn publish(&self, subject: Subject, payload: Bytes) {
         // A lost acknowledgement only means a redelivery, which the outputs deduplicate.
         if let Err(e) = self.client.publish(subject, payload).await {
-            tracing::debug!(error = %e, "jetstream acknowledgement not sent");
+            emit(AckNotSent { error: &e });
         }
     }
 
@@ -367,11 +385,11 @@ impl Reader<'_> {
         self.flush_asked = None;
         match msg.outcome {
             Outcome::Delivered | Outcome::Rejected => {
-                self.metrics.acked.increment(1);
+                self.series.emit(AckSent(AckKind::Ack));
                 self.publish(u.reply, Bytes::from_static(b"+ACK")).await;
             }
             Outcome::Failed => {
-                self.metrics.naked.increment(1);
+                self.series.emit(AckSent(AckKind::Nak));
                 let payload = if self.out_closed {
                     stop_nak()
                 } else {
@@ -397,7 +415,10 @@ impl Reader<'_> {
             return;
         }
         self.flush_asked = Some(now);
-        tracing::debug!(pipeline = %self.ctx.telemetry.pipeline(), unsettled = self.unsettled.len(), "jetstream input given no more until acknowledged; asking the outputs to write");
+        emit(FlushAsked {
+            pipeline: self.ctx.telemetry.pipeline(),
+            unsettled: self.unsettled.len(),
+        });
         self.ctx.telemetry.request_flush();
     }
 
@@ -414,14 +435,18 @@ impl Reader<'_> {
             }
         }
         for reply in due {
-            self.metrics.in_progress.increment(1);
+            self.series.emit(AckSent(AckKind::InProgress));
             self.publish(reply, Bytes::from_static(b"+WPI")).await;
         }
     }
 
     /// Looks the consumer up again after pull requests went unanswered.
     async fn rebind(&mut self) -> Result<(), SourceError> {
-        tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), stream = %self.config.stream, consumer = %self.config.consumer, "jetstream pull requests unanswered; checking the consumer");
+        emit(PullsUnanswered {
+            pipeline: self.ctx.telemetry.pipeline(),
+            stream: &self.config.stream,
+            consumer: &self.config.consumer,
+        });
         self.unanswered = 0;
         match self.config.set_up(&self.js).await {
             Ok(limit) => {
@@ -429,7 +454,10 @@ impl Reader<'_> {
                 Ok(())
             }
             Err((ErrorKind::Retriable, m)) => {
-                tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), error = %m, "jetstream consumer not reachable; retrying");
+                emit(ConsumerUnreachable {
+                    pipeline: self.ctx.telemetry.pipeline(),
+                    error: &m,
+                });
                 self.paused_until = Some(Instant::now() + UNAVAILABLE_PAUSE);
                 Ok(())
             }

@@ -7,6 +7,8 @@ use crate::client::ErrorKind;
 use crate::client::nats::{
     classify_consumer_create, classify_consumer_lookup, classify_stream_lookup,
 };
+use crate::observe::events::emit;
+use crate::observe::events::jetstream::ConsumerNotReady;
 use crate::source::{SourceContext, SourceError};
 use std::time::Duration;
 
@@ -99,7 +101,10 @@ impl JetStreamInputConfig {
             match set_up {
                 Ok(limit) => return Ok(Some(limit)),
                 Err((ErrorKind::Retriable, m)) => {
-                    tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %m, "jetstream consumer not ready; retrying");
+                    emit(ConsumerNotReady {
+                        pipeline: ctx.telemetry.pipeline(),
+                        error: &m,
+                    });
                 }
                 Err((_, m)) => return Err(read_error(m)),
             }
