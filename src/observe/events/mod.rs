@@ -7,19 +7,24 @@
 //! - an event counted on metric handles registered once, where looking a metric up at every
 //!   event would cost (the hot path: received, sent, acknowledged...), implements
 //!   [`RegisteredEvent`] for the handles it is counted on, and is emitted through them:
-//!   `telemetry.emit(EventsSent { count })` on a pipeline's [`Telemetry`](super::Telemetry), or
-//!   `series.emit(..)` on a component's own series ([`jetstream::JetStreamSeries`],
-//!   [`kafka_input::KafkaInputSeries`]).
+//!   `telemetry.emit(EventsSent { count })` on a pipeline's [`Telemetry`](super::Telemetry),
+//!   `series.emit(..)` on a component's series ([`output::OutputSeries`],
+//!   [`jetstream::JetStreamSeries`], [`kafka_input::KafkaInputSeries`]).
 //!
 //! Metric names come from [`super::names`]; log messages and fields are what operators (and the
 //! tests) look for: change them as carefully as the metric names.
 
+pub mod file;
+pub mod http;
 pub mod jetstream;
 pub mod kafka;
 pub mod kafka_input;
+pub mod lambda;
 pub mod nats;
+pub mod output;
 pub mod pipeline;
 pub mod process;
+pub mod registry;
 
 /// Something that happened, with every label it is logged and counted with.
 pub trait InternalEvent {

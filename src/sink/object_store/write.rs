@@ -18,6 +18,8 @@ use super::parquet::Encoded;
 use super::stored::Stored;
 use crate::delivery::{Cause, MustStop};
 use crate::event::{Event, Failed, Position, now_millis};
+use crate::observe::events::emit;
+use crate::observe::events::output::{ObjectStored, ObjectsUnlisted};
 use crate::sink::deliver::{Attempt, Delivery};
 use crate::sink::retry::Held;
 use crate::sink::{SinkContext, SinkError};
@@ -200,7 +202,11 @@ impl Writer {
                 }
                 Err(Failure::Refused(reason)) => {
                     // Not knowing, write it: at least once rather than lost.
-                    tracing::warn!(pipeline = %self.output.pipeline, folder = %self.folder, error = %reason, "object_store: cannot list what is stored; events read again may be written twice");
+                    emit(ObjectsUnlisted {
+                        pipeline: &self.output.pipeline,
+                        folder: &self.folder,
+                        error: &reason,
+                    });
                     return Ok(Some((held.event, false)));
                 }
             }
@@ -253,7 +259,10 @@ impl Writer {
             let timeout = self.output.config.timeout.0;
             match upload(&*self.output.store, &path, bytes, timeout).await {
                 Ok(()) => {
-                    tracing::debug!(object = %path, events = held.len(), "object stored");
+                    emit(ObjectStored {
+                        object: &path,
+                        events: held.len(),
+                    });
                     attempt.delivered_all(held);
                 }
                 Err(Failure::Retry(reason)) => {
