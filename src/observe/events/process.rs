@@ -82,3 +82,42 @@ impl InternalEvent for ExitingOnError<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{captured, emit};
+    use super::*;
+
+    #[test]
+    fn shutting_down_and_exiting_are_logged_and_not_counted() {
+        let seen = captured(|| {
+            emit(ShutdownRequested {
+                signal: "SIGTERM",
+                deadline_ms: 30000,
+            });
+            emit(SecondSignal { signal: "SIGINT" });
+            emit(StoppingAfterFailure { deadline_ms: 30000 });
+            emit(ShutdownDeadlinePassed);
+            emit(ExitingOnError {
+                error: &"output failed",
+                internal: false,
+            });
+            emit(ExitingOnError {
+                error: &"task panicked",
+                internal: true,
+            });
+        });
+        assert!(seen.metrics.is_empty(), "{:?}", seen.metrics);
+        assert_eq!(
+            seen.logs,
+            [
+                "INFO shutting down: no new events are read; in-flight events are delivered signal=\"SIGTERM\" deadline_ms=30000",
+                "ERROR second signal: exiting now; in-flight events were not acknowledged signal=\"SIGINT\"",
+                "WARN a pipeline failed: stopping the others; in-flight events are delivered deadline_ms=30000",
+                "ERROR shutdown deadline passed with events in flight; they were not acknowledged",
+                "ERROR exiting on error error=output failed",
+                "ERROR internal error error=task panicked",
+            ]
+        );
+    }
+}
