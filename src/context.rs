@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::delivery::{AckMsg, AckSender, Budget};
-use crate::observe::names;
+use crate::observe::InFlightSeries;
 
 /// A pipeline's shared state, cheap to clone: one per running pipeline, given to its input,
 /// its transform stage and its outputs.
@@ -36,16 +36,16 @@ impl std::fmt::Debug for PipelineContext {
 impl PipelineContext {
     /// The context of pipeline `name`, with an in-flight budget of `max_in_flight_bytes`.
     pub fn new(name: &str, max_in_flight_bytes: usize) -> PipelineContext {
-        let label = || ("pipeline", name.to_string());
+        let series = InFlightSeries::new(name);
         PipelineContext {
             inner: Arc::new(Inner {
                 name: Arc::from(name),
                 budget: Arc::new(Budget::new(
                     max_in_flight_bytes,
-                    metrics::gauge!(names::BYTES_IN_FLIGHT, &[label()]),
-                    metrics::gauge!(names::EVENTS_IN_FLIGHT, &[label()]),
+                    series.bytes,
+                    series.inputs,
                 )),
-                latency: metrics::histogram!(names::EVENT_LATENCY_SECONDS, &[label()]),
+                latency: series.latency,
                 control: watch::Sender::new(Sent::default()),
             }),
         }

@@ -17,7 +17,8 @@
 //! - [`sink`]: outputs (stdout, file, Kafka, NATS, JetStream, HTTP, object stores).
 //! - [`runtime`]: wiring and running pipelines, the transform stage.
 //! - [`lambda`]: Lambda mode: a pipeline's events are an AWS Lambda function's invocations.
-//! - [`observe`]: metrics and logs of what happens to events.
+//! - [`observe`]: what happens, as typed events that log and count in one place; health and the
+//!   metrics endpoint.
 //! - [`testing`]: a pipeline's test cases (`sluice test`, `sluice eval`), with nothing connected.
 //! - [`cli`]: the `sluice` command's arguments and subcommands, which the binary calls.
 //! - `conformance` (tests only): the checks every output and every input runs.

@@ -9,6 +9,9 @@ use tokio::sync::mpsc;
 use crate::delivery::{Cause, MustStop, Outcome, Step};
 use crate::event::{Event, Failed};
 use crate::observe::Telemetry;
+use crate::observe::events::pipeline::{
+    DeadLetterDropped, EventFailed, EventsDropped, RedeliveryRequested,
+};
 
 /// Headers a dead letter gains, on top of its original ones.
 pub mod headers {
@@ -76,23 +79,30 @@ impl Failures {
             let dead_letter = matches!(self.route, Route::Nowhere);
             if dead_letter && f.cause == Cause::Event {
                 // Refused for what it is: it would be refused again after any restart.
-                t.dead_letter_dropped(&f.reason, &position);
+                t.emit(DeadLetterDropped {
+                    reason: &f.reason,
+                    source: &position,
+                });
                 event.ack.complete(Outcome::Rejected);
                 continue;
             }
             if !dead_letter {
                 // A dead letter was counted as failed when its event first failed.
-                t.failed(&f.step, &f.reason, &position);
+                t.emit(EventFailed {
+                    step: &f.step,
+                    reason: &f.reason,
+                    source: &position,
+                });
             }
             if f.step == Step::Output && event.ack.redeliverable() {
                 // The bus delivers it again (after a backoff): retry rather than give up.
-                t.redelivery_requested(&position);
+                t.emit(RedeliveryRequested { source: &position });
                 event.ack.complete(Outcome::Failed);
                 continue;
             }
             let why = match &self.route {
                 Route::Drop => {
-                    t.dropped(1);
+                    t.emit(EventsDropped { count: 1 });
                     event.ack.complete(Outcome::Rejected);
                     continue;
                 }

@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::logs::LogFormat;
 use super::print_diagnostics;
+use crate::observe::events::emit;
+use crate::observe::events::process::ExitingOnError;
 use crate::observe::health::Health;
 use crate::pipeline::{self, Pipeline};
 use crate::runtime::shutdown::{self, Ended};
@@ -63,7 +65,10 @@ pub async fn run(
     match shutdown::supervise(work, stop, &health, deadline, signals()).await {
         Ended::Finished(Ok(())) => ExitCode::SUCCESS,
         Ended::Finished(Err(e)) => {
-            tracing::error!(error = %e, "exiting on error");
+            emit(ExitingOnError {
+                error: &e,
+                internal: false,
+            });
             ExitCode::FAILURE
         }
         Ended::DeadlinePassed | Ended::SecondSignal(_) => ExitCode::FAILURE,

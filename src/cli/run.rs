@@ -11,6 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::logs::LogFormat;
 use super::print_diagnostics;
+use crate::observe::events::emit;
+use crate::observe::events::process::ExitingOnError;
 use crate::observe::health::Health;
 use crate::observe::server;
 use crate::pipeline::{self, Pipeline};
@@ -86,12 +88,18 @@ pub async fn run(
         Ended::Finished(Ok(Ok(()))) => ExitCode::SUCCESS,
         Ended::Finished(Ok(Err(errors))) => {
             for e in &errors {
-                tracing::error!(error = %e, "exiting on error");
+                emit(ExitingOnError {
+                    error: e,
+                    internal: false,
+                });
             }
             ExitCode::FAILURE
         }
         Ended::Finished(Err(e)) => {
-            tracing::error!(error = %e, "internal error");
+            emit(ExitingOnError {
+                error: &e,
+                internal: true,
+            });
             ExitCode::FAILURE
         }
         Ended::DeadlinePassed | Ended::SecondSignal(_) => ExitCode::FAILURE,

@@ -18,6 +18,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::codec::Codec;
 use crate::delivery::Outcome;
+use crate::observe::events::emit;
+use crate::observe::events::lambda::{Ending, InputIgnored, Invoked, MalformedEvent};
 use crate::pipeline::Pipeline;
 use crate::source::Input;
 use crate::source::submit::{Handoff, Refused, Submitter};
@@ -113,7 +115,12 @@ impl Handler {
                 (verdict, invocation.ids)
             }
             Err(message) => {
-                tracing::warn!(pipeline = %self.pipeline, request, shape = shape.name(), error = %message, "lambda: malformed event");
+                emit(MalformedEvent {
+                    pipeline: &self.pipeline,
+                    request,
+                    shape: shape.name(),
+                    error: &message,
+                });
                 (Verdict::Malformed(message), Vec::new())
             }
         };
@@ -138,22 +145,25 @@ impl Handler {
     }
 
     fn log(&self, shape: Shape, request: &str, events: usize, verdict: &Verdict) {
-        let shape = shape.name();
-        match verdict {
-            Verdict::Finished(o) if o.all_done() => {
-                let (delivered, dead_lettered) =
-                    (o.count(Outcome::Delivered), o.count(Outcome::Rejected));
-                tracing::debug!(pipeline = %self.pipeline, request, shape, events, delivered, dead_lettered, "lambda: invocation done");
-            }
-            Verdict::Finished(o) => {
-                let (failed, unfinished) = (o.count(Outcome::Failed), o.unfinished());
-                tracing::warn!(pipeline = %self.pipeline, request, shape, events, failed, unfinished, "lambda: not every event of the invocation was delivered");
-            }
-            Verdict::Refused(refused) => {
-                tracing::warn!(pipeline = %self.pipeline, request, shape, events, reason = %refused, "lambda: invocation refused");
-            }
-            Verdict::Malformed(_) => {}
-        }
+        let ending = match verdict {
+            Verdict::Finished(o) if o.all_done() => Ending::Done {
+                delivered: o.count(Outcome::Delivered),
+                dead_lettered: o.count(Outcome::Rejected),
+            },
+            Verdict::Finished(o) => Ending::Unfinished {
+                failed: o.count(Outcome::Failed),
+                unfinished: o.unfinished(),
+            },
+            Verdict::Refused(refused) => Ending::Refused(refused),
+            Verdict::Malformed(_) => return,
+        };
+        emit(Invoked {
+            pipeline: &self.pipeline,
+            request,
+            shape: shape.name(),
+            events,
+            ending,
+        });
     }
 
     /// Passes at `deadline`, or `drain_timeout` after the pipeline began stopping.
@@ -201,7 +211,10 @@ where
 {
     check_environment()?;
     let name = pipeline.name.clone();
-    tracing::info!(pipeline = %name, ignored = pipeline.config.input.kind(), "lambda: the pipeline's input is not used: its events are the function's invocations");
+    emit(InputIgnored {
+        pipeline: &name,
+        ignored: pipeline.config.input.kind(),
+    });
     let (handoff, submitter) = Handoff::new("lambda");
     pipeline.components.input = Input::Handoff(handoff);
     let codec = pipeline.config.input.codec().plain();

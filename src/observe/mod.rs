@@ -1,6 +1,7 @@
-//! What happens to events, each emitted once as a metric (and a log record where useful), plus
-//! per-pipeline totals for the summary logged when a pipeline ends.
+//! What happens, as typed events that log and count (see [`events`]); a pipeline's counters and
+//! its totals for the summary logged when it ends; health and the metrics endpoint.
 
+pub mod events;
 pub mod health;
 pub mod names;
 pub mod partitions;
@@ -9,9 +10,31 @@ pub mod server;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::delivery::{Budget, Step};
-
 use metrics::{Counter, counter};
+
+/// Where a pipeline's in-flight budget and acknowledgements report: bytes and inputs in flight,
+/// and seconds from reading an input to the delivery of everything derived from it. Registered
+/// once per pipeline; the budget sets the gauges every [`crate::delivery::GAUGE_REFRESH`].
+pub struct InFlightSeries {
+    /// Bytes of inputs read and not finished.
+    pub bytes: metrics::Gauge,
+    /// Inputs read and not finished.
+    pub inputs: metrics::Gauge,
+    /// Seconds from reading an input to its delivery.
+    pub latency: metrics::Histogram,
+}
+
+impl InFlightSeries {
+    /// The series of `pipeline`.
+    pub fn new(pipeline: &str) -> InFlightSeries {
+        let label = || ("pipeline", pipeline.to_string());
+        InFlightSeries {
+            bytes: metrics::gauge!(names::BYTES_IN_FLIGHT, &[label()]),
+            inputs: metrics::gauge!(names::EVENTS_IN_FLIGHT, &[label()]),
+            latency: metrics::histogram!(names::EVENT_LATENCY_SECONDS, &[label()]),
+        }
+    }
+}
 
 /// Per-pipeline counters: Prometheus metrics and in-process totals.
 pub struct Telemetry {
@@ -89,70 +112,14 @@ impl Telemetry {
         self.totals[which].fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Events read by the input.
-    pub fn received(&self, n: usize) {
-        self.received.increment(n as u64);
-        self.add(RECEIVED, n);
-    }
-
-    /// Events confirmed delivered by the output.
-    pub fn sent(&self, n: usize) {
-        self.sent.increment(n as u64);
-        self.add(SENT, n);
-    }
-
-    /// Inputs that produced no output (a filter, or a jq program that emitted nothing).
-    pub fn filtered(&self, n: usize) {
-        if n > 0 {
-            self.filtered.increment(n as u64);
-            self.add(FILTERED, n);
-        }
-    }
-
-    /// An event failed at `step` (decode, a transform, encode, output); the error policy decides
-    /// what happens to it next.
-    pub fn failed(&self, step: &Step, reason: &str, source: &str) {
-        counter!(names::EVENTS_FAILED_TOTAL, "pipeline" => self.pipeline.to_string(), "step" => step.to_string()).increment(1);
-        self.add(FAILED, 1);
-        tracing::warn!(pipeline = %self.pipeline, %step, reason, source, "event failed");
-    }
-
-    /// A failed event's input will be delivered again by the bus instead of following the error
-    /// policy (JetStream below `max_deliver`).
-    pub fn redelivery_requested(&self, source: &str) {
-        counter!(names::EVENTS_REDELIVERY_REQUESTED_TOTAL, "pipeline" => self.pipeline.to_string())
-            .increment(1);
-        self.add(REDELIVERY_REQUESTED, 1);
-        tracing::warn!(pipeline = %self.pipeline, source, "input not acknowledged; it will be redelivered");
-    }
-
-    /// A message read had been delivered before (counted in `received` too).
-    pub fn redelivered(&self) {
-        self.add(REDELIVERED, 1);
+    /// Logs `event` and counts it on this pipeline's counters (see [`events`]).
+    pub fn emit(&self, event: impl events::RegisteredEvent<Telemetry>) {
+        event.emit(self);
     }
 
     /// Events per batch entering the transforms (`input`) and handed to the output (`output`).
     pub fn batch_size_histogram(&self, stage: &'static str) -> metrics::Histogram {
         metrics::histogram!(names::BATCH_SIZE, "pipeline" => self.pipeline.to_string(), "stage" => stage)
-    }
-
-    /// Failed events dropped by `errors: drop`.
-    pub fn dropped(&self, n: usize) {
-        self.dropped.increment(n as u64);
-        self.add(DROPPED, n);
-    }
-
-    /// A dead letter the dead-letter output refused for what it is (too large even once cut):
-    /// dropped, since it would be refused again after any restart.
-    pub fn dead_letter_dropped(&self, reason: &str, source: &str) {
-        self.dropped(1);
-        tracing::error!(pipeline = %self.pipeline, reason, source, "dead letter refused by the dead-letter output; dropped");
-    }
-
-    /// Failed events confirmed delivered to the dead-letter output.
-    pub fn dead_lettered(&self, n: usize) {
-        self.dead_lettered.increment(n as u64);
-        self.add(DEAD_LETTERED, n);
     }
 
     /// Totals so far.
@@ -168,27 +135,5 @@ impl Telemetry {
             redelivered: get(REDELIVERED),
             redelivery_requested: get(REDELIVERY_REQUESTED),
         }
-    }
-
-    /// Logs the pipeline's totals as it stops, with what is left of its `budget`; `unfinished`
-    /// when the process exits with events of it still in flight (the shutdown deadline passed).
-    pub fn log_stopped(&self, budget: &Budget, unfinished: bool) {
-        budget.refresh_gauges();
-        let s = self.summary();
-        let (_, in_flight) = budget.in_flight();
-        tracing::info!(
-            pipeline = %self.pipeline,
-            received = s.received,
-            sent = s.sent,
-            filtered = s.filtered,
-            failed = s.failed,
-            dead_lettered = s.dead_lettered,
-            dropped = s.dropped,
-            redelivered = s.redelivered,
-            redelivery_requested = s.redelivery_requested,
-            in_flight,
-            unfinished,
-            "pipeline stopped"
-        );
     }
 }

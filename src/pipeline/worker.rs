@@ -12,6 +12,8 @@ use crate::codec::payloads::{Connected, Decoder, Encoder};
 use crate::delivery::{Ack, Outcome};
 use crate::delivery::{ErrorKind, Failure, Step};
 use crate::event::{Arena, Event, Failed};
+use crate::observe::events::emit;
+use crate::observe::events::pipeline::InputsLeftUnfinished;
 use crate::transform::{Chain, ChainError, Record};
 
 /// Why a worker could not be made. Checking the file rules these out, unless a file it names
@@ -101,7 +103,7 @@ impl Worker {
                 Err(Undone::Stopped(reason)) => {
                     // Shutdown while the registry was unavailable: this input and the rest of
                     // the batch are left unfinished, to be read again.
-                    tracing::warn!(%reason, "leaving inputs unfinished at shutdown");
+                    emit(InputsLeftUnfinished { reason: &reason });
                     break;
                 }
                 Err(Undone::Failed(failure)) => done.failures.push(Failed { event, failure }),

@@ -13,6 +13,8 @@ use crate::context::PipelineContext;
 use crate::delivery::ErrorKind;
 use crate::event::Event;
 use crate::observe::Telemetry;
+use crate::observe::events::emit;
+use crate::observe::events::pipeline::{PipelineFailed, PipelineStarted, PipelineStopped};
 use crate::observe::health::{Health, Link};
 use crate::pipeline::{ErrorPolicy, Pipeline, PipelineConfig};
 use crate::policy::{Failures, Route};
@@ -116,11 +118,16 @@ pub async fn run_pipeline(
     }
 
     let gauges = refresh_gauges(cx.budget().clone());
-    tracing::info!(pipeline = %name, input = input_kind, output = config.output.kind(), transforms = config.transforms.len(), "pipeline started");
+    emit(PipelineStarted {
+        pipeline: &name,
+        input: input_kind,
+        output: config.output.kind(),
+        transforms: config.transforms.len(),
+    });
     let errors = join(tasks, &name, &stop).await;
     drop(gauges);
     health.untrack(&telemetry);
-    telemetry.log_stopped(cx.budget(), false);
+    report_stopped(&telemetry, cx.budget(), false);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -236,6 +243,20 @@ fn refresh_gauges(budget: Arc<crate::delivery::Budget>) -> tokio_util::task::Abo
     }))
 }
 
+/// Logs the totals of the pipeline `telemetry` counts as it stops, with what is left in its
+/// `budget`; `unfinished` when the process
+/// exits with events of it still in flight (the shutdown deadline passed).
+fn report_stopped(telemetry: &Telemetry, budget: &crate::delivery::Budget, unfinished: bool) {
+    budget.refresh_gauges();
+    let (_, in_flight) = budget.in_flight();
+    emit(PipelineStopped {
+        pipeline: telemetry.pipeline(),
+        summary: telemetry.summary(),
+        in_flight,
+        unfinished,
+    });
+}
+
 /// Waits for every task of a pipeline; the first failure stops the others (`stop`), which then
 /// drain. Returns every failure.
 async fn join(
@@ -247,7 +268,10 @@ async fn join(
     while let Some(joined) = tasks.join_next().await {
         let result = joined.unwrap_or_else(|e| Err(PipelineError::Panic(e.to_string())));
         if let Err(e) = result {
-            tracing::error!(pipeline = %name, error = %e, "pipeline failed");
+            emit(PipelineFailed {
+                pipeline: name,
+                error: &e,
+            });
             errors.push(e);
             stop.cancel();
         }

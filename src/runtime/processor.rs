@@ -15,6 +15,7 @@ use crate::codec::payloads::Connected;
 use crate::delivery::{ErrorKind, MustStop, Outcome};
 use crate::event::Event;
 use crate::observe::Telemetry;
+use crate::observe::events::pipeline::EventsFiltered;
 use crate::pipeline::PipelineConfig;
 use crate::pipeline::worker::{Processed, Worker, WorkerError, pass_through};
 use crate::policy::Failures;
@@ -211,7 +212,9 @@ impl Processor {
         done: Processed,
         output: &mpsc::Sender<Vec<Event>>,
     ) -> Result<(), ProcessError> {
-        self.telemetry.filtered(done.filtered.len());
+        self.telemetry.emit(EventsFiltered {
+            count: done.filtered.len(),
+        });
         for ack in done.filtered {
             ack.complete(Outcome::Delivered);
         }

@@ -8,6 +8,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::observe::events::emit;
+use crate::observe::events::process::{
+    SecondSignal, ShutdownDeadlinePassed, ShutdownRequested, StoppingAfterFailure,
+};
 use crate::observe::health::Health;
 
 /// How a run ended.
@@ -40,31 +44,27 @@ pub async fn supervise<T>(
     };
     let deadline_ms = deadline.as_millis() as u64;
     match first {
-        Some(signal) => tracing::info!(
+        Some(signal) => emit(ShutdownRequested {
             signal,
             deadline_ms,
-            "shutting down: no new events are read; in-flight events are delivered"
-        ),
-        None => tracing::warn!(
-            deadline_ms,
-            "a pipeline failed: stopping the others; in-flight events are delivered"
-        ),
+        }),
+        None => emit(StoppingAfterFailure { deadline_ms }),
     }
     health.shutting_down();
     shutdown.cancel();
     let ended = tokio::select! {
         done = &mut work => return Ended::Finished(done),
         _ = tokio::time::sleep(deadline) => {
-            tracing::error!("shutdown deadline passed with events in flight; they were not acknowledged");
+            emit(ShutdownDeadlinePassed);
             Ended::DeadlinePassed
         }
         signal = next_signal(&mut signals) => {
-            tracing::error!(signal, "second signal: exiting now; in-flight events were not acknowledged");
+            emit(SecondSignal { signal });
             Ended::SecondSignal(signal)
         }
     };
     for (telemetry, budget) in health.running() {
-        telemetry.log_stopped(&budget, true);
+        super::report_stopped(&telemetry, &budget, true);
     }
     ended
 }

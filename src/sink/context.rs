@@ -6,6 +6,7 @@ use crate::context::PipelineContext;
 use crate::delivery::Outcome;
 use crate::event::Event;
 use crate::observe::Telemetry;
+use crate::observe::events::pipeline::{EventsDeadLettered, EventsSent};
 use crate::policy::Failures;
 
 use super::retry;
@@ -62,9 +63,9 @@ impl SinkContext {
 
     fn count(&self, n: usize) {
         if self.dead_letter {
-            self.telemetry.dead_lettered(n);
+            self.telemetry.emit(EventsDeadLettered { count: n });
         } else {
-            self.telemetry.sent(n);
+            self.telemetry.emit(EventsSent { count: n });
         }
     }
 }

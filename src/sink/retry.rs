@@ -18,6 +18,7 @@ use crate::client::retry::jitter;
 use crate::delivery::{Cause, MustStop};
 use crate::event::Event;
 use crate::event::Failed;
+use crate::observe::events::output::{CircuitClosed, CircuitOpened, OutputSeries, Retrying};
 use crate::observe::health::Link;
 
 /// The longest wait an output may ask for before the next attempt (an HTTP `Retry-After`): past
@@ -42,13 +43,10 @@ impl Held {
 /// The retry state of one output: failed attempts in a row, and the circuit.
 pub struct Retry {
     config: RetryConfig,
-    pipeline: Arc<str>,
-    component: &'static str,
     failures: u32,
     opened: Option<Instant>,
     ready: Arc<Link>,
-    retried: metrics::Counter,
-    open: metrics::Gauge,
+    series: OutputSeries,
     /// The least the next backoff waits: what the output asked for (an HTTP `Retry-After`).
     at_least: Option<Duration>,
 }
@@ -58,23 +56,14 @@ impl Retry {
     pub fn new(ctx: &SinkContext) -> Self {
         let component = ctx.component();
         let pipeline = ctx.telemetry.pipeline();
-        let labels = [
-            ("pipeline", pipeline.to_string()),
-            ("component", component.to_string()),
-        ];
-        let open = metrics::gauge!(crate::observe::names::OUTPUT_CIRCUIT_OPEN, &labels);
-        open.set(0.0);
         Retry {
             config: ctx.retry.clone(),
-            pipeline: Arc::from(pipeline),
-            component,
             failures: 0,
             opened: None,
             ready: ctx
                 .health
                 .condition(format!("{pipeline}: {component} failing")),
-            retried: metrics::counter!(crate::observe::names::OUTPUT_RETRIES_TOTAL, &labels),
-            open,
+            series: OutputSeries::new(pipeline, component),
             at_least: None,
         }
     }
@@ -82,15 +71,11 @@ impl Retry {
     /// An attempt delivered something: the output works, the circuit closes.
     pub fn succeeded(&mut self) {
         if let Some(since) = self.opened.take() {
-            self.open.set(0.0);
             self.ready.set(true);
-            tracing::info!(
-                pipeline = %self.pipeline,
-                component = self.component,
-                open_ms = since.elapsed().as_millis() as u64,
-                failed_attempts = self.failures,
-                "output recovered; circuit closed, reading resumes"
-            );
+            self.series.emit(CircuitClosed {
+                open_ms: since.elapsed().as_millis() as u64,
+                failed_attempts: self.failures,
+            });
         }
         self.failures = 0;
     }
@@ -140,34 +125,26 @@ impl Retry {
         if again.is_empty() {
             return Ok(again);
         }
-        self.retried.increment(again.len() as u64);
         let delay = jitter(self.config.backoff(self.failures));
         let delay = self.at_least.take().map_or(delay, |asked| delay.max(asked));
         if self.opened.is_none() && self.failures >= self.config.open_after {
             let now = Instant::now();
             self.opened = Some(now);
-            self.open.set(1.0);
             // By the clock, not at the end of an attempt: an attempt can wait for a long time on
             // an output that is down (a client queue full until it reconnects).
             self.ready.fail_at(now + self.config.unready_after.0);
-            tracing::warn!(
-                pipeline = %self.pipeline,
-                component = self.component,
-                held = again.len(),
-                reason = %last_reason,
-                probe_every_ms = self.config.max_backoff.0.as_millis() as u64,
-                "output unavailable; circuit open: reading pauses and the held events are retried"
-            );
+            self.series.emit(CircuitOpened {
+                held: again.len(),
+                reason: &last_reason,
+                probe_every_ms: self.config.max_backoff.0.as_millis() as u64,
+            });
         } else {
-            tracing::debug!(
-                pipeline = %self.pipeline,
-                component = self.component,
-                held = again.len(),
-                attempt = self.failures,
-                delay_ms = delay.as_millis() as u64,
-                reason = %last_reason,
-                "output failed; retrying"
-            );
+            self.series.emit(Retrying {
+                held: again.len(),
+                attempt: self.failures,
+                delay_ms: delay.as_millis() as u64,
+                reason: &last_reason,
+            });
         }
         tokio::time::sleep(delay).await;
         Ok(again)

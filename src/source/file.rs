@@ -15,6 +15,8 @@ use crate::codec::Codec;
 use crate::codec::CodecConfig;
 use crate::config::Build;
 use crate::config::{HumanDuration, Validator};
+use crate::observe::events::emit;
+use crate::observe::events::file::FileReplaced;
 
 /// Reads a file line by line from the start; blank lines are skipped.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -118,7 +120,11 @@ impl BuiltInput for FileConfig {
                 .as_ref()
                 .is_some_and(|m| m.ino() == inode && m.len() < pos);
             if rotated || truncated {
-                tracing::info!(path = %path.display(), rotated, truncated, "file replaced; reading it from the start");
+                emit(FileReplaced {
+                    path,
+                    rotated,
+                    truncated,
+                });
                 file = tokio::fs::File::open(path)
                     .await
                     .map_err(|e| read_error(path, e))?;

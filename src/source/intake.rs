@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::delivery::Budget;
 use crate::event::Event;
 use crate::observe::Telemetry;
+use crate::observe::events::pipeline::EventsReceived;
 
 /// Most events a new batch has room for before it grows: batches are usually far smaller than a
 /// large `batch_size`.
@@ -36,7 +37,7 @@ pub struct Permit<'a> {
 impl Permit<'_> {
     /// Hands `batch` on and counts it as read.
     pub fn send(self, batch: Vec<Event>) {
-        self.telemetry.received(batch.len());
+        self.telemetry.emit(EventsReceived { count: batch.len() });
         self.permit.send(batch);
     }
 }
@@ -96,7 +97,7 @@ impl Intake {
         if batch.is_empty() {
             return true;
         }
-        self.telemetry.received(batch.len());
+        self.telemetry.emit(EventsReceived { count: batch.len() });
         let sent = self.out.send(batch).await.is_ok();
         self.room().await;
         sent
@@ -107,7 +108,7 @@ impl Intake {
         if batch.is_empty() {
             return true;
         }
-        self.telemetry.received(batch.len());
+        self.telemetry.emit(EventsReceived { count: batch.len() });
         if self.out.blocking_send(batch).is_err() {
             return false;
         }

@@ -14,6 +14,8 @@ use crate::codec::CodecConfig;
 use crate::config::Build;
 use crate::delivery::{Ack, Outcome};
 use crate::event::Position;
+use crate::observe::events::emit;
+use crate::observe::events::nats::{NatsStoppedBeforeSubscribing, NatsSubscribed};
 
 nats_config! {
     /// Subscribes to subjects (wildcards allowed). Core NATS is at-most-once: a message published
@@ -151,12 +153,18 @@ impl BuiltInput for NatsInput {
             biased;
             // Nothing was read: nothing to finish.
             _ = ctx.shutdown.cancelled() => {
-                tracing::info!(pipeline = %ctx.telemetry.pipeline(), "nats input stopped before it subscribed");
+                emit(NatsStoppedBeforeSubscribing {
+                    pipeline: ctx.telemetry.pipeline(),
+                });
                 return Ok(());
             }
             subscribed = subscribe => subscribed?,
         };
-        tracing::info!(pipeline = %ctx.telemetry.pipeline(), subjects = ?config.subjects, queue_group = ?config.queue_group, "nats subscribed");
+        emit(NatsSubscribed {
+            pipeline: ctx.telemetry.pipeline(),
+            subjects: &config.subjects,
+            queue_group: config.queue_group.as_deref(),
+        });
         let mut messages = Merged::new(subscriptions);
         // One position per subject, shared by its messages.
         let mut positions: SubjectMemo<Arc<Position>> = SubjectMemo::default();

@@ -1,12 +1,14 @@
 //! The layout gate of `src/`: every file parsed as Rust, then held to the limits the project
 //! keeps: file and function sizes, no import circle at any folder level, no component importing
-//! a sibling component, `Result<_, String>` only at the configuration boundary, and the runtime
-//! used only from the top.
+//! a sibling component, `Result<_, String>` only at the configuration boundary, the runtime
+//! used only from the top, and logs and metrics written only by the typed events of
+//! `src/observe/`.
 //!
 //! Usage: `cargo run -p sluice-layout [SRC_DIR]` (default `src`); exits 1 with one line per
 //! problem.
 #![forbid(unsafe_code)]
 
+mod events;
 mod graph;
 mod read;
 mod sizes;
@@ -32,6 +34,7 @@ fn main() -> ExitCode {
     };
     let mut problems = sizes::check(&files);
     problems.extend(graph::check(&files));
+    problems.extend(events::check(&files));
     for p in &problems {
         println!("{}", p.message);
     }

@@ -5,7 +5,12 @@ use std::sync::Arc;
 
 use rdkafka::Statistics;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tracing::Level;
 
+use crate::observe::events::emit;
+use crate::observe::events::kafka::{
+    BrokersReachable, BrokersUnreachable, ClientError, LibrdkafkaLog,
+};
 use crate::observe::health::Link;
 
 /// Whether a Kafka client can reach the cluster, for readiness: up while librdkafka's
@@ -36,7 +41,12 @@ impl BrokerLink {
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
             self.set(false);
         }
-        tracing::warn!(pipeline = %self.pipeline, client = self.client, error = %error, reason, "kafka client error");
+        emit(ClientError {
+            pipeline: &self.pipeline,
+            client: self.client,
+            error,
+            reason,
+        });
     }
 
     /// A log line of librdkafka's, as tracing records of target `librdkafka`. A `FAIL` line
@@ -44,41 +54,31 @@ impl BrokerLink {
     /// [`BrokerLink::error`], which logs it with the pipeline and client.
     pub fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
         use rdkafka::config::RDKafkaLogLevel as L;
-        match level {
-            _ if fac == "FAIL" => {
-                tracing::debug!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
-            }
-            L::Emerg | L::Alert | L::Critical | L::Error => {
-                tracing::error!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
-            }
-            L::Warning => {
-                tracing::warn!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
-            }
-            L::Notice | L::Info => {
-                tracing::info!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
-            }
-            L::Debug => {
-                tracing::debug!(target: "librdkafka", pipeline = %self.pipeline, client = self.client, "{fac} {message}")
-            }
-        }
+        let level = match level {
+            _ if fac == "FAIL" => Level::DEBUG,
+            L::Emerg | L::Alert | L::Critical | L::Error => Level::ERROR,
+            L::Warning => Level::WARN,
+            L::Notice | L::Info => Level::INFO,
+            L::Debug => Level::DEBUG,
+        };
+        emit(LibrdkafkaLog {
+            pipeline: &self.pipeline,
+            client: self.client,
+            level,
+            fac,
+            message,
+        });
     }
 
     fn set(&self, up: bool) {
         if let Some(link) = &self.link
             && link.set(up)
         {
-            let labels = [
-                ("pipeline", self.pipeline.to_string()),
-                ("client", self.client.to_string()),
-            ];
+            let (pipeline, client) = (&*self.pipeline, self.client);
             if up {
-                metrics::counter!(crate::observe::names::KAFKA_CONNECTS_TOTAL, &labels)
-                    .increment(1);
-                tracing::info!(pipeline = %self.pipeline, client = self.client, "kafka brokers reachable");
+                emit(BrokersReachable { pipeline, client });
             } else {
-                metrics::counter!(crate::observe::names::KAFKA_DISCONNECTS_TOTAL, &labels)
-                    .increment(1);
-                tracing::warn!(pipeline = %self.pipeline, client = self.client, "no kafka broker reachable");
+                emit(BrokersUnreachable { pipeline, client });
             }
         }
     }

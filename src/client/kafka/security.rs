@@ -4,6 +4,8 @@ use serde::Deserialize;
 
 use crate::client::tls::{self, TlsConfig};
 use crate::config::{ClientOptions, Secret, Validator};
+use crate::observe::events::emit;
+use crate::observe::events::kafka::{InsecureTls, PlainWithoutTls};
 
 /// SASL authentication of a Kafka client.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -140,20 +142,14 @@ impl Security<'_> {
     /// Logs the choices a user should know are in effect.
     pub fn warn(&self, pipeline: &str) {
         if self.tls.is_some_and(TlsConfig::is_insecure) {
-            tracing::warn!(
-                pipeline,
-                "tls.insecure_skip_verify is set: Kafka brokers' certificates are not checked"
-            );
+            emit(InsecureTls { pipeline });
         }
         if self.tls.is_none()
             && self
                 .sasl
                 .is_some_and(|s| s.mechanism == SaslMechanism::Plain)
         {
-            tracing::warn!(
-                pipeline,
-                "sasl PLAIN without tls: the password crosses the network unencrypted"
-            );
+            emit(PlainWithoutTls { pipeline });
         }
     }
 }

@@ -6,6 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::NatsAuth;
 use super::servers::{Servers, UrlCredentials};
+use crate::observe::events::emit;
+use crate::observe::events::nats::{
+    NatsAttemptFailed, NatsClientEvent, NatsConnected, NatsDisconnected, NatsFirstAttemptFailed,
+    NatsInsecureTls, NatsSlowConsumer,
+};
 use crate::observe::health::Link;
 
 /// Why a NATS client did not connect. Every one stops the input or output: the client retries
@@ -78,7 +83,10 @@ impl Connector {
     ) -> Result<Client, ConnectError> {
         let servers = &self.servers;
         if self.insecure {
-            tracing::warn!(pipeline, servers = %servers.shown, "tls.insecure_skip_verify is set: the NATS server's certificate is not checked");
+            emit(NatsInsecureTls {
+                pipeline,
+                servers: &servers.shown,
+            });
         }
         let failing = Arc::new(AtomicBool::new(false));
         let watched = link.clone();
@@ -108,7 +116,11 @@ impl Connector {
             Err(e) => {
                 failing.store(true, Ordering::Relaxed);
                 let error = self.explained(&e.to_string());
-                tracing::warn!(pipeline, servers = %servers.shown, error, "nats connection attempt failed; retrying");
+                emit(NatsFirstAttemptFailed {
+                    pipeline,
+                    servers: &servers.shown,
+                    error: &error,
+                });
                 options()?
                     .retry_on_initial_connect()
                     .connect(servers.addrs.clone())
@@ -225,7 +237,6 @@ impl Events {
                 l.set(up);
             }
         };
-        let label = ("pipeline", self.pipeline.clone());
         match event {
             async_nats::Event::Connected => {
                 self.failing.store(false, Ordering::Relaxed);
@@ -233,33 +244,34 @@ impl Events {
                 if let Some(n) = &self.on_connect {
                     n.notify_one();
                 }
-                metrics::counter!(crate::observe::names::NATS_CONNECTS_TOTAL, &[label])
-                    .increment(1);
-                tracing::info!(pipeline, servers = %shown, "nats connected");
+                emit(NatsConnected {
+                    pipeline,
+                    servers: shown,
+                });
             }
             async_nats::Event::Disconnected => {
                 connected(false);
-                metrics::counter!(crate::observe::names::NATS_DISCONNECTS_TOTAL, &[label])
-                    .increment(1);
-                tracing::warn!(pipeline, servers = %shown, "nats disconnected; reconnecting");
+                emit(NatsDisconnected {
+                    pipeline,
+                    servers: shown,
+                });
             }
             async_nats::Event::SlowConsumer(sid) => {
-                metrics::counter!(crate::observe::names::NATS_SLOW_CONSUMER_TOTAL, &[label])
-                    .increment(1);
-                tracing::warn!(
+                emit(NatsSlowConsumer {
                     pipeline,
-                    subscription = sid,
-                    "nats slow consumer: messages were dropped"
-                );
+                    subscription: sid,
+                });
             }
-            async_nats::Event::ClientError(error) => {
-                if self.failing.swap(true, Ordering::Relaxed) {
-                    tracing::debug!(pipeline, servers = %shown, error = %error, "nats connection attempt failed");
-                } else {
-                    tracing::warn!(pipeline, servers = %shown, error = %error, "nats connection attempt failed; retrying");
-                }
-            }
-            other => tracing::info!(pipeline, event = %other, "nats event"),
+            async_nats::Event::ClientError(error) => emit(NatsAttemptFailed {
+                pipeline,
+                servers: shown,
+                error: &error,
+                again: self.failing.swap(true, Ordering::Relaxed),
+            }),
+            other => emit(NatsClientEvent {
+                pipeline,
+                event: &other,
+            }),
         }
     }
 }

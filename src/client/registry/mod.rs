@@ -19,6 +19,8 @@ use crate::client::http::HttpAuth;
 use crate::client::retry::{RetryConfig, jitter};
 use crate::client::tls::{TlsConfig, trusting_nothing};
 use crate::config::{HumanDuration, Validator};
+use crate::observe::events::emit;
+use crate::observe::events::registry::{RegistryAnswersAgain, RegistryUnavailable};
 
 /// Where the Schema Registry is and how to reach it.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -310,7 +312,11 @@ impl Registry {
                 Err(RegistryError::Unavailable(reason)) => {
                     failures += 1;
                     if failures == 1 || failures.is_power_of_two() {
-                        tracing::warn!(url = %self.base, failures, %reason, "schema registry unavailable; retrying");
+                        emit(RegistryUnavailable {
+                            url: &self.base,
+                            failures,
+                            reason: &reason,
+                        });
                     }
                     let wait = jitter(self.retry.backoff(failures));
                     tokio::select! {
@@ -320,7 +326,10 @@ impl Registry {
                 }
                 answer => {
                     if failures > 0 {
-                        tracing::info!(url = %self.base, failures, "schema registry answers again");
+                        emit(RegistryAnswersAgain {
+                            url: &self.base,
+                            failures,
+                        });
                     }
                     return answer;
                 }

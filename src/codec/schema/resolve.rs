@@ -9,6 +9,8 @@ use crate::client::registry::{Registry, RegistryError, Schema, SchemaType, Versi
 use crate::codec::avro::{AvroEncoder, AvroSchema};
 use crate::codec::protobuf::{ProtoSchema, ProtobufEncoder};
 use crate::codec::wire::{Framed, Header};
+use crate::observe::events::emit;
+use crate::observe::events::registry::SchemaRegistered;
 
 /// The Avro encoder: the file's schema with its id under the subject (registered if allowed),
 /// or the subject's latest version.
@@ -148,7 +150,7 @@ async fn registered(
         .register(subject, &schema)
         .await
         .map_err(at(subject))?;
-    tracing::info!(subject, id, "registered the output's schema");
+    emit(SchemaRegistered { subject, id });
     Ok(id)
 }
 

@@ -15,6 +15,8 @@ use serde_avro_fast::object_container_file_encoding::{
 use serde_avro_fast::ser::SerializerConfig;
 
 use super::{AvroCompression, Counted, FileError, open_to_append};
+use crate::observe::events::emit;
+use crate::observe::events::file::{Unfinished, UnfinishedCut};
 
 /// The first bytes of every object container file.
 const MAGIC: &[u8; 4] = b"Obj\x01";
@@ -70,7 +72,11 @@ pub(super) fn open(
     let mut reader = BufReader::new(&file);
     let Some(header) = read_header(&mut reader, len)? else {
         // Only part of a header: the file was being created when the process stopped.
-        tracing::warn!(path = %path.display(), bytes = len, "an Avro file's header was cut short: writing it again");
+        emit(UnfinishedCut {
+            path,
+            bytes: len,
+            what: Unfinished::AvroHeader,
+        });
         file.set_len(0)?;
         return Ok((file, None));
     };
@@ -86,7 +92,11 @@ pub(super) fn open(
     let end = whole_blocks(&mut reader, len, &header.sync)?;
     drop(reader);
     if end < len {
-        tracing::warn!(path = %path.display(), bytes = len - end, "cutting off the unfinished last block of an Avro file");
+        emit(UnfinishedCut {
+            path,
+            bytes: len - end,
+            what: Unfinished::AvroBlock,
+        });
         file.set_len(end)?;
     }
     Ok((file, Some(header.sync)))

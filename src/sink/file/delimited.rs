@@ -8,6 +8,8 @@ use std::path::Path;
 use integer_encoding::VarIntReader;
 
 use super::{Counted, FileError, open_to_append};
+use crate::observe::events::emit;
+use crate::observe::events::file::{Unfinished, UnfinishedCut};
 
 /// The file at `path`, opened for appending (created if missing), with a last message that a
 /// crash left unfinished (never confirmed, so read again from the input) cut off.
@@ -32,7 +34,11 @@ pub(super) fn open(path: &Path) -> Result<File, FileError> {
     };
     drop(reader);
     if end < len {
-        tracing::warn!(path = %path.display(), bytes = len - end, "cutting off the unfinished last message of a Protobuf file");
+        emit(UnfinishedCut {
+            path,
+            bytes: len - end,
+            what: Unfinished::ProtobufMessage,
+        });
         file.set_len(end)?;
     }
     Ok(file)

@@ -19,6 +19,8 @@ use super::{SinkContext, SinkError};
 use crate::client::tls::TlsConfig;
 use crate::delivery::Cause;
 use crate::event::{Event, Failed};
+use crate::observe::events::emit;
+use crate::observe::events::http::OutputInsecureTls;
 use config::{fill, templated};
 
 /// An `http` output, built: its URL and headers checked, its TLS configuration read.
@@ -338,7 +340,9 @@ impl BuiltOutput for HttpOutput {
         let output = &self;
         let config = &output.config;
         if config.tls.as_ref().is_some_and(TlsConfig::is_insecure) {
-            tracing::warn!(pipeline = %ctx.telemetry.pipeline(), "tls.insecure_skip_verify is set: the HTTP server's certificate is not checked");
+            emit(OutputInsecureTls {
+                pipeline: ctx.telemetry.pipeline(),
+            });
         }
         // The client always gets a TLS configuration of sluice's making, so it never looks for a
         // process-wide one: for an http:// URL, one that trusts nothing.

@@ -21,6 +21,8 @@ use super::stored::Stored;
 use crate::context::{Control, Signal};
 use crate::delivery::{Cause, ErrorKind, MustStop};
 use crate::event::{Event, Failed, Position, now_millis};
+use crate::observe::events::emit;
+use crate::observe::events::output::{ObjectStored, ObjectsUnlisted};
 use crate::sink::deliver::{Attempt, Delivery, Holding, Protocol, run_holding};
 use crate::sink::retry::Held;
 use crate::sink::{SinkContext, SinkError};
@@ -215,7 +217,11 @@ impl Writer {
                 }
                 Err(reason) => {
                     // Not knowing, write it: at least once rather than lost.
-                    tracing::warn!(pipeline = %self.output.pipeline, folder = %self.folder, error = %reason, "object_store: cannot list what is stored; events read again may be written twice");
+                    emit(ObjectsUnlisted {
+                        pipeline: &self.output.pipeline,
+                        folder: &self.folder,
+                        error: &reason,
+                    });
                     return Ok(Some((held.event, false)));
                 }
             }
@@ -314,7 +320,10 @@ impl Protocol for Object<'_> {
         let timeout = output.config.timeout.0;
         match upload(&*output.store, &path, self.body.clone(), timeout).await {
             Ok(()) => {
-                tracing::debug!(object = %path, events = held.len(), "object stored");
+                emit(ObjectStored {
+                    object: &path,
+                    events: held.len(),
+                });
                 attempt.delivered_all(held);
             }
             Err(e) => match e.kind() {

@@ -18,8 +18,9 @@ use crate::codec::Codec;
 use crate::codec::body::{self, SplitError};
 use crate::delivery::{AckMsg, Budget, Hold, NoRoom, Outcome};
 use crate::event::{EVENT_OVERHEAD, Headers, Position, now_millis};
-use crate::observe::names;
-use crate::source::submit::{Item, Refusal, Refused, Submitter, copied_headers};
+use crate::observe::events::emit;
+use crate::observe::events::http::{RequestAnswered, RequestUnfinished};
+use crate::source::submit::{Item, Outcomes, Refusal, Refused, Submitter, copied_headers};
 
 /// The header a client names a request with, to send it again as the same request.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -115,12 +116,10 @@ impl Handler {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         let status = answer.status();
-        metrics::counter!(
-            names::HTTP_REQUESTS_TOTAL,
-            "pipeline" => self.pipeline.to_string(),
-            "status" => status.as_str().to_string()
-        )
-        .increment(1);
+        emit(RequestAnswered {
+            pipeline: &self.pipeline,
+            status: status.as_str(),
+        });
         answer
     }
 
@@ -319,6 +318,12 @@ impl Handler {
             return json(StatusCode::ACCEPTED, serde_json::json!({ "accepted": n }));
         };
         let outcomes = pending.wait(self.until(deadline)).await;
+        self.answered(&outcomes, &request, n)
+    }
+
+    /// The answer to a request of `n` events once their `outcomes` are known (or the deadline
+    /// passed): 200 when every one was delivered or dead-lettered, 503 otherwise.
+    fn answered(&self, outcomes: &Outcomes, request: &str, n: usize) -> Answer {
         let delivered = outcomes.count(Outcome::Delivered);
         let dead_lettered = outcomes.count(Outcome::Rejected);
         if outcomes.all_done() {
@@ -327,7 +332,13 @@ impl Handler {
         }
         let failed = outcomes.count(Outcome::Failed);
         let unfinished = outcomes.unfinished();
-        tracing::warn!(pipeline = %self.pipeline, request = %request, events = n, failed, unfinished, "http_server: answered 503, not every event of the request was delivered");
+        emit(RequestUnfinished {
+            pipeline: &self.pipeline,
+            request: &request,
+            events: n,
+            failed,
+            unfinished,
+        });
         let mut answer = json(
             StatusCode::SERVICE_UNAVAILABLE,
             serde_json::json!({

@@ -19,7 +19,11 @@ use super::HttpServerInput;
 use super::handler::Handler;
 use super::idle::{Activity, Timeouts, Watched};
 use super::linger::RequestBody;
-use crate::observe::names;
+use crate::observe::events::emit;
+use crate::observe::events::http::{
+    AcceptFailed, ConnectionClosed, ConnectionError, ConnectionLimitReached, ConnectionOpened,
+    ConnectionsCutAtDeadline, IdleConnectionClosed, Listening, TlsHandshakeFailed,
+};
 use crate::source::submit::Submitter;
 use crate::source::{SourceContext, SourceError};
 
@@ -71,7 +75,13 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
     })?;
     let pipeline = ctx.telemetry.pipeline().to_string();
     let limit = input.config.connection_limit();
-    tracing::info!(pipeline = %pipeline, address = %local, path = %input.config.path, tls = input.tls.is_some(), max_connections = limit, "http_server: listening");
+    emit(Listening {
+        pipeline: &pipeline,
+        address: &local,
+        path: &input.config.path,
+        tls: input.tls.is_some(),
+        max_connections: limit,
+    });
     if let Some(link) = &ctx.link {
         link.set(true);
     }
@@ -118,7 +128,9 @@ pub async fn serve(input: HttpServerInput, ctx: SourceContext) -> Result<(), Sou
     })
     .await;
     if closed.is_err() {
-        tracing::warn!(pipeline = %pipeline, "http_server: connections still open at the shutdown deadline were closed");
+        emit(ConnectionsCutAtDeadline {
+            pipeline: &pipeline,
+        });
     }
     // Connections that never got a request through (a TLS handshake under way) go too; with them
     // the last hold on the pipeline's input, which then ends.
@@ -165,7 +177,10 @@ async fn accept(
                 }
                 Err(e) => {
                     // Out of file descriptors (other pipelines, outputs): it passes as files close.
-                    tracing::warn!(pipeline = %shared.pipeline, error = %e, "http_server: accepting a connection failed");
+                    emit(AcceptFailed {
+                        pipeline: &shared.pipeline,
+                        error: &e,
+                    });
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -173,7 +188,10 @@ async fn accept(
         // Once a minute at most: at the limit, every connection closed lets one more in.
         let full = slots.available_permits() == 0 && slot.is_none();
         if full && warned.is_none_or(|at| at.elapsed() >= LIMIT_WARNING_INTERVAL) {
-            tracing::warn!(pipeline = %shared.pipeline, max_connections = limit, "http_server: connection limit reached; new connections wait until one closes");
+            emit(ConnectionLimitReached {
+                pipeline: &shared.pipeline,
+                max_connections: limit,
+            });
             warned = Some(tokio::time::Instant::now());
         }
     }
@@ -183,19 +201,19 @@ async fn accept(
 /// Serves one connection, holding its `slot` of the connection limit until it closes.
 async fn connection(stream: TcpStream, shared: Shared, slot: OwnedSemaphorePermit) {
     let _ = stream.set_nodelay(true);
-    let open = metrics::gauge!(names::HTTP_CONNECTIONS, "pipeline" => shared.pipeline.to_string());
-    open.increment(1.0);
+    let pipeline = &*shared.pipeline;
+    emit(ConnectionOpened { pipeline });
     match &shared.acceptor {
         None => http(stream, &shared).await,
         Some(acceptor) => {
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => http(tls, &shared).await,
-                Ok(Err(e)) => tracing::debug!(error = %e, "http_server: TLS handshake failed"),
-                Err(_) => tracing::debug!("http_server: TLS handshake timed out"),
+                Ok(Err(e)) => emit(TlsHandshakeFailed { error: Some(&e) }),
+                Err(_) => emit(TlsHandshakeFailed { error: None }),
             }
         }
     }
-    open.decrement(1.0);
+    emit(ConnectionClosed { pipeline });
     drop(slot);
 }
 
@@ -240,19 +258,19 @@ where
         ended(conn.await);
     } else if activity.http2() {
         // No stream is open: a GOAWAY tells the client not to start one here.
-        tracing::debug!("http_server: closing an idle HTTP/2 connection");
+        emit(IdleConnectionClosed { http2: true });
         conn.as_mut().graceful_shutdown();
         if let Ok(served) = tokio::time::timeout(CLOSE_GRACE, conn).await {
             ended(served);
         }
     } else {
         // No request is under way: HTTP/1.1 has nothing to say before closing.
-        tracing::debug!("http_server: closing a connection idle for too long");
+        emit(IdleConnectionClosed { http2: false });
     }
 }
 
 fn ended(served: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
     if let Err(e) = served {
-        tracing::debug!(error = %e, "http_server: connection ended with an error");
+        emit(ConnectionError { error: &e });
     }
 }

@@ -2,7 +2,6 @@
 
 mod protocol;
 mod reader;
-mod series;
 mod setup;
 
 use std::sync::Arc;
@@ -16,6 +15,8 @@ use crate::client::nats::{Connector, NatsError, check_subject, nats_config};
 use crate::codec::CodecConfig;
 use crate::config::Build;
 use crate::config::HumanDuration;
+use crate::observe::events::emit;
+use crate::observe::events::jetstream::{AcksMayBeLost, Consuming, StoppedBeforeConsuming};
 use reader::Reader;
 
 nats_config! {
@@ -204,7 +205,9 @@ impl BuiltInput for JetStreamInput {
             .map_err(read_error)?;
         let js = async_nats::jetstream::new(client.clone());
         let Some(ack_limit) = config.set_up_until_ready(&js, &ctx).await? else {
-            tracing::info!(pipeline = %pipeline, "jetstream input stopped before it consumed");
+            emit(StoppedBeforeConsuming {
+                pipeline: &pipeline,
+            });
             return Ok(());
         };
         let inbox = client.new_inbox();
@@ -215,12 +218,19 @@ impl BuiltInput for JetStreamInput {
         let (acks, mut ack_rx) = ctx.pipeline.ack_channel();
         let mut r = Reader::new(config, &ctx, client.clone(), js, inbox, acks);
         r.ack_limit = ack_limit;
-        tracing::info!(pipeline, stream = %config.stream, consumer = %config.consumer, "jetstream consuming");
+        emit(Consuming {
+            pipeline: &pipeline,
+            stream: &config.stream,
+            consumer: &config.consumer,
+        });
         let result = r.run(&mut sub, &mut ack_rx, &reconnected).await;
         r.finish(&mut ack_rx).await;
         drop(sub);
         if let Err(e) = client.flush().await {
-            tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %e, "jetstream acknowledgements may not have reached the server");
+            emit(AcksMayBeLost {
+                pipeline: ctx.telemetry.pipeline(),
+                error: &e,
+            });
         }
         result
     }

@@ -13,12 +13,16 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use super::protocol::{PULL_EXPIRES, PULL_GRACE, nak, parse_reply, stop_nak};
-use super::series::Metrics;
 use super::{JetStreamInputConfig, read_error};
 use crate::client::nats::{NatsError, SubjectMemo, to_event};
-use crate::delivery::ErrorKind;
 use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Position};
+use crate::observe::events::emit;
+use crate::observe::events::jetstream::{
+    AckKind, AckNotSent, AckSent, FlushAsked, JetStreamSeries, MessageRead, PullEnded, PullNotSent,
+    PullsLost, ReplyMissing, StoppingUnfinished,
+};
+use crate::observe::events::pipeline::Redelivered;
 use crate::source::SourceContext;
 use crate::source::SourceError;
 
@@ -30,6 +34,8 @@ const REBIND_AFTER: u32 = 3;
 /// How soon the outputs are asked again to write what they gather while no message is
 /// acknowledged: the request may have overtaken the last events on their way to the output.
 const FLUSH_AGAIN: Duration = Duration::from_millis(200);
+
+mod upkeep;
 
 /// A message handed on and not yet settled with the server.
 struct Unsettled {
@@ -77,7 +83,7 @@ pub(super) struct Reader<'a> {
     out_closed: bool,
     stream: Arc<str>,
     subjects: SubjectMemo,
-    metrics: Metrics,
+    series: JetStreamSeries,
 }
 
 impl<'a> Reader<'a> {
@@ -116,7 +122,11 @@ impl<'a> Reader<'a> {
             out_closed: false,
             stream: Arc::from(config.stream.as_str()),
             subjects: SubjectMemo::default(),
-            metrics: Metrics::new(ctx.telemetry.pipeline(), config),
+            series: JetStreamSeries::new(
+                ctx.telemetry.pipeline(),
+                &config.stream,
+                &config.consumer,
+            ),
         }
     }
 }
@@ -195,7 +205,10 @@ impl Reader<'_> {
         }
         let left: Vec<Subject> = self.unsettled.drain().map(|(_, u)| u.reply).collect();
         if !left.is_empty() {
-            tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), unfinished = left.len(), "jetstream input stopping with unfinished messages; they will be redelivered");
+            emit(StoppingUnfinished {
+                pipeline: self.ctx.telemetry.pipeline(),
+                unfinished: left.len(),
+            });
         }
         for reply in left {
             self.publish(reply, stop_nak()).await;
@@ -235,7 +248,7 @@ impl Reader<'_> {
                 deadline: now + PULL_EXPIRES + PULL_GRACE,
             }),
             Err(e) => {
-                tracing::debug!(error = %e, "jetstream pull request not sent");
+                emit(PullNotSent { error: &e });
                 self.paused_until = Some(now + UNAVAILABLE_PAUSE);
             }
         }
@@ -270,7 +283,7 @@ impl Reader<'_> {
         self.pulls.retain(|p| p.deadline > now);
         let lost = before - self.pulls.len();
         if lost > 0 {
-            self.metrics.lost_pulls.increment(lost as u64);
+            self.series.emit(PullsLost { count: lost });
             self.unanswered += lost as u32;
         }
     }
@@ -299,7 +312,11 @@ impl Reader<'_> {
             }
             _ => {
                 let description = msg.description.as_deref().unwrap_or("");
-                tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), status = %status, description, "jetstream pull request ended");
+                emit(PullEnded {
+                    pipeline: self.ctx.telemetry.pipeline(),
+                    status: &status,
+                    description,
+                });
                 if description.contains("Consumer Deleted") {
                     self.unanswered = REBIND_AFTER;
                 }
@@ -318,7 +335,10 @@ impl Reader<'_> {
             return;
         };
         let Some(delivery) = parse_reply(&reply) else {
-            tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), reply = %reply, "message on the pull inbox without a JetStream reply subject; ignored");
+            emit(ReplyMissing {
+                pipeline: self.ctx.telemetry.pipeline(),
+                reply: &reply,
+            });
             return;
         };
         self.unanswered = 0;
@@ -328,19 +348,19 @@ impl Reader<'_> {
                 self.pulls.pop_front();
             }
         }
-        self.metrics.pending.set(delivery.pending as f64);
+        self.series.emit(MessageRead {
+            pending: delivery.pending,
+            redelivered: delivery.delivered > 1,
+        });
         self.left = delivery.pending;
-        if delivery.delivered > 1 {
-            self.metrics.redelivered.increment(1);
-        }
         if self.out_closed {
             // Nothing takes events any more: give it back so another replica takes it.
             self.publish(reply, stop_nak()).await;
-            self.metrics.naked.increment(1);
+            self.series.emit(AckSent(AckKind::Nak));
             return;
         }
         if delivery.delivered > 1 {
-            self.ctx.telemetry.redelivered();
+            self.ctx.telemetry.emit(Redelivered);
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
@@ -367,7 +387,7 @@ impl Reader<'_> {
     async fn publish(&self, subject: Subject, payload: Bytes) {
         // A lost acknowledgement only means a redelivery, which the outputs deduplicate.
         if let Err(e) = self.client.publish(subject, payload).await {
-            tracing::debug!(error = %e, "jetstream acknowledgement not sent");
+            emit(AckNotSent { error: &e });
         }
     }
 
@@ -380,11 +400,11 @@ impl Reader<'_> {
         self.flush_asked = None;
         match msg.outcome {
             Outcome::Delivered | Outcome::Rejected => {
-                self.metrics.acked.increment(1);
+                self.series.emit(AckSent(AckKind::Ack));
                 self.publish(u.reply, Bytes::from_static(b"+ACK")).await;
             }
             Outcome::Failed => {
-                self.metrics.naked.increment(1);
+                self.series.emit(AckSent(AckKind::Nak));
                 let payload = if self.out_closed {
                     stop_nak()
                 } else {
@@ -410,44 +430,11 @@ impl Reader<'_> {
             return;
         }
         self.flush_asked = Some(now);
-        tracing::debug!(pipeline = %self.ctx.telemetry.pipeline(), unsettled = self.unsettled.len(), "jetstream input given no more until acknowledged; asking the outputs to write");
+        emit(FlushAsked {
+            pipeline: self.ctx.telemetry.pipeline(),
+            unsettled: self.unsettled.len(),
+        });
         self.ctx.pipeline.signal(crate::context::Signal::Flush);
-    }
-
-    /// Tells the server that messages held longer than half the ack wait are still being worked
-    /// on, so it does not redeliver them meanwhile.
-    async fn keep_alive(&mut self) {
-        let now = Instant::now();
-        let half = self.config.ack_wait.0 / 2;
-        let mut due = Vec::new();
-        for u in self.unsettled.values_mut() {
-            if now.duration_since(u.touched) >= half {
-                u.touched = now;
-                due.push(u.reply.clone());
-            }
-        }
-        for reply in due {
-            self.metrics.in_progress.increment(1);
-            self.publish(reply, Bytes::from_static(b"+WPI")).await;
-        }
-    }
-
-    /// Looks the consumer up again after pull requests went unanswered.
-    async fn rebind(&mut self) -> Result<(), SourceError> {
-        tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), stream = %self.config.stream, consumer = %self.config.consumer, "jetstream pull requests unanswered; checking the consumer");
-        self.unanswered = 0;
-        match self.config.set_up(&self.js).await {
-            Ok(limit) => {
-                self.ack_limit = limit;
-                Ok(())
-            }
-            Err(m) if m.kind() == ErrorKind::Retriable => {
-                tracing::warn!(pipeline = %self.ctx.telemetry.pipeline(), error = %m, "jetstream consumer not reachable; retrying");
-                self.paused_until = Some(Instant::now() + UNAVAILABLE_PAUSE);
-                Ok(())
-            }
-            Err(m) => Err(read_error(m)),
-        }
     }
 
     fn stopping(&self) -> bool {

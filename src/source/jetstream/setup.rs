@@ -5,6 +5,8 @@ use async_nats::jetstream::consumer::{self, pull};
 use super::{DeliverPolicy, JetStreamInputConfig, read_error};
 use crate::client::nats::ConsumerError;
 use crate::delivery::ErrorKind;
+use crate::observe::events::emit;
+use crate::observe::events::jetstream::ConsumerNotReady;
 use crate::source::{SourceContext, SourceError};
 use std::time::Duration;
 
@@ -92,7 +94,10 @@ impl JetStreamInputConfig {
             match set_up {
                 Ok(limit) => return Ok(Some(limit)),
                 Err(m) if m.kind() == ErrorKind::Retriable => {
-                    tracing::warn!(pipeline = %ctx.telemetry.pipeline(), error = %m, "jetstream consumer not ready; retrying");
+                    emit(ConsumerNotReady {
+                        pipeline: ctx.telemetry.pipeline(),
+                        error: &m,
+                    });
                 }
                 Err(m) => return Err(read_error(m)),
             }

@@ -12,6 +12,10 @@ use super::context::KafkaContext;
 use super::convert::{handed_upto, to_event};
 use crate::delivery::AckSender;
 use crate::event::{Arena, Event, Position};
+use crate::observe::events::emit;
+use crate::observe::events::kafka_input::{
+    ConsumerError, FetchPaused, FetchResumed, KafkaInputSeries,
+};
 use crate::source::intake::Room;
 use crate::source::{SourceContext, SourceError};
 
@@ -51,7 +55,7 @@ pub(super) struct Loop<'a> {
     pending: Option<Vec<Event>>,
     paused: bool,
     /// 1 while fetching is paused.
-    paused_gauge: metrics::Gauge,
+    series: KafkaInputSeries,
     full_since: Option<Instant>,
     /// Revocations seen so far (see `Lanes::revocations`).
     revocations: u64,
@@ -77,10 +81,7 @@ impl<'a> Loop<'a> {
             last_commit: Instant::now(),
             pending: None,
             paused: false,
-            paused_gauge: metrics::gauge!(
-                crate::observe::names::KAFKA_FETCH_PAUSED,
-                "pipeline" => ctx.telemetry.pipeline().to_string()
-            ),
+            series: KafkaInputSeries::new(ctx.telemetry.pipeline()),
             full_since: None,
             revocations: 0,
             arena: Arena::default(),
@@ -175,8 +176,7 @@ impl<'a> Loop<'a> {
                     let _ = self.consumer.pause(&assignment);
                 }
                 self.paused = true;
-                self.paused_gauge.set(1.0);
-                tracing::debug!(pipeline = %self.pipeline, "pipeline full: fetching paused");
+                self.series.emit(FetchPaused);
             }
         } else {
             self.full_since = None;
@@ -185,7 +185,7 @@ impl<'a> Loop<'a> {
                     let _ = self.consumer.resume(&assignment);
                 }
                 self.paused = false;
-                self.paused_gauge.set(0.0);
+                self.series.emit(FetchResumed);
             }
         }
         budget_full
@@ -245,11 +245,11 @@ impl<'a> Loop<'a> {
                                 | RDKafkaErrorCode::AllBrokersDown
                         )
                     );
-                    if connection {
-                        tracing::debug!(pipeline = %self.pipeline, error = %e, "kafka consumer error");
-                    } else {
-                        tracing::warn!(pipeline = %self.pipeline, error = %e, "kafka consumer error");
-                    }
+                    emit(ConsumerError {
+                        pipeline: &self.pipeline,
+                        error: &e,
+                        connection,
+                    });
                     break;
                 }
             }
@@ -283,7 +283,7 @@ impl<'a> Loop<'a> {
     /// not handed on are not acknowledged: they are read again after a restart.
     fn finish(mut self, drain: Duration) {
         self.pending = None;
-        self.paused_gauge.set(0.0);
+        self.series.emit(FetchResumed);
         let deadline = Instant::now()
             + drain
                 .saturating_sub(FINAL_COMMIT)

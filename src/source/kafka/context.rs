@@ -15,6 +15,11 @@ use super::lanes::Lanes;
 use crate::client::kafka::BrokerLink;
 use crate::context::{PipelineContext, Signal};
 use crate::delivery::AckMsg;
+use crate::observe::events::emit;
+use crate::observe::events::kafka_input::{
+    AsyncCommitRefused, InFlightAbandoned, OffsetCommitFailed, OffsetsCommitted, PartitionAssigned,
+    RebalanceError,
+};
 
 /// The lanes, and where their acknowledgements arrive.
 pub(super) struct State {
@@ -60,7 +65,10 @@ impl State {
             }
             let now = Instant::now();
             if now >= deadline {
-                tracing::warn!(pipeline = %self.lanes.pipeline, in_flight = busy, "gave up waiting for in-flight events; they will be read again");
+                emit(InFlightAbandoned {
+                    pipeline: &self.lanes.pipeline,
+                    in_flight: busy,
+                });
                 return false;
             }
             let runtime = self.runtime.clone();
@@ -83,20 +91,22 @@ impl State {
         let Some(commit) = self.lanes.commit(only) else {
             return true;
         };
-        let pipeline = self.lanes.pipeline.to_string();
+        let pipeline = &*self.lanes.pipeline;
         match consumer.commit(&commit.offsets, mode) {
             Ok(()) => {
                 // An asynchronous commit is only sent: the commit callback says how it went.
                 if matches!(mode, CommitMode::Sync) {
                     committed_to(&self.lag, &commit.offsets);
                 }
+                emit(OffsetsCommitted { pipeline });
                 self.lanes.committed(commit);
-                metrics::counter!(crate::observe::names::KAFKA_COMMITS_TOTAL, "pipeline" => pipeline).increment(1);
                 true
             }
             Err(e) => {
-                metrics::counter!(crate::observe::names::KAFKA_COMMIT_ERRORS_TOTAL, "pipeline" => pipeline.clone()).increment(1);
-                tracing::warn!(pipeline, error = %e, "offset commit failed; retrying");
+                emit(OffsetCommitFailed {
+                    pipeline,
+                    error: &e,
+                });
                 false
             }
         }
@@ -176,7 +186,11 @@ impl ConsumerContext for KafkaContext {
                 for e in tpl.elements() {
                     state.lanes.lane_for(e.topic(), e.partition());
                     self.lag.assigned(e.topic(), e.partition());
-                    tracing::info!(pipeline = %state.lanes.pipeline, topic = e.topic(), partition = e.partition(), "partition assigned");
+                    emit(PartitionAssigned {
+                        pipeline: &state.lanes.pipeline,
+                        topic: e.topic(),
+                        partition: e.partition(),
+                    });
                 }
                 // Outputs that keep what they know of stored events per partition (an object
                 // store) learn it again: another member may have written to these partitions.
@@ -185,7 +199,7 @@ impl ConsumerContext for KafkaContext {
                 // saying so to this member: the next commit sends every partition's offset again.
                 state.lanes.commit_failed();
             }
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+            Rebalance::Error(e) => emit(RebalanceError { error: e }),
         }
     }
 
@@ -204,7 +218,7 @@ impl ConsumerContext for KafkaContext {
         let error = result.err().or(refused);
         if let Some(e) = error {
             self.state().lanes.commit_failed();
-            tracing::warn!(error = %e, "offset commit failed; retrying at the next commit");
+            emit(AsyncCommitRefused { error: &e });
         }
     }
 }

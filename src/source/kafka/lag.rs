@@ -13,6 +13,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 use super::StartFrom;
+use crate::observe::events::emit;
+use crate::observe::events::kafka::{LagClientError, LagClientLog, LagUnread};
 use crate::observe::partitions;
 use crate::source::SourceError;
 
@@ -151,11 +153,18 @@ struct Quiet;
 
 impl ClientContext for Quiet {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
-        tracing::debug!(?level, fac, message, "kafka lag client");
+        emit(LagClientLog {
+            level: &level,
+            fac,
+            message,
+        });
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::debug!(error = %error, reason, "kafka lag client");
+        emit(LagClientError {
+            error: &error,
+            reason,
+        });
     }
 }
 
@@ -211,7 +220,11 @@ fn probe(client: &BaseConsumer<Quiet>, lag: &Lag) {
     let committed = match client.committed_offsets(tpl, QUERY_TIMEOUT) {
         Ok(committed) => Some(committed),
         Err(e) => {
-            tracing::debug!(pipeline = %lag.pipeline, error = %e, "cannot read committed offsets for the lag");
+            emit(LagUnread {
+                pipeline: &lag.pipeline,
+                partition: None,
+                error: &e,
+            });
             None
         }
     };
@@ -219,7 +232,11 @@ fn probe(client: &BaseConsumer<Quiet>, lag: &Lag) {
         let (low, high) = match client.fetch_watermarks(topic, *partition, QUERY_TIMEOUT) {
             Ok(marks) => marks,
             Err(e) => {
-                tracing::debug!(pipeline = %lag.pipeline, topic = %topic, partition, error = %e, "cannot read watermarks for the lag");
+                emit(LagUnread {
+                    pipeline: &lag.pipeline,
+                    partition: Some((&**topic, *partition)),
+                    error: &e,
+                });
                 continue;
             }
         };

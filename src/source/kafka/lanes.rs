@@ -8,6 +8,8 @@ use std::sync::Arc;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::delivery::{AckMsg, OrderedTracker};
+use crate::observe::events::emit;
+use crate::observe::events::kafka_input::{AckNotPending, CommitNotPrepared, PartitionRevoked};
 
 /// One assigned partition.
 pub(super) struct Lane {
@@ -93,7 +95,11 @@ impl Lanes {
                 .complete_run(msg.id, msg.outcome, msg.failed_from)
                 .is_err()
         {
-            tracing::debug!(pipeline = %self.pipeline, lane = msg.lane, id = msg.id, "acknowledgement for an input not pending");
+            emit(AckNotPending {
+                pipeline: &self.pipeline,
+                lane: msg.lane,
+                id: msg.id,
+            });
         }
     }
 
@@ -133,7 +139,10 @@ impl Lanes {
                     lane.partition,
                     Offset::Offset(pos as i64),
                 ) {
-                    tracing::warn!(pipeline = %self.pipeline, error = %e, "cannot prepare commit");
+                    emit(CommitNotPrepared {
+                        pipeline: &self.pipeline,
+                        error: &e,
+                    });
                     continue;
                 }
                 moved.push((*id, pos));
@@ -171,7 +180,12 @@ impl Lanes {
                         self.current.remove(&lane.topic);
                     }
                 }
-                tracing::info!(pipeline = %self.pipeline, topic = %lane.topic, partition = lane.partition, committed = ?lane.committed, "partition revoked");
+                emit(PartitionRevoked {
+                    pipeline: &self.pipeline,
+                    topic: &lane.topic,
+                    partition: lane.partition,
+                    committed: lane.committed,
+                });
             }
         }
     }

@@ -29,6 +29,8 @@ use super::{SourceContext, SourceError};
 use crate::client::kafka::{BrokerLink, checked_client, kafka_config, with_current_log_level};
 use crate::codec::CodecConfig;
 use crate::config::{Build, HumanDuration};
+use crate::observe::events::emit;
+use crate::observe::events::kafka_input::{ConsumerClosed, Subscribed};
 
 kafka_config! {
     /// Reads topics as a member of a consumer group; replicas with the same `group_id` share the
@@ -153,14 +155,20 @@ fn consume(
         .map_err(|e| SourceError::KafkaClient(e.into()))?;
     let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics).map_err(SourceError::Kafka)?;
-    tracing::info!(pipeline = %pipeline, topics = ?config.topics, group = %config.group_id, "kafka consumer subscribed");
+    emit(Subscribed {
+        pipeline: &pipeline,
+        topics: &config.topics,
+        group: &config.group_id,
+    });
     let result =
         Loop::new(&consumer, ctx, acks, runtime, config.commit_interval.0).run(ctx.drain_timeout);
     consumer.unsubscribe();
     // Dropping the consumer leaves the group; the final revocation runs here.
     drop(consumer);
     lag.clear();
-    tracing::info!(pipeline = %pipeline, "kafka consumer closed");
+    emit(ConsumerClosed {
+        pipeline: &pipeline,
+    });
     result
 }
 
