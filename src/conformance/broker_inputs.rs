@@ -8,7 +8,7 @@ use testkit::nats::NatsServer;
 use testkit::unique;
 
 use super::DEADLINE;
-use super::inputs::Harness;
+use super::harness::InputHarness as Harness;
 
 /// The `kafka` input, reading a topic of one partition (one partition, so that the order of
 /// the topic is the order of reading) on a mock cluster of its own. Acknowledged: the offset
@@ -145,7 +145,7 @@ impl Harness for JetStream {
         format!(
             "jetstream: {{url: '{url}', stream: {stream}, consumer: reader, ack_wait: 5s, \
              backoff: [100ms], fetch_batch: {}}}",
-            super::inputs::BATCH
+            super::harness::BATCH
         )
     }
 
@@ -157,7 +157,7 @@ impl Harness for JetStream {
 
     /// Two pull requests at most are open, the second once the first is half served.
     fn reads_ahead(&self) -> usize {
-        let batch = super::inputs::BATCH;
+        let batch = super::harness::BATCH;
         batch + batch / 2
     }
 

@@ -17,7 +17,7 @@ use testkit::unique;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::DEADLINE;
-use super::outputs::Harness;
+use super::harness::OutputHarness as Harness;
 
 /// A payload larger than every limit the harnesses set (a record, a message, a stream's
 /// message): the remote refuses it for what it is.

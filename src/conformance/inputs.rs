@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::broker_inputs::{JetStream, Kafka, Nats};
+use super::harness::{BATCH, InputHarness as Harness};
 use super::local_inputs::{File, Generate, Http, Stdin};
 use super::{DEADLINE, Metrics, PIPELINE, context, payloads, run};
 use crate::context::PipelineContext;
@@ -22,36 +23,6 @@ use crate::delivery::Outcome;
 use crate::event::{EVENT_OVERHEAD, Event};
 use crate::observe::{Telemetry, names};
 use crate::source::{Input, SourceError};
-
-/// How the checks drive one input.
-pub trait Harness {
-    /// The input's configuration (the YAML under `input:`), reading from a place of its own;
-    /// `messages` are as many as the check will put there (for an input that makes its own).
-    fn input(&self, messages: usize) -> String;
-    /// Waits until what is put from now on reaches the input (core NATS keeps nothing for a
-    /// subscriber that is not there yet).
-    async fn ready(&self) {}
-    /// Puts `payloads` where the input reads them, in order (an HTTP client sends them in one
-    /// request, again and again until it is answered 200).
-    async fn put(&self, payloads: &[Bytes]);
-    /// How many of the payloads put so far the bus counts as acknowledged (a committed offset,
-    /// stream acknowledgements, requests answered 200); None for an input that acknowledges
-    /// nothing.
-    async fn acknowledged(&self) -> Option<usize> {
-        None
-    }
-    /// Whether an input started again reads what the last one left unacknowledged (from a
-    /// committed offset, redelivered, sent again, or read again from the start); false where the
-    /// bus keeps nothing for it (core NATS).
-    fn reads_again(&self) -> bool {
-        true
-    }
-    /// The most events the input asks its bus for at once: it may read that many past a budget
-    /// that had room for one more.
-    fn reads_ahead(&self) -> usize {
-        BATCH
-    }
-}
 
 /// The checks of one input, as tests in a module of its name; see `outputs.rs`.
 macro_rules! conformance {
@@ -91,9 +62,6 @@ conformance!(stdin, Stdin::new(), own_process);
 conformance!(kafka, Kafka::new());
 conformance!(nats, Nats::new().await);
 conformance!(jetstream, JetStream::new().await);
-
-/// Events per batch the input hands on.
-pub const BATCH: usize = 2;
 
 /// The pipeline a check plays: the capacity of its channel and its in-flight budget (its
 /// batches are of at most [`BATCH`] events).

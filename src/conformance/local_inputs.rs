@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio_util::task::AbortOnDropHandle;
 
-use super::inputs::Harness;
+use super::harness::InputHarness as Harness;
 
 /// Appends `payloads` to `to`, a line each.
 fn write_lines(mut to: impl Write, payloads: &[Bytes]) {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 
-use super::outputs::Harness;
+use super::harness::OutputHarness as Harness;
 
 /// The lines of `text`, blank ones left out.
 pub fn lines(text: &[u8]) -> Vec<Bytes> {

@@ -8,6 +8,7 @@
 mod broker_inputs;
 mod broker_outputs;
 mod context;
+mod harness;
 mod inputs;
 mod local_inputs;
 mod local_outputs;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::broker_outputs::{JetStream, Kafka, Nats};
+use super::harness::OutputHarness as Harness;
 use super::local_outputs::{Counting, File, Http, Stdout};
 use super::store_outputs::{LocalStore, S3};
 use super::{DEADLINE, Metrics, PIPELINE, context, payloads, run};
@@ -18,24 +19,6 @@ use crate::delivery::{AckMsg, AckSender, Outcome};
 use crate::event::{Event, Position};
 use crate::observe::Telemetry;
 use crate::sink::{Output, SinkError};
-
-/// How the checks drive one output.
-pub trait Harness {
-    /// The output's configuration (the YAML under `output:`), writing to a place of its own.
-    fn output(&self) -> String;
-    /// The payloads the place holds, in the order they arrived.
-    async fn delivered(&self) -> Vec<Bytes>;
-    /// The output configured so that each event's first `attempts` attempts fail for a passing
-    /// reason; None for an output none of whose failures can be made to pass.
-    async fn flaky(&self, _attempts: u32) -> Option<String> {
-        None
-    }
-    /// The output configured to refuse a payload for what it is, and that payload; None for an
-    /// output that refuses nothing.
-    async fn refusing(&self) -> Option<(String, Bytes)> {
-        None
-    }
-}
 
 /// The checks of one output, as tests in a module of its name. `$harness` is made inside each
 /// test's runtime (it may start servers and tasks); `own_process` runs each check in a process

@@ -15,8 +15,8 @@ use bytes::Bytes;
 use testkit::s3::Moto;
 use testkit::unique;
 
+use super::harness::OutputHarness as Harness;
 use super::local_outputs::lines;
-use super::outputs::Harness;
 
 /// Objects of at most 10 events, so that the checks' 30 events make three before the end.
 const BATCH: &str = "batch: {max_events: 10}";
