@@ -93,7 +93,9 @@ setup_test() {
 # base images that cannot be pulled; uidmap is podman's for user namespaces. kubectl (the
 # deployment tools) renders the kustomizations of k8s/; PyYAML is for scripts/podman/kube.py.
 setup_image() {
-  apt_install podman runc debootstrap uidmap
+  # `podman kube play` starts each pod with an infra container whose pause image podman builds
+  # locally around catatonit (no registry to pull one from): without it no pod starts.
+  apt_install podman runc debootstrap uidmap catatonit
   python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet 'pyyaml>=6'
   setup_deploy_tools
 }
