@@ -1,12 +1,13 @@
 //! The delivery loops, driven by outputs that fail as told.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
 use crate::config::HumanDuration;
 use crate::context::PipelineContext;
-use crate::delivery::{Cause, Outcome};
+use crate::delivery::{AckMsg, Cause, Outcome};
 use crate::event::Position;
 use crate::observe::Telemetry;
 use crate::observe::health::Health;
@@ -52,18 +53,27 @@ impl Protocol for Flaky {
     }
 }
 
-#[tokio::test]
-async fn delivered_confirmed_refused_to_the_policy_and_passing_failures_retried() {
-    let telemetry = Telemetry::new("deliver");
-    let (acks, mut answers) = PipelineContext::new("deliver", usize::MAX).ack_channel();
+/// An output's context, with `n` events (`seq` 0 to n-1) sent one per batch on a closed
+/// channel; the pipeline's counters and the events' answers.
+async fn sent(
+    name: &str,
+    n: u64,
+) -> (
+    Arc<Telemetry>,
+    mpsc::UnboundedReceiver<AckMsg>,
+    SinkContext,
+    Batches,
+) {
+    let telemetry = Telemetry::new(name);
+    let (acks, answers) = PipelineContext::new(name, usize::MAX).ack_channel();
     let retry = crate::sink::retry::RetryConfig {
         initial_backoff: HumanDuration(Duration::from_millis(1)),
         max_backoff: HumanDuration(Duration::from_millis(2)),
         ..Default::default()
     };
     let ctx = crate::sink::retry::test_context(telemetry.clone(), &Health::new(1), retry);
-    let (tx, rx) = mpsc::channel(4);
-    for seq in 0..4u64 {
+    let (tx, rx) = mpsc::channel(n as usize);
+    for seq in 0..n {
         let event = Event::new(
             bytes::Bytes::from_static(b"{}"),
             Position::Generated { seq },
@@ -71,7 +81,21 @@ async fn delivered_confirmed_refused_to_the_policy_and_passing_failures_retried(
         );
         tx.send(vec![event]).await.unwrap();
     }
-    drop(tx);
+    (telemetry, answers, ctx, rx)
+}
+
+/// The outcome of each event answered so far, by id.
+fn outcomes(answers: &mut mpsc::UnboundedReceiver<AckMsg>) -> BTreeMap<u64, Outcome> {
+    let mut outcomes = BTreeMap::new();
+    while let Ok(answer) = answers.try_recv() {
+        outcomes.insert(answer.id, answer.outcome);
+    }
+    outcomes
+}
+
+#[tokio::test]
+async fn delivered_confirmed_refused_to_the_policy_and_passing_failures_retried() {
+    let (telemetry, mut answers, ctx, rx) = sent("deliver", 4).await;
     let attempts = std::sync::Arc::default();
     let flaky = Flaky {
         attempts: std::sync::Arc::clone(&attempts),
@@ -84,12 +108,8 @@ async fn delivered_confirmed_refused_to_the_policy_and_passing_failures_retried(
         *attempts.lock().unwrap(),
         [vec![0, 1, 2, 3], vec![2], vec![2]]
     );
-    let mut outcomes = BTreeMap::new();
-    while let Ok(answer) = answers.try_recv() {
-        outcomes.insert(answer.id, answer.outcome);
-    }
     assert_eq!(
-        outcomes,
+        outcomes(&mut answers),
         BTreeMap::from([
             (0, Outcome::Delivered),
             (1, Outcome::Rejected),
@@ -139,24 +159,7 @@ impl Holding for Pairs {
 
 #[tokio::test]
 async fn a_holding_output_writes_what_it_gathers_and_what_is_left_at_the_end() {
-    let telemetry = Telemetry::new("holding");
-    let (acks, mut answers) = PipelineContext::new("holding", usize::MAX).ack_channel();
-    let retry = crate::sink::retry::RetryConfig {
-        initial_backoff: HumanDuration(Duration::from_millis(1)),
-        max_backoff: HumanDuration(Duration::from_millis(2)),
-        ..Default::default()
-    };
-    let ctx = crate::sink::retry::test_context(telemetry.clone(), &Health::new(1), retry);
-    let (tx, rx) = mpsc::channel(8);
-    for seq in 0..5u64 {
-        let event = Event::new(
-            bytes::Bytes::from_static(b"{}"),
-            Position::Generated { seq },
-            acks.ack(0, seq),
-        );
-        tx.send(vec![event]).await.unwrap();
-    }
-    drop(tx);
+    let (_, mut answers, ctx, rx) = sent("holding", 5).await;
     let attempts = std::sync::Arc::default();
     let pairs = Pairs {
         gathered: Vec::new(),
@@ -172,12 +175,8 @@ async fn a_holding_output_writes_what_it_gathers_and_what_is_left_at_the_end() {
         *attempts.lock().unwrap(),
         [vec![0, 1], vec![2, 3], vec![2], vec![2], vec![4]]
     );
-    let mut outcomes = BTreeMap::new();
-    while let Ok(answer) = answers.try_recv() {
-        outcomes.insert(answer.id, answer.outcome);
-    }
     assert_eq!(
-        outcomes,
+        outcomes(&mut answers),
         BTreeMap::from([
             (0, Outcome::Delivered),
             (1, Outcome::Rejected),
